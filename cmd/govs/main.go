@@ -1,0 +1,54 @@
+// Command govs is the govs director: it serves virtual services (govs run),
+// validates configurations (govs check) and shows itself working (govs demo).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	root := &cobra.Command{
+		Use:           "govs",
+		Short:         "govs is a layer 4 load balancer in the Linux Virtual Server tradition",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(runCmd(), checkCmd(), demoCmd(), versionCmd())
+	if err := root.Execute(); err != nil {
+		var ec exitCode
+		if asExit(err, &ec) {
+			os.Exit(int(ec))
+		}
+		fmt.Fprintln(os.Stderr, "govs:", err)
+		os.Exit(1)
+	}
+}
+
+// exitCode is an error that only sets the exit status: its message has
+// already been printed.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func asExit(err error, ec *exitCode) bool {
+	e, ok := err.(exitCode)
+	if ok {
+		*ec = e
+	}
+	return ok
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "govs", version) },
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/forward/proxy"
+)
+
+func runCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the director in the foreground",
+		Long: `Run the director in the foreground until SIGINT or SIGTERM: then stop accepting,
+let established connections finish for up to grace_period, and exit 0.
+SIGHUP reloads FILE; an invalid file is rejected, logged, and the running
+configuration kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				printConfigError(cmd, err)
+				return exitCode(1)
+			}
+			return run(cmd.ErrOrStderr(), file, cfg)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required)")
+	cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// logSettings are the logger's adjustable parts, changed by a reload.
+type logSettings struct {
+	level slog.LevelVar
+}
+
+func newLogger(w io.Writer, l *config.Logging, ls *logSettings) *slog.Logger {
+	ls.apply(l)
+	opts := &slog.HandlerOptions{Level: &ls.level}
+	if l != nil && l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (ls *logSettings) apply(l *config.Logging) {
+	lvl := slog.LevelInfo
+	if l != nil && l.Level != "" {
+		lvl.UnmarshalText([]byte(l.Level)) // validated by config
+	}
+	ls.level.Set(lvl)
+}
+
+func run(stderr io.Writer, file string, cfg *config.Config) error {
+	var ls logSettings
+	log := newLogger(stderr, cfg.Logging, &ls)
+	raiseFileLimit(log)
+
+	d := director.New(log, proxy.New(log))
+	if err := d.Apply(cfg); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitCode(1)
+	}
+	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			reload(log, &ls, d, file)
+			continue
+		}
+		grace := d.Config().GracePeriod.D()
+		log.Info("shutting down", "signal", sig.String(), "grace", grace)
+		signal.Stop(sigs)
+		if err := d.Shutdown(grace); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+		log.Info("stopped")
+		return nil
+	}
+	return nil
+}
+
+// reload applies file again; any error keeps the running configuration.
+func reload(log *slog.Logger, ls *logSettings, d *director.Director, file string) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				log.Error("reload rejected, running configuration kept", "err", e.Error())
+			}
+		} else {
+			log.Error("reload rejected, running configuration kept", "err", err)
+		}
+		return
+	}
+	if err := d.Apply(cfg); err != nil {
+		log.Error("reload failed, running configuration kept", "err", err)
+		return
+	}
+	ls.apply(cfg.Logging)
+	log.Info("configuration reloaded", "config", file, "virtual_services", len(cfg.VirtualServers))
+}
+
+// raiseFileLimit lifts the open-file limit: every proxied connection holds
+// two descriptors, and the default soft limit (Go raises it to the hard one)
+// is too low for a director. Root may raise the hard limit too.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	const want = 1 << 20
+	if lim.Max < want && os.Geteuid() == 0 {
+		if nrOpen, err := readUint("/proc/sys/fs/nr_open"); err == nil {
+			n := min(uint64(want), nrOpen)
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err == nil {
+				lim.Cur, lim.Max = n, n
+			}
+		}
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	log.Debug("open file limit", "limit", lim.Cur)
+}
+
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	_, err = fmt.Sscan(string(b), &n)
+	return n, err
+}

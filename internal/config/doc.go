@@ -1,0 +1,8 @@
+// Package config turns a govs YAML file into one validated model: the
+// desired state of the director. Every error names its place as
+// FILE:LINE:COL, unknown keys are errors, and all errors of a file are
+// reported at once so an operator fixes them in one pass.
+//
+// The keepalived.conf importer (subpackage keepalived) produces the same model.
+// This package must not import the director, the dataplanes or the API.
+package config

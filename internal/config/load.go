@@ -1,0 +1,228 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/govs-lb/govs/internal/sched"
+)
+
+// Load reads, decodes and validates a govs YAML file. On any problem it
+// returns an ErrorList with every error found, each naming FILE:LINE:COL.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse decodes and validates src as the YAML file named file.
+func Parse(file string, src []byte) (*Config, error) {
+	c := &Config{File: file}
+	if errs := parseYAML(file, src, c); len(errs) > 0 {
+		return nil, errs
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate fills in defaults and checks the whole model, returning an
+// ErrorList. It is also run on models built by the keepalived importer.
+func (c *Config) Validate() error {
+	var errs ErrorList
+	if c.GracePeriod == 0 {
+		c.GracePeriod = Duration(DefaultGracePeriod)
+	}
+	if c.VRRPInstances.Set {
+		errs.add(c.VRRPInstances.Pos, "vrrp_instances: VRRP is not available in this version of govs yet")
+	}
+	if c.API != nil && (c.API.HTTP != "" || c.API.TokenFile != "" || c.API.Socket != "") {
+		errs.add(c.API.Pos, "api: the control API is not available in this version of govs yet")
+	}
+	if l := c.Logging; l != nil {
+		switch l.Level {
+		case "", "debug", "info", "warn", "error":
+		default:
+			errs.add(l.At("level"), "invalid logging level %q (debug, info, warn or error)", l.Level)
+		}
+		switch l.Format {
+		case "", "text", "json":
+		default:
+			errs.add(l.At("format"), "invalid logging format %q (text or json)", l.Format)
+		}
+	}
+	byAddr := map[string]*VirtualServer{}
+	byName := map[string]*VirtualServer{}
+	for _, vs := range c.VirtualServers {
+		if vs == nil {
+			errs.add(c.At("virtual_servers"), "empty virtual server entry")
+			continue
+		}
+		vs.validate(&errs)
+		if vs.Address.IsZero() {
+			continue
+		}
+		key := vs.Key()
+		if first, dup := byAddr[key]; dup {
+			errs.add(vs.At("address"), "duplicate virtual server %s (first defined at %s)", key, first.At("address"))
+			continue
+		}
+		byAddr[key] = vs
+		if first, dup := byName[vs.Name]; dup {
+			errs.add(vs.At("name"), "duplicate virtual server name %q (first used at %s)", vs.Name, first.At("name"))
+		} else {
+			byName[vs.Name] = vs
+		}
+	}
+	return errs.err()
+}
+
+// Key identifies a virtual service: protocol and VIP:port, e.g. "tcp/10.0.0.1:80".
+func (vs *VirtualServer) Key() string { return string(vs.Protocol) + "/" + vs.Address.String() }
+
+func (vs *VirtualServer) validate(errs *ErrorList) {
+	if vs.Protocol == "" {
+		vs.Protocol = TCP
+	}
+	if vs.Address.IsZero() {
+		errs.add(vs.Pos, "virtual server needs an address (VIP:PORT)")
+	} else if !vs.Address.HasPort || vs.Address.Port == 0 {
+		errs.add(vs.At("address"), "virtual server address %s needs a port", vs.Address)
+	} else if vs.Protocol == UDP && vs.Address.Addr.IsUnspecified() {
+		// Replies must leave from the VIP the client sent to; a wildcard
+		// socket cannot promise that.
+		errs.add(vs.At("address"), "a udp virtual server needs a specific address, not %s", vs.Address.Addr)
+	}
+	if vs.Name == "" && !vs.Address.IsZero() {
+		vs.Name = vs.Key()
+	}
+	if vs.Scheduler == "" {
+		vs.Scheduler = DefaultScheduler
+	}
+	vs.Scheduler = strings.ToLower(vs.Scheduler)
+	if !sched.Known(vs.Scheduler) {
+		errs.add(vs.At("scheduler"), "unknown scheduler %q (known: %s)", vs.Scheduler, strings.Join(sched.Names(), " "))
+	} else if _, err := sched.New(vs.Scheduler, vs.SchedOptions()); err != nil {
+		errs.add(vs.At("scheduler"), "%v", err)
+	}
+	for _, f := range vs.SchedulerFlags {
+		prefix, opt, _ := strings.Cut(f, "-")
+		if prefix != vs.Scheduler || (opt != "fallback" && opt != "port") {
+			errs.add(vs.At("scheduler_flags"), "scheduler flag %q does not apply to scheduler %s (sh takes sh-fallback, sh-port; mh takes mh-fallback, mh-port)", f, vs.Scheduler)
+		}
+	}
+	if vs.Forwarding == "" {
+		vs.Forwarding = Proxy
+	}
+	if vs.Forwarding != Proxy {
+		errs.add(vs.At("forwarding"), "forwarding %s is not available in this version of govs yet (use proxy)", vs.Forwarding)
+	}
+	if vs.OnePacket && vs.Protocol != UDP {
+		errs.add(vs.At("ops"), "ops (one-packet scheduling) applies to udp virtual servers only")
+	}
+	for _, key := range []string{"persistence_timeout", "persistence_netmask", "expire_quiescent_template",
+		"quorum", "quorum_hysteresis", "quorum_up", "quorum_down", "sorry_server", "inhibit_on_failure",
+		"alpha", "omega", "health_check", "slow_start"} {
+		if vs.Has(key) {
+			errs.add(vs.At(key), "%s is not available in this version of govs yet", key)
+		}
+	}
+	if vs.ConnectTimeout == 0 {
+		vs.ConnectTimeout = Duration(DefaultConnectTimeout)
+	}
+	if vs.IdleTimeout == 0 {
+		vs.IdleTimeout = Duration(DefaultTCPIdleTimeout)
+		if vs.Protocol == UDP {
+			vs.IdleTimeout = Duration(DefaultUDPIdleTimeout)
+		}
+	}
+	if vs.Retries == nil {
+		r := DefaultRetries
+		vs.Retries = &r
+	} else if *vs.Retries < 0 || *vs.Retries > 32 {
+		errs.add(vs.At("retries"), "retries %d out of range (0..32)", *vs.Retries)
+	}
+	if vs.SendProxy != ProxyNone && vs.Protocol != TCP {
+		errs.add(vs.At("send_proxy"), "send_proxy applies to tcp virtual servers only")
+	}
+	if vs.MaxFlows < 0 {
+		errs.add(vs.At("max_flows"), "max_flows must not be negative")
+	} else if vs.MaxFlows != 0 && vs.Protocol != UDP {
+		errs.add(vs.At("max_flows"), "max_flows applies to udp virtual servers only (tcp uses max_connections per real server)")
+	} else if vs.MaxFlows == 0 {
+		vs.MaxFlows = DefaultMaxFlows
+	}
+
+	seen := map[string]*RealServer{}
+	for _, rs := range vs.RealServers {
+		if rs == nil {
+			errs.add(vs.At("real_servers"), "empty real server entry")
+			continue
+		}
+		rs.validate(vs, errs)
+		if rs.Address.IsZero() {
+			continue
+		}
+		key := rs.Address.String()
+		if first, dup := seen[key]; dup {
+			errs.add(rs.At("address"), "duplicate real server %s (first defined at %s)", key, first.At("address"))
+		} else {
+			seen[key] = rs
+		}
+	}
+}
+
+func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
+	if rs.Address.IsZero() {
+		errs.add(rs.Pos, "real server needs an address (IP:PORT)")
+	} else if !rs.Address.HasPort {
+		// As ipvsadm: no port means the virtual service's port.
+		rs.Address.Port, rs.Address.HasPort = vs.Address.Port, true
+	}
+	if rs.Address.HasPort && rs.Address.Port == 0 {
+		errs.add(rs.At("address"), "real server %s needs a port", rs.Address)
+	}
+	if !rs.Address.IsZero() && rs.Address.Addr.IsUnspecified() {
+		errs.add(rs.At("address"), "real server address %s is not a host address", rs.Address.Addr)
+	}
+	if rs.Weight == nil {
+		w := 1
+		rs.Weight = &w
+	} else if *rs.Weight < 0 || *rs.Weight > 65535 {
+		errs.add(rs.At("weight"), "weight %d out of range (0..65535)", *rs.Weight)
+	}
+	for key, v := range map[string]int{"max_connections": rs.MaxConnections, "upper_threshold": rs.UpperThreshold, "lower_threshold": rs.LowerThreshold} {
+		if v < 0 {
+			errs.add(rs.At(key), "%s must not be negative", key)
+		}
+	}
+	if rs.LowerThreshold > 0 && rs.UpperThreshold > 0 && rs.LowerThreshold >= rs.UpperThreshold {
+		errs.add(rs.At("lower_threshold"), "lower_threshold %d must be below upper_threshold %d", rs.LowerThreshold, rs.UpperThreshold)
+	}
+	if rs.SendProxy == ProxyNone {
+		rs.SendProxy = vs.SendProxy
+	} else if vs.Protocol != TCP {
+		errs.add(rs.At("send_proxy"), "send_proxy applies to tcp virtual servers only")
+	}
+	if rs.Has("health_check") {
+		errs.add(rs.At("health_check"), "health_check is not available in this version of govs yet")
+	}
+}
+
+// SchedOptions returns the scheduler options set by scheduler_flags.
+func (vs *VirtualServer) SchedOptions() sched.Options {
+	var o sched.Options
+	for _, f := range vs.SchedulerFlags {
+		switch {
+		case strings.HasSuffix(f, "-fallback"):
+			o.Fallback = true
+		case strings.HasSuffix(f, "-port"):
+			o.Port = true
+		}
+	}
+	return o
+}

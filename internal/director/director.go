@@ -1,0 +1,275 @@
+package director
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/sched"
+)
+
+// Dataplane forwards the traffic of virtual services. Implementations live
+// under internal/forward.
+type Dataplane interface {
+	// Sync makes the dataplane serve exactly the given virtual services. It
+	// prepares everything that can fail (binding listeners, programming
+	// rules) before changing anything, so an error leaves it serving what it
+	// served before. Services that are no longer listed stop taking new
+	// connections; their established ones keep running until their
+	// VirtualService context ends.
+	Sync(services []*VirtualService) error
+	// Shutdown stops taking new connections and returns when established
+	// ones have ended, or when ctx is done, whichever comes first.
+	Shutdown(ctx context.Context) error
+	// Close ends what is left and waits until the dataplane has released
+	// everything. The director calls it after cancelling every connection's
+	// context.
+	Close() error
+}
+
+// Director is a running govs director.
+type Director struct {
+	log *slog.Logger
+	dp  Dataplane
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	services []*VirtualService
+	byKey    map[string]*VirtualService
+	retiring map[string]*VirtualService // removed by a reload, connections in grace
+
+	root   context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a director that forwards with dp. It serves nothing until Apply.
+func New(log *slog.Logger, dp Dataplane) *Director {
+	root, cancel := context.WithCancel(context.Background())
+	return &Director{
+		log: log, dp: dp,
+		byKey:    map[string]*VirtualService{},
+		retiring: map[string]*VirtualService{},
+		root:     root, cancel: cancel,
+	}
+}
+
+// Config returns the configuration in force.
+func (d *Director) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Services returns the virtual services in configuration order.
+func (d *Director) Services() []*VirtualService {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]*VirtualService(nil), d.services...)
+}
+
+// Service returns the virtual service with the given key ("tcp/VIP:PORT").
+func (d *Director) Service(key string) *VirtualService {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.byKey[key]
+}
+
+// Apply makes cfg the desired state: new services start, removed ones stop
+// taking connections (established ones run on until they end or the grace
+// period passes), and kept ones take their new settings and real servers for
+// every new connection at once. cfg must have been validated. On error
+// nothing has changed.
+func (d *Director) Apply(cfg *config.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	grace := cfg.GracePeriod.D()
+
+	type plan struct {
+		vs       *VirtualService
+		cfg      *config.VirtualServer
+		settings *Settings
+	}
+	plans := make([]plan, 0, len(cfg.VirtualServers))
+	var created []*VirtualService
+	next := make([]*VirtualService, 0, len(cfg.VirtualServers))
+	for _, vc := range cfg.VirtualServers {
+		key := vc.Key()
+		vs := d.byKey[key]
+		if vs == nil {
+			vs = d.retiring[key]
+		}
+		var old *Settings
+		if vs != nil {
+			old = vs.Settings()
+		}
+		st, err := newSettings(vc, old, cfg)
+		if err != nil {
+			for _, c := range created {
+				c.cancel()
+			}
+			return fmt.Errorf("virtual server %s: %w", vc.Name, err)
+		}
+		if vs == nil {
+			vs = d.newService(vc)
+			// A new service is complete before the dataplane sees it.
+			vs.update(d.log, vc, st, grace)
+			created = append(created, vs)
+		}
+		plans = append(plans, plan{vs, vc, st})
+		next = append(next, vs)
+	}
+	if err := d.dp.Sync(next); err != nil {
+		for _, c := range created {
+			c.cancel()
+		}
+		return err
+	}
+
+	kept := make(map[*VirtualService]bool, len(next))
+	for _, p := range plans {
+		kept[p.vs] = true
+		if d.retiring[p.vs.Key] == p.vs {
+			// Removed by an earlier reload and back within its grace period.
+			p.vs.retire.Stop()
+			delete(d.retiring, p.vs.Key)
+		}
+		p.vs.update(d.log, p.cfg, p.settings, grace)
+	}
+	for _, vs := range d.services {
+		if kept[vs] {
+			continue
+		}
+		d.log.Info("virtual service removed", "service", vs.Settings().Name, "grace", grace)
+		d.retiring[vs.Key] = vs
+		vs.retire = time.AfterFunc(grace, func() {
+			vs.cancel()
+			d.mu.Lock()
+			if d.retiring[vs.Key] == vs {
+				delete(d.retiring, vs.Key)
+			}
+			d.mu.Unlock()
+		})
+	}
+	for _, vs := range created {
+		d.log.Info("virtual service added", "service", vs.Settings().Name, "scheduler", vs.Settings().SchedulerName,
+			"real_servers", len(vs.RealServers()))
+	}
+	d.services = next
+	d.byKey = make(map[string]*VirtualService, len(next))
+	for _, vs := range next {
+		d.byKey[vs.Key] = vs
+	}
+	d.cfg = cfg
+	return nil
+}
+
+// Shutdown stops taking connections, lets established ones finish for up to
+// grace, then closes what is left and returns when the dataplane is idle.
+func (d *Director) Shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := d.dp.Shutdown(ctx)
+	if err != nil {
+		d.log.Warn("grace period over, closing remaining connections", "grace", grace)
+	}
+	d.cancel()
+	d.mu.Lock()
+	for _, vs := range d.retiring {
+		vs.retire.Stop()
+	}
+	d.mu.Unlock()
+	return d.dp.Close()
+}
+
+func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
+	ctx, cancel := context.WithCancel(d.root)
+	return &VirtualService{
+		Key:      vc.Key(),
+		Protocol: vc.Protocol,
+		Address:  vc.Address.AddrPort(),
+		retiring: map[netip.AddrPort]*RealServer{},
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+}
+
+// newSettings builds the settings of vc, keeping the running scheduler (and
+// so its position and state) when neither its name nor its options changed.
+func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*Settings, error) {
+	st := &Settings{
+		Name:           vc.Name,
+		SchedulerName:  vc.Scheduler,
+		Forwarding:     vc.Forwarding,
+		ConnectTimeout: vc.ConnectTimeout.D(),
+		IdleTimeout:    vc.IdleTimeout.D(),
+		Retries:        *vc.Retries,
+		MaxFlows:       vc.MaxFlows,
+		OnePacket:      vc.OnePacket,
+		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog,
+	}
+	opts := vc.SchedOptions()
+	if old != nil && old.SchedulerName == vc.Scheduler && old.schedOpts == opts {
+		st.Scheduler, st.schedOpts = old.Scheduler, opts
+		return st, nil
+	}
+	s, err := sched.New(vc.Scheduler, opts)
+	if err != nil {
+		return nil, err
+	}
+	st.Scheduler, st.schedOpts = s, opts
+	return st, nil
+}
+
+// update applies a virtual server's configuration to a running service.
+func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, grace time.Duration) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	old := map[netip.AddrPort]*RealServer{}
+	for _, rs := range vs.RealServers() {
+		old[rs.Addr] = rs
+	}
+	reals := make([]*RealServer, 0, len(vc.RealServers))
+	dests := make([]*sched.Dest, 0, len(vc.RealServers))
+	for _, rc := range vc.RealServers {
+		addr := rc.Address.AddrPort()
+		rs := old[addr]
+		delete(old, addr)
+		if rs == nil {
+			if rs = vs.retiring[addr]; rs != nil {
+				rs.retire.Stop()
+				delete(vs.retiring, addr)
+			}
+		}
+		if rs == nil {
+			ctx, cancel := context.WithCancel(vs.ctx)
+			rs = &RealServer{Addr: addr, Dest: sched.NewDest(addr, *rc.Weight), ctx: ctx, cancel: cancel}
+			rs.Dest.Owner = rs
+		}
+		rs.cfg.Store(rc)
+		rs.Dest.SetWeight(*rc.Weight)
+		rs.Dest.SetThresholds(rc.UpperThreshold, rc.LowerThreshold, rc.MaxConnections)
+		reals = append(reals, rs)
+		dests = append(dests, rs.Dest)
+	}
+	for addr, rs := range old {
+		log.Info("real server removed", "service", st.Name, "backend", addr.String(), "grace", grace)
+		vs.retiring[addr] = rs
+		rs.retire = time.AfterFunc(grace, func() {
+			rs.cancel()
+			vs.mu.Lock()
+			if vs.retiring[addr] == rs {
+				delete(vs.retiring, addr)
+			}
+			vs.mu.Unlock()
+		})
+	}
+	// The scheduler learns the new set before the settings that point at it
+	// are published, so no pick sees a scheduler without real servers.
+	st.Scheduler.Update(dests)
+	vs.reals.Store(&reals)
+	vs.settings.Store(st)
+}

@@ -1,0 +1,8 @@
+// Package proxy is govs's userspace L4 dataplane (forwarding: proxy): a TCP
+// proxy that moves bytes with splice(2) where the kernel allows, half-closes
+// correctly, retries failed connects on another real server and can send the
+// PROXY protocol; and a UDP proxy with per-client flows.
+//
+// It implements director.Dataplane and imports nothing of govs but the
+// director and config packages.
+package proxy

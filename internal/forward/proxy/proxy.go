@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// Proxy is the userspace dataplane.
+type Proxy struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	servers  map[string]server // by virtual service key
+	stopping bool
+
+	// UDP services removed but still carrying flows; a reload that brings
+	// one back revives it instead of binding again.
+	dmu      sync.Mutex
+	draining map[string]*udpServer
+
+	conns sync.WaitGroup // connections and flows in flight
+	loops sync.WaitGroup // accept and read loops
+}
+
+// server is one virtual service's listener.
+type server interface {
+	close()
+}
+
+// New returns a proxy dataplane that logs to log.
+func New(log *slog.Logger) *Proxy {
+	return &Proxy{log: log, servers: map[string]server{}, draining: map[string]*udpServer{}}
+}
+
+// Sync implements director.Dataplane: it binds listeners for new services
+// first, and only when all succeeded closes those of removed services.
+func (p *Proxy) Sync(services []*director.VirtualService) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return errors.New("proxy is shutting down")
+	}
+	want := make(map[string]bool, len(services))
+	opened := map[string]server{}
+	for _, vs := range services {
+		want[vs.Key] = true
+		if _, ok := p.servers[vs.Key]; ok {
+			continue
+		}
+		if f := vs.Settings().Forwarding; f != config.Proxy {
+			p.undo(opened)
+			return fmt.Errorf("%s: forwarding %s is not served by the proxy dataplane", vs.Key, f)
+		}
+		if u := p.takeDraining(vs.Key); u != nil {
+			opened[vs.Key] = u
+			continue
+		}
+		s, err := p.listen(vs)
+		if err != nil {
+			p.undo(opened)
+			return err
+		}
+		opened[vs.Key] = s
+	}
+	for key, s := range p.servers {
+		if !want[key] {
+			p.retire(key, s)
+			delete(p.servers, key)
+		}
+	}
+	for key, s := range opened {
+		p.servers[key] = s
+	}
+	return nil
+}
+
+// undo stops what a failed Sync opened; a revived UDP server goes back to
+// draining.
+func (p *Proxy) undo(opened map[string]server) {
+	for key, s := range opened {
+		p.retire(key, s)
+	}
+}
+
+// retire stops a server taking new connections; a UDP one keeps its flows.
+func (p *Proxy) retire(key string, s server) {
+	if u, ok := s.(*udpServer); ok {
+		p.dmu.Lock()
+		p.draining[key] = u
+		p.dmu.Unlock()
+	}
+	s.close()
+}
+
+// takeDraining revives a draining UDP server for key, if there is one.
+func (p *Proxy) takeDraining(key string) *udpServer {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	u := p.draining[key]
+	if u == nil {
+		return nil
+	}
+	delete(p.draining, key)
+	if !u.revive() {
+		return nil
+	}
+	return u
+}
+
+// forget drops a UDP server whose socket has closed.
+func (p *Proxy) forget(key string, u *udpServer) {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	if p.draining[key] == u {
+		delete(p.draining, key)
+	}
+}
+
+func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
+	switch vs.Protocol {
+	case config.TCP:
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(vs.Address))
+		if err != nil {
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+		t := &tcpServer{p: p, vs: vs, ln: ln}
+		p.loops.Add(1)
+		go t.acceptLoop()
+		return t, nil
+	case config.UDP:
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(vs.Address))
+		if err != nil {
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+		u := newUDPServer(p, vs, conn)
+		p.loops.Add(2)
+		go u.readLoop()
+		go u.expireLoop()
+		return u, nil
+	}
+	return nil, fmt.Errorf("virtual service %s: unknown protocol %q", vs.Key, vs.Protocol)
+}
+
+// Shutdown implements director.Dataplane.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopping = true
+	for key, s := range p.servers {
+		p.retire(key, s)
+		delete(p.servers, key)
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close implements director.Dataplane. Connections end when their contexts
+// are cancelled; Close waits for them, a bounded time.
+func (p *Proxy) Close() error {
+	done := make(chan struct{})
+	go func() { p.conns.Wait(); p.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("proxy: connections still open 10s after close")
+	}
+}

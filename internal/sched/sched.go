@@ -1,0 +1,89 @@
+package sched
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+)
+
+// Key describes the new connection being scheduled. Hashing schedulers use
+// it; the others ignore it. Pass it by pointer: Pick must not allocate.
+type Key struct {
+	Client netip.AddrPort // the client's address and port
+	VIP    netip.AddrPort // the virtual service (or original destination) address
+}
+
+// Scheduler chooses a real server for each new connection.
+//
+// Update and Pick may run concurrently; Update is never called concurrently
+// with itself. The slice given to Update is owned by the scheduler afterwards.
+type Scheduler interface {
+	// Update replaces the real servers, in configuration order. It is called
+	// whenever the set, an effective weight or a threshold changes.
+	Update(dests []*Dest)
+	// Pick returns the real server for a new connection, or nil when none is
+	// available. It must not allocate.
+	Pick(k *Key) *Dest
+}
+
+// Options are the scheduler flags of ipvsadm -b and keepalived.
+type Options struct {
+	// Fallback (sh-fallback, mh-fallback): when the hashed real server is
+	// unavailable, pick another one instead of failing.
+	Fallback bool
+	// Port (sh-port, mh-port): hash the client's port as well as its address.
+	Port bool
+	// TableSize is the Maglev lookup table size (mh); 0 means the default.
+	TableSize int
+}
+
+// Factory builds a scheduler.
+type Factory func(Options) (Scheduler, error)
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a scheduler available by name. It panics on a duplicate
+// name: registration happens in init functions, so that is a programming error.
+func Register(name string, f Factory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("sched: duplicate scheduler " + name)
+	}
+	registry[name] = f
+}
+
+// New builds the scheduler registered under name.
+func New(name string, opts Options) (Scheduler, error) {
+	regMu.RLock()
+	f, ok := registry[name]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown scheduler %q (known: %v)", name, Names())
+	}
+	return f(opts)
+}
+
+// Names lists the registered schedulers, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Known reports whether name is a registered scheduler.
+func Known(name string) bool {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	_, ok := registry[name]
+	return ok
+}
