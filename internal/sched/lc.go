@@ -1,48 +1,34 @@
 package sched
 
-// Least connection (lc): the available server with the least overhead
-// (active x 256 + inactive); ties go to the first in list order, as IPVS.
-type leastConn struct{ list destList }
-
-// Weighted least connection (wlc): the available server with the least
-// overhead / weight. IPVS compares by cross-multiplication, loh x dw > doh x lw,
-// to stay in integers; ties go to the first in list order.
-type weightedLeastConn struct{ list destList }
+// Least connection (lc) sends a new connection to the server with the fewest
+// connections, for servers of equal capacity whose connections vary in length.
+//
+// Rule (ip_vs_lc_schedule): among servers with weight > 0 and not overloaded,
+// the one with the least overhead, active x 256 + inactive; ties go to the
+// first in list order. Weights other than 0 play no part. No options.
+//
+// Weighted least connection (wlc), IPVS's default, does the same for servers
+// of different capacity.
+//
+// Rule (ip_vs_wlc_schedule): among servers with weight > 0 and not
+// overloaded, the one with the least overhead / weight, compared exactly by
+// cross-multiplication (overhead1 x weight2 > overhead2 x weight1); ties go to
+// the first in list order. No options.
+//
+// IPVS scans every server on each pick; here an index updated as counts
+// change makes Pick O(1) and each count change O(log n), with the same result.
 
 func init() {
-	Register("lc", func(Options) (Scheduler, error) { return &leastConn{}, nil })
-	Register("wlc", func(Options) (Scheduler, error) { return &weightedLeastConn{}, nil })
+	Register("lc", func(Options) (Scheduler, error) { return newMinSched(lcRank), nil })
+	Register("wlc", func(Options) (Scheduler, error) { return newMinSched(wlcRank), nil })
 }
 
-func (s *leastConn) Update(dests []*Dest) { s.list.store(dests) }
-
-func (s *leastConn) Pick(*Key) *Dest {
-	var least *Dest
-	loh := 0
-	for _, d := range s.list.load() {
-		if !d.Available() {
-			continue
-		}
-		if doh := d.Overhead(); least == nil || doh < loh {
-			least, loh = d, doh
-		}
-	}
-	return least
+func lcRank(d *Dest) rank {
+	a, in, w, over := snapshot(d)
+	return rank{ok: w > 0 && !over, num: overhead(a, in), den: 1}
 }
 
-func (s *weightedLeastConn) Update(dests []*Dest) { s.list.store(dests) }
-
-func (s *weightedLeastConn) Pick(*Key) *Dest {
-	var least *Dest
-	var loh, lw int64
-	for _, d := range s.list.load() {
-		if !d.Available() {
-			continue
-		}
-		doh, dw := int64(d.Overhead()), int64(d.Weight())
-		if least == nil || loh*dw > doh*lw {
-			least, loh, lw = d, doh, dw
-		}
-	}
-	return least
+func wlcRank(d *Dest) rank {
+	a, in, w, over := snapshot(d)
+	return rank{ok: w > 0 && !over, num: overhead(a, in), den: w}
 }

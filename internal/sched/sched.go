@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Key describes the new connection being scheduled. Hashing schedulers use
@@ -18,12 +19,16 @@ type Key struct {
 //
 // Update and Pick may run concurrently; Update is never called concurrently
 // with itself. The slice given to Update is owned by the scheduler afterwards.
+// Schedulers that index servers by load attach to each Dest given to Update;
+// Update(nil) detaches them, which a caller should do before dropping a
+// scheduler whose servers live on.
 type Scheduler interface {
 	// Update replaces the real servers, in configuration order. It is called
 	// whenever the set, an effective weight or a threshold changes.
 	Update(dests []*Dest)
 	// Pick returns the real server for a new connection, or nil when none is
-	// available. It must not allocate.
+	// available. It must not allocate, except to grow a scheduler's own
+	// table (an lblc or lblcr entry for a new destination).
 	Pick(k *Key) *Dest
 }
 
@@ -34,8 +39,25 @@ type Options struct {
 	Fallback bool
 	// Port (sh-port, mh-port): hash the client's port as well as its address.
 	Port bool
-	// TableSize is the Maglev lookup table size (mh); 0 means the default.
+	// TableSize is the Maglev lookup table size (mh), a prime; 0 means
+	// DefaultMaglevTableSize.
 	TableSize int
+	// Clock is the time source of the schedulers that keep timed state
+	// (lblc, lblcr); nil means time.Now. Tests inject a fake one.
+	Clock func() time.Time
+	// Expiration is how long lblc and lblcr keep an entry nobody uses, and
+	// how old an lblcr server set must be before it sheds its most loaded
+	// server (IPVS's lblc_expiration and lblcr_expiration sysctls); 0 means
+	// 24 hours.
+	Expiration time.Duration
+}
+
+// Expirer is implemented by schedulers with timed state (lblc, lblcr). They
+// expire lazily as they pick; Expire runs the kernel's periodic collection of
+// stale entries at once and reports how many it removed, for a caller that
+// wants memory back from an idle service.
+type Expirer interface {
+	Expire(now time.Time) int
 }
 
 // Factory builds a scheduler.
