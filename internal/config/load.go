@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
@@ -124,7 +125,17 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	if vs.OnePacket && vs.Protocol != UDP {
 		errs.add(vs.At("ops"), "ops (one-packet scheduling) applies to udp virtual servers only")
 	}
-	for _, key := range []string{"persistence_timeout", "persistence_netmask", "expire_quiescent_template",
+	if vs.PersistenceNetmask != "" {
+		if _, err := persist.ParseNetmask(vs.PersistenceNetmask); err != nil {
+			errs.add(vs.At("persistence_netmask"), "%v", err)
+		} else if vs.PersistenceTimeout == 0 {
+			errs.add(vs.At("persistence_netmask"), "persistence_netmask needs persistence_timeout")
+		}
+	}
+	if vs.ExpireQuiescentTemplate && vs.PersistenceTimeout == 0 {
+		errs.add(vs.At("expire_quiescent_template"), "expire_quiescent_template needs persistence_timeout")
+	}
+	for _, key := range []string{
 		"quorum", "quorum_hysteresis", "quorum_up", "quorum_down", "sorry_server", "inhibit_on_failure",
 		"alpha", "omega", "health_check", "slow_start"} {
 		if vs.Has(key) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
@@ -49,11 +50,27 @@ type Director struct {
 // New returns a director that forwards with dp. It serves nothing until Apply.
 func New(log *slog.Logger, dp Dataplane) *Director {
 	root, cancel := context.WithCancel(context.Background())
-	return &Director{
+	d := &Director{
 		log: log, dp: dp,
 		byKey:    map[string]*VirtualService{},
 		retiring: map[string]*VirtualService{},
 		root:     root, cancel: cancel,
+	}
+	go d.housekeeping()
+	return d
+}
+
+// housekeeping runs the director's periodic chores until shutdown.
+func (d *Director) housekeeping() {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.root.Done():
+			return
+		case now := <-t.C:
+			d.expirePersistence(now)
+		}
 	}
 }
 
@@ -92,6 +109,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 		vs       *VirtualService
 		cfg      *config.VirtualServer
 		settings *Settings
+		persist  *persistence
 	}
 	plans := make([]plan, 0, len(cfg.VirtualServers))
 	var created []*VirtualService
@@ -107,6 +125,14 @@ func (d *Director) Apply(cfg *config.Config) error {
 			old = vs.Settings()
 		}
 		st, err := newSettings(vc, old, cfg)
+		var pers *persistence
+		if err == nil {
+			var oldPers *persistence
+			if vs != nil {
+				oldPers = vs.persist.Load()
+			}
+			pers, err = newPersistence(vc, oldPers)
+		}
 		if err != nil {
 			for _, c := range created {
 				c.cancel()
@@ -116,10 +142,10 @@ func (d *Director) Apply(cfg *config.Config) error {
 		if vs == nil {
 			vs = d.newService(vc)
 			// A new service is complete before the dataplane sees it.
-			vs.update(d.log, vc, st, grace)
+			vs.update(d.log, vc, st, pers, grace)
 			created = append(created, vs)
 		}
-		plans = append(plans, plan{vs, vc, st})
+		plans = append(plans, plan{vs, vc, st, pers})
 		next = append(next, vs)
 	}
 	if err := d.dp.Sync(next); err != nil {
@@ -137,7 +163,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 			p.vs.retire.Stop()
 			delete(d.retiring, p.vs.Key)
 		}
-		p.vs.update(d.log, p.cfg, p.settings, grace)
+		p.vs.update(d.log, p.cfg, p.settings, p.persist, grace)
 	}
 	for _, vs := range d.services {
 		if kept[vs] {
@@ -212,7 +238,7 @@ func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*
 		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog,
 	}
 	opts := vc.SchedOptions()
-	if old != nil && old.SchedulerName == vc.Scheduler && old.schedOpts == opts {
+	if old != nil && old.SchedulerName == vc.Scheduler && sameOptions(old.schedOpts, opts) {
 		st.Scheduler, st.schedOpts = old.Scheduler, opts
 		return st, nil
 	}
@@ -224,8 +250,34 @@ func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*
 	return st, nil
 }
 
+// newPersistence builds a service's persistence policy, keeping the running
+// templates when the policy did not change, so a reload that does not touch
+// it keeps every client's affinity.
+func newPersistence(vc *config.VirtualServer, old *persistence) (*persistence, error) {
+	if vc.PersistenceTimeout == 0 {
+		return nil, nil
+	}
+	pc := persist.Config{Timeout: vc.PersistenceTimeout.D(), ExpireQuiescent: vc.ExpireQuiescentTemplate}
+	if vc.PersistenceNetmask != "" {
+		m, err := persist.ParseNetmask(vc.PersistenceNetmask)
+		if err != nil {
+			return nil, err
+		}
+		pc.Netmask = m
+	}
+	if old != nil && old.cfg.Timeout == pc.Timeout && old.cfg.ExpireQuiescent == pc.ExpireQuiescent &&
+		old.cfg.Netmask == pc.Netmask {
+		return old, nil
+	}
+	t, err := persist.New[netip.AddrPort](pc)
+	if err != nil {
+		return nil, err
+	}
+	return &persistence{cfg: pc, table: t}, nil
+}
+
 // update applies a virtual server's configuration to a running service.
-func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, grace time.Duration) {
+func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, pers *persistence, grace time.Duration) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	old := map[netip.AddrPort]*RealServer{}
@@ -257,6 +309,9 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 	}
 	for addr, rs := range old {
 		log.Info("real server removed", "service", st.Name, "backend", addr.String(), "grace", grace)
+		if p := vs.persist.Load(); p != nil {
+			p.table.Forget(rs.Dest) // its clients are scheduled afresh
+		}
 		vs.retiring[addr] = rs
 		rs.retire = time.AfterFunc(grace, func() {
 			rs.cancel()
@@ -271,5 +326,24 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 	// are published, so no pick sees a scheduler without real servers.
 	st.Scheduler.Update(dests)
 	vs.reals.Store(&reals)
-	vs.settings.Store(st)
+	vs.persist.Store(pers)
+	prev := vs.settings.Swap(st)
+	if prev != nil && prev.Scheduler != st.Scheduler {
+		prev.Scheduler.Update(nil) // detach the old scheduler's index from the real servers
+	}
+}
+
+// expirePersistence drops expired persistence templates, giving their
+// memory back; lookups never use an expired template anyway.
+func (d *Director) expirePersistence(now time.Time) {
+	for _, vs := range d.Services() {
+		if p := vs.persist.Load(); p != nil {
+			p.table.Expire(now)
+		}
+	}
+}
+
+// sameOptions reports whether two scheduler configurations are the same.
+func sameOptions(a, b sched.Options) bool {
+	return a.Fallback == b.Fallback && a.Port == b.Port && a.TableSize == b.TableSize && a.Expiration == b.Expiration
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
@@ -38,8 +39,9 @@ type VirtualService struct {
 
 	settings atomic.Pointer[Settings]
 	reals    atomic.Pointer[[]*RealServer] // in service, in configuration order
+	persist  atomic.Pointer[persistence]   // nil: not persistent
 
-	mu       sync.Mutex             // guards retiring and updates
+	mu       sync.Mutex // guards retiring and updates
 	retiring map[netip.AddrPort]*RealServer
 
 	ctx    context.Context // ends when the service's connections must end
@@ -75,12 +77,72 @@ func (vs *VirtualService) Retiring() []*RealServer {
 // shutdown or after its removal, once the grace period has passed.
 func (vs *VirtualService) Context() context.Context { return vs.ctx }
 
+// persistence is a service's persistence policy and its templates.
+type persistence struct {
+	cfg   persist.Config
+	table *persist.Table[netip.AddrPort]
+}
+
+// Binding is a new connection's real server and the persistence template it
+// holds, if any. Release it when the connection ends.
+type Binding struct {
+	RealServer *RealServer
+	template   *persist.Template
+}
+
 // Schedule chooses a real server for a new connection from client, skipping
-// those in exclude (real servers that already failed this connection). It
-// returns nil when no real server is available.
-func (vs *VirtualService) Schedule(client netip.AddrPort, exclude []*RealServer) *RealServer {
+// those in exclude (real servers that already failed this connection). A
+// persistent service sends a client (or its netmask group) to the real
+// server of its template while the template lives, as IPVS does, even when
+// that server is quiesced or overloaded. RealServer is nil when no real
+// server is available.
+func (vs *VirtualService) Schedule(client netip.AddrPort, exclude []*RealServer) Binding {
+	p := vs.persist.Load()
+	if p == nil {
+		return Binding{RealServer: vs.schedule(client, exclude)}
+	}
+	if tp := p.table.Lookup(vs.Address, client.Addr()); tp != nil {
+		if rs := tp.Dest().Owner.(*RealServer); !contains(exclude, rs) {
+			return Binding{rs, tp}
+		}
+		p.table.Release(tp)
+	}
+	rs := vs.schedule(client, exclude)
+	if rs == nil {
+		return Binding{}
+	}
+	// A full table (ErrFull) leaves this connection unpersisted rather than
+	// evicting another client's affinity early.
+	tp, _ := p.table.Bind(vs.Address, client.Addr(), rs.Dest)
+	return Binding{rs, tp}
+}
+
+// Release ends the binding's hold on its persistence template: the template
+// then lives for the persistence timeout.
+func (vs *VirtualService) Release(b Binding) {
+	if b.template == nil {
+		return
+	}
+	if p := vs.persist.Load(); p != nil {
+		p.table.Release(b.template)
+	}
+}
+
+func (vs *VirtualService) schedule(client netip.AddrPort, exclude []*RealServer) *RealServer {
 	k := sched.Key{Client: client, VIP: vs.Address}
-	if d := vs.Settings().Scheduler.Pick(&k); d != nil {
+	st := vs.Settings()
+	d := st.Scheduler.Pick(&k)
+	// A reload that replaced the scheduler detaches the old one, which then
+	// answers nil: ask the new one instead of refusing the connection.
+	for i := 0; d == nil && i < 3; i++ {
+		cur := vs.Settings()
+		if cur == st {
+			break
+		}
+		st = cur
+		d = st.Scheduler.Pick(&k)
+	}
+	if d != nil {
 		rs := d.Owner.(*RealServer)
 		if !contains(exclude, rs) {
 			return rs

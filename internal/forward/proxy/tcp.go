@@ -54,6 +54,7 @@ type tcpConn struct {
 	p        *Proxy
 	vs       *director.VirtualService
 	rs       *director.RealServer
+	binding  director.Binding
 	st       *director.Settings
 	client   *net.TCPConn
 	backend  *net.TCPConn
@@ -79,7 +80,8 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	vs := t.vs
 	st := vs.Settings()
 	clientAP := client.RemoteAddr().(*net.TCPAddr).AddrPort()
-	rs, backend := t.connect(st, clientAP)
+	b, backend := t.connect(st, clientAP)
+	rs := b.RealServer
 	if backend == nil {
 		vs.Stats.Refused.Add(1)
 		t.p.log.Warn("no real server could take the connection", "service", st.Name, "client", clientAP.String())
@@ -91,7 +93,7 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	rs.Dest.Activate()
 	rs.Stats.Conns.Add(1)
 	vs.Stats.Conns.Add(1)
-	c := &tcpConn{p: t.p, vs: vs, rs: rs, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
+	c := &tcpConn{p: t.p, vs: vs, rs: rs, binding: b, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
 	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
 		vip := client.LocalAddr().(*net.TCPAddr).AddrPort()
 		var buf [64]byte
@@ -110,30 +112,33 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 // connect schedules a real server and connects to it. A refused or timed out
 // connect is retried on another real server, up to the service's retries, so
 // the client never sees a real server that just failed.
-func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (*director.RealServer, *net.TCPConn) {
+func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn) {
 	var buf [8]*director.RealServer
 	tried := buf[:0]
 	for attempt := 0; attempt <= st.Retries; attempt++ {
-		rs := t.vs.Schedule(client, tried)
+		b := t.vs.Schedule(client, tried)
+		rs := b.RealServer
 		if rs == nil {
-			return nil, nil
+			return b, nil
 		}
 		tried = append(tried, rs)
 		if !rs.Dest.Bind() {
+			t.vs.Release(b)
 			continue // at its connection limit
 		}
 		ctx, cancel := context.WithTimeout(rs.Context(), st.ConnectTimeout)
 		c, err := dialer.DialContext(ctx, "tcp", rs.Addr.String())
 		cancel()
 		if err == nil {
-			return rs, c.(*net.TCPConn)
+			return b, c.(*net.TCPConn)
 		}
+		t.vs.Release(b)
 		rs.Dest.Unbind(false)
 		rs.Stats.ConnectErrors.Add(1)
 		t.vs.Stats.ConnectErrors.Add(1)
 		t.p.log.Debug("connect to real server failed", "service", st.Name, "backend", rs.Addr.String(), "err", err, "attempt", attempt+1)
 	}
-	return nil, nil
+	return director.Binding{}, nil
 }
 
 // pipe moves one direction: upstream is client to real server.
@@ -205,6 +210,7 @@ func (c *tcpConn) finish() {
 		c.backend.Close()
 	})
 	c.rs.Dest.Unbind(!c.halfDone.Load())
+	c.vs.Release(c.binding)
 	if c.st.AccessLog {
 		end := "closed"
 		switch {

@@ -36,6 +36,7 @@ type udpFlow struct {
 	s      *udpServer
 	client netip.AddrPort
 	rs     *director.RealServer // nil with one-packet scheduling
+	bind   director.Binding
 	up     *net.UDPConn
 	start  time.Time
 	last   atomic.Int64 // nanoseconds since start of the last datagram
@@ -121,12 +122,15 @@ func (s *udpServer) readLoop() {
 			f.account(f.rs, true, n)
 		} else {
 			// One-packet scheduling: every datagram is scheduled on its own.
-			rs := s.vs.Schedule(client, nil)
+			b := s.vs.Schedule(client, nil)
+			rs := b.RealServer
 			if rs == nil || !rs.Dest.Bind() {
+				s.vs.Release(b)
 				s.vs.Stats.Dropped.Add(1)
 				continue
 			}
 			rs.Dest.Unbind(false)
+			s.vs.Release(b)
 			rs.Stats.Conns.Add(1)
 			s.vs.Stats.Conns.Add(1)
 			_, err = f.up.WriteToUDPAddrPort(buf[:n], rs.Addr)
@@ -159,16 +163,18 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 		var tried [8]*director.RealServer
 		n := 0
 		for attempt := 0; attempt <= st.Retries && n < len(tried); attempt++ {
-			rs := s.vs.Schedule(client, tried[:n])
+			b := s.vs.Schedule(client, tried[:n])
+			rs := b.RealServer
 			if rs == nil {
 				break
 			}
 			tried[n] = rs
 			n++
 			if rs.Dest.Bind() {
-				f.rs = rs
+				f.rs, f.bind = rs, b
 				break
 			}
+			s.vs.Release(b)
 		}
 		if f.rs == nil {
 			return nil
@@ -176,6 +182,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 		f.up, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(f.rs.Addr))
 		if err != nil {
 			f.rs.Dest.Unbind(false)
+			s.vs.Release(f.bind)
 		} else {
 			f.rs.Stats.Conns.Add(1)
 			s.vs.Stats.Conns.Add(1)
@@ -300,6 +307,7 @@ func (f *udpFlow) close(reason string) {
 		f.up.Close()
 		if f.rs != nil {
 			f.rs.Dest.Unbind(false)
+			s.vs.Release(f.bind)
 		}
 		s.mu.Lock()
 		if s.flows[f.client] == f {
