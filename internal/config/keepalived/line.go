@@ -33,17 +33,6 @@ func (t text) clone() text {
 	return text{b: append([]byte(nil), t.b...), col: append([]int32(nil), t.col...)}
 }
 
-// colAt returns the column of byte i, or the column just after the end.
-func (t text) colAt(i int) int32 {
-	if i < len(t.col) {
-		return t.col[i]
-	}
-	if len(t.col) == 0 {
-		return 1
-	}
-	return t.col[len(t.col)-1] + 1
-}
-
 // cut removes bytes [i, j).
 func (t *text) cut(i, j int) {
 	t.b = append(t.b[:i], t.b[j:]...)
@@ -96,6 +85,7 @@ func decomment(t text) (text, int32) {
 	quote, quoteCol := false, int32(0)
 	skip := -1
 	cont := false
+	var backslashCol int32
 	for p := 0; p < len(t.b); {
 		c := t.b[p]
 		switch {
@@ -120,6 +110,7 @@ func decomment(t text) (text, int32) {
 			// A final backslash: a continuation mark, kept after the
 			// blanks before it are removed.
 			cont = true
+			backslashCol = t.col[p]
 			t = t.slice(0, p)
 			p = len(t.b)
 		case (c == '#' || c == '!') && !quote && skip < 0:
@@ -132,10 +123,6 @@ func decomment(t text) (text, int32) {
 	bad := int32(0)
 	if quote {
 		bad = quoteCol
-	}
-	var backslashCol int32
-	if cont {
-		backslashCol = t.colAt(len(t.b))
 	}
 	if skip >= 0 {
 		t = t.slice(0, skip)

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -46,7 +47,7 @@ func (p *parser) random(params []int) string {
 	if p.opts.Random != nil {
 		return strconv.Itoa(p.opts.Random(lo, hi))
 	}
-	return strconv.Itoa(lo + p.rng.IntN(hi-lo+1))
+	return strconv.Itoa(lo + rand.IntN(hi-lo+1))
 }
 
 // define handles a line "$NAME=VALUE" (no blank before '='). It reports false
@@ -83,8 +84,8 @@ func (p *parser) define(t text) bool {
 }
 
 // continueDefinition adds one physical line (already decommented, not empty)
-// to the multi-line definition being read, and reports whether the
-// definition goes on.
+// to the multi-line definition being read; a line without a final backslash
+// is its last.
 func (p *parser) continueDefinition(t text) {
 	d := p.pending
 	b := t.b
@@ -161,7 +162,7 @@ func (p *parser) lookup(b []byte, i int) (reference, int) {
 		if ps >= 0 {
 			for _, f := range strings.Fields(string(b[ps:j])) {
 				n, err := strconv.Atoi(f)
-				if err != nil {
+				if err != nil || n > 1<<30 {
 					n = 1 << 30
 				}
 				ref.params = append(ref.params, n)
@@ -252,11 +253,19 @@ func (p *parser) substitute(t text) (out text, more []text, changed bool, err er
 	return t, more, changed, nil
 }
 
-// checkRefs returns a message and the column of the first ${NAME} naming no
-// parameter, or multi-line parameter not at the end of the line, outside
-// double quotes; keepalived would split the braces of the first into blocks and
-// leave the second as it is.
-func (p *parser) checkRefs(t text) (string, int32) {
+// refProblem is a parameter reference keepalived would mangle.
+type refProblem struct {
+	col int32
+	msg string
+}
+
+// checkRefs finds, outside double quotes, each ${NAME} naming no parameter
+// (keepalived would split its braces into blocks) and each multi-line
+// parameter not at the end of its line (keepalived leaves it as it is). It
+// returns them with the line where their braces are removed, so that reading
+// goes on without blocks the user did not write.
+func (p *parser) checkRefs(t text) (text, []refProblem) {
+	var probs []refProblem
 	quote := false
 	for i := 0; i < len(t.b); i++ {
 		switch t.b[i] {
@@ -267,15 +276,26 @@ func (p *parser) checkRefs(t text) (string, int32) {
 				continue
 			}
 			ref, st := p.lookup(t.b, i)
+			var msg string
 			switch st {
 			case refUndefined:
-				return fmt.Sprintf("undefined parameter %s (define it with $%s=VALUE before this line)", string(t.b[i:ref.end]), ref.name), t.col[i]
+				msg = fmt.Sprintf("undefined parameter %s (define it with $%s=VALUE before this line)", string(t.b[i:ref.end]), ref.name)
 			case refMultiline:
-				return fmt.Sprintf("multi-line parameter %s can only be used at the end of a line", string(t.b[i:ref.end])), t.col[i]
+				msg = fmt.Sprintf("multi-line parameter %s can only be used at the end of a line", string(t.b[i:ref.end]))
+			default:
+				continue
+			}
+			probs = append(probs, refProblem{t.col[i], msg})
+			if t.b[i+1] == '{' {
+				if len(probs) == 1 {
+					t = t.clone()
+				}
+				t.cut(ref.end-1, ref.end)
+				t.cut(i+1, i+2)
 			}
 		}
 	}
-	return "", 0
+	return t, probs
 }
 
 // loop is a parsed ~SEQ or ~LST: variables, the values to give them on each

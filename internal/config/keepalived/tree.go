@@ -8,7 +8,9 @@ import (
 
 // Position is a place in a configuration file. Line and Col count from 1; Col
 // counts bytes. File is the path the file was read under: for an included file,
-// the include pattern's match joined to the including file's directory.
+// the include pattern's match joined to the including file's directory. A
+// quoted word is at its opening quote; text that came from a $NAME is at the
+// '$' of the line that used it, also for every line of a multi-line parameter.
 type Position struct {
 	File string
 	Line int
@@ -206,12 +208,8 @@ func format(b *strings.Builder, nodes []*Node, depth int) {
 		b.WriteString(strings.Repeat("\t", depth))
 		b.WriteString(n.String())
 		if n.Block {
-			if len(n.Children) == 0 {
-				b.WriteString(" {\n")
-			} else {
-				b.WriteString(" {\n")
-				format(b, n.Children, depth+1)
-			}
+			b.WriteString(" {\n")
+			format(b, n.Children, depth+1)
 			b.WriteString(strings.Repeat("\t", depth))
 			b.WriteString("}")
 		}
@@ -221,7 +219,7 @@ func format(b *strings.Builder, nodes []*Node, depth int) {
 
 // quote double-quotes a word that would not read back as itself.
 func quote(s string) string {
-	if s == "" || strings.ContainsAny(s, " \t\f\n\r\v#!{}\"") || s[0] == '@' || s[0] == '$' || s[0] == '~' {
+	if s == "" || strings.ContainsAny(s, " \t\f\n\r\v#!{}\"") || s[0] == '@' || s[0] == '~' {
 		if strings.Contains(s, `"`) {
 			return s
 		}
