@@ -149,3 +149,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func newDirector(dp *Proxy) *director.Director { return director.New(testLog(), dp) }
+
+// newDirectorFromText starts a director for benchmarks.
+func newDirectorFromText(tb testing.TB, yaml string) *director.Director {
+	cfg, err := config.Parse("bench.yaml", []byte(yaml))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := director.New(testLog(), New(testLog()))
+	if err := d.Apply(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}

@@ -15,8 +15,11 @@ import (
 // so an idle connection holds none.
 type pipe struct{ r, w int }
 
-// pipeSize is large enough that one splice moves what a socket buffer holds.
-const pipeSize = 1 << 20
+// pipeSize is what one splice moves at most. Larger pipes mean fewer
+// syscalls, but the kernel caps the pipe memory of a user
+// (fs.pipe-user-pages-soft, 64 MiB by default) and shrinks new pipes to one
+// page past it; 256 KiB keeps 256 directions in bulk at full size.
+const pipeSize = 256 << 10
 
 var pipePool = sync.Pool{New: func() any {
 	var fds [2]int
@@ -34,23 +37,89 @@ func (p *pipe) close() {
 	unix.Close(p.w)
 }
 
-// splicer moves one direction of a TCP connection with splice(2), through
-// the runtime's poller (syscall.RawConn), so it blocks no thread and honours
-// Close from another goroutine.
-type splicer struct {
+// streamCopier moves one direction of a TCP connection through the
+// runtime's poller (syscall.RawConn), so it blocks no thread and honours
+// Close from another goroutine. Small messages (requests, replies) go
+// through a pooled buffer, one read and one write each; a direction that
+// fills the buffer twice running is carrying bulk and switches to splice(2),
+// which moves bytes inside the kernel without copying them; it switches back
+// when its chunks turn small again. Like HAProxy's splice-auto. A direction
+// holds a buffer or a pipe only while bytes are in flight.
+type streamCopier struct {
 	src, dst syscall.RawConn
-	p        *pipe
-	inPipe   int
-	eof      bool
-	err      error
-	fill     func(fd uintptr) bool
-	drain    func(fd uintptr) bool
+
+	// buffered mode
+	buf      *[]byte
+	n, off   int
+	read     func(fd uintptr) bool
+	write    func(fd uintptr) bool
+	fullRuns int
+
+	// splice mode
+	bulk      bool
+	p         *pipe
+	inPipe    int
+	fill      func(fd uintptr) bool
+	drain     func(fd uintptr) bool
+	smallRuns int
+	eof       bool
+	err       error
 }
+
+const (
+	copyBufSize = 32 << 10
+	// bulkAfter full buffer reads in a row switch a direction to splice;
+	// smallAfter splices below copyBufSize switch it back.
+	bulkAfter  = 2
+	smallAfter = 4
+)
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 var errNoPipe = errors.New("no pipe for splice")
 
-func newSplicer(src, dst syscall.RawConn) *splicer {
-	s := &splicer{src: src, dst: dst}
+func newStreamCopier(src, dst syscall.RawConn) *streamCopier {
+	s := &streamCopier{src: src, dst: dst}
+	s.read = func(fd uintptr) bool {
+		if s.buf == nil {
+			s.buf = copyBufPool.Get().(*[]byte)
+		}
+		for {
+			n, err := unix.Read(int(fd), *s.buf)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				// Nothing to read: give the buffer back while we wait.
+				copyBufPool.Put(s.buf)
+				s.buf = nil
+				return false
+			case err != nil:
+				s.err = err
+			case n == 0:
+				s.eof = true
+			default:
+				s.n, s.off = n, 0
+			}
+			return true
+		}
+	}
+	s.write = func(fd uintptr) bool {
+		for {
+			n, err := unix.Write(int(fd), (*s.buf)[s.off:s.n])
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return false
+			case err != nil:
+				s.err = err
+			default:
+				s.off += n
+			}
+			return true
+		}
+	}
 	s.fill = func(fd uintptr) bool {
 		if s.p == nil {
 			p, _ := pipePool.Get().(*pipe)
@@ -66,7 +135,6 @@ func newSplicer(src, dst syscall.RawConn) *splicer {
 			case err == unix.EINTR:
 				continue
 			case err == unix.EAGAIN:
-				// Nothing to read: give the pipe back while we wait.
 				pipePool.Put(s.p)
 				s.p = nil
 				return false
@@ -99,6 +167,22 @@ func newSplicer(src, dst syscall.RawConn) *splicer {
 	return s
 }
 
+// release gives back what the copier holds when it stops.
+func (s *streamCopier) release() {
+	if s.buf != nil {
+		copyBufPool.Put(s.buf)
+		s.buf = nil
+	}
+	if s.p != nil {
+		if s.inPipe == 0 {
+			pipePool.Put(s.p)
+		} else {
+			s.p.close() // bytes left inside: the pipe cannot be reused
+		}
+		s.p = nil
+	}
+}
+
 // copyStream copies src to dst until src's EOF (nil error) or an error,
 // calling count after each chunk written.
 func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
@@ -110,41 +194,84 @@ func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := newSplicer(sr, dr)
+	s := newStreamCopier(sr, dr)
+	defer s.release()
 	var total int64
-	defer func() {
-		if s.p != nil {
-			if s.inPipe == 0 {
-				pipePool.Put(s.p)
-			} else {
-				s.p.close() // bytes left inside: the pipe cannot be reused
-			}
-		}
-	}()
 	for {
-		if err := sr.Read(s.fill); err != nil {
+		var n int
+		if s.bulk {
+			n, err = s.spliceChunk()
+		} else {
+			n, err = s.copyChunk()
+		}
+		if n > 0 {
+			total += int64(n)
+			count(n)
+		}
+		if err != nil || s.eof {
 			return total, err
 		}
 		if s.err == errNoPipe {
-			// Out of pipes (file descriptors): copy through memory instead.
-			n, err := copyBuffered(dst, src, count)
-			return total + n, err
+			// Out of pipes (file descriptors): stay with the buffer.
+			s.err, s.bulk = nil, false
 		}
-		if s.err != nil || s.eof {
-			return total, s.err
-		}
-		for s.inPipe > 0 {
-			before := s.inPipe
-			if err := dr.Write(s.drain); err != nil {
-				return total, err
-			}
-			if s.err != nil {
-				return total, s.err
-			}
-			total += int64(before - s.inPipe)
-			count(before - s.inPipe)
-		}
-		pipePool.Put(s.p)
-		s.p = nil
 	}
+}
+
+// copyChunk moves one read's worth through the buffer.
+func (s *streamCopier) copyChunk() (int, error) {
+	if err := s.src.Read(s.read); err != nil {
+		return 0, err
+	}
+	if s.err != nil || s.eof {
+		return 0, s.err
+	}
+	n := s.n
+	for s.off < s.n {
+		if err := s.dst.Write(s.write); err != nil {
+			return 0, err
+		}
+		if s.err != nil {
+			return 0, s.err
+		}
+	}
+	copyBufPool.Put(s.buf)
+	s.buf = nil
+	if n == copyBufSize {
+		if s.fullRuns++; s.fullRuns >= bulkAfter {
+			s.bulk, s.fullRuns, s.smallRuns = true, 0, 0
+		}
+	} else {
+		s.fullRuns = 0
+	}
+	return n, nil
+}
+
+// spliceChunk moves one splice's worth through a pipe.
+func (s *streamCopier) spliceChunk() (int, error) {
+	if err := s.src.Read(s.fill); err != nil {
+		return 0, err
+	}
+	if s.err != nil || s.eof {
+		return 0, s.err
+	}
+	n := s.inPipe
+	for s.inPipe > 0 {
+		if err := s.dst.Write(s.drain); err != nil {
+			return n - s.inPipe, err
+		}
+		if s.err != nil {
+			return n - s.inPipe, s.err
+		}
+	}
+	pipePool.Put(s.p)
+	s.p = nil
+	if n < copyBufSize {
+		if s.smallRuns++; s.smallRuns >= smallAfter {
+			s.bulk, s.smallRuns = false, 0
+		}
+	} else {
+		s.smallRuns = 0
+	}
+	return n, nil
 }

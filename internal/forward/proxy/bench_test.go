@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"testing"
+)
+
+// echoServer echoes every byte back.
+func echoServer(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func benchDirector(b *testing.B, backend string) string {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	vip := l.Addr().String()
+	l.Close()
+	cfgText := fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, backend)
+	d := newDirectorFromText(b, cfgText)
+	b.Cleanup(func() { d.Shutdown(0) })
+	return vip
+}
+
+// BenchmarkTCPRequest is one small request and its reply over an
+// established proxied connection: the keep-alive path.
+func BenchmarkTCPRequest(b *testing.B) {
+	vip := benchDirector(b, echoServer(b))
+	c, err := net.Dial("tcp", vip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 128)
+	buf := make([]byte, 128)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c.Write(msg)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTCPConnect is a new proxied connection with one exchange: the
+// new-connection path.
+func BenchmarkTCPConnect(b *testing.B) {
+	vip := benchDirector(b, echoServer(b))
+	msg := []byte("ping")
+	buf := make([]byte, 4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c, err := net.Dial("tcp", vip)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(msg)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkTCPBulk moves 1 MiB per op through one proxied connection.
+func BenchmarkTCPBulk(b *testing.B) {
+	vip := benchDirector(b, echoServer(b))
+	c, err := net.Dial("tcp", vip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const size = 1 << 20
+	msg := make([]byte, size)
+	go func() {
+		for range b.N {
+			if _, err := c.Write(msg); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, size)
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
