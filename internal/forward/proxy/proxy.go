@@ -127,11 +127,11 @@ func (p *Proxy) forget(key string, u *udpServer) {
 func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
 	switch vs.Protocol {
 	case config.TCP:
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(vs.Address))
+		l, err := listenConfig.Listen(context.Background(), "tcp", vs.Address.String())
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
-		t := &tcpServer{p: p, vs: vs, ln: ln}
+		t := &tcpServer{p: p, vs: vs, ln: l.(*net.TCPListener)}
 		p.loops.Add(1)
 		go t.acceptLoop()
 		return t, nil

@@ -74,7 +74,13 @@ type tcpConn struct {
 	outErr    error
 }
 
-var dialer = net.Dialer{KeepAlive: 15 * time.Second}
+// TCP keepalive stays off on both sides, as HAProxy's defaults: it costs
+// several setsockopt calls per connection, and the idle timeout already
+// ends connections whose peer has gone.
+var (
+	dialer       = net.Dialer{KeepAlive: -1}
+	listenConfig = net.ListenConfig{KeepAlive: -1}
+)
 
 func (t *tcpServer) serve(client *net.TCPConn) {
 	vs := t.vs
