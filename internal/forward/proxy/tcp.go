@@ -111,8 +111,10 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	if st.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(st.IdleTimeout, c.checkIdle)
 	}
+	// Both directions run on fresh goroutines and this one ends: its stack
+	// grew while dialing, and an idle connection should not keep it.
 	go c.pipe(true)
-	c.pipe(false)
+	go c.pipe(false)
 }
 
 // connect schedules a real server and connects to it. A refused or timed out
