@@ -62,7 +62,9 @@ func (d *daemon) log() string {
 func startGovs(t *testing.T, file string) *daemon {
 	t.Helper()
 	d := &daemon{done: make(chan struct{})}
-	d.cmd = exec.Command(govsBin, "run", "-c", file)
+	// Each daemon serves its control API on a socket of its own.
+	sock := filepath.Join(t.TempDir(), "govs.sock")
+	d.cmd = exec.Command(govsBin, "--socket", sock, "run", "-c", file)
 	d.cmd.Stderr, d.cmd.Stdout = d, d
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

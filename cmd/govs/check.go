@@ -7,10 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/forward/nft"
 )
 
 func checkCmd() *cobra.Command {
 	var file string
+	var kernel bool
 	cmd := &cobra.Command{
 		Use:   "check -c FILE",
 		Short: "Validate a configuration without running it",
@@ -18,6 +20,13 @@ func checkCmd() *cobra.Command {
 or prints one line per error, FILE:LINE:COL: message, and exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kernel {
+				if err := checkKernel(cmd); err != nil || file == "" {
+					return err
+				}
+			} else if file == "" {
+				return errors.New(`required flag(s) "config" not set`)
+			}
 			if _, err := config.Load(file); err != nil {
 				printConfigError(cmd, err)
 				return exitCode(1)
@@ -26,9 +35,22 @@ or prints one line per error, FILE:LINE:COL: message, and exits 1.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required)")
-	cmd.MarkFlagRequired("config")
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required unless --kernel)")
+	cmd.Flags().BoolVar(&kernel, "kernel", false, "probe what the kernel offers nat and fullnat forwarding")
 	return cmd
+}
+
+// checkKernel prints what the kernel offers the kernel dataplane; it fails
+// when nat and fullnat forwarding cannot run here.
+func checkKernel(cmd *cobra.Command) error {
+	rep := nft.ProbeKernel(0)
+	fmt.Fprintln(cmd.OutOrStdout(), "kernel:", rep.String())
+	if err := rep.Err(); err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), err)
+		return exitCode(1)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "kernel OK: nat and fullnat forwarding available")
+	return nil
 }
 
 // printConfigError prints one line per configuration error.

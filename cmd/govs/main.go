@@ -19,7 +19,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), checkCmd(), demoCmd(), versionCmd())
+	addGlobalFlags(root)
+	root.AddCommand(runCmd(), checkCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		var ec exitCode
 		if asExit(err, &ec) {

@@ -1,19 +1,24 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
-	"github.com/govs-lb/govs/internal/forward/proxy"
+	"github.com/govs-lb/govs/internal/forward"
+	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
 )
 
 func runCmd() *cobra.Command {
@@ -32,7 +37,7 @@ configuration kept.`,
 				printConfigError(cmd, err)
 				return exitCode(1)
 			}
-			return run(cmd.ErrOrStderr(), file, cfg)
+			return run(cmd.ErrOrStderr(), file, cfg, socketPath(cmd, cfg))
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required)")
@@ -62,14 +67,36 @@ func (ls *logSettings) apply(l *config.Logging) {
 	ls.level.Set(lvl)
 }
 
-func run(stderr io.Writer, file string, cfg *config.Config) error {
+func run(stderr io.Writer, file string, cfg *config.Config, socket string) error {
 	var ls logSettings
 	log := newLogger(stderr, cfg.Logging, &ls)
 	raiseFileLimit(log)
 
-	d := director.New(log, proxy.New(log))
+	dp := newDataplane(log)
+	d := director.New(log, dp)
 	if err := d.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
+		return exitCode(1)
+	}
+	srv, err := startAPI(log, d, cfg, socket)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		d.Shutdown(0)
+		return exitCode(1)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+	}()
+	// VRRP starts once the dataplane is ready: a backup keeps it ready
+	// without the VIPs, which move with the master.
+	vd := vrrpd.New(log, vrrpd.Options{})
+	srv.SetVRRP(vd)
+	if err := vd.Apply(cfg); err != nil {
+		log.Error("cannot start", "err", err)
+		vd.Stop()
+		d.Shutdown(0)
 		return exitCode(1)
 	}
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
@@ -78,12 +105,16 @@ func run(stderr io.Writer, file string, cfg *config.Config) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(log, &ls, d, file)
+			reload(log, &ls, d, dp, file)
+			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
+				log.Error("vrrp reload failed", "err", err)
+			}
 			continue
 		}
 		grace := d.Config().GracePeriod.D()
 		log.Info("shutting down", "signal", sig.String(), "grace", grace)
 		signal.Stop(sigs)
+		vd.Stop() // priority 0 first: a backup takes over while we drain
 		if err := d.Shutdown(grace); err != nil {
 			log.Warn("shutdown", "err", err)
 		}
@@ -94,7 +125,8 @@ func run(stderr io.Writer, file string, cfg *config.Config) error {
 }
 
 // reload applies file again; any error keeps the running configuration.
-func reload(log *slog.Logger, ls *logSettings, d *director.Director, file string) {
+func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward.Multi, file string) {
+	old := d.Config()
 	cfg, err := config.Load(file)
 	if err != nil {
 		var list config.ErrorList
@@ -107,12 +139,63 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, file string
 		}
 		return
 	}
-	if err := d.Apply(cfg); err != nil {
+	if err := d.Reload(cfg); err != nil {
 		log.Error("reload failed, running configuration kept", "err", err)
 		return
 	}
+	if !reflect.DeepEqual(apiSettings(cfg.API), apiSettings(old.API)) {
+		log.Warn("the api settings changed; they take effect when govs restarts")
+	}
 	ls.apply(cfg.Logging)
 	log.Info("configuration reloaded", "config", file, "virtual_services", len(cfg.VirtualServers))
+}
+
+// addGlobalFlags adds the flags every govs command takes.
+func addGlobalFlags(root *cobra.Command) {
+	root.PersistentFlags().String("socket", api.DefaultSocket,
+		"control socket of the API and govsadm (env "+api.SocketEnv+"; else api.socket of the configuration)")
+}
+
+// socketPath is the control socket: --socket, else $GOVS_SOCKET, else the
+// configuration's api.socket, else the default.
+func socketPath(cmd *cobra.Command, cfg *config.Config) string {
+	if f := cmd.Flag("socket"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	if s := os.Getenv(api.SocketEnv); s != "" {
+		return s
+	}
+	if cfg.API != nil && cfg.API.Socket != "" {
+		return cfg.API.Socket
+	}
+	return api.DefaultSocket
+}
+
+// startAPI serves the control API on the socket and, if configured, on TCP.
+// A socket that cannot be served is logged, not fatal (the director runs
+// on, unreachable by govsadm); a configured TCP listener that cannot start
+// is fatal.
+func startAPI(log *slog.Logger, d *director.Director, cfg *config.Config, socket string) (*api.Server, error) {
+	srv := api.New(api.Options{Director: d, Log: log, Version: version})
+	if err := srv.ServeUnix(socket); err != nil {
+		log.Error("control API unavailable: govsadm cannot reach this director", "err", err)
+	}
+	if a := cfg.API; a != nil && a.HTTP != "" {
+		_, err := srv.ServeTCP(api.TCPOptions{Addr: a.HTTP, TokenFile: a.TokenFile, TLSCert: a.TLSCert, TLSKey: a.TLSKey})
+		if err != nil {
+			srv.Close(context.Background())
+			return nil, err
+		}
+	}
+	return srv, nil
+}
+
+// apiSettings are the parts of the api section a reload cannot change.
+func apiSettings(a *config.API) config.API {
+	if a == nil {
+		return config.API{}
+	}
+	return config.API{Socket: a.Socket, HTTP: a.HTTP, TokenFile: a.TokenFile, TLSCert: a.TLSCert, TLSKey: a.TLSKey}
 }
 
 // raiseFileLimit lifts the open-file limit: every proxied connection holds

@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/persist"
@@ -38,11 +41,9 @@ func (c *Config) Validate() error {
 	if c.GracePeriod == 0 {
 		c.GracePeriod = Duration(DefaultGracePeriod)
 	}
-	if c.VRRPInstances.Set {
-		errs.add(c.VRRPInstances.Pos, "vrrp_instances: VRRP is not available in this version of govs yet")
-	}
-	if c.API != nil && (c.API.HTTP != "" || c.API.TokenFile != "" || c.API.Socket != "") {
-		errs.add(c.API.Pos, "api: the control API is not available in this version of govs yet")
+	c.validateVRRP(&errs) // vrrp.go
+	if c.API != nil {
+		c.API.validate(&errs)
 	}
 	if l := c.Logging; l != nil {
 		switch l.Level {
@@ -82,6 +83,27 @@ func (c *Config) Validate() error {
 	return errs.err()
 }
 
+func (a *API) validate(errs *ErrorList) {
+	if a.HTTP != "" {
+		host, port, err := net.SplitHostPort(a.HTTP)
+		if err != nil {
+			errs.add(a.At("http"), "invalid api http address %q: want HOST:PORT, for example 127.0.0.1:9180", a.HTTP)
+		} else if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+			errs.add(a.At("http"), "invalid port %q in api http address %q", port, a.HTTP)
+		} else if _, aerr := netip.ParseAddr(host); host != "" && aerr != nil {
+			errs.add(a.At("http"), "invalid api http address %q: %v; write an IP address", a.HTTP, errHostName)
+		}
+		if a.TokenFile == "" {
+			errs.add(a.At("http"), "api http listener needs token_file: TCP clients must present a bearer token")
+		}
+	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		errs.add(a.Pos, "api needs both tls_cert and tls_key, or neither")
+	} else if a.TLSCert != "" && a.HTTP == "" {
+		errs.add(a.At("tls_cert"), "tls_cert applies to the api http listener, which is not configured")
+	}
+}
+
 // Key identifies a virtual service: protocol and VIP:port, e.g. "tcp/10.0.0.1:80".
 func (vs *VirtualServer) Key() string { return string(vs.Protocol) + "/" + vs.Address.String() }
 
@@ -119,9 +141,7 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	if vs.Forwarding == "" {
 		vs.Forwarding = Proxy
 	}
-	if vs.Forwarding != Proxy {
-		errs.add(vs.At("forwarding"), "forwarding %s is not available in this version of govs yet (use proxy)", vs.Forwarding)
-	}
+	vs.validateKernel(errs)
 	if vs.OnePacket && vs.Protocol != UDP {
 		errs.add(vs.At("ops"), "ops (one-packet scheduling) applies to udp virtual servers only")
 	}
@@ -135,13 +155,7 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	if vs.ExpireQuiescentTemplate && vs.PersistenceTimeout == 0 {
 		errs.add(vs.At("expire_quiescent_template"), "expire_quiescent_template needs persistence_timeout")
 	}
-	for _, key := range []string{
-		"quorum", "quorum_hysteresis", "quorum_up", "quorum_down", "sorry_server", "inhibit_on_failure",
-		"alpha", "omega", "health_check", "slow_start"} {
-		if vs.Has(key) {
-			errs.add(vs.At(key), "%s is not available in this version of govs yet", key)
-		}
-	}
+	vs.validateLifecycle(errs) // health.go
 	if vs.ConnectTimeout == 0 {
 		vs.ConnectTimeout = Duration(DefaultConnectTimeout)
 	}
@@ -164,7 +178,9 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 		errs.add(vs.At("max_flows"), "max_flows must not be negative")
 	} else if vs.MaxFlows != 0 && vs.Protocol != UDP {
 		errs.add(vs.At("max_flows"), "max_flows applies to udp virtual servers only (tcp uses max_connections per real server)")
-	} else if vs.MaxFlows == 0 {
+	} else if vs.MaxFlows == 0 && vs.Protocol == UDP {
+		// Only udp gets the default, so that validating again (runtime
+		// changes validate a copy of the running model) finds no tcp max_flows.
 		vs.MaxFlows = DefaultMaxFlows
 	}
 
@@ -219,9 +235,7 @@ func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
 	} else if vs.Protocol != TCP {
 		errs.add(rs.At("send_proxy"), "send_proxy applies to tcp virtual servers only")
 	}
-	if rs.Has("health_check") {
-		errs.add(rs.At("health_check"), "health_check is not available in this version of govs yet")
-	}
+	rs.validateHealth(vs, errs) // health.go
 }
 
 // SchedOptions returns the scheduler options set by scheduler_flags.
@@ -236,4 +250,76 @@ func (vs *VirtualServer) SchedOptions() sched.Options {
 		}
 	}
 	return o
+}
+
+// validateKernel checks the settings of kernel forwarding (nat, fullnat).
+func (vs *VirtualServer) validateKernel(errs *ErrorList) {
+	if vs.Forwarding == Proxy {
+		if len(vs.LocalAddresses) > 0 {
+			errs.add(vs.At("local_addresses"), "local_addresses applies to fullnat forwarding only")
+		}
+		if vs.ExpireNodestConn {
+			errs.add(vs.At("expire_nodest_conn"), "expire_nodest_conn applies to nat and fullnat forwarding only")
+		}
+		return
+	}
+	if !vs.Address.IsZero() && vs.Address.Addr.IsUnspecified() {
+		errs.add(vs.At("address"), "forwarding %s needs a specific VIP, not %s", vs.Forwarding, vs.Address.Addr)
+	}
+	if vs.SendProxy != ProxyNone {
+		errs.add(vs.At("send_proxy"), "send_proxy applies to proxy forwarding only")
+	}
+	if vs.OnePacket {
+		errs.add(vs.At("ops"), "ops (one-packet scheduling) is not available with forwarding %s", vs.Forwarding)
+	}
+	if len(vs.LocalAddresses) > 0 && vs.Forwarding != FullNAT {
+		errs.add(vs.At("local_addresses"), "local_addresses applies to fullnat forwarding only")
+	}
+	for _, s := range vs.LocalAddresses {
+		r, err := ParseAddrRange(s)
+		if err != nil {
+			errs.add(vs.At("local_addresses"), "local_addresses: %v", err)
+		} else if !vs.Address.IsZero() && r.First.Is4() != vs.Address.Addr.Is4() {
+			errs.add(vs.At("local_addresses"), "local address %s is not of the VIP's address family", s)
+		}
+	}
+	for _, rs := range vs.RealServers {
+		if rs == nil || rs.Address.IsZero() || vs.Address.IsZero() {
+			continue
+		}
+		if rs.Address.Addr.Is4() != vs.Address.Addr.Is4() {
+			errs.add(rs.At("address"), "real server %s is not of the VIP's address family (forwarding %s translates addresses, not families)", rs.Address, vs.Forwarding)
+		}
+		if rs.SendProxy != ProxyNone {
+			errs.add(rs.At("send_proxy"), "send_proxy applies to proxy forwarding only")
+		}
+	}
+}
+
+// AddrRange is an inclusive range of addresses of one family.
+type AddrRange struct{ First, Last netip.Addr }
+
+// ParseAddrRange parses "10.0.0.10" or "10.0.0.10-10.0.0.20".
+func ParseAddrRange(s string) (AddrRange, error) {
+	a, b, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	first, err := netip.ParseAddr(strings.TrimSpace(a))
+	if err != nil {
+		return AddrRange{}, fmt.Errorf("invalid address %q", a)
+	}
+	first = first.Unmap()
+	r := AddrRange{first, first}
+	if isRange {
+		last, err := netip.ParseAddr(strings.TrimSpace(b))
+		if err != nil {
+			return AddrRange{}, fmt.Errorf("invalid address %q in range %q", b, s)
+		}
+		r.Last = last.Unmap()
+		if r.First.Is4() != r.Last.Is4() || r.Last.Less(r.First) {
+			return AddrRange{}, fmt.Errorf("invalid range %q: want FIRST-LAST of one family, FIRST <= LAST", s)
+		}
+	}
+	if r.First.IsUnspecified() || r.First.IsMulticast() {
+		return AddrRange{}, fmt.Errorf("%s is not a host address", r.First)
+	}
+	return r, nil
 }

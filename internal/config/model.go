@@ -12,10 +12,12 @@ type Config struct {
 	// after shutdown, or after a reload removed their virtual or real server.
 	GracePeriod    Duration         `yaml:"grace_period,omitempty"`
 	VirtualServers []*VirtualServer `yaml:"virtual_servers"`
-	// VRRPInstances is recognised but not yet served (VRRP is its own issue).
-	VRRPInstances Unsupported `yaml:"vrrp_instances,omitempty"`
-	API           *API        `yaml:"api,omitempty"`
-	Logging       *Logging    `yaml:"logging,omitempty"`
+	// VRRPInstances and VRRPSyncGroups are the VRRP virtual routers that
+	// carry the VIPs between directors (vrrp.go, docs/vrrp.md).
+	VRRPInstances  []*VRRPInstance  `yaml:"vrrp_instances,omitempty"`
+	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
+	API            *API             `yaml:"api,omitempty"`
+	Logging        *Logging         `yaml:"logging,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over
@@ -56,6 +58,15 @@ type VirtualServer struct {
 	SendProxy      ProxyProtocol `yaml:"send_proxy,omitempty"`
 	MaxFlows       int           `yaml:"max_flows,omitempty"`
 
+	// Kernel forwarding (nat, fullnat) settings.
+	// LocalAddresses are fullnat's source addresses toward the real
+	// servers: IPs or ranges "10.0.0.10-10.0.0.20". None means the
+	// director's address on the interface toward the real server.
+	LocalAddresses []string `yaml:"local_addresses,omitempty"`
+	// ExpireNodestConn ends the flows of a removed real server at once
+	// (IPVS's expire_nodest_conn) instead of letting them finish.
+	ExpireNodestConn bool `yaml:"expire_nodest_conn,omitempty"`
+
 	RealServers []*RealServer `yaml:"real_servers"`
 }
 
@@ -70,7 +81,21 @@ type RealServer struct {
 	UpperThreshold int           `yaml:"upper_threshold,omitempty"`
 	LowerThreshold int           `yaml:"lower_threshold,omitempty"`
 	SendProxy      ProxyProtocol `yaml:"send_proxy,omitempty"`
-	HealthCheck    *HealthCheck  `yaml:"health_check,omitempty"`
+	// HealthCheck overrides the virtual server's health_check key by key;
+	// type: none turns checking off for this real server.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// Lifecycle (docs/health.md): commands run when the real server goes
+	// up or down, and per-server overrides of the virtual server's
+	// inhibit_on_failure and alpha.
+	NotifyUp         string `yaml:"notify_up,omitempty"`
+	NotifyDown       string `yaml:"notify_down,omitempty"`
+	InhibitOnFailure *bool  `yaml:"inhibit_on_failure,omitempty"`
+	Alpha            *bool  `yaml:"alpha,omitempty"`
+
+	// Check is the health check in force for this real server, resolved by
+	// Validate from the virtual server's and the real server's health_check;
+	// nil when it is not checked.
+	Check *HealthCheck `yaml:"-"`
 }
 
 // HealthCheck describes how real servers are checked.
@@ -88,15 +113,49 @@ type HealthCheck struct {
 	ExpectDigest string   `yaml:"expect_digest,omitempty"`
 	Host         string   `yaml:"host,omitempty"`
 	Command      string   `yaml:"command,omitempty"`
+
+	// Keepalived's retry and delay_before_retry: a failed check is tried
+	// again this many times before it counts as one failure.
+	Retry            *int     `yaml:"retry,omitempty"`
+	DelayBeforeRetry Duration `yaml:"delay_before_retry,omitempty"`
+	// Dynamic (keepalived's misc_dynamic) lets a script's exit code, or a
+	// file check's value, set the real server's weight.
+	Dynamic bool `yaml:"dynamic,omitempty"`
+	// https: the TLS server name sent, whether the certificate is verified,
+	// and the CA file it is verified against (default: the system's).
+	SNI       string `yaml:"sni,omitempty"`
+	TLSVerify bool   `yaml:"tls_verify,omitempty"`
+	TLSCA     string `yaml:"tls_ca,omitempty"`
+	// dns: the question asked (default ". SOA", as keepalived's DNS_CHECK).
+	QueryName string `yaml:"query_name,omitempty"`
+	QueryType string `yaml:"query_type,omitempty"`
+	// udp: the datagram sent (hex) and the reply wanted.
+	Payload      string `yaml:"payload,omitempty"`
+	RequireReply bool   `yaml:"require_reply,omitempty"`
+	ExpectReply  string `yaml:"expect_reply,omitempty"`
+	// smtp: the name sent with EHLO.
+	HeloName string `yaml:"helo_name,omitempty"`
+	// file: the file read and keepalived's FILE_CHECK weight multiplier.
+	File       string `yaml:"file,omitempty"`
+	FileWeight *int   `yaml:"file_weight,omitempty"`
+	// AgentPort adds an HAProxy agent check on this port to any check type.
+	AgentPort int `yaml:"agent_port,omitempty"`
 }
 
-// API configures the control API.
+// API configures the control API (see docs/api.md).
 type API struct {
 	Meta `yaml:"-"`
 
-	Socket    string `yaml:"socket,omitempty"`
+	// Socket is the control socket's path; the --socket flag and the
+	// GOVS_SOCKET variable take precedence. Default /run/govs/govs.sock.
+	Socket string `yaml:"socket,omitempty"`
+	// HTTP is an optional TCP listen address (HOST:PORT) for the API and
+	// the metrics; it needs TokenFile, whose first line is the bearer token.
 	HTTP      string `yaml:"http,omitempty"`
 	TokenFile string `yaml:"token_file,omitempty"`
+	// TLSCert and TLSKey make the HTTP listener serve HTTPS.
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
 }
 
 // Logging configures the director's logs.
@@ -119,4 +178,12 @@ const (
 	DefaultRetries        = 3
 	DefaultMaxFlows       = 65536
 	DefaultScheduler      = "wlc"
+
+	// Health checks (docs/health.md): HAProxy's rise and fall, and an
+	// interval a little under its default so failures are seen in seconds.
+	DefaultHealthInterval         = 2 * time.Second
+	DefaultHealthRise             = 2
+	DefaultHealthFall             = 3
+	DefaultHealthDelayBeforeRetry = time.Second
+	DefaultQuorum                 = 1
 )

@@ -45,6 +45,8 @@ type Director struct {
 
 	root   context.Context
 	cancel context.CancelFunc
+
+	hc directorHealth // health.go
 }
 
 // New returns a director that forwards with dp. It serves nothing until Apply.
@@ -56,6 +58,7 @@ func New(log *slog.Logger, dp Dataplane) *Director {
 		retiring: map[string]*VirtualService{},
 		root:     root, cancel: cancel,
 	}
+	d.hc.init()
 	go d.housekeeping()
 	return d
 }
@@ -165,12 +168,22 @@ func (d *Director) Apply(cfg *config.Config) error {
 		}
 		p.vs.update(d.log, p.cfg, p.settings, p.persist, grace)
 	}
+	// Kept services have their new real servers and settings now: a
+	// dataplane that programs them (kernel NAT) takes them at once, and one
+	// whose forwarding changed moves to its new dataplane. The first Sync
+	// prepared everything that can fail, so this one only updates.
+	if len(plans) > len(created) {
+		if err := d.dp.Sync(next); err != nil {
+			d.log.Error("dataplane update after reload", "err", err)
+		}
+	}
 	for _, vs := range d.services {
 		if kept[vs] {
 			continue
 		}
 		d.log.Info("virtual service removed", "service", vs.Settings().Name, "grace", grace)
 		d.retiring[vs.Key] = vs
+		vs.stopHealth() // a removed service is not checked
 		vs.retire = time.AfterFunc(grace, func() {
 			vs.cancel()
 			d.mu.Lock()
@@ -198,6 +211,7 @@ func (d *Director) Apply(cfg *config.Config) error {
 func (d *Director) Shutdown(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	d.stopHealthChecks(d.Services())
 	err := d.dp.Shutdown(ctx)
 	if err != nil {
 		d.log.Warn("grace period over, closing remaining connections", "grace", grace)
@@ -208,12 +222,13 @@ func (d *Director) Shutdown(grace time.Duration) error {
 		vs.retire.Stop()
 	}
 	d.mu.Unlock()
+	d.waitNotifies(10 * time.Second)
 	return d.dp.Close()
 }
 
 func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 	ctx, cancel := context.WithCancel(d.root)
-	return &VirtualService{
+	vs := &VirtualService{
 		Key:      vc.Key(),
 		Protocol: vc.Protocol,
 		Address:  vc.Address.AddrPort(),
@@ -221,12 +236,15 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	vs.initHealth(d)
+	return vs
 }
 
 // newSettings builds the settings of vc, keeping the running scheduler (and
 // so its position and state) when neither its name nor its options changed.
 func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*Settings, error) {
 	st := &Settings{
+		Config:         vc,
 		Name:           vc.Name,
 		SchedulerName:  vc.Scheduler,
 		Forwarding:     vc.Forwarding,
@@ -278,14 +296,17 @@ func newPersistence(vc *config.VirtualServer, old *persistence) (*persistence, e
 
 // update applies a virtual server's configuration to a running service.
 func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, pers *persistence, grace time.Duration) {
+	var acts healthActions
+	defer acts.run() // after the unlock: logs and notify commands
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
+	now := vs.d().hc.now()
+	running := vs.reals.Load() != nil // real servers added to a running service slow-start
 	old := map[netip.AddrPort]*RealServer{}
 	for _, rs := range vs.RealServers() {
 		old[rs.Addr] = rs
 	}
 	reals := make([]*RealServer, 0, len(vc.RealServers))
-	dests := make([]*sched.Dest, 0, len(vc.RealServers))
 	for _, rc := range vc.RealServers {
 		addr := rc.Address.AddrPort()
 		rs := old[addr]
@@ -302,12 +323,12 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			rs.Dest.Owner = rs
 		}
 		rs.cfg.Store(rc)
-		rs.Dest.SetWeight(*rc.Weight)
-		rs.Dest.SetThresholds(rc.UpperThreshold, rc.LowerThreshold, rc.MaxConnections)
+		// Weight, thresholds and checks, keeping the health state (health.go).
+		vs.configureHealthLocked(rs, rc, vc, running, now, &acts)
 		reals = append(reals, rs)
-		dests = append(dests, rs.Dest)
 	}
 	for addr, rs := range old {
+		vs.stopRealHealthLocked(rs)
 		log.Info("real server removed", "service", st.Name, "backend", addr.String(), "grace", grace)
 		if p := vs.persist.Load(); p != nil {
 			p.table.Forget(rs.Dest) // its clients are scheduled afresh
@@ -322,9 +343,11 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			vs.mu.Unlock()
 		})
 	}
-	// The scheduler learns the new set before the settings that point at it
-	// are published, so no pick sees a scheduler without real servers.
-	st.Scheduler.Update(dests)
+	// The scheduler learns the new set (the real servers in service, or the
+	// sorry server) before the settings that point at it are published, so
+	// no pick sees a scheduler without real servers.
+	vs.configureServiceHealthLocked(vc, reals, grace, &acts)
+	vs.reconcileLocked(st.Scheduler, reals, true, now, &acts)
 	vs.reals.Store(&reals)
 	vs.persist.Store(pers)
 	prev := vs.settings.Swap(st)

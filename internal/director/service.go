@@ -15,6 +15,9 @@ import (
 // Settings are the parts of a virtual service that a reload may change in
 // place. Dataplanes read them once per new connection or flow.
 type Settings struct {
+	// Config is the virtual server's configuration these settings were
+	// built from, for what only one dataplane needs (local_addresses, ...).
+	Config         *config.VirtualServer
 	Name           string
 	SchedulerName  string
 	Scheduler      sched.Scheduler
@@ -37,6 +40,7 @@ type VirtualService struct {
 	Address  netip.AddrPort
 	Stats    Stats
 
+	fallback atomic.Uint32 // rotates the start of Schedule's fallback scan
 	settings atomic.Pointer[Settings]
 	reals    atomic.Pointer[[]*RealServer] // in service, in configuration order
 	persist  atomic.Pointer[persistence]   // nil: not persistent
@@ -47,6 +51,8 @@ type VirtualService struct {
 	ctx    context.Context // ends when the service's connections must end
 	cancel context.CancelFunc
 	retire *time.Timer
+
+	health svcHealth // quorum, sorry server (health.go); guarded by mu
 }
 
 // Settings returns the current settings.
@@ -117,6 +123,15 @@ func (vs *VirtualService) Schedule(client netip.AddrPort, exclude []*RealServer)
 	return Binding{rs, tp}
 }
 
+// Observe hands a measurement of rs to the service's scheduler, if it is one
+// that learns from them (pewma, prequal, adaptive-weights); the IPVS
+// schedulers ignore it at the cost of one type check.
+func (vs *VirtualService) Observe(rs *RealServer, sig sched.Signal) {
+	if o, ok := vs.Settings().Scheduler.(sched.SignalObserver); ok {
+		o.Observe(rs.Dest, sig)
+	}
+}
+
 // Release ends the binding's hold on its persistence template: the template
 // then lives for the persistence timeout.
 func (vs *VirtualService) Release(b Binding) {
@@ -152,8 +167,13 @@ func (vs *VirtualService) schedule(client netip.AddrPort, exclude []*RealServer)
 		return nil
 	}
 	// The scheduler's choice already failed this connection (a hashing
-	// scheduler keeps choosing it): try the others in configuration order.
-	for _, rs := range vs.RealServers() {
+	// scheduler keeps choosing it): try the others, from a rotating start so
+	// that the retries of many connections spread instead of all landing on
+	// the first real server in the list.
+	reals := vs.RealServers()
+	start := int(vs.fallback.Add(1))
+	for i := range reals {
+		rs := reals[(start+i)%len(reals)]
 		if rs.Dest.Available() && !contains(exclude, rs) {
 			return rs
 		}
@@ -180,6 +200,8 @@ type RealServer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	retire *time.Timer
+
+	health rsHealth // state, checks (health.go); guarded by its service's mu
 }
 
 // Config returns the real server's current configuration.

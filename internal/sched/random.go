@@ -1,9 +1,6 @@
 package sched
 
-import (
-	"math/rand/v2"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // Random (random) sends a new connection to a server drawn uniformly among
 // the available ones. It is govs's own, not an IPVS scheduler: a baseline,
@@ -25,7 +22,7 @@ type random struct {
 }
 
 func init() {
-	Register("random", func(Options) (Scheduler, error) { return &random{rnd: rand.Uint64}, nil })
+	Register("random", func(o Options) (Scheduler, error) { return &random{rnd: randSource(o)}, nil })
 }
 
 func (s *random) Update(dests []*Dest) {

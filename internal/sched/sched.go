@@ -50,6 +50,14 @@ type Options struct {
 	// server (IPVS's lblc_expiration and lblcr_expiration sysctls); 0 means
 	// 24 hours.
 	Expiration time.Duration
+	// Rand is the random source of the schedulers that draw (random, twos,
+	// pewma, prequal); nil means math/rand/v2's global source. It must be
+	// safe for concurrent use if Pick is called concurrently. The simulator
+	// (internal/sim) gives a seeded one, for runs that repeat exactly.
+	Rand func() uint64
+	// Prober sends prequal's load probes; nil makes prequal build its
+	// probes from what the director itself measures (signals.go).
+	Prober Prober
 }
 
 // Expirer is implemented by schedulers with timed state (lblc, lblcr). They

@@ -1,7 +1,5 @@
 package sched
 
-import "math/rand/v2"
-
 // Weighted power of two choices (twos) draws two servers at random in
 // proportion to their weights and sends the connection to the less loaded of
 // the two: close to wlc's balance without wlc's herd onto the single least
@@ -34,7 +32,7 @@ type twoChoices struct {
 const guideRebuildAfter = 64
 
 func init() {
-	Register("twos", func(Options) (Scheduler, error) { return &twoChoices{rnd: rand.Uint64}, nil })
+	Register("twos", func(o Options) (Scheduler, error) { return &twoChoices{rnd: randSource(o)}, nil })
 }
 
 func positiveAvailableWeight(d *Dest) int64 {

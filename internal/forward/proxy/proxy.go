@@ -136,11 +136,11 @@ func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
 		go t.acceptLoop()
 		return t, nil
 	case config.UDP:
-		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(vs.Address))
+		pc, err := listenConfig.ListenPacket(context.Background(), "udp", vs.Address.String())
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
-		u := newUDPServer(p, vs, conn)
+		u := newUDPServer(p, vs, pc.(*net.UDPConn))
 		p.loops.Add(2)
 		go u.readLoop()
 		go u.expireLoop()

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/sched"
 )
 
 type tcpServer struct {
@@ -55,6 +55,8 @@ type tcpConn struct {
 	vs       *director.VirtualService
 	rs       *director.RealServer
 	binding  director.Binding
+	bound    time.Time // when the real server was bound: signals count from here
+	gotFirst bool      // a first byte came from the real server (downstream goroutine only)
 	st       *director.Settings
 	client   *net.TCPConn
 	backend  *net.TCPConn
@@ -79,14 +81,14 @@ type tcpConn struct {
 // ends connections whose peer has gone.
 var (
 	dialer       = net.Dialer{KeepAlive: -1}
-	listenConfig = net.ListenConfig{KeepAlive: -1}
+	listenConfig = net.ListenConfig{KeepAlive: -1, Control: freebind}
 )
 
 func (t *tcpServer) serve(client *net.TCPConn) {
 	vs := t.vs
 	st := vs.Settings()
 	clientAP := client.RemoteAddr().(*net.TCPAddr).AddrPort()
-	b, backend := t.connect(st, clientAP)
+	b, backend, bound := t.connect(st, clientAP)
 	rs := b.RealServer
 	if backend == nil {
 		vs.Stats.Refused.Add(1)
@@ -99,7 +101,7 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	rs.Dest.Activate()
 	rs.Stats.Conns.Add(1)
 	vs.Stats.Conns.Add(1)
-	c := &tcpConn{p: t.p, vs: vs, rs: rs, binding: b, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
+	c := &tcpConn{p: t.p, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
 	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
 		vip := client.LocalAddr().(*net.TCPAddr).AddrPort()
 		var buf [64]byte
@@ -120,33 +122,38 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 // connect schedules a real server and connects to it. A refused or timed out
 // connect is retried on another real server, up to the service's retries, so
 // the client never sees a real server that just failed.
-func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn) {
+func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn, time.Time) {
 	var buf [8]*director.RealServer
 	tried := buf[:0]
 	for attempt := 0; attempt <= st.Retries; attempt++ {
 		b := t.vs.Schedule(client, tried)
 		rs := b.RealServer
 		if rs == nil {
-			return b, nil
+			return b, nil, time.Time{}
 		}
 		tried = append(tried, rs)
 		if !rs.Dest.Bind() {
 			t.vs.Release(b)
 			continue // at its connection limit
 		}
+		bound := time.Now()
 		ctx, cancel := context.WithTimeout(rs.Context(), st.ConnectTimeout)
 		c, err := dialer.DialContext(ctx, "tcp", rs.Addr.String())
 		cancel()
+		// Adaptive schedulers learn from connect times, a failed connect's
+		// included (as the time it wasted).
+		t.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Since(bound)})
 		if err == nil {
-			return b, c.(*net.TCPConn)
+			return b, c.(*net.TCPConn), bound
 		}
 		t.vs.Release(b)
 		rs.Dest.Unbind(false)
 		rs.Stats.ConnectErrors.Add(1)
 		t.vs.Stats.ConnectErrors.Add(1)
+		t.vs.ConnectFailed(rs, err) // passive health: out of scheduling until its checks pass
 		t.p.log.Debug("connect to real server failed", "service", st.Name, "backend", rs.Addr.String(), "err", err, "attempt", attempt+1)
 	}
-	return director.Binding{}, nil
+	return director.Binding{}, nil, time.Time{}
 }
 
 // pipe moves one direction: upstream is client to real server.
@@ -182,6 +189,12 @@ func (c *tcpConn) count(upstream bool, n int) {
 	} else {
 		c.rs.Stats.OutBytes.Add(uint64(n))
 		c.vs.Stats.OutBytes.Add(uint64(n))
+		if !c.gotFirst {
+			// Time to first byte: the real server's latency as a
+			// request/response client sees it.
+			c.gotFirst = true
+			c.vs.Observe(c.rs, sched.Signal{Kind: sched.FirstByte, Latency: time.Since(c.bound)})
+		}
 	}
 	c.last.Store(int64(time.Since(c.start)))
 }
@@ -219,6 +232,7 @@ func (c *tcpConn) finish() {
 	})
 	c.rs.Dest.Unbind(!c.halfDone.Load())
 	c.vs.Release(c.binding)
+	c.vs.Observe(c.rs, sched.Signal{Kind: sched.Duration, Latency: time.Since(c.bound)})
 	if c.st.AccessLog {
 		end := "closed"
 		switch {
@@ -234,31 +248,4 @@ func (c *tcpConn) finish() {
 			slog.String("end", end))
 	}
 	c.p.conns.Done()
-}
-
-// bufPool holds the buffers of the portable copy path.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// copyBuffered is the portable copy loop, used where splice is not.
-func copyBuffered(dst, src net.Conn, count func(int)) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	var total int64
-	for {
-		n, rerr := src.Read(*bp)
-		if n > 0 {
-			m, werr := dst.Write((*bp)[:n])
-			total += int64(m)
-			count(m)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
 }

@@ -264,6 +264,7 @@ func (f *udpFlow) replyLoop() {
 				// the flow so the client's next datagram is scheduled anew.
 				f.rs.Stats.ConnectErrors.Add(1)
 				f.s.vs.Stats.ConnectErrors.Add(1)
+				f.s.vs.ConnectFailed(f.rs, unix.ECONNREFUSED) // passive health
 				f.close("real server unreachable")
 				return
 			}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+// execute runs a parsed command against the daemon.
+func (c *cli) execute(e *entry, readingStdin bool) error {
+	ctx := context.Background()
+	if e.unsupported != "" {
+		return fail(255, "%s", e.unsupported)
+	}
+	svcAddr := netip.AddrPortFrom(e.svc.addr, e.svc.port).String()
+	hasService := e.options&(1<<optService) != 0
+	switch e.cmd {
+	case cmdList:
+		return c.list(ctx, e, hasService, svcAddr)
+	case cmdSave:
+		return c.listAll(ctx, e.format|fmtRule)
+	case cmdRestore:
+		if readingStdin {
+			return usageError{}
+		}
+		return c.restore()
+	case cmdFlush:
+		if err := c.api().Clear(ctx); err != nil {
+			return c.apiError(err, false)
+		}
+	case cmdAdd:
+		spec := map[string]any{"address": svcAddr, "protocol": e.svc.proto, "scheduler": e.svc.sched}
+		for k, v := range serviceSettings(e) {
+			if v != nil {
+				spec[k] = v
+			}
+		}
+		if _, err := c.api().CreateService(ctx, spec); err != nil {
+			return c.apiError(err, false)
+		}
+	case cmdEdit:
+		patch := serviceSettings(e)
+		patch["scheduler"] = e.svc.sched
+		if _, err := c.api().PatchService(ctx, e.svc.proto, svcAddr, patch); err != nil {
+			return c.apiError(err, false)
+		}
+	case cmdDel:
+		if err := c.api().DeleteService(ctx, e.svc.proto, svcAddr); err != nil {
+			return c.apiError(err, false)
+		}
+	case cmdZero:
+		proto := ""
+		if hasService {
+			proto = e.svc.proto
+		}
+		if err := c.api().Zero(ctx, proto, svcAddr); err != nil {
+			return c.apiError(err, false)
+		}
+	case cmdAddDest, cmdEditDest:
+		fwd, err := forwarding(e.dest.fwd)
+		if err != nil {
+			return err
+		}
+		settings := destSettings(e)
+		if e.cmd == cmdAddDest {
+			spec := map[string]any{"address": destAddress(e)}
+			for k, v := range settings {
+				if v != nil {
+					spec[k] = v
+				}
+			}
+			_, err = c.api().CreateRealServer(ctx, e.svc.proto, svcAddr, spec, fwd)
+		} else {
+			_, err = c.api().PatchRealServer(ctx, e.svc.proto, svcAddr, destAddrPort(e), settings, fwd)
+		}
+		if err != nil {
+			return c.apiError(err, true)
+		}
+	case cmdDelDest:
+		if err := c.api().DeleteRealServer(ctx, e.svc.proto, svcAddr, destAddrPort(e)); err != nil {
+			return c.apiError(err, true)
+		}
+	case cmdTimeout:
+		return fail(255, "govs sets connection timeouts per virtual service (idle_timeout in the configuration); --set is not supported")
+	case cmdStartDaemon, cmdStopDaemon:
+		return fail(255, "govs has no connection synchronisation daemon; use VRRP for failover")
+	}
+	return nil
+}
+
+// serviceSettings are the settings -A and -E set: all of them, so that -E
+// returns what it does not name to its default, as with ipvsadm.
+func serviceSettings(e *entry) map[string]any {
+	m := map[string]any{"persistence_timeout": nil, "persistence_netmask": nil, "ops": nil, "scheduler_flags": nil}
+	if e.svc.persist {
+		m["persistence_timeout"] = fmt.Sprintf("%ds", e.svc.timeout)
+		if mask := e.svc.netmask; mask != "" && mask != "255.255.255.255" && mask != "128" {
+			m["persistence_netmask"] = mask
+		}
+	}
+	if e.svc.onePacket {
+		m["ops"] = true
+	}
+	if len(e.svc.flags) > 0 {
+		flags := make([]any, len(e.svc.flags))
+		for i, f := range e.svc.flags {
+			flags[i] = f
+		}
+		m["scheduler_flags"] = flags
+	}
+	return m
+}
+
+// destSettings are the settings -a and -e set; -e returns the weight to 1
+// and the thresholds to none unless given, as with ipvsadm.
+func destSettings(e *entry) map[string]any {
+	m := map[string]any{"weight": e.dest.weight, "upper_threshold": nil, "lower_threshold": nil}
+	if e.dest.uthresh != 0 {
+		m["upper_threshold"] = e.dest.uthresh
+	}
+	if e.dest.lthresh != 0 {
+		m["lower_threshold"] = e.dest.lthresh
+	}
+	return m
+}
+
+// destAddress is the real server's address for the API; without a port it
+// takes the virtual service's, as with ipvsadm.
+func destAddress(e *entry) string {
+	if !e.dest.hasPort {
+		return destAddrPort(e)
+	}
+	return netip.AddrPortFrom(e.dest.addr, e.dest.port).String()
+}
+
+func destAddrPort(e *entry) string {
+	port := e.dest.port
+	if !e.dest.hasPort {
+		port = e.svc.port
+	}
+	return netip.AddrPortFrom(e.dest.addr, port).String()
+}
+
+// forwarding maps a forwarding switch to govs's method.
+func forwarding(fwd string) (string, error) {
+	switch fwd {
+	case fwdMasq:
+		return string(config.NAT), nil
+	case fwdFullNAT:
+		return string(config.FullNAT), nil
+	case fwdProxy:
+		return string(config.Proxy), nil
+	case fwdGate, fwdTunnel:
+		return "", fail(255, "forwarding method not supported")
+	}
+	return "", nil
+}
+
+// list is ipvsadm -L.
+func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr string) error {
+	switch {
+	case e.options&(1<<optConnection) != 0:
+		if e.format&fmtPersistentConn != 0 {
+			return fail(255, "persistent connection counts are not available from govs")
+		}
+		// Connections are not listed by govs (yet): the header alone keeps
+		// parsers working; the note goes to stderr.
+		if _, err := c.api().Version(ctx); err != nil {
+			return c.apiError(err, false)
+		}
+		listConn(c.stdout, e.format)
+		fmt.Fprintln(c.stderr, "govsadm: govs does not list individual connections; see --stats and /metrics")
+		return nil
+	case e.options&(1<<optTimeout) != 0:
+		fmt.Fprintf(c.stdout, "Timeout (tcp tcpfin udp): %d %d %d\n", int(config.DefaultTCPIdleTimeout.Seconds()), 120,
+			int(config.DefaultUDPIdleTimeout.Seconds()))
+		return nil
+	case e.options&(1<<optDaemon) != 0:
+		return nil // no sync daemon runs: ipvsadm prints nothing
+	case e.format&fmtPersistentConn != 0:
+		return fail(255, "persistent connection counts are not available from govs")
+	}
+	if !hasService {
+		return c.listAll(ctx, e.format)
+	}
+	svc, err := c.api().Service(ctx, e.svc.proto, svcAddr)
+	if err != nil {
+		f := c.apiError(err, false)
+		if f.code == 255 {
+			f.code = 1 // as list_service
+		}
+		return f
+	}
+	p := &printer{w: c.stdout, format: e.format, names: c.names}
+	p.one(svc)
+	return nil
+}
+
+func (c *cli) listAll(ctx context.Context, format uint) error {
+	services, err := c.api().Services(ctx)
+	if err != nil {
+		f := c.apiError(err, false)
+		if f.code == 255 {
+			f.code = 1 // as list_all
+		}
+		return f
+	}
+	p := &printer{w: c.stdout, format: format, names: c.names}
+	p.all(services)
+	return nil
+}
+
+// restore is ipvsadm -R: each line of stdin is a command line. As with
+// ipvsadm, each is applied on its own; a parse error stops the restore, a
+// refused command is reported and the restore goes on; the status is the
+// last command's.
+func (c *cli) restore() error {
+	sc := bufio.NewScanner(c.stdin)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var last error
+	for sc.Scan() {
+		args := restoreFields(sc.Text())
+		if len(args) == 0 {
+			continue
+		}
+		e, special, err := parse(args)
+		if err != nil {
+			return err
+		}
+		if special != "" {
+			return usageError{}
+		}
+		last = c.execute(e, true)
+		if f, ok := last.(*failure); ok && f.code == 2 {
+			return last
+		}
+		if last != nil {
+			c.exit(last)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fail(255, "reading rules: %v", err)
+	}
+	if last != nil {
+		if f, ok := last.(*failure); ok {
+			return &failure{code: f.code} // already reported
+		}
+	}
+	return nil
+}
+
+// restoreFields splits a rule line into arguments: whitespace separated,
+// a leading "ipvsadm" or "govsadm" word dropped, "#" starting a comment.
+func restoreFields(line string) []string {
+	var out []string
+	for _, f := range strings.Fields(line) {
+		if strings.HasPrefix(f, "#") {
+			break
+		}
+		if f == "ipvsadm" || f == "govsadm" {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,610 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// apiFunc is a handler that reports failure by returning an error.
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) h(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			e := s.toError(err)
+			if e.Status >= 500 {
+				s.log.Error("control API", "method", r.Method, "path", r.URL.Path, "err", e.Message)
+			}
+			writeJSON(w, e.Status, e)
+		}
+	})
+}
+
+// routeTable lists every endpoint; docs/openapi.yaml must list the same.
+func (s *Server) routeTable() []route {
+	const svc = "/api/v1/services/{proto}/{addr}"
+	const rs = svc + "/servers/{server}"
+	return []route{
+		{"GET", "/api/v1/version", s.h(s.getVersion)},
+		{"GET", "/api/v1/services", s.h(s.listServices)},
+		{"POST", "/api/v1/services", s.h(s.createService)},
+		{"DELETE", "/api/v1/services", s.h(s.clearServices)},
+		{"GET", svc, s.h(s.getService)},
+		{"PUT", svc, s.h(s.putService)},
+		{"PATCH", svc, s.h(s.patchService)},
+		{"DELETE", svc, s.h(s.deleteService)},
+		{"POST", svc + "/zero", s.h(s.zeroService)},
+		{"GET", svc + "/servers", s.h(s.listRealServers)},
+		{"POST", svc + "/servers", s.h(s.createRealServer)},
+		{"GET", rs, s.h(s.getRealServer)},
+		{"PUT", rs, s.h(s.putRealServer)},
+		{"PATCH", rs, s.h(s.patchRealServer)},
+		{"DELETE", rs, s.h(s.deleteRealServer)},
+		{"PUT", rs + "/drain", s.h(s.drainOn)},
+		{"DELETE", rs + "/drain", s.h(s.drainOff)},
+		{"GET", "/api/v1/health", s.h(s.getHealth)},
+		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
+		{"GET", "/api/v1/stats", s.h(s.getStats)},
+		{"POST", "/api/v1/zero", s.h(s.zeroAll)},
+		{"GET", "/metrics", s.Metrics()},
+	}
+}
+
+// requestError is an error about a decoded request body.
+type requestError struct {
+	err error
+	doc *document
+}
+
+func (e *requestError) Error() string { return e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
+func invalid(field, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	return &Error{Message: msg, Field: field, Code: CodeInvalid}
+}
+
+// toError turns any error of a handler into the API's error answer.
+func (s *Server) toError(err error) *Error {
+	var doc *document
+	var re *requestError
+	if errors.As(err, &re) {
+		doc = re.doc
+	}
+	var e *Error
+	var list config.ErrorList
+	var ce *director.ChangeError
+	switch {
+	case errors.As(err, &e):
+		out := *e
+		if out.Status == 0 {
+			out.Status = statusOf(out.Code)
+		}
+		return &out
+	case errors.Is(err, director.ErrServiceExists):
+		return &Error{Message: err.Error(), Code: CodeServiceExists, Status: http.StatusConflict}
+	case errors.Is(err, director.ErrNoService):
+		return &Error{Message: err.Error(), Code: CodeNoService, Status: http.StatusNotFound}
+	case errors.Is(err, director.ErrDestExists):
+		return &Error{Message: err.Error(), Code: CodeDestExists, Status: http.StatusConflict}
+	case errors.Is(err, director.ErrNoDest):
+		return &Error{Message: err.Error(), Code: CodeNoDest, Status: http.StatusNotFound}
+	case errors.As(err, &list):
+		out := fieldErrors(list, doc)
+		out.Status = http.StatusBadRequest
+		return out
+	case errors.As(err, &ce):
+		return &Error{Message: "the dataplane refused the change, nothing changed: " + ce.Err.Error(), Code: CodeRefused, Status: http.StatusConflict}
+	}
+	return &Error{Message: err.Error(), Code: CodeInternal, Status: http.StatusInternalServerError}
+}
+
+func statusOf(code string) int {
+	switch code {
+	case CodeNotFound, CodeNoService, CodeNoDest:
+		return http.StatusNotFound
+	case CodeServiceExists, CodeDestExists, CodeRefused:
+		return http.StatusConflict
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// target is a virtual service (and real server) named by a request path.
+type target struct {
+	proto, vip string // as in the configuration: "tcp", "10.0.0.1:80"
+	key        string
+	backend    netip.AddrPort
+}
+
+func serviceTarget(r *http.Request) (target, error) {
+	proto := strings.ToLower(r.PathValue("proto"))
+	if proto != string(config.TCP) && proto != string(config.UDP) {
+		return target{}, invalid("protocol", "invalid protocol %q in path (tcp or udp)", r.PathValue("proto"))
+	}
+	ap, err := netip.ParseAddrPort(r.PathValue("addr"))
+	if err != nil {
+		return target{}, invalid("address", "invalid virtual service address %q in path: want VIP:PORT or [VIP]:PORT", r.PathValue("addr"))
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return target{proto: proto, vip: ap.String(), key: proto + "/" + ap.String()}, nil
+}
+
+func backendTarget(r *http.Request) (target, error) {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return t, err
+	}
+	ap, err := netip.ParseAddrPort(r.PathValue("server"))
+	if err != nil {
+		return t, invalid("server", "invalid real server address %q in path: want ADDRESS:PORT or [ADDRESS]:PORT", r.PathValue("server"))
+	}
+	t.backend = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return t, nil
+}
+
+// serviceConfig returns the running configuration of a virtual service.
+func (s *Server) serviceConfig(key string) (*config.VirtualServer, error) {
+	if cfg := s.d.Config(); cfg != nil {
+		for _, vs := range cfg.VirtualServers {
+			if vs.Key() == key {
+				return vs, nil
+			}
+		}
+	}
+	return nil, director.ErrNoService
+}
+
+func realServerConfig(vs *config.VirtualServer, addr netip.AddrPort) (*config.RealServer, int) {
+	for i, rs := range vs.RealServers {
+		if rs.Address.AddrPort() == addr {
+			return rs, i
+		}
+	}
+	return nil, -1
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, Version{Version: s.version, API: "v1"})
+	return nil
+}
+
+func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
+	out := []object{}
+	if cfg := s.d.Config(); cfg != nil {
+		for _, vc := range cfg.VirtualServers {
+			o, err := s.serviceObject(vc)
+			if err != nil {
+				return err
+			}
+			out = append(out, o)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	vc, err := s.serviceConfig(t.key)
+	if err != nil {
+		return err
+	}
+	return s.writeService(w, http.StatusOK, vc)
+}
+
+func (s *Server) writeService(w http.ResponseWriter, status int, vc *config.VirtualServer) error {
+	o, err := s.serviceObject(vc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, o)
+	return nil
+}
+
+// writeServiceByKey answers with the service as it runs after a change.
+func (s *Server) writeServiceByKey(w http.ResponseWriter, status int, key string) error {
+	vc, err := s.serviceConfig(key)
+	if err != nil {
+		return err
+	}
+	return s.writeService(w, status, vc)
+}
+
+func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
+	obj, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	vs, doc, err := decodeService(obj)
+	if err != nil {
+		return &requestError{err, doc}
+	}
+	if err := s.d.AddService(vs); err != nil {
+		return &requestError{err, doc}
+	}
+	s.log.Info("virtual service added through the API", "service", vs.Key())
+	w.Header().Set("Location", ServicePath(string(vs.Protocol), vs.Address.String()))
+	return s.writeServiceByKey(w, http.StatusCreated, vs.Key())
+}
+
+// putService replaces a virtual service's configuration. Without a
+// real_servers key its real servers are kept.
+func (s *Server) putService(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	return s.changeService(w, t, func(*config.VirtualServer) (map[string]any, error) { return obj, nil })
+}
+
+// patchService merges a JSON merge patch (RFC 7396) into a virtual
+// service's configuration.
+func (s *Server) patchService(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	patch, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	return s.changeService(w, t, func(cur *config.VirtualServer) (map[string]any, error) {
+		o, err := spec(cur)
+		if err != nil {
+			return nil, err
+		}
+		return mergePatch(toMap(o), patch), nil
+	})
+}
+
+// changeService replaces a virtual service's configuration with the body
+// that build makes from the current one. It runs within the director's
+// change, so concurrent changes cannot interleave between reading the
+// current configuration and replacing it.
+func (s *Server) changeService(w http.ResponseWriter, t target, build func(*config.VirtualServer) (map[string]any, error)) error {
+	var doc *document
+	err := s.d.UpdateService(t.key, func(cur *config.VirtualServer) error {
+		obj, err := build(cur)
+		if err != nil {
+			return err
+		}
+		if err := sameIdentity(obj, "protocol", t.proto); err != nil {
+			return err
+		}
+		if err := sameIdentity(obj, "address", t.vip); err != nil {
+			return err
+		}
+		_, hasReals := obj["real_servers"]
+		vs, d, err := decodeService(obj)
+		doc = d
+		if err != nil {
+			return err
+		}
+		if !hasReals {
+			vs.RealServers = cur.RealServers
+		}
+		*cur = *vs
+		return nil
+	})
+	if err != nil {
+		return &requestError{err, doc}
+	}
+	s.log.Info("virtual service changed through the API", "service", t.key)
+	return s.writeServiceByKey(w, http.StatusOK, t.key)
+}
+
+// sameIdentity fills in an identity key from the path, or checks that the
+// body agrees with it.
+func sameIdentity(obj map[string]any, key, want string) error {
+	v, ok := obj[key]
+	if !ok {
+		obj[key] = want
+		return nil
+	}
+	got, _ := v.(string)
+	if key == "protocol" {
+		got = strings.ToLower(got)
+	}
+	if key == "address" {
+		if ap, err := netip.ParseAddrPort(got); err == nil {
+			got = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		} else if a, err := netip.ParseAddr(strings.Trim(got, "[]")); err == nil {
+			// No port: a real server then has its service's port; the
+			// path says which, and the address must agree.
+			if w, err := netip.ParseAddrPort(want); err == nil && a.Unmap() == w.Addr() {
+				got = want
+			}
+		}
+	}
+	if got != want {
+		return invalid(key, "%v differs from the path's %s: the %s identifies the entry and cannot change (delete it and create another)", v, want, key)
+	}
+	obj[key] = want
+	return nil
+}
+
+func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	if err := s.d.DeleteService(t.key); err != nil {
+		return err
+	}
+	s.log.Info("virtual service deleted through the API", "service", t.key)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) clearServices(w http.ResponseWriter, r *http.Request) error {
+	if err := s.d.Clear(); err != nil {
+		return err
+	}
+	s.log.Info("virtual service table cleared through the API")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listRealServers(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	vc, err := s.serviceConfig(t.key)
+	if err != nil {
+		return err
+	}
+	o, err := s.serviceObject(vc)
+	if err != nil {
+		return err
+	}
+	rs := o.get("real_servers")
+	if rs == nil {
+		rs = []any{}
+	}
+	writeJSON(w, http.StatusOK, rs)
+	return nil
+}
+
+func (s *Server) getRealServer(w http.ResponseWriter, r *http.Request) error {
+	t, err := backendTarget(r)
+	if err != nil {
+		return err
+	}
+	return s.writeRealServer(w, http.StatusOK, t)
+}
+
+func (s *Server) writeRealServer(w http.ResponseWriter, status int, t target) error {
+	vc, err := s.serviceConfig(t.key)
+	if err != nil {
+		return err
+	}
+	rc, _ := realServerConfig(vc, t.backend)
+	if rc == nil {
+		return director.ErrNoDest
+	}
+	o, err := s.realServerObject(vc, rc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, o)
+	return nil
+}
+
+// forwardingParam is the ?forwarding= of real server changes (govsadm -m):
+// govs forwards per virtual service, so a real server's forwarding method
+// must be its service's. A service without real servers takes the method
+// of its first one.
+func forwardingParam(r *http.Request) (func(*config.VirtualServer) error, error) {
+	f := strings.ToLower(r.URL.Query().Get("forwarding"))
+	if f == "" {
+		return nil, nil
+	}
+	switch config.Forwarding(f) {
+	case config.Proxy, config.NAT, config.FullNAT:
+	default:
+		return nil, invalid("forwarding", "invalid forwarding %q (proxy, nat or fullnat)", f)
+	}
+	return func(vs *config.VirtualServer) error {
+		if vs.Forwarding == config.Forwarding(f) {
+			return nil
+		}
+		if len(vs.RealServers) > 1 {
+			return invalid("forwarding", "virtual service %s forwards by %s; govs sets the forwarding method per virtual service, not per real server (change the service's forwarding first)", vs.Key(), vs.Forwarding)
+		}
+		vs.Forwarding = config.Forwarding(f)
+		return nil
+	}, nil
+}
+
+func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	fwd, err := forwardingParam(r)
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	rs, doc, err := decodeRealServer(obj, t.proto, t.vip)
+	if err != nil {
+		return &requestError{err, doc}
+	}
+	if err := s.d.AddRealServer(t.key, rs, fwd); err != nil {
+		return &requestError{err, doc}
+	}
+	t.backend = rs.Address.AddrPort()
+	s.log.Info("real server added through the API", "service", t.key, "backend", t.backend.String())
+	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backend.String()))
+	return s.writeRealServer(w, http.StatusCreated, t)
+}
+
+func (s *Server) putRealServer(w http.ResponseWriter, r *http.Request) error {
+	t, err := backendTarget(r)
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	return s.changeRealServer(w, r, t, func(*config.RealServer) (map[string]any, error) { return obj, nil })
+}
+
+func (s *Server) patchRealServer(w http.ResponseWriter, r *http.Request) error {
+	t, err := backendTarget(r)
+	if err != nil {
+		return err
+	}
+	patch, err := readObject(w, r)
+	if err != nil {
+		return err
+	}
+	return s.changeRealServer(w, r, t, func(cur *config.RealServer) (map[string]any, error) {
+		o, err := spec(cur)
+		if err != nil {
+			return nil, err
+		}
+		return mergePatch(toMap(o), patch), nil
+	})
+}
+
+// changeRealServer is changeService for a real server.
+func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t target, build func(*config.RealServer) (map[string]any, error)) error {
+	fwd, err := forwardingParam(r)
+	if err != nil {
+		return err
+	}
+	var doc *document
+	err = s.d.UpdateRealServer(t.key, t.backend, func(cur *config.RealServer) error {
+		obj, err := build(cur)
+		if err != nil {
+			return err
+		}
+		if err := sameIdentity(obj, "address", t.backend.String()); err != nil {
+			return err
+		}
+		rs, d, err := decodeRealServer(obj, t.proto, t.vip)
+		doc = d
+		if err != nil {
+			return err
+		}
+		*cur = *rs
+		return nil
+	}, fwd)
+	if err != nil {
+		return &requestError{err, doc}
+	}
+	s.log.Info("real server changed through the API", "service", t.key, "backend", t.backend.String())
+	return s.writeRealServer(w, http.StatusOK, t)
+}
+
+func (s *Server) deleteRealServer(w http.ResponseWriter, r *http.Request) error {
+	t, err := backendTarget(r)
+	if err != nil {
+		return err
+	}
+	if err := s.d.DeleteRealServer(t.key, t.backend); err != nil {
+		return err
+	}
+	s.log.Info("real server deleted through the API", "service", t.key, "backend", t.backend.String())
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) drainOn(w http.ResponseWriter, r *http.Request) error { return s.drainReq(w, r, true) }
+func (s *Server) drainOff(w http.ResponseWriter, r *http.Request) error {
+	return s.drainReq(w, r, false)
+}
+
+func (s *Server) drainReq(w http.ResponseWriter, r *http.Request, on bool) error {
+	t, err := backendTarget(r)
+	if err != nil {
+		return err
+	}
+	if err := s.setDrain(t.key, t.backend, on); err != nil {
+		return err
+	}
+	s.log.Info("real server drain changed through the API", "service", t.key, "backend", t.backend.String(), "drain", on)
+	return s.writeRealServer(w, http.StatusOK, t)
+}
+
+func (s *Server) zeroService(w http.ResponseWriter, r *http.Request) error {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return err
+	}
+	vs := s.d.Service(t.key)
+	if vs == nil {
+		return director.ErrNoService
+	}
+	s.stats.zero(vs)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) zeroAll(w http.ResponseWriter, r *http.Request) error {
+	for _, vs := range s.d.Services() {
+		s.stats.zero(vs)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
+	out := []BackendHealth{}
+	for _, vs := range s.d.Services() {
+		st := vs.Settings()
+		for _, rs := range vs.RealServers() {
+			rt := s.realServerRuntime(vs, rs)
+			out = append(out, BackendHealth{Service: st.Name, Key: vs.Key, Backend: rs.Addr.String(),
+				Up: rt.Up, Drained: rt.Drained, Weight: rt.Weight, Health: rt.Health})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getVRRP(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.vrrpState())
+	return nil
+}
+
+func (s *Server) getStats(w http.ResponseWriter, r *http.Request) error {
+	rep := StatsReport{Services: []ServiceStats{}}
+	for _, vs := range s.d.Services() {
+		ss := ServiceStats{Service: vs.Settings().Name, Key: vs.Key, Stats: s.stats.stats(&vs.Stats), Rates: s.stats.rates(&vs.Stats),
+			RealServers: []BackendStats{}}
+		for _, rs := range vs.RealServers() {
+			ss.RealServers = append(ss.RealServers, BackendStats{Backend: rs.Addr.String(),
+				Stats: s.stats.stats(&rs.Stats), Rates: s.stats.rates(&rs.Stats)})
+		}
+		rep.Services = append(rep.Services, ss)
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}

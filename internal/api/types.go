@@ -1,0 +1,200 @@
+package api
+
+import (
+	"time"
+
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// The JSON documents of the API. A virtual service or real server is its
+// configuration, with the keys of the configuration file (docs/config.md),
+// plus a read-only "status" object; the Go types below name the keys that
+// govsadm reads and leave the others to the documentation.
+
+// Service is a virtual service as the API shows it.
+type Service struct {
+	Name               string        `json:"name"`
+	Address            string        `json:"address"`
+	Protocol           string        `json:"protocol"`
+	Scheduler          string        `json:"scheduler"`
+	Forwarding         string        `json:"forwarding"`
+	SchedulerFlags     []string      `json:"scheduler_flags,omitempty"`
+	OnePacket          bool          `json:"ops,omitempty"`
+	PersistenceTimeout string        `json:"persistence_timeout,omitempty"`
+	PersistenceNetmask string        `json:"persistence_netmask,omitempty"`
+	RealServers        []RealServer  `json:"real_servers"`
+	Status             ServiceStatus `json:"status"`
+}
+
+// ServiceStatus is the runtime state of a virtual service.
+type ServiceStatus struct {
+	Key   string `json:"key"` // PROTOCOL/VIP:PORT, the service's identity
+	Stats Stats  `json:"stats"`
+	Rates Rates  `json:"rates"`
+}
+
+// RealServer is a real server as the API shows it.
+type RealServer struct {
+	Address        string           `json:"address"`
+	Weight         int              `json:"weight"` // configured
+	UpperThreshold int              `json:"upper_threshold,omitempty"`
+	LowerThreshold int              `json:"lower_threshold,omitempty"`
+	MaxConnections int              `json:"max_connections,omitempty"`
+	Status         RealServerStatus `json:"status"`
+}
+
+// RealServerStatus is the runtime state of a real server.
+type RealServerStatus struct {
+	// Weight is the effective weight new connections are scheduled with:
+	// the configured one, unless draining, health or slow start change it.
+	Weight              int    `json:"weight"`
+	ActiveConnections   int    `json:"active_connections"`
+	InactiveConnections int    `json:"inactive_connections"`
+	Drained             bool   `json:"drained"`
+	Up                  bool   `json:"up"`
+	Health              Health `json:"health"`
+	Stats               Stats  `json:"stats"`
+	Rates               Rates  `json:"rates"`
+}
+
+// Health is what health checking knows of a real server.
+type Health struct {
+	// State is up, down, draining (an operator's or an agent's drain) or
+	// maint (an agent's maintenance).
+	State     string `json:"state"`
+	Checked   bool   `json:"checked"`         // a health check runs
+	Check     string `json:"check,omitempty"` // its type: tcp, http, ...
+	InService bool   `json:"in_service"`      // in the scheduler's set
+	Reason    string `json:"reason,omitempty"`
+	// Since is when State began.
+	Since  *time.Time   `json:"since,omitempty"`
+	Checks uint64       `json:"checks"`
+	Passes int          `json:"passes"` // consecutive
+	Fails  int          `json:"fails"`  // consecutive
+	Last   *CheckResult `json:"last,omitempty"`
+}
+
+// CheckResult is a health check's outcome.
+type CheckResult struct {
+	OK      bool      `json:"ok"`
+	Message string    `json:"message,omitempty"`
+	At      time.Time `json:"at"`
+	Latency float64   `json:"latency_seconds"`
+}
+
+// Stats are a service's or real server's counters since it was created or
+// last zeroed (govsadm -Z). Packets are counted for UDP only. /metrics
+// exposes the same counters, never zeroed.
+type Stats struct {
+	Connections   uint64 `json:"connections"`
+	InPackets     uint64 `json:"in_packets"`
+	OutPackets    uint64 `json:"out_packets"`
+	InBytes       uint64 `json:"in_bytes"`
+	OutBytes      uint64 `json:"out_bytes"`
+	ConnectErrors uint64 `json:"connect_errors"`
+	Refused       uint64 `json:"refused"`
+	Dropped       uint64 `json:"dropped"`
+}
+
+// Rates are per-second rates, averaged as IPVS's estimator does.
+type Rates struct {
+	CPS    uint64 `json:"cps"`
+	InPPS  uint64 `json:"in_pps"`
+	OutPPS uint64 `json:"out_pps"`
+	InBPS  uint64 `json:"in_bps"`
+	OutBPS uint64 `json:"out_bps"`
+}
+
+// BackendHealth is one entry of GET /api/v1/health.
+type BackendHealth struct {
+	Service string `json:"service"` // the service's name
+	Key     string `json:"key"`     // the service's PROTOCOL/VIP:PORT
+	Backend string `json:"backend"` // ADDRESS:PORT
+	Up      bool   `json:"up"`
+	Drained bool   `json:"drained"`
+	Weight  int    `json:"weight"` // effective
+	Health
+}
+
+// VRRP is GET /api/v1/vrrp.
+type VRRP struct {
+	Instances []VRRPInstance `json:"instances"`
+	Status    string         `json:"status,omitempty"`
+}
+
+// VRRPInstance is the state of one VRRP instance.
+type VRRPInstance struct {
+	Name           string     `json:"name"`
+	State          string     `json:"state"` // INIT, BACKUP, MASTER or FAULT
+	Group          string     `json:"sync_group,omitempty"`
+	Interface      string     `json:"interface"`
+	VRID           int        `json:"virtual_router_id"`
+	Version        int        `json:"version"`
+	Priority       int        `json:"priority"` // effective
+	BasePriority   int        `json:"base_priority"`
+	Master         string     `json:"master,omitempty"`
+	MasterPriority int        `json:"master_priority"`
+	VIPs           []string   `json:"virtual_ipaddress,omitempty"`
+	Faults         []string   `json:"faults,omitempty"`
+	Since          *time.Time `json:"since,omitempty"`
+}
+
+// StatsReport is GET /api/v1/stats.
+type StatsReport struct {
+	Services []ServiceStats `json:"services"`
+}
+
+// ServiceStats are the counters of one service and its real servers.
+type ServiceStats struct {
+	Service     string         `json:"service"`
+	Key         string         `json:"key"`
+	Stats       Stats          `json:"stats"`
+	Rates       Rates          `json:"rates"`
+	RealServers []BackendStats `json:"real_servers"`
+}
+
+// BackendStats are the counters of one real server.
+type BackendStats struct {
+	Backend string `json:"backend"`
+	Stats   Stats  `json:"stats"`
+	Rates   Rates  `json:"rates"`
+}
+
+// Version is GET /api/v1/version.
+type Version struct {
+	Version string `json:"version"`
+	API     string `json:"api"`
+}
+
+// Error is the body of every error response. Field, when set, is the path
+// of the offending field in the request body ("real_servers[1].weight") or
+// the name of the offending parameter. Code classifies the error.
+type Error struct {
+	Message string `json:"error"`
+	Field   string `json:"field,omitempty"`
+	Code    string `json:"code,omitempty"`
+	// Status is the HTTP status (not sent; filled in by the client).
+	Status int `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeInvalid       = "invalid"            // the request or a field in it is wrong
+	CodeNotFound      = "not_found"          // no such path
+	CodeNoService     = "no_service"         // the virtual service does not exist
+	CodeServiceExists = "service_exists"     // the virtual service exists already
+	CodeNoDest        = "no_destination"     // the real server does not exist
+	CodeDestExists    = "destination_exists" // the real server exists already
+	CodeRefused       = "refused"            // valid, but the dataplane could not apply it
+	CodeUnauthorized  = "unauthorized"
+	CodeInternal      = "internal"
+)
+
+func toStats(s director.StatsSnapshot) Stats {
+	return Stats{
+		Connections: s.Conns, InPackets: s.InPkts, OutPackets: s.OutPkts, InBytes: s.InBytes, OutBytes: s.OutBytes,
+		ConnectErrors: s.ConnectErrors, Refused: s.Refused, Dropped: s.Dropped,
+	}
+}

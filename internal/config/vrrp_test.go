@@ -1,0 +1,144 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const vrrpFull = `
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 51
+    priority: 150
+    advert_int: 100ms
+    version: 3
+    state: master
+    preempt_delay: 5s
+    virtual_ipaddresses:
+      - 10.0.0.100/24
+      - 10.0.1.100/24 dev eth1 label eth1:vip
+    unicast_src_ip: 10.0.0.1
+    unicast_peers: [10.0.0.2, 10.0.0.3]
+    track_interfaces: [eth1, eth2 weight -20]
+    track_scripts:
+      - name: chk_haproxy
+        script: /usr/bin/pgrep haproxy
+        interval: 2s
+        weight: -30
+        fall: 2
+    notify: /etc/govs/notify.sh
+    garp_master_delay: 0s
+  - name: VI_6
+    interface: eth0
+    virtual_router_id: 51
+    virtual_ipaddresses: ["2001:db8::100"]
+vrrp_sync_groups:
+  - name: G
+    instances: [VI_1, VI_6]
+`
+
+func TestParseVRRP(t *testing.T) {
+	c, err := Parse("v.yaml", []byte(vrrpFull))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.VRRPInstances[0]
+	if v.Priority != 150 || v.AdvertInt.D() != 100*time.Millisecond || v.State != "MASTER" || !v.StartAsMaster() {
+		t.Errorf("VI_1 = %+v", v)
+	}
+	if got := v.VirtualIPAddresses[1]; got.Prefix.String() != "10.0.1.100/24" || got.Dev != "eth1" || got.Label != "eth1:vip" {
+		t.Errorf("vip = %+v", got)
+	}
+	if len(v.UnicastPeers) != 2 || v.UnicastPeers[1].String() != "10.0.0.3" || v.UnicastSrcIP.String() != "10.0.0.1" {
+		t.Errorf("unicast = %v %v", v.UnicastSrcIP, v.UnicastPeers)
+	}
+	if v.TrackInterfaces[1] != (TrackInterface{"eth2", -20}) {
+		t.Errorf("track = %+v", v.TrackInterfaces)
+	}
+	if s := v.TrackScripts[0]; s.Timeout.D() != 2*time.Second || s.Rise != 1 || s.Fall != 2 {
+		t.Errorf("script = %+v", s)
+	}
+	if v.GARPMasterDelay == nil || *v.GARPMasterDelay != 0 || v.GARPMasterRefresh != nil {
+		t.Errorf("garp = %v %v", v.GARPMasterDelay, v.GARPMasterRefresh)
+	}
+	six := c.VRRPInstances[1]
+	if six.Version != 3 || six.Priority != 100 || six.AdvertInt.D() != time.Second || six.State != "BACKUP" ||
+		six.VirtualIPAddresses[0].Prefix.Bits() != 128 {
+		t.Errorf("VI_6 defaults = %+v", six)
+	}
+	// Validating again (as runtime changes do) changes nothing and passes.
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVRRPErrors(t *testing.T) {
+	const head = "vrrp_instances:\n  - {name: a, interface: eth0, "
+	for _, tc := range []struct {
+		name, src string
+		at        string // the error points at the first occurrence of at
+		want      string
+	}{
+		{"vrid", head + "virtual_router_id: 256, virtual_ipaddresses: [10.0.0.1]}\n", "256",
+			"virtual_router_id 256 out of range (1..255)"},
+		{"no vrid", "vrrp_instances:\n  - {name: a, interface: eth0, virtual_ipaddresses: [10.0.0.1]}\n", "{name",
+			`vrrp instance "a" needs a virtual_router_id (1..255)`},
+		{"priority", head + "virtual_router_id: 1, priority: 0, virtual_ipaddresses: [10.0.0.1]}\n", "0, virtual_ip",
+			"priority 0 out of range (1..255; 255 is the address owner)"},
+		{"v2 interval", head + "virtual_router_id: 1, advert_int: 500ms, virtual_ipaddresses: [10.0.0.1]}\n", "500ms",
+			"advert_int 500ms: VRRP version 2 counts whole seconds"},
+		{"v3 interval", head + "virtual_router_id: 1, version: 3, advert_int: 15ms, virtual_ipaddresses: [10.0.0.1]}\n", "15ms",
+			"advert_int 15ms: VRRP version 3 counts centiseconds"},
+		{"auth v3", head + "virtual_router_id: 1, version: 3, authentication: {auth_type: PASS, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
+			"{auth_type", "authentication is VRRP version 2 only"},
+		{"auth AH", head + "virtual_router_id: 1, authentication: {auth_type: AH, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
+			"AH", "auth_type AH is not supported"},
+		{"auth long", head + "virtual_router_id: 1, authentication: {auth_type: PASS, auth_pass: 123456789}, virtual_ipaddresses: [10.0.0.1]}\n",
+			"123456789", "auth_pass is longer than 8 bytes"},
+		{"v2 ipv6", head + "virtual_router_id: 1, version: 2, virtual_ipaddresses: ['2001:db8::1']}\n", "2, virtual",
+			"VRRP version 2 is IPv4 only"},
+		{"mixed", head + "virtual_router_id: 1, virtual_ipaddresses: [10.0.0.1, '2001:db8::1']}\n", "[10",
+			"virtual address 2001:db8::1: an instance's addresses are all IPv4 or all IPv6"},
+		{"bad vip", head + "virtual_router_id: 1, virtual_ipaddresses: [10.0.0.1/24 brd +]}\n", "10.0.0.1/24",
+			`virtual address "10.0.0.1/24 brd +": unknown option "brd" (dev, label)`},
+		{"label", head + "virtual_router_id: 1, virtual_ipaddresses: [10.0.0.1 label eth1:x]}\n", "[10",
+			`virtual address 10.0.0.1: label "eth1:x" must be eth0 or start with eth0:`},
+		{"dup vrid", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1]}\n  - {name: b, interface: eth0, virtual_router_id: 7, virtual_ipaddresses: [10.0.0.2]}\n",
+			"7, virtual_ipaddresses: [10.0.0.2]", `virtual_router_id 7 is already used on eth0 by vrrp instance "a" (at v.yaml:2:51)`},
+		{"same vrid other family", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1]}\n  - {name: b, interface: eth0, virtual_router_id: 7, virtual_ipaddresses: ['fe80::7']}\n  - {name: c, interface: eth0, virtual_router_id: 7, virtual_ipaddresses: [10.0.0.3]}\n",
+			"7, virtual_ipaddresses: [10.0.0.3]", `virtual_router_id 7 is already used on eth0 by vrrp instance "a"`},
+		{"dup vip", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1]}\n  - {name: b, interface: eth0, virtual_router_id: 8, virtual_ipaddresses: [10.0.0.1/24]}\n",
+			"[10.0.0.1/24]", `virtual address 10.0.0.1 is also in vrrp instance "a"`},
+		{"dup name", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1]}\n  - {name: a, interface: eth1, virtual_router_id: 7, virtual_ipaddresses: [10.0.0.2]}\n",
+			"a, interface: eth1", `duplicate vrrp instance name "a"`},
+		{"group", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1]}\nvrrp_sync_groups:\n  - {name: g, instances: [a, b]}\n",
+			"[a, b]", `vrrp sync group "g": no vrrp instance named "b"`},
+		{"unknown key", head + "virtual_router_id: 7, priorty: 3, virtual_ipaddresses: [10.0.0.1]}\n", "priorty",
+			`unknown key "priorty" (did you mean "priority"?)`},
+		{"script", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], track_scripts: [{name: s, weight: 300}]}\n", "{name: s",
+			`track script "s" needs a script`},
+		{"script weight", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], track_scripts: [{name: s, script: /bin/true, weight: 300}]}\n", "300",
+			`weight 300 out of range (-254..254)`},
+		{"track weight", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], track_interfaces: [eth1 weight x]}\n", "eth1 weight",
+			`track interface "eth1 weight x": invalid weight "x"`},
+		{"peer family", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], unicast_peers: ['fe80::1']}\n", "['fe80",
+			`unicast peer fe80::1 is not of the virtual addresses' family`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("v.yaml", []byte(tc.src))
+			i := strings.Index(tc.src, tc.at)
+			if i < 0 {
+				t.Fatalf("%q not in the source", tc.at)
+			}
+			line := strings.Count(tc.src[:i], "\n") + 1
+			col := i - strings.LastIndex(tc.src[:i], "\n")
+			want := fmt.Sprintf("v.yaml:%d:%d: %s", line, col, tc.want)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v\nwant %s", err, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+
+	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/sched"
+)
+
+// TCP conntrack states (TCP_CONNTRACK_*).
+const (
+	tcpSynSent     = 1
+	tcpEstablished = 3
+	tcpLastAck     = 6
+)
+
+func dialConntrack(netns int) (*conntrack.Conn, error) {
+	c, err := conntrack.Dial(&netlink.Config{NetNS: netns})
+	if err != nil {
+		return nil, fmt.Errorf("conntrack netlink: %w", err)
+	}
+	return c, nil
+}
+
+// statsState remembers the counters of each flow at the last dump, so
+// that each dump adds only what moved since.
+type statsState struct {
+	seen map[uint32]flowCounters
+}
+
+type flowCounters struct {
+	inPkts, inBytes, outPkts, outBytes uint64
+}
+
+func newStatsState() *statsState { return &statsState{seen: map[uint32]flowCounters{}} }
+
+// dump reads the flows of the services in view v, by service.
+func (d *Dataplane) dump() ([]conntrack.Flow, error) {
+	d.ctMu.Lock()
+	defer d.ctMu.Unlock()
+	return d.ct.Dump(nil)
+}
+
+func (d *Dataplane) statsLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.opts.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		if err := d.collect(); err != nil {
+			d.log.Warn("conntrack statistics", "err", err)
+		}
+	}
+}
+
+// flowService finds the service and real server of a flow.
+func flowService(v *view, f *conntrack.Flow) (*director.VirtualService, netip.AddrPort, bool) {
+	o := f.TupleOrig
+	vs := v.byVIP[vipKey{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
+	if vs == nil {
+		return nil, netip.AddrPort{}, false
+	}
+	r := f.TupleReply
+	return vs, netip.AddrPortFrom(r.IP.SourceAddress.Unmap(), r.Proto.SourcePort), true
+}
+
+// collect reads conntrack once: IPVS counts into each real server's Dest,
+// bytes and packets into Stats.
+func (d *Dataplane) collect() error {
+	flows, err := d.dump()
+	if err != nil {
+		return err
+	}
+	v := d.view.Load()
+	type counts struct{ active, inactive int }
+	byRS := map[*director.RealServer]*counts{}
+	reals := map[*director.VirtualService]map[netip.AddrPort]*director.RealServer{}
+	for vs := range v.modes {
+		m := map[netip.AddrPort]*director.RealServer{}
+		for _, rs := range vs.Retiring() {
+			m[rs.Addr] = rs
+		}
+		for _, rs := range vs.RealServers() {
+			m[rs.Addr] = rs
+			byRS[rs] = &counts{}
+		}
+		reals[vs] = m
+	}
+	seen := make(map[uint32]flowCounters, len(d.stats.seen))
+	for i := range flows {
+		f := &flows[i]
+		vs, addr, ok := flowService(v, f)
+		if !ok {
+			continue
+		}
+		rs := reals[vs][addr]
+		if rs != nil {
+			c := byRS[rs]
+			if c == nil {
+				c = &counts{}
+				byRS[rs] = c
+			}
+			if f.TupleOrig.Proto.Protocol == 6 && f.ProtoInfo.TCP != nil && f.ProtoInfo.TCP.State == tcpEstablished {
+				c.active++
+			} else {
+				c.inactive++
+			}
+		}
+		now := flowCounters{f.CountersOrig.Packets, f.CountersOrig.Bytes, f.CountersReply.Packets, f.CountersReply.Bytes}
+		prev, known := d.stats.seen[f.ID]
+		seen[f.ID] = now
+		if !known && v.modes[vs] != modeQueue {
+			// Queue-scheduled flows were counted when scheduled.
+			vs.Stats.Conns.Add(1)
+			if rs != nil {
+				rs.Stats.Conns.Add(1)
+			}
+		}
+		add := func(s *director.Stats) {
+			s.InPkts.Add(now.inPkts - min(prev.inPkts, now.inPkts))
+			s.InBytes.Add(now.inBytes - min(prev.inBytes, now.inBytes))
+			s.OutPkts.Add(now.outPkts - min(prev.outPkts, now.outPkts))
+			s.OutBytes.Add(now.outBytes - min(prev.outBytes, now.outBytes))
+		}
+		add(&vs.Stats)
+		if rs != nil {
+			add(&rs.Stats)
+		}
+	}
+	d.stats.seen = seen
+	for rs, c := range byRS {
+		setCounts(rs.Dest, c.active, c.inactive)
+	}
+	return nil
+}
+
+// setCounts brings a Dest's IPVS counters to the kernel's numbers.
+func setCounts(d *sched.Dest, active, inactive int) {
+	for d.ActiveConns() > active {
+		d.Unbind(true)
+	}
+	for d.ActiveConns() < active {
+		if !d.Bind() {
+			break
+		}
+		d.Activate()
+	}
+	for d.InactiveConns() > inactive {
+		d.Unbind(false)
+	}
+	for d.InactiveConns() < inactive {
+		if !d.Bind() {
+			break
+		}
+	}
+}
+
+// liveFlows counts the TCP connections of the services served that have
+// not finished closing (TIME_WAIT and CLOSE do not count). UDP flows are
+// not waited for: they end only by timeout.
+func (d *Dataplane) liveFlows() (int, error) {
+	flows, err := d.dump()
+	if err != nil {
+		return 0, err
+	}
+	v := d.view.Load()
+	n := 0
+	for i := range flows {
+		f := &flows[i]
+		if _, _, ok := flowService(v, f); ok && f.TupleOrig.Proto.Protocol == 6 && f.ProtoInfo.TCP != nil &&
+			f.ProtoInfo.TCP.State >= tcpSynSent && f.ProtoInfo.TCP.State <= tcpLastAck {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// deleteFlows ends the conntrack flows of vs to the real server at addr.
+func (d *Dataplane) deleteFlows(vs *director.VirtualService, addr netip.AddrPort) (int, error) {
+	flows, err := d.dump()
+	if err != nil {
+		return 0, err
+	}
+	v := d.view.Load()
+	d.ctMu.Lock()
+	defer d.ctMu.Unlock()
+	n := 0
+	for i := range flows {
+		f := &flows[i]
+		fvs, a, ok := flowService(v, f)
+		if !ok || fvs != vs || a != addr {
+			continue
+		}
+		if err := d.ct.Delete(*f); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+const acctPath = "/proc/sys/net/netfilter/nf_conntrack_acct"
+
+// enableAcct turns conntrack byte and packet accounting on in the
+// daemon's own namespace.
+func enableAcct() error { return os.WriteFile(acctPath, []byte("1"), 0o644) }

@@ -1,0 +1,63 @@
+// Package nft is govs's kernel dataplane: LVS-NAT ("nat") and FULLNAT
+// ("fullnat") forwarding done by the kernel's netfilter, programmed through
+// nftables, with conntrack doing the reverse translation of replies and the
+// bookkeeping of flows. It is what IPVS would do, on kernels that have
+// nftables but no IPVS.
+//
+// # The table
+//
+// govs owns one table, "inet govs" (Options.Table), and nothing else of the
+// ruleset. Every change rebuilds that table in one netlink transaction
+// (delete and re-create inside one batch), so packets see either the old
+// or the new rules, never a mix; a table left by a crashed run is replaced
+// the same way at start, and Close removes it. Established flows are not
+// disturbed by a rebuild: their translation lives in conntrack.
+//
+//	chain queue  (filter, prerouting, priority mangle -150)
+//	    first packet of a flow to a queue-scheduled service -> NFQUEUE
+//	chain dnat   (nat, prerouting, priority dstnat -100)
+//	    VIP:port -> jump to the service's chain
+//	chain sN     one per service: choose the real server and DNAT to it
+//	chain snat   (nat, postrouting, priority srcnat 100)
+//	    fullnat services: SNAT to local_addresses (or masquerade)
+//
+// # Scheduling
+//
+// Schedulers the kernel can run without live state are run by the kernel:
+// rr and wrr by "numgen inc mod N" over a map (wrr: IPVS's interleaved
+// sequence for one period, weight/gcd entries per server), random by
+// "numgen random mod N", sh by "jhash ip saddr mod 256" over IPVS's 256
+// buckets (the hash function is jhash, not IPVS's, so the mapping of
+// clients to servers differs from IPVS's while keeping its properties).
+// Servers with weight 0 or overloaded take no slot: a weight change rebuilds
+// the maps, so new flows go elsewhere at once while established ones finish
+// through conntrack.
+//
+// Every other scheduler (lc, wlc, sed, nq, mh, dh, lblc, ...), and any
+// service with persistence, connection limits or scheduler flags, is run
+// by govs itself: the first packet of each new flow goes to userspace
+// through NFQUEUE (the xtables target through nft_compat: this kernel has
+// no nft queue statement), govs picks with VirtualService.Schedule and
+// answers with a verdict carrying the packet mark of the chosen real
+// server; the service chain copies it to the conntrack mark and DNATs by
+// a map on it. Verdicts are batched (one sendmsg per received batch) and
+// the flows are spread over several queues by CPU fanout.
+//
+// Fail-open choice: the NFQUEUE rule has the bypass flag and the queues are
+// configured fail-open, so when govs is not listening (crashed, restarting)
+// or a queue is full, new flows are not dropped: they arrive unmarked and
+// are spread round-robin by the kernel over the available servers, the
+// fallback rule of every queue-scheduled service. A service without any
+// available server drops new flows, as IPVS does.
+//
+// # Statistics
+//
+// A conntrack dump every Options.StatsInterval gives each real server its
+// IPVS counts (TCP ESTABLISHED = active, anything else and UDP = inactive),
+// written into its sched.Dest so lc/wlc/... see the kernel's truth, and
+// bytes and packets (with nf_conntrack_acct on; New turns it on when it can)
+// into director.Stats. Flows that start and end between two dumps are
+// missed by the connection counter of kernel-scheduled services.
+//
+// It must not import cmd or other dataplanes.
+package nft

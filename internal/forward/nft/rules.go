@@ -1,0 +1,264 @@
+package nft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+	"golang.org/x/sys/unix"
+)
+
+// queueConfig is where the first packets of queue-scheduled flows go.
+type queueConfig struct {
+	base, total uint16
+}
+
+// NFQUEUE target flags (xt_NFQ_info_v3.flags).
+const (
+	nfqFlagBypass    = 0x1
+	nfqFlagCPUFanout = 0x2
+)
+
+// program replaces the table with one serving plans, in one transaction.
+// With drain set the services take no new flows (shutdown): their VIPs
+// drop them while the nat chains stay, so established flows keep being
+// translated.
+func program(c *nftables.Conn, name string, plans []*plan, q queueConfig, drain bool) error {
+	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+	// Add, delete, add: replaces a table left by an earlier run and does
+	// not fail when there is none.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+	accept := nftables.ChainPolicyAccept
+	queue := c.AddChain(&nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+	dnat := c.AddChain(&nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
+	snat := c.AddChain(&nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	for _, p := range plans {
+		if drain {
+			c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictDrop})})
+			continue
+		}
+		if err := programService(c, t, p, queue, dnat, snat, q); err != nil {
+			return fmt.Errorf("%s: %w", p.vs.Key, err)
+		}
+	}
+	return c.Flush()
+}
+
+// removeTable deletes the table if it exists.
+func removeTable(c *nftables.Conn, name string) error {
+	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+	c.AddTable(t)
+	c.DelTable(t)
+	return c.Flush()
+}
+
+func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, snat *nftables.Chain, q queueConfig) error {
+	ch := c.AddChain(&nftables.Chain{Name: p.chain, Table: t})
+	c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: p.chain})})
+
+	natFam, protoReg := uint32(unix.NFPROTO_IPV4), uint32(unix.NFT_REG32_01)
+	addrType := nftables.TypeIPAddr
+	if p.v6 {
+		natFam, protoReg, addrType = unix.NFPROTO_IPV6, unix.NFT_REG32_04, nftables.TypeIP6Addr
+	}
+	dataType, err := nftables.ConcatSetType(addrType, nftables.TypeInetService)
+	if err != nil {
+		return err
+	}
+	dnatTo := &expr.NAT{Type: expr.NATTypeDestNAT, Family: natFam, RegAddrMin: 1, RegProtoMin: protoReg, Specified: true}
+
+	// addMap adds a map from a 4-byte key to real servers.
+	addMap := func(suffix string, keyType nftables.SetDatatype, keys []uint32, vals []netip.AddrPort) (*nftables.Set, error) {
+		s := &nftables.Set{Table: t, Name: p.chain + suffix, IsMap: true, KeyType: keyType, DataType: dataType,
+			KeyByteOrder: binaryutil.NativeEndian}
+		var elems []nftables.SetElement
+		for i, k := range keys {
+			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(k), Val: addrPortData(vals[i])})
+		}
+		return s, c.AddSet(s, elems)
+	}
+	lookup := func(s *nftables.Set) *expr.Lookup {
+		return &expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID}
+	}
+	// slotRule: DNAT by a generated slot number over the kernel map.
+	slotRule := func(gen []expr.Any) error {
+		var keys []uint32
+		var vals []netip.AddrPort
+		for i, a := range p.slots {
+			if a.IsValid() {
+				keys, vals = append(keys, uint32(i)), append(vals, a)
+			}
+		}
+		if len(keys) == 0 {
+			return nil // no real server available: the drop below
+		}
+		s, err := addMap("_slots", nftables.TypeInteger, keys, vals)
+		if err != nil {
+			return err
+		}
+		exprs := append(gen, lookup(s), dnatTo)
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+		return nil
+	}
+	n := uint32(len(p.slots))
+	switch p.mode {
+	case modeInc:
+		err = slotRule([]expr.Any{&expr.Numgen{Register: 1, Modulus: n, Type: unix.NFT_NG_INCREMENTAL}})
+	case modeRandom:
+		err = slotRule([]expr.Any{&expr.Numgen{Register: 1, Modulus: n, Type: unix.NFT_NG_RANDOM}})
+	case modeHash:
+		off, l := uint32(12), uint32(4)
+		if p.v6 {
+			off, l = 8, 16
+		}
+		err = slotRule([]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+			&expr.Hash{SourceRegister: 1, DestRegister: 1, Length: l, Modulus: n, Seed: 0x676f7673, Type: expr.HashTypeJenkins},
+		})
+	case modeQueue:
+		// The first packet of a new flow goes to govs, which marks it
+		// with the chosen real server (see queue.go). The rule's bypass
+		// flag lets flows through when govs is not listening.
+		info := make([]byte, 8)
+		binary.NativeEndian.PutUint16(info[0:], q.base)
+		binary.NativeEndian.PutUint16(info[2:], q.total)
+		binary.NativeEndian.PutUint16(info[4:], nfqFlagBypass|nfqFlagCPUFanout)
+		xinfo := xt.Unknown(info)
+		c.AddRule(&nftables.Rule{Table: t, Chain: queue, Exprs: append(matchVIP(p),
+			// ct status & confirmed == 0: only the flow's first packet.
+			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(1 << ipsConfirmedBit), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
+			&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &xinfo},
+		)})
+		if len(p.marks) > 0 {
+			var keys []uint32
+			var vals []netip.AddrPort
+			for m, a := range p.marks {
+				keys, vals = append(keys, m), append(vals, a)
+			}
+			s, err := addMap("_marks", nftables.TypeMark, keys, vals)
+			if err != nil {
+				return err
+			}
+			// ct mark set meta mark; meta mark set 0; dnat to ct mark map @sN_marks
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+				&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+				&expr.Immediate{Register: 1, Data: make([]byte, 4)},
+				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+				&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+				lookup(s), dnatTo,
+			}})
+		}
+		// Fail-open fallback: unmarked flows (bypass, full queue) go
+		// round-robin over the available servers.
+		err = slotRule([]expr.Any{&expr.Numgen{Register: 1, Modulus: n, Type: unix.NFT_NG_INCREMENTAL}})
+	}
+	if err != nil {
+		return err
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
+	if p.fullnat {
+		programSNAT(c, t, p, snat)
+	}
+	return nil
+}
+
+// programSNAT adds fullnat's source translation for flows to p's VIP.
+func programSNAT(c *nftables.Conn, t *nftables.Table, p *plan, snat *nftables.Chain) {
+	fam := uint32(unix.NFPROTO_IPV4)
+	if p.v6 {
+		fam = unix.NFPROTO_IPV6
+	}
+	// "ct original daddr": google/nftables sends no direction with the
+	// newer dst_ip key, which the kernel refuses, so the original
+	// destination is loaded with the generic key, 16 bytes in an inet
+	// table, into a register zeroed first (an IPv4 address fills 4).
+	vip := make([]byte, 16)
+	copy(vip, p.vip.Addr().AsSlice())
+	port := binary.BigEndian.AppendUint16(nil, p.vip.Port())
+	match := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(nfproto(p.v6))}},
+		&expr.Immediate{Register: 1, Data: make([]byte, 16)},
+		&expr.Ct{Key: expr.CtKeyDST, Register: 1, Direction: 0},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p.proto}},
+		&expr.Ct{Key: expr.CtKeyPROTODST, Register: 1, Direction: 0},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
+	}
+	switch {
+	case p.snatR != nil:
+		match = append(match,
+			&expr.Immediate{Register: 1, Data: p.snatR.First.AsSlice()},
+			&expr.Immediate{Register: 2, Data: p.snatR.Last.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1, RegAddrMax: 2})
+	case len(p.snat) > 0:
+		addrType := nftables.TypeIPAddr
+		if p.v6 {
+			addrType = nftables.TypeIP6Addr
+		}
+		s := &nftables.Set{Table: t, Name: p.chain + "_snat", IsMap: true, KeyType: nftables.TypeInteger,
+			DataType: addrType, KeyByteOrder: binaryutil.NativeEndian}
+		var elems []nftables.SetElement
+		for i, a := range p.snat {
+			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), Val: a.AsSlice()})
+		}
+		c.AddSet(s, elems)
+		match = append(match,
+			&expr.Numgen{Register: 1, Modulus: uint32(len(p.snat)), Type: unix.NFT_NG_INCREMENTAL},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1})
+	default:
+		match = append(match, &expr.Masq{})
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: snat, Exprs: match})
+}
+
+func nfproto(v6 bool) int {
+	if v6 {
+		return unix.NFPROTO_IPV6
+	}
+	return unix.NFPROTO_IPV4
+}
+
+// matchVIP matches packets to p's VIP:port and protocol.
+func matchVIP(p *plan) []expr.Any {
+	off, l := uint32(16), uint32(4)
+	if p.v6 {
+		off, l = 24, 16
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(nfproto(p.v6))}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.vip.Addr().AsSlice()},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p.proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, p.vip.Port())},
+	}
+}
+
+// addrPortData is a map value of type "ipv4_addr . inet_service" (or
+// ipv6_addr): the address, then the port in network order padded to 4 bytes.
+func addrPortData(a netip.AddrPort) []byte {
+	b := a.Addr().AsSlice()
+	b = binary.BigEndian.AppendUint16(b, a.Port())
+	return append(b, 0, 0)
+}
+
+// ipsConfirmedBit is IPS_CONFIRMED_BIT of nf_conntrack_common.h.
+const ipsConfirmedBit = 3

@@ -1,0 +1,146 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+// Spec is one real server's health check, resolved from the configuration:
+// what to check, where, and how often. Two Specs that are reflect.DeepEqual
+// check the same way, so a reload that keeps one keeps its checker running.
+type Spec struct {
+	Type   string
+	Target netip.AddrPort // the real server, with port overridden by the check's port
+
+	Interval         time.Duration
+	Timeout          time.Duration
+	Retry            int
+	DelayBeforeRetry time.Duration
+
+	// http, https
+	Path         string
+	ExpectStatus []int // empty: 200..299
+	ExpectDigest string
+	Host         string
+	SNI          string
+	TLSVerify    bool
+	TLSCA        string
+	// dns
+	QueryName string
+	QueryType string
+	// udp
+	Payload      []byte
+	RequireReply bool
+	ExpectReply  []byte // (value, mask) pairs, see config.ParseHex
+	// smtp
+	HeloName string
+	// script
+	Command string
+	Dynamic bool
+	// file
+	File       string
+	FileWeight int
+	// AgentPort adds an HAProxy agent check to any other check.
+	AgentPort uint16
+}
+
+// SpecFor resolves a validated configuration's check of the real server at addr.
+func SpecFor(hc *config.HealthCheck, addr netip.AddrPort) Spec {
+	s := Spec{
+		Type:             hc.Type,
+		Target:           addr,
+		Interval:         hc.Interval.D(),
+		Timeout:          hc.Timeout.D(),
+		DelayBeforeRetry: hc.DelayBeforeRetry.D(),
+		Path:             hc.Path,
+		ExpectStatus:     hc.ExpectStatus,
+		ExpectDigest:     hc.ExpectDigest,
+		Host:             hc.Host,
+		SNI:              hc.SNI,
+		TLSVerify:        hc.TLSVerify,
+		TLSCA:            hc.TLSCA,
+		QueryName:        hc.QueryName,
+		QueryType:        hc.QueryType,
+		RequireReply:     hc.RequireReply || hc.ExpectReply != "",
+		HeloName:         hc.HeloName,
+		Command:          hc.Command,
+		Dynamic:          hc.Dynamic,
+		File:             hc.File,
+		AgentPort:        uint16(hc.AgentPort),
+	}
+	if hc.Retry != nil {
+		s.Retry = *hc.Retry
+	}
+	if hc.FileWeight != nil {
+		s.FileWeight = *hc.FileWeight
+	}
+	if hc.Port != 0 {
+		s.Target = netip.AddrPortFrom(addr.Addr(), uint16(hc.Port))
+	}
+	s.Payload, _ = config.ParseHex(hc.Payload, false)
+	s.ExpectReply, _ = config.ParseHex(hc.ExpectReply, true)
+	return s
+}
+
+// Checker runs one kind of check against one real server. Check returns
+// when ctx is done at the latest; the Runner gives it the check's timeout.
+// A Checker is used by one goroutine at a time.
+type Checker interface {
+	Check(ctx context.Context) Result
+}
+
+// Factory builds the Checker of a Spec.
+type Factory func(Spec) (Checker, error)
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]Factory{}
+)
+
+// Register makes a check type available by name. It panics on a duplicate:
+// registration happens in init functions.
+func Register(typ string, f Factory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[typ]; dup {
+		panic("health: duplicate check type " + typ)
+	}
+	registry[typ] = f
+}
+
+// Types lists the registered check types, sorted.
+func Types() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds the checker of s; with an agent port, an agent is asked after
+// each check of the main type (see agent.go).
+func New(s Spec) (Checker, error) {
+	regMu.RLock()
+	f, ok := registry[s.Type]
+	regMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown health check type %q (known: %v)", s.Type, Types())
+	}
+	c, err := f(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s check of %s: %w", s.Type, s.Target, err)
+	}
+	if s.AgentPort != 0 && s.Type != "agent" {
+		c = &withAgent{main: c, agent: newAgent(netip.AddrPortFrom(s.Target.Addr(), s.AgentPort))}
+	}
+	return c, nil
+}
