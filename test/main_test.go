@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 var govsBin string
@@ -81,7 +83,7 @@ func startGovs(t *testing.T, file string) *daemon {
 			t.Logf("govs log:\n%s", d.log())
 		}
 	})
-	waitUntil(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
+	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
 	return d
 }
 
@@ -90,57 +92,6 @@ func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// lineServer answers each line with "NAME line".
-func lineServer(t *testing.T, name string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "%s %s", name, line)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func ask(addr string) (string, error) {

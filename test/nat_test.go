@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"github.com/google/nftables"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -341,7 +343,7 @@ func TestNATWeightedLeastConnectionViaQueue(t *testing.T) {
 		t.Errorf("service counted %d connections, want 6", n)
 	}
 	// conntrack, read every 200ms, makes the held connections active.
-	waitUntil(t, "conntrack counts", func() bool {
+	loopback.WaitFor(t, "conntrack counts", func() bool {
 		rs := vs.RealServers()
 		return rs[0].Dest.ActiveConns() == 4 && rs[1].Dest.ActiveConns() == 2 &&
 			rs[0].Dest.InactiveConns() == 0 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0

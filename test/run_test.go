@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 func TestCheck(t *testing.T) {
@@ -56,8 +58,8 @@ func TestCheck(t *testing.T) {
 // Reloads with SIGHUP under steady load, one of them invalid, lose no
 // connection; SIGTERM then lets an established connection finish and exits 0.
 func TestRunReloadAndShutdownUnderLoad(t *testing.T) {
-	a, b, c := lineServer(t, "a"), lineServer(t, "b"), lineServer(t, "c")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a, b, c := loopback.LineServer(t, "a"), loopback.LineServer(t, "b"), loopback.LineServer(t, "c")
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	file := filepath.Join(t.TempDir(), "govs.yaml")
 	conf := func(sched string, reals ...string) string {
 		s := fmt.Sprintf("grace_period: 10s\nvirtual_servers:\n  - name: web\n    address: %s\n    scheduler: %s\n    real_servers:\n", vip, sched)
@@ -129,7 +131,7 @@ func TestRunReloadAndShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.signal(t, syscall.SIGTERM)
-	waitUntil(t, "shutdown to begin", func() bool { return strings.Contains(d.log(), "shutting down") })
+	loopback.WaitFor(t, "shutdown to begin", func() bool { return strings.Contains(d.log(), "shutting down") })
 	fmt.Fprintf(conn, "two\n")
 	if line, err := r.ReadString('\n'); err != nil || !strings.HasSuffix(line, " two\n") {
 		t.Fatalf("established connection during shutdown: %q, %v", line, err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/test/netns"
@@ -246,7 +248,7 @@ func (r *router) startGovs(o vrrpOpts) *daemon {
 			t.Logf("govs in %s:\n%s", r.name, d.log())
 		}
 	})
-	waitUntil(t, "govs to start in "+r.name, func() bool {
+	loopback.WaitFor(t, "govs to start in "+r.name, func() bool {
 		select {
 		case <-d.done:
 			t.Fatalf("govs in %s exited: %v\n%s", r.name, d.err, d.log())
@@ -327,7 +329,7 @@ vrrp_instance VI_1 {
 			t.Logf("keepalived in %s:\n%s", r.name, k.out.log())
 		}
 	})
-	waitUntil(t, "keepalived to start in "+r.name, func() bool {
+	loopback.WaitFor(t, "keepalived to start in "+r.name, func() bool {
 		return strings.Contains(k.out.log(), "Startup complete")
 	})
 	r.ka = k

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // VRRP end to end, in network namespaces, against keepalived: see the lab
@@ -265,7 +267,7 @@ func TestVRRPTrackNotifyRestore(t *testing.T) {
 	r2.startKeepalived(vrrpOpts{version: 3, interval: 100 * time.Millisecond, priority: 100})
 	p := l.probe()
 	p.firstFrom(t, r1.name, time.Now(), 2*time.Second)
-	waitUntil(t, "notify scripts", func() bool {
+	loopback.WaitFor(t, "notify scripts", func() bool {
 		b, _ := os.ReadFile(notes)
 		return strings.Contains(string(b), "INSTANCE VI_1 BACKUP 150\n") &&
 			strings.Contains(string(b), "INSTANCE VI_1 MASTER 150\n") && strings.Contains(string(b), "master-only\n")
@@ -273,7 +275,7 @@ func TestVRRPTrackNotifyRestore(t *testing.T) {
 
 	// A VIP deleted by hand comes back at once.
 	r1.ns.IP("addr", "del", l.vipCIDR(), "dev", "eth0")
-	waitUntil(t, "the VIP to be restored", r1.hasVIP)
+	loopback.WaitFor(t, "the VIP to be restored", r1.hasVIP)
 	if !strings.Contains(r1.govs.log(), "restored") {
 		t.Error("no log of the restored VIP")
 	}
@@ -292,7 +294,7 @@ func TestVRRPTrackNotifyRestore(t *testing.T) {
 	r1.ns.IP("link", "set", "trk1", "down")
 	t0 = time.Now()
 	p.firstFrom(t, r2.name, t0, 2*time.Second)
-	waitUntil(t, "FAULT notification", func() bool {
+	loopback.WaitFor(t, "FAULT notification", func() bool {
 		b, _ := os.ReadFile(notes)
 		return strings.Contains(string(b), "INSTANCE VI_1 FAULT ")
 	})

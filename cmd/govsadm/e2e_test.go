@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // TestEndToEnd builds govs, runs "govs run" with a control socket in a
@@ -30,8 +32,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("building govs: %v\n%s", err, out)
 	}
 
-	backend := echoServer(t)
-	filePort, runtimePort := freePort(t), freePort(t)
+	backend := loopback.EchoServer(t, 5*time.Second)
+	filePort, runtimePort := loopback.FreePort(t, "tcp"), loopback.FreePort(t, "tcp")
 	cfgPath := filepath.Join(dir, "govs.yaml")
 	writeConfig := func(port int) {
 		cfg := fmt.Sprintf("virtual_servers:\n  - name: file\n    address: 127.0.0.1:%d\n    real_servers:\n      - address: %s\n", port, backend)
@@ -62,7 +64,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("govs log:\n%s", logs.String())
 		}
 	})
-	waitFor(t, "the control socket", func() bool {
+	loopback.WaitFor(t, "the control socket", func() bool {
 		_, _, code := govsadm(t, sock, "", "-L", "-n")
 		return code == 0
 	})
@@ -84,7 +86,7 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("-L -n lacks %q:\n%s", want, out)
 	}
-	waitFor(t, "the connection in --stats", func() bool {
+	loopback.WaitFor(t, "the connection in --stats", func() bool {
 		out, _, _ = govsadm(t, sock, "", "-L", "-n", "--stats", "-t", vip)
 		return strings.Contains(out, fmt.Sprintf("%-33s%9d", "TCP  "+vip, 1))
 	})
@@ -101,7 +103,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// A reload replaces runtime changes with the file's content.
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload", func() bool {
+	loopback.WaitFor(t, "the reload", func() bool {
 		out, _, _ = govsadm(t, sock, "", "-L", "-n")
 		return !strings.Contains(out, vip)
 	})
@@ -140,29 +142,6 @@ func fetchText(t *testing.T, sock, path string) string {
 	return string(b)
 }
 
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func echo(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -181,27 +160,6 @@ func echo(addr string) error {
 		return fmt.Errorf("echo answered %q", b)
 	}
 	return nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type syncBuffer struct {

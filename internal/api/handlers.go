@@ -197,11 +197,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
-	t, err := serviceTarget(r)
-	if err != nil {
-		return err
-	}
-	vc, err := s.serviceConfig(t.key)
+	_, vc, err := s.targetService(r)
 	if err != nil {
 		return err
 	}
@@ -366,11 +362,7 @@ func (s *Server) clearServices(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listRealServers(w http.ResponseWriter, r *http.Request) error {
-	t, err := serviceTarget(r)
-	if err != nil {
-		return err
-	}
-	vc, err := s.serviceConfig(t.key)
+	_, vc, err := s.targetService(r)
 	if err != nil {
 		return err
 	}
@@ -607,4 +599,15 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// targetService resolves the virtual service a request's path names, with
+// its running configuration.
+func (s *Server) targetService(r *http.Request) (target, *config.VirtualServer, error) {
+	t, err := serviceTarget(r)
+	if err != nil {
+		return t, nil, err
+	}
+	vc, err := s.serviceConfig(t.key)
+	return t, vc, err
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/health"
 )
@@ -107,17 +109,6 @@ func applyYAML(t *testing.T, d *Director, yaml string) {
 	}
 }
 
-func waitHealth(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func realServer(vs *VirtualService, addr string) *RealServer {
 	ap := netip.MustParseAddrPort(addr)
 	for _, rs := range vs.RealServers() {
@@ -166,13 +157,13 @@ virtual_servers:
 `, a.addr, log, log, b.addr))
 	vs := d.Service("tcp/127.0.0.1:80")
 	ra := realServer(vs, a.addr)
-	waitHealth(t, "a first check", func() bool { return ra.Health().Checks > 0 })
+	loopback.WaitFor(t, "a first check", func() bool { return ra.Health().Checks > 0 })
 	if got := picks(vs, 10); got[a.addr] != 5 || got[b.addr] != 5 {
 		t.Fatalf("picks with both up: %v", got)
 	}
 
 	a.down()
-	waitHealth(t, "a down", func() bool { return ra.Health().State == health.StateDown })
+	loopback.WaitFor(t, "a down", func() bool { return ra.Health().State == health.StateDown })
 	h := ra.Health()
 	if ra.Dest.Weight() != 0 || h.InService || h.Weight != 0 || h.Check != "tcp" ||
 		!strings.Contains(h.Reason, "tcp check failed 2 times (fall 2): connect: connection refused") || h.Last.OK {
@@ -181,17 +172,17 @@ virtual_servers:
 	if got := picks(vs, 10); got[b.addr] != 10 {
 		t.Fatalf("picks with a down: %v", got)
 	}
-	waitHealth(t, "notify_down", fileHas(log, "down "+a.addr))
+	loopback.WaitFor(t, "notify_down", fileHas(log, "down "+a.addr))
 
 	a.up()
-	waitHealth(t, "a up", func() bool { return ra.Health().State == health.StateUp })
+	loopback.WaitFor(t, "a up", func() bool { return ra.Health().State == health.StateUp })
 	if h := ra.Health(); !strings.Contains(h.Reason, "passed 2 times (rise 2)") || !h.InService || h.Weight != 1 {
 		t.Fatalf("a after recovering: %+v", h)
 	}
 	if got := picks(vs, 10); got[a.addr] != 5 {
 		t.Fatalf("picks with a back: %v", got)
 	}
-	waitHealth(t, "notify_up", fileHas(log, "up "+a.addr))
+	loopback.WaitFor(t, "notify_up", fileHas(log, "up "+a.addr))
 
 	var evs []HealthEvent
 	for _, ev := range d.HealthEvents() {
@@ -226,11 +217,11 @@ virtual_servers:
 		t.Fatalf("alpha server before its first check: %+v", h)
 	}
 	// The first pass brings a up, not rise passes.
-	waitHealth(t, "a up", func() bool { return ra.Health().Up })
+	loopback.WaitFor(t, "a up", func() bool { return ra.Health().Up })
 	if h := ra.Health(); h.Checks != 1 || !strings.Contains(h.Reason, "first tcp check passed (alpha)") {
 		t.Fatalf("alpha server after its first pass: %+v", h)
 	}
-	waitHealth(t, "checks of the dead one", func() bool { return rd.Health().Checks >= 2 })
+	loopback.WaitFor(t, "checks of the dead one", func() bool { return rd.Health().Checks >= 2 })
 	if h := rd.Health(); h.Up || !h.InService || rd.Dest.Weight() != 0 {
 		t.Fatalf("inhibited down server: %+v", h)
 	}
@@ -263,7 +254,7 @@ virtual_servers:
 		t.Fatalf("sorry server %v active %v", s, active)
 	}
 	b.down()
-	waitHealth(t, "the quorum lost", func() bool { return !vs.QuorumUp() })
+	loopback.WaitFor(t, "the quorum lost", func() bool { return !vs.QuorumUp() })
 	if got := picks(vs, 10); got[sorry] != 10 {
 		t.Fatalf("picks with the quorum lost: %v", got)
 	}
@@ -273,13 +264,13 @@ virtual_servers:
 	if h := realServer(vs, a.addr).Health(); !h.Up || h.InService {
 		t.Fatalf("a live real server while the sorry server serves: %+v", h)
 	}
-	waitHealth(t, "quorum_down", fileHas(log, "quorum down tcp/127.0.0.1:80"))
+	loopback.WaitFor(t, "quorum_down", fileHas(log, "quorum down tcp/127.0.0.1:80"))
 	b.up()
-	waitHealth(t, "the quorum back", vs.QuorumUp)
+	loopback.WaitFor(t, "the quorum back", vs.QuorumUp)
 	if got := picks(vs, 10); got[a.addr]+got[b.addr] != 10 {
 		t.Fatalf("picks with the quorum back: %v", got)
 	}
-	waitHealth(t, "quorum_up", fileHas(log, "quorum up tcp/127.0.0.1:80"))
+	loopback.WaitFor(t, "quorum_up", fileHas(log, "quorum up tcp/127.0.0.1:80"))
 	var quorumEvents []string
 	for _, ev := range d.HealthEvents() {
 		if !ev.Backend.IsValid() {
@@ -315,9 +306,9 @@ virtual_servers:
 		t.Fatalf("a real server of a new service slow-started: weight %d", w)
 	}
 	a.down()
-	waitHealth(t, "a down", func() bool { return !ra.Health().Up })
+	loopback.WaitFor(t, "a down", func() bool { return !ra.Health().Up })
 	a.up()
-	waitHealth(t, "a up", func() bool { return ra.Health().Up })
+	loopback.WaitFor(t, "a up", func() bool { return ra.Health().Up })
 	if w := ra.Dest.Weight(); w != 1 {
 		t.Fatalf("weight right after recovery %d, want 1", w)
 	}
@@ -410,7 +401,7 @@ virtual_servers:
 	vs := d.Service("tcp/127.0.0.1:80")
 	ra := realServer(vs, a.addr)
 	a.down()
-	waitHealth(t, "a down", func() bool { return !ra.Health().Up })
+	loopback.WaitFor(t, "a down", func() bool { return !ra.Health().Up })
 	a.up()
 	job := ra.health.job
 
@@ -424,9 +415,9 @@ virtual_servers:
 	if ra.health.job != job {
 		t.Fatal("a change of rise restarted the check")
 	}
-	waitHealth(t, "a up with the new rise", func() bool { return ra.Health().Up })
+	loopback.WaitFor(t, "a up with the new rise", func() bool { return ra.Health().Up })
 	a.down()
-	waitHealth(t, "a down", func() bool { return !ra.Health().Up })
+	loopback.WaitFor(t, "a down", func() bool { return !ra.Health().Up })
 	// Another interval: a new job, the state kept.
 	applyYAML(t, d, cfg("    health_check: {type: tcp, interval: 30ms, rise: 2, fall: 1}"))
 	if ra.health.job == job || ra.Health().Up {
@@ -469,7 +460,7 @@ virtual_servers:
 		t.Fatalf("picks with b suspect: %v", got)
 	}
 	// b is fine: its checks bring it back after rise passes.
-	waitHealth(t, "b back", func() bool { return rb.Health().Up })
+	loopback.WaitFor(t, "b back", func() bool { return rb.Health().Up })
 	if h := rb.Health(); h.Passes < 3 || !strings.Contains(h.Reason, "passed 3 times (rise 3)") {
 		t.Fatalf("b back: %+v", h)
 	}
@@ -517,23 +508,23 @@ virtual_servers:
 `, ln.Addr(), ln.Addr().(*net.TCPAddr).Port, script))
 	vs := d.Service("tcp/127.0.0.1:80")
 	ra, rs := vs.RealServers()[0], vs.RealServers()[1]
-	waitHealth(t, "the agent's 75%", func() bool { return ra.Dest.Weight() == 75 })
+	loopback.WaitFor(t, "the agent's 75%", func() bool { return ra.Dest.Weight() == 75 })
 	set("drain maxconn:7\n")
-	waitHealth(t, "the agent's drain", func() bool { return ra.Health().State == health.StateDraining })
+	loopback.WaitFor(t, "the agent's drain", func() bool { return ra.Health().State == health.StateDraining })
 	if ra.Dest.Weight() != 0 || !ra.Health().InService {
 		t.Fatalf("agent drain: %+v", ra.Health())
 	}
 	set("maint\n")
-	waitHealth(t, "the agent's maint", func() bool { return ra.Health().State == health.StateMaint })
+	loopback.WaitFor(t, "the agent's maint", func() bool { return ra.Health().State == health.StateMaint })
 	if ra.Health().InService {
 		t.Fatal("maint server in service")
 	}
 	set("ready up 100%\n")
-	waitHealth(t, "the agent's ready", func() bool { return ra.Dest.Weight() == 100 })
+	loopback.WaitFor(t, "the agent's ready", func() bool { return ra.Dest.Weight() == 100 })
 
-	waitHealth(t, "the script's weight", func() bool { return rs.Dest.Weight() == 10 })
+	loopback.WaitFor(t, "the script's weight", func() bool { return rs.Dest.Weight() == 10 })
 	os.WriteFile(script, []byte("1"), 0o644)
-	waitHealth(t, "the script's failure", func() bool { return !rs.Health().Up })
+	loopback.WaitFor(t, "the script's failure", func() bool { return !rs.Health().Up })
 }
 
 func TestHealthOmega(t *testing.T) {
@@ -585,7 +576,7 @@ virtual_servers:
 		t.Fatalf("%d jobs", d.hc.runner.Len())
 	}
 	applyYAML(t, d, "virtual_servers: []\n")
-	waitHealth(t, "the check stopped", func() bool { return d.hc.runner.Len() == 0 })
+	loopback.WaitFor(t, "the check stopped", func() bool { return d.hc.runner.Len() == 0 })
 }
 
 // notifyingDataplane records ServiceChanged calls.
@@ -616,7 +607,7 @@ virtual_servers:
 	count := func() int { dp.mu.Lock(); defer dp.mu.Unlock(); return len(dp.changed) }
 	base := count()
 	a.down()
-	waitHealth(t, "the dataplane told", func() bool { return count() > base })
+	loopback.WaitFor(t, "the dataplane told", func() bool { return count() > base })
 	dp.mu.Lock()
 	last := dp.changed[len(dp.changed)-1]
 	dp.mu.Unlock()

@@ -5,26 +5,9 @@ import (
 	"io"
 	"net"
 	"testing"
-)
 
-// echoServer echoes every byte back.
-func echoServer(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/govs-lb/govs/test/loopback"
+)
 
 func benchDirector(b *testing.B, backend string) string {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -39,7 +22,7 @@ func benchDirector(b *testing.B, backend string) string {
 // BenchmarkTCPRequest is one small request and its reply over an
 // established proxied connection: the keep-alive path.
 func BenchmarkTCPRequest(b *testing.B) {
-	vip := benchDirector(b, echoServer(b))
+	vip := benchDirector(b, loopback.EchoServer(b, 0))
 	c, err := net.Dial("tcp", vip)
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +43,7 @@ func BenchmarkTCPRequest(b *testing.B) {
 // BenchmarkTCPConnect is a new proxied connection with one exchange: the
 // new-connection path.
 func BenchmarkTCPConnect(b *testing.B) {
-	vip := benchDirector(b, echoServer(b))
+	vip := benchDirector(b, loopback.EchoServer(b, 0))
 	msg := []byte("ping")
 	buf := make([]byte, 4)
 	b.ReportAllocs()
@@ -80,7 +63,7 @@ func BenchmarkTCPConnect(b *testing.B) {
 
 // BenchmarkTCPBulk moves 1 MiB per op through one proxied connection.
 func BenchmarkTCPBulk(b *testing.B) {
-	vip := benchDirector(b, echoServer(b))
+	vip := benchDirector(b, loopback.EchoServer(b, 0))
 	c, err := net.Dial("tcp", vip)
 	if err != nil {
 		b.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"testing"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // A virtual service binds a VIP this host does not hold (a VRRP backup's),
@@ -21,7 +23,7 @@ func TestListenOnAddressNotHeld(t *testing.T) {
 	}() {
 		t.Skipf("%s is held by this host", vip)
 	}
-	port := freePort(t, "tcp")
+	port := loopback.FreePort(t, "tcp")
 	startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s:%d

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 )
@@ -23,66 +25,16 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // backend is a TCP real server on loopback that answers each line with its
 // name and the line, so tests see who served them.
 type backend struct {
 	name string
-	ln   net.Listener
 	addr string
 }
 
 func startBackend(t *testing.T, name string) *backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{name: name, ln: ln, addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "%s %s", b.name, line)
-				}
-			}()
-		}
-	}()
-	return b
-}
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	return &backend{name: name, addr: loopback.LineServer(t, name)}
 }
 
 // startDirector runs a director with the proxy dataplane on the YAML config;
@@ -134,18 +86,6 @@ func ask(t *testing.T, addr string) (string, error) {
 		return "", fmt.Errorf("unexpected answer %q", line)
 	}
 	return strings.Fields(line)[0], nil
-}
-
-// waitFor polls cond until it holds or a few seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func newDirector(dp *Proxy) *director.Director { return director.New(testLog(), dp) }

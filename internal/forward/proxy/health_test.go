@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/health"
@@ -178,7 +180,7 @@ func TestKillRealServerUnderLoad(t *testing.T) {
 	a, b, c := startKillable(t, "a"), startKillable(t, "b"), startKillable(t, "c")
 	var quiesce sync.RWMutex
 	b.quiesce = &quiesce
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
@@ -235,24 +237,24 @@ virtual_servers:
 		}
 	}()
 
-	waitFor(t, "traffic on every real server", func() bool { return a.served.Load() > 20 && b.served.Load() > 20 && c.served.Load() > 20 })
+	loopback.WaitFor(t, "traffic on every real server", func() bool { return a.served.Load() > 20 && b.served.Load() > 20 && c.served.Load() > 20 })
 	b.kill()
-	waitFor(t, "b out of service", func() bool { return !rsB.Health().Up })
+	loopback.WaitFor(t, "b out of service", func() bool { return !rsB.Health().Up })
 	h := rsB.Health()
 	if !strings.HasPrefix(h.Reason, "passive: ") || h.InService || rsB.Dest.Weight() != 0 {
 		t.Errorf("b after the kill: %+v (want taken out on the proxy's word, at once)", h)
 	}
 	servedAfterKill := b.served.Load()
 	before := a.served.Load() + c.served.Load()
-	waitFor(t, "traffic on the others", func() bool { return a.served.Load()+c.served.Load() > before+200 })
+	loopback.WaitFor(t, "traffic on the others", func() bool { return a.served.Load()+c.served.Load() > before+200 })
 
 	b.restart()
-	waitFor(t, "b back in service", func() bool { return rsB.Health().Up })
+	loopback.WaitFor(t, "b back in service", func() bool { return rsB.Health().Up })
 	h = rsB.Health()
 	if !strings.Contains(h.Reason, "tcp check passed 3 times (rise 3)") || !h.InService {
 		t.Errorf("b back: %+v", h)
 	}
-	waitFor(t, "traffic on b again", func() bool { return b.served.Load() > servedAfterKill+20 })
+	loopback.WaitFor(t, "traffic on b again", func() bool { return b.served.Load() > servedAfterKill+20 })
 	if n := b.checksBeforeTraffic(); n < 3 {
 		t.Errorf("b served traffic after %d checks, want at least rise (3)", n)
 	}

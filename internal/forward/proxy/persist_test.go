@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // askFrom is ask from a chosen loopback source address.
@@ -30,7 +32,7 @@ func askFrom(t *testing.T, src, vip string) string {
 
 func TestPersistence(t *testing.T) {
 	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	conf := func(netmask, weightA string, reals ...*backend) string {
 		s := fmt.Sprintf("virtual_servers:\n  - address: %s\n    scheduler: rr\n    persistence_timeout: 300ms\n", vip)
 		if netmask != "" {

@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
+
 	"github.com/govs-lb/govs/internal/config"
 )
 
 func TestTCPRoundRobinAndStats(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
@@ -37,7 +39,7 @@ virtual_servers:
 		t.Errorf("rr order = %v", got)
 	}
 	vs := d.Services()[0]
-	waitFor(t, "connections to close", func() bool {
+	loopback.WaitFor(t, "connections to close", func() bool {
 		for _, rs := range vs.RealServers() {
 			if rs.Dest.ActiveConns()+rs.Dest.InactiveConns() != 0 {
 				return false
@@ -73,7 +75,7 @@ func TestTCPHalfClose(t *testing.T) {
 		req, _ := io.ReadAll(c) // until the client's FIN
 		fmt.Fprintf(c, "got %d bytes after FIN", len(req))
 	}()
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, ln.Addr()))
 	c, err := net.Dial("tcp", vip)
 	if err != nil {
@@ -83,7 +85,7 @@ func TestTCPHalfClose(t *testing.T) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "request body")
 	rs := d.Services()[0].RealServers()[0]
-	waitFor(t, "the connection to be active", func() bool { return rs.Dest.ActiveConns() == 1 })
+	loopback.WaitFor(t, "the connection to be active", func() bool { return rs.Dest.ActiveConns() == 1 })
 	c.(*net.TCPConn).CloseWrite()
 	resp, err := io.ReadAll(c)
 	if err != nil {
@@ -92,7 +94,7 @@ func TestTCPHalfClose(t *testing.T) {
 	if string(resp) != "got 12 bytes after FIN" {
 		t.Errorf("response = %q", resp)
 	}
-	waitFor(t, "counters to clear", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 0 })
+	loopback.WaitFor(t, "counters to clear", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 0 })
 }
 
 // IPVS counts an established connection active, and one that has started to
@@ -113,7 +115,7 @@ func TestTCPActiveInactive(t *testing.T) {
 		io.ReadAll(c)
 		<-release
 	}()
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, ln.Addr()))
 	rs := d.Services()[0].RealServers()[0]
 	c, err := net.Dial("tcp", vip)
@@ -121,24 +123,24 @@ func TestTCPActiveInactive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, "active=1", func() bool { return rs.Dest.ActiveConns() == 1 && rs.Dest.InactiveConns() == 0 })
+	loopback.WaitFor(t, "active=1", func() bool { return rs.Dest.ActiveConns() == 1 && rs.Dest.InactiveConns() == 0 })
 	c.(*net.TCPConn).CloseWrite()
-	waitFor(t, "inactive=1", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 1 })
+	loopback.WaitFor(t, "inactive=1", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 1 })
 	close(release)
-	waitFor(t, "none", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 0 })
+	loopback.WaitFor(t, "none", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 0 })
 }
 
 // A real server that refuses connections is skipped without the client
 // noticing: the connect is retried on another real server.
 func TestTCPConnectRetry(t *testing.T) {
 	good := startBackend(t, "good")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
     scheduler: rr
     real_servers: [{address: %s}, {address: %s}, {address: %s}]
-`, vip, closedAddr(t), good.addr, closedAddr(t)))
+`, vip, loopback.Addr(t, "tcp"), good.addr, loopback.Addr(t, "tcp")))
 	for i := range 20 {
 		name, err := ask(t, vip)
 		if err != nil || name != "good" {
@@ -152,22 +154,22 @@ virtual_servers:
 }
 
 func TestTCPNoRealServer(t *testing.T) {
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
     retries: 1
     real_servers: [{address: %s}, {address: %s, weight: 0}]
-`, vip, closedAddr(t), closedAddr(t)))
+`, vip, loopback.Addr(t, "tcp"), loopback.Addr(t, "tcp")))
 	if _, err := ask(t, vip); err == nil {
 		t.Fatal("a connection with no real server up succeeded")
 	}
-	waitFor(t, "refusal counted", func() bool { return d.Services()[0].Stats.Refused.Load() == 1 })
+	loopback.WaitFor(t, "refusal counted", func() bool { return d.Services()[0].Stats.Refused.Load() == 1 })
 }
 
 func TestTCPMaxConnections(t *testing.T) {
 	a, b := startBackend(t, "a"), startBackend(t, "b")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
@@ -196,12 +198,12 @@ virtual_servers:
 		}
 	}
 	held[0].Close()
-	waitFor(t, "a to take connections again", func() bool { name, _ := ask(t, vip); return name == "a" })
+	loopback.WaitFor(t, "a to take connections again", func() bool { name, _ := ask(t, vip); return name == "a" })
 }
 
 func TestTCPIdleTimeout(t *testing.T) {
 	a := startBackend(t, "a")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, idle_timeout: 200ms, real_servers: [{address: %s}]}]", vip, a.addr))
 	c, err := net.Dial("tcp", vip)
 	if err != nil {
@@ -277,7 +279,7 @@ func TestTCPSendProxy(t *testing.T) {
 				b, _ := io.ReadAll(c)
 				got <- b
 			}()
-			vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+			vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 			startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, send_proxy: %s, real_servers: [{address: %s}]}]", vip, v, ln.Addr()))
 			c, err := net.Dial("tcp", vip)
 			if err != nil {
@@ -305,7 +307,7 @@ func TestTCPSendProxy(t *testing.T) {
 // server that the reload removed.
 func TestTCPReloadUnderLoad(t *testing.T) {
 	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	configs := []string{
 		fmt.Sprintf("virtual_servers: [{address: %s, scheduler: rr, real_servers: [{address: %s}, {address: %s}]}]", vip, a.addr, b.addr),
 		fmt.Sprintf("virtual_servers: [{address: %s, scheduler: wlc, real_servers: [{address: %s, weight: 3}, {address: %s}]}]", vip, b.addr, c.addr),
@@ -370,7 +372,7 @@ func TestTCPReloadUnderLoad(t *testing.T) {
 
 func TestTCPGracefulShutdown(t *testing.T) {
 	a := startBackend(t, "a")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	cfg, _ := config.Parse("t.yaml", []byte(fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, a.addr)))
 	dp := New(testLog())
 	d := newDirector(dp)
@@ -388,7 +390,7 @@ func TestTCPGracefulShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Shutdown(5 * time.Second) }()
 	// New connections are refused while the established one still works.
-	waitFor(t, "listener closed", func() bool {
+	loopback.WaitFor(t, "listener closed", func() bool {
 		nc, err := net.DialTimeout("tcp", vip, time.Second)
 		if err == nil {
 			nc.Close()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // startUDPBackend answers each datagram with "NAME:payload".
@@ -45,7 +47,7 @@ func udpAsk(t *testing.T, c *net.UDPConn, msg string) string {
 
 func TestUDPFlows(t *testing.T) {
 	a, b := startUDPBackend(t, "a"), startUDPBackend(t, "b")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
@@ -84,7 +86,7 @@ virtual_servers:
 	if n := vs.RealServers()[0].Dest.InactiveConns(); n != 1 {
 		t.Errorf("inactive = %d, want 1", n)
 	}
-	waitFor(t, "flows to expire", func() bool {
+	loopback.WaitFor(t, "flows to expire", func() bool {
 		for _, rs := range vs.RealServers() {
 			if rs.Dest.InactiveConns() != 0 {
 				return false
@@ -96,7 +98,7 @@ virtual_servers:
 
 func TestUDPMaxFlowsAndOnePacket(t *testing.T) {
 	a, b := startUDPBackend(t, "a"), startUDPBackend(t, "b")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 	d := startDirector(t, fmt.Sprintf(`
 virtual_servers:
   - address: %s
@@ -121,7 +123,7 @@ virtual_servers:
 	c2, _ := net.Dial("udp", vip)
 	defer c2.Close()
 	c2.Write([]byte("x"))
-	waitFor(t, "drop counted", func() bool { return d.Services()[0].Stats.Dropped.Load() == 1 })
+	loopback.WaitFor(t, "drop counted", func() bool { return d.Services()[0].Stats.Dropped.Load() == 1 })
 	if s := d.Services()[0].Stats.Snapshot(); s.Conns != 4 || s.OutPkts != 4 {
 		t.Errorf("stats = %+v, want 4 scheduled datagrams and 4 replies", s)
 	}
@@ -131,10 +133,10 @@ virtual_servers:
 // and comes back without rebinding when the next reload restores it.
 func TestUDPReloadKeepsFlows(t *testing.T) {
 	a := startUDPBackend(t, "a")
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
-	tcpVIP := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	withUDP := fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, real_servers: [{address: %s}]}, {address: %s, real_servers: [{address: %s}]}]", vip, a, tcpVIP, closedAddr(t))
-	without := fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", tcpVIP, closedAddr(t))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
+	tcpVIP := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	withUDP := fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, real_servers: [{address: %s}]}, {address: %s, real_servers: [{address: %s}]}]", vip, a, tcpVIP, loopback.Addr(t, "tcp"))
+	without := fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", tcpVIP, loopback.Addr(t, "tcp"))
 	d := startDirector(t, withUDP)
 	c, _ := net.Dial("udp", vip)
 	defer c.Close()
@@ -158,7 +160,7 @@ func TestUDPRealServerUnreachable(t *testing.T) {
 	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
 	dead := pc.LocalAddr().String()
 	pc.Close()
-	vip := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 	d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, scheduler: rr, real_servers: [{address: %s}, {address: %s}]}]", vip, dead, a))
 	c, _ := net.Dial("udp", vip)
 	defer c.Close()
@@ -166,7 +168,7 @@ func TestUDPRealServerUnreachable(t *testing.T) {
 	// The first datagram goes to the dead real server and is lost (UDP); the
 	// ICMP error ends the flow, so the retry is scheduled on a.
 	uc.Write([]byte("lost"))
-	waitFor(t, "unreachable noticed", func() bool { return d.Services()[0].Stats.ConnectErrors.Load() == 1 })
+	loopback.WaitFor(t, "unreachable noticed", func() bool { return d.Services()[0].Stats.ConnectErrors.Load() == 1 })
 	if got := udpAsk(t, uc, "retry"); got != "a:retry" {
 		t.Fatalf("retry: %q", got)
 	}
