@@ -13,6 +13,7 @@ import (
 func checkCmd() *cobra.Command {
 	var file string
 	var kernel bool
+	var lf *loadFlags
 	cmd := &cobra.Command{
 		Use:   "check -c FILE",
 		Short: "Validate a configuration without running it",
@@ -27,7 +28,9 @@ or prints one line per error, FILE:LINE:COL: message, and exits 1.`,
 			} else if file == "" {
 				return errors.New(`required flag(s) "config" not set`)
 			}
-			if _, err := config.Load(file); err != nil {
+			_, warns, err := lf.load(file)
+			printWarnings(cmd.ErrOrStderr(), warns)
+			if err != nil {
 				printConfigError(cmd, err)
 				return exitCode(1)
 			}
@@ -37,6 +40,7 @@ or prints one line per error, FILE:LINE:COL: message, and exits 1.`,
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required unless --kernel)")
 	cmd.Flags().BoolVar(&kernel, "kernel", false, "probe what the kernel offers nat and fullnat forwarding")
+	lf = addLoadFlags(cmd)
 	return cmd
 }
 

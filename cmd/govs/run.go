@@ -23,6 +23,7 @@ import (
 
 func runCmd() *cobra.Command {
 	var file string
+	var lf *loadFlags
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run the director in the foreground",
@@ -32,16 +33,18 @@ SIGHUP reloads FILE; an invalid file is rejected, logged, and the running
 configuration kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(file)
+			cfg, warns, err := lf.load(file)
 			if err != nil {
+				printWarnings(cmd.ErrOrStderr(), warns)
 				printConfigError(cmd, err)
 				return exitCode(1)
 			}
-			return run(cmd.ErrOrStderr(), file, cfg, socketPath(cmd, cfg))
+			return run(cmd.ErrOrStderr(), file, lf, cfg, warns, socketPath(cmd, cfg))
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (required)")
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file, govs YAML or keepalived.conf (required)")
 	cmd.MarkFlagRequired("config")
+	lf = addLoadFlags(cmd)
 	return cmd
 }
 
@@ -67,10 +70,11 @@ func (ls *logSettings) apply(l *config.Logging) {
 	ls.level.Set(lvl)
 }
 
-func run(stderr io.Writer, file string, cfg *config.Config, socket string) error {
+func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns []config.Warning, socket string) error {
 	var ls logSettings
 	log := newLogger(stderr, cfg.Logging, &ls)
 	raiseFileLimit(log)
+	logWarnings(log, warns)
 
 	dp := newDataplane(log)
 	d := director.New(log, dp)
@@ -91,7 +95,7 @@ func run(stderr io.Writer, file string, cfg *config.Config, socket string) error
 	}()
 	// VRRP starts once the dataplane is ready: a backup keeps it ready
 	// without the VIPs, which move with the master.
-	vd := vrrpd.New(log, vrrpd.Options{})
+	vd := vrrpd.New(log, vrrpd.Options{Services: d})
 	srv.SetVRRP(vd)
 	if err := vd.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
@@ -105,7 +109,7 @@ func run(stderr io.Writer, file string, cfg *config.Config, socket string) error
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(log, &ls, d, dp, file)
+			reload(log, &ls, d, dp, file, lf)
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
@@ -125,9 +129,9 @@ func run(stderr io.Writer, file string, cfg *config.Config, socket string) error
 }
 
 // reload applies file again; any error keeps the running configuration.
-func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward.Multi, file string) {
+func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward.Multi, file string, lf *loadFlags) {
 	old := d.Config()
-	cfg, err := config.Load(file)
+	cfg, warns, err := lf.load(file)
 	if err != nil {
 		var list config.ErrorList
 		if errors.As(err, &list) {
@@ -147,6 +151,7 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 		log.Warn("the api settings changed; they take effect when govs restarts")
 	}
 	ls.apply(cfg.Logging)
+	logWarnings(log, warns)
 	log.Info("configuration reloaded", "config", file, "virtual_services", len(cfg.VirtualServers))
 }
 

@@ -41,6 +41,8 @@ type VRRPInstance struct {
 	// TrackInterfaces are written "eth1" or "eth1 weight -20".
 	TrackInterfaces []TrackInterface `yaml:"track_interfaces,omitempty"`
 	TrackScripts    []*TrackScript   `yaml:"track_scripts,omitempty"`
+	// TrackServices ties the instance to virtual services' health.
+	TrackServices []*TrackService `yaml:"track_services,omitempty"`
 
 	// Notify scripts: notify_master, notify_backup, notify_fault and
 	// notify_stop run as written; notify runs with keepalived's four
@@ -86,6 +88,19 @@ type TrackScript struct {
 	Weight   int      `yaml:"weight,omitempty"`
 	Rise     int      `yaml:"rise,omitempty"` // default 1
 	Fall     int      `yaml:"fall,omitempty"` // default 1
+}
+
+// TrackService ties a VRRP instance to a virtual service of this director:
+// the service is up while its quorum holds (docs/health.md), so a director
+// whose real servers are gone hands its VIPs to the peer. Weight works as
+// for tracked interfaces and scripts: 0 puts the instance in FAULT while the
+// service is down; a negative weight is added to the priority while it is
+// down, a positive one while it is up.
+type TrackService struct {
+	Meta `yaml:"-"`
+
+	Name   string `yaml:"name"`
+	Weight int    `yaml:"weight,omitempty"`
 }
 
 // VRRPSyncGroup moves instances together (keepalived's vrrp_sync_group).
@@ -240,6 +255,7 @@ func validIfName(s string) bool {
 // validateVRRP checks vrrp_instances and vrrp_sync_groups and fills in
 // their defaults.
 func (c *Config) validateVRRP(errs *ErrorList) {
+	c.validateTrackServices(errs)
 	byName := map[string]*VRRPInstance{}
 	type routerKey struct {
 		iface string
@@ -519,6 +535,49 @@ func (ts *TrackScript) validate(errs *ErrorList) {
 			*p = 1
 		} else if *p < 1 || *p > 1000 {
 			errs.add(ts.At(key), "%s %d out of range (1..1000)", key, *p)
+		}
+	}
+}
+
+// validateTrackServices checks that tracked services exist. Virtual servers
+// are validated after VRRP, so their default names are computed here.
+func (c *Config) validateTrackServices(errs *ErrorList) {
+	services := map[string]bool{}
+	for _, vs := range c.VirtualServers {
+		if vs == nil {
+			continue
+		}
+		name := vs.Name
+		if name == "" {
+			proto := vs.Protocol
+			if proto == "" {
+				proto = TCP
+			}
+			name = string(proto) + "/" + vs.Address.String()
+		}
+		services[name] = true
+	}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, ts := range vi.TrackServices {
+			switch {
+			case ts == nil:
+				errs.add(vi.At("track_services"), "empty track service entry")
+				continue
+			case ts.Name == "":
+				errs.add(ts.Pos, "track service needs the name of a virtual server")
+			case !services[ts.Name]:
+				errs.add(ts.At("name"), "track service %q is not a virtual server of this configuration", ts.Name)
+			case seen[ts.Name]:
+				errs.add(ts.At("name"), "virtual server %q tracked twice", ts.Name)
+			}
+			seen[ts.Name] = true
+			if ts.Weight < -254 || ts.Weight > 254 {
+				errs.add(ts.At("weight"), "track service %s: weight %d out of range (-254..254)", ts.Name, ts.Weight)
+			}
 		}
 	}
 }

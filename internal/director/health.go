@@ -141,6 +141,18 @@ func (vs *VirtualService) QuorumUp() bool {
 	return !vs.health.started || vs.health.quorum.Up()
 }
 
+// ServiceUp reports whether the virtual service named name is up: its
+// quorum holds. known is false when no service has that name. VRRP's
+// track_services reads it.
+func (d *Director) ServiceUp(name string) (up, known bool) {
+	for _, vs := range d.Services() {
+		if vs.Settings().Name == name {
+			return vs.QuorumUp(), true
+		}
+	}
+	return false, false
+}
+
 // SorryServer returns the service's sorry server, or nil; active says it
 // takes the new connections because the quorum is lost.
 func (vs *VirtualService) SorryServer() (rs *RealServer, active bool) {

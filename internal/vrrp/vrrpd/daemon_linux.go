@@ -24,6 +24,16 @@ type Options struct {
 	// NotifyTimeout bounds every notify and track script; 0 means
 	// DefaultNotifyTimeout (track scripts use their own timeout).
 	NotifyTimeout time.Duration
+	// Services answers for track_services: whether a virtual service is
+	// up (its quorum holds). Nil treats every tracked service as up.
+	Services ServiceStates
+}
+
+// ServiceStates is what the daemon needs of the director.
+type ServiceStates interface {
+	// ServiceUp reports whether the named virtual service is up; known is
+	// false when there is no such service.
+	ServiceUp(name string) (up, known bool)
 }
 
 // Daemon runs the VRRP instances of the configuration in force. Its methods
@@ -294,6 +304,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 			return nil, fmt.Errorf("track script %s: %w", ts.Name, err)
 		}
 		in.tracks = append(in.tracks, &tracked{script: ts, argv: argv, weight: ts.Weight, up: true})
+	}
+	for _, ts := range vi.TrackServices {
+		in.tracks = append(in.tracks, &tracked{service: ts.Name, weight: ts.Weight, up: true})
 	}
 	mc := vrrp.Config{
 		Name:              vi.Name,

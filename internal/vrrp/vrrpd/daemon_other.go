@@ -13,6 +13,12 @@ import (
 // Options tune a Daemon.
 type Options struct {
 	NotifyTimeout time.Duration
+	Services      ServiceStates
+}
+
+// ServiceStates is what the daemon needs of the director.
+type ServiceStates interface {
+	ServiceUp(name string) (up, known bool)
 }
 
 // Daemon runs VRRP instances; outside Linux it refuses any.

@@ -72,18 +72,23 @@ type vip struct {
 	label  string
 }
 
-// tracked is a tracked interface (iface set) or script (script set).
+// tracked is a tracked interface (iface set), script (script set) or
+// virtual service (service set).
 type tracked struct {
-	iface  string
-	script *config.TrackScript
-	argv   []string
-	weight int
-	up     bool
+	iface   string
+	service string
+	script  *config.TrackScript
+	argv    []string
+	weight  int
+	up      bool
 }
 
 func (t *tracked) source() string {
-	if t.script != nil {
+	switch {
+	case t.script != nil:
 		return "track script " + t.script.Name
+	case t.service != "":
+		return "virtual service " + t.service
 	}
 	return "interface " + t.iface
 }
@@ -117,9 +122,13 @@ func (u *unit) run() {
 	now := time.Now()
 	for _, in := range u.insts {
 		for _, t := range in.tracks {
-			if t.iface != "" {
+			switch {
+			case t.iface != "":
 				t.up = linkUp(t.iface)
-			} else {
+			case t.service != "":
+				t.up = serviceUp(u.d.opts.Services, t.service)
+				go watchService(ctx, u.d.opts.Services, t.service, t.up, u.scriptReporter(ctx, in, t))
+			default:
 				go runTrackScript(ctx, t.script, t.argv, u.scriptReporter(ctx, in, t))
 			}
 		}
@@ -194,7 +203,7 @@ func (u *unit) handle(ev any, now time.Time) {
 	case scriptEvent:
 		if ev.t.up != ev.up {
 			ev.t.up = ev.up
-			u.d.log.Info("vrrp track script changed", "instance", ev.in.cfg.Name, "script", ev.t.script.Name, "up", ev.up)
+			u.d.log.Info("vrrp tracked object changed", "instance", ev.in.cfg.Name, "tracked", ev.t.source(), "up", ev.up)
 			ev.in.applyTracks(now)
 		}
 	case linkEvent:
