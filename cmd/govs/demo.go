@@ -20,7 +20,8 @@ func demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Show govs balancing real traffic over local real servers (no setup, no root)",
 		Long: `Start three HTTP real servers of different speeds on loopback, a govs director in
-front of them and a light, rate-limited load, and print a live per-backend summary.
+front of them, a light, rate-limited load and the dashboard, and print a live
+per-backend summary.
 Stops on Ctrl-C, or after --duration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -33,6 +34,7 @@ Stops on Ctrl-C, or after --duration.`,
 	}
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address of the demo virtual service")
 	cmd.Flags().StringVar(&o.Scheduler, "scheduler", "wlc", "scheduler to demonstrate")
+	cmd.Flags().StringVar(&o.Dashboard, "dashboard", "127.0.0.1:9090", "address of the dashboard (read-only, loopback)")
 	cmd.Flags().IntVar(&o.Rate, "rate", 200, "requests per second (each on a new connection)")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	cmd.Flags().DurationVar(&o.Interval, "interval", time.Second, "summary period")

@@ -79,6 +79,7 @@ func New(o Options) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)
 	}
+	s.handleDashboard() // "/": not an API route, so not in routes (dashboard.go)
 	s.wg.Add(1)
 	go s.estimate(o.RateInterval)
 	return s
@@ -155,8 +156,9 @@ type TCPOptions struct {
 	TLSKey    string
 }
 
-// ServeTCP serves the API and /metrics on TCP. Every request must carry
-// "Authorization: Bearer TOKEN"; without a token file it refuses to start.
+// ServeTCP serves the API, /metrics and the dashboard on TCP. Every request
+// but those for the dashboard's static files must carry "Authorization:
+// Bearer TOKEN"; without a token file it refuses to start.
 // It returns the address it listens on.
 func (s *Server) ServeTCP(o TCPOptions) (net.Addr, error) {
 	if o.TokenFile == "" {
@@ -181,7 +183,9 @@ func (s *Server) ServeTCP(o TCPOptions) (net.Addr, error) {
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	s.serve(ln, requireToken(token, s.Handler()))
+	// The dashboard's files hold no secret: served without the token, the
+	// page asks the operator for it (dashboard.go).
+	s.serve(ln, publicDashboard(requireToken(token, s.Handler())))
 	s.log.Info("control API listening", "http", ln.Addr().String(), "tls", tlsConfig != nil)
 	return ln.Addr(), nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward/proxy"
@@ -31,6 +32,7 @@ type Options struct {
 	Duration  time.Duration // 0: until ctx ends
 	Interval  time.Duration // summary period
 	Live      bool          // redraw the summary in place (a terminal)
+	Dashboard string        // the dashboard's address; a free port is used if it is taken
 	Log       *slog.Logger
 }
 
@@ -116,8 +118,14 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 	}
 	defer d.Shutdown(2 * time.Second)
 	vs := d.Services()[0]
+	dash, stopDash, err := serveDashboard(d, o)
+	if err != nil {
+		return err
+	}
+	defer stopDash()
 
 	fmt.Fprintf(w, "govs demo: virtual service http://%s/ (%s over %d real servers of different speeds)\n", vip, o.Scheduler, len(reals))
+	fmt.Fprintf(w, "dashboard: http://%s/\n", dash)
 	fmt.Fprintf(w, "try it:    curl -i http://%s/\n", vip)
 	fmt.Fprintf(w, "load:      %d requests/s, one new connection each; Ctrl-C stops\n\n", o.Rate)
 
@@ -172,6 +180,42 @@ func startRealServers() ([]*realServer, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// serveDashboard serves the dashboard and the API it reads on loopback.
+// There is no token in a demo, so that listener is read-only: nobody else
+// on the machine can change the demo director through it.
+func serveDashboard(d *director.Director, o Options) (addr string, stop func(), err error) {
+	if o.Dashboard == "" {
+		o.Dashboard = "127.0.0.1:0"
+	}
+	addr, err = pickVIP(o.Dashboard)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := api.New(api.Options{Director: d, Log: o.Log, Version: "demo"})
+	h := srv.Handler()
+	hs := &http.Server{
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				http.Error(rw, "the demo's dashboard listener is read-only", http.StatusMethodNotAllowed)
+				return
+			}
+			h.ServeHTTP(rw, r)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go hs.Serve(ln)
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		srv.Close(ctx)
+	}, nil
 }
 
 // pickVIP returns addr if it is free, otherwise a free loopback port.
