@@ -184,7 +184,9 @@ func (s *adaptiveWeights) adjust(now int64) {
 		target, known := 1.0, false
 		if e := &st.lat[max(kind, 0)]; kind >= 0 && e.fresh(now, adaptStale) && e.val > 0 {
 			l := e.val
-			if st.conn.fresh(now, adaptStale) {
+			// FirstByte and Duration are timed from the bind and so
+			// include the connect; a health check's latency does not.
+			if adaptLatencyKinds[kind] == HealthLatency && st.conn.fresh(now, adaptStale) {
 				l += st.conn.val
 			}
 			target = min(1, math.Pow(adaptBand*med/l, 2))
