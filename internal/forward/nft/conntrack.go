@@ -47,9 +47,15 @@ func (d *Dataplane) dump() ([]conntrack.Flow, error) {
 	return d.ct.Dump(nil)
 }
 
+// statsDutyCycle bounds the share of time the statistics spend dumping
+// conntrack: a dump of a large table takes long (about 1 s at 94k flows
+// here), so the interval stretches to at least this many times the last
+// dump's duration instead of dumping back to back.
+const statsDutyCycle = 10
+
 func (d *Dataplane) statsLoop() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.opts.StatsInterval)
+	t := time.NewTimer(d.opts.StatsInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -57,10 +63,17 @@ func (d *Dataplane) statsLoop() {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		if err := d.collect(); err != nil {
 			d.log.Warn("conntrack statistics", "err", err)
 		}
+		t.Reset(statsInterval(d.opts.StatsInterval, time.Since(start)))
 	}
+}
+
+// statsInterval is the wait before the next conntrack dump.
+func statsInterval(base, lastDump time.Duration) time.Duration {
+	return max(base, statsDutyCycle*lastDump)
 }
 
 // flowService finds the service and real server of a flow.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/sched"
@@ -82,5 +83,16 @@ func TestFlowOf(t *testing.T) {
 	}
 	if _, _, _, ok := flowOf(p[:21]); ok {
 		t.Fatal("a truncated packet must not parse")
+	}
+}
+
+func TestStatsInterval(t *testing.T) {
+	for _, tc := range []struct{ base, dump, want time.Duration }{
+		{time.Second, 5 * time.Millisecond, time.Second},
+		{time.Second, 1500 * time.Millisecond, 15 * time.Second},
+	} {
+		if got := statsInterval(tc.base, tc.dump); got != tc.want {
+			t.Errorf("statsInterval(%v, %v) = %v, want %v", tc.base, tc.dump, got, tc.want)
+		}
 	}
 }

@@ -43,6 +43,10 @@ const (
 	// transport headers up to the ports.
 	copyRange = 128
 	queueLen  = 8192
+	// recvBufSize is the fixed receive buffer: a queued packet's message
+	// (copyRange bytes of payload and a few attributes) is a few hundred
+	// bytes; a larger one would end the reader (truncated message).
+	recvBufSize = 64 << 10
 )
 
 // queue is one NFQUEUE reader.
@@ -74,7 +78,10 @@ func nfqMsg(typ uint16, num uint16, attrs []netlink.Attribute) (netlink.Message,
 }
 
 func openQueue(d *Dataplane, netns int, num uint16) (*queue, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
+	// A fixed receive buffer: without it every Receive first peeks at the
+	// next message's size (one more recvmsg per queued packet) and
+	// allocates a page for it.
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns, MessageBufferSize: recvBufSize})
 	if err != nil {
 		return nil, err
 	}
@@ -115,11 +122,23 @@ func (q *queue) close() {
 	q.c.Close()
 }
 
-// run reads packets and answers each batch received with one batch of
-// verdicts (one sendmsg).
+// run reads queued packets and schedules them; the verdicts go to
+// sendVerdicts, which answers all that are ready in one sendmsg. Sending is
+// the slow half: the kernel reinjects each accepted packet within the
+// sendmsg, and runs the network receive work pending on that CPU there
+// too. Reading on meanwhile turns a backlog into one batch instead of a
+// sendmsg per packet.
 func (q *queue) run() {
 	defer q.d.wg.Done()
-	var verdicts []netlink.Message
+	// As many verdicts as the kernel queue holds packets: the reader
+	// never waits for the sender.
+	verdicts := make(chan netlink.Message, queueLen)
+	sent := make(chan struct{})
+	go q.sendVerdicts(verdicts, sent)
+	defer func() {
+		close(verdicts)
+		<-sent
+	}()
 	for {
 		msgs, err := q.c.Receive()
 		if err != nil {
@@ -133,7 +152,6 @@ func (q *queue) run() {
 			q.d.log.Error("nfqueue read failed, flows fall back to kernel round robin", "queue", q.num, "err", err)
 			return
 		}
-		verdicts = verdicts[:0]
 		for _, m := range msgs {
 			if m.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_QUEUE<<8|nfqMsgPacket) || len(m.Data) < 4 {
 				continue
@@ -148,13 +166,36 @@ func (q *queue) run() {
 				attrs = append(attrs, netlink.Attribute{Type: nfqaMark, Data: binary.BigEndian.AppendUint32(nil, mark)})
 			}
 			if vm, err := nfqMsg(nfqMsgVerdict, q.num, attrs); err == nil {
-				verdicts = append(verdicts, vm)
+				verdicts <- vm
 			}
 		}
-		if len(verdicts) > 0 {
-			if _, err := q.c.SendMessages(verdicts); err != nil && !q.closed.Load() {
-				q.d.log.Warn("nfqueue verdicts failed", "queue", q.num, "err", err)
+	}
+}
+
+// maxVerdictBatch bounds one sendmsg of verdicts.
+const maxVerdictBatch = 256
+
+// sendVerdicts sends the verdicts from in, all those ready at once in one
+// sendmsg, until in is closed; then it closes done.
+func (q *queue) sendVerdicts(in <-chan netlink.Message, done chan<- struct{}) {
+	defer close(done)
+	batch := make([]netlink.Message, 0, maxVerdictBatch)
+	for m := range in {
+		batch = append(batch[:0], m)
+	fill:
+		for len(batch) < maxVerdictBatch {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
 			}
+		}
+		if _, err := q.c.SendMessages(batch); err != nil && !q.closed.Load() {
+			q.d.log.Warn("nfqueue verdicts failed", "queue", q.num, "err", err)
 		}
 	}
 }

@@ -1,0 +1,367 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/forward"
+	"github.com/govs-lb/govs/internal/forward/nft"
+	"github.com/govs-lb/govs/internal/forward/proxy"
+	"github.com/govs-lb/govs/test/netns"
+)
+
+// The kernel dataplane over IPv6: the same end-to-end checks as
+// nat_test.go, in netns.NewLVS6's topology (client, director and real
+// servers with ULA addresses only, VIP fd00:77::100). The helpers here
+// format addresses with netip.AddrPort, so IPv6 ones get their brackets.
+
+func newNATLab6(t *testing.T, reals int) *natLab {
+	t.Helper()
+	l := &natLab{LVS: netns.NewLVS6(t, reals), t: t}
+	if rep := nft.ProbeKernel(l.Director.FD()); rep.Err() != nil {
+		t.Skipf("kernel dataplane not available here: %v", rep.Err())
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l.dp = nft.New(log, nft.Options{NetNS: l.Director.FD(), Queues: 2, StatsInterval: 200 * time.Millisecond})
+	l.mp = forward.NewMulti(map[config.Forwarding]director.Dataplane{
+		config.Proxy: proxy.New(log), config.NAT: l.dp, config.FullNAT: l.dp,
+	})
+	l.d = director.New(log, l.mp)
+	t.Cleanup(func() {
+		if err := l.d.Shutdown(200 * time.Millisecond); err != nil {
+			t.Logf("director shutdown: %v", err)
+		}
+		if t.Failed() {
+			out, _ := l.Director.Exec("nft", "list", "table", "inet", "govs")
+			t.Logf("ruleset at failure:\n%s", out)
+			out, _ = l.Director.Exec("conntrack", "-L", "-f", "ipv6")
+			t.Logf("conntrack at failure:\n%s", out)
+		}
+	})
+	return l
+}
+
+// natConfig6 is natConfig with each address written by netip.AddrPort.
+func natConfig6(fwd, sched string, vip netip.AddrPort, proto string, reals []netip.Addr, weights []int, extra string) string {
+	s := fmt.Sprintf("grace_period: 5s\nvirtual_servers:\n  - name: web\n    address: \"%s\"\n    protocol: %s\n    scheduler: %s\n    forwarding: %s\n%s    real_servers:\n",
+		vip, proto, sched, fwd, extra)
+	for i, a := range reals {
+		w := 1
+		if weights != nil {
+			w = weights[i]
+		}
+		s += fmt.Sprintf("      - address: \"%s\"\n        weight: %d\n", netip.AddrPortFrom(a, vip.Port()), w)
+	}
+	return s
+}
+
+func (l *natLab) vip6(port int) netip.AddrPort { return netip.AddrPortFrom(l.VIP, uint16(port)) }
+
+// serveTCP6 is serveTCP for any address family.
+func (l *natLab) serveTCP6(port int) {
+	l.t.Helper()
+	for i, rs := range l.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		var ln net.Listener
+		if err := rs.Do(func() (err error) {
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
+			return err
+		}); err != nil {
+			l.t.Fatal(err)
+		}
+		l.t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(30 * time.Second))
+					r := bufio.NewReader(c)
+					for {
+						if _, err := r.ReadString('\n'); err != nil {
+							return
+						}
+						fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+					}
+				}()
+			}
+		}()
+	}
+}
+
+// serveUDP6 is serveUDP for any address family.
+func (l *natLab) serveUDP6(port int) {
+	l.t.Helper()
+	for i, rs := range l.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		var pc net.PacketConn
+		if err := rs.Do(func() (err error) {
+			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
+			return err
+		}); err != nil {
+			l.t.Fatal(err)
+		}
+		l.t.Cleanup(func() { pc.Close() })
+		go func() {
+			b := make([]byte, 1500)
+			for {
+				_, from, err := pc.ReadFrom(b)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(fmt.Appendf(nil, "%s %s", name, from), from)
+			}
+		}()
+	}
+}
+
+// dial6 is dial for any address family.
+func (l *natLab) dial6(port int) (*clientConn, error) {
+	var c net.Conn
+	err := l.Client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", l.vip6(port).String(), 3*time.Second)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{c: c, r: bufio.NewReader(c)}, nil
+}
+
+// askOnce6 is askOnce for any address family.
+func (l *natLab) askOnce6(port int) (name, peer string, err error) {
+	cc, err := l.dial6(port)
+	if err != nil {
+		return "", "", err
+	}
+	defer cc.c.Close()
+	if ra := cc.c.RemoteAddr().(*net.TCPAddr).AddrPort(); ra.Addr() != l.VIP {
+		return "", "", fmt.Errorf("connected to %v, not the VIP", ra)
+	}
+	return cc.ask()
+}
+
+// requireIP6Rules checks the service was programmed as IPv6 (ip6 VIP
+// match and DNAT), so a pass cannot come from some IPv4 path.
+func (l *natLab) requireIP6Rules(want ...string) {
+	l.t.Helper()
+	out, err := l.Director.Exec("nft", "list", "table", "inet", "govs")
+	if err != nil {
+		l.t.Logf("nft list (not checked): %v: %s", err, out)
+		return
+	}
+	for _, w := range append([]string{"ip6 daddr " + l.VIP.String(), "dnat ip6 to"}, want...) {
+		if !strings.Contains(out, w) {
+			l.t.Fatalf("ruleset lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// rr in the kernel over IPv6: new connections spread evenly, the client
+// talks to the VIP and the real servers see the client's own address.
+func TestNAT6RoundRobin(t *testing.T) {
+	l := newNATLab6(t, 3)
+	l.serveTCP6(8080)
+	l.apply(natConfig6("nat", "rr", l.vip6(8080), "tcp", l.RealAddrs, nil, ""))
+	l.requireIP6Rules("numgen inc mod 3")
+	got := map[string]int{}
+	for range 30 {
+		name, peer, err := l.askOnce6(8080)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := peerHost(t, peer); h != l.ClientAddr {
+			t.Fatalf("real server saw %v, want the client %v (nat keeps the client address)", h, l.ClientAddr)
+		}
+		got[name]++
+	}
+	for _, n := range []string{"rs1", "rs2", "rs3"} {
+		if got[n] != 10 {
+			t.Fatalf("rr spread %v, want 10 each", got)
+		}
+	}
+	// conntrack's IPv6 flows reach the statistics (counted at dumps).
+	vs := l.d.Services()[0]
+	loopback.WaitFor(t, "IPv6 flows counted from conntrack", func() bool {
+		return vs.Stats.Conns.Load() == 30 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0
+	})
+}
+
+// fullnat over IPv6: the real servers see the director's IPv6 local
+// address, not the client's.
+func TestFullNAT6(t *testing.T) {
+	l := newNATLab6(t, 2)
+	l.serveTCP6(8081)
+	local := l.DirectorRealSide[0]
+	l.apply(natConfig6("fullnat", "rr", l.vip6(8081), "tcp", l.RealAddrs, nil,
+		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
+	l.requireIP6Rules("snat ip6 to")
+	seen := map[string]bool{}
+	for range 4 {
+		name, peer, err := l.askOnce6(8081)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := peerHost(t, peer); h != local {
+			t.Fatalf("%s saw %v, want the director's local address %v", name, h, local)
+		}
+		seen[name] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("reached %v, want both real servers", seen)
+	}
+}
+
+// fullnat over IPv6 without local_addresses masquerades: each real server
+// sees the director's address on its own link.
+func TestFullNAT6Masquerade(t *testing.T) {
+	l := newNATLab6(t, 2)
+	l.serveTCP6(8086)
+	l.apply(natConfig6("fullnat", "rr", l.vip6(8086), "tcp", l.RealAddrs, nil, ""))
+	l.requireIP6Rules("masquerade")
+	seen := map[string]bool{}
+	for range 4 {
+		name, peer, err := l.askOnce6(8086)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := int(name[len(name)-1] - '1')
+		if h := peerHost(t, peer); h != l.DirectorRealSide[i] {
+			t.Fatalf("%s saw %v, want the director's address on its link %v", name, h, l.DirectorRealSide[i])
+		}
+		seen[name] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("reached %v, want both real servers", seen)
+	}
+}
+
+// UDP over IPv6: each flow is scheduled once, replies come from the VIP.
+func TestNAT6UDP(t *testing.T) {
+	l := newNATLab6(t, 2)
+	l.serveUDP6(5353)
+	l.apply(natConfig6("nat", "rr", l.vip6(5353), "udp", l.RealAddrs, nil, ""))
+	l.requireIP6Rules()
+	got := map[string]int{}
+	for range 6 {
+		var pc *net.UDPConn
+		if err := l.Client.Do(func() (err error) {
+			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip6(5353)))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetDeadline(time.Now().Add(3 * time.Second))
+		var first string
+		for range 3 { // three datagrams of one flow: one real server
+			if _, err := pc.Write([]byte("q")); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 200)
+			n, from, err := pc.ReadFromUDPAddrPort(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if from.Addr() != l.VIP {
+				t.Fatalf("reply from %v, want the VIP", from)
+			}
+			name, peer, _ := strings.Cut(string(b[:n]), " ")
+			if h := peerHost(t, peer); h != l.ClientAddr {
+				t.Fatalf("real server saw %v, want the client", h)
+			}
+			if first == "" {
+				first = name
+				got[name]++
+			} else if name != first {
+				t.Fatalf("one flow answered by %s and %s", first, name)
+			}
+		}
+		pc.Close()
+	}
+	if got["rs1"] != 3 || got["rs2"] != 3 {
+		t.Fatalf("udp flows spread %v, want 3 each", got)
+	}
+}
+
+// wlc over IPv6 is scheduled by govs through NFQUEUE: the queue reader
+// parses IPv6 first packets, and conntrack's IPv6 flows give the counts.
+// Weights 2:1 with connections held open give 4:2, which the kernel's
+// round-robin fallback would not.
+func TestNAT6WeightedLeastConnectionViaQueue(t *testing.T) {
+	l := newNATLab6(t, 2)
+	l.serveTCP6(8082)
+	l.apply(natConfig6("nat", "wlc", l.vip6(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
+	l.requireIP6Rules("ct status ! confirmed", "ct mark map")
+	got := map[string]int{}
+	for range 6 {
+		cc, err := l.dial6(8082)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.c.Close()
+		name, peer, err := cc.ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := peerHost(t, peer); h != l.ClientAddr {
+			t.Fatalf("real server saw %v, want the client", h)
+		}
+		got[name]++
+	}
+	if got["rs1"] != 4 || got["rs2"] != 2 {
+		t.Fatalf("wlc spread %v, want rs1:4 rs2:2", got)
+	}
+	vs := l.d.Services()[0]
+	if n := vs.Stats.Conns.Load(); n != 6 {
+		t.Errorf("service counted %d connections, want 6 (scheduled by govs, not the fallback)", n)
+	}
+	loopback.WaitFor(t, "conntrack counts", func() bool {
+		rs := vs.RealServers()
+		return rs[0].Dest.ActiveConns() == 4 && rs[1].Dest.ActiveConns() == 2 &&
+			rs[0].Dest.InactiveConns() == 0 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0
+	})
+}
+
+// fullnat with a queue-scheduled service over IPv6: govs picks, the
+// kernel DNATs by the mark and SNATs to the local address.
+func TestFullNAT6LeastConnectionViaQueue(t *testing.T) {
+	l := newNATLab6(t, 2)
+	l.serveTCP6(8087)
+	local := l.DirectorRealSide[1]
+	l.apply(natConfig6("fullnat", "wlc", l.vip6(8087), "tcp", l.RealAddrs, []int{1, 3},
+		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
+	l.requireIP6Rules("ct status ! confirmed", "ct mark map", "snat ip6 to")
+	got := map[string]int{}
+	for range 4 {
+		cc, err := l.dial6(8087)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.c.Close()
+		name, peer, err := cc.ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := peerHost(t, peer); h != local {
+			t.Fatalf("%s saw %v, want the local address %v", name, h, local)
+		}
+		got[name]++
+	}
+	if got["rs1"] != 1 || got["rs2"] != 3 {
+		t.Fatalf("wlc spread %v, want rs1:1 rs2:3", got)
+	}
+}
