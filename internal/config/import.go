@@ -425,44 +425,13 @@ func (im *importer) endpoint(n *keepalived.Node, i int, zeroPort bool) (Endpoint
 // VRRP scripts run directly in govs too, with keepalived's splitting, and are
 // kept as written.
 
-// splitWords splits a command as keepalived does: blanks separate words,
-// single and double quotes group, a backslash outside single quotes escapes.
+// splitWords splits a command as keepalived does (SplitCommand); a line
+// with an unterminated quote falls back to blank-separated words, as the
+// importer maps what it can and the checker's own run reports the rest.
 func splitWords(s string) []string {
-	var words []string
-	var cur strings.Builder
-	inWord, escaped := false, false
-	var quote rune
-	for _, r := range s {
-		switch {
-		case escaped:
-			cur.WriteRune(r)
-			escaped = false
-		case r == '\\' && quote != '\'':
-			escaped, inWord = true, true
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
-		}
-	}
-	if quote != 0 || escaped {
+	words, err := SplitCommand(s)
+	if err != nil {
 		return strings.Fields(s)
-	}
-	if inWord {
-		words = append(words, cur.String())
 	}
 	return words
 }

@@ -299,7 +299,7 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		in.tracks = append(in.tracks, &tracked{iface: ti.Name, weight: ti.Weight, up: true})
 	}
 	for _, ts := range vi.TrackScripts {
-		argv, err := splitCommand(ts.Script)
+		argv, err := config.SplitCommand(ts.Script)
 		if err != nil {
 			return nil, fmt.Errorf("track script %s: %w", ts.Name, err)
 		}

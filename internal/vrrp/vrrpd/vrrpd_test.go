@@ -18,28 +18,6 @@ import (
 	"github.com/govs-lb/govs/internal/config"
 )
 
-func TestSplitCommand(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want []string
-	}{
-		{"/bin/true", []string{"/bin/true"}},
-		{"  /usr/bin/test  -e /tmp/x ", []string{"/usr/bin/test", "-e", "/tmp/x"}},
-		{`/bin/sh -c 'echo "$1" a\b' "two words" x\ y`, []string{"/bin/sh", "-c", `echo "$1" a\b`, "two words", "x y"}},
-		{`a ""`, []string{"a", ""}},
-	} {
-		got, err := splitCommand(tc.in)
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("splitCommand(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{"", "   ", `a "b`, `a\`} {
-		if _, err := splitCommand(bad); err == nil {
-			t.Errorf("splitCommand(%q): no error", bad)
-		}
-	}
-}
-
 func TestAnnouncePayloads(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	garp := garpPayload(mac, netip.MustParseAddr("10.0.0.100"))
