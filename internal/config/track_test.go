@@ -36,3 +36,14 @@ vrrp_instances:
 		}
 	}
 }
+
+func TestVRRPAcceptFalseRefused(t *testing.T) {
+	src := "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: 150\n    virtual_ipaddresses: [192.0.2.1/24]\n    accept: false\n"
+	_, err := Parse("f.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "f.yaml:7:13: accept: false is not supported") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Parse("f.yaml", []byte(strings.Replace(src, "accept: false", "accept: true", 1))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -409,6 +409,12 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 			a.AuthType = "PASS"
 		}
 	}
+	if vi.Has("accept") && !vi.Accept {
+		// A director serves its virtual services on the VIPs: a master that
+		// dropped their traffic (RFC 5798 Accept_Mode false, keepalived's
+		// no_accept) would serve nothing.
+		errs.add(vi.At("accept"), "accept: false is not supported: govs serves its virtual services on the VIPs, so a master always accepts their traffic")
+	}
 	seenIf := map[string]bool{}
 	for _, ti := range vi.TrackInterfaces {
 		if !validIfName(ti.Name) {
