@@ -1,11 +1,9 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -52,109 +50,6 @@ func newNATLab6(t *testing.T, reals int) *natLab {
 	return l
 }
 
-// natConfig6 is natConfig with each address written by netip.AddrPort.
-func natConfig6(fwd, sched string, vip netip.AddrPort, proto string, reals []netip.Addr, weights []int, extra string) string {
-	s := fmt.Sprintf("grace_period: 5s\nvirtual_servers:\n  - name: web\n    address: \"%s\"\n    protocol: %s\n    scheduler: %s\n    forwarding: %s\n%s    real_servers:\n",
-		vip, proto, sched, fwd, extra)
-	for i, a := range reals {
-		w := 1
-		if weights != nil {
-			w = weights[i]
-		}
-		s += fmt.Sprintf("      - address: \"%s\"\n        weight: %d\n", netip.AddrPortFrom(a, vip.Port()), w)
-	}
-	return s
-}
-
-func (l *natLab) vip6(port int) netip.AddrPort { return netip.AddrPortFrom(l.VIP, uint16(port)) }
-
-// serveTCP6 is serveTCP for any address family.
-func (l *natLab) serveTCP6(port int) {
-	l.t.Helper()
-	for i, rs := range l.Reals {
-		name := fmt.Sprintf("rs%d", i+1)
-		var ln net.Listener
-		if err := rs.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
-			return err
-		}); err != nil {
-			l.t.Fatal(err)
-		}
-		l.t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(30 * time.Second))
-					r := bufio.NewReader(c)
-					for {
-						if _, err := r.ReadString('\n'); err != nil {
-							return
-						}
-						fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
-					}
-				}()
-			}
-		}()
-	}
-}
-
-// serveUDP6 is serveUDP for any address family.
-func (l *natLab) serveUDP6(port int) {
-	l.t.Helper()
-	for i, rs := range l.Reals {
-		name := fmt.Sprintf("rs%d", i+1)
-		var pc net.PacketConn
-		if err := rs.Do(func() (err error) {
-			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
-			return err
-		}); err != nil {
-			l.t.Fatal(err)
-		}
-		l.t.Cleanup(func() { pc.Close() })
-		go func() {
-			b := make([]byte, 1500)
-			for {
-				_, from, err := pc.ReadFrom(b)
-				if err != nil {
-					return
-				}
-				pc.WriteTo(fmt.Appendf(nil, "%s %s", name, from), from)
-			}
-		}()
-	}
-}
-
-// dial6 is dial for any address family.
-func (l *natLab) dial6(port int) (*clientConn, error) {
-	var c net.Conn
-	err := l.Client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", l.vip6(port).String(), 3*time.Second)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &clientConn{c: c, r: bufio.NewReader(c)}, nil
-}
-
-// askOnce6 is askOnce for any address family.
-func (l *natLab) askOnce6(port int) (name, peer string, err error) {
-	cc, err := l.dial6(port)
-	if err != nil {
-		return "", "", err
-	}
-	defer cc.c.Close()
-	if ra := cc.c.RemoteAddr().(*net.TCPAddr).AddrPort(); ra.Addr() != l.VIP {
-		return "", "", fmt.Errorf("connected to %v, not the VIP", ra)
-	}
-	return cc.ask()
-}
-
 // requireIP6Rules checks the service was programmed as IPv6 (ip6 VIP
 // match and DNAT), so a pass cannot come from some IPv4 path.
 func (l *natLab) requireIP6Rules(want ...string) {
@@ -175,12 +70,12 @@ func (l *natLab) requireIP6Rules(want ...string) {
 // talks to the VIP and the real servers see the client's own address.
 func TestNAT6RoundRobin(t *testing.T) {
 	l := newNATLab6(t, 3)
-	l.serveTCP6(8080)
-	l.apply(natConfig6("nat", "rr", l.vip6(8080), "tcp", l.RealAddrs, nil, ""))
+	l.serveTCP(8080)
+	l.apply(natConfig("nat", "rr", l.vip(8080), "tcp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules("numgen inc mod 3")
 	got := map[string]int{}
 	for range 30 {
-		name, peer, err := l.askOnce6(8080)
+		name, peer, err := l.askOnce(8080)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,14 +100,14 @@ func TestNAT6RoundRobin(t *testing.T) {
 // address, not the client's.
 func TestFullNAT6(t *testing.T) {
 	l := newNATLab6(t, 2)
-	l.serveTCP6(8081)
+	l.serveTCP(8081)
 	local := l.DirectorRealSide[0]
-	l.apply(natConfig6("fullnat", "rr", l.vip6(8081), "tcp", l.RealAddrs, nil,
+	l.apply(natConfig("fullnat", "rr", l.vip(8081), "tcp", l.RealAddrs, nil,
 		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
 	l.requireIP6Rules("snat ip6 to")
 	seen := map[string]bool{}
 	for range 4 {
-		name, peer, err := l.askOnce6(8081)
+		name, peer, err := l.askOnce(8081)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,12 +125,12 @@ func TestFullNAT6(t *testing.T) {
 // sees the director's address on its own link.
 func TestFullNAT6Masquerade(t *testing.T) {
 	l := newNATLab6(t, 2)
-	l.serveTCP6(8086)
-	l.apply(natConfig6("fullnat", "rr", l.vip6(8086), "tcp", l.RealAddrs, nil, ""))
+	l.serveTCP(8086)
+	l.apply(natConfig("fullnat", "rr", l.vip(8086), "tcp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules("masquerade")
 	seen := map[string]bool{}
 	for range 4 {
-		name, peer, err := l.askOnce6(8086)
+		name, peer, err := l.askOnce(8086)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,14 +148,14 @@ func TestFullNAT6Masquerade(t *testing.T) {
 // UDP over IPv6: each flow is scheduled once, replies come from the VIP.
 func TestNAT6UDP(t *testing.T) {
 	l := newNATLab6(t, 2)
-	l.serveUDP6(5353)
-	l.apply(natConfig6("nat", "rr", l.vip6(5353), "udp", l.RealAddrs, nil, ""))
+	l.serveUDP(5353)
+	l.apply(natConfig("nat", "rr", l.vip(5353), "udp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules()
 	got := map[string]int{}
 	for range 6 {
 		var pc *net.UDPConn
 		if err := l.Client.Do(func() (err error) {
-			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip6(5353)))
+			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip(5353)))
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -303,12 +198,12 @@ func TestNAT6UDP(t *testing.T) {
 // round-robin fallback would not.
 func TestNAT6WeightedLeastConnectionViaQueue(t *testing.T) {
 	l := newNATLab6(t, 2)
-	l.serveTCP6(8082)
-	l.apply(natConfig6("nat", "wlc", l.vip6(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
+	l.serveTCP(8082)
+	l.apply(natConfig("nat", "wlc", l.vip(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
 	l.requireIP6Rules("ct status ! confirmed", "ct mark map")
 	got := map[string]int{}
 	for range 6 {
-		cc, err := l.dial6(8082)
+		cc, err := l.dial(8082)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,14 +235,14 @@ func TestNAT6WeightedLeastConnectionViaQueue(t *testing.T) {
 // kernel DNATs by the mark and SNATs to the local address.
 func TestFullNAT6LeastConnectionViaQueue(t *testing.T) {
 	l := newNATLab6(t, 2)
-	l.serveTCP6(8087)
+	l.serveTCP(8087)
 	local := l.DirectorRealSide[1]
-	l.apply(natConfig6("fullnat", "wlc", l.vip6(8087), "tcp", l.RealAddrs, []int{1, 3},
+	l.apply(natConfig("fullnat", "wlc", l.vip(8087), "tcp", l.RealAddrs, []int{1, 3},
 		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
 	l.requireIP6Rules("ct status ! confirmed", "ct mark map", "snat ip6 to")
 	got := map[string]int{}
 	for range 4 {
-		cc, err := l.dial6(8087)
+		cc, err := l.dial(8087)
 		if err != nil {
 			t.Fatal(err)
 		}

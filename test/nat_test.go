@@ -87,7 +87,7 @@ func (l *natLab) serveTCP(port int) {
 		name := fmt.Sprintf("rs%d", i+1)
 		var ln net.Listener
 		if err := rs.Do(func() (err error) {
-			ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", l.RealAddrs[i], port))
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
 			return err
 		}); err != nil {
 			l.t.Fatal(err)
@@ -122,7 +122,7 @@ func (l *natLab) serveUDP(port int) {
 		name := fmt.Sprintf("rs%d", i+1)
 		var pc net.PacketConn
 		if err := rs.Do(func() (err error) {
-			pc, err = net.ListenPacket("udp", fmt.Sprintf("%s:%d", l.RealAddrs[i], port))
+			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
 			return err
 		}); err != nil {
 			l.t.Fatal(err)
@@ -141,6 +141,9 @@ func (l *natLab) serveUDP(port int) {
 	}
 }
 
+// vip is the lab's VIP with a port.
+func (l *natLab) vip(port int) netip.AddrPort { return netip.AddrPortFrom(l.VIP, uint16(port)) }
+
 // clientConn is a TCP connection from the client namespace.
 type clientConn struct {
 	c net.Conn
@@ -150,7 +153,7 @@ type clientConn struct {
 func (l *natLab) dial(port int) (*clientConn, error) {
 	var c net.Conn
 	err := l.Client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", l.VIP, port), 3*time.Second)
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, uint16(port)).String(), 3*time.Second)
 		return err
 	})
 	if err != nil {
@@ -197,15 +200,15 @@ func peerHost(t *testing.T, peer string) netip.Addr {
 	return ap.Addr()
 }
 
-func natConfig(fwd, sched, vip string, port int, proto string, reals []netip.Addr, weights []int, extra string) string {
-	s := fmt.Sprintf("grace_period: 5s\nvirtual_servers:\n  - name: web\n    address: %s:%d\n    protocol: %s\n    scheduler: %s\n    forwarding: %s\n%s    real_servers:\n",
-		vip, port, proto, sched, fwd, extra)
+func natConfig(fwd, sched string, vip netip.AddrPort, proto string, reals []netip.Addr, weights []int, extra string) string {
+	s := fmt.Sprintf("grace_period: 5s\nvirtual_servers:\n  - name: web\n    address: \"%s\"\n    protocol: %s\n    scheduler: %s\n    forwarding: %s\n%s    real_servers:\n",
+		vip, proto, sched, fwd, extra)
 	for i, a := range reals {
 		w := 1
 		if weights != nil {
 			w = weights[i]
 		}
-		s += fmt.Sprintf("      - address: %s:%d\n        weight: %d\n", a, port, w)
+		s += fmt.Sprintf("      - address: \"%s\"\n        weight: %d\n", netip.AddrPortFrom(a, vip.Port()), w)
 	}
 	return s
 }
@@ -215,7 +218,7 @@ func natConfig(fwd, sched, vip string, port int, proto string, reals []netip.Add
 func TestNATRoundRobin(t *testing.T) {
 	l := newNATLab(t, 3)
 	l.serveTCP(8080)
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8080, "tcp", l.RealAddrs, nil, ""))
+	l.apply(natConfig("nat", "rr", l.vip(8080), "tcp", l.RealAddrs, nil, ""))
 	got := map[string]int{}
 	for range 30 {
 		name, peer, err := l.askOnce(8080)
@@ -242,7 +245,7 @@ func TestFullNAT(t *testing.T) {
 	// The director's address on rs1's link; rs2 reaches it through its
 	// default route, the director.
 	local := l.DirectorRealSide[0]
-	l.apply(natConfig("fullnat", "rr", l.VIP.String(), 8081, "tcp", l.RealAddrs, nil,
+	l.apply(natConfig("fullnat", "rr", l.vip(8081), "tcp", l.RealAddrs, nil,
 		fmt.Sprintf("    local_addresses: [%s]\n", local)))
 	seen := map[string]bool{}
 	for range 4 {
@@ -265,12 +268,12 @@ func TestFullNAT(t *testing.T) {
 func TestNATUDP(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveUDP(5353)
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 5353, "udp", l.RealAddrs, nil, ""))
+	l.apply(natConfig("nat", "rr", l.vip(5353), "udp", l.RealAddrs, nil, ""))
 	got := map[string]int{}
 	for range 6 {
 		var pc *net.UDPConn
 		if err := l.Client.Do(func() (err error) {
-			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.VIP, 5353)))
+			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip(5353)))
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -314,7 +317,7 @@ func TestNATUDP(t *testing.T) {
 func TestNATWeightedLeastConnectionViaQueue(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveTCP(8082)
-	l.apply(natConfig("nat", "wlc", l.VIP.String(), 8082, "tcp", l.RealAddrs, []int{2, 1}, ""))
+	l.apply(natConfig("nat", "wlc", l.vip(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
 	got := map[string]int{}
 	for range 6 {
 		cc, err := l.dial(8082)
@@ -355,7 +358,7 @@ func TestNATWeightedLeastConnectionViaQueue(t *testing.T) {
 func TestNATReloadRemovesRealServer(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveTCP(8083)
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8083, "tcp", l.RealAddrs, nil, ""))
+	l.apply(natConfig("nat", "rr", l.vip(8083), "tcp", l.RealAddrs, nil, ""))
 	cc, err := l.dial(8083)
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +372,7 @@ func TestNATReloadRemovesRealServer(t *testing.T) {
 	if first == "rs1" {
 		keep = l.RealAddrs[1]
 	}
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8083, "tcp", []netip.Addr{keep}, nil, ""))
+	l.apply(natConfig("nat", "rr", l.vip(8083), "tcp", []netip.Addr{keep}, nil, ""))
 	for range 6 {
 		name, _, err := l.askOnce(8083)
 		if err != nil {
@@ -395,7 +398,7 @@ func TestNATExpireNodestConn(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveTCP(8084)
 	extra := "    expire_nodest_conn: true\n"
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8084, "tcp", l.RealAddrs, nil, extra))
+	l.apply(natConfig("nat", "rr", l.vip(8084), "tcp", l.RealAddrs, nil, extra))
 	cc, err := l.dial(8084)
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +412,7 @@ func TestNATExpireNodestConn(t *testing.T) {
 	if first == "rs1" {
 		keep = l.RealAddrs[1]
 	}
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8084, "tcp", []netip.Addr{keep}, nil, extra))
+	l.apply(natConfig("nat", "rr", l.vip(8084), "tcp", []netip.Addr{keep}, nil, extra))
 	// The conntrack entry is gone: the next segment is no longer
 	// translated, so the connection does not answer any more.
 	if name, _, err := cc.ask(); err == nil {
@@ -434,7 +437,7 @@ func TestNATTableLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.serveTCP(8085)
-	l.apply(natConfig("nat", "rr", l.VIP.String(), 8085, "tcp", l.RealAddrs, nil, ""))
+	l.apply(natConfig("nat", "rr", l.vip(8085), "tcp", l.RealAddrs, nil, ""))
 	if _, _, err := l.askOnce(8085); err != nil {
 		t.Fatal(err)
 	}
