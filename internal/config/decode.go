@@ -34,10 +34,9 @@ type scalarDecoder interface {
 }
 
 var (
-	metaType        = reflect.TypeOf(Meta{})
-	unsupportedType = reflect.TypeOf(Unsupported{})
-	yamlLineRe      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	maxAliasHops    = 64
+	metaType     = reflect.TypeOf(Meta{})
+	yamlLineRe   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	maxAliasHops = 64
 )
 
 type decoder struct {
@@ -119,10 +118,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
 		d.decode(n, v.Elem(), depth+1)
-		return
-	}
-	if v.Type() == unsupportedType {
-		v.Set(reflect.ValueOf(Unsupported{Set: true, Pos: d.pos(n)}))
 		return
 	}
 	if sd, ok := v.Addr().Interface().(scalarDecoder); ok {

@@ -140,17 +140,3 @@ func (p *ProxyProtocol) decodeScalar(s string) error {
 	}
 	return fmt.Errorf("invalid send_proxy %q (v1, v2 or none)", s)
 }
-
-// Unsupported marks a key of the contract whose feature this build does not
-// have yet: it is recognised, so the error says so instead of "unknown key".
-// Any value is accepted by the decoder; validation reports it.
-type Unsupported struct {
-	Set bool
-	Pos Pos
-}
-
-// MarshalYAML omits the value.
-func (u Unsupported) MarshalYAML() (any, error) { return nil, nil }
-
-// IsZero lets omitempty leave it out.
-func (u Unsupported) IsZero() bool { return !u.Set }
