@@ -307,9 +307,13 @@ func summary(vs *director.VirtualService, reals []*realServer, elapsed time.Dura
 		if st.Conns > 0 {
 			share = 100 * float64(conns) / float64(st.Conns)
 		}
+		p50, p99 := "-", "-" // no request finished since the last summary
+		if len(lat) > 0 {
+			p50 = percentile(lat, 0.5).Round(100 * time.Microsecond).String()
+			p99 = percentile(lat, 0.99).Round(100 * time.Microsecond).String()
+		}
 		fmt.Fprintf(&b, "%-21s %-7s %6d %10d %9d %8d %5.1f%% %9s %9s\n",
-			r.addr, r.name, rs.Dest.Weight(), rs.Dest.ActiveConns(), rs.Dest.InactiveConns(), conns, share,
-			percentile(lat, 0.5).Round(100*time.Microsecond), percentile(lat, 0.99).Round(100*time.Microsecond))
+			r.addr, r.name, rs.Dest.Weight(), rs.Dest.ActiveConns(), rs.Dest.InactiveConns(), conns, share, p50, p99)
 	}
 	return b.String()
 }
