@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -151,45 +150,7 @@ func TestNAT6UDP(t *testing.T) {
 	l.serveUDP(5353)
 	l.apply(natConfig("nat", "rr", l.vip(5353), "udp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules()
-	got := map[string]int{}
-	for range 6 {
-		var pc *net.UDPConn
-		if err := l.Client.Do(func() (err error) {
-			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip(5353)))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		pc.SetDeadline(time.Now().Add(3 * time.Second))
-		var first string
-		for range 3 { // three datagrams of one flow: one real server
-			if _, err := pc.Write([]byte("q")); err != nil {
-				t.Fatal(err)
-			}
-			b := make([]byte, 200)
-			n, from, err := pc.ReadFromUDPAddrPort(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if from.Addr() != l.VIP {
-				t.Fatalf("reply from %v, want the VIP", from)
-			}
-			name, peer, _ := strings.Cut(string(b[:n]), " ")
-			if h := peerHost(t, peer); h != l.ClientAddr {
-				t.Fatalf("real server saw %v, want the client", h)
-			}
-			if first == "" {
-				first = name
-				got[name]++
-			} else if name != first {
-				t.Fatalf("one flow answered by %s and %s", first, name)
-			}
-		}
-		pc.Close()
-	}
-	if got["rs1"] != 3 || got["rs2"] != 3 {
-		t.Fatalf("udp flows spread %v, want 3 each", got)
-	}
+	l.checkUDPFlows(5353)
 }
 
 // wlc over IPv6 is scheduled by govs through NFQUEUE: the queue reader
@@ -201,34 +162,7 @@ func TestNAT6WeightedLeastConnectionViaQueue(t *testing.T) {
 	l.serveTCP(8082)
 	l.apply(natConfig("nat", "wlc", l.vip(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
 	l.requireIP6Rules("ct status ! confirmed", "ct mark map")
-	got := map[string]int{}
-	for range 6 {
-		cc, err := l.dial(8082)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.c.Close()
-		name, peer, err := cc.ask()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := peerHost(t, peer); h != l.ClientAddr {
-			t.Fatalf("real server saw %v, want the client", h)
-		}
-		got[name]++
-	}
-	if got["rs1"] != 4 || got["rs2"] != 2 {
-		t.Fatalf("wlc spread %v, want rs1:4 rs2:2", got)
-	}
-	vs := l.d.Services()[0]
-	if n := vs.Stats.Conns.Load(); n != 6 {
-		t.Errorf("service counted %d connections, want 6 (scheduled by govs, not the fallback)", n)
-	}
-	loopback.WaitFor(t, "conntrack counts", func() bool {
-		rs := vs.RealServers()
-		return rs[0].Dest.ActiveConns() == 4 && rs[1].Dest.ActiveConns() == 2 &&
-			rs[0].Dest.InactiveConns() == 0 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0
-	})
+	l.checkWLCViaQueue(8082)
 }
 
 // fullnat with a queue-scheduled service over IPv6: govs picks, the

@@ -269,45 +269,7 @@ func TestNATUDP(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveUDP(5353)
 	l.apply(natConfig("nat", "rr", l.vip(5353), "udp", l.RealAddrs, nil, ""))
-	got := map[string]int{}
-	for range 6 {
-		var pc *net.UDPConn
-		if err := l.Client.Do(func() (err error) {
-			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip(5353)))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		pc.SetDeadline(time.Now().Add(3 * time.Second))
-		var first string
-		for range 3 { // three datagrams of one flow: one real server
-			if _, err := pc.Write([]byte("q")); err != nil {
-				t.Fatal(err)
-			}
-			b := make([]byte, 200)
-			n, from, err := pc.ReadFromUDPAddrPort(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if from.Addr() != l.VIP {
-				t.Fatalf("reply from %v, want the VIP", from)
-			}
-			name, peer, _ := strings.Cut(string(b[:n]), " ")
-			if h := peerHost(t, peer); h != l.ClientAddr {
-				t.Fatalf("real server saw %v, want the client", h)
-			}
-			if first == "" {
-				first = name
-				got[name]++
-			} else if name != first {
-				t.Fatalf("one flow answered by %s and %s", first, name)
-			}
-		}
-		pc.Close()
-	}
-	if got["rs1"] != 3 || got["rs2"] != 3 {
-		t.Fatalf("udp flows spread %v, want 3 each", got)
-	}
+	l.checkUDPFlows(5353)
 }
 
 // wlc is not a kernel scheduler: first packets go to govs through NFQUEUE,
@@ -318,39 +280,7 @@ func TestNATWeightedLeastConnectionViaQueue(t *testing.T) {
 	l := newNATLab(t, 2)
 	l.serveTCP(8082)
 	l.apply(natConfig("nat", "wlc", l.vip(8082), "tcp", l.RealAddrs, []int{2, 1}, ""))
-	got := map[string]int{}
-	for range 6 {
-		cc, err := l.dial(8082)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.c.Close()
-		name, peer, err := cc.ask()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := peerHost(t, peer); h != l.ClientAddr {
-			t.Fatalf("real server saw %v, want the client", h)
-		}
-		got[name]++
-	}
-	if testing.Verbose() {
-		out, _ := l.Director.Exec("nft", "list", "table", "inet", "govs")
-		t.Logf("ruleset:\n%s", out)
-	}
-	if got["rs1"] != 4 || got["rs2"] != 2 {
-		t.Fatalf("wlc spread %v, want rs1:4 rs2:2", got)
-	}
-	vs := l.d.Services()[0]
-	if n := vs.Stats.Conns.Load(); n != 6 {
-		t.Errorf("service counted %d connections, want 6", n)
-	}
-	// conntrack, read every 200ms, makes the held connections active.
-	loopback.WaitFor(t, "conntrack counts", func() bool {
-		rs := vs.RealServers()
-		return rs[0].Dest.ActiveConns() == 4 && rs[1].Dest.ActiveConns() == 2 &&
-			rs[0].Dest.InactiveConns() == 0 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0
-	})
+	l.checkWLCViaQueue(8082)
 }
 
 // A real server removed by a reload takes no new connections at once,
@@ -464,4 +394,91 @@ func TestNATTableLifecycle(t *testing.T) {
 	if len(names) != 1 || names[0] != "someone_else" {
 		t.Fatalf("tables after shutdown: %v, want only someone_else", names)
 	}
+}
+
+// checkUDPFlows sends three datagrams on each of six flows to the VIP's
+// port: each flow stays on one real server, replies come from the VIP, the
+// real servers see the client, and rr spreads the flows 3:3.
+func (l *natLab) checkUDPFlows(port int) {
+	l.t.Helper()
+	got := map[string]int{}
+	for range 6 {
+		var pc *net.UDPConn
+		if err := l.Client.Do(func() (err error) {
+			pc, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(l.vip(port)))
+			return err
+		}); err != nil {
+			l.t.Fatal(err)
+		}
+		pc.SetDeadline(time.Now().Add(3 * time.Second))
+		var first string
+		for range 3 { // three datagrams of one flow: one real server
+			if _, err := pc.Write([]byte("q")); err != nil {
+				l.t.Fatal(err)
+			}
+			b := make([]byte, 200)
+			n, from, err := pc.ReadFromUDPAddrPort(b)
+			if err != nil {
+				l.t.Fatal(err)
+			}
+			if from.Addr() != l.VIP {
+				l.t.Fatalf("reply from %v, want the VIP", from)
+			}
+			name, peer, _ := strings.Cut(string(b[:n]), " ")
+			if h := peerHost(l.t, peer); h != l.ClientAddr {
+				l.t.Fatalf("real server saw %v, want the client", h)
+			}
+			if first == "" {
+				first = name
+				got[name]++
+			} else if name != first {
+				l.t.Fatalf("one flow answered by %s and %s", first, name)
+			}
+		}
+		pc.Close()
+	}
+	if got["rs1"] != 3 || got["rs2"] != 3 {
+		l.t.Fatalf("udp flows spread %v, want 3 each", got)
+	}
+}
+
+// checkWLCViaQueue holds six connections to a wlc service of weights 2:1:
+// govs, scheduling through NFQUEUE, spreads them 4:2 (the kernel's
+// round-robin fallback would not), counts each, and conntrack reports them
+// active, with bytes.
+func (l *natLab) checkWLCViaQueue(port int) {
+	l.t.Helper()
+	got := map[string]int{}
+	for range 6 {
+		cc, err := l.dial(port)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		defer cc.c.Close()
+		name, peer, err := cc.ask()
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		if h := peerHost(l.t, peer); h != l.ClientAddr {
+			l.t.Fatalf("real server saw %v, want the client", h)
+		}
+		got[name]++
+	}
+	if testing.Verbose() {
+		out, _ := l.Director.Exec("nft", "list", "table", "inet", "govs")
+		l.t.Logf("ruleset:\n%s", out)
+	}
+	if got["rs1"] != 4 || got["rs2"] != 2 {
+		l.t.Fatalf("wlc spread %v, want rs1:4 rs2:2", got)
+	}
+	vs := l.d.Services()[0]
+	if n := vs.Stats.Conns.Load(); n != 6 {
+		l.t.Errorf("service counted %d connections, want 6", n)
+	}
+	// conntrack, read every 200ms, makes the held connections active.
+	loopback.WaitFor(l.t, "conntrack counts", func() bool {
+		rs := vs.RealServers()
+		return rs[0].Dest.ActiveConns() == 4 && rs[1].Dest.ActiveConns() == 2 &&
+			rs[0].Dest.InactiveConns() == 0 && vs.Stats.InBytes.Load() > 0 && vs.Stats.OutBytes.Load() > 0
+	})
 }
