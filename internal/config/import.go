@@ -739,10 +739,7 @@ func (im *importer) virtualServerBody(n *keepalived.Node, addr Endpoint, addrPos
 	for _, c := range n.Children {
 		switch c.Keyword {
 		case "lb_algo", "lvs_sched":
-			if s := im.str(c); s.set {
-				vs.Scheduler = s.v
-				vs.markKey("scheduler", s.pos)
-			}
+			im.setStr(&vs.Meta, "scheduler", &vs.Scheduler, c)
 		case "lb_kind", "lvs_method":
 			if im.forwarding(c) {
 				vs.markKey("forwarding", at(c, 0))
@@ -1072,27 +1069,18 @@ func (im *importer) checker(n *keepalived.Node, sc checkScope) *HealthCheck {
 		case "http virtualhost", "https virtualhost":
 			im.scopeOption(&sc, c)
 		case "https sni_name":
-			if s := im.str(c); s.set {
-				hc.SNI = s.v
-				hc.markKey("sni", s.pos)
-			}
+			im.setStr(&hc.Meta, "sni", &hc.SNI, c)
 		case "https enable_sni":
 			// govs always sends the host (or sni) as SNI.
 		case "smtp helo_name":
-			if s := im.str(c); s.set {
-				hc.HeloName = s.v
-				hc.markKey("helo_name", s.pos)
-			}
+			im.setStr(&hc.Meta, "helo_name", &hc.HeloName, c)
 		case "dns type":
 			if s := im.str(c); s.set {
 				hc.QueryType = strings.ToUpper(s.v)
 				hc.markKey("query_type", s.pos)
 			}
 		case "dns name":
-			if s := im.str(c); s.set {
-				hc.QueryName = s.v
-				hc.markKey("query_name", s.pos)
-			}
+			im.setStr(&hc.Meta, "query_name", &hc.QueryName, c)
 		case "script misc_path":
 			if len(c.Args) == 0 {
 				im.value(c, 0)
@@ -1196,10 +1184,7 @@ func (im *importer) url(hc *HealthCheck, u *keepalived.Node) opt[string] {
 	for _, c := range u.Children {
 		switch c.Keyword {
 		case "path":
-			if s := im.str(c); s.set {
-				hc.Path = s.v
-				hc.markKey("path", s.pos)
-			}
+			im.setStr(&hc.Meta, "path", &hc.Path, c)
 		case "digest":
 			if s := im.str(c); s.set {
 				hc.ExpectDigest = strings.ToLower(s.v)
@@ -1621,10 +1606,7 @@ func (im *importer) authentication(n *keepalived.Node) *VRRPAuth {
 	for _, c := range n.Children {
 		switch c.Keyword {
 		case "auth_type":
-			if s := im.str(c); s.set {
-				a.AuthType = s.v
-				a.markKey("auth_type", s.pos)
-			}
+			im.setStr(&a.Meta, "auth_type", &a.AuthType, c)
 		case "auth_pass":
 			if s := im.str(c); s.set {
 				if len(s.v) > 8 {
@@ -1823,5 +1805,14 @@ func flowShortLists(n *yaml.Node) {
 	}
 	for _, c := range n.Content {
 		flowShortLists(c)
+	}
+}
+
+// setStr sets *dst to c's string argument, if it has one, and records its
+// position as key's, so validation errors point into the keepalived file.
+func (im *importer) setStr(m *Meta, key string, dst *string, c *keepalived.Node) {
+	if s := im.str(c); s.set {
+		*dst = s.v
+		m.markKey(key, s.pos)
 	}
 }
