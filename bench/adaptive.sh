@@ -51,6 +51,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 ORIG_ARGS="$*"
 
 QUICK=${QUICK:-0}
@@ -556,15 +558,5 @@ SECTION=$TMP/section.md
 
 cat "$SECTION"
 
-if [[ -f $RESULTS ]] && grep -q '<!-- bench/adaptive.sh begin -->' "$RESULTS" && grep -q '<!-- bench/adaptive.sh end -->' "$RESULTS"; then
-	awk -v sec="$SECTION" '
-		/<!-- bench\/adaptive.sh begin -->/ { while ((getline l < sec) > 0) print l; skip = 1; next }
-		/<!-- bench\/adaptive.sh end -->/ { skip = 0; next }
-		!skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
-	mv "$RESULTS.tmp.$$" "$RESULTS"
-elif [[ -f $RESULTS ]]; then
-	{ echo; cat "$SECTION"; } >>"$RESULTS"
-else
-	{ echo "# govs benchmark results"; echo; cat "$SECTION"; } >"$RESULTS"
-fi
+write_section adaptive.sh "$SECTION" "$RESULTS"
 log "written: $RESULTS"

@@ -54,6 +54,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 ORIG_ARGS="$*"
 
 QUICK=${QUICK:-0}
@@ -649,21 +651,5 @@ SECTION=$TMP/section.md
 
 cat "$SECTION"
 
-# Replace only this section of RESULTS.md; new: after run.sh's section.
-if [[ -f $RESULTS ]] && grep -q '<!-- bench/nat.sh begin -->' "$RESULTS" && grep -q '<!-- bench/nat.sh end -->' "$RESULTS"; then
-	awk -v sec="$SECTION" '
-		/<!-- bench\/nat.sh begin -->/ { while ((getline l < sec) > 0) print l; skip = 1; next }
-		/<!-- bench\/nat.sh end -->/ { skip = 0; next }
-		!skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
-	mv "$RESULTS.tmp.$$" "$RESULTS"
-elif [[ -f $RESULTS ]] && grep -q '<!-- bench/run.sh end -->' "$RESULTS"; then
-	awk -v sec="$SECTION" '
-		{ print }
-		/<!-- bench\/run.sh end -->/ { print ""; while ((getline l < sec) > 0) print l }' "$RESULTS" >"$RESULTS.tmp.$$"
-	mv "$RESULTS.tmp.$$" "$RESULTS"
-elif [[ -f $RESULTS ]]; then
-	{ echo; cat "$SECTION"; } >>"$RESULTS"
-else
-	{ echo "# govs benchmark results"; echo; cat "$SECTION"; } >"$RESULTS"
-fi
+write_section nat.sh "$SECTION" "$RESULTS" run.sh
 log "written: $RESULTS"

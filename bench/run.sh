@@ -30,6 +30,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 ORIG_ARGS="$*"
 
 QUICK=${QUICK:-0}
@@ -603,16 +605,5 @@ SECTION=$TMP/section.md
 
 cat "$SECTION"
 
-# Replace only our section of RESULTS.md; keep what others wrote around it.
-if [[ -f $RESULTS ]] && grep -q '<!-- bench/run.sh begin -->' "$RESULTS" && grep -q '<!-- bench/run.sh end -->' "$RESULTS"; then
-	awk -v sec="$SECTION" '
-		/<!-- bench\/run.sh begin -->/ { while ((getline l < sec) > 0) print l; skip = 1; next }
-		/<!-- bench\/run.sh end -->/ { skip = 0; next }
-		!skip { print }' "$RESULTS" >"$RESULTS.tmp.$$"
-	mv "$RESULTS.tmp.$$" "$RESULTS"
-elif [[ -f $RESULTS ]]; then
-	{ echo; cat "$SECTION"; } >>"$RESULTS"
-else
-	{ echo "# govs benchmark results"; echo; cat "$SECTION"; } >"$RESULTS"
-fi
+write_section run.sh "$SECTION" "$RESULTS"
 log "written: $RESULTS"
