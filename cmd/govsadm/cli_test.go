@@ -263,7 +263,7 @@ func TestZeroAndStats(t *testing.T) {
 		t.Errorf("--timeout: %q", out)
 	}
 	out, stderr, code := govsadm(t, sock, "", "-L", "-n", "-c")
-	if code != 0 || out != "IPVS connection entries\npro expire state       source             virtual            destination\n" || stderr == "" {
+	if code != 0 || out != "IPVS connection entries\npro expire state       source             virtual            destination\n" || stderr != "" {
 		t.Errorf("-c: %d %q %q", code, out, stderr)
 	}
 }

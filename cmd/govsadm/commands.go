@@ -164,16 +164,12 @@ func forwarding(fwd string) (string, error) {
 func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr string) error {
 	switch {
 	case e.options&(1<<optConnection) != 0:
-		if e.format&fmtPersistentConn != 0 {
-			return fail(255, "persistent connection counts are not available from govs")
-		}
-		// Connections are not listed by govs (yet): the header alone keeps
-		// parsers working; the note goes to stderr.
-		if _, err := c.api().Version(ctx); err != nil {
+		conns, err := c.api().Connections(ctx)
+		if err != nil {
 			return c.apiError(err, false)
 		}
-		listConn(c.stdout, e.format)
-		fmt.Fprintln(c.stderr, "govsadm: govs does not list individual connections; see --stats and /metrics")
+		p := &printer{w: c.stdout, format: e.format, names: c.names}
+		p.conns(conns)
 		return nil
 	case e.options&(1<<optTimeout) != 0:
 		fmt.Fprintf(c.stdout, "Timeout (tcp tcpfin udp): %d %d %d\n", int(config.DefaultTCPIdleTimeout.Seconds()), 120,
@@ -181,8 +177,6 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 		return nil
 	case e.options&(1<<optDaemon) != 0:
 		return nil // no sync daemon runs: ipvsadm prints nothing
-	case e.format&fmtPersistentConn != 0:
-		return fail(255, "persistent connection counts are not available from govs")
 	}
 	if !hasService {
 		return c.listAll(ctx, e.format)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 
 	vip := fmt.Sprintf("127.0.0.1:%d", runtimePort)
 	for _, args := range [][]string{
-		{"-A", "-t", vip, "-s", "rr"},
+		{"-A", "-t", vip, "-s", "rr", "-p", "60"},
 		{"-a", "-t", vip, "-r", backend, "-w", "3"},
 	} {
 		if _, stderr, code := govsadm(t, sock, "", args...); code != 0 {
@@ -82,10 +83,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("through the runtime service: %v", err)
 	}
 	out, _, _ := govsadm(t, sock, "", "-L", "-n")
-	want := fmt.Sprintf("TCP  %s rr\n  -> %-28s Proxy   3      ", vip, backend)
+	want := fmt.Sprintf("TCP  %s rr persistent 60\n  -> %-28s Proxy   3      ", vip, backend)
 	if !strings.Contains(out, want) {
 		t.Errorf("-L -n lacks %q:\n%s", want, out)
 	}
+
 	loopback.WaitFor(t, "the connection in --stats", func() bool {
 		out, _, _ = govsadm(t, sock, "", "-L", "-n", "--stats", "-t", vip)
 		return strings.Contains(out, fmt.Sprintf("%-33s%9d", "TCP  "+vip, 1))
@@ -100,6 +102,34 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+
+	// The connection table: a connection held open and the client's
+	// persistence template, as ipvsadm -L -n -c shows them.
+	held, err := net.Dial("tcp", vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, err := held.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(held, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	conn := regexp.MustCompile(`(?m)^TCP (14:5\d|15:00)  ` + regexp.QuoteMeta(fmt.Sprintf("ESTABLISHED %-18s %-18s %s",
+		held.LocalAddr(), vip, backend)) + "$")
+	template := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(fmt.Sprintf("TCP 01:00  NONE        %-18s %-18s %s",
+		"127.0.0.1:0", vip, backend)) + "$")
+	out, stderr, code := govsadm(t, sock, "", "-L", "-n", "-c")
+	if code != 0 || !strings.HasPrefix(out, "IPVS connection entries\npro expire state       source             virtual            destination\n") ||
+		!conn.MatchString(out) || !template.MatchString(out) {
+		t.Errorf("-L -n -c: exit %d, %s\n%s\nwant lines matching %s and %s", code, stderr, out, conn, template)
+	}
+	out, _, _ = govsadm(t, sock, "", "-L", "-n", "--persistent-conn", "-t", vip)
+	if want := fmt.Sprintf("  -> %-28s %-9d %-11d %-10d %-10d\n", backend, 3, 1, 1, 0); !strings.Contains(out, want) {
+		t.Errorf("--persistent-conn lacks %q:\n%s", want, out)
+	}
+	held.Close()
 
 	// A reload replaces runtime changes with the file's content.
 	cmd.Process.Signal(syscall.SIGHUP)

@@ -38,14 +38,14 @@ func goldenState() []api.Service {
 		{Name: "v6", Address: "[2001:db8::1]:80", Protocol: "tcp", Scheduler: "wlc", Forwarding: "proxy",
 			PersistenceTimeout: "10m0s", PersistenceNetmask: "64",
 			RealServers: []api.RealServer{
-				{Address: "[2001:db8::10]:8080", Weight: 5, Status: api.RealServerStatus{Weight: 5, ActiveConnections: 1}},
+				{Address: "[2001:db8::10]:8080", Weight: 5, Status: api.RealServerStatus{Weight: 5, ActiveConnections: 1, PersistentConnections: 3}},
 			}},
 		{Name: "tls", Address: "10.1.1.1:443", Protocol: "tcp", Scheduler: "sh", Forwarding: "fullnat",
 			SchedulerFlags: []string{"sh-port", "sh-fallback"}, PersistenceTimeout: "5m0s", PersistenceNetmask: "255.255.255.0",
 			Status: api.ServiceStatus{Stats: st(99999999, 100000000, 999999999, 1000000000, 99999999999999), Rates: rt(1, 2, 3, 4, 5)},
 			RealServers: []api.RealServer{
 				{Address: "10.0.0.4:443", Weight: 65535, Status: api.RealServerStatus{Weight: 65535, ActiveConnections: 7,
-					InactiveConnections: 8, Stats: st(1, 2, 3, 4, 5)}},
+					InactiveConnections: 8, PersistentConnections: 9, Stats: st(1, 2, 3, 4, 5)}},
 			}},
 		{Name: "empty", Address: "10.1.1.1:80", Protocol: "tcp", Scheduler: "mh", Forwarding: "proxy", RealServers: []api.RealServer{}},
 	}
@@ -63,6 +63,7 @@ func TestListingsMatchIpvsadm(t *testing.T) {
 		{"stats-exact.golden", fmtNumeric | fmtStats | fmtExact},
 		{"rate.golden", fmtNumeric | fmtRate},
 		{"thresholds.golden", fmtNumeric | fmtThresholds},
+		{"persistent.golden", fmtNumeric | fmtPersistentConn},
 		{"save.golden", fmtNumeric | fmtRule},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -107,5 +108,46 @@ func TestListingWithNames(t *testing.T) {
 		"  -> a-very-long-backend-name.exa Masq    1      12         34        \n"
 	if got.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got.String(), want)
+	}
+}
+
+// goldenConns is the connection table testdata/golden.c prints, out of
+// order: the listing sorts it.
+func goldenConns() []api.Connection {
+	c := func(proto, state, client, vip, rs string, exp int64) api.Connection {
+		return api.Connection{Protocol: proto, State: state, Client: client, Virtual: vip, RealServer: rs,
+			ExpiresSeconds: exp, Template: state == "NONE"}
+	}
+	return []api.Connection{
+		c("tcp", "SYN_RECV", "[2001:db8:1::2]:33000", "[2001:db8::1]:80", "[2001:db8::10]:8080", 60),
+		c("tcp", "CLOSE_WAIT", "203.0.113.200:65535", "192.168.10.1:80", "10.0.0.2:8080", -3),
+		c("tcp", "NONE", "192.0.2.0:0", "10.1.1.1:443", "10.0.0.4:443", 3725),
+		c("udp", "UDP", "198.51.100.7:5353", "192.168.10.1:53", "10.0.0.3:53", 59),
+		c("tcp", "FIN_WAIT", "192.0.2.10:40000", "192.168.10.1:80", "10.0.0.1:8080", 120),
+		c("tcp", "ESTABLISHED", "192.0.2.10:51234", "10.1.1.1:443", "10.0.0.4:443", 899),
+	}
+}
+
+// TestConnectionListMatchesIpvsadm compares -L -c with print_conn's layout.
+func TestConnectionListMatchesIpvsadm(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		format uint
+	}{
+		{"conn.golden", fmtNumeric},
+		{"conn-persistent.golden", fmtNumeric | fmtPersistentConn},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			p := &printer{w: &got, format: tc.format}
+			p.conns(goldenConns())
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("%s differs from ipvsadm's layout\n got:\n%s\nwant:\n%s", tc.file, got.Bytes(), want)
+			}
+		})
 	}
 }

@@ -328,6 +328,9 @@ func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
 	case p.format&fmtThresholds != 0:
 		fmt.Fprintf(p.w, "  -> %-28s %-10d %-10d %-10d %-10d\n", dname, rs.UpperThreshold, rs.LowerThreshold,
 			st.ActiveConnections, st.InactiveConnections)
+	case p.format&fmtPersistentConn != 0:
+		fmt.Fprintf(p.w, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname, st.Weight, st.PersistentConnections,
+			st.ActiveConnections, st.InactiveConnections)
 	case p.format&fmtTunInfo != 0:
 		fmt.Fprintf(p.w, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, fwdName(svc.Forwarding), "n/a",
 			st.Weight, st.ActiveConnections, st.InactiveConnections)
@@ -365,13 +368,55 @@ func sortDests(d []api.RealServer) {
 	})
 }
 
-// listConn is ipvsadm -L -c: the header of the connection table.
-func listConn(w io.Writer, format uint) {
-	fmt.Fprintf(w, "IPVS connection entries\n")
-	if format&fmtPersistentConn != 0 {
-		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source", "virtual", "destination", "pe name", "pe_data")
+// conns is ipvsadm's list_conn: the connection table, one entry a line
+// (print_conn). ipvsadm prints the kernel's hash order; govs sorts by
+// virtual service, then templates after connections, then client, so that
+// the output is stable.
+func (p *printer) conns(list []api.Connection) {
+	fmt.Fprintf(p.w, "IPVS connection entries\n")
+	if p.format&fmtPersistentConn != 0 {
+		fmt.Fprintf(p.w, "pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source", "virtual", "destination", "pe name", "pe_data")
 	} else {
-		fmt.Fprintf(w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+		fmt.Fprintf(p.w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+	}
+	type row struct {
+		c                 *api.Connection
+		client, vip, dest netip.AddrPort
+	}
+	rows := make([]row, 0, len(list))
+	for i := range list {
+		c := &list[i]
+		r := row{c: c}
+		var err1, err2, err3 error
+		r.client, err1 = netip.ParseAddrPort(c.Client)
+		r.vip, err2 = netip.ParseAddrPort(c.Virtual)
+		r.dest, err3 = netip.ParseAddrPort(c.RealServer)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue // not from a govs that lists addresses as ADDR:PORT
+		}
+		rows = append(rows, r)
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if c := a.vip.Compare(b.vip); c != 0 {
+			return c < 0
+		}
+		if a.c.Protocol != b.c.Protocol {
+			return a.c.Protocol < b.c.Protocol
+		}
+		if a.c.Template != b.c.Template {
+			return !a.c.Template
+		}
+		return a.client.Compare(b.client) < 0
+	})
+	for _, r := range rows {
+		// No govs entry carries persistence-engine data, so the pe
+		// columns stay empty even with --persistent-conn, as print_conn
+		// does for entries without them.
+		exp := max(r.c.ExpiresSeconds, 0)
+		fmt.Fprintf(p.w, "%-3s %-6s %-11s %-18s %-18s %s\n", protocolName(r.c.Protocol),
+			fmt.Sprintf("%02d:%02d", exp/60, exp%60), r.c.State,
+			p.anyname(r.client, r.c.Protocol), p.anyname(r.vip, r.c.Protocol), p.anyname(r.dest, r.c.Protocol))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,19 @@ import (
 type fakeDP struct {
 	mu     sync.Mutex
 	refuse error
+	conns  []director.Connection
+}
+
+func (f *fakeDP) Connections(yield func(director.Connection) bool) error {
+	f.mu.Lock()
+	list := f.conns
+	f.mu.Unlock()
+	for _, c := range list {
+		if !yield(c) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func (f *fakeDP) Sync([]*director.VirtualService) error {
@@ -743,4 +757,39 @@ virtual_servers:
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+func TestConnections(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	ap := netip.MustParseAddrPort
+	h.dp.mu.Lock()
+	h.dp.conns = []director.Connection{
+		{Service: "tcp/127.0.0.1:8080", Protocol: config.TCP, State: "ESTABLISHED", Expires: 899500 * time.Millisecond,
+			Client: ap("192.0.2.1:40000"), Virtual: ap("127.0.0.1:8080"), RealServer: ap("127.0.0.1:9002"), InBytes: 10, OutBytes: 20},
+		{Service: "udp/127.0.0.1:5353", Protocol: config.UDP, State: "UDP", Expires: 30 * time.Second,
+			Client: ap("[2001:db8::1]:5000"), Virtual: ap("127.0.0.1:5353"), RealServer: ap("127.0.0.1:5301"), InPackets: 1},
+	}
+	h.dp.mu.Unlock()
+	got, err := h.c.Connections(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Connection{
+		{Service: "tcp/127.0.0.1:8080", Protocol: "tcp", State: "ESTABLISHED", ExpiresSeconds: 899, Client: "192.0.2.1:40000",
+			Virtual: "127.0.0.1:8080", RealServer: "127.0.0.1:9002", InBytes: 10, OutBytes: 20},
+		{Service: "udp/127.0.0.1:5353", Protocol: "udp", State: "UDP", ExpiresSeconds: 30, Client: "[2001:db8::1]:5000",
+			Virtual: "127.0.0.1:5353", RealServer: "127.0.0.1:5301", InPackets: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("connections = %+v\nwant %+v", got, want)
+	}
+	if code, body := h.do("GET", "/api/v1/connections?service=udp/127.0.0.1:5353", ""); code != 200 ||
+		strings.Contains(body, "tcp/") || !strings.Contains(body, `"state": "UDP"`) {
+		t.Errorf("one service: %d %s", code, body)
+	}
+	if code, body := h.do("GET", "/api/v1/connections?limit=1", ""); code != 200 || strings.Count(body, `"service"`) != 1 {
+		t.Errorf("limit=1: %d %s", code, body)
+	}
+	h.wantError("GET", "/api/v1/connections?limit=-1", "", 400, "limit", "not a count")
+	h.wantError("GET", "/api/v1/connections?service=tcp/127.0.0.1:1", "", 404, "service", "no virtual service")
 }

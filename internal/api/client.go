@@ -202,3 +202,10 @@ func (c *Client) Version(ctx context.Context) (*Version, error) {
 	out := &Version{}
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/version", nil, out)
 }
+
+// Connections returns the connection table: every dataplane's connections
+// and the persistence templates.
+func (c *Client) Connections(ctx context.Context) ([]Connection, error) {
+	var out []Connection
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/connections", nil, &out)
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
@@ -51,6 +53,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/health", s.h(s.getHealth)},
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
+		{"GET", "/api/v1/connections", s.h(s.listConnections)},
 		{"POST", "/api/v1/zero", s.h(s.zeroAll)},
 		{"GET", "/metrics", s.Metrics()},
 	}
@@ -598,6 +601,46 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) error {
 		rep.Services = append(rep.Services, ss)
 	}
 	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// listConnections is the connection table. ?service=KEY keeps one
+// service's entries; ?limit=N stops after N (the kernel's table can hold
+// millions).
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	service := q.Get("service")
+	if service != "" && s.d.Service(service) == nil {
+		return &Error{Message: "service: no virtual service " + service, Field: "service", Code: CodeNoService}
+	}
+	limit := -1
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return invalid("limit", "%q is not a count", v)
+		}
+		limit = n
+	}
+	out := []Connection{}
+	err := s.d.Connections(func(c director.Connection) bool {
+		if service != "" && c.Service != service {
+			return true
+		}
+		if limit >= 0 && len(out) >= limit {
+			return false
+		}
+		out = append(out, Connection{
+			Service: c.Service, Protocol: string(c.Protocol), State: c.State,
+			ExpiresSeconds: int64(c.Expires / time.Second), Client: c.Client.String(),
+			Virtual: c.Virtual.String(), RealServer: c.RealServer.String(), Template: c.Template,
+			InBytes: c.InBytes, OutBytes: c.OutBytes, InPackets: c.InPackets, OutPackets: c.OutPackets,
+		})
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("listing connections: %w", err)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -66,14 +66,15 @@ func (s *Server) realServerStatus(vs *director.VirtualService, rc *config.RealSe
 func (s *Server) realServerRuntime(vs *director.VirtualService, rs *director.RealServer) RealServerStatus {
 	hs := rs.Health()
 	st := RealServerStatus{
-		Weight:              hs.Weight,
-		ActiveConnections:   rs.Dest.ActiveConns(),
-		InactiveConnections: rs.Dest.InactiveConns(),
-		Drained:             hs.Draining,
-		Up:                  hs.Up || hs.State == "",
-		Health:              toHealth(hs),
-		Stats:               s.stats.stats(&rs.Stats),
-		Rates:               s.stats.rates(&rs.Stats),
+		Weight:                hs.Weight,
+		ActiveConnections:     rs.Dest.ActiveConns(),
+		InactiveConnections:   rs.Dest.InactiveConns(),
+		PersistentConnections: rs.Dest.PersistConns(),
+		Drained:               hs.Draining,
+		Up:                    hs.Up || hs.State == "",
+		Health:                toHealth(hs),
+		Stats:                 s.stats.stats(&rs.Stats),
+		Rates:                 s.stats.rates(&rs.Stats),
 	}
 	return st
 }

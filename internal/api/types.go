@@ -47,14 +47,17 @@ type RealServer struct {
 type RealServerStatus struct {
 	// Weight is the effective weight new connections are scheduled with:
 	// the configured one, unless draining, health or slow start change it.
-	Weight              int    `json:"weight"`
-	ActiveConnections   int    `json:"active_connections"`
-	InactiveConnections int    `json:"inactive_connections"`
-	Drained             bool   `json:"drained"`
-	Up                  bool   `json:"up"`
-	Health              Health `json:"health"`
-	Stats               Stats  `json:"stats"`
-	Rates               Rates  `json:"rates"`
+	Weight              int `json:"weight"`
+	ActiveConnections   int `json:"active_connections"`
+	InactiveConnections int `json:"inactive_connections"`
+	// PersistentConnections is IPVS's PersistConn: the persistence
+	// templates that send clients here.
+	PersistentConnections int    `json:"persistent_connections"`
+	Drained               bool   `json:"drained"`
+	Up                    bool   `json:"up"`
+	Health                Health `json:"health"`
+	Stats                 Stats  `json:"stats"`
+	Rates                 Rates  `json:"rates"`
 }
 
 // Health is what health checking knows of a real server.
@@ -197,4 +200,21 @@ func toStats(s director.StatsSnapshot) Stats {
 		Connections: s.Conns, InPackets: s.InPkts, OutPackets: s.OutPkts, InBytes: s.InBytes, OutBytes: s.OutBytes,
 		ConnectErrors: s.ConnectErrors, Refused: s.Refused, Dropped: s.Dropped,
 	}
+}
+
+// Connection is an entry of the connection table (ipvsadm -L -c): a
+// connection or UDP flow, or a persistence template.
+type Connection struct {
+	Service        string `json:"service"` // the virtual service's key
+	Protocol       string `json:"protocol"`
+	State          string `json:"state"` // IPVS's state name; UDP, or NONE for a template
+	ExpiresSeconds int64  `json:"expires_seconds"`
+	Client         string `json:"client"` // a template's client group, port 0
+	Virtual        string `json:"virtual"`
+	RealServer     string `json:"real_server"`
+	Template       bool   `json:"template,omitempty"`
+	InBytes        uint64 `json:"in_bytes"`
+	OutBytes       uint64 `json:"out_bytes"`
+	InPackets      uint64 `json:"in_packets,omitempty"` // kernel forwarding only
+	OutPackets     uint64 `json:"out_packets,omitempty"`
 }

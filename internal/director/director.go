@@ -349,7 +349,9 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 	vs.configureServiceHealthLocked(vc, reals, grace, &acts)
 	vs.reconcileLocked(st.Scheduler, reals, true, now, &acts)
 	vs.reals.Store(&reals)
-	vs.persist.Store(pers)
+	if was := vs.persist.Swap(pers); was != nil && was != pers {
+		was.table.Clear() // a new policy starts afresh; the real servers' PersistConns drop
+	}
 	prev := vs.settings.Swap(st)
 	if prev != nil && prev.Scheduler != st.Scheduler {
 		prev.Scheduler.Update(nil) // detach the old scheduler's index from the real servers

@@ -102,3 +102,24 @@ func (m *Multi) Close() error {
 	}
 	return errors.Join(all...)
 }
+
+// Connections implements director.ConnectionLister: each dataplane's
+// connections in turn, those that cannot list theirs skipped.
+func (m *Multi) Connections(yield func(director.Connection) bool) error {
+	stopped := false
+	y := func(c director.Connection) bool {
+		stopped = !yield(c)
+		return !stopped
+	}
+	for _, dp := range m.order {
+		if l, ok := dp.(director.ConnectionLister); ok {
+			if err := l.Connections(y); err != nil {
+				return err
+			}
+		}
+		if stopped {
+			return nil
+		}
+	}
+	return nil
+}

@@ -279,3 +279,76 @@ func BenchmarkLookup(b *testing.B) {
 		i++
 	}
 }
+
+func TestTemplatesList(t *testing.T) {
+	mask, err := ParseNetmask("255.255.255.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, clk := newTable(t, Config{Timeout: 300 * time.Second, Netmask: mask})
+	held, err := tab.Bind("web", ip("192.0.2.7"), server(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released, _ := tab.Bind("web", ip("198.51.100.9"), server(2))
+	tab.Release(released)
+	expired, _ := tab.Bind("dns", ip("203.0.113.1"), server(3))
+	tab.Release(expired)
+	clk.add(200 * time.Second)
+	tab.Release(tab.Lookup("web", ip("198.51.100.10"))) // same group: restarts its timer
+	clk.add(150 * time.Second)                          // "dns" has expired, not swept yet
+
+	got := map[string]Entry[string]{}
+	tab.Templates(func(e Entry[string]) bool {
+		got[e.Service+" "+e.Client.String()] = e
+		return true
+	})
+	if len(got) != 2 {
+		t.Fatalf("listed %v, want the two live templates", got)
+	}
+	if e := got["web 192.0.2.0"]; e.Dest != held.Dest() || e.Conns != 1 || e.Expires != 300*time.Second {
+		t.Errorf("held template listed as %+v, want its full timeout and 1 connection", e)
+	}
+	if e := got["web 198.51.100.0"]; e.Conns != 0 || e.Expires != 150*time.Second {
+		t.Errorf("released template listed as %+v, want 150s left", e)
+	}
+	n := 0
+	tab.Templates(func(Entry[string]) bool { n++; return false })
+	if n != 1 {
+		t.Errorf("yield returning false listed %d, want 1", n)
+	}
+}
+
+// TestPersistConns follows IPVS's persistconns: templates pointing at a real
+// server, whatever removes them.
+func TestPersistConns(t *testing.T) {
+	tab, clk := newTable(t, Config{Timeout: 10 * time.Second})
+	a, b := server(1), server(2)
+	counts := func(want ...int) {
+		t.Helper()
+		if a.PersistConns() != want[0] || b.PersistConns() != want[1] {
+			t.Fatalf("PersistConns %d, %d; want %v", a.PersistConns(), b.PersistConns(), want)
+		}
+	}
+	for i := range 3 {
+		tp, _ := tab.Bind("s", ip(fmt.Sprintf("192.0.2.%d", i)), a)
+		tab.Release(tp)
+	}
+	tp, _ := tab.Bind("s", ip("192.0.2.9"), b)
+	tab.Release(tp)
+	counts(3, 1)
+	tab.Bind("s", ip("192.0.2.0"), b) // rebinding moves the client
+	counts(2, 2)
+	tab.Forget(b)
+	counts(2, 0)
+	clk.add(11 * time.Second)
+	if tab.Lookup("s", ip("192.0.2.1")) != nil {
+		t.Fatal("expired template used")
+	}
+	counts(1, 0)
+	tab.Expire(clk.t)
+	counts(0, 0)
+	tab.Bind("s", ip("192.0.2.5"), a)
+	tab.Clear()
+	counts(0, 0)
+}

@@ -141,8 +141,7 @@ func (t *Table[S]) Lookup(svc S, client netip.Addr) *Template {
 		return nil
 	}
 	if t.expired(tp, now) || t.cfg.ExpireQuiescent && tp.dest.Weight() == 0 {
-		delete(sh.m, k)
-		t.count.Add(-1)
+		t.drop(sh, k, tp)
 		return nil
 	}
 	tp.conns.Add(1)
@@ -165,15 +164,13 @@ func (t *Table[S]) Bind(svc S, client netip.Addr, d *sched.Dest) (*Template, err
 	sh := t.shardOf(client)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.m[k]; ok {
-		delete(sh.m, k)
-		t.count.Add(-1)
+	if old, ok := sh.m[k]; ok {
+		t.drop(sh, k, old)
 	}
 	if t.count.Load() >= t.max {
 		for k, tp := range sh.m {
 			if t.expired(tp, now) {
-				delete(sh.m, k)
-				t.count.Add(-1)
+				t.drop(sh, k, tp)
 			}
 		}
 		if t.count.Load() >= t.max {
@@ -185,7 +182,16 @@ func (t *Table[S]) Bind(svc S, client netip.Addr, d *sched.Dest) (*Template, err
 	tp.last.Store(now)
 	sh.m[k] = tp
 	t.count.Add(1)
+	d.AddPersistConns(1)
 	return tp, nil
+}
+
+// drop removes the template tp of key k from its shard, whose lock the
+// caller holds.
+func (t *Table[S]) drop(sh *shard[S], k key[S], tp *Template) {
+	delete(sh.m, k)
+	t.count.Add(-1)
+	tp.dest.AddPersistConns(-1)
 }
 
 // Release gives back a reference taken by Lookup or Bind, when the
@@ -222,6 +228,9 @@ func (t *Table[S]) Expire(now time.Time) int {
 	return t.sweep(func(tp *Template) bool { return t.expired(tp, n) })
 }
 
+// Clear drops every template, when the table is replaced.
+func (t *Table[S]) Clear() int { return t.sweep(func(*Template) bool { return true }) }
+
 func (t *Table[S]) sweep(drop func(*Template) bool) int {
 	removed := 0
 	for i := range t.shards {
@@ -229,16 +238,59 @@ func (t *Table[S]) sweep(drop func(*Template) bool) int {
 		sh.mu.Lock()
 		for k, tp := range sh.m {
 			if drop(tp) {
-				delete(sh.m, k)
+				t.drop(sh, k, tp)
 				removed++
 			}
 		}
 		sh.mu.Unlock()
 	}
-	t.count.Add(int64(-removed))
 	return removed
 }
 
 // Len reports the number of templates held, expired ones not yet swept
 // included.
 func (t *Table[S]) Len() int { return int(t.count.Load()) }
+
+// Entry is a live template as Templates lists it.
+type Entry[S comparable] struct {
+	Service S
+	Client  netip.Addr // the client group: the address under the netmask
+	Dest    *sched.Dest
+	Conns   int // connections holding it
+	// Expires is how long the template has left once its last connection
+	// ends: the whole timeout while connections hold it, as IPVS restarts
+	// a template's timer while it is in use.
+	Expires time.Duration
+}
+
+// Templates calls yield for each live template, shard by shard, until yield
+// returns false. It holds one shard's lock at a time, so it sees a template
+// bound while it runs or not, and never blocks lookups for long.
+func (t *Table[S]) Templates(yield func(Entry[S]) bool) {
+	now := t.now()
+	var batch []Entry[S]
+	for i := range t.shards {
+		sh := &t.shards[i]
+		batch = batch[:0]
+		sh.mu.Lock()
+		for k, tp := range sh.m {
+			if t.expired(tp, now) {
+				continue
+			}
+			e := Entry[S]{Service: k.svc, Client: k.client, Dest: tp.dest, Conns: int(tp.conns.Load()),
+				Expires: time.Duration(t.timeout)}
+			if e.Conns == 0 {
+				e.Expires = time.Duration(tp.last.Load() + t.timeout - now)
+			}
+			batch = append(batch, e)
+		}
+		sh.mu.Unlock()
+		// yield runs without the lock: it may be slow (it writes to a
+		// client) and must not stall the shard's connections.
+		for _, e := range batch {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}

@@ -33,6 +33,9 @@ type Dest struct {
 	// watchers are the indexes of the schedulers that hold d, kept apart
 	// from the public observer so the two never displace each other.
 	watchers atomic.Pointer[[]Observer]
+	// templates is IPVS's persistconns: persistence templates pointing
+	// here. No scheduler reads it; ipvsadm --persistent-conn shows it.
+	templates atomic.Int32
 }
 
 // Observer is told when a Dest's connection counts, weight or overload state
@@ -73,6 +76,14 @@ func (d *Dest) SetWeight(w int) {
 
 // ActiveConns is IPVS's ActiveConn: established TCP connections.
 func (d *Dest) ActiveConns() int { return int(d.active.Load()) }
+
+// PersistConns is IPVS's PersistConn: the persistence templates that send
+// clients to d.
+func (d *Dest) PersistConns() int { return int(d.templates.Load()) }
+
+// AddPersistConns moves PersistConns by delta; the persistence table calls
+// it as templates come and go.
+func (d *Dest) AddPersistConns(delta int) { d.templates.Add(int32(delta)) }
 
 // InactiveConns is IPVS's InActConn: connecting or closing TCP connections
 // and UDP flows.

@@ -7,18 +7,20 @@
  *   cc -o /tmp/golden golden.c && /tmp/golden DIR
  *
  * writes DIR/list.golden, stats.golden, stats-exact.golden, rate.golden,
- * thresholds.golden and save.golden.
+ * thresholds.golden, persistent.golden, save.golden, and the connection
+ * table (print_conn) in conn.golden and conn-persistent.golden.
  */
 #include <stdio.h>
 #include <string.h>
 
-enum { NUMERIC = 1, RULE = 2, STATS = 4, RATE = 8, THRESH = 16, EXACT = 32 };
+enum { NUMERIC = 1, RULE = 2, STATS = 4, RATE = 8, THRESH = 16, EXACT = 32, PERSIST = 64 };
 
 struct dest {
 	const char *name;		/* ADDR:PORT, [ADDR]:PORT for IPv6 */
 	int weight, uthresh, lthresh;
 	unsigned active, inactive;
 	unsigned long long st[5], rt[5];
+	unsigned persist;		/* persistence templates (PersistConn) */
 };
 
 struct svc {
@@ -43,7 +45,7 @@ static struct svc svcs[] = {
 	{"TCP", "-t", "10.1.1.1:443", 0, "sh", "sh-fallback,sh-port", 300, "255.255.255.0", 0, "FullNat", "--fullnat",
 	 {99999999ULL, 100000000ULL, 999999999ULL, 1000000000ULL, 99999999999999ULL},
 	 {1, 2, 3, 4, 5}, 1,
-	 {{"10.0.0.4:443", 65535, 0, 0, 7, 8, {1, 2, 3, 4, 5}, {0, 0, 0, 0, 0}}}},
+	 {{"10.0.0.4:443", 65535, 0, 0, 7, 8, {1, 2, 3, 4, 5}, {0, 0, 0, 0, 0}, 9}}},
 	{"TCP", "-t", "192.168.10.1:80", 0, "wlc", "", 0, "", 0, "Masq", "-m",
 	 {123456789ULL, 0, 0, 98765432109ULL, 123456789012345ULL},
 	 {1234, 0, 0, 123456789ULL, 4000000000ULL}, 2,
@@ -54,7 +56,7 @@ static struct svc svcs[] = {
 	 {{"10.0.0.3:53", 0, 100, 10, 0, 2, {42, 40, 38, 4200, 3800}, {0}}}},
 	{"TCP", "-t", "[2001:db8::1]:80", 1, "wlc", "", 600, "64", 0, "Proxy", "--proxy",
 	 {0}, {0}, 1,
-	 {{"[2001:db8::10]:8080", 5, 0, 0, 1, 0, {0}, {0}}}},
+	 {{"[2001:db8::10]:8080", 5, 0, 0, 1, 0, {0}, {0}, 3}}},
 };
 
 static FILE *out;
@@ -88,6 +90,9 @@ static void title(int fmt)
 	else if (fmt & THRESH)
 		fprintf(out, "%-33s %-10s %-10s %-10s %-10s\n  -> RemoteAddress:Port\n",
 			"Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn");
+	else if (fmt & PERSIST)
+		fprintf(out, "%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n",
+			"Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn");
 	else if (!(fmt & RULE))
 		fprintf(out, "Prot LocalAddress:Port Scheduler Flags\n"
 			"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
@@ -162,6 +167,9 @@ static void service(struct svc *s, int fmt)
 		} else if (fmt & THRESH)
 			fprintf(out, "  -> %-28s %-10u %-10u %-10u %-10u\n", dname,
 				d->uthresh, d->lthresh, d->active, d->inactive);
+		else if (fmt & PERSIST)
+			fprintf(out, "  -> %-28s %-9u %-11u %-10u %-10u\n", dname,
+				d->weight, d->persist, d->active, d->inactive);
 		else
 			fprintf(out, "  -> %-28s %-7s %-6d %-10u %-10u\n", dname, s->fwd,
 				d->weight, d->active, d->inactive);
@@ -187,6 +195,48 @@ static void list(const char *dir, const char *file, int fmt)
 	fclose(out);
 }
 
+/* The connection table, in govsadm's order (ipvsadm prints the kernel's). */
+static struct conn {
+	const char *proto, *state, *src, *vip, *dst;
+	unsigned expires;
+} conns[] = {
+	{"TCP", "ESTABLISHED", "192.0.2.10:51234", "10.1.1.1:443", "10.0.0.4:443", 899},
+	{"TCP", "NONE", "192.0.2.0:0", "10.1.1.1:443", "10.0.0.4:443", 3725},
+	{"UDP", "UDP", "198.51.100.7:5353", "192.168.10.1:53", "10.0.0.3:53", 59},
+	{"TCP", "FIN_WAIT", "192.0.2.10:40000", "192.168.10.1:80", "10.0.0.1:8080", 120},
+	{"TCP", "CLOSE_WAIT", "203.0.113.200:65535", "192.168.10.1:80", "10.0.0.2:8080", 0},
+	{"TCP", "SYN_RECV", "[2001:db8:1::2]:33000", "[2001:db8::1]:80", "[2001:db8::10]:8080", 60},
+};
+
+static void list_conn(const char *dir, const char *file, int fmt)
+{
+	char path[4096], expire[12];
+	unsigned i;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	out = fopen(path, "w");
+	if (!out) {
+		perror(path);
+		return;
+	}
+	fprintf(out, "IPVS connection entries\n");
+	if (fmt & PERSIST)
+		fprintf(out, "pro expire %-11s %-18s %-18s %-18s %-16s %s\n",
+			"state", "source", "virtual", "destination", "pe name", "pe_data");
+	else
+		fprintf(out, "pro expire %-11s %-18s %-18s %s\n",
+			"state", "source", "virtual", "destination");
+	for (i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		struct conn *c = &conns[i];
+
+		snprintf(expire, sizeof(expire), "%02d:%02d", c->expires / 60, c->expires % 60);
+		/* no entry has persistence-engine data: the short line */
+		fprintf(out, "%-3s %-6s %-11s %-18s %-18s %s\n",
+			c->proto, expire, c->state, c->src, c->vip, c->dst);
+	}
+	fclose(out);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : ".";
@@ -196,6 +246,9 @@ int main(int argc, char **argv)
 	list(dir, "stats-exact.golden", NUMERIC | STATS | EXACT);
 	list(dir, "rate.golden", NUMERIC | RATE);
 	list(dir, "thresholds.golden", NUMERIC | THRESH);
+	list(dir, "persistent.golden", NUMERIC | PERSIST);
 	list(dir, "save.golden", NUMERIC | RULE);
+	list_conn(dir, "conn.golden", NUMERIC);
+	list_conn(dir, "conn-persistent.golden", NUMERIC | PERSIST);
 	return 0;
 }

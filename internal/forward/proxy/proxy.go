@@ -27,6 +27,7 @@ type Proxy struct {
 	draining map[string]*udpServer
 
 	conns sync.WaitGroup // connections and flows in flight
+	tcp   connSet        // TCP connections in flight, for listing
 	loops sync.WaitGroup // accept and read loops
 }
 

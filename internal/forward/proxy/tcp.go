@@ -65,13 +65,14 @@ type tcpConn struct {
 
 	last      atomic.Int64 // nanoseconds since start of the last byte moved
 	halfDone  atomic.Bool  // one direction has finished: IPVS counts it inactive
+	firstFin  atomic.Int32 // which side sent the first FIN: finClient or finServer
 	finished  atomic.Int32 // directions finished; the second one cleans up
 	aborted   atomic.Bool
 	abortOnce sync.Once
 	reason    string // why it was aborted; written once in abort
 	idle      *time.Timer
 	stopCtx   func() bool
-	in, out   int64 // bytes each way, each written by its own direction
+	in, out   atomic.Int64 // bytes each way, for listing and the access log
 	inErr     error
 	outErr    error
 }
@@ -109,6 +110,7 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 			c.abort("proxy header: " + err.Error())
 		}
 	}
+	t.p.tcp.add(c)
 	c.stopCtx = context.AfterFunc(rs.Context(), func() { c.abort("grace period over") })
 	if st.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(st.IdleTimeout, c.checkIdle)
@@ -162,17 +164,22 @@ func (c *tcpConn) pipe(upstream bool) {
 	if upstream {
 		src, dst = c.client, c.backend
 	}
-	n, err := copyStream(dst, src, func(n int) { c.count(upstream, n) })
+	_, err := copyStream(dst, src, func(n int) { c.count(upstream, n) })
 	if upstream {
-		c.in, c.inErr = n, err
+		c.inErr = err
 	} else {
-		c.out, c.outErr = n, err
+		c.outErr = err
 	}
 	if err == nil {
 		// The source sent FIN: pass it on and keep the other direction open.
 		dst.CloseWrite()
 		if c.halfDone.CompareAndSwap(false, true) {
 			c.rs.Dest.Deactivate()
+			fin := int32(finServer)
+			if upstream {
+				fin = finClient
+			}
+			c.firstFin.Store(fin)
 		}
 	} else {
 		c.abort("")
@@ -184,9 +191,11 @@ func (c *tcpConn) pipe(upstream bool) {
 
 func (c *tcpConn) count(upstream bool, n int) {
 	if upstream {
+		c.in.Add(int64(n))
 		c.rs.Stats.InBytes.Add(uint64(n))
 		c.vs.Stats.InBytes.Add(uint64(n))
 	} else {
+		c.out.Add(int64(n))
 		c.rs.Stats.OutBytes.Add(uint64(n))
 		c.vs.Stats.OutBytes.Add(uint64(n))
 		if !c.gotFirst {
@@ -243,9 +252,10 @@ func (c *tcpConn) finish() {
 		}
 		c.p.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
 			slog.String("service", c.st.Name), slog.String("client", c.clientAP.String()),
-			slog.String("backend", c.rs.Addr.String()), slog.Int64("bytes_in", c.in),
-			slog.Int64("bytes_out", c.out), slog.Duration("duration", time.Since(c.start)),
+			slog.String("backend", c.rs.Addr.String()), slog.Int64("bytes_in", c.in.Load()),
+			slog.Int64("bytes_out", c.out.Load()), slog.Duration("duration", time.Since(c.start)),
 			slog.String("end", end))
 	}
+	c.p.tcp.remove(c)
 	c.p.conns.Done()
 }

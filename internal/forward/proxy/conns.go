@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// connSet holds the proxied TCP connections for listing. It is sharded by
+// client port so that connections starting and ending on different cores
+// rarely meet on a lock: one insert and one delete per connection is all
+// the hot path pays.
+type connSet struct {
+	shards [connShards]connShard
+}
+
+const connShards = 32
+
+type connShard struct {
+	mu sync.Mutex
+	m  map[*tcpConn]struct{}
+	_  [40]byte // keep the shards' locks on separate cache lines
+}
+
+func (s *connSet) shard(c *tcpConn) *connShard {
+	return &s.shards[c.clientAP.Port()%connShards]
+}
+
+func (s *connSet) add(c *tcpConn) {
+	sh := s.shard(c)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = map[*tcpConn]struct{}{}
+	}
+	sh.m[c] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (s *connSet) remove(c *tcpConn) {
+	sh := s.shard(c)
+	sh.mu.Lock()
+	delete(sh.m, c)
+	sh.mu.Unlock()
+}
+
+// Connections implements director.ConnectionLister: the proxied TCP
+// connections, then the UDP flows of every service, draining ones included.
+func (p *Proxy) Connections(yield func(director.Connection) bool) error {
+	var batch []*tcpConn
+	for i := range p.tcp.shards {
+		sh := &p.tcp.shards[i]
+		batch = batch[:0]
+		sh.mu.Lock()
+		for c := range sh.m {
+			batch = append(batch, c)
+		}
+		sh.mu.Unlock()
+		for _, c := range batch {
+			if !yield(c.entry()) {
+				return nil
+			}
+		}
+	}
+	for _, u := range p.udpServers() {
+		for _, f := range u.flowList() {
+			if !yield(f.entry()) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// entry describes c in IPVS's terms. The state follows the FINs the proxy
+// has passed on: FIN_WAIT once the client has closed its side, CLOSE_WAIT
+// once the real server has; the expiry is what is left of the idle timeout.
+func (c *tcpConn) entry() director.Connection {
+	state := "ESTABLISHED"
+	switch c.firstFin.Load() {
+	case finClient:
+		state = "FIN_WAIT"
+	case finServer:
+		state = "CLOSE_WAIT"
+	}
+	return director.Connection{
+		Service: c.vs.Key, Protocol: config.TCP, State: state,
+		Expires: remaining(c.st.IdleTimeout, c.start, c.last.Load()),
+		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
+		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),
+	}
+}
+
+// remaining is the rest of an idle timeout for a connection started at
+// start whose last activity was lastNs after it; 0 when there is no idle
+// timeout.
+func remaining(timeout time.Duration, start time.Time, lastNs int64) time.Duration {
+	if timeout <= 0 {
+		return 0
+	}
+	return max(0, timeout-(time.Since(start)-time.Duration(lastNs)))
+}
+
+// Which side of a TCP connection sent the first FIN.
+const (
+	finClient = 1
+	finServer = 2
+)
+
+// udpServers returns the UDP servers carrying flows: those serving and
+// those draining after their service was removed.
+func (p *Proxy) udpServers() []*udpServer {
+	var out []*udpServer
+	p.mu.Lock()
+	for _, s := range p.servers {
+		if u, ok := s.(*udpServer); ok {
+			out = append(out, u)
+		}
+	}
+	p.mu.Unlock()
+	p.dmu.Lock()
+	for _, u := range p.draining {
+		out = append(out, u)
+	}
+	p.dmu.Unlock()
+	return out
+}
+
+// flowList returns the server's scheduled flows. One-packet flows are left
+// out: IPVS does not keep them in its connection table either.
+func (s *udpServer) flowList() []*udpFlow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*udpFlow, 0, len(s.flows))
+	for _, f := range s.flows {
+		if f.rs != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// entry describes f as IPVS shows a UDP connection.
+func (f *udpFlow) entry() director.Connection {
+	vs := f.s.vs
+	return director.Connection{
+		Service: vs.Key, Protocol: config.UDP, State: "UDP",
+		Expires: remaining(vs.Settings().IdleTimeout, f.start, f.last.Load()),
+		Client:  f.client, Virtual: vs.Address, RealServer: f.rs.Addr,
+		InBytes: uint64(f.in.Load()), OutBytes: uint64(f.out.Load()),
+	}
+}
