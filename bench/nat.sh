@@ -11,6 +11,10 @@
 #   direct   client -> real server addresses (wrk thread 1 -> rs1, thread 2 -> rs2;
 #            bulk alternates), routed by the director as a plain router: no
 #            govs, no nftables table, no conntrack hooks in the director.
+#   routed   the same routing to the real servers' second addresses, with
+#            conntrack on in the director (an nft table with one `ct state`
+#            rule, no NAT): what connection tracking alone costs, which every
+#            nftables NAT pays. A diagnostic.
 #   nat      govs `forwarding: nat`, rr: run by the kernel (numgen), VIP .100
 #   natstop  the same, with the govs process stopped (SIGSTOP) once its rules are
 #            in: the kernel's NAT alone, without govs's own CPU use (its
@@ -86,7 +90,7 @@ done
 	{ echo "nat.sh: settings out of bounds (DURATION<=60 WARMUP<=30 ROUNDS<=10 CONNS<=1000 BULK_MB<=512 BULK_COUNT<=50)" >&2; exit 2; }
 ((EUID == 0)) || { echo "nat.sh: needs root (network namespaces, nftables inside them)" >&2; exit 1; }
 
-TARGETS=(direct nat natstop wlc fullnat proxy haproxy)
+TARGETS=(direct routed nat natstop wlc fullnat proxy haproxy)
 ALL_TARGETS=("${TARGETS[@]}")
 if [[ -n ${ONLY:-} ]]; then # a subset, e.g. ONLY="nat wlc" for an A/B of two builds
 	sel=()
@@ -98,6 +102,8 @@ GOVS_TARGETS=" nat natstop wlc fullnat proxy "
 declare -A VIP=([nat]=10.78.0.100 [wlc]=10.78.0.101 [fullnat]=10.78.0.102 [proxy]=10.78.0.103 [haproxy]=10.78.0.104
 	[natstop]=10.78.0.105)
 RS_ADDR=(10.78.1.2 10.78.2.2)
+RS_ADDR2=(10.78.1.3 10.78.2.3) # the routed target's
+ROUTED_SRC=10.78.0.9
 CLIENT_ADDR=10.78.0.2
 # The client's source address per target. nat keeps the client's address,
 # so the real servers would see the same (address, port) pairs from every
@@ -117,7 +123,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 missing=()
-for t in ip nginx haproxy wrk curl conntrack flock timeout awk go; do
+for t in ip nginx haproxy wrk curl conntrack nft flock timeout awk go; do
 	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if ((${#missing[@]})); then
@@ -232,6 +238,7 @@ for t in "${!VIP[@]}"; do
 	ip -n "$NS_CLI" route add "${VIP[$t]}/32" dev eth0 src "${CLIENT_SRC[$t]}"
 done
 ip -n "$NS_CLI" route add default via 10.78.0.1
+ip -n "$NS_CLI" addr add "$ROUTED_SRC/32" dev eth0
 sysctl_ns "$NS_DIR" net.ipv4.ip_forward 1
 # The client opens one connection per request: a wide port range, and reuse
 # of its own TIME_WAIT ports (the default reuses them only on loopback).
@@ -241,7 +248,10 @@ for i in 0 1; do
 	n=$((i + 1))
 	mk_ns "${NS_RS[$i]}"
 	link "$NS_DIR" "r$n" "10.78.$n.1/24" "${NS_RS[$i]}" eth0 "${RS_ADDR[$i]}/24"
+	ip -n "${NS_RS[$i]}" addr add "${RS_ADDR2[$i]}/24" dev eth0
 	ip -n "${NS_RS[$i]}" route add default via "10.78.$n.1"
+	# routed: from a source of its own, as the other targets (see CLIENT_SRC)
+	ip -n "$NS_CLI" route add "${RS_ADDR2[$i]}/32" via 10.78.0.1 src "$ROUTED_SRC"
 done
 # haproxy and govs proxy connect to the real servers from the director.
 sysctl_ns "$NS_DIR" net.ipv4.ip_local_port_range "1024 65535"
@@ -275,6 +285,7 @@ http {
     keepalive_timeout 300s;
     server {
         listen ${RS_ADDR[$i]}:80 backlog=4096;
+        listen ${RS_ADDR2[$i]}:80 backlog=4096;
         root $TMP/www;
         location = / { default_type text/plain; return 200 "ok\n"; }
         location = /big.bin { }
@@ -331,17 +342,30 @@ if ! in_ns "$NS_DIR" "$GOVS_BIN" check --kernel >"$TMP/logs/check-kernel.txt" 2>
 	die "the kernel dataplane is not available here (govs check --kernel)"
 fi
 
-# direct: wrk's threads alternate between the two real servers.
-cat >"$TMP/direct.lua" <<EOF
+# direct and routed: wrk's threads alternate between the two real servers.
+lua_split() { # ADDR1 ADDR2
+	cat <<EOF
 local addrs = nil
 local n = 0
 function setup(thread)
    if addrs == nil then
-      addrs = { wrk.lookup("${RS_ADDR[0]}", "80")[1], wrk.lookup("${RS_ADDR[1]}", "80")[1] }
+      addrs = { wrk.lookup("$1", "80")[1], wrk.lookup("$2", "80")[1] }
    end
    n = n + 1
    thread.addr = addrs[(n - 1) % 2 + 1]
 end
+EOF
+}
+lua_split "${RS_ADDR[0]}" "${RS_ADDR[1]}" >"$TMP/direct.lua"
+lua_split "${RS_ADDR2[0]}" "${RS_ADDR2[1]}" >"$TMP/routed.lua"
+# routed: conntrack hooks on in the director, nothing else.
+cat >"$TMP/routed.nft" <<EOF
+table inet benchct {
+	chain pre {
+		type filter hook prerouting priority -300;
+		ct state new counter
+	}
+}
 EOF
 
 # ---- daemons ---------------------------------------------------------------------
@@ -419,14 +443,18 @@ to_ms() {
 		if (f<0 || n=="") print "nan"; else printf "%.3f\n", n*f}'
 }
 url_of() { # TARGET PATH
-	if [[ $1 == direct ]]; then echo "http://${RS_ADDR[0]}$2"; else echo "http://${VIP[$1]}$2"; fi
+	case $1 in
+	direct) echo "http://${RS_ADDR[0]}$2" ;;
+	routed) echo "http://${RS_ADDR2[0]}$2" ;;
+	*) echo "http://${VIP[$1]}$2" ;;
+	esac
 }
 run_wrk() { # TARGET close|ka SECONDS TAG
 	local t=$1 mode=$2 secs=$3 tag=$4 out args rps p99 reqs errs c0 c1 t0 t1 g0 g1
 	out=$TMP/wrk/$t.$mode.$tag.txt
 	args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency)
 	[[ $mode == close ]] && args+=(-H 'Connection: close')
-	[[ $t == direct ]] && args+=(-s "$TMP/direct.lua")
+	[[ $t == direct || $t == routed ]] && args+=(-s "$TMP/$t.lua")
 	# (natstop: govs is stopped, its API does not answer)
 	if [[ -n $GOVS_PID && $t != natstop ]]; then c0=$(cpu_ticks "$GOVS_PID"); g0=$(govs_conns); fi
 	t0=$(date +%s.%N)
@@ -446,7 +474,7 @@ run_wrk() { # TARGET close|ka SECONDS TAG
 	echo "$rps" >>"$RES/$mode.$t"
 	[[ -n $p99 ]] && to_ms "$p99" >>"$RES/p99$mode.$t"
 	if [[ $mode == close ]]; then
-		[[ $t == nat* || $t == wlc || $t == fullnat ]] && echo "$(ct_count)" >>"$RES/ct.$t"
+		[[ $t == nat* || $t == wlc || $t == fullnat || $t == routed ]] && echo "$(ct_count)" >>"$RES/ct.$t"
 		if [[ -n $GOVS_PID && $t != natstop && -n $reqs && $reqs -gt 0 ]]; then
 			# govs CPU per new connection (µs), and its share of the
 			# machine's 2 cores over the run
@@ -466,6 +494,8 @@ run_bulk() { # TARGET COUNT TAG
 	for ((i = 0; i < count; i++)); do
 		if [[ $t == direct ]]; then
 			args+=(-o /dev/null "http://${RS_ADDR[$((i % 2))]}/big.bin")
+		elif [[ $t == routed ]]; then
+			args+=(-o /dev/null "http://${RS_ADDR2[$((i % 2))]}/big.bin")
 		else
 			args+=(-o /dev/null "$(url_of "$t" /big.bin)")
 		fi
@@ -481,6 +511,10 @@ run_bulk() { # TARGET COUNT TAG
 }
 visit() { # TARGET SECONDS BULK_COUNT TAG
 	local t=$1
+	if [[ $t == routed ]]; then
+		in_ns "$NS_DIR" conntrack -F >/dev/null 2>&1 || true
+		in_ns "$NS_DIR" nft -f "$TMP/routed.nft" || { anomaly "routed ($4): nft table refused"; return 0; }
+	fi
 	if [[ $GOVS_TARGETS == *" $t "* ]]; then
 		govs_start "$t" || return 0
 	elif ! http_ok "$(url_of "$t" /)"; then
@@ -492,6 +526,7 @@ visit() { # TARGET SECONDS BULK_COUNT TAG
 	run_wrk "$t" ka "$2" "$4"
 	run_bulk "$t" "$3" "$4"
 	[[ -n $GOVS_PID ]] && govs_stop "$t"
+	[[ $t == routed ]] && { in_ns "$NS_DIR" nft delete table inet benchct || anomaly "routed ($4): nft table not deleted"; }
 	# let the closing connections finish before the next target
 	sleep 0.5
 }
@@ -590,6 +625,11 @@ ratios() {
 	r=$(ratio "${M[bulk.nat]}" "${M[bulk.direct]}"); echo "| nat / direct, bulk MB/s | $r | ≥ 0.95 | $(check "$r" ">=" 0.95) |"
 	r=$(ratio "${M[ka.nat]}" "${M[ka.direct]}"); echo "| nat / direct, requests/s keep-alive | $r | ≥ 0.95 | $(check "$r" ">=" 0.95) |"
 	r=$(ratio "${M[close.nat]}" "${M[close.direct]}"); echo "| nat / direct, new connections/s | $r | | |"
+	r=$(ratio "${M[ka.routed]}" "${M[ka.direct]}"); echo "| routed with conntrack / direct, requests/s keep-alive | $r | | |"
+	r=$(ratio "${M[bulk.routed]}" "${M[bulk.direct]}"); echo "| routed with conntrack / direct, bulk MB/s | $r | | |"
+	r=$(ratio "${M[close.routed]}" "${M[close.direct]}"); echo "| routed with conntrack / direct, new connections/s | $r | | |"
+	r=$(ratio "${M[ka.nat]}" "${M[ka.routed]}"); echo "| nat / routed with conntrack, requests/s keep-alive | $r | | |"
+	r=$(ratio "${M[bulk.nat]}" "${M[bulk.routed]}"); echo "| nat / routed with conntrack, bulk MB/s | $r | | |"
 	r=$(ratio "${M[ka.natstop]}" "${M[ka.direct]}"); echo "| nat with govs stopped / direct, requests/s keep-alive | $r | | |"
 	r=$(ratio "${M[close.natstop]}" "${M[close.direct]}"); echo "| nat with govs stopped / direct, new connections/s | $r | | |"
 	r=$(ratio "${M[close.nat]}" "${M[close.haproxy]}"); echo "| nat / haproxy, new connections/s | $r | > 1 | $(check "$r" ">" 1) |"
@@ -620,7 +660,7 @@ SECTION=$TMP/section.md
 	echo "- Date: $START_DATE"
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	echo "- Versions: govs $ver_govs, haproxy $ver_haproxy, nginx $ver_nginx"
-	echo "- Topology: client ns → director ns (veth) → 2 real-server ns (veth), all on the same $(nproc) cores, no CPU pinning. Real servers: nginx, $BACKEND_WORKERS worker each, \`return 200\` on \`/\`, a ${BULK_MB} MiB file. direct: the client to the real servers' addresses (wrk's threads split between them), the director a plain router (no govs, no nftables, conntrack hooks off). nat/natstop/wlc/fullnat/proxy: \`govs run\` (a private copy of bench/out/govs) in the director with that one service (rr; wlc for wlc; fullnat SNATs to $FULLNAT_LOCAL; natstop: govs SIGSTOPped once serving, so the kernel alone forwards), 2 NFQUEUE queues (one per CPU), started for each visit after \`conntrack -F\`. haproxy: \`mode tcp\`, roundrobin, nbthread $HAPROXY_THREADS, no splice. Each target's connections come from a client address of its own (a real server's TIME_WAIT entries of one target would otherwise meet another target's SYNs carrying a different TCP timestamp offset: PAWS drops them). nf_conntrack_max $ct_max, TCP TIME_WAIT timeout ${ct_tw}s (defaults)."
+	echo "- Topology: client ns → director ns (veth) → 2 real-server ns (veth), all on the same $(nproc) cores, no CPU pinning. Real servers: nginx, $BACKEND_WORKERS worker each, \`return 200\` on \`/\`, a ${BULK_MB} MiB file. direct: the client to the real servers' addresses (wrk's threads split between them), the director a plain router (no govs, no nftables, conntrack hooks off). routed: the same to the real servers' second addresses with conntrack on in the director (one nft \`ct state\` rule, no NAT). nat/natstop/wlc/fullnat/proxy: \`govs run\` (a private copy of bench/out/govs) in the director with that one service (rr; wlc for wlc; fullnat SNATs to $FULLNAT_LOCAL; natstop: govs SIGSTOPped once serving, so the kernel alone forwards), 2 NFQUEUE queues (one per CPU), started for each visit after \`conntrack -F\`. haproxy: \`mode tcp\`, roundrobin, nbthread $HAPROXY_THREADS, no splice. Each target's connections come from a client address of its own (a real server's TIME_WAIT entries of one target would otherwise meet another target's SYNs carrying a different TCP timestamp offset: PAWS drops them). nf_conntrack_max $ct_max, TCP TIME_WAIT timeout ${ct_tw}s (defaults)."
 	echo "- Method: per visit: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency with \`-H 'Connection: close'\`, then without (keep-alive), then $BULK_COUNT sequential curl downloads (total bytes / total time). Warm-up ${WARMUP}s per target and mode, then $ROUNDS rounds visiting every target, order rotated each round; medians."
 	echo
 	table
