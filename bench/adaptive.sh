@@ -508,7 +508,7 @@ SECTION=$TMP/section.md
 		method="each round runs every scheduler alone for ${DURATION}s with the same arrival times (seed = round), order rotated each round, after a ${WARMUP}s warm-up each; a run during which the generator itself lagged over $LAG_MAX ms at p99 (the machine was busy) is run again once. The table shows medians over $ROUNDS rounds; the ratios are of medians."
 	fi
 	echo "- Real servers (\`bench/adaptive backends\`, one process, $setdesc): $(IFS=';'; echo "${SRV_DESC[*]}" | sed 's/;/, /g'); $SLOTS worker(s) each behind a FIFO queue (the kernel accepts every connection; a request waits for a worker), lognormal service times (sigma $SIGMA); a stall freezes the server (requests in service or arriving wait until it ends). Nominal capacity $nominal req/s per set without the stalls. Listed in this order in every service (ties go to the first). Requests served: $SERVED."
-	echo "- govs: one proxy, $svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s") (prequal runs without a Prober: the proxy sets none)."
+	echo "- govs: one proxy, $svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s") (no agents on these real servers: prequal's probes are all passive)."
 	echo "- Load (\`bench/adaptive load\`): open loop, Poisson arrivals at $RATE req/s per scheduler ($(awk -v r="$RATE" -v c="$nominal" 'BEGIN{printf "%.0f", 100*r/c}')% of nominal), one new TCP connection per request (\`Connection: close\`: every request is a scheduling decision); latency from the scheduled arrival to the end of the response, so a stall is not hidden by a client that waits (a closed loop such as wrk sends fewer requests while a stall holds its connections)."
 	echo "- Method: $method lc and wlc follow the same rule with equal weights: their difference is the noise of the run."
 	echo
@@ -539,7 +539,7 @@ SECTION=$TMP/section.md
 		echo
 		echo "### The simulator's view"
 		echo
-		echo "\`go run ./cmd/govs sim --format table --seed 1\` (the built-in scenarios of [docs/sim.md](../docs/sim.md), 200000 requests each). The simulator gives prequal a Prober whose answers include the server's queue; the proxy has none, so live prequal runs on its passive probes (its own connection counts and a FirstByte average) and does worse than simulated:"
+		echo "\`go run ./cmd/govs sim --format table --seed 1\` (the built-in scenarios of [docs/sim.md](../docs/sim.md), 200000 requests each). The simulator gives prequal a Prober whose answers include the server's queue; these real servers run no agent for the director's Prober to ask, so live prequal runs on its passive probes (its own connection counts and a FirstByte average) and does worse than simulated:"
 		echo
 		echo '```'
 		echo "$SIM_OUT"

@@ -256,6 +256,7 @@ func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*
 		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog,
 	}
 	opts := vc.SchedOptions()
+	opts.Prober = agentProber{} // prequal probes the real servers' agents (prober.go)
 	if old != nil && old.SchedulerName == vc.Scheduler && sameOptions(old.schedOpts, opts) {
 		st.Scheduler, st.schedOpts = old.Scheduler, opts
 		return st, nil

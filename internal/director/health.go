@@ -65,12 +65,15 @@ type directorHealth struct {
 	notifies sync.WaitGroup
 	nmu      sync.Mutex
 	closed   bool
+
+	probes probePool // prequal's agent probes (prober.go)
 }
 
 func (h *directorHealth) init() {
 	h.runner = health.NewRunner(0)
 	h.now = time.Now
 	h.events = make([]HealthEvent, 0, HealthEventsKept)
+	h.probes.init()
 }
 
 // svcHealth is a virtual service's share.
@@ -102,6 +105,7 @@ type rsHealth struct {
 	lower      int
 	notifyUp   string
 	notifyDown string
+	probe      probeState // prequal's probes of its agent (prober.go); atomics
 }
 
 // HealthStatus is a real server's health, for the API and the dashboard.
@@ -306,6 +310,7 @@ func (vs *VirtualService) stopRealHealthLocked(rs *RealServer) {
 		h.job = nil
 	}
 	h.gen++
+	h.probe.target.Store(nil) // its probes are passive from now on
 }
 
 // configureHealthLocked applies a real server's lifecycle settings, keeping
@@ -316,6 +321,7 @@ func (vs *VirtualService) configureHealthLocked(rs *RealServer, rc *config.RealS
 	d := vs.d()
 	h := &rs.health
 	h.vs = vs
+	defer vs.configureProbeLocked(rs) // prequal probes the agent of the check that runs
 	var spec *health.Spec
 	var checker health.Checker
 	if rc.Check != nil {
@@ -442,6 +448,13 @@ func (vs *VirtualService) observe(rs *RealServer, gen uint64, r health.Result) {
 		// A check's round trip is the latency signal adaptive-weights runs
 		// on where no per-connection latency is seen (kernel NAT).
 		vs.Observe(rs, sched.Signal{Kind: sched.HealthLatency, Latency: r.Latency, At: r.At})
+	}
+	if load, ok := r.Agent.Load(); r.HasAgent && ok {
+		// The agent's percentage, besides scaling the effective weight
+		// above, is the server's own word on its load: adaptive-weights'
+		// load term. The mapping (1 - percent/100, clamped to [0, 1]) and
+		// its reasons are at health.AgentReply.Load.
+		vs.Observe(rs, sched.Signal{Kind: sched.AgentLoad, Load: load, At: r.At})
 	}
 }
 
@@ -680,6 +693,7 @@ func (h *directorHealth) notify(log *slog.Logger, command string, ev HealthEvent
 // services that had their quorum, as keepalived does on shutdown.
 func (d *Director) stopHealthChecks(services []*VirtualService) {
 	d.hc.runner.Close()
+	d.hc.probes.close()
 	for _, vs := range services {
 		var acts healthActions
 		vs.mu.Lock()

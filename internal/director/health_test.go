@@ -19,6 +19,7 @@ import (
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/health"
+	"github.com/govs-lb/govs/internal/sched"
 )
 
 // healthDataplane forwards nothing: these tests look at the director's
@@ -613,5 +614,81 @@ virtual_servers:
 	dp.mu.Unlock()
 	if last != "tcp/127.0.0.1:80" {
 		t.Fatalf("changed %q", last)
+	}
+}
+
+// signalSched is a scheduler (the first available real server) that keeps
+// the signals it observes, registered for these tests as "test-signals".
+type signalSched struct {
+	signalLog
+	mu    sync.Mutex
+	dests []*sched.Dest
+}
+
+func init() {
+	sched.Register("test-signals", func(sched.Options) (sched.Scheduler, error) { return &signalSched{}, nil })
+}
+
+func (s *signalSched) Update(dests []*sched.Dest) { s.mu.Lock(); s.dests = dests; s.mu.Unlock() }
+
+func (s *signalSched) Pick(*sched.Key) *sched.Dest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.dests {
+		if d.Available() {
+			return d
+		}
+	}
+	return nil
+}
+
+// TestHealthAgentLoadSignal: an agent's percentage reaches a scheduler that
+// observes signals as AgentLoad, 1 - percent/100 clamped to [0, 1], from an
+// agent check and from agent_port next to another check.
+func TestHealthAgentLoadSignal(t *testing.T) {
+	web := startHCBackend(t)
+	a1 := startAgent(t, "up 25%\n", false)
+	a2 := startAgent(t, "150% maxconn:10\n", false)
+	d := startHealthDirector(t, fmt.Sprintf(`
+virtual_servers:
+  - address: 127.0.0.1:80
+    scheduler: test-signals
+    real_servers:
+      - address: 127.0.0.1:9
+        weight: 100
+        health_check: {type: agent, port: %d, interval: 20ms, rise: 1, fall: 1}
+      - address: %s
+        health_check: {type: tcp, agent_port: %d, interval: 20ms, rise: 1, fall: 1}
+`, a1.port, web.addr, a2.port))
+	vs := d.Service("tcp/127.0.0.1:80")
+	s := vs.Settings().Scheduler.(*signalSched)
+	r1, r2 := vs.RealServers()[0], vs.RealServers()[1]
+	loadOf := func(rs *RealServer) (float64, int) {
+		got := s.of(rs.Dest, sched.AgentLoad)
+		if len(got) == 0 {
+			return -1, 0
+		}
+		if got[len(got)-1].At.IsZero() {
+			t.Fatal("AgentLoad without its time")
+		}
+		return got[len(got)-1].Load, len(got)
+	}
+	loopback.WaitFor(t, "AgentLoad 0.75 from 25%", func() bool { l, _ := loadOf(r1); return l == 0.75 })
+	loopback.WaitFor(t, "AgentLoad 0 from 150%", func() bool { l, _ := loadOf(r2); return l == 0 })
+	if r1.Dest.Weight() != 25 {
+		t.Fatalf("weight %d: the percentage still scales the weight", r1.Dest.Weight())
+	}
+	a1.set("up 0%\n")
+	loopback.WaitFor(t, "AgentLoad 1 from 0%", func() bool { l, _ := loadOf(r1); return l == 1 })
+	// A reply without a percentage says nothing of the load.
+	a1.set("up\n")
+	checks := func() int { return len(s.of(r1.Dest, sched.HealthLatency)) }
+	n := checks()
+	loopback.WaitFor(t, "two checks", func() bool { return checks() > n+2 })
+	_, loads := loadOf(r1)
+	n = checks()
+	loopback.WaitFor(t, "three more checks", func() bool { return checks() > n+3 })
+	if _, now := loadOf(r1); now != loads {
+		t.Fatalf("%d AgentLoad signals from replies without a percentage", now-loads)
 	}
 }

@@ -23,10 +23,19 @@ import (
 //	up           the service is up again
 //	# text       the rest is a description, shown with the state
 //
-// Words the agent does not send leave their setting as it was. As type
-// agent, a failed connection counts as a failed check; as agent_port next
-// to another check type it is ignored (HAProxy's rule: connectivity is the
-// other check's business).
+// and two words of govs's own, for prequal's probes (internal/director's
+// prober.go), which HAProxy takes as unknown words: it ignores them, only
+// mentioning the first in the check's status ("agent reports an error"),
+// so one agent can serve both:
+//
+//	inflight:12    requests in flight now (a whole number)
+//	latency:25ms   recent request latency (a Go duration: 800us, 25ms, 1.5s)
+//
+// Other unknown words are ignored, as HAProxy does. Words the agent does
+// not send leave their setting as it was. As type agent, a failed
+// connection counts as a failed check; as agent_port next to another check
+// type it is ignored (HAProxy's rule: connectivity is the other check's
+// business).
 
 func init() {
 	Register("agent", func(s Spec) (Checker, error) { return newAgent(s.Target), nil })
@@ -60,6 +69,29 @@ type AgentReply struct {
 	Admin   AgentAdmin
 	Op      AgentOp
 	Desc    string // after '#'
+	// govs's extensions (see above).
+	InFlight int           // requests in flight, -1: not said
+	Latency  time.Duration // recent request latency, -1: not said
+}
+
+// NoAgentReply is a reply that says nothing.
+var NoAgentReply = AgentReply{Percent: -1, MaxConn: -1, InFlight: -1, Latency: -1}
+
+// Load is the agent's percentage read as a load, for the adaptive
+// schedulers' AgentLoad signal (0 idle, 1 saturated); ok is false when the
+// agent sent no percentage. An HAProxy agent's percentage is the share of
+// its configured weight the server should get: agents compute it from
+// their spare capacity (idle CPU, free workers), 100% when idle. So
+// Load = 1 - percent/100: 100% is 0 (idle), 25% is 0.75, 0% is 1
+// (saturated). A percentage above 100 (an agent asking for more than its
+// configured weight, which HAProxy allows) says the server has capacity to
+// spare beyond its weight; a load below 0 would mean nothing to the
+// schedulers, so it reads as idle: 0.
+func (a AgentReply) Load() (load float64, ok bool) {
+	if a.Percent < 0 {
+		return 0, false
+	}
+	return max(1-float64(a.Percent)/100, 0), true
 }
 
 // maxAgentReply bounds what is read from an agent.
@@ -68,7 +100,7 @@ const maxAgentReply = 512
 // ParseAgent parses an agent's reply. Unknown words are ignored, as HAProxy
 // does; of conflicting words the last one counts.
 func ParseAgent(s string) AgentReply {
-	a := AgentReply{Percent: -1, MaxConn: -1}
+	a := NoAgentReply
 	if len(s) > maxAgentReply {
 		s = s[:maxAgentReply]
 	}
@@ -89,6 +121,14 @@ func ParseAgent(s string) AgentReply {
 		case strings.HasPrefix(lw, "maxconn:"):
 			if n, err := strconv.ParseUint(lw[len("maxconn:"):], 10, 31); err == nil {
 				a.MaxConn = int(n)
+			}
+		case strings.HasPrefix(lw, "inflight:"):
+			if n, err := strconv.ParseUint(lw[len("inflight:"):], 10, 31); err == nil {
+				a.InFlight = int(n)
+			}
+		case strings.HasPrefix(lw, "latency:"):
+			if d, err := time.ParseDuration(lw[len("latency:"):]); err == nil && d >= 0 {
+				a.Latency = d
 			}
 		case lw == "ready":
 			a.Admin = AdminReady
@@ -120,6 +160,12 @@ func (a AgentReply) String() string {
 	}
 	if a.MaxConn >= 0 {
 		words = append(words, "maxconn:"+strconv.Itoa(a.MaxConn))
+	}
+	if a.InFlight >= 0 {
+		words = append(words, "inflight:"+strconv.Itoa(a.InFlight))
+	}
+	if a.Latency >= 0 {
+		words = append(words, "latency:"+a.Latency.String())
 	}
 	switch a.Admin {
 	case AdminReady:
@@ -160,6 +206,18 @@ func (c *agentChecker) Check(ctx context.Context) Result {
 	r := pass("agent: %s", strings.TrimSpace(strings.Map(printable, reply)))
 	r.HasAgent, r.Agent = true, a
 	return r
+}
+
+// AskAgent connects to the agent at addr and returns what it said, read as
+// the agent check reads it: one line, within ctx. It is how prequal's probes
+// ask an agent (internal/director's prober.go).
+func AskAgent(ctx context.Context, addr netip.AddrPort) (AgentReply, error) {
+	c := agentChecker{addr: addr.String(), dialer: dialer()}
+	line, err := c.ask(ctx)
+	if err != nil {
+		return NoAgentReply, err
+	}
+	return ParseAgent(line), nil
 }
 
 // ask reads the agent's line: up to a newline, the end of the stream or

@@ -1,11 +1,16 @@
 package health
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestParseAgent(t *testing.T) {
-	none := AgentReply{Percent: -1, MaxConn: -1}
+	none := NoAgentReply
 	with := func(f func(*AgentReply)) AgentReply { a := none; f(&a); return a }
 	for _, tc := range []struct {
 		in   string
@@ -24,6 +29,11 @@ func TestParseAgent(t *testing.T) {
 		{"up down", with(func(a *AgentReply) { a.Op = OpDown })},     // the last word counts
 		{"x% -5% 12.5% maxconn: maxconn:-1 hello", none},             // nonsense is ignored
 		{"50%\nmaint", with(func(a *AgentReply) { a.Percent = 50 })}, // one line only
+		// govs's extensions
+		{"75% inflight:12 latency:25ms", with(func(a *AgentReply) { a.Percent, a.InFlight, a.Latency = 75, 12, 25*time.Millisecond })},
+		{"INFLIGHT:0,LATENCY:1.5MS", with(func(a *AgentReply) { a.InFlight, a.Latency = 0, 1500*time.Microsecond })},
+		{"latency:800us up", with(func(a *AgentReply) { a.Latency, a.Op = 800*time.Microsecond, OpUp })},
+		{"inflight:-1 inflight:1.5 inflight: latency:-5ms latency:25 latency:x", none}, // nonsense is ignored
 	} {
 		if got := ParseAgent(tc.in); got != tc.want {
 			t.Errorf("ParseAgent(%q) = %+v, want %+v", tc.in, got, tc.want)
@@ -32,12 +42,13 @@ func TestParseAgent(t *testing.T) {
 }
 
 func FuzzParseAgent(f *testing.F) {
-	for _, s := range []string{"75%", "up", "down#why", "drain,maxconn:10", "ready 50% up\r\n", "maint # x # y", "", "%", "maxconn:"} {
+	for _, s := range []string{"75%", "up", "down#why", "drain,maxconn:10", "ready 50% up\r\n", "maint # x # y", "", "%", "maxconn:",
+		"inflight:3 latency:2ms", "latency:1h2m3.5s", "latency:0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a := ParseAgent(s)
-		if a.Percent < -1 || a.Percent > 65535 || a.MaxConn < -1 {
+		if a.Percent < -1 || a.Percent > 65535 || a.MaxConn < -1 || a.InFlight < -1 || a.Latency < -1 {
 			t.Fatalf("ParseAgent(%q) = %+v: out of range", s, a)
 		}
 		for _, c := range a.Desc {
@@ -52,4 +63,54 @@ func FuzzParseAgent(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAgentLoad(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		load float64
+		ok   bool
+	}{
+		{"100%", 0, true},
+		{"75%", 0.25, true},
+		{"25%", 0.75, true},
+		{"0%", 1, true},
+		{"150%", 0, true}, // more than the configured weight: idle, clamped
+		{"up", 0, false},  // no percentage, no load
+		{"inflight:7", 0, false},
+	} {
+		load, ok := ParseAgent(tc.in).Load()
+		if load != tc.load || ok != tc.ok {
+			t.Errorf("ParseAgent(%q).Load() = %v, %v; want %v, %v", tc.in, load, ok, tc.load, tc.ok)
+		}
+	}
+}
+
+func TestAskAgent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "80% inflight:4 latency:3ms\n")
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	a, err := AskAgent(ctx, addr)
+	if err != nil || a.Percent != 80 || a.InFlight != 4 || a.Latency != 3*time.Millisecond {
+		t.Fatalf("AskAgent = %+v, %v", a, err)
+	}
+	ln.Close()
+	if a, err := AskAgent(ctx, addr); err == nil || a != NoAgentReply {
+		t.Fatalf("AskAgent of a closed port = %+v, %v", a, err)
+	}
 }

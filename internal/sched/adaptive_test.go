@@ -219,6 +219,59 @@ func TestPrequalPassive(t *testing.T) {
 	}
 }
 
+// filterProber probes only the servers in probed, recording the probes.
+type filterProber struct {
+	recorder
+	probed map[*Dest]bool
+}
+
+func (f *filterProber) Probes(d *Dest) bool { return f.probed[d] }
+
+func TestPrequalProbeFilter(t *testing.T) {
+	c := newClock()
+	ds := dests(1, 1, 1)
+	f := &filterProber{probed: map[*Dest]bool{ds[0]: true}}
+	s := must(t, "prequal", adaptiveOpts(c, f))
+	s.Update(ds)
+	p := s.(*prequal)
+	observe(s, ds[1], FirstByte, 10*time.Millisecond, 0, c.t)
+	observe(s, ds[2], FirstByte, 40*time.Millisecond, 0, c.t)
+	// Only A is probed through the Prober; B and C are answered
+	// passively, as without a Prober: their probes enter the pool with
+	// their FirstByte latency.
+	passive := map[*Dest]float64{}
+	for range 50 {
+		s.Pick(nil)
+		for _, e := range p.pool[:p.n] {
+			passive[ds[e.dest]] = e.lat
+		}
+	}
+	for _, d := range f.probes {
+		if d != ds[0] {
+			t.Fatalf("probe sent to %s, which the filter declines", name(ds, d))
+		}
+	}
+	if len(f.probes) == 0 {
+		t.Fatal("A was never probed")
+	}
+	if _, ok := passive[ds[0]]; ok {
+		t.Fatal("A, which is probed, got a passive probe")
+	}
+	// (C's, the slowest, is the worst probe, dropped by the pick that
+	// made it.)
+	if passive[ds[1]] != float64(10*time.Millisecond) {
+		t.Fatalf("B's passive probe: %v", passive[ds[1]])
+	}
+	// A's answer enters the pool; with A cold and faster, it is chosen.
+	for range prequalHistory {
+		p.record(3)
+	}
+	observe(s, ds[0], Probe, time.Millisecond, 1, c.t)
+	if got := s.Pick(nil); got != ds[0] {
+		t.Fatalf("picked %s, want A: its probe is cold and the fastest", name(ds, got))
+	}
+}
+
 func TestAdaptiveWeightsLatency(t *testing.T) {
 	c := newClock()
 	ds := dests(1, 1, 1)

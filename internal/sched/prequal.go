@@ -17,8 +17,11 @@ import (
 // (an unavailable one is skipped), through the Prober of Options; the answers
 // arrive later (Observe with a Probe signal: the server's RIF and recent
 // latency) and enter the pool. Without a Prober, a probe is answered at once
-// from what this director knows: its own connections to the server as RIF
-// and an EWMA (tau 1 s) of the FirstByte signals it observes as latency.
+// from what this director knows (passive): its own connections to the
+// server as RIF and an EWMA (tau 1 s) of the FirstByte signals it observes
+// as latency, times (RIF + 1). A Prober that is a ProbeFilter may decline a
+// server (one without an agent, or whose agent failed): its probes are then
+// answered passively, as without a Prober.
 //
 // Pool: at most prequalPool probes, the newest one per server. A probe
 // older than prequalMaxAge is dropped; a full pool drops its oldest probe
@@ -49,7 +52,8 @@ import (
 // (n at most about 1.5 m) the cap prequalMaxReuse applies.
 //
 // Options: Prober, Clock, Rand. Pick and Observe take one lock and do not
-// allocate; Pick calls the Prober after releasing it.
+// allocate; Pick calls the Prober after releasing it (and its ProbeFilter
+// under the lock).
 type prequal struct {
 	mu     sync.Mutex
 	dests  []*Dest
@@ -63,6 +67,7 @@ type prequal struct {
 	hn     int                   // values in hist
 	hpos   int                   // next slot of hist
 	prober Prober
+	filter ProbeFilter // the prober's, if it has one
 	clock  func() time.Time
 	rnd    func() uint64
 }
@@ -105,7 +110,9 @@ type probeEntry struct {
 
 func init() {
 	Register("prequal", func(o Options) (Scheduler, error) {
-		return &prequal{prober: o.Prober, clock: clockSource(o), rnd: randSource(o)}, nil
+		s := &prequal{prober: o.Prober, clock: clockSource(o), rnd: randSource(o)}
+		s.filter, _ = o.Prober.(ProbeFilter)
+		return s, nil
 	})
 }
 
@@ -180,7 +187,7 @@ func (s *prequal) Pick(*Key) *Dest {
 		if !d.Available() || has(targets[:nt], d) {
 			continue
 		}
-		if s.prober == nil {
+		if s.prober == nil || s.filter != nil && !s.filter.Probes(d) {
 			// Without probes a server's latency is only what it did in the
 			// past; scaled by its connections in flight now (plus one), it
 			// stands for what a new request would wait, as a probe's

@@ -39,8 +39,10 @@ const (
 	// Duration is the time until the connection was released (Unbind).
 	Duration
 	// AgentLoad is the real server's own report of its load in Load: 0
-	// idle, 1 saturated, above 1 overloaded (an agent check's utilisation,
-	// or a load average divided by the CPU count).
+	// idle, 1 saturated, above 1 overloaded (a utilisation, or a load
+	// average divided by the CPU count). The director sends it for each
+	// agent-check reply with a weight percentage, as 1 - percent/100
+	// clamped to [0, 1] (health.AgentReply.Load says why).
 	AgentLoad
 	// HealthLatency is the round trip of a successful health check.
 	HealthLatency
@@ -87,12 +89,25 @@ type SignalObserver interface {
 // once, as reply.Observe(d, Signal{Kind: Probe, Load: requests in flight,
 // Latency: recent latency}). A probe that gets no answer needs no report.
 //
-// Real servers that speak an agent protocol answer probes; a Prober for the
-// others can answer from passive measurements. With no Prober at all,
-// prequal builds its probes itself from the director's own counts and the
-// latency signals it observes.
+// Real servers that speak an agent protocol answer probes (the director's
+// Prober asks their HAProxy agent); for the others, a Prober that also
+// implements ProbeFilter lets prequal answer from passive measurements. With
+// no Prober at all, prequal builds every probe itself from the director's
+// own counts and the latency signals it observes.
 type Prober interface {
 	Probe(d *Dest, reply SignalObserver)
+}
+
+// ProbeFilter is implemented by a Prober that probes only some real servers
+// (those whose agent answers probes). Before each probe prequal asks
+// Probes(d) under its lock; for a server it does not probe, prequal answers
+// the probe itself from passive measurements, as it does with no Prober, so
+// that one service can mix servers with and without an agent. Probes must
+// be cheap (an atomic load or two), must not block, and must not call into
+// the scheduler. A server that Probes but whose probe the Prober drops (a
+// rate limit) gets no answer that time.
+type ProbeFilter interface {
+	Probes(d *Dest) bool
 }
 
 // randSource returns the random source of opts.
