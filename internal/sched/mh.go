@@ -2,7 +2,6 @@ package sched
 
 import (
 	"fmt"
-	"math/bits"
 	"sync/atomic"
 )
 
@@ -30,6 +29,9 @@ import (
 // default is 4093, a build-time choice; with TableSize 4093 the table is the
 // kernel's for the same servers. M should be well above the number of
 // servers (Maglev suggests 100 times) for an even spread.
+//
+// The table is built by MaglevTable (maglev.go), which the kernel dataplane
+// uses too to program the same algorithm into an nftables map.
 type maglev struct {
 	w        watch
 	fallback bool
@@ -106,68 +108,16 @@ func (s *maglev) Update(dests []*Dest) {
 }
 
 // mhPopulate builds the lookup table as ip_vs_mh_permutate and
-// ip_vs_mh_populate do.
+// ip_vs_mh_populate do, with MaglevTable's builder: each server takes turns
+// by its last weight.
 func mhPopulate(dests []*Dest, m uint32) []*Dest {
-	table := make([]*Dest, m)
-	var g, mw int64
-	for _, d := range dests {
-		if lw := int64(d.lastWeight.Load()); lw > 0 {
-			if g == 0 {
-				g = lw
-			} else {
-				g = gcd(lw, g)
-			}
-			mw = max(mw, lw)
-		}
-	}
-	if g < 1 {
-		return table // no server has ever had a weight: nothing to place
-	}
-	rshift := max(bits.Len64(uint64(mw/g))-bits.Len32(m)/2, 0)
-	type setup struct {
-		perm, skip uint32
-		turns      int64
-	}
-	ds := make([]setup, len(dests))
+	servers := make([]MaglevServer, len(dests))
 	for i, d := range dests {
-		v := uint32(d.Addr.Port()) + fold(d.Addr.Addr())
-		lw := int64(max(d.lastWeight.Load(), 0))
-		turns := (lw / g) >> rshift
-		if turns == 0 && lw != 0 {
-			turns = 1
-		}
-		ds[i] = setup{
-			perm:  hsiphash32(v, mhKey1, mhKey1) % m,
-			skip:  hsiphash32(v, mhKey2, mhKey2)%(m-1) + 1,
-			turns: turns,
-		}
+		servers[i] = MaglevServer{Addr: d.Addr, Weight: d.LastWeight()}
 	}
-	filled := make([]uint64, (m+63)/64)
-	var n uint32
-	for {
-		for i, count := 0, int64(0); i < len(dests); {
-			s := &ds[i]
-			if s.turns < 1 {
-				i++
-				continue
-			}
-			c := s.perm
-			for filled[c>>6]&(1<<(c&63)) != 0 {
-				if s.perm += s.skip; s.perm >= m {
-					s.perm -= m
-				}
-				c = s.perm
-			}
-			filled[c>>6] |= 1 << (c & 63)
-			table[c] = dests[i]
-			if n++; n == m {
-				return table
-			}
-			if count++; count >= s.turns {
-				i, count = i+1, 0
-			}
-		}
-	}
+	table := make([]*Dest, m)
+	maglevPopulate(servers, m, func(pos uint32, i int) { table[pos] = dests[i] })
+	return table
 }
 
 func (s *maglev) Pick(k *Key) *Dest {

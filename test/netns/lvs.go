@@ -53,3 +53,21 @@ func NewLVS(t testing.TB, n int) *LVS {
 	}
 	return l
 }
+
+// AddClientAddrs gives the client n more addresses on its link
+// (10.77.0.10 upwards, n at most 200), for tests that need many client
+// addresses (source hashing); the director reaches them on its link to the
+// client. Bind a socket to one to use it.
+func (l *LVS) AddClientAddrs(n int) []netip.Addr {
+	l.Client.t.Helper()
+	if n < 1 || n > 200 {
+		l.Client.t.Fatalf("AddClientAddrs: %d addresses, want 1..200", n)
+	}
+	var out []netip.Addr
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, 77, 0, byte(10 + i)})
+		l.Client.IP("addr", "add", a.String()+"/24", "dev", "eth0")
+		out = append(out, a)
+	}
+	return out
+}

@@ -103,7 +103,8 @@ func (d *Dataplane) collect() error {
 		for _, rs := range vs.Retiring() {
 			m[rs.Addr] = rs
 		}
-		for _, rs := range vs.RealServers() {
+		sorry, _ := vs.SorryServer()
+		for _, rs := range servedBy(vs.RealServers(), sorry) {
 			m[rs.Addr] = rs
 			byRS[rs] = &counts{}
 		}

@@ -33,22 +33,60 @@
 // the maps, so new flows go elsewhere at once while established ones finish
 // through conntrack.
 //
-// Every other scheduler (lc, wlc, sed, nq, mh, dh, lblc, ...), and any
-// service with persistence, connection limits or scheduler flags, is run
-// by govs itself: the first packet of each new flow goes to userspace
-// through NFQUEUE (the xtables target through nft_compat: this kernel has
-// no nft queue statement), govs picks with VirtualService.Schedule and
-// answers with a verdict carrying the packet mark of the chosen real
-// server; the service chain copies it to the conntrack mark and DNATs by
-// a map on it. Verdicts are batched (one sendmsg per received batch) and
-// the flows are spread over several queues by CPU fanout.
+// mh, with its flags, is run by the kernel too: "jhash ip saddr mod 4093"
+// (". th sport" with mh-port) over a map holding the Maglev table that
+// sched.MaglevTable builds, the mh scheduler's own algorithm, from the
+// servers the scheduler holds, each taking turns by its last weight.
+// MaglevTableSize is IPVS's default, 4093 (a prime), not the 65537 of govs's
+// mh scheduler: each change rebuilds the map (4093 elements, about 160 KB of
+// netlink and 10 to 15 ms per mh service), so a small table keeps the
+// transactions cheap, and it is still 100 times the servers for up to 40
+// servers. The kernel hashes with jhash, not IPVS's hsiphash, so which
+// client lands on which server is not IPVS's, but the Maglev properties
+// hold: a client keeps its server while the set stays, and a change moves
+// the clients of the changed servers and few others. A server at weight 0
+// keeps its positions (IPVS's rule); the kernel cannot skip it at lookup, so
+// its positions are set at each change: empty without mh-fallback (its
+// clients' new flows are dropped, as IPVS fails the pick), the servers of a
+// table of the available servers with mh-fallback (its clients go elsewhere,
+// nobody else moves). See mhSlots.
+//
+// Every other scheduler (lc, wlc, sed, nq, dh, lblc, ...), and any service
+// with persistence or connection limits, or with scheduler flags other than
+// mh's, is run by govs itself: the first packet of each new flow goes to
+// userspace through NFQUEUE (the xtables target through nft_compat: this
+// kernel has no nft queue statement), govs picks with
+// VirtualService.Schedule and answers with a verdict carrying the packet
+// mark of the chosen real server; the service chain copies it to the
+// conntrack mark and DNATs by a map on it. Verdicts are batched (one sendmsg
+// per received batch) and the flows are spread over several queues by CPU
+// fanout.
 //
 // Fail-open choice: the NFQUEUE rule has the bypass flag and the queues are
 // configured fail-open, so when govs is not listening (crashed, restarting)
 // or a queue is full, new flows are not dropped: they arrive unmarked and
 // are spread round-robin by the kernel over the available servers, the
 // fallback rule of every queue-scheduled service. A service without any
-// available server drops new flows, as IPVS does.
+// available server drops new flows, as IPVS does, unless it has a sorry
+// server.
+//
+// # Sorry server
+//
+// While a service's quorum is lost (by default: no real server up) the
+// director's scheduler holds the sorry server alone, and the service's
+// chain sends every new flow to it, whatever the scheduler ("numgen inc
+// mod 1" over a map of one: no NFQUEUE); fullnat's SNAT applies to it as
+// to the real servers. When the quorum is back the maps hold the real
+// servers again: new flows go to them, while the sorry server's
+// established flows finish through conntrack, or end at once with
+// expire_nodest_conn (keepalived removes the sorry server from IPVS then).
+// A queue-scheduled service gives the sorry server a mark of its own, so a
+// verdict naming it in the moment before the rules follow is served too.
+//
+// Each rebuild is one transaction, one sendmsg of every message of the
+// table: the nftables socket's buffers are raised (SO_SNDBUFFORCE,
+// SO_RCVBUFFORCE) past the kernel's defaults, which a few Maglev maps
+// exceed, and map elements go in messages of at most 512.
 //
 // # Statistics
 //

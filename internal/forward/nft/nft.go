@@ -17,6 +17,7 @@ import (
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/sched"
 )
 
 // Options configure the kernel dataplane. The zero value is usable.
@@ -65,6 +66,7 @@ type Dataplane struct {
 	lastReals  map[*director.VirtualService]map[netip.AddrPort]bool
 
 	view   atomic.Pointer[view] // read by the queue readers and stats
+	queued atomic.Uint64        // packets govs was asked to schedule through NFQUEUE
 	queues []*queue
 	ct     *conntrack.Conn
 	ctMu   sync.Mutex // serialises use of ct
@@ -107,7 +109,7 @@ func New(log *slog.Logger, opts Options) *Dataplane {
 	}
 	d := &Dataplane{log: log, opts: opts, marks: map[*director.RealServer]uint32{},
 		lastReals: map[*director.VirtualService]map[netip.AddrPort]bool{},
-		stop:      make(chan struct{})}
+		stop:      make(chan struct{}), changed: make(chan struct{}, 1)}
 	d.view.Store(&view{})
 	return d
 }
@@ -164,7 +166,8 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 	for _, p := range plans {
 		v.byVIP[vipKey{p.proto, p.vip}] = p.vs
 		v.modes[p.vs] = p.mode
-		for _, rs := range p.vs.RealServers() {
+		sorry, _ := p.vs.SorryServer()
+		for _, rs := range servedBy(p.vs.RealServers(), sorry) {
 			live[rs] = true
 			if m, ok := d.marks[rs]; ok {
 				v.marks[rs] = m
@@ -199,9 +202,29 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 			return nil, "", fmt.Errorf("%s: protocol %s not supported by the kernel dataplane", vs.Key, vs.Protocol)
 		}
 		reals := vs.RealServers()
+		sorry, sorryActive := vs.SorryServer()
 		m, kernel := kernelSchedulable(vs, vc)
 		p.mode = m
-		if kernel {
+		switch {
+		case sorryActive:
+			// The quorum is lost: every new flow goes to the sorry server,
+			// as the director's scheduler (which holds it alone) would
+			// send them; the real servers' established flows finish.
+			p.mode, p.slots, p.sorry = modeInc, []netip.AddrPort{sorry.Addr}, true
+		case m == modeMaglev:
+			// The servers the director's mh scheduler holds: those in
+			// service, including the ones inhibited at weight 0.
+			set, ok := sched.MaglevServers(st.Scheduler)
+			if !ok {
+				p.mode = modeQueue
+				break
+			}
+			var opts sched.Options
+			if vc != nil {
+				opts = vc.SchedOptions()
+			}
+			p.slots, p.port = mhSlots(set, opts.Fallback), opts.Port
+		case kernel:
 			slots, ok := slotsFor(m, st.SchedulerName, reals)
 			if ok {
 				p.slots = slots
@@ -212,7 +235,10 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 		if p.mode == modeQueue {
 			p.slots, _ = slotsFor(modeInc, "rr", reals) // the fail-open fallback
 			p.marks = map[uint32]netip.AddrPort{}
-			for _, rs := range reals {
+			// The sorry server has a mark too: between the quorum's loss
+			// and the rules that follow it, govs's scheduler already
+			// answers with it.
+			for _, rs := range servedBy(reals, sorry) {
 				mk, ok := d.marks[rs]
 				if !ok {
 					d.nextMark++
@@ -246,6 +272,14 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 	return plans, b.String(), nil
 }
 
+// servedBy lists the real servers and, if there is one, the sorry server.
+func servedBy(reals []*director.RealServer, sorry *director.RealServer) []*director.RealServer {
+	if sorry == nil {
+		return reals
+	}
+	return append(reals[:len(reals):len(reals)], sorry)
+}
+
 // start probes the kernel, replaces any table left by an earlier run and
 // starts the queue readers and the loops. Called with d.mu held.
 func (d *Dataplane) start() error {
@@ -261,7 +295,8 @@ func (d *Dataplane) start() error {
 			d.log.Info("enabled net.netfilter.nf_conntrack_acct for byte and packet statistics")
 		}
 	}
-	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(d.opts.NetNS))
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(d.opts.NetNS),
+		nftables.WithSockOptions(bigBuffers))
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
@@ -301,6 +336,12 @@ func (d *Dataplane) start() error {
 	go d.statsLoop()
 	return nil
 }
+
+// QueuedPackets is how many packets govs has scheduled through NFQUEUE
+// since New: the first packets of the flows of services whose scheduler
+// the kernel does not run. Kernel-scheduled services (rr, wrr, random, sh,
+// mh, and every service while its sorry server stands in) add nothing.
+func (d *Dataplane) QueuedPackets() uint64 { return d.queued.Load() }
 
 // ServiceChanged implements director.ChangeNotifier: health checks, an
 // agent, a drain or slow start changed weights; the maps follow at once
@@ -346,6 +387,13 @@ func (d *Dataplane) expireNodest() {
 		now := map[netip.AddrPort]bool{}
 		for _, rs := range vs.RealServers() {
 			now[rs.Addr] = true
+		}
+		// The sorry server is a destination while it stands in for the
+		// real servers (keepalived adds it to IPVS then, and removes it
+		// when the quorum is back): with expire_nodest_conn its flows end
+		// when the real servers take over again.
+		if sorry, active := vs.SorryServer(); active {
+			now[sorry.Addr] = true
 		}
 		next[vs] = now
 		if vc := vs.Settings().Config; vc == nil || !vc.ExpireNodestConn {

@@ -1,12 +1,14 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/sched"
 )
 
 // mode is how a service's real server is chosen.
@@ -16,11 +18,12 @@ const (
 	modeInc    mode = iota // numgen inc: rr, wrr
 	modeRandom             // numgen random: random
 	modeHash               // jhash of the client address: sh
+	modeMaglev             // jhash of the client (and port) over a Maglev table: mh
 	modeQueue              // govs picks through NFQUEUE
 )
 
 func (m mode) String() string {
-	return [...]string{"numgen-inc", "numgen-random", "jhash", "nfqueue"}[m]
+	return [...]string{"numgen-inc", "numgen-random", "jhash", "maglev", "nfqueue"}[m]
 }
 
 // maxSlots bounds a kernel map (wrr's expanded period); a longer one goes
@@ -30,6 +33,16 @@ const maxSlots = 4096
 // shBuckets is IPVS's sh table size.
 const shBuckets = 256
 
+// MaglevTableSize is the size of the Maglev table mh services get in the
+// kernel: IPVS's default (CONFIG_IP_VS_MH_TAB_INDEX 12, the prime 4093),
+// where govs's own mh scheduler uses 65537. Every change rebuilds the
+// service's map in one transaction, so the size is the cost of each update
+// (4093 elements, about 160 KB of netlink, 10 to 15 ms) and of the
+// memory the kernel holds; 4093 keeps that small while staying well above
+// the number of real servers a service has (Maglev wants about 100 times as
+// many positions as servers for an even spread: 40 servers here).
+const MaglevTableSize = 4093
+
 // plan is one virtual service as programmed in the kernel.
 type plan struct {
 	vs      *director.VirtualService
@@ -38,7 +51,9 @@ type plan struct {
 	proto   uint8
 	vip     netip.AddrPort
 	mode    mode
-	slots   []netip.AddrPort // slot -> real server; nil entries for none (sh)
+	slots   []netip.AddrPort // slot -> real server; nil entries for none (sh, mh)
+	port    bool             // mh-port: the client's port is hashed too
+	sorry   bool             // quorum lost: every new flow to the sorry server
 	marks   map[uint32]netip.AddrPort
 	fullnat bool
 	snat    []netip.Addr // fullnat source addresses; none: masquerade
@@ -48,17 +63,42 @@ type plan struct {
 // describe is the plan as text: two plans program the same rules exactly
 // when their descriptions are equal.
 func (p *plan) describe(b *strings.Builder) {
-	fmt.Fprintf(b, "%s %d %s %v full=%v snat=%v", p.chain, p.proto, p.vip, p.mode, p.fullnat, p.snat)
+	fmt.Fprintf(b, "%s %d %s %v port=%v sorry=%v full=%v snat=%v", p.chain, p.proto, p.vip, p.mode, p.port, p.sorry,
+		p.fullnat, p.snat)
 	if p.snatR != nil {
 		fmt.Fprintf(b, " %v-%v", p.snatR.First, p.snatR.Last)
 	}
-	fmt.Fprintf(b, " slots=%v marks=%v\n", p.slots, p.marks)
+	fmt.Fprintf(b, " slots=%d %s marks=%v\n", len(p.slots), slotsText(p.slots), p.marks)
+}
+
+// slotsText is a compact exact description of slots (a Maglev map has
+// thousands): the distinct servers, then each slot's index among them.
+func slotsText(slots []netip.AddrPort) string {
+	idx := map[netip.AddrPort]uint16{{}: 0}
+	var servers []netip.AddrPort
+	buf := make([]byte, 0, 2*len(slots))
+	for _, a := range slots {
+		i, ok := idx[a]
+		if !ok {
+			servers = append(servers, a)
+			i = uint16(len(servers))
+			idx[a] = i
+		}
+		buf = binary.LittleEndian.AppendUint16(buf, i)
+	}
+	return fmt.Sprintf("%v %x", servers, buf)
 }
 
 // kernelSchedulable reports whether the kernel can run vs's scheduler as
 // configured, and how.
 func kernelSchedulable(vs *director.VirtualService, vc *config.VirtualServer) (mode, bool) {
-	if vc != nil && (vc.PersistenceTimeout != 0 || len(vc.SchedulerFlags) > 0) {
+	name := vs.Settings().SchedulerName
+	if vc != nil && vc.PersistenceTimeout != 0 {
+		return modeQueue, false
+	}
+	// mh's flags (mh-port, mh-fallback) are run by the kernel too (mhSlots);
+	// other schedulers' flags need govs.
+	if vc != nil && len(vc.SchedulerFlags) > 0 && name != "mh" {
 		return modeQueue, false
 	}
 	for _, rs := range vs.RealServers() {
@@ -66,19 +106,21 @@ func kernelSchedulable(vs *director.VirtualService, vc *config.VirtualServer) (m
 			return modeQueue, false // limits need live counts
 		}
 	}
-	switch vs.Settings().SchedulerName {
+	switch name {
 	case "rr", "wrr":
 		return modeInc, true
 	case "random":
 		return modeRandom, true
 	case "sh":
 		return modeHash, true
+	case "mh":
+		return modeMaglev, true
 	}
 	return modeQueue, false
 }
 
-// slotsFor fills the kernel map of a kernel-scheduled service; ok is false
-// when it would be too large.
+// slotsFor fills the kernel map of a kernel-scheduled service other than
+// mh (see mhSlots); ok is false when it would be too large.
 func slotsFor(m mode, sched string, reals []*director.RealServer) ([]netip.AddrPort, bool) {
 	var avail []*director.RealServer
 	for _, rs := range reals {
@@ -118,6 +160,58 @@ func shTable(reals []*director.RealServer) []netip.AddrPort {
 		count++
 		if count >= max(rs.Dest.Weight(), 1) {
 			i, count = (i+1)%len(reals), 0
+		}
+	}
+	return out
+}
+
+// mhSlots is the kernel's Maglev map of an mh service: the table of
+// sched.MaglevTable, the mh scheduler's own algorithm, over the servers the
+// scheduler holds (set: the real servers in service, in configuration
+// order), each taking turns by its last weight, with MaglevTableSize
+// positions. The kernel looks a client
+// up by jhash of its address (and port with mh-port) instead of IPVS's
+// hsiphash, so which client lands on which server is not IPVS's, but the
+// Maglev properties hold: a client keeps its server while the set stays, and
+// a change of the set moves the changed servers' clients and few others.
+//
+// An unavailable server (quiesced to weight 0, down with
+// inhibit_on_failure) keeps its positions, as in IPVS, and the kernel cannot
+// skip it at lookup time, so its positions are decided here at each change:
+//   - without mh-fallback they stay empty: the lookup misses and the new
+//     flow is dropped, as IPVS's mh fails the pick;
+//   - with mh-fallback each of them takes the server at the same position
+//     of a second table built from the available servers only. Clients of
+//     available servers never move (as with IPVS's fallback), the orphaned
+//     clients spread over the available servers by weight, each always to
+//     the same one, and they return when their server does.
+//
+// This keeps mh-fallback in the kernel instead of sending every new flow of
+// the service through NFQUEUE for the sake of the rare unavailable server;
+// what differs from IPVS is only which available server an orphaned client
+// gets (IPVS probes a per-client sequence, here it is per position).
+func mhSlots(set []*sched.Dest, fallback bool) []netip.AddrPort {
+	servers := make([]sched.MaglevServer, len(set))
+	avail := make([]bool, len(set))
+	var up []sched.MaglevServer
+	for i, d := range set {
+		servers[i] = sched.MaglevServer{Addr: d.Addr, Weight: d.LastWeight()}
+		if avail[i] = d.Available(); avail[i] {
+			up = append(up, sched.MaglevServer{Addr: d.Addr, Weight: d.Weight()})
+		}
+	}
+	out := make([]netip.AddrPort, MaglevTableSize)
+	var alt []int
+	for pos, i := range sched.MaglevTable(servers, MaglevTableSize) {
+		switch {
+		case i < 0:
+		case avail[i]:
+			out[pos] = servers[i].Addr
+		case fallback && len(up) > 0:
+			if alt == nil {
+				alt = sched.MaglevTable(up, MaglevTableSize)
+			}
+			out[pos] = up[alt[pos]].Addr
 		}
 	}
 	return out

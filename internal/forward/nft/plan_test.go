@@ -1,11 +1,14 @@
 package nft
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/sched"
 )
@@ -94,5 +97,153 @@ func TestStatsInterval(t *testing.T) {
 		if got := statsInterval(tc.base, tc.dump); got != tc.want {
 			t.Errorf("statsInterval(%v, %v) = %v, want %v", tc.base, tc.dump, got, tc.want)
 		}
+	}
+}
+
+// stubDataplane lets a director run services without a kernel, for the
+// plans to be built from.
+type stubDataplane struct{}
+
+func (stubDataplane) Sync([]*director.VirtualService) error { return nil }
+func (stubDataplane) Shutdown(context.Context) error        { return nil }
+func (stubDataplane) Close() error                          { return nil }
+
+// planOf runs yaml's services in a director and returns their plans.
+func planOf(t *testing.T, yaml string) []*plan {
+	t.Helper()
+	cfg, err := config.Parse("plan.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	d := director.New(log, stubDataplane{})
+	if err := d.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(0) })
+	plans, _, err := New(log, Options{}).plan(d.Services(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plans
+}
+
+func planYAML(sched, extra string, weights ...int) string {
+	s := fmt.Sprintf("virtual_servers:\n  - address: 10.9.0.100:80\n    forwarding: nat\n    scheduler: %s\n%s    real_servers:\n",
+		sched, extra)
+	for i, w := range weights {
+		s += fmt.Sprintf("      - {address: \"10.9.1.%d:80\", weight: %d}\n", i+1, w)
+	}
+	return s
+}
+
+// mh runs in the kernel, flags included: its map is sched.MaglevTable's
+// table (the mh scheduler's algorithm) over the real servers by weight,
+// looked up by the client's address and, with mh-port, its port.
+func TestPlanMaglev(t *testing.T) {
+	p := planOf(t, planYAML("mh", "    scheduler_flags: [mh-port, mh-fallback]\n", 1, 2, 1))[0]
+	if p.mode != modeMaglev || !p.port || len(p.slots) != MaglevTableSize || len(p.marks) != 0 {
+		t.Fatalf("plan: mode %v port %v slots %d marks %v", p.mode, p.port, len(p.slots), p.marks)
+	}
+	var servers []sched.MaglevServer
+	for i, w := range []int{1, 2, 1} {
+		servers = append(servers, sched.MaglevServer{Addr: netip.MustParseAddrPort(fmt.Sprintf("10.9.1.%d:80", i+1)), Weight: w})
+	}
+	count := map[netip.AddrPort]int{}
+	for pos, i := range sched.MaglevTable(servers, MaglevTableSize) {
+		if p.slots[pos] != servers[i].Addr {
+			t.Fatalf("slot %d is %v, the Maglev table says %v", pos, p.slots[pos], servers[i].Addr)
+		}
+		count[p.slots[pos]]++
+	}
+	if c := count[servers[1].Addr]; c < MaglevTableSize/2-10 || c > MaglevTableSize/2+10 {
+		t.Fatalf("weight 2 of 4 has %d of %d slots", c, MaglevTableSize)
+	}
+	if p := planOf(t, planYAML("mh", "", 1))[0]; p.mode != modeMaglev || p.port {
+		t.Fatalf("mh without flags: mode %v port %v", p.mode, p.port)
+	}
+}
+
+// What the kernel cannot run goes through the queue, mh included.
+func TestPlanQueueCases(t *testing.T) {
+	for _, tc := range []struct{ sched, extra string }{
+		{"mh", "    persistence_timeout: 60s\n"},
+		{"sh", "    scheduler_flags: [sh-port]\n"},
+		{"wlc", ""},
+	} {
+		if p := planOf(t, planYAML(tc.sched, tc.extra, 1, 1))[0]; p.mode != modeQueue {
+			t.Errorf("%s %q: mode %v, want the queue", tc.sched, tc.extra, p.mode)
+		}
+	}
+	yaml := "virtual_servers:\n  - address: 10.9.0.100:80\n    forwarding: nat\n    scheduler: mh\n" +
+		"    real_servers: [{address: \"10.9.1.1:80\", max_connections: 5}]\n"
+	if p := planOf(t, yaml)[0]; p.mode != modeQueue {
+		t.Errorf("mh with max_connections: mode %v, want the queue", p.mode)
+	}
+}
+
+// An unavailable server keeps its positions: empty without mh-fallback
+// (the kernel drops its clients' new flows, as IPVS fails the pick); with
+// it they go to the available servers, and no other position changes.
+func TestMHSlotsUnavailable(t *testing.T) {
+	var set []*sched.Dest
+	for _, rs := range reals(1, 1, 1, 1) {
+		set = append(set, rs.Dest)
+	}
+	all := mhSlots(set, false)
+	set[2].SetWeight(0)
+	strict, fb := mhSlots(set, false), mhSlots(set, true)
+	moved := map[netip.AddrPort]int{}
+	for pos, a := range all {
+		switch {
+		case a != set[2].Addr:
+			if strict[pos] != a || fb[pos] != a {
+				t.Fatalf("slot %d of an available server changed: %v, %v, %v", pos, a, strict[pos], fb[pos])
+			}
+		case strict[pos].IsValid():
+			t.Fatalf("slot %d of the quiesced server holds %v without fallback", pos, strict[pos])
+		case !fb[pos].IsValid() || fb[pos] == a:
+			t.Fatalf("slot %d of the quiesced server holds %v with fallback", pos, fb[pos])
+		default:
+			moved[fb[pos]]++
+		}
+	}
+	// The orphaned slots spread over the three others.
+	if len(moved) != 3 {
+		t.Fatalf("orphaned slots went to %v", moved)
+	}
+	for _, d := range set {
+		d.SetWeight(0)
+	}
+	for pos, a := range mhSlots(set, true) {
+		if a.IsValid() {
+			t.Fatalf("slot %d holds %v with every server at weight 0", pos, a)
+		}
+	}
+}
+
+// While the quorum is lost every new flow goes to the sorry server, for
+// any scheduler; before, a queue-scheduled service gives the sorry server a
+// mark of its own.
+func TestPlanSorry(t *testing.T) {
+	check := "    sorry_server: 10.9.2.1:80\n    alpha: true\n" +
+		"    health_check: {type: script, command: \"exit 1\", interval: 1h}\n"
+	for _, name := range []string{"rr", "mh", "wlc"} {
+		p := planOf(t, planYAML(name, check, 1, 1))[0]
+		if !p.sorry || p.mode != modeInc || len(p.slots) != 1 || p.slots[0].String() != "10.9.2.1:80" {
+			t.Errorf("%s with the quorum lost: sorry %v mode %v slots %v", name, p.sorry, p.mode, p.slots)
+		}
+	}
+	p := planOf(t, planYAML("wlc", "    sorry_server: 10.9.2.1:80\n", 1, 1))[0]
+	if p.sorry || p.mode != modeQueue || len(p.marks) != 3 || names(p.slots) != "12" {
+		t.Fatalf("wlc with its quorum: sorry %v mode %v marks %v slots %v", p.sorry, p.mode, p.marks, p.slots)
+	}
+}
+
+// A Maglev map is described exactly but compactly.
+func TestSlotsText(t *testing.T) {
+	a, b := netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")
+	if got := slotsText([]netip.AddrPort{a, {}, b, a}); got != "[10.0.0.1:80 10.0.0.2:80] 0100000002000100" {
+		t.Fatalf("slotsText = %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"os"
 	"sync/atomic"
 
 	"github.com/mdlayher/netlink"
@@ -149,7 +150,22 @@ func (q *queue) run() {
 			if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOBUFS) {
 				continue
 			}
+			// An error answer to one of our verdicts (the library gives
+			// it as a bare errno, where a failed recvmsg is an
+			// os.SyscallError): ENOENT when the packet is gone, dropped
+			// by the kernel when a rebuild of the table removed the hook
+			// it was queued from. The socket is fine: read on, or this
+			// queue's flows would wait on a reader that is gone.
+			var se *os.SyscallError
+			if errors.As(err, &oe) && !errors.As(oe.Err, &se) {
+				q.d.log.Debug("nfqueue verdict refused", "queue", q.num, "err", err)
+				continue
+			}
 			q.d.log.Error("nfqueue read failed, flows fall back to kernel round robin", "queue", q.num, "err", err)
+			// Unbound, the queue has no listener: the rule's bypass
+			// flag lets its flows through to the fallback rule instead
+			// of leaving them queued for nobody.
+			q.close()
 			return
 		}
 		for _, m := range msgs {
@@ -259,6 +275,7 @@ func flowOf(p []byte) (proto uint8, client, dst netip.AddrPort, ok bool) {
 // it) when govs does not know the flow, or drop when no real server can
 // take it.
 func (d *Dataplane) decide(payload []byte) (verdict, mark uint32) {
+	d.queued.Add(1)
 	proto, client, dst, ok := flowOf(payload)
 	if !ok {
 		return nfAccept, 0

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +55,59 @@ func program(c *nftables.Conn, name string, plans []*plan, q queueConfig, drain 
 	return c.Flush()
 }
 
+// hashSeed is the jhash seed of sh's and mh's lookups ("govs"): fixed, so
+// that a client keeps its server across restarts and rebuilds, and two
+// directors with the same configuration agree.
+const hashSeed = 0x676f7673
+
+// maxElemsPerMsg bounds the elements of one netlink message: a message's
+// element list is one netlink attribute, whose length field is 16 bits
+// (about 1,600 map elements), and the library does not split it.
+const maxElemsPerMsg = 512
+
+// addElements adds set s with elems, in several messages of the same
+// transaction when they are many (a Maglev map has thousands).
+func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+	n := min(len(elems), maxElemsPerMsg)
+	if err := c.AddSet(s, elems[:n]); err != nil {
+		return err
+	}
+	for elems = elems[n:]; len(elems) > 0; elems = elems[n:] {
+		n = min(len(elems), maxElemsPerMsg)
+		if err := c.SetAddElements(s, elems[:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// socketBuffer is the send and receive buffer of the nftables socket. A
+// transaction is one sendmsg, which the kernel refuses (EMSGSIZE) when it
+// is larger than the send buffer, and a Maglev map alone is about 160 KB,
+// near the default 208 KB; each of its messages is acknowledged, about a
+// kilobyte of receive buffer each (ENOBUFS past 200 or so).
+const socketBuffer = 32 << 20
+
+// bigBuffers raises c's buffers to socketBuffer, past net.core.wmem_max
+// and rmem_max when it can (root: SO_SNDBUFFORCE, SO_RCVBUFFORCE).
+func bigBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], socketBuffer); err != nil {
+				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], socketBuffer))
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 // removeTable deletes the table if it exists.
 func removeTable(c *nftables.Conn, name string) error {
 	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
@@ -84,7 +139,7 @@ func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, s
 		for i, k := range keys {
 			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(k), Val: addrPortData(vals[i])})
 		}
-		return s, c.AddSet(s, elems)
+		return s, addElements(c, s, elems)
 	}
 	lookup := func(s *nftables.Set) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID}
@@ -122,8 +177,23 @@ func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, s
 		}
 		err = slotRule([]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
-			&expr.Hash{SourceRegister: 1, DestRegister: 1, Length: l, Modulus: n, Seed: 0x676f7673, Type: expr.HashTypeJenkins},
+			&expr.Hash{SourceRegister: 1, DestRegister: 1, Length: l, Modulus: n, Seed: hashSeed, Type: expr.HashTypeJenkins},
 		})
+	case modeMaglev:
+		// jhash ip saddr [. th sport] mod M: the port is loaded into the
+		// register after the address, and the hash covers both, each
+		// padded to 4 bytes as nft's concatenations are.
+		off, l, portReg := uint32(12), uint32(4), uint32(unix.NFT_REG32_01)
+		if p.v6 {
+			off, l, portReg = 8, 16, unix.NFT_REG32_04
+		}
+		gen := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l}}
+		if p.port {
+			gen = append(gen, &expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+			l += 4
+		}
+		err = slotRule(append(gen,
+			&expr.Hash{SourceRegister: 1, DestRegister: 1, Length: l, Modulus: n, Seed: hashSeed, Type: expr.HashTypeJenkins}))
 	case modeQueue:
 		// The first packet of a new flow goes to govs, which marks it
 		// with the chosen real server (see queue.go). The rule's bypass
