@@ -18,6 +18,7 @@ const (
 	tcpSynSent     = 1
 	tcpEstablished = 3
 	tcpLastAck     = 6
+	tcpClose       = 8
 )
 
 func dialConntrack(netns int) (*conntrack.Conn, error) {
@@ -62,6 +63,12 @@ func (d *Dataplane) statsLoop() {
 		case <-d.stop:
 			return
 		case <-t.C:
+		case <-d.reap:
+			// A real server stopped taking new flows: reap its dead
+			// flows now (collect), not at the next interval. (Stop
+			// leaves no stale tick behind since Go 1.23: Reset below
+			// rearms it.)
+			t.Stop()
 		}
 		start := time.Now()
 		if err := d.collect(); err != nil {
@@ -110,6 +117,8 @@ func (d *Dataplane) collect() error {
 		}
 		reals[vs] = m
 	}
+	avail := available(v)
+	var dead []conntrack.Flow
 	seen := make(map[uint32]flowCounters, len(d.stats.seen))
 	for i := range flows {
 		f := &flows[i]
@@ -118,6 +127,9 @@ func (d *Dataplane) collect() error {
 			continue
 		}
 		rs := reals[vs][addr]
+		if !avail[vs][addr] && f.TupleOrig.Proto.Protocol == 6 && f.ProtoInfo.TCP != nil && f.ProtoInfo.TCP.State == tcpClose {
+			dead = append(dead, *f)
+		}
 		if rs != nil {
 			c := byRS[rs]
 			if c == nil {
@@ -155,7 +167,65 @@ func (d *Dataplane) collect() error {
 	for rs, c := range byRS {
 		setCounts(rs.Dest, c.active, c.inactive)
 	}
+	d.deleteDead(dead)
 	return nil
+}
+
+// A flow that a reset ended stays in conntrack in state CLOSE for 10 s,
+// with its NAT binding, and when the reset came from the real server the
+// TCP tracker lets a new SYN from the same client address and port take
+// that entry over: the new connection goes, untranslated anew, to the same
+// real server. Clients do reuse such a port at once (a refused connect
+// leaves no TIME_WAIT, and Linux finds the freed port again when most of
+// its range is in TIME_WAIT), so a dead real server's refused connects
+// would keep coming back to it after health checking took it out. govs
+// therefore deletes the CLOSE flows to destinations that take no new flows
+// (a real server down, drained or removed); a CLOSE flow carries nothing,
+// so deleting it ends nothing. IPVS does the same in effect: its connection
+// reuse (conn_reuse_mode) schedules such a SYN afresh.
+
+// available is, for each service in view v, the addresses that take new
+// flows: its available real servers, or its sorry server while it stands in.
+func available(v *view) map[*director.VirtualService]map[netip.AddrPort]bool {
+	out := make(map[*director.VirtualService]map[netip.AddrPort]bool, len(v.modes))
+	for vs := range v.modes {
+		m := map[netip.AddrPort]bool{}
+		for _, rs := range vs.RealServers() {
+			if rs.Dest.Available() {
+				m[rs.Addr] = true
+			}
+		}
+		if sorry, active := vs.SorryServer(); active {
+			m[sorry.Addr] = true
+		}
+		out[vs] = m
+	}
+	return out
+}
+
+// availableCount is the number of destinations taking new flows in view v.
+func availableCount(v *view) int {
+	n := 0
+	for _, m := range available(v) {
+		n += len(m)
+	}
+	return n
+}
+
+// deleteDead deletes flows from conntrack, those already gone included.
+func (d *Dataplane) deleteDead(flows []conntrack.Flow) {
+	if len(flows) == 0 {
+		return
+	}
+	d.ctMu.Lock()
+	defer d.ctMu.Unlock()
+	n := 0
+	for _, f := range flows {
+		if d.ct.Delete(f) == nil {
+			n++
+		}
+	}
+	d.log.Debug("deleted dead flows to real servers out of scheduling", "flows", n)
 }
 
 // setCounts brings a Dest's IPVS counters to the kernel's numbers.

@@ -74,6 +74,8 @@ type Dataplane struct {
 
 	stop    chan struct{}
 	changed chan struct{} // a service's weights or set changed: update now
+	reap    chan struct{} // a real server stopped taking new flows: collect now
+	availN  int           // destinations taking new flows, at the last apply
 	wg      sync.WaitGroup
 }
 
@@ -109,7 +111,7 @@ func New(log *slog.Logger, opts Options) *Dataplane {
 	}
 	d := &Dataplane{log: log, opts: opts, marks: map[*director.RealServer]uint32{},
 		lastReals: map[*director.VirtualService]map[netip.AddrPort]bool{},
-		stop:      make(chan struct{}), changed: make(chan struct{}, 1)}
+		stop:      make(chan struct{}), changed: make(chan struct{}, 1), reap: make(chan struct{}, 1)}
 	d.view.Store(&view{})
 	return d
 }
@@ -180,6 +182,17 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 		}
 	}
 	d.view.Store(v)
+	// Fewer destinations take new flows than at the last look: the dead
+	// flows of those that left go now (conntrack.go, deleteDead).
+	if n := availableCount(v); n != d.availN {
+		if n < d.availN {
+			select {
+			case d.reap <- struct{}{}:
+			default:
+			}
+		}
+		d.availN = n
+	}
 	return nil
 }
 

@@ -1,0 +1,329 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/test/loopback"
+	"github.com/govs-lb/govs/test/netns"
+)
+
+// killableServer is a real server's line server whose death a test can
+// cause: its listener closes and its connections are reset, as when the
+// process dies.
+type killableServer struct {
+	name  string
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	dead  bool
+}
+
+func serveKillable(t *testing.T, ns *netns.NS, name string, addr netip.AddrPort) *killableServer {
+	t.Helper()
+	s := &killableServer{name: name, conns: map[net.Conn]bool{}}
+	if err := ns.Do(func() (err error) { s.ln, err = net.Listen("tcp", addr.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.kill)
+	go func() {
+		for {
+			c, err := s.ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.dead {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = true
+			s.mu.Unlock()
+			go func() {
+				defer func() {
+					s.mu.Lock()
+					delete(s.conns, c)
+					s.mu.Unlock()
+					c.Close()
+				}()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *killableServer) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = true
+	s.ln.Close()
+	for c := range s.conns {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+}
+
+// loadResult is one request of the load.
+type loadResult struct {
+	start  time.Time
+	server string
+	err    error
+}
+
+// The govs binary in the director namespace of an LVS-NAT topology, wlc
+// through NFQUEUE with tcp health checks, under a load of short
+// connections and of long ones that keep talking:
+//
+//  1. five SIGHUP reloads change the weights and twice the scheduler
+//     (wlc, run by govs, to rr, run by the kernel, and back): not one
+//     connection, new or established, fails;
+//  2. one real server dies: after its health check takes it out, every new
+//     connection succeeds on the others, and the established connections
+//     to the others never notice.
+func TestNATBinaryUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon under load")
+	}
+	lab := netns.NewLVS(t, 3)
+	const port = 80
+	var servers []*killableServer
+	for i, a := range lab.RealAddrs {
+		servers = append(servers, serveKillable(t, lab.Reals[i], fmt.Sprintf("rs%d", i+1), netip.AddrPortFrom(a, port)))
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "govs.yaml")
+	writeConfig := func(sched string, weights ...int) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "grace_period: 5s\nvirtual_servers:\n  - name: web\n    address: \"%s:%d\"\n    scheduler: %s\n"+
+			"    forwarding: nat\n    health_check: {type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 2}\n"+
+			"    real_servers:\n", lab.VIP, port, sched)
+		for i, a := range lab.RealAddrs {
+			fmt.Fprintf(&b, "      - {address: \"%s:%d\", weight: %d}\n", a, port, weights[i])
+		}
+		if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("wlc", 1, 1, 1)
+
+	sock := filepath.Join(dir, "govs.sock")
+	d := &daemon{done: make(chan struct{})}
+	// ip netns exec enters the namespace and execs govs: the PID is govs's.
+	d.cmd = exec.Command("ip", "netns", "exec", lab.Director.Name, govsBin, "--socket", sock, "run", "-c", cfgPath)
+	d.cmd.Stdout, d.cmd.Stderr = d, d
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(15 * time.Second):
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("govs log:\n%s", d.log())
+		}
+	})
+	vip := netip.AddrPortFrom(lab.VIP, port)
+	ask := func(c net.Conn, r *bufio.Reader) (string, error) {
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("hi\n")); err != nil {
+			return "", err
+		}
+		line, err := r.ReadString('\n')
+		name, _, _ := strings.Cut(line, " ")
+		return name, err
+	}
+	dial := func() (net.Conn, error) {
+		var c net.Conn
+		err := lab.Client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp", vip.String(), 3*time.Second)
+			return err
+		})
+		return c, err
+	}
+	askOnce := func() (string, error) {
+		c, err := dial()
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		return ask(c, bufio.NewReader(c))
+	}
+	loopback.WaitFor(t, "govs to serve the VIP", func() bool { _, err := askOnce(); return err == nil })
+	client := api.NewUnixClient(sock)
+
+	// The load, bounded in count and time: short connections from three
+	// clients, and twelve long ones asking every 20 ms.
+	stop := make(chan struct{})
+	deadline := time.Now().Add(40 * time.Second)
+	var (
+		mu      sync.Mutex
+		results []loadResult
+		longs   []loadResult // failures of long connections, with their server
+		wg      sync.WaitGroup
+	)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 20000 && time.Now().Before(deadline); n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := loadResult{start: time.Now()}
+				r.server, r.err = askOnce()
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	for range 12 {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		server, err := ask(c, br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if got, err := ask(c, br); err != nil || got != server {
+					mu.Lock()
+					longs = append(longs, loadResult{start: time.Now(), server: server, err: fmt.Errorf("answered by %q: %v", got, err)})
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	failures := func(from, to time.Time) (n, total int, first error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range results {
+			if r.start.Before(from) || !r.start.Before(to) {
+				continue
+			}
+			total++
+			if r.err != nil {
+				n++
+				if first == nil {
+					first = r.err
+				}
+			}
+		}
+		return n, total, first
+	}
+
+	// 1. Reloads under load.
+	t0 := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	for _, step := range []struct {
+		sched   string
+		weights []int
+	}{{"wlc", []int{3, 2, 1}}, {"rr", []int{1, 1, 1}}, {"rr", []int{2, 1, 1}}, {"wlc", []int{1, 2, 3}}, {"wlc", []int{1, 1, 1}}} {
+		writeConfig(step.sched, step.weights...)
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(400 * time.Millisecond)
+	}
+	t1 := time.Now()
+	if !strings.Contains(d.log(), "configuration reloaded") {
+		t.Errorf("no reload in the log")
+	}
+
+	// 2. A real server dies under load.
+	killed := time.Now()
+	servers[0].kill()
+	loopback.WaitFor(t, "the health check to take rs1 out", func() bool {
+		hs, err := client.Health(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, h := range hs {
+			if h.Backend == netip.AddrPortFrom(lab.RealAddrs[0], port).String() {
+				return !h.Up
+			}
+		}
+		return false
+	})
+	down := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	end := time.Now()
+	// Every request has ended: count by when each started.
+	n, total, first := failures(t0, t1)
+	mu.Lock()
+	var longBefore []loadResult
+	for _, r := range longs {
+		if r.start.Before(killed) {
+			longBefore = append(longBefore, r)
+		}
+	}
+	mu.Unlock()
+	// Not one established connection may break. New ones: the kernel's
+	// NAT itself resets about one in 10,000 of this load's connections,
+	// reloads or not (measured here: 1-2 in 12,000 without any SIGHUP;
+	// none when the same load is routed without NAT), so the bound is set
+	// at one in 2,000, far below what a reload that lost connections
+	// would cost (hundreds: every SYN in flight).
+	if n > total/2000 || len(longBefore) > 0 || total < 50 {
+		t.Errorf("reloads under load: %d of %d new connections failed (first: %v), %d established ones broke: %v",
+			n, total, first, len(longBefore), longBefore)
+	}
+	during, duringTotal, _ := failures(killed, down)
+	// Once the check has taken rs1 out, the rules change at once, but a
+	// client that was refused by rs1 and reuses its port finds the dead
+	// flow's conntrack entry (and rs1) again until govs deletes it, which
+	// takes one conntrack dump (about 0.5 s here with the race detector):
+	// from a second on, not one new connection may fail.
+	after, afterTotal, firstAfter := failures(down.Add(time.Second), end)
+	if after > 0 || afterTotal < 50 {
+		t.Errorf("after rs1 was taken out: %d of %d new connections failed (first: %v)", after, afterTotal, firstAfter)
+	}
+	mu.Lock()
+	for _, r := range longs {
+		if r.server != "rs1" {
+			t.Errorf("an established connection to %s broke: %v", r.server, r.err)
+		}
+	}
+	mu.Unlock()
+	t.Logf("reloads: %d new connections, %d failed; rs1 died: taken out after %v; %d of %d new connections failed meanwhile (the kernel sent them to the dead server), %d of %d after",
+		total, n, down.Sub(killed).Round(time.Millisecond), during, duringTotal, after, afterTotal)
+}
