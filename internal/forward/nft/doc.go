@@ -7,19 +7,28 @@
 // # The table
 //
 // govs owns one table, "inet govs" (Options.Table), and nothing else of the
-// ruleset. Every change rebuilds that table in one netlink transaction
-// (delete and re-create inside one batch), so packets see either the old
-// or the new rules, never a mix; a table left by a crashed run is replaced
-// the same way at start, and Close removes it. Established flows are not
-// disturbed by a rebuild: their translation lives in conntrack.
+// ruleset. At start the table is replaced (delete and re-create inside one
+// batch: a table left by a crashed run goes), and Close removes it. Every
+// later change is one netlink transaction too, so packets see either the
+// old or the new rules, never a mix, but it keeps the table and its three
+// base chains: it flushes their rules, deletes the previous generation's
+// service chains and maps, adds the new generation's under new names (the
+// generation is in the name: "s0g7", "s0g7_slots") and adds the base
+// chains' rules again. Deleting a base chain would unregister its hook,
+// and the kernel drops the packets queued to govs through NFQUEUE when
+// their hook goes: their clients would retransmit their SYN a second
+// later. A change that fails leaves the old rules in force, and the next
+// one replaces the table again. Established flows are not disturbed by a
+// change: their translation lives in conntrack.
 //
 //	chain queue  (filter, prerouting, priority mangle -150)
 //	    first packet of a flow to a queue-scheduled service -> NFQUEUE
 //	chain dnat   (nat, prerouting, priority dstnat -100)
 //	    VIP:port -> jump to the service's chain
-//	chain sN     one per service: choose the real server and DNAT to it
+//	chain sNgG   one per service (N) and generation (G): choose the real
+//	    server and DNAT to it, by maps sNgG_slots (and sNgG_marks)
 //	chain snat   (nat, postrouting, priority srcnat 100)
-//	    fullnat services: SNAT to local_addresses (or masquerade)
+//	    fullnat services: SNAT to local_addresses (or masquerade; sNgG_snat)
 //
 // # Scheduling
 //
@@ -83,7 +92,7 @@
 // A queue-scheduled service gives the sorry server a mark of its own, so a
 // verdict naming it in the moment before the rules follow is served too.
 //
-// Each rebuild is one transaction, one sendmsg of every message of the
+// Each change is one transaction, one sendmsg of every message of the
 // table: the nftables socket's buffers are raised (SO_SNDBUFFORCE,
 // SO_RCVBUFFORCE) past the kernel's defaults, which a few Maglev maps
 // exceed, and map elements go in messages of at most 512.

@@ -58,6 +58,7 @@ type Dataplane struct {
 	closed     bool
 	draining   bool
 	nft        *nftables.Conn
+	rules      *ruleset // what the table holds
 	services   []*director.VirtualService
 	marks      map[*director.RealServer]uint32
 	nextMark   uint32
@@ -155,7 +156,7 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 		return err
 	}
 	if desc != d.programmed {
-		if err := program(d.nft, d.opts.Table, plans, queueConfig{d.opts.QueueBase, uint16(d.opts.Queues)}, d.draining); err != nil {
+		if err := d.rules.program(d.nft, plans, queueConfig{d.opts.QueueBase, uint16(d.opts.Queues)}, d.draining); err != nil {
 			return fmt.Errorf("programming nftables table inet %s: %w", d.opts.Table, err)
 		}
 		d.programmed = desc
@@ -313,8 +314,11 @@ func (d *Dataplane) start() error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	// An empty table first: replaces what a crashed run left behind.
-	if err := program(c, d.opts.Table, nil, queueConfig{}, false); err != nil {
+	// An empty table first: replaces what a crashed run left behind (the
+	// first transaction of a ruleset replaces the table; later ones keep
+	// it and its base chains).
+	rules := &ruleset{table: d.opts.Table}
+	if err := rules.program(c, nil, queueConfig{}, false); err != nil {
 		c.CloseLasting()
 		return fmt.Errorf("nftables: creating table inet %s: %w", d.opts.Table, err)
 	}
@@ -338,7 +342,7 @@ func (d *Dataplane) start() error {
 		}
 		queues = append(queues, q)
 	}
-	d.nft, d.ct, d.queues, d.started = c, ct, queues, true
+	d.nft, d.rules, d.ct, d.queues, d.started = c, rules, ct, queues, true
 	d.stats = newStatsState()
 	for _, q := range queues {
 		d.wg.Add(1)

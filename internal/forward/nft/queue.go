@@ -153,8 +153,9 @@ func (q *queue) run() {
 			// An error answer to one of our verdicts (the library gives
 			// it as a bare errno, where a failed recvmsg is an
 			// os.SyscallError): ENOENT when the packet is gone, dropped
-			// by the kernel when a rebuild of the table removed the hook
-			// it was queued from. The socket is fine: read on, or this
+			// by the kernel when the table was replaced (at start, or
+			// after a failed update) and the hook it was queued from went
+			// with it. The socket is fine: read on, or this
 			// queue's flows would wait on a reader that is gone.
 			var se *os.SyscallError
 			if errors.As(err, &oe) && !errors.As(oe.Err, &se) {

@@ -25,34 +25,110 @@ const (
 	nfqFlagCPUFanout = 0x2
 )
 
-// program replaces the table with one serving plans, in one transaction.
-// With drain set the services take no new flows (shutdown): their VIPs
-// drop them while the nat chains stay, so established flows keep being
-// translated.
-func program(c *nftables.Conn, name string, plans []*plan, q queueConfig, drain bool) error {
-	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
-	// Add, delete, add: replaces a table left by an earlier run and does
-	// not fail when there is none.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+// ruleset is govs's table as the last transaction left it, so that the
+// next one changes only what it must.
+type ruleset struct {
+	table string // the table's name (family inet)
+	// kept: the table holds the base chains and the service chains and
+	// maps listed below, exactly as the last transaction left them, so the
+	// next one updates them in place. False at first (the table may be a
+	// crashed run's, or not exist) and after a failed transaction (what
+	// the kernel holds is not known for sure): the next one replaces the
+	// table.
+	kept   bool
+	gen    uint64   // generation of the service chains and maps in force
+	chains []string // service chains of generation gen
+	sets   []string // maps of generation gen
+}
+
+// program makes the table serve plans, in one transaction, so packets see
+// either the old or the new rules, never a mix. With drain set the
+// services take no new flows (shutdown): their VIPs drop them, while
+// established flows keep being translated by conntrack.
+//
+// The first transaction (and the next after a failed one) replaces the
+// whole table: it removes what a crashed run left. Later ones keep the
+// table and its base chains, whose hooks stay registered: deleting a base
+// chain unregisters its hook, and the kernel then drops the packets queued
+// to govs through NFQUEUE at that moment, which cost their clients a SYN
+// retransmit (1 s). They flush the base chains' rules, delete the service
+// chains and maps of the previous generation, and add the new generation's
+// under new names ("s0g7", "s0g7_slots": the generation in the name, so
+// that no name is deleted and added in one batch), with the base chains'
+// rules that jump to and look up them.
+func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain bool) error {
+	t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
 	accept := nftables.ChainPolicyAccept
-	queue := c.AddChain(&nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
-	dnat := c.AddChain(&nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
-	snat := c.AddChain(&nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	queue := &nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
+	dnat := &nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+	snat := &nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}
+	kept := r.kept
+	// Whatever happens now, the table is known again only once the
+	// transaction has succeeded.
+	r.kept = false
+	if kept {
+		// Rules first: the jumps to the old chains and the lookups of the
+		// old maps go with them, then the chains (with their rules), then
+		// the maps nothing uses any more.
+		for _, ch := range []*nftables.Chain{queue, dnat, snat} {
+			c.FlushChain(ch)
+		}
+		for _, name := range r.chains {
+			c.DelChain(&nftables.Chain{Name: name, Table: t})
+		}
+		for _, name := range r.sets {
+			c.DelSet(&nftables.Set{Name: name, Table: t})
+		}
+	} else {
+		// Add, delete, add: replaces a table left by an earlier run and
+		// does not fail when there is none.
+		c.AddTable(t)
+		c.DelTable(t)
+		c.AddTable(t)
+		for _, ch := range []*nftables.Chain{queue, dnat, snat} {
+			c.AddChain(ch)
+		}
+	}
+	x := &txn{c: c, t: t, gen: r.gen + 1}
 	for _, p := range plans {
 		if drain {
 			c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictDrop})})
 			continue
 		}
-		if err := programService(c, t, p, queue, dnat, snat, q); err != nil {
+		if err := programService(x, p, queue, dnat, snat, q); err != nil {
 			return fmt.Errorf("%s: %w", p.vs.Key, err)
 		}
 	}
-	return c.Flush()
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	r.kept, r.gen, r.chains, r.sets = true, x.gen, x.chains, x.sets
+	return nil
+}
+
+// txn is one generation's service chains and maps being added.
+type txn struct {
+	c            *nftables.Conn
+	t            *nftables.Table
+	gen          uint64
+	chains, sets []string // added so far
+}
+
+// chainName is the name of p's chain in this generation: "s0g7".
+func (x *txn) chainName(p *plan) string { return fmt.Sprintf("%sg%d", p.chain, x.gen) }
+
+func (x *txn) addChain(name string) *nftables.Chain {
+	x.chains = append(x.chains, name)
+	return x.c.AddChain(&nftables.Chain{Name: name, Table: x.t})
+}
+
+// addSet adds s with elems (see addElements).
+func (x *txn) addSet(s *nftables.Set, elems []nftables.SetElement) error {
+	x.sets = append(x.sets, s.Name)
+	return addElements(x.c, s, elems)
 }
 
 // hashSeed is the jhash seed of sh's and mh's lookups ("govs"): fixed, so
@@ -116,9 +192,11 @@ func removeTable(c *nftables.Conn, name string) error {
 	return c.Flush()
 }
 
-func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, snat *nftables.Chain, q queueConfig) error {
-	ch := c.AddChain(&nftables.Chain{Name: p.chain, Table: t})
-	c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: p.chain})})
+// programService adds p's chain and maps, and its rules in the base chains.
+func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueConfig) error {
+	c, t, name := x.c, x.t, x.chainName(p)
+	ch := x.addChain(name)
+	c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: name})})
 
 	natFam, protoReg := uint32(unix.NFPROTO_IPV4), uint32(unix.NFT_REG32_01)
 	addrType := nftables.TypeIPAddr
@@ -133,13 +211,13 @@ func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, s
 
 	// addMap adds a map from a 4-byte key to real servers.
 	addMap := func(suffix string, keyType nftables.SetDatatype, keys []uint32, vals []netip.AddrPort) (*nftables.Set, error) {
-		s := &nftables.Set{Table: t, Name: p.chain + suffix, IsMap: true, KeyType: keyType, DataType: dataType,
+		s := &nftables.Set{Table: t, Name: name + suffix, IsMap: true, KeyType: keyType, DataType: dataType,
 			KeyByteOrder: binaryutil.NativeEndian}
 		var elems []nftables.SetElement
 		for i, k := range keys {
 			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(k), Val: addrPortData(vals[i])})
 		}
-		return s, addElements(c, s, elems)
+		return s, x.addSet(s, elems)
 	}
 	lookup := func(s *nftables.Set) *expr.Lookup {
 		return &expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID}
@@ -221,7 +299,7 @@ func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, s
 			if err != nil {
 				return err
 			}
-			// ct mark set meta mark; meta mark set 0; dnat to ct mark map @sN_marks
+			// ct mark set meta mark; meta mark set 0; dnat to ct mark map @sNgG_marks
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 				&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
@@ -240,13 +318,14 @@ func programService(c *nftables.Conn, t *nftables.Table, p *plan, queue, dnat, s
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
 	if p.fullnat {
-		programSNAT(c, t, p, snat)
+		return programSNAT(x, p, snat)
 	}
 	return nil
 }
 
 // programSNAT adds fullnat's source translation for flows to p's VIP.
-func programSNAT(c *nftables.Conn, t *nftables.Table, p *plan, snat *nftables.Chain) {
+func programSNAT(x *txn, p *plan, snat *nftables.Chain) error {
+	c, t := x.c, x.t
 	fam := uint32(unix.NFPROTO_IPV4)
 	if p.v6 {
 		fam = unix.NFPROTO_IPV6
@@ -280,13 +359,15 @@ func programSNAT(c *nftables.Conn, t *nftables.Table, p *plan, snat *nftables.Ch
 		if p.v6 {
 			addrType = nftables.TypeIP6Addr
 		}
-		s := &nftables.Set{Table: t, Name: p.chain + "_snat", IsMap: true, KeyType: nftables.TypeInteger,
+		s := &nftables.Set{Table: t, Name: x.chainName(p) + "_snat", IsMap: true, KeyType: nftables.TypeInteger,
 			DataType: addrType, KeyByteOrder: binaryutil.NativeEndian}
 		var elems []nftables.SetElement
 		for i, a := range p.snat {
 			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), Val: a.AsSlice()})
 		}
-		c.AddSet(s, elems)
+		if err := x.addSet(s, elems); err != nil {
+			return err
+		}
 		match = append(match,
 			&expr.Numgen{Register: 1, Modulus: uint32(len(p.snat)), Type: unix.NFT_NG_INCREMENTAL},
 			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
@@ -295,6 +376,7 @@ func programSNAT(c *nftables.Conn, t *nftables.Table, p *plan, snat *nftables.Ch
 		match = append(match, &expr.Masq{})
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: snat, Exprs: match})
+	return nil
 }
 
 func nfproto(v6 bool) int {
