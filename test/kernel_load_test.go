@@ -106,11 +106,11 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 		t.Skip("runs the daemon under load")
 	}
 	lab := netns.NewLVS(t, 3)
+	// The lab's helpers (nat_test.go) without its in-process director:
+	// here govs is the binary.
+	l := &natLab{LVS: lab, t: t}
 	const port = 80
-	var servers []*killableServer
-	for i, a := range lab.RealAddrs {
-		servers = append(servers, serveKillable(t, lab.Reals[i], fmt.Sprintf("rs%d", i+1), netip.AddrPortFrom(a, port)))
-	}
+	servers := l.serveTCP(port)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "govs.yaml")
 	writeConfig := func(sched string, weights ...int) {
@@ -148,31 +148,9 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 			t.Logf("govs log:\n%s", d.log())
 		}
 	})
-	vip := netip.AddrPortFrom(lab.VIP, port)
-	ask := func(c net.Conn, r *bufio.Reader) (string, error) {
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("hi\n")); err != nil {
-			return "", err
-		}
-		line, err := r.ReadString('\n')
-		name, _, _ := strings.Cut(line, " ")
-		return name, err
-	}
-	dial := func() (net.Conn, error) {
-		var c net.Conn
-		err := lab.Client.Do(func() (err error) {
-			c, err = net.DialTimeout("tcp", vip.String(), 3*time.Second)
-			return err
-		})
-		return c, err
-	}
 	askOnce := func() (string, error) {
-		c, err := dial()
-		if err != nil {
-			return "", err
-		}
-		defer c.Close()
-		return ask(c, bufio.NewReader(c))
+		name, _, err := l.askOnce(port)
+		return name, err
 	}
 	loopback.WaitFor(t, "govs to serve the VIP", func() bool { _, err := askOnce(); return err == nil })
 	client := api.NewUnixClient(sock)
@@ -207,13 +185,12 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 		}()
 	}
 	for range 12 {
-		c, err := dial()
+		cc, err := l.dial(port)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		server, err := ask(c, br)
+		defer cc.c.Close()
+		server, _, err := cc.ask()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +203,7 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
-				if got, err := ask(c, br); err != nil || got != server {
+				if got, _, err := cc.ask(); err != nil || got != server {
 					mu.Lock()
 					longs = append(longs, loadResult{start: time.Now(), server: server, err: fmt.Errorf("answered by %q: %v", got, err)})
 					mu.Unlock()

@@ -35,8 +35,9 @@ func TestNATSchedulers(t *testing.T) {
 	for i, name := range names {
 		port := basePort + i
 		t.Run(name, func(t *testing.T) {
-			l.t = t
-			defer func() { l.t = nil }()
+			parent := l.t
+			l.t = t // the lab's helpers report to the subtest
+			defer func() { l.t = parent }()
 			l.apply(natConfig("nat", name, l.vip(port), "tcp", l.RealAddrs, weights, ""))
 			switch name {
 			case "rr", "wrr", "random", "sh":

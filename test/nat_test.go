@@ -80,39 +80,15 @@ func (l *natLab) apply(yaml string) {
 }
 
 // serveTCP runs a line server on each real server: each line is answered
-// with "NAME PEER" where PEER is the address the real server sees.
-func (l *natLab) serveTCP(port int) {
+// with "NAME PEER" where PEER is the address the real server sees. The
+// servers stop at the test's end, or when killed.
+func (l *natLab) serveTCP(port int) []*killableServer {
 	l.t.Helper()
+	var out []*killableServer
 	for i, rs := range l.Reals {
-		name := fmt.Sprintf("rs%d", i+1)
-		var ln net.Listener
-		if err := rs.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(l.RealAddrs[i], uint16(port)).String())
-			return err
-		}); err != nil {
-			l.t.Fatal(err)
-		}
-		l.t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(30 * time.Second))
-					r := bufio.NewReader(c)
-					for {
-						if _, err := r.ReadString('\n'); err != nil {
-							return
-						}
-						fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
-					}
-				}()
-			}
-		}()
+		out = append(out, serveKillable(l.t, rs, fmt.Sprintf("rs%d", i+1), netip.AddrPortFrom(l.RealAddrs[i], uint16(port))))
 	}
+	return out
 }
 
 // serveUDP answers each datagram with "NAME PEER" on each real server.
