@@ -203,11 +203,19 @@ func available(v *view) map[*director.VirtualService]map[netip.AddrPort]bool {
 	return out
 }
 
-// availableCount is the number of destinations taking new flows in view v.
+// availableCount is the number of destinations taking new flows in view v,
+// as available counts them; it runs at every poll, so it builds nothing.
 func availableCount(v *view) int {
 	n := 0
-	for _, m := range available(v) {
-		n += len(m)
+	for vs := range v.modes {
+		for _, rs := range vs.RealServers() {
+			if rs.Dest.Available() {
+				n++
+			}
+		}
+		if _, active := vs.SorryServer(); active {
+			n++
+		}
 	}
 	return n
 }
