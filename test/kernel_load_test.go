@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -121,33 +120,13 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 		for i, a := range lab.RealAddrs {
 			fmt.Fprintf(&b, "      - {address: \"%s:%d\", weight: %d}\n", a, port, weights[i])
 		}
-		if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, cfgPath, b.String())
 	}
 	writeConfig("wlc", 1, 1, 1)
 
 	sock := filepath.Join(dir, "govs.sock")
-	d := &daemon{done: make(chan struct{})}
-	// ip netns exec enters the namespace and execs govs: the PID is govs's.
-	d.cmd = exec.Command("ip", "netns", "exec", lab.Director.Name, govsBin, "--socket", sock, "run", "-c", cfgPath)
-	d.cmd.Stdout, d.cmd.Stderr = d, d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(15 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("govs log:\n%s", d.log())
-		}
-	})
+	d := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", lab.Director.Name, govsBin, "--socket", sock, "run", "-c", cfgPath),
+		15*time.Second)
 	askOnce := func() (string, error) {
 		name, _, err := l.askOnce(port)
 		return name, err

@@ -63,27 +63,43 @@ func (d *daemon) log() string {
 // startGovs runs "govs run -c file" and stops it (by its PID) at cleanup.
 func startGovs(t *testing.T, file string) *daemon {
 	t.Helper()
-	d := &daemon{done: make(chan struct{})}
 	// Each daemon serves its control API on a socket of its own.
 	sock := filepath.Join(t.TempDir(), "govs.sock")
-	d.cmd = exec.Command(govsBin, "--socket", sock, "run", "-c", file)
-	d.cmd.Stderr, d.cmd.Stdout = d, d
-	if err := d.cmd.Start(); err != nil {
+	d := runDaemon(t, "govs", exec.Command(govsBin, "--socket", sock, "run", "-c", file), 0)
+	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
+	return d
+}
+
+// runDaemon starts cmd, a govs process (directly, or through ip netns
+// exec, which execs it: either way the PID is govs's), collecting its
+// output. At cleanup, if it still runs, it gets SIGTERM and up to termWait
+// to stop (0: none), then SIGKILL; its log is shown if the test failed.
+func runDaemon(t *testing.T, name string, cmd *exec.Cmd, termWait time.Duration) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr, cmd.Stdout = d, d
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	go func() { d.err = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-d.done:
 		default:
-			d.cmd.Process.Kill()
+			if termWait > 0 {
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-d.done:
+				case <-time.After(termWait):
+				}
+			}
+			cmd.Process.Kill() // harmless once it has exited
 			<-d.done
 		}
 		if t.Failed() {
-			t.Logf("govs log:\n%s", d.log())
+			t.Logf("%s log:\n%s", name, d.log())
 		}
 	})
-	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
 	return d
 }
 

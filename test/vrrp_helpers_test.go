@@ -224,30 +224,9 @@ func (r *router) startGovs(o vrrpOpts) *daemon {
 %s`, filepath.Join(r.lab.dir, r.name+".sock"), o.top, o.version, o.priority, o.interval, state, r.lab.vipCIDR(), o.extra)
 	file := filepath.Join(r.lab.dir, r.name+".yaml")
 	writeFile(t, file, cfg)
-	d := &daemon{done: make(chan struct{})}
-	d.cmd = exec.Command("ip", "netns", "exec", r.ns.Name, govsBin, "run", "-c", file)
-	d.cmd.Env = append(os.Environ(), "GOVS_SOCKET="+filepath.Join(r.lab.dir, r.name+".sock"))
-	d.cmd.Stderr, d.cmd.Stdout = d, d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(10 * time.Second):
-				d.cmd.Process.Kill()
-				<-d.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("govs in %s:\n%s", r.name, d.log())
-		}
-	})
+	cmd := exec.Command("ip", "netns", "exec", r.ns.Name, govsBin, "run", "-c", file)
+	cmd.Env = append(os.Environ(), "GOVS_SOCKET="+filepath.Join(r.lab.dir, r.name+".sock"))
+	d := runDaemon(t, "govs in "+r.name, cmd, 10*time.Second)
 	loopback.WaitFor(t, "govs to start in "+r.name, func() bool {
 		select {
 		case <-d.done:

@@ -51,20 +51,26 @@ func goldenState() []api.Service {
 	}
 }
 
-// TestListingsMatchIpvsadm compares each listing with the output of
-// ipvsadm's printf formats for the same state (testdata/golden.c).
+// TestListingsMatchIpvsadm compares each listing, the connection table
+// (print_conn) included, with the output of ipvsadm's printf formats for
+// the same state (testdata/golden.c).
 func TestListingsMatchIpvsadm(t *testing.T) {
+	all := func(p *printer) { p.all(goldenState()) }
+	conns := func(p *printer) { p.conns(goldenConns()) }
 	for _, tc := range []struct {
 		file   string
 		format uint
+		print  func(*printer)
 	}{
-		{"list.golden", fmtNumeric},
-		{"stats.golden", fmtNumeric | fmtStats},
-		{"stats-exact.golden", fmtNumeric | fmtStats | fmtExact},
-		{"rate.golden", fmtNumeric | fmtRate},
-		{"thresholds.golden", fmtNumeric | fmtThresholds},
-		{"persistent.golden", fmtNumeric | fmtPersistentConn},
-		{"save.golden", fmtNumeric | fmtRule},
+		{"list.golden", fmtNumeric, all},
+		{"stats.golden", fmtNumeric | fmtStats, all},
+		{"stats-exact.golden", fmtNumeric | fmtStats | fmtExact, all},
+		{"rate.golden", fmtNumeric | fmtRate, all},
+		{"thresholds.golden", fmtNumeric | fmtThresholds, all},
+		{"persistent.golden", fmtNumeric | fmtPersistentConn, all},
+		{"save.golden", fmtNumeric | fmtRule, all},
+		{"conn.golden", fmtNumeric, conns},
+		{"conn-persistent.golden", fmtNumeric | fmtPersistentConn, conns},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("testdata", tc.file))
@@ -72,8 +78,7 @@ func TestListingsMatchIpvsadm(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got bytes.Buffer
-			p := &printer{w: &got, format: tc.format}
-			p.all(goldenState())
+			tc.print(&printer{w: &got, format: tc.format})
 			if !bytes.Equal(got.Bytes(), want) {
 				t.Errorf("%s differs from ipvsadm's layout\n got:\n%s\nwant:\n%s", tc.file, got.Bytes(), want)
 			}
@@ -125,29 +130,5 @@ func goldenConns() []api.Connection {
 		c("udp", "UDP", "198.51.100.7:5353", "192.168.10.1:53", "10.0.0.3:53", 59),
 		c("tcp", "FIN_WAIT", "192.0.2.10:40000", "192.168.10.1:80", "10.0.0.1:8080", 120),
 		c("tcp", "ESTABLISHED", "192.0.2.10:51234", "10.1.1.1:443", "10.0.0.4:443", 899),
-	}
-}
-
-// TestConnectionListMatchesIpvsadm compares -L -c with print_conn's layout.
-func TestConnectionListMatchesIpvsadm(t *testing.T) {
-	for _, tc := range []struct {
-		file   string
-		format uint
-	}{
-		{"conn.golden", fmtNumeric},
-		{"conn-persistent.golden", fmtNumeric | fmtPersistentConn},
-	} {
-		t.Run(tc.file, func(t *testing.T) {
-			want, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got bytes.Buffer
-			p := &printer{w: &got, format: tc.format}
-			p.conns(goldenConns())
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from ipvsadm's layout\n got:\n%s\nwant:\n%s", tc.file, got.Bytes(), want)
-			}
-		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 func TestParseAgent(t *testing.T) {
@@ -87,30 +89,15 @@ func TestAgentLoad(t *testing.T) {
 }
 
 func TestAskAgent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "80% inflight:4 latency:3ms\n")
-			c.Close()
-		}
-	}()
+	addr := netip.MustParseAddrPort(loopback.Serve(t, func(c net.Conn) { io.WriteString(c, "80% inflight:4 latency:3ms\n") }))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	addr := netip.MustParseAddrPort(ln.Addr().String())
 	a, err := AskAgent(ctx, addr)
 	if err != nil || a.Percent != 80 || a.InFlight != 4 || a.Latency != 3*time.Millisecond {
 		t.Fatalf("AskAgent = %+v, %v", a, err)
 	}
-	ln.Close()
-	if a, err := AskAgent(ctx, addr); err == nil || a != NoAgentReply {
+	closed := netip.AddrPortFrom(addr.Addr(), uint16(loopback.FreePort(t, "tcp")))
+	if a, err := AskAgent(ctx, closed); err == nil || a != NoAgentReply {
 		t.Fatalf("AskAgent of a closed port = %+v, %v", a, err)
 	}
 }

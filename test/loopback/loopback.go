@@ -38,9 +38,10 @@ func Addr(t testing.TB, network string) string {
 	return fmt.Sprintf("127.0.0.1:%d", FreePort(t, network))
 }
 
-// serve accepts connections on ln and hands each to handle until the test
-// ends.
-func serve(t testing.TB, handle func(net.Conn)) string {
+// Serve listens on a loopback port and hands each connection to handle (it
+// is closed when handle returns) until the test ends. It returns the
+// address.
+func Serve(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +68,7 @@ func serve(t testing.TB, handle func(net.Conn)) string {
 // returns its address.
 func LineServer(t testing.TB, name string) string {
 	t.Helper()
-	return serve(t, func(c net.Conn) {
+	return Serve(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
 			line, err := r.ReadString('\n')
@@ -83,7 +84,7 @@ func LineServer(t testing.TB, name string) string {
 // for at most idle between bytes (0: no limit). It returns its address.
 func EchoServer(t testing.TB, idle time.Duration) string {
 	t.Helper()
-	return serve(t, func(c net.Conn) {
+	return Serve(t, func(c net.Conn) {
 		if idle > 0 {
 			c.SetDeadline(time.Now().Add(idle))
 		}
