@@ -320,7 +320,7 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 		}
 		if rs == nil {
 			ctx, cancel := context.WithCancel(vs.ctx)
-			rs = &RealServer{Addr: addr, Dest: sched.NewDest(addr, *rc.Weight), ctx: ctx, cancel: cancel}
+			rs = &RealServer{Addr: addr, Dest: sched.NewDest(addr, *rc.Weight), Latency: newLatency(), ctx: ctx, cancel: cancel}
 			rs.Dest.Owner = rs
 		}
 		rs.cfg.Store(rc)

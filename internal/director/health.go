@@ -413,7 +413,7 @@ func (vs *VirtualService) configureServiceHealthLocked(vc *config.VirtualServer,
 	if want.IsValid() {
 		if sh.sorry == nil {
 			ctx, cancel := context.WithCancel(vs.ctx)
-			rs := &RealServer{Addr: want, Dest: sched.NewDest(want, 1), ctx: ctx, cancel: cancel}
+			rs := &RealServer{Addr: want, Dest: sched.NewDest(want, 1), Latency: newLatency(), ctx: ctx, cancel: cancel}
 			rs.Dest.Owner = rs
 			rs.health.vs = vs
 			sh.sorry = rs

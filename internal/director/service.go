@@ -39,6 +39,9 @@ type VirtualService struct {
 	Protocol config.Protocol
 	Address  netip.AddrPort
 	Stats    Stats
+	// Flows is the number of UDP flows in the proxy's flow table, which
+	// max_flows bounds.
+	Flows atomic.Int64
 
 	fallback atomic.Uint32 // rotates the start of Schedule's fallback scan
 	settings atomic.Pointer[Settings]
@@ -125,8 +128,10 @@ func (vs *VirtualService) Schedule(client netip.AddrPort, exclude []*RealServer)
 
 // Observe hands a measurement of rs to the service's scheduler, if it is one
 // that learns from them (pewma, prequal, adaptive-weights); the IPVS
-// schedulers ignore it at the cost of one type check.
+// schedulers ignore it at the cost of one type check. Connect times and
+// durations also go to rs's histograms.
 func (vs *VirtualService) Observe(rs *RealServer, sig sched.Signal) {
+	rs.Latency.observe(sig) // the metrics' histograms, whatever the scheduler
 	if o, ok := vs.Settings().Scheduler.(sched.SignalObserver); ok {
 		o.Observe(rs.Dest, sig)
 	}
@@ -195,6 +200,9 @@ type RealServer struct {
 	Addr  netip.AddrPort
 	Dest  *sched.Dest // scheduler state: effective weight, connection counts
 	Stats Stats
+	// Latency holds the connect and duration histograms the proxy's
+	// timing signals feed (through VirtualService.Observe).
+	Latency Latency
 
 	cfg    atomic.Pointer[config.RealServer]
 	ctx    context.Context

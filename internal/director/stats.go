@@ -17,12 +17,14 @@ type Stats struct {
 	ConnectErrors atomic.Uint64
 	Refused       atomic.Uint64
 	Dropped       atomic.Uint64 // UDP datagrams dropped (flow table full, no real server)
+	FlowLimit     atomic.Uint64 // of those, dropped because the flow table was at max_flows
 }
 
 // StatsSnapshot is a plain copy of Stats.
 type StatsSnapshot struct {
 	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
 	ConnectErrors, Refused, Dropped           uint64
+	FlowLimit                                 uint64
 }
 
 // Snapshot copies the counters.
@@ -31,5 +33,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Conns: s.Conns.Load(), InPkts: s.InPkts.Load(), OutPkts: s.OutPkts.Load(),
 		InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(),
 		ConnectErrors: s.ConnectErrors.Load(), Refused: s.Refused.Load(), Dropped: s.Dropped.Load(),
+		FlowLimit: s.FlowLimit.Load(),
 	}
 }

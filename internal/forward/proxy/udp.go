@@ -151,7 +151,11 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 	if f := s.flows[client]; f != nil {
 		return f
 	}
-	if s.draining || s.closed || len(s.flows) >= st.MaxFlows {
+	if s.draining || s.closed {
+		return nil
+	}
+	if len(s.flows) >= st.MaxFlows {
+		s.vs.Stats.FlowLimit.Add(1) // counted apart: the alert on a full table
 		return nil
 	}
 	f := &udpFlow{s: s, client: client, start: time.Now()}
@@ -194,6 +198,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 		return nil
 	}
 	s.flows[client] = f
+	s.vs.Flows.Add(1)
 	s.p.conns.Add(1)
 	f.stop = context.AfterFunc(ctx, func() { f.close("grace period over") })
 	go f.replyLoop()
@@ -313,6 +318,7 @@ func (f *udpFlow) close(reason string) {
 		s.mu.Lock()
 		if s.flows[f.client] == f {
 			delete(s.flows, f.client)
+			s.vs.Flows.Add(-1)
 		}
 		last := s.draining && len(s.flows) == 0
 		s.mu.Unlock()
