@@ -109,7 +109,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			reload(log, &ls, d, dp, file, lf)
+			srv.ConfigReloaded(reload(log, &ls, d, dp, file, lf), time.Now()) // for /metrics
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
@@ -129,7 +129,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 }
 
 // reload applies file again; any error keeps the running configuration.
-func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward.Multi, file string, lf *loadFlags) {
+// It reports whether the file was applied.
+func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward.Multi, file string, lf *loadFlags) bool {
 	old := d.Config()
 	cfg, warns, err := lf.load(file)
 	if err != nil {
@@ -141,11 +142,11 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 		} else {
 			log.Error("reload rejected, running configuration kept", "err", err)
 		}
-		return
+		return false
 	}
 	if err := d.Reload(cfg); err != nil {
 		log.Error("reload failed, running configuration kept", "err", err)
-		return
+		return false
 	}
 	if !reflect.DeepEqual(apiSettings(cfg.API), apiSettings(old.API)) {
 		log.Warn("the api settings changed; they take effect when govs restarts")
@@ -153,6 +154,7 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 	ls.apply(cfg.Logging)
 	logWarnings(log, warns)
 	log.Info("configuration reloaded", "config", file, "virtual_services", len(cfg.VirtualServers))
+	return true
 }
 
 // addGlobalFlags adds the flags every govs command takes.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,9 @@ type Server struct {
 	reg    *prometheus.Registry
 	stats  *statsBook
 
+	reloadMu sync.Mutex // serialises ConfigReloaded
+	reloads  atomic.Pointer[reloadState]
+
 	mu      sync.Mutex
 	servers []*http.Server
 	socket  string // to remove on Close
@@ -74,6 +78,9 @@ func New(o Options) *Server {
 		stats: newStatsBook(),
 		stop:  make(chan struct{}),
 	}
+	// A server starts once its configuration has loaded: that is the first
+	// successful load.
+	s.reloads.Store(&reloadState{ok: true, lastOK: time.Now()})
 	s.reg = newRegistry(s)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
