@@ -110,7 +110,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			srv.ConfigReloaded(reload(log, &ls, d, dp, file, lf), time.Now()) // for /metrics
-			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
+			if err := vd.Apply(d.Config()); err != nil {                      // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
 			continue
