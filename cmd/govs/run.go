@@ -109,8 +109,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			ok := reload(log, &ls, d, dp, file, lf)
-			srv.ConfigReloaded(ok, time.Now()) // for /metrics
+			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
+			srv.ConfigReloaded(ok, time.Now())
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
