@@ -205,7 +205,12 @@ func TestGrafanaDashboard(t *testing.T) {
 	// The contract's metrics all have a panel.
 	for _, m := range []string{"govs_service_connections_total", "govs_service_bytes_total", "govs_backend_connections_active",
 		"govs_backend_connections_inactive", "govs_backend_weight", "govs_backend_up", "govs_healthcheck_duration_seconds",
-		"govs_vrrp_state"} {
+		"govs_vrrp_state",
+		// and the operator's signals of docs/monitoring.md.
+		"govs_backend_connect_duration_seconds_bucket", "govs_backend_connection_duration_seconds_bucket",
+		"govs_service_quorum_up", "govs_service_sorry_active", "govs_service_udp_flows", "govs_service_udp_max_flows",
+		"govs_service_udp_flow_limit_drops_total", "process_open_fds", "process_max_fds",
+		"govs_config_last_reload_successful", "govs_config_last_reload_success_timestamp_seconds", "govs_build_info"} {
 		if !used[m] {
 			t.Errorf("no panel queries %s", m)
 		}
