@@ -127,6 +127,10 @@ virtual_servers:
 	if s := d.Services()[0].Stats.Snapshot(); s.Conns != 4 || s.OutPkts != 4 {
 		t.Errorf("stats = %+v, want 4 scheduled datagrams and 4 replies", s)
 	}
+	// The metrics tell a full table from other drops.
+	if vs := d.Services()[0]; vs.Stats.FlowLimit.Load() != 1 || vs.Flows.Load() != 1 {
+		t.Errorf("flow limit drops %d, flows %d; want 1, 1", vs.Stats.FlowLimit.Load(), vs.Flows.Load())
+	}
 }
 
 // A UDP service removed by a reload keeps its flows during the grace period
