@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/persist"
@@ -88,8 +87,8 @@ func (a *API) validate(errs *ErrorList) {
 		host, port, err := net.SplitHostPort(a.HTTP)
 		if err != nil {
 			errs.add(a.At("http"), "invalid api http address %q: want HOST:PORT, for example 127.0.0.1:9180", a.HTTP)
-		} else if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
-			errs.add(a.At("http"), "invalid port %q in api http address %q", port, a.HTTP)
+		} else if _, perr := ParsePort(port); perr != nil {
+			errs.add(a.At("http"), "invalid port %q in api http address %q (1-65535, decimal digits, no leading zero)", port, a.HTTP)
 		} else if _, aerr := netip.ParseAddr(host); host != "" && aerr != nil {
 			errs.add(a.At("http"), "invalid api http address %q: %v; write an IP address", a.HTTP, errHostName)
 		}
