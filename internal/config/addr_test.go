@@ -72,3 +72,23 @@ func TestEndpointStrictPort(t *testing.T) {
 		t.Errorf("address = %s", got)
 	}
 }
+
+func TestAPITokenKeys(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("api:\n  http: 127.0.0.1:9180\n  read_token_file: /r\n  allow_scripts: true\nvirtual_servers: []\n"))
+	if err != nil {
+		t.Fatalf("a read-only listener: %v", err)
+	}
+	if !c.API.AllowScripts || c.API.ReadTokenFile != "/r" {
+		t.Errorf("api = %+v", c.API)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"api:\n  http: 127.0.0.1:9180\n  token_file: /t\n  read_token_file: /t\n", "t.yaml:4:20: read_token_file is token_file"},
+		{"api:\n  read_token_file: /r\n", "t.yaml:2:20: read_token_file applies to the api http listener"},
+		{"api:\n  http: 127.0.0.1:9180\n", "needs token_file (or read_token_file"},
+	} {
+		_, err := Parse("t.yaml", []byte(tc.src+"virtual_servers: []\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
