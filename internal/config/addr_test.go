@@ -58,6 +58,8 @@ func TestEndpointStrictPort(t *testing.T) {
 		{"virtual_servers:\n  - address: 127.0.0.1:80\n    real_servers:\n      - address: 127.0.0.2:+80\n", `t.yaml:4:18: invalid port "+80"`},
 		{"virtual_servers:\n  - address: 127.0.0.1:0\n    real_servers: []\n", `t.yaml:2:14: invalid port "0"`},
 		{"api:\n  http: 127.0.0.1:09180\n  token_file: x\nvirtual_servers: []\n", `t.yaml:2:9: invalid port "09180"`},
+		{"virtual_servers:\n  - address: 127.0.0.1:80\n    health_check: {type: tcp, port: 08080}\n    real_servers: []\n", `t.yaml:3:37: write "08080" as 8080`},
+		{"virtual_servers:\n  - address: 127.0.0.1:80\n    health_check: {type: tcp, agent_port: +80}\n    real_servers: []\n", `t.yaml:3:43: write "+80" as 80`},
 	} {
 		_, err := Parse("t.yaml", []byte(tc.src))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
