@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/health"
 )
 
@@ -96,9 +97,9 @@ address instead of the URL's host.
 // resolved.
 func digestTarget(ctx context.Context, u *url.URL, connect string) (netip.AddrPort, error) {
 	if connect != "" {
-		ap, err := netip.ParseAddrPort(connect)
+		ap, err := config.ParseAddrPort(connect)
 		if err != nil {
-			return ap, fmt.Errorf("--connect %q: want IP:PORT", connect)
+			return ap, fmt.Errorf("--connect: %w", err)
 		}
 		return ap, nil
 	}

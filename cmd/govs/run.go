@@ -189,7 +189,7 @@ func startAPI(log *slog.Logger, d *director.Director, cfg *config.Config, socket
 		log.Error("control API unavailable: govsadm cannot reach this director", "err", err)
 	}
 	if a := cfg.API; a != nil && a.HTTP != "" {
-		_, err := srv.ServeTCP(api.TCPOptions{Addr: a.HTTP, TokenFile: a.TokenFile, TLSCert: a.TLSCert, TLSKey: a.TLSKey})
+		_, err := srv.ServeTCP(api.TCPOptions{Addr: a.HTTP, TokenFile: a.TokenFile, ReadTokenFile: a.ReadTokenFile, TLSCert: a.TLSCert, TLSKey: a.TLSKey})
 		if err != nil {
 			srv.Close(context.Background())
 			return nil, err
@@ -203,7 +203,9 @@ func apiSettings(a *config.API) config.API {
 	if a == nil {
 		return config.API{}
 	}
-	return config.API{Socket: a.Socket, HTTP: a.HTTP, TokenFile: a.TokenFile, TLSCert: a.TLSCert, TLSKey: a.TLSKey}
+	// AllowScripts is not among them: the API reads it at each request.
+	return config.API{Socket: a.Socket, HTTP: a.HTTP, TokenFile: a.TokenFile, ReadTokenFile: a.ReadTokenFile,
+		TLSCert: a.TLSCert, TLSKey: a.TLSKey}
 }
 
 // raiseFileLimit lifts the open-file limit: every proxied connection holds

@@ -119,6 +119,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	case CodeInternal:
 		return http.StatusInternalServerError
 	}
@@ -137,11 +139,10 @@ func serviceTarget(r *http.Request) (target, error) {
 	if proto != string(config.TCP) && proto != string(config.UDP) {
 		return target{}, invalid("protocol", "invalid protocol %q in path (tcp or udp)", r.PathValue("proto"))
 	}
-	ap, err := netip.ParseAddrPort(r.PathValue("addr"))
+	ap, err := config.ParseAddrPort(r.PathValue("addr"))
 	if err != nil {
-		return target{}, invalid("address", "invalid virtual service address %q in path: want VIP:PORT or [VIP]:PORT", r.PathValue("addr"))
+		return target{}, invalid("address", "invalid virtual service address in path: %v; want VIP:PORT or [VIP]:PORT", err)
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	return target{proto: proto, vip: ap.String(), key: proto + "/" + ap.String()}, nil
 }
 
@@ -150,11 +151,11 @@ func backendTarget(r *http.Request) (target, error) {
 	if err != nil {
 		return t, err
 	}
-	ap, err := netip.ParseAddrPort(r.PathValue("server"))
+	ap, err := config.ParseAddrPort(r.PathValue("server"))
 	if err != nil {
-		return t, invalid("server", "invalid real server address %q in path: want ADDRESS:PORT or [ADDRESS]:PORT", r.PathValue("server"))
+		return t, invalid("server", "invalid real server address in path: %v; want ADDRESS:PORT or [ADDRESS]:PORT", err)
 	}
-	t.backend = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	t.backend = ap
 	return t, nil
 }
 
@@ -216,15 +217,6 @@ func (s *Server) writeService(w http.ResponseWriter, status int, vc *config.Virt
 	return nil
 }
 
-// writeServiceByKey answers with the service as it runs after a change.
-func (s *Server) writeServiceByKey(w http.ResponseWriter, status int, key string) error {
-	vc, err := s.serviceConfig(key)
-	if err != nil {
-		return err
-	}
-	return s.writeService(w, status, vc)
-}
-
 func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 	obj, err := readObject(w, r)
 	if err != nil {
@@ -234,12 +226,17 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &requestError{err, doc}
 	}
+	if err := s.checkCommands(nil, serviceCommands(vs)); err != nil {
+		return err
+	}
 	if err := s.d.AddService(vs); err != nil {
 		return &requestError{err, doc}
 	}
 	s.log.Info("virtual service added through the API", "service", vs.Key())
 	w.Header().Set("Location", ServicePath(string(vs.Protocol), vs.Address.String()))
-	return s.writeServiceByKey(w, http.StatusCreated, vs.Key())
+	// vs is now part of the configuration in force, which is never
+	// changed in place: it is what was written, whatever changes follow.
+	return s.writeService(w, http.StatusCreated, vs)
 }
 
 // putService replaces a virtual service's configuration. Without a
@@ -282,6 +279,7 @@ func (s *Server) patchService(w http.ResponseWriter, r *http.Request) error {
 // current configuration and replacing it.
 func (s *Server) changeService(w http.ResponseWriter, t target, build func(*config.VirtualServer) (map[string]any, error)) error {
 	var doc *document
+	var applied *config.VirtualServer
 	err := s.d.UpdateService(t.key, func(cur *config.VirtualServer) error {
 		obj, err := build(cur)
 		if err != nil {
@@ -302,14 +300,20 @@ func (s *Server) changeService(w http.ResponseWriter, t target, build func(*conf
 		if !hasReals {
 			vs.RealServers = cur.RealServers
 		}
+		if err := s.checkCommands(serviceCommands(cur), serviceCommands(vs)); err != nil {
+			return err
+		}
 		*cur = *vs
+		applied = cur
 		return nil
 	})
 	if err != nil {
 		return &requestError{err, doc}
 	}
 	s.log.Info("virtual service changed through the API", "service", t.key)
-	return s.writeServiceByKey(w, http.StatusOK, t.key)
+	// The answer describes the service as this change wrote it (applied
+	// is in the configuration it applied), not as a later change left it.
+	return s.writeService(w, http.StatusOK, applied)
 }
 
 // sameIdentity fills in an identity key from the path, or checks that the
@@ -325,8 +329,8 @@ func sameIdentity(obj map[string]any, key, want string) error {
 		got = strings.ToLower(got)
 	}
 	if key == "address" {
-		if ap, err := netip.ParseAddrPort(got); err == nil {
-			got = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		if ap, err := config.ParseAddrPort(got); err == nil {
+			got = ap.String()
 		} else if a, err := netip.ParseAddr(strings.Trim(got, "[]")); err == nil {
 			// No port: a real server then has its service's port; the
 			// path says which, and the address must agree.
@@ -398,7 +402,11 @@ func (s *Server) writeRealServer(w http.ResponseWriter, status int, t target) er
 	if rc == nil {
 		return director.ErrNoDest
 	}
-	o, err := s.realServerObject(vc, rc)
+	return s.writeRealServerConfig(w, status, t.key, rc)
+}
+
+func (s *Server) writeRealServerConfig(w http.ResponseWriter, status int, key string, rc *config.RealServer) error {
+	o, err := s.realServerObject(key, rc)
 	if err != nil {
 		return err
 	}
@@ -449,13 +457,19 @@ func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return &requestError{err, doc}
 	}
+	if err := s.checkCommands(nil, realServerCommands(rs)); err != nil {
+		return err
+	}
 	if err := s.d.AddRealServer(t.key, rs, fwd); err != nil {
 		return &requestError{err, doc}
 	}
 	t.backend = rs.Address.AddrPort()
 	s.log.Info("real server added through the API", "service", t.key, "backend", t.backend.String())
 	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backend.String()))
-	return s.writeRealServer(w, http.StatusCreated, t)
+	// rs is in the configuration applied: the answer describes what was
+	// written even if another request deletes or changes it meanwhile
+	// (reading it back by address answered 404 then).
+	return s.writeRealServerConfig(w, http.StatusCreated, t.key, rs)
 }
 
 func (s *Server) putRealServer(w http.ResponseWriter, r *http.Request) error {
@@ -495,6 +509,7 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 		return err
 	}
 	var doc *document
+	var applied *config.RealServer
 	err = s.d.UpdateRealServer(t.key, t.backend, func(cur *config.RealServer) error {
 		obj, err := build(cur)
 		if err != nil {
@@ -508,14 +523,18 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 		if err != nil {
 			return err
 		}
+		if err := s.checkCommands(realServerCommands(cur), realServerCommands(rs)); err != nil {
+			return err
+		}
 		*cur = *rs
+		applied = cur
 		return nil
 	}, fwd)
 	if err != nil {
 		return &requestError{err, doc}
 	}
 	s.log.Info("real server changed through the API", "service", t.key, "backend", t.backend.String())
-	return s.writeRealServer(w, http.StatusOK, t)
+	return s.writeRealServerConfig(w, http.StatusOK, t.key, applied)
 }
 
 func (s *Server) deleteRealServer(w http.ResponseWriter, r *http.Request) error {

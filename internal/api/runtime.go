@@ -40,12 +40,12 @@ func (s *Server) serviceObject(vc *config.VirtualServer) (object, error) {
 }
 
 // realServerObject is a real server as the API shows it.
-func (s *Server) realServerObject(vc *config.VirtualServer, rc *config.RealServer) (object, error) {
+func (s *Server) realServerObject(key string, rc *config.RealServer) (object, error) {
 	o, err := spec(rc)
 	if err != nil {
 		return nil, err
 	}
-	o.set("status", s.realServerStatus(s.d.Service(vc.Key()), rc))
+	o.set("status", s.realServerStatus(s.d.Service(key), rc))
 	return o, nil
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
@@ -102,6 +101,13 @@ type route struct {
 // unix socket.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !canonicalPath(r.URL.Path) {
+			// Answered, never redirected to the cleaned path (guard.go).
+			writeJSON(w, http.StatusNotFound, &Error{Code: CodeNotFound,
+				Message: fmt.Sprintf("no such path: %q is not in canonical form (no empty, '.' or '..' segment, no trailing slash)", r.URL.Path)})
+			return
+		}
+		w = &noRedirect{ResponseWriter: w, path: r.URL.Path}
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			// Not a route, or the wrong method: answer as the mux would, but
 			// in JSON.
@@ -158,22 +164,38 @@ func (s *Server) ServeUnix(path string) error {
 // TCPOptions configure the API's TCP listener.
 type TCPOptions struct {
 	Addr      string // HOST:PORT
-	TokenFile string // first line: the bearer token every request must present
-	TLSCert   string // with TLSKey: serve HTTPS
-	TLSKey    string
+	TokenFile string // first line: the admin bearer token
+	// ReadTokenFile's first line is a token that may only read (GET,
+	// /metrics).
+	ReadTokenFile string
+	TLSCert       string // with TLSKey: serve HTTPS
+	TLSKey        string
 }
 
 // ServeTCP serves the API, /metrics and the dashboard on TCP. Every request
 // but those for the dashboard's static files must carry "Authorization:
-// Bearer TOKEN"; without a token file it refuses to start.
+// Bearer TOKEN": the admin token, or the read-only one for GET requests;
+// without a token file it refuses to start. A token file that others can
+// read, or that another user owns, is warned about.
 // It returns the address it listens on.
 func (s *Server) ServeTCP(o TCPOptions) (net.Addr, error) {
-	if o.TokenFile == "" {
+	if o.TokenFile == "" && o.ReadTokenFile == "" {
 		return nil, errors.New("api http listener: no token_file configured; refusing to serve the API on TCP without a bearer token")
 	}
-	token, err := readToken(o.TokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("api http listener: %w", err)
+	var admin, read []byte
+	var err error
+	if o.TokenFile != "" {
+		if admin, err = s.readToken("token_file", o.TokenFile); err != nil {
+			return nil, fmt.Errorf("api http listener: %w", err)
+		}
+	}
+	if o.ReadTokenFile != "" {
+		if read, err = s.readToken("read_token_file", o.ReadTokenFile); err != nil {
+			return nil, fmt.Errorf("api http listener: %w", err)
+		}
+		if subtle.ConstantTimeCompare(admin, read) == 1 {
+			return nil, errors.New("api http listener: read_token_file and token_file hold the same token; the read-only token must differ from the admin one")
+		}
 	}
 	var tlsConfig *tls.Config
 	if o.TLSCert != "" || o.TLSKey != "" {
@@ -192,39 +214,29 @@ func (s *Server) ServeTCP(o TCPOptions) (net.Addr, error) {
 	}
 	// The dashboard's files hold no secret: served without the token, the
 	// page asks the operator for it (dashboard.go).
-	s.serve(ln, publicDashboard(requireToken(token, s.Handler())))
+	s.serve(ln, publicDashboard(requireToken(newTokens(admin, read), s.Handler())))
 	s.log.Info("control API listening", "http", ln.Addr().String(), "tls", tlsConfig != nil)
 	return ln.Addr(), nil
 }
 
-// readToken reads the bearer token: the file's first line, trimmed.
-func readToken(path string) ([]byte, error) {
+// readToken reads a bearer token: the file's first line, trimmed. key is
+// the file's configuration key, for messages.
+func (s *Server) readToken(key, path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("token_file: %w", err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	line = strings.TrimSpace(line)
 	if line == "" {
-		return nil, fmt.Errorf("token_file %s is empty", path)
+		return nil, fmt.Errorf("%s %s is empty", key, path)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		for _, w := range tokenFileWarnings(fi, os.Geteuid()) {
+			s.log.Warn("api "+key+" is not private: "+w, "path", path)
+		}
 	}
 	return []byte(line), nil
-}
-
-// requireToken lets through requests that present the token. Both sides are
-// hashed first, so the comparison takes the same time whatever the lengths.
-func requireToken(token []byte, next http.Handler) http.Handler {
-	want := sha256.Sum256(token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="govs"`)
-			writeJSON(w, http.StatusUnauthorized, &Error{Message: "missing or wrong bearer token", Code: CodeUnauthorized})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (s *Server) serve(ln net.Listener, h http.Handler) {

@@ -192,6 +192,7 @@ const (
 	CodeDestExists    = "destination_exists" // the real server exists already
 	CodeRefused       = "refused"            // valid, but the dataplane could not apply it
 	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden" // the token, or the configuration, does not allow it
 	CodeInternal      = "internal"
 )
 

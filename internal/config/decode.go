@@ -158,6 +158,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if digits := strings.TrimPrefix(n.Value, "-"); n.Kind == yaml.ScalarNode && err == nil &&
+			(strings.HasPrefix(n.Value, "+") || len(digits) > 1 && digits[0] == '0') {
+			// One spelling per number: "08080" is octal to a YAML 1.1
+			// reader and 8080 to strconv, and a port must mean one port.
+			d.errs.add(d.pos(n), "write %q as %d: no sign or leading zero", n.Value, i)
+			return
+		}
 		if n.Kind != yaml.ScalarNode || err != nil || v.OverflowInt(i) {
 			d.errs.add(d.pos(n), "expected a whole number, found %s", kindName(n))
 			return

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/persist"
@@ -88,14 +87,19 @@ func (a *API) validate(errs *ErrorList) {
 		host, port, err := net.SplitHostPort(a.HTTP)
 		if err != nil {
 			errs.add(a.At("http"), "invalid api http address %q: want HOST:PORT, for example 127.0.0.1:9180", a.HTTP)
-		} else if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
-			errs.add(a.At("http"), "invalid port %q in api http address %q", port, a.HTTP)
+		} else if _, perr := ParsePort(port); perr != nil {
+			errs.add(a.At("http"), "invalid port %q in api http address %q (1-65535, decimal digits, no leading zero)", port, a.HTTP)
 		} else if _, aerr := netip.ParseAddr(host); host != "" && aerr != nil {
 			errs.add(a.At("http"), "invalid api http address %q: %v; write an IP address", a.HTTP, errHostName)
 		}
-		if a.TokenFile == "" {
-			errs.add(a.At("http"), "api http listener needs token_file: TCP clients must present a bearer token")
+		if a.TokenFile == "" && a.ReadTokenFile == "" {
+			errs.add(a.At("http"), "api http listener needs token_file (or read_token_file alone for a read-only listener): TCP clients must present a bearer token")
 		}
+	}
+	if a.ReadTokenFile != "" && a.ReadTokenFile == a.TokenFile {
+		errs.add(a.At("read_token_file"), "read_token_file is token_file: the read-only token must differ from the admin one")
+	} else if a.ReadTokenFile != "" && a.HTTP == "" {
+		errs.add(a.At("read_token_file"), "read_token_file applies to the api http listener, which is not configured")
 	}
 	if (a.TLSCert == "") != (a.TLSKey == "") {
 		errs.add(a.Pos, "api needs both tls_cert and tls_key, or neither")

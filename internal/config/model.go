@@ -153,6 +153,13 @@ type API struct {
 	// the metrics; it needs TokenFile, whose first line is the bearer token.
 	HTTP      string `yaml:"http,omitempty"`
 	TokenFile string `yaml:"token_file,omitempty"`
+	// ReadTokenFile holds a second bearer token that may only read: GET
+	// requests and /metrics (a Prometheus scrape credential).
+	ReadTokenFile string `yaml:"read_token_file,omitempty"`
+	// AllowScripts lets API clients set commands govs runs (script health
+	// checks, notify_up/down, quorum_up/down). Off by default: an API
+	// token must not be a way to run commands as root.
+	AllowScripts bool `yaml:"allow_scripts,omitempty"`
 	// TLSCert and TLSKey make the HTTP listener serve HTTPS.
 	TLSCert string `yaml:"tls_cert,omitempty"`
 	TLSKey  string `yaml:"tls_key,omitempty"`

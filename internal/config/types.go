@@ -61,22 +61,26 @@ func (e Endpoint) MarshalYAML() (any, error) { return e.String(), nil }
 var errHostName = errors.New("host names are not resolved")
 
 func (e *Endpoint) decodeScalar(s string) error {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		*e = Endpoint{Addr: ap.Addr().Unmap(), Port: ap.Port(), HasPort: true}
-		return nil
-	}
 	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
 		*e = Endpoint{Addr: a.Unmap()}
+		return nil
+	}
+	ap, err := ParseAddrPort(s) // strict port: ":08080" is not port 8080
+	if err == nil {
+		*e = Endpoint{Addr: ap.Addr(), Port: ap.Port(), HasPort: true}
 		return nil
 	}
 	host, port, found := strings.Cut(s, ":")
 	if found && strings.Count(s, ":") == 1 {
 		if _, err := netip.ParseAddr(host); err == nil {
-			return fmt.Errorf("invalid port %q in %q (1-65535)", port, s)
+			return fmt.Errorf("invalid port %q in %q (1-65535, decimal digits, no leading zero)", port, s)
 		}
 		return fmt.Errorf("invalid address %q: %w; write an IP address", s, errHostName)
 	}
-	if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+	if strings.HasPrefix(s, "[") {
+		return err
+	}
+	if strings.Count(s, ":") > 1 {
 		return fmt.Errorf("invalid address %q: write an IPv6 address with a port as [ADDR]:PORT", s)
 	}
 	return fmt.Errorf("invalid address %q: want IP:PORT or [IPv6]:PORT", s)

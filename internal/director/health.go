@@ -320,7 +320,11 @@ func (vs *VirtualService) stopRealHealthLocked(rs *RealServer) {
 func (vs *VirtualService) configureHealthLocked(rs *RealServer, rc *config.RealServer, vc *config.VirtualServer, running bool, now time.Time, acts *healthActions) {
 	d := vs.d()
 	h := &rs.health
-	h.vs = vs
+	if h.vs != vs {
+		// Once, before rs is published: Health reads h.vs without vs.mu,
+		// so a running real server's must not be written again.
+		h.vs = vs
+	}
 	defer vs.configureProbeLocked(rs) // prequal probes the agent of the check that runs
 	var spec *health.Spec
 	var checker health.Checker

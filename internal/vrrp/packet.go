@@ -193,7 +193,8 @@ func ReasonOf(err error) Reason {
 // RFC 3768 section 7.1 and RFC 5798 section 7.1 that need no configuration:
 // TTL/hop limit 255, version, type, complete packet (the length must be
 // exactly the header, Count addresses and, for VRRPv2, the 8 bytes of
-// authentication data), checksum, known auth type, non-zero interval.
+// authentication data), checksum, known auth type, non-zero interval, and
+// addresses of the packet's family (no v4-mapped address in an IPv6 one).
 // Checks that need the configuration (VRID, auth, VRRPv2 interval, address
 // list) are Machine.Step's.
 //
@@ -272,6 +273,12 @@ func Decode(b []byte, ip IPInfo, p *Packet) error {
 			p.Addrs[i] = netip.AddrFrom4([4]byte(a[i*4 : i*4+4]))
 		} else {
 			p.Addrs[i] = netip.AddrFrom16([16]byte(a[i*16 : i*16+16]))
+			// A v4-mapped address in an IPv6 advertisement is an IPv4
+			// address in the wrong family: no configured IPv6 VIP equals
+			// it, and Append could not send it back as it came.
+			if p.Addrs[i].Is4In6() {
+				return ErrAddrFamily
+			}
 		}
 	}
 	return nil

@@ -184,6 +184,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"v3 checksum", mutate(goldenV3v4, func(b []byte) []byte { b[6]++; return b }), v4, ErrChecksum},
 		{"v3 wrong pseudo src", goldenV3v4, IPInfo{Src: ip("192.168.1.11"), Dst: v4.Dst, HopLimit: 255}, ErrChecksum},
 		{"v3 wrong pseudo dst", goldenV3v4, IPInfo{Src: v4.Src, Dst: ip("192.168.1.1"), HopLimit: 255}, ErrChecksum},
+		{"v4-mapped address in ipv6", mutate(goldenV3v6, func(b []byte) []byte {
+			m := netip.MustParseAddr("::ffff:10.0.0.1").As16()
+			copy(b[HeaderLen:], m[:])
+			return fixsum(b, true, v6)
+		}), v6, ErrAddrFamily},
 		{"v3v6 checksum", mutate(goldenV3v6, func(b []byte) []byte { b[20]++; return b }), v6, ErrChecksum},
 		{"auth AH", mutate(goldenV2, func(b []byte) []byte { b[4] = 2; return fixsum(b, false, v4) }), v4, ErrAuthAH},
 		{"auth 3", mutate(goldenV2, func(b []byte) []byte { b[4] = 3; return fixsum(b, false, v4) }), v4, ErrAuthType},
