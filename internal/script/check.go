@@ -244,11 +244,12 @@ func checkFile(path string, nd need, id Identity) []*Problem {
 			nd |= needRead // the interpreter opens it
 		}
 		if !allowed(st, id, nd, false) {
-			what := "execute"
-			if nd == needRead {
+			what := "read and execute"
+			switch {
+			case nd == needRead || allowed(st, id, needExec, false):
 				what = "read"
-			} else if nd&needRead != 0 {
-				what = "read and execute"
+			case nd == needExec || allowed(st, id, needRead, false):
+				what = "execute"
 			}
 			probs = append(probs, &Problem{Path: path, Msg: fmt.Sprintf("user %s may not %s it (mode %04o, owner uid %d)", id, what, st.Mode&07777, st.Uid)})
 		}
