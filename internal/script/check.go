@@ -39,7 +39,12 @@ func (p *Problem) Error() string {
 // Refused is the error of a script Run would not start.
 type Refused struct{ Problem *Problem }
 
-func (r *Refused) Error() string { return "refused: " + r.Problem.Error() }
+func (r *Refused) Error() string {
+	if r.Problem.Insecure {
+		return "refused: " + r.Problem.Error()
+	}
+	return "cannot run: " + r.Problem.Error()
+}
 
 // need is the access a script needs to a file.
 type need uint32
