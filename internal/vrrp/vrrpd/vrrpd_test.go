@@ -131,3 +131,25 @@ func TestPlanFingerprints(t *testing.T) {
 		t.Fatalf("group plan %+v", g)
 	}
 }
+
+// VRRP scripts run as the script user (nobody unless script_user says
+// otherwise), split into words as keepalived does, and a script that cannot
+// run is an error naming it.
+func TestRunScriptAsScriptUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("scripts run as another user only when govs is root")
+	}
+	out, err := runScript(context.Background(), script.Policy{}, "/usr/bin/id -u", nil, 5*time.Second)
+	if err != nil || out != "65534" {
+		t.Fatalf("default user: %q %v", out, err)
+	}
+	out, err = runScript(context.Background(), script.Policy{User: "daemon"}, "/usr/bin/id", []string{"-un"}, 5*time.Second)
+	if err != nil || out != "daemon" {
+		t.Fatalf("script_user daemon: %q %v", out, err)
+	}
+	var ref *script.Refused
+	if _, err := runScript(context.Background(), script.Policy{}, "/no/such/script arg", nil, time.Second); !errors.As(err, &ref) ||
+		!strings.Contains(err.Error(), "/no/such/script: not found") {
+		t.Fatalf("missing script: %v", err)
+	}
+}
