@@ -61,7 +61,7 @@ func Run(ctx context.Context, p Policy, c Cmd) (code int, output string, err err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if prog := Program(c.Line, c.Shell); prog != "" {
-		cmd.Path = prog // the file checked, not another one found in PATH later
+		cmd.Path, cmd.Err = prog, nil // the file checked, not another one found in PATH later
 	}
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if id.Switch {
