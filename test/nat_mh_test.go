@@ -282,7 +282,8 @@ func TestNATMaglevPortFallback(t *testing.T) {
 	}
 	extra := "    scheduler_flags: [mh-port, mh-fallback]\n    inhibit_on_failure: true\n" +
 		fmt.Sprintf("    health_check: {type: script, command: \"test -e %s/up-$GOVS_REAL_SERVER_ADDRESS\", interval: 100ms, rise: 1, fall: 1}\n", dir)
-	l.apply(natConfig("nat", "mh", l.vip(5390), "udp", l.RealAddrs, nil, extra))
+	// script_user root: the check tests files in a directory only root may enter.
+	l.apply("script_user: root\n" + natConfig("nat", "mh", l.vip(5390), "udp", l.RealAddrs, nil, extra))
 	l.requireRules([]string{"jhash @nh,96,32 . th sport mod 4093"}, []string{"queue num"})
 
 	owners := l.maglevOwners(5390, 0, 1, 2)
@@ -377,7 +378,8 @@ func newSorryLab(t *testing.T, fwd, schedName string, port int, extra string) *s
 	if fwd == "fullnat" {
 		extra += fmt.Sprintf("    local_addresses: [%s]\n", l.DirectorRealSide[0])
 	}
-	l.apply(natConfig(fwd, schedName, l.vip(port), "tcp", l.RealAddrs[:2], nil, extra))
+	// script_user root: the check tests files in a directory only root may enter.
+	l.apply("script_user: root\n" + natConfig(fwd, schedName, l.vip(port), "tcp", l.RealAddrs[:2], nil, extra))
 	return l
 }
 

@@ -262,7 +262,9 @@ func TestVRRPTrackNotifyRestore(t *testing.T) {
     track_scripts:
       - {name: healthy, script: "/usr/bin/test -e %s", interval: 100ms, weight: -60, fall: 2, rise: 2}
 `, script, script, flag)
-	r1.startGovs(vrrpOpts{version: 3, interval: 100 * time.Millisecond, priority: 150, master: true, extra: extra})
+	// script_user root: the scripts use a directory only root may enter.
+	r1.startGovs(vrrpOpts{version: 3, interval: 100 * time.Millisecond, priority: 150, master: true, extra: extra,
+		top: "script_user: root\nvirtual_servers: []\n"})
 	l.waitMaster(r1, 3*time.Second)
 	r2.startKeepalived(vrrpOpts{version: 3, interval: 100 * time.Millisecond, priority: 100})
 	p := l.probe()

@@ -18,7 +18,9 @@ func TestVRRPTrackService(t *testing.T) {
 	r1, r2 := l.routers[0], l.routers[1]
 	flag := filepath.Join(l.dir, "rs-healthy")
 	writeFile(t, flag, "")
-	top := fmt.Sprintf(`virtual_servers:
+	// script_user root: the check tests a file in a directory only root may enter.
+	top := fmt.Sprintf(`script_user: root
+virtual_servers:
   - name: web
     address: 127.0.0.1:18181
     health_check: {type: script, command: "/usr/bin/test -e %s", interval: 100ms, rise: 1, fall: 1}

@@ -68,3 +68,14 @@ func printConfigError(cmd *cobra.Command, err error) {
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), err)
 }
+
+// checkHost adds to a valid configuration's checks those that read this
+// system: the scripts it runs and who runs them (config.CheckScripts).
+func checkHost(cfg *config.Config, warns []config.Warning) (*config.Config, []config.Warning, error) {
+	more, err := cfg.CheckScripts()
+	warns = append(warns, more...)
+	if err != nil {
+		return nil, warns, err
+	}
+	return cfg, warns, nil
+}

@@ -33,9 +33,15 @@ func (lf *loadFlags) options() config.LoadOptions {
 	return config.LoadOptions{Format: lf.format, ConfigID: lf.configID}
 }
 
-// load reads and validates file, govs YAML or keepalived.conf.
+// load reads and validates file, govs YAML or keepalived.conf, and checks
+// on this system what its scripts need (check.go): govs check, run and
+// reload all refuse what the other two would.
 func (lf *loadFlags) load(file string) (*config.Config, []config.Warning, error) {
-	return config.LoadAny(file, lf.options())
+	cfg, warns, err := config.LoadAny(file, lf.options())
+	if err != nil {
+		return nil, warns, err
+	}
+	return checkHost(cfg, warns)
 }
 
 // printWarnings prints one line per warning: FILE:LINE:COL: warning: ...

@@ -79,6 +79,8 @@ func (c *Config) Validate() error {
 			byName[vs.Name] = vs
 		}
 	}
+	c.validateAddresses(&errs) // addrs.go
+	c.validateScripts(&errs)   // script.go
 	return errs.err()
 }
 

@@ -22,7 +22,7 @@ virtual_servers:
     protocol: udp
     scheduler: rr
     real_servers:
-      - address: "::1"
+      - address: "fd00::53"
 `
 
 func TestParseMinimal(t *testing.T) {
@@ -44,7 +44,7 @@ func TestParseMinimal(t *testing.T) {
 	if dns.Name != "udp/[::1]:5353" {
 		t.Errorf("default name = %q", dns.Name)
 	}
-	if got := dns.RealServers[0].Address.String(); got != "[::1]:5353" {
+	if got := dns.RealServers[0].Address.String(); got != "[fd00::53]:5353" {
 		t.Errorf("real server without port = %s, want the VIP's port", got)
 	}
 	if *dns.RealServers[0].Weight != 1 || dns.IdleTimeout.D() != 300*time.Second || dns.MaxFlows != DefaultMaxFlows {

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/govs-lb/govs/internal/script"
+)
 
 // Config is a whole govs configuration: the director's desired state.
 type Config struct {
@@ -18,6 +22,12 @@ type Config struct {
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
 	Logging        *Logging         `yaml:"logging,omitempty"`
+
+	// ScriptUser ("user" or "user:group") is who every script runs as,
+	// default nobody; ScriptSecurity (default true) refuses scripts that
+	// someone else can change. See script.go.
+	ScriptUser     string `yaml:"script_user,omitempty"`
+	ScriptSecurity *bool  `yaml:"script_security,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over
@@ -140,6 +150,10 @@ type HealthCheck struct {
 	FileWeight *int   `yaml:"file_weight,omitempty"`
 	// AgentPort adds an HAProxy agent check on this port to any check type.
 	AgentPort int `yaml:"agent_port,omitempty"`
+
+	// RunAs is who a script check runs as, set by Validate from the
+	// configuration's script_user and script_security.
+	RunAs script.Policy `yaml:"-"`
 }
 
 // API configures the control API (see docs/api.md).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -126,14 +127,19 @@ func TestChangesAreAllOrNothing(t *testing.T) {
 		{d.DeleteService("tcp/127.0.0.9:1"), ErrNoService},
 		{d.AddRealServer("tcp/127.0.0.9:1", &config.RealServer{Address: addr("127.0.0.1:1")}, nil), ErrNoService},
 		{d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.1:9001")}, nil), ErrDestExists},
-		{d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.1")}, nil), nil},
-		{d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.1:8080")}, nil), ErrDestExists},
+		// No port: the service's (127.0.0.1 itself would be the VIP, refused).
+		{d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.3")}, nil), nil},
+		{d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.3:8080")}, nil), ErrDestExists},
 		{d.DeleteRealServer("tcp/127.0.0.1:8080", netip.MustParseAddrPort("127.0.0.1:9999")), ErrNoDest},
-		{d.DeleteRealServer("tcp/127.0.0.1:8080", netip.MustParseAddrPort("127.0.0.1:8080")), nil},
+		{d.DeleteRealServer("tcp/127.0.0.1:8080", netip.MustParseAddrPort("127.0.0.3:8080")), nil},
 	} {
 		if (tc.want == nil) != (tc.err == nil) || !errors.Is(tc.err, tc.want) {
 			t.Errorf("case %d: got %v, want %v", i, tc.err, tc.want)
 		}
+	}
+	// A real server that is the service's own VIP:port would loop.
+	if err := d.AddRealServer("tcp/127.0.0.1:8080", &config.RealServer{Address: addr("127.0.0.1")}, nil); err == nil || !strings.Contains(err.Error(), "own address") {
+		t.Errorf("a real server equal to the VIP: %v", err)
 	}
 	err = d.UpdateService("tcp/127.0.0.1:8080", func(vs *config.VirtualServer) error { vs.Address.Port = 1; return nil })
 	if err == nil || d.Service("tcp/127.0.0.1:1") != nil {

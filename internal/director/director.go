@@ -103,10 +103,20 @@ func (d *Director) Service(key string) *VirtualService {
 // period passes), and kept ones take their new settings and real servers for
 // every new connection at once. cfg must have been validated. On error
 // nothing has changed.
-func (d *Director) Apply(cfg *config.Config) error {
+func (d *Director) Apply(cfg *config.Config) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	grace := cfg.GracePeriod.D()
+	// Notify commands run during and after Apply run as the new
+	// configuration says; a failed Apply keeps the old policy.
+	newRunAs := cfg.ScriptPolicy()
+	if old := d.hc.runAs.Swap(&newRunAs); old != nil {
+		defer func() {
+			if err != nil {
+				d.hc.runAs.Store(old)
+			}
+		}()
+	}
 
 	type plan struct {
 		vs       *VirtualService

@@ -9,12 +9,14 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/sched"
+	"github.com/govs-lb/govs/internal/script"
 )
 
 // Health checking and the real-server lifecycle in the director: the
@@ -65,6 +67,7 @@ type directorHealth struct {
 	notifies sync.WaitGroup
 	nmu      sync.Mutex
 	closed   bool
+	runAs    atomic.Pointer[script.Policy] // who notify commands run as
 
 	probes probePool // prequal's agent probes (prober.go)
 }
@@ -685,7 +688,11 @@ func (h *directorHealth) notify(log *slog.Logger, command string, ev HealthEvent
 		if ev.Backend.IsValid() {
 			env = append(env, "GOVS_REAL_SERVER="+ev.Backend.String())
 		}
-		code, out, err := health.RunCommand(ctx, command, env)
+		var runAs script.Policy // nil: the safe default
+		if p := h.runAs.Load(); p != nil {
+			runAs = *p
+		}
+		code, out, err := health.RunCommand(ctx, runAs, command, env)
 		if err != nil || code != 0 {
 			log.Warn("notify command failed", "command", command, "exit", code, "err", err, "output", out)
 		}

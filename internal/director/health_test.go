@@ -101,6 +101,11 @@ func startHealthDirector(t *testing.T, yaml string) *Director {
 
 func applyYAML(t *testing.T, d *Director, yaml string) {
 	t.Helper()
+	if !strings.Contains(yaml, "script_user") {
+		// The scripts of these tests write to test directories only root
+		// may enter.
+		yaml = "script_user: root\n" + yaml
+	}
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/govs-lb/govs/internal/script"
 )
 
 // check runs one check of s with a timeout.
@@ -369,7 +371,7 @@ func TestScriptCheck(t *testing.T) {
 	codeFile := filepath.Join(dir, "code")
 	script := writeScript(t, `echo "checking $GOVS_REAL_SERVER"; exit $(cat `+codeFile+`)`)
 	target := netip.MustParseAddrPort("127.0.0.1:80")
-	spec := Spec{Type: "script", Target: target, Command: script}
+	spec := Spec{Type: "script", Target: target, Command: script, RunAs: asRoot}
 	set := func(code int) { os.WriteFile(codeFile, []byte(strconv.Itoa(code)), 0o644) }
 
 	set(0)
@@ -396,7 +398,7 @@ func TestScriptTimeoutKillsGroupAndReaps(t *testing.T) {
 	// process group, records both PIDs and hangs.
 	command := `sleep 30 & echo $$ $! > ` + pids + `.tmp; mv ` + pids + `.tmp ` + pids + `; sleep 30`
 	start := time.Now()
-	r := check(t, Spec{Type: "script", Command: command, Timeout: 300 * time.Millisecond})
+	r := check(t, Spec{Type: "script", Command: command, Timeout: 300 * time.Millisecond, RunAs: asRoot})
 	wantFail(t, r, "timed out")
 	if el := time.Since(start); el > 3*time.Second {
 		t.Fatalf("the check took %s: the hung script held it", el)
@@ -430,13 +432,17 @@ func TestScriptTimeoutKillsGroupAndReaps(t *testing.T) {
 	}
 }
 
+// asRoot runs the scripts of these tests, which live in (and write to)
+// test directories only root may enter, as root.
+var asRoot = script.Policy{User: "root"}
+
 func TestRunCommandEnvAndOutput(t *testing.T) {
-	code, out, err := RunCommand(context.Background(), `echo "$GOVS_X"; exit 3`, []string{"GOVS_X=hello"})
+	code, out, err := RunCommand(context.Background(), asRoot, `echo "$GOVS_X"; exit 3`, []string{"GOVS_X=hello"})
 	if err != nil || code != 3 || out != "hello" {
 		t.Fatalf("RunCommand = %d %q %v", code, out, err)
 	}
 	// A huge output is cut, never blocks.
-	code, out, err = RunCommand(context.Background(), `head -c 1000000 /dev/zero | tr '\0' x`, nil)
+	code, out, err = RunCommand(context.Background(), asRoot, `head -c 1000000 /dev/zero | tr '\0' x`, nil)
 	if err != nil || code != 0 || len(out) != 512 {
 		t.Fatalf("RunCommand of a big output = %d, %d bytes, %v", code, len(out), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/script"
 )
 
 // Spec is one real server's health check, resolved from the configuration:
@@ -43,6 +44,8 @@ type Spec struct {
 	// script
 	Command string
 	Dynamic bool
+	// RunAs is who the script runs as (script_user, script_security).
+	RunAs script.Policy
 	// file
 	File       string
 	FileWeight int
@@ -71,6 +74,7 @@ func SpecFor(hc *config.HealthCheck, addr netip.AddrPort) Spec {
 		HeloName:         hc.HeloName,
 		Command:          hc.Command,
 		Dynamic:          hc.Dynamic,
+		RunAs:            hc.RunAs,
 		File:             hc.File,
 		AgentPort:        uint16(hc.AgentPort),
 	}

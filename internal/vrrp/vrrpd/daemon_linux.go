@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/script"
 	"github.com/govs-lb/govs/internal/vrrp"
 )
 
@@ -49,6 +50,17 @@ type Daemon struct {
 	stopped   bool
 
 	units atomic.Pointer[[]*unit] // running units, in configuration order
+	// runAs is who scripts run as (script_user, script_security), set by
+	// every Apply: running units pick a change up at their next script.
+	runAs atomic.Pointer[script.Policy]
+}
+
+// scriptPolicy is who scripts run as now; the safe default before Apply.
+func (d *Daemon) scriptPolicy() script.Policy {
+	if p := d.runAs.Load(); p != nil {
+		return *p
+	}
+	return script.Policy{}
 }
 
 // New returns a daemon that runs nothing until Apply.
@@ -114,6 +126,8 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		return errors.New("vrrp: stopped")
 	}
 	specs := plan(cfg)
+	runAs := cfg.ScriptPolicy()
+	d.runAs.Store(&runAs)
 	old := *d.units.Load()
 	if len(specs) > 0 && d.watchDone == nil {
 		if err := d.startWatcher(); err != nil {
@@ -299,11 +313,10 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		in.tracks = append(in.tracks, &tracked{iface: ti.Name, weight: ti.Weight, up: true})
 	}
 	for _, ts := range vi.TrackScripts {
-		argv, err := config.SplitCommand(ts.Script)
-		if err != nil {
+		if _, err := config.SplitCommand(ts.Script); err != nil {
 			return nil, fmt.Errorf("track script %s: %w", ts.Name, err)
 		}
-		in.tracks = append(in.tracks, &tracked{script: ts, argv: argv, weight: ts.Weight, up: true})
+		in.tracks = append(in.tracks, &tracked{script: ts, weight: ts.Weight, up: true})
 	}
 	for _, ts := range vi.TrackServices {
 		in.tracks = append(in.tracks, &tracked{service: ts.Name, weight: ts.Weight, up: true})
@@ -412,7 +425,7 @@ func (d *Daemon) start(u *unit) error {
 	for _, in := range u.insts {
 		in.removeVIPs(true)
 	}
-	u.notify = newNotifier(d.log, d.opts.NotifyTimeout)
+	u.notify = newNotifier(d.log, d.scriptPolicy, d.opts.NotifyTimeout)
 	go u.run()
 	return nil
 }

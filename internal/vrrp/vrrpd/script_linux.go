@@ -1,91 +1,56 @@
 package vrrpd
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/script"
 )
 
 // errScriptTimeout is a script killed because it ran too long.
-var errScriptTimeout = errors.New("timed out, process group killed")
+var errScriptTimeout = script.ErrTimeout
 
-// limitedBuffer keeps the first 4 KiB written to it.
-type limitedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := 4096 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(room, len(p))])
+// runScript runs line (split into words, as keepalived does, with extra
+// appended) as runAs says: as the script user, its files checked first, in
+// a process group of its own that is killed when it returns or after
+// timeout (or when ctx ends). It returns the script's output (the first
+// 4 KiB) and an error when it did not exit 0.
+func runScript(ctx context.Context, runAs script.Policy, line string, extra []string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	code, out, err := script.Run(ctx, runAs, script.Cmd{Line: line, Args: extra, MaxOutput: 4096})
+	switch {
+	case err != nil:
+		return out, err
+	case code != 0:
+		return out, fmt.Errorf("exit status %d", code)
 	}
-	return len(p), nil
-}
-
-func (l *limitedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.TrimSpace(l.b.String())
-}
-
-// runScript runs argv in a process group of its own and waits for it, at
-// most timeout (or until ctx ends): then the whole group is killed. It
-// returns the command's output (the first 4 KiB) and its error.
-func runScript(ctx context.Context, argv []string, timeout time.Duration) (string, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out limitedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// A daemon started by the script may keep its output open: do not wait
-	// for it once the script itself has exited.
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return out.String(), err
-	case <-t.C:
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		return out.String(), errScriptTimeout
-	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		return out.String(), ctx.Err()
-	}
+	return out, nil
 }
 
 // notifier runs a unit's notify scripts one after the other, in the order
 // of the state changes, each bounded by a timeout.
 type notifier struct {
 	log     *slog.Logger
+	runAs   func() script.Policy
 	timeout time.Duration
 	q       chan notifyJob
 	done    chan struct{}
 }
 
 type notifyJob struct {
-	argv []string
-	what string // for the log: "notify_master of VI_1"
+	line  string
+	extra []string
+	what  string // for the log: "notify_master of VI_1"
 }
 
-func newNotifier(log *slog.Logger, timeout time.Duration) *notifier {
-	n := &notifier{log: log, timeout: timeout, q: make(chan notifyJob, 64), done: make(chan struct{})}
+func newNotifier(log *slog.Logger, runAs func() script.Policy, timeout time.Duration) *notifier {
+	n := &notifier{log: log, runAs: runAs, timeout: timeout, q: make(chan notifyJob, 64), done: make(chan struct{})}
 	go n.run()
 	return n
 }
@@ -94,9 +59,9 @@ func (n *notifier) run() {
 	defer close(n.done)
 	for j := range n.q {
 		start := time.Now()
-		out, err := runScript(context.Background(), j.argv, n.timeout)
+		out, err := runScript(context.Background(), n.runAs(), j.line, j.extra, n.timeout)
 		if err != nil {
-			n.log.Warn("vrrp notify script failed", "script", j.what, "command", strings.Join(j.argv, " "), "err", err, "output", out)
+			n.log.Warn("vrrp notify script failed", "script", j.what, "command", strings.TrimSpace(j.line+" "+strings.Join(j.extra, " ")), "err", err, "output", out)
 			continue
 		}
 		n.log.Debug("vrrp notify script ran", "script", j.what, "took", time.Since(start))
@@ -104,17 +69,12 @@ func (n *notifier) run() {
 }
 
 // add queues script (a configured command line) with extra arguments.
-func (n *notifier) add(what, script string, extra ...string) {
-	if script == "" {
-		return
-	}
-	argv, err := config.SplitCommand(script)
-	if err != nil {
-		n.log.Warn("vrrp notify script not run", "script", what, "err", err)
+func (n *notifier) add(what, line string, extra ...string) {
+	if line == "" {
 		return
 	}
 	select {
-	case n.q <- notifyJob{argv: append(argv, extra...), what: what}:
+	case n.q <- notifyJob{line: line, extra: extra, what: what}:
 	default:
 		n.log.Warn("vrrp notify script not run: too many queued", "script", what)
 	}
@@ -133,14 +93,27 @@ func (n *notifier) close(wait time.Duration) {
 // runTrackScript runs a track script every interval until ctx ends and
 // calls report when its state changes: it starts up (keepalived's default,
 // no init_fail), goes down after fall failures in a row and up again after
-// rise successes.
-func runTrackScript(ctx context.Context, ts *config.TrackScript, argv []string, report func(up bool)) {
+// rise successes. A script that cannot run (missing, not executable by the
+// script user, or writable by someone else: refused) counts as failing, so
+// the instance does not keep claiming what the script no longer vouches
+// for; it is logged by name once, and again when the reason changes.
+func runTrackScript(ctx context.Context, log *slog.Logger, ts *config.TrackScript, runAs func() script.Policy, report func(up bool)) {
 	up, streak := true, 0
+	refusal := ""
 	for {
 		start := time.Now()
-		_, err := runScript(ctx, argv, ts.Timeout.D())
+		_, err := runScript(ctx, runAs(), ts.Script, nil, ts.Timeout.D())
 		if ctx.Err() != nil {
 			return
+		}
+		var ref *script.Refused
+		switch {
+		case errors.As(err, &ref) && ref.Error() != refusal:
+			refusal = ref.Error()
+			log.Error("vrrp track script cannot run, counted as failing", "script", ts.Name, "command", ts.Script, "err", err)
+		case !errors.As(err, &ref) && refusal != "":
+			refusal = ""
+			log.Info("vrrp track script runs again", "script", ts.Name)
 		}
 		if ok := err == nil; ok == up {
 			streak = 0

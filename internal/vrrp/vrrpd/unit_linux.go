@@ -78,7 +78,6 @@ type tracked struct {
 	iface   string
 	service string
 	script  *config.TrackScript
-	argv    []string
 	weight  int
 	up      bool
 }
@@ -129,7 +128,7 @@ func (u *unit) run() {
 				t.up = serviceUp(u.d.opts.Services, t.service)
 				go watchService(ctx, u.d.opts.Services, t.service, t.up, u.scriptReporter(ctx, in, t))
 			default:
-				go runTrackScript(ctx, t.script, t.argv, u.scriptReporter(ctx, in, t))
+				go runTrackScript(ctx, u.d.log, t.script, u.d.scriptPolicy, u.scriptReporter(ctx, in, t))
 			}
 		}
 		in.since = now

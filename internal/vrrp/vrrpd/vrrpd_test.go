@@ -5,6 +5,7 @@ package vrrpd
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/script"
 )
 
 func TestAnnouncePayloads(t *testing.T) {
@@ -32,12 +34,16 @@ func TestAnnouncePayloads(t *testing.T) {
 	}
 }
 
+// asRoot runs the scripts of these tests, which use test directories only
+// root may enter, as root.
+var asRoot = script.Policy{User: "root"}
+
 // A script that outlives its timeout is killed with its whole process
 // group: the child it started in the background dies too.
 func TestRunScriptTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child")
 	start := time.Now()
-	_, err := runScript(context.Background(), []string{"/bin/sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}, 200*time.Millisecond)
+	_, err := runScript(context.Background(), asRoot, "/bin/sh -c 'sleep 30 & echo $! > "+pidFile+"; wait'", nil, 200*time.Millisecond)
 	if !errors.Is(err, errScriptTimeout) || time.Since(start) > 5*time.Second {
 		t.Fatalf("err %v after %v", err, time.Since(start))
 	}
@@ -55,7 +61,7 @@ func TestRunScriptTimeoutKillsGroup(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	out, err := runScript(context.Background(), []string{"/bin/sh", "-c", "echo hello; exit 3"}, time.Second)
+	out, err := runScript(context.Background(), asRoot, "/bin/sh -c 'echo hello; exit 3'", nil, time.Second)
 	if out != "hello" || err == nil {
 		t.Fatalf("out %q err %v", out, err)
 	}
@@ -71,7 +77,8 @@ func TestTrackScriptRiseFall(t *testing.T) {
 	var got []bool
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go runTrackScript(ctx, ts, []string{"/usr/bin/test", "-e", flag}, func(up bool) {
+	ts.Script = "/usr/bin/test -e " + flag
+	go runTrackScript(ctx, slog.Default(), ts, func() script.Policy { return asRoot }, func(up bool) {
 		mu.Lock()
 		got = append(got, up)
 		mu.Unlock()
@@ -122,5 +129,27 @@ func TestPlanFingerprints(t *testing.T) {
 	g := plan(parse(a + b + "vrrp_sync_groups: [{name: G, instances: [B, A]}]\n"))
 	if len(g) != 1 || g[0].key != "group G" || len(g[0].insts) != 2 || g[0].insts[0].Name != "B" {
 		t.Fatalf("group plan %+v", g)
+	}
+}
+
+// VRRP scripts run as the script user (nobody unless script_user says
+// otherwise), split into words as keepalived does, and a script that cannot
+// run is an error naming it.
+func TestRunScriptAsScriptUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("scripts run as another user only when govs is root")
+	}
+	out, err := runScript(context.Background(), script.Policy{}, "/usr/bin/id -u", nil, 5*time.Second)
+	if err != nil || out != "65534" {
+		t.Fatalf("default user: %q %v", out, err)
+	}
+	out, err = runScript(context.Background(), script.Policy{User: "daemon"}, "/usr/bin/id", []string{"-un"}, 5*time.Second)
+	if err != nil || out != "daemon" {
+		t.Fatalf("script_user daemon: %q %v", out, err)
+	}
+	var ref *script.Refused
+	if _, err := runScript(context.Background(), script.Policy{}, "/no/such/script arg", nil, time.Second); !errors.As(err, &ref) ||
+		!strings.Contains(err.Error(), "/no/such/script: not found") {
+		t.Fatalf("missing script: %v", err)
 	}
 }
