@@ -25,14 +25,18 @@ func runCmd() *cobra.Command {
 	var file string
 	var lf *loadFlags
 	cmd := &cobra.Command{
-		Use:   "run -c FILE",
+		Use:   "run [-c FILE]",
 		Short: "Run the director in the foreground",
 		Long: `Run the director in the foreground until SIGINT or SIGTERM: then stop accepting,
 let established connections finish for up to grace_period, and exit 0.
 SIGHUP reloads FILE; an invalid file is rejected, logged, and the running
-configuration kept.`,
+configuration kept. Without -c, FILE is ` + defaultConfigFile + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			file, err := defaultConfig(file)
+			if err != nil {
+				return err
+			}
 			cfg, warns, err := lf.load(file)
 			if err != nil {
 				printWarnings(cmd.ErrOrStderr(), warns)
@@ -42,8 +46,7 @@ configuration kept.`,
 			return run(cmd.ErrOrStderr(), file, lf, cfg, warns, socketPath(cmd, cfg))
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file, govs YAML or keepalived.conf (required)")
-	cmd.MarkFlagRequired("config")
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file, govs YAML or keepalived.conf (default "+defaultConfigFile+")")
 	lf = addLoadFlags(cmd)
 	return cmd
 }
@@ -75,6 +78,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	log := newLogger(stderr, cfg.Logging, &ls)
 	raiseFileLimit(log)
 	logWarnings(log, warns)
+	logConfigSource(log, file)
+	notify := newNotifier(log)
 
 	dp := newDataplane(log)
 	d := director.New(log, dp)
@@ -104,19 +109,23 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		return exitCode(1)
 	}
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
+	notify.ready(len(cfg.VirtualServers))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
+			notify.reloading()
 			reload(log, &ls, d, dp, file, lf)
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
+			notify.ready(len(d.Config().VirtualServers))
 			continue
 		}
 		grace := d.Config().GracePeriod.D()
 		log.Info("shutting down", "signal", sig.String(), "grace", grace)
+		notify.stopping()
 		signal.Stop(sigs)
 		vd.Stop() // priority 0 first: a backup takes over while we drain
 		if err := d.Shutdown(grace); err != nil {

@@ -15,10 +15,12 @@ import (
 	"strings"
 
 	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release this binary was built from ("dev" unless the
+// Makefile stamped it; see internal/buildinfo).
+var version = buildinfo.Version()
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
@@ -112,7 +114,7 @@ func (c *cli) main(args []string) error {
 		c.usage(c.stdout)
 		return nil
 	case "v":
-		fmt.Fprintf(c.stdout, "govsadm %s (ipvsadm v1.31 compatible, IPVS v1.2.1 emulated by govs)\n", version)
+		fmt.Fprintf(c.stdout, "govsadm %s\nipvsadm v1.31 compatible, IPVS v1.2.1 emulated by govs\n", buildinfo.Get())
 		return nil
 	}
 	return c.execute(e, false)
