@@ -166,8 +166,9 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 
 // addGlobalFlags adds the flags every govs command takes.
 func addGlobalFlags(root *cobra.Command) {
-	root.PersistentFlags().String("socket", api.DefaultSocket,
-		"control socket of the API and govsadm (env "+api.SocketEnv+"; else api.socket of the configuration)")
+	root.PersistentFlags().String("socket", "",
+		"control socket of the API and govsadm (env "+api.SocketEnv+"; else api.socket of the configuration; else "+
+			api.DefaultSocket+" as root, $XDG_RUNTIME_DIR/govs.sock or $TMPDIR/govs-UID/govs.sock as another user)")
 }
 
 // socketPath is the control socket: --socket, else $GOVS_SOCKET, else the
@@ -182,7 +183,7 @@ func socketPath(cmd *cobra.Command, cfg *config.Config) string {
 	if cfg.API != nil && cfg.API.Socket != "" {
 		return cfg.API.Socket
 	}
-	return api.DefaultSocket
+	return api.DefaultSocketPath()
 }
 
 // startAPI serves the control API on the socket and, if configured, on TCP.

@@ -45,7 +45,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	c.socket = getenv(api.SocketEnv)
 	if c.socket == "" {
-		c.socket = api.DefaultSocket
+		c.socket = api.ClientSocketPath() // as govs chooses it, see docs/operations.md
 	}
 	// --socket PATH is govs's own global option; take it out before
 	// parsing the ipvsadm command line.
@@ -218,6 +218,9 @@ Options:
   --sched-flags  -b flags             scheduler flags (comma-separated)
 
 govs options:
-  --socket PATH                       control socket (default %[2]s, env %[3]s)
+  --socket PATH                       control socket (env %[3]s; default %[2]s as root;
+                                      as another user their own govs's socket if it exists
+                                      ($XDG_RUNTIME_DIR/govs.sock, else $TMPDIR/govs-UID/govs.sock),
+                                      else %[2]s)
 `, p, api.DefaultSocket, api.SocketEnv)
 }
