@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -25,13 +26,39 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates src as the YAML file named file.
 func Parse(file string, src []byte) (*Config, error) {
 	c := &Config{File: file}
-	if errs := parseYAML(file, src, c); len(errs) > 0 {
+	// A YAML syntax error leaves c empty, and an empty model validates.
+	errs := parseYAML(file, src, c)
+	if err := c.Validate(); err != nil {
+		var verrs ErrorList
+		if !errors.As(err, &verrs) {
+			return nil, err
+		}
+		errs = mergeErrors(errs, verrs)
+	}
+	if len(errs) > 0 {
+		errs.sort()
 		return nil, errs
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return c, nil
+}
+
+// mergeErrors adds validation errors to decoding errors, so that `govs
+// check` reports unknown keys and bad values of a file at once. A value
+// that could not be decoded is left empty, and validating it would only
+// repeat the problem ("address required" after "invalid address"): the
+// validation errors of a line that already has a decoding error are left
+// out.
+func mergeErrors(decode, validate ErrorList) ErrorList {
+	bad := map[Pos]bool{}
+	for _, e := range decode {
+		bad[Pos{File: e.Pos.File, Line: e.Pos.Line}] = true
+	}
+	for _, e := range validate {
+		if !bad[Pos{File: e.Pos.File, Line: e.Pos.Line}] {
+			decode = append(decode, e)
+		}
+	}
+	return decode
 }
 
 // Validate fills in defaults and checks the whole model, returning an
