@@ -237,7 +237,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 	if err := s.d.AddService(vs); err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("virtual service added through the API", "service", vs.Key())
+	s.log.Info("virtual service added through the API", append(s.svcAttrs(vs.Key()), "forwarding", string(vs.Forwarding))...)
 	w.Header().Set("Location", ServicePath(string(vs.Protocol), vs.Address.String()))
 	return s.writeServiceByKey(w, http.StatusCreated, vs.Key())
 }
@@ -282,7 +282,9 @@ func (s *Server) patchService(w http.ResponseWriter, r *http.Request) error {
 // current configuration and replacing it.
 func (s *Server) changeService(w http.ResponseWriter, t target, build func(*config.VirtualServer) (map[string]any, error)) error {
 	var doc *document
+	var before, after config.VirtualServer
 	err := s.d.UpdateService(t.key, func(cur *config.VirtualServer) error {
+		before = copyService(cur)
 		obj, err := build(cur)
 		if err != nil {
 			return err
@@ -303,12 +305,13 @@ func (s *Server) changeService(w http.ResponseWriter, t target, build func(*conf
 			vs.RealServers = cur.RealServers
 		}
 		*cur = *vs
+		after = copyService(vs)
 		return nil
 	})
 	if err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("virtual service changed through the API", "service", t.key)
+	s.log.Info("virtual service changed through the API", append(s.svcAttrs(t.key), "changes", changes(&before, &after, "real_servers"))...)
 	return s.writeServiceByKey(w, http.StatusOK, t.key)
 }
 
@@ -347,10 +350,11 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attrs := s.svcAttrs(t.key)
 	if err := s.d.DeleteService(t.key); err != nil {
 		return err
 	}
-	s.log.Info("virtual service deleted through the API", "service", t.key)
+	s.log.Info("virtual service deleted through the API", attrs...)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -449,11 +453,13 @@ func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return &requestError{err, doc}
 	}
+	fwdBefore := s.forwardingOf(t.key)
 	if err := s.d.AddRealServer(t.key, rs, fwd); err != nil {
 		return &requestError{err, doc}
 	}
 	t.backend = rs.Address.AddrPort()
-	s.log.Info("real server added through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server added through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "weight", rs.Weight)...)
+	s.logForwardingChange(t.key, fwdBefore)
 	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backend.String()))
 	return s.writeRealServer(w, http.StatusCreated, t)
 }
@@ -495,7 +501,10 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 		return err
 	}
 	var doc *document
+	var before, after config.RealServer
+	fwdBefore := s.forwardingOf(t.key)
 	err = s.d.UpdateRealServer(t.key, t.backend, func(cur *config.RealServer) error {
+		before = *cur
 		obj, err := build(cur)
 		if err != nil {
 			return err
@@ -509,12 +518,14 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 			return err
 		}
 		*cur = *rs
+		after = *rs
 		return nil
 	}, fwd)
 	if err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("real server changed through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server changed through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "changes", changes(&before, &after))...)
+	s.logForwardingChange(t.key, fwdBefore)
 	return s.writeRealServer(w, http.StatusOK, t)
 }
 
@@ -526,7 +537,7 @@ func (s *Server) deleteRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err := s.d.DeleteRealServer(t.key, t.backend); err != nil {
 		return err
 	}
-	s.log.Info("real server deleted through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server deleted through the API", append(s.svcAttrs(t.key), "backend", t.backend.String())...)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -544,7 +555,7 @@ func (s *Server) drainReq(w http.ResponseWriter, r *http.Request, on bool) error
 	if err := s.setDrain(t.key, t.backend, on); err != nil {
 		return err
 	}
-	s.log.Info("real server drain changed through the API", "service", t.key, "backend", t.backend.String(), "drain", on)
+	s.log.Info("real server drain changed through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "drain", on)...)
 	return s.writeRealServer(w, http.StatusOK, t)
 }
 

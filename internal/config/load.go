@@ -293,6 +293,11 @@ func (vs *VirtualServer) validateKernel(errs *ErrorList) {
 	if !vs.Address.IsZero() && vs.Address.Addr.IsUnspecified() {
 		errs.add(vs.At("address"), "forwarding %s needs a specific VIP, not %s", vs.Forwarding, vs.Address.Addr)
 	}
+	if !vs.Address.IsZero() && vs.Address.Addr.IsLoopback() {
+		// No other host can send to it, and kernel forwarding does not
+		// serve clients on the director: it would serve no one.
+		errs.add(vs.At("forwarding"), "forwarding %s cannot serve the loopback VIP %s: other hosts cannot reach it and kernel forwarding does not serve clients on the director itself; use forwarding proxy", vs.Forwarding, vs.Address.Addr)
+	}
 	if vs.SendProxy != ProxyNone {
 		errs.add(vs.At("send_proxy"), "send_proxy applies to proxy forwarding only")
 	}
