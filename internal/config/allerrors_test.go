@@ -44,3 +44,17 @@ virtual_servers:
 		}
 	}
 }
+
+func TestRealServerName(t *testing.T) {
+	c, err := Parse("n.yaml", []byte("virtual_servers:\n  - address: 127.0.0.1:80\n    real_servers:\n      - {name: fast, address: 127.0.0.1:9001}\n      - {address: 127.0.0.1:9002}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.VirtualServers[0].RealServers[0].Name; n != "fast" {
+		t.Errorf("name %q", n)
+	}
+	_, err = Parse("n.yaml", []byte("virtual_servers:\n  - address: 127.0.0.1:80\n    real_servers:\n      - {name: fast, address: 127.0.0.1:9001}\n      - {name: fast, address: 127.0.0.1:9002}\n"))
+	if err == nil || !strings.Contains(err.Error(), `n.yaml:5:16: duplicate real server name "fast" (first used at n.yaml:4:16)`) {
+		t.Errorf("duplicate name: %v", err)
+	}
+}

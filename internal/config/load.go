@@ -212,12 +212,20 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	}
 
 	seen := map[string]*RealServer{}
+	names := map[string]*RealServer{}
 	for _, rs := range vs.RealServers {
 		if rs == nil {
 			errs.add(vs.At("real_servers"), "empty real server entry")
 			continue
 		}
 		rs.validate(vs, errs)
+		if rs.Name != "" {
+			if first, dup := names[rs.Name]; dup {
+				errs.add(rs.At("name"), "duplicate real server name %q (first used at %s)", rs.Name, first.At("name"))
+			} else {
+				names[rs.Name] = rs
+			}
+		}
 		if rs.Address.IsZero() {
 			continue
 		}
