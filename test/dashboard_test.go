@@ -59,7 +59,7 @@ virtual_servers:
     scheduler: wrr
     health_check: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
     real_servers:
-      - {address: %s, weight: 3}
+      - {name: alpha, address: %s, weight: 3}
       - {address: %s, weight: 2}
       - {address: %s, weight: 1}
   - name: api
@@ -157,6 +157,7 @@ virtual_servers:
 		page.waitFor(t, rs+" up", field(row(web, rs), "state")+` === 'up'`)
 	}
 	page.waitFor(t, dead+" down", field(row(apiVIP, dead), "state")+` === 'down'`)
+	page.waitFor(t, "the real server's name beside its address", field(row(web, a), "address")+` === 'alpha `+a+`' && `+field(row(web, b), "address")+` === '`+b+`'`)
 	page.waitFor(t, "the weights", field(row(web, a), "weight")+` === '3' && `+field(row(apiVIP, dead), "weight")+` === '0 (1)'`)
 	page.waitFor(t, "the health checks' latency", field(row(web, a), "check")+`.includes('tcp') && /[0-9.]+ (ms|s)$/.test(`+field(row(web, a), "latency")+`)`)
 

@@ -7,10 +7,13 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/govs-lb/govs/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release this binary was built from ("dev" unless the
+// Makefile stamped it; see internal/buildinfo).
+var version = buildinfo.Version()
 
 func main() {
 	root := &cobra.Command{
@@ -18,9 +21,12 @@ func main() {
 		Short:         "govs is a layer 4 load balancer in the Linux Virtual Server tradition",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Get().String(),
 	}
+	root.SetVersionTemplate("govs {{.Version}}\n")
 	addGlobalFlags(root)
 	root.AddCommand(runCmd(), checkCmd(), convertCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd())
+	addProductCmds(root)
 	if err := root.Execute(); err != nil {
 		var ec exitCode
 		if asExit(err, &ec) {
@@ -48,8 +54,8 @@ func asExit(err error, ec *exitCode) bool {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the release, commit and build date",
 		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "govs", version) },
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "govs", buildinfo.Get()) },
 	}
 }

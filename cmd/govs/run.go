@@ -25,14 +25,18 @@ func runCmd() *cobra.Command {
 	var file string
 	var lf *loadFlags
 	cmd := &cobra.Command{
-		Use:   "run -c FILE",
+		Use:   "run [-c FILE]",
 		Short: "Run the director in the foreground",
 		Long: `Run the director in the foreground until SIGINT or SIGTERM: then stop accepting,
 let established connections finish for up to grace_period, and exit 0.
 SIGHUP reloads FILE; an invalid file is rejected, logged, and the running
-configuration kept.`,
+configuration kept. Without -c, FILE is ` + defaultConfigFile + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			file, err := defaultConfig(file)
+			if err != nil {
+				return err
+			}
 			cfg, warns, err := lf.load(file)
 			if err != nil {
 				printWarnings(cmd.ErrOrStderr(), warns)
@@ -42,8 +46,7 @@ configuration kept.`,
 			return run(cmd.ErrOrStderr(), file, lf, cfg, warns, socketPath(cmd, cfg))
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file, govs YAML or keepalived.conf (required)")
-	cmd.MarkFlagRequired("config")
+	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file, govs YAML or keepalived.conf (default "+defaultConfigFile+")")
 	lf = addLoadFlags(cmd)
 	return cmd
 }
@@ -75,6 +78,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	log := newLogger(stderr, cfg.Logging, &ls)
 	raiseFileLimit(log)
 	logWarnings(log, warns)
+	logConfigSource(log, file)
+	notify := newNotifier(log)
 
 	dp := newDataplane(log)
 	d := director.New(log, dp)
@@ -104,20 +109,24 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		return exitCode(1)
 	}
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
+	notify.ready(len(cfg.VirtualServers))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
+			notify.reloading()
 			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
 			srv.ConfigReloaded(ok, time.Now())
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
+			notify.ready(len(d.Config().VirtualServers))
 			continue
 		}
 		grace := d.Config().GracePeriod.D()
 		log.Info("shutting down", "signal", sig.String(), "grace", grace)
+		notify.stopping()
 		signal.Stop(sigs)
 		vd.Stop() // priority 0 first: a backup takes over while we drain
 		if err := d.Shutdown(grace); err != nil {
@@ -160,8 +169,9 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 
 // addGlobalFlags adds the flags every govs command takes.
 func addGlobalFlags(root *cobra.Command) {
-	root.PersistentFlags().String("socket", api.DefaultSocket,
-		"control socket of the API and govsadm (env "+api.SocketEnv+"; else api.socket of the configuration)")
+	root.PersistentFlags().String("socket", "",
+		"control socket of the API and govsadm (env "+api.SocketEnv+"; else api.socket of the configuration; else "+
+			api.DefaultSocket+" as root, $XDG_RUNTIME_DIR/govs.sock or $TMPDIR/govs-UID/govs.sock as another user)")
 }
 
 // socketPath is the control socket: --socket, else $GOVS_SOCKET, else the
@@ -176,7 +186,7 @@ func socketPath(cmd *cobra.Command, cfg *config.Config) string {
 	if cfg.API != nil && cfg.API.Socket != "" {
 		return cfg.API.Socket
 	}
-	return api.DefaultSocket
+	return api.DefaultSocketPath()
 }
 
 // startAPI serves the control API on the socket and, if configured, on TCP.

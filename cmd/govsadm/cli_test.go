@@ -134,7 +134,7 @@ func TestEditTheTable(t *testing.T) {
 	steps := [][]string{
 		{"-A", "-t", "127.0.0.1:8081", "-s", "rr", "-p"},
 		{"-a", "-t", "127.0.0.1:8081", "-r", "127.0.0.1:9011", "-w", "5"},
-		{"-a", "-t", "127.0.0.1:8081", "-r", "127.0.0.1", "-w", "0"},
+		{"-a", "-t", "127.0.0.1:8081", "-r", "127.0.0.2", "-w", "0"}, // port from the service, as ipvsadm
 		{"-e", "-t", "127.0.0.1:8080", "-r", "127.0.0.1:9002"}, // -e without -w: weight 1, as ipvsadm
 		{"-d", "-t", "127.0.0.1:8080", "-r", "127.0.0.1:9001"},
 		{"-A", "-u", "127.0.0.1:53", "-s", "sh", "-b", "sh-port", "-o"},
@@ -152,8 +152,8 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  127.0.0.1:8080 wlc
   -> 127.0.0.1:9002               Proxy   1      0          0         
 TCP  127.0.0.1:8081 wrr persistent 60 mask 255.255.0.0
-  -> 127.0.0.1:8081               Proxy   0      0          0         
   -> 127.0.0.1:9011               Proxy   5      0          0         
+  -> 127.0.0.2:8081               Proxy   0      0          0         
 UDP  127.0.0.1:53 sh (sh-port) ops
 `
 	if out != want {

@@ -88,6 +88,23 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("-L -n lacks %q:\n%s", want, out)
 	}
 
+	// -m would move the loopback VIP to kernel NAT, which cannot serve it:
+	// refused with the reason, nothing changed.
+	if _, stderr, code := govsadm(t, sock, "", "-e", "-t", vip, "-r", backend, "-w", "3", "-m"); code != 255 ||
+		!strings.Contains(stderr, "cannot serve the loopback VIP 127.0.0.1") {
+		t.Errorf("-e -m on a loopback VIP: exit %d, %q", code, stderr)
+	}
+	if out, _, _ := govsadm(t, sock, "", "-L", "-n"); !strings.Contains(out, want) {
+		t.Errorf("-L -n after a refused -m:\n%s", out)
+	}
+	// A change is logged with what changed.
+	if _, stderr, code := govsadm(t, sock, "", "-E", "-t", vip, "-s", "wlc", "-p", "60"); code != 0 {
+		t.Fatalf("-E: exit %d: %s", code, stderr)
+	}
+	loopback.WaitFor(t, "the change in the log", func() bool {
+		return strings.Contains(logs.String(), `msg="virtual service changed through the API" service=tcp/`+vip+` address=tcp/`+vip+` changes="scheduler: rr -> wlc"`)
+	})
+
 	loopback.WaitFor(t, "the connection in --stats", func() bool {
 		out, _, _ = govsadm(t, sock, "", "-L", "-n", "--stats", "-t", vip)
 		return strings.Contains(out, fmt.Sprintf("%-33s%9d", "TCP  "+vip, 1))

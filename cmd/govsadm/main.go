@@ -15,10 +15,12 @@ import (
 	"strings"
 
 	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release this binary was built from ("dev" unless the
+// Makefile stamped it; see internal/buildinfo).
+var version = buildinfo.Version()
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
@@ -43,7 +45,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	c.socket = getenv(api.SocketEnv)
 	if c.socket == "" {
-		c.socket = api.DefaultSocket
+		c.socket = api.ClientSocketPath() // as govs chooses it, see docs/operations.md
 	}
 	// --socket PATH is govs's own global option; take it out before
 	// parsing the ipvsadm command line.
@@ -112,7 +114,7 @@ func (c *cli) main(args []string) error {
 		c.usage(c.stdout)
 		return nil
 	case "v":
-		fmt.Fprintf(c.stdout, "govsadm %s (ipvsadm v1.31 compatible, IPVS v1.2.1 emulated by govs)\n", version)
+		fmt.Fprintf(c.stdout, "govsadm %s\nipvsadm v1.31 compatible, IPVS v1.2.1 emulated by govs\n", buildinfo.Get())
 		return nil
 	}
 	return c.execute(e, false)
@@ -216,6 +218,9 @@ Options:
   --sched-flags  -b flags             scheduler flags (comma-separated)
 
 govs options:
-  --socket PATH                       control socket (default %[2]s, env %[3]s)
+  --socket PATH                       control socket (env %[3]s; default %[2]s as root;
+                                      as another user their own govs's socket if it exists
+                                      ($XDG_RUNTIME_DIR/govs.sock, else $TMPDIR/govs-UID/govs.sock),
+                                      else %[2]s)
 `, p, api.DefaultSocket, api.SocketEnv)
 }

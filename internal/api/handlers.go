@@ -232,7 +232,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 	if err := s.d.AddService(vs); err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("virtual service added through the API", "service", vs.Key())
+	s.log.Info("virtual service added through the API", append(s.svcAttrs(vs.Key()), "forwarding", string(vs.Forwarding))...)
 	w.Header().Set("Location", ServicePath(string(vs.Protocol), vs.Address.String()))
 	// vs is now part of the configuration in force, which is never
 	// changed in place: it is what was written, whatever changes follow.
@@ -280,7 +280,9 @@ func (s *Server) patchService(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) changeService(w http.ResponseWriter, t target, build func(*config.VirtualServer) (map[string]any, error)) error {
 	var doc *document
 	var applied *config.VirtualServer
+	var before, after config.VirtualServer
 	err := s.d.UpdateService(t.key, func(cur *config.VirtualServer) error {
+		before = copyService(cur)
 		obj, err := build(cur)
 		if err != nil {
 			return err
@@ -305,12 +307,13 @@ func (s *Server) changeService(w http.ResponseWriter, t target, build func(*conf
 		}
 		*cur = *vs
 		applied = cur
+		after = copyService(vs)
 		return nil
 	})
 	if err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("virtual service changed through the API", "service", t.key)
+	s.log.Info("virtual service changed through the API", append(s.svcAttrs(t.key), "changes", changes(&before, &after, "real_servers"))...)
 	// The answer describes the service as this change wrote it (applied
 	// is in the configuration it applied), not as a later change left it.
 	return s.writeService(w, http.StatusOK, applied)
@@ -351,10 +354,11 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	attrs := s.svcAttrs(t.key)
 	if err := s.d.DeleteService(t.key); err != nil {
 		return err
 	}
-	s.log.Info("virtual service deleted through the API", "service", t.key)
+	s.log.Info("virtual service deleted through the API", attrs...)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -460,11 +464,13 @@ func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err := s.checkCommands(nil, realServerCommands(rs)); err != nil {
 		return err
 	}
+	fwdBefore := s.forwardingOf(t.key)
 	if err := s.d.AddRealServer(t.key, rs, fwd); err != nil {
 		return &requestError{err, doc}
 	}
 	t.backend = rs.Address.AddrPort()
-	s.log.Info("real server added through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server added through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "weight", rs.Weight)...)
+	s.logForwardingChange(t.key, fwdBefore)
 	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backend.String()))
 	// rs is in the configuration applied: the answer describes what was
 	// written even if another request deletes or changes it meanwhile
@@ -510,7 +516,10 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 	}
 	var doc *document
 	var applied *config.RealServer
+	var before, after config.RealServer
+	fwdBefore := s.forwardingOf(t.key)
 	err = s.d.UpdateRealServer(t.key, t.backend, func(cur *config.RealServer) error {
+		before = *cur
 		obj, err := build(cur)
 		if err != nil {
 			return err
@@ -528,12 +537,14 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 		}
 		*cur = *rs
 		applied = cur
+		after = *rs
 		return nil
 	}, fwd)
 	if err != nil {
 		return &requestError{err, doc}
 	}
-	s.log.Info("real server changed through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server changed through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "changes", changes(&before, &after))...)
+	s.logForwardingChange(t.key, fwdBefore)
 	return s.writeRealServerConfig(w, http.StatusOK, t.key, applied)
 }
 
@@ -545,7 +556,7 @@ func (s *Server) deleteRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err := s.d.DeleteRealServer(t.key, t.backend); err != nil {
 		return err
 	}
-	s.log.Info("real server deleted through the API", "service", t.key, "backend", t.backend.String())
+	s.log.Info("real server deleted through the API", append(s.svcAttrs(t.key), "backend", t.backend.String())...)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -563,7 +574,7 @@ func (s *Server) drainReq(w http.ResponseWriter, r *http.Request, on bool) error
 	if err := s.setDrain(t.key, t.backend, on); err != nil {
 		return err
 	}
-	s.log.Info("real server drain changed through the API", "service", t.key, "backend", t.backend.String(), "drain", on)
+	s.log.Info("real server drain changed through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "drain", on)...)
 	return s.writeRealServer(w, http.StatusOK, t)
 }
 

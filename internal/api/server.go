@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,13 +21,6 @@ import (
 
 	"github.com/govs-lb/govs/internal/director"
 )
-
-// DefaultSocket is where the daemon serves the control API and govsadm
-// looks for it, unless --socket or GOVS_SOCKET say otherwise.
-const DefaultSocket = "/run/govs/govs.sock"
-
-// SocketEnv names the environment variable that overrides DefaultSocket.
-const SocketEnv = "GOVS_SOCKET"
 
 // Options configure a Server.
 type Options struct {
@@ -130,7 +122,7 @@ func (s *Server) Handler() http.Handler {
 // ServeUnix serves the API on a unix socket at path, mode 0660. A stale
 // socket file is replaced; a socket another process answers on is not.
 func (s *Server) ServeUnix(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := prepareSocketDir(path); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	if fi, err := os.Lstat(path); err == nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -24,13 +25,39 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates src as the YAML file named file.
 func Parse(file string, src []byte) (*Config, error) {
 	c := &Config{File: file}
-	if errs := parseYAML(file, src, c); len(errs) > 0 {
+	// A YAML syntax error leaves c empty, and an empty model validates.
+	errs := parseYAML(file, src, c)
+	if err := c.Validate(); err != nil {
+		var verrs ErrorList
+		if !errors.As(err, &verrs) {
+			return nil, err
+		}
+		errs = mergeErrors(errs, verrs)
+	}
+	if len(errs) > 0 {
+		errs.sort()
 		return nil, errs
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return c, nil
+}
+
+// mergeErrors adds validation errors to decoding errors, so that `govs
+// check` reports unknown keys and bad values of a file at once. A value
+// that could not be decoded is left empty, and validating it would only
+// repeat the problem ("address required" after "invalid address"): the
+// validation errors of a line that already has a decoding error are left
+// out.
+func mergeErrors(decode, validate ErrorList) ErrorList {
+	bad := map[Pos]bool{}
+	for _, e := range decode {
+		bad[Pos{File: e.Pos.File, Line: e.Pos.Line}] = true
+	}
+	for _, e := range validate {
+		if !bad[Pos{File: e.Pos.File, Line: e.Pos.Line}] {
+			decode = append(decode, e)
+		}
+	}
+	return decode
 }
 
 // Validate fills in defaults and checks the whole model, returning an
@@ -191,12 +218,20 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	}
 
 	seen := map[string]*RealServer{}
+	names := map[string]*RealServer{}
 	for _, rs := range vs.RealServers {
 		if rs == nil {
 			errs.add(vs.At("real_servers"), "empty real server entry")
 			continue
 		}
 		rs.validate(vs, errs)
+		if rs.Name != "" {
+			if first, dup := names[rs.Name]; dup {
+				errs.add(rs.At("name"), "duplicate real server name %q (first used at %s)", rs.Name, first.At("name"))
+			} else {
+				names[rs.Name] = rs
+			}
+		}
 		if rs.Address.IsZero() {
 			continue
 		}
@@ -271,6 +306,11 @@ func (vs *VirtualServer) validateKernel(errs *ErrorList) {
 	}
 	if !vs.Address.IsZero() && vs.Address.Addr.IsUnspecified() {
 		errs.add(vs.At("address"), "forwarding %s needs a specific VIP, not %s", vs.Forwarding, vs.Address.Addr)
+	}
+	if !vs.Address.IsZero() && vs.Address.Addr.IsLoopback() {
+		// No other host can send to it, and kernel forwarding does not
+		// serve clients on the director: it would serve no one.
+		errs.add(vs.At("forwarding"), "forwarding %s cannot serve the loopback VIP %s: other hosts cannot reach it and kernel forwarding does not serve clients on the director itself; use forwarding proxy", vs.Forwarding, vs.Address.Addr)
 	}
 	if vs.SendProxy != ProxyNone {
 		errs.add(vs.At("send_proxy"), "send_proxy applies to proxy forwarding only")

@@ -85,6 +85,9 @@ type RealServer struct {
 	Meta `yaml:"-"`
 
 	Address Endpoint `yaml:"address"`
+	// Name is an optional label for people (API, dashboard); the address
+	// stays the real server's identity. Unique within its service.
+	Name string `yaml:"name,omitempty"`
 	// Weight is 0..65535; 0 takes no new connections. Unset means 1.
 	Weight         *int          `yaml:"weight,omitempty"`
 	MaxConnections int           `yaml:"max_connections,omitempty"`

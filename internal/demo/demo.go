@@ -106,7 +106,7 @@ func Run(ctx context.Context, w io.Writer, o Options) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "grace_period: 2s\nvirtual_servers:\n  - name: demo\n    address: %s\n    scheduler: %s\n    real_servers:\n", vip, o.Scheduler)
 	for _, r := range reals {
-		fmt.Fprintf(&b, "      - address: %s\n", r.addr)
+		fmt.Fprintf(&b, "      - name: %s\n        address: %s\n", r.name, r.addr)
 	}
 	cfg, err := config.Parse("demo", []byte(b.String()))
 	if err != nil {

@@ -160,6 +160,11 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 		}
 		plans = append(plans, plan{vs, vc, st, pers})
 		next = append(next, vs)
+		if old != nil && old.Forwarding != st.Forwarding {
+			// Connections move between dataplanes: worth a line of its own.
+			d.log.Warn("virtual service forwarding changed", "service", vc.Name, "address", key,
+				"from", string(old.Forwarding), "to", string(st.Forwarding))
+		}
 	}
 	if err := d.dp.Sync(next); err != nil {
 		for _, c := range created {
@@ -191,7 +196,7 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 		if kept[vs] {
 			continue
 		}
-		d.log.Info("virtual service removed", "service", vs.Settings().Name, "grace", grace)
+		d.log.Info("virtual service removed", "service", vs.Settings().Name, "address", vs.Key, "grace", grace)
 		d.retiring[vs.Key] = vs
 		vs.stopHealth() // a removed service is not checked
 		vs.retire = time.AfterFunc(grace, func() {
@@ -204,7 +209,8 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 		})
 	}
 	for _, vs := range created {
-		d.log.Info("virtual service added", "service", vs.Settings().Name, "scheduler", vs.Settings().SchedulerName,
+		d.log.Info("virtual service added", "service", vs.Settings().Name, "address", vs.Key,
+			"forwarding", string(vs.Settings().Forwarding), "scheduler", vs.Settings().SchedulerName,
 			"real_servers", len(vs.RealServers()))
 	}
 	d.services = next

@@ -89,6 +89,7 @@ type svcHealth struct {
 	omega       bool
 	quorumUp    string
 	quorumDown  string
+	quorumSet   bool // quorum, its commands or a sorry server configured
 	grace       time.Duration
 	ramp        *time.Timer
 	rampAt      time.Time
@@ -393,6 +394,7 @@ func connLimit(rc *config.RealServer, tr *health.Tracker) int {
 func (vs *VirtualService) configureServiceHealthLocked(vc *config.VirtualServer, reals []*RealServer, grace time.Duration, acts *healthActions) {
 	sh := &vs.health
 	sh.omega, sh.quorumUp, sh.quorumDown, sh.grace = vc.Omega, vc.QuorumUp, vc.QuorumDown, grace
+	sh.quorumSet = vc.Quorum != nil || vc.QuorumUp != "" || vc.QuorumDown != "" || !vc.SorryServer.IsZero()
 	need := config.DefaultQuorum
 	if vc.Quorum != nil {
 		need = *vc.Quorum
@@ -641,6 +643,11 @@ func (a *healthActions) quorum(vs *VirtualService, up bool, total int) {
 	if up {
 		ev.From, ev.To = ev.To, ev.From
 		cmd, level = vs.health.quorumUp, slog.LevelInfo
+	}
+	if !vs.health.quorumSet {
+		// The default quorum of 1 nobody asked for: "all real servers
+		// down" already says it; the event is still recorded.
+		level = slog.LevelDebug
 	}
 	a.items = append(a.items, healthAction{ev: ev, level: level, msg: ev.To, command: cmd, record: true, d: vs.d()})
 }

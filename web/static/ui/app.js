@@ -385,7 +385,13 @@
     c.badge = h('span', { class: 'badge' });
     c.state.append(c.badge);
     c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
-    setText(c.addr, r.addr);
+    // A named real server shows its name, the address beside it.
+    if (r.name) {
+      c.addr.append(h('span', { class: 'rs-name' }, r.name), ' ', h('span', { class: 'rs-addr' }, r.addr));
+      c.addr.title = r.name + ' ' + r.addr;
+    } else {
+      setText(c.addr, r.addr);
+    }
     return c;
   }
 
@@ -556,7 +562,7 @@
         let state = hl.state || 'up';
         if (rst.drained && state === 'up') state = 'draining';
         return {
-          addr: rs.address, cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
+          addr: rs.address, name: rs.name || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
           inactive: rst.inactive_connections || 0, up: !!rst.up && state === 'up', state, reason: hl.reason, health: hl, stats: rst.stats || {},
         };
       });
