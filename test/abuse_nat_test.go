@@ -222,3 +222,23 @@ func TestAbuseNATReloadRemovesIdleTable(t *testing.T) {
 	l.gov.signal(t, syscall.SIGHUP)
 	loopback.WaitFor(t, "the service to be back", func() bool { _, _, err := l.askOnce(drainPort); return err == nil })
 }
+
+// A reload that removes the last kernel service while a connection of it
+// lives: the table (and the connection's translation) goes when the
+// removed service's grace period ends, not before and not never.
+func TestAbuseNATReloadGraceEndRemovesTable(t *testing.T) {
+	l := startDrainLab(t, netns.NewLVS(t, 2), "nat")
+	writeFile(t, l.cfg, "grace_period: 2s\nvirtual_servers: []\n")
+	l.gov.signal(t, syscall.SIGHUP)
+	loopback.WaitFor(t, "the reload", func() bool { return strings.Contains(l.gov.log(), "configuration reloaded") })
+	if _, _, err := l.conn.ask(); err != nil {
+		t.Fatalf("the established connection broke at the reload: %v", err)
+	}
+	loopback.WaitFor(t, "the table to go at the end of the grace period", func() bool {
+		_, err := l.Director.Exec("nft", "list", "table", "inet", "govs")
+		return err != nil
+	})
+	if !strings.Contains(l.gov.log(), "nftables table removed") {
+		t.Errorf("govs did not log the table's removal")
+	}
+}
