@@ -84,6 +84,7 @@ func (s *killableServer) kill() {
 
 // loadResult is one request of the load.
 type loadResult struct {
+	worker int // which of the short-connection clients
 	start  time.Time
 	dur    time.Duration // how long the connection took, dial to answer
 	server string
@@ -133,6 +134,7 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 	}
 	loopback.WaitFor(t, "govs to serve the VIP", func() bool { _, err := askOnce(); return err == nil })
 	client := api.NewUnixClient(sock)
+	untranslated := countUntranslatedSYNs(t, lab, port)
 
 	// The load, bounded in count and time: short connections from three
 	// clients, and twelve long ones asking every 20 ms.
@@ -144,7 +146,7 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 		longs   []loadResult // failures of long connections, with their server
 		wg      sync.WaitGroup
 	)
-	for range 3 {
+	for w := range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,7 +156,7 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				r := loadResult{start: time.Now()}
+				r := loadResult{worker: w, start: time.Now()}
 				r.server, r.err = askOnce()
 				r.dur = time.Since(r.start)
 				mu.Lock()
@@ -242,6 +244,19 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 	if !strings.Contains(d.log(), "configuration reloaded") {
 		t.Errorf("no reload in the log")
 	}
+	// The connections started during the reloads end before rs1 dies:
+	// one that rs1 refused once dead is not a reload's doing.
+	loopback.WaitFor(t, "the connections started during the reloads to end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var after [3]bool
+		for _, r := range results {
+			if !r.start.Before(t1) {
+				after[r.worker] = true
+			}
+		}
+		return after == [3]bool{true, true, true}
+	})
 
 	// 2. A real server dies under load.
 	killed := time.Now()
@@ -273,13 +288,11 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	// Not one established connection may break. New ones: the kernel's
-	// NAT itself resets about one in 10,000 of this load's connections,
-	// reloads or not (measured here: 1-2 in 12,000 without any SIGHUP;
-	// none when the same load is routed without NAT), so the bound is set
-	// at one in 2,000, far below what a reload that lost connections
-	// would cost (hundreds: every SYN in flight).
-	if n > total/2000 || len(longBefore) > 0 || total < 50 {
+	// Not one connection, new or established, may fail. (The failures
+	// once seen here, "connection refused" about one in 3,000, were the
+	// connections started just before rs1 was killed, which its dead
+	// listener refused: rs1 now dies only once they have ended.)
+	if n > 0 || len(longBefore) > 0 || total < 50 {
 		t.Errorf("reloads under load: %d of %d new connections failed (first: %v), %d established ones broke: %v",
 			n, total, first, len(longBefore), longBefore)
 	}
@@ -303,6 +316,11 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 	if after > 0 || afterTotal < 50 {
 		t.Errorf("after rs1 was taken out: %d of %d new connections failed (first: %v)", after, afterTotal, firstAfter)
 	}
+	// No SYN to the VIP ever reached the director's own stack: every new
+	// flow was translated, during the reloads and after rs1 died.
+	if n := untranslated(); n != 0 {
+		t.Errorf("%d SYNs to the VIP reached the director's own stack untranslated", n)
+	}
 	mu.Lock()
 	for _, r := range longs {
 		if r.server != "rs1" {
@@ -312,4 +330,36 @@ func TestNATBinaryUnderLoad(t *testing.T) {
 	mu.Unlock()
 	t.Logf("reloads: %d new connections, %d failed, slowest %v; rs1 died: taken out after %v; %d of %d new connections failed meanwhile (the kernel sent them to the dead server), %d of %d after",
 		total, n, longest.dur.Round(time.Millisecond), down.Sub(killed).Round(time.Millisecond), during, duringTotal, after, afterTotal)
+}
+
+// countUntranslatedSYNs counts, in a table of the test's own in the
+// director's namespace, the SYNs to the VIP's port that reach the
+// director's own stack (the input hook) instead of being forwarded to a
+// real server: a new flow the kernel did not translate, which the director
+// answers with a reset from the VIP. The rule needs no conntrack (it must
+// not keep conntrack on for govs). It returns the count so far.
+func countUntranslatedSYNs(t *testing.T, lab *netns.LVS, port int) func() int {
+	t.Helper()
+	const table = "govs_test_probe"
+	script := fmt.Sprintf(`add table inet %[1]s
+add chain inet %[1]s input { type filter hook input priority 0; policy accept; }
+add rule inet %[1]s input ip daddr %[2]s tcp dport %[3]d tcp flags & (syn|ack) == syn counter
+`, table, lab.VIP, port)
+	if out, err := lab.Director.Exec("sh", "-c", "nft -f - <<'EOF'\n"+script+"EOF\n"); err != nil {
+		t.Fatalf("adding the probe table: %v: %s", err, out)
+	}
+	t.Cleanup(func() { lab.Director.Exec("nft", "delete", "table", "inet", table) })
+	return func() int {
+		t.Helper()
+		out, err := lab.Director.Exec("nft", "list", "chain", "inet", table, "input")
+		if err != nil {
+			t.Fatalf("reading the probe counter: %v: %s", err, out)
+		}
+		_, rest, ok := strings.Cut(out, "counter packets ")
+		var n int
+		if _, err := fmt.Sscan(rest, &n); !ok || err != nil {
+			t.Fatalf("no counter in:\n%s", out)
+		}
+		return n
+	}
 }

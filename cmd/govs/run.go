@@ -108,11 +108,13 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		d.Shutdown(0)
 		return exitCode(1)
 	}
-	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
-	notify.ready(len(cfg.VirtualServers))
-
+	// Signals are caught before "govs running" is logged: whoever waits
+	// for that line (an init script, a test) may signal at once, and a
+	// SIGHUP or SIGTERM not yet caught would kill govs without a drain.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
+	notify.ready(len(cfg.VirtualServers))
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			notify.reloading()

@@ -74,6 +74,7 @@ func (d *Dataplane) statsLoop() {
 		if err := d.collect(); err != nil {
 			d.log.Warn("conntrack statistics", "err", err)
 		}
+		d.dropIdleTable()
 		t.Reset(statsInterval(d.opts.StatsInterval, time.Since(start)))
 	}
 }
@@ -83,10 +84,15 @@ func statsInterval(base, lastDump time.Duration) time.Duration {
 	return max(base, statsDutyCycle*lastDump)
 }
 
+// origVIP is the protocol and the original destination of a flow.
+func origVIP(f *conntrack.Flow) vipKey {
+	o := f.TupleOrig
+	return vipKey{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}
+}
+
 // flowService finds the service and real server of a flow.
 func flowService(v *view, f *conntrack.Flow) (*director.VirtualService, netip.AddrPort, bool) {
-	o := f.TupleOrig
-	vs := v.byVIP[vipKey{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
+	vs := v.byVIP[origVIP(f)]
 	if vs == nil {
 		return nil, netip.AddrPort{}, false
 	}
@@ -257,24 +263,15 @@ func setCounts(d *sched.Dest, active, inactive int) {
 	}
 }
 
-// liveFlows counts the TCP connections of the services served that have
-// not finished closing (TIME_WAIT and CLOSE do not count). UDP flows are
-// not waited for: they end only by timeout.
-func (d *Dataplane) liveFlows() (int, error) {
+// liveFlows counts the TCP connections of the services served, and of
+// those retired within their grace period, that have not finished closing
+// (see countLive). retired is read with d.mu held, by the caller.
+func (d *Dataplane) liveFlows(retired map[vipKey]bool) (int, error) {
 	flows, err := d.dump()
 	if err != nil {
 		return 0, err
 	}
-	v := d.view.Load()
-	n := 0
-	for i := range flows {
-		f := &flows[i]
-		if _, _, ok := flowService(v, f); ok && f.TupleOrig.Proto.Protocol == 6 && f.ProtoInfo.TCP != nil &&
-			f.ProtoInfo.TCP.State >= tcpSynSent && f.ProtoInfo.TCP.State <= tcpLastAck {
-			n++
-		}
-	}
-	return n, nil
+	return countLive(flows, d.view.Load(), retired), nil
 }
 
 // deleteFlows ends the conntrack flows of vs to the real server at addr.

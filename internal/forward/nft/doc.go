@@ -29,6 +29,16 @@
 //	    server and DNAT to it, by maps sNgG_slots (and sNgG_marks)
 //	chain snat   (nat, postrouting, priority srcnat 100)
 //	    fullnat services: SNAT to local_addresses (or masquerade; sNgG_snat)
+//	chain hold_conntrack   (no hook, nothing jumps to it)
+//	    one rule reading ct state: keeps conntrack on while the table exists
+//
+// Established flows keep their translation through a stop and through
+// every reload, the one removing the last service included (drain.go):
+// conntrack runs only while some rule needs it, and hold_conntrack is
+// that rule when draining or an empty service list leaves no other. A
+// service a reload removes is retired: a stop waits for its flows within
+// its grace period, and with no service left the table goes only when
+// those flows have ended or that grace period is over.
 //
 // # Scheduling
 //

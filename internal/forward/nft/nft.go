@@ -65,6 +65,14 @@ type Dataplane struct {
 	programmed string // description of the rules in force
 	plans      []*plan
 	lastReals  map[*director.VirtualService]map[netip.AddrPort]bool
+	// retired are the services a Sync removed whose grace period (their
+	// VirtualService context) has not ended: their flows keep their
+	// translation, a stop waits for them, and the table stays while they
+	// have flows even when no service is left (see dropIdleTable).
+	retired map[*director.VirtualService]vipKey
+	// idle: no service is left and the table has been removed; the next
+	// Sync with a service creates it again.
+	idle bool
 
 	view   atomic.Pointer[view] // read by the queue readers and stats
 	queued atomic.Uint64        // packets govs was asked to schedule through NFQUEUE
@@ -112,6 +120,7 @@ func New(log *slog.Logger, opts Options) *Dataplane {
 	}
 	d := &Dataplane{log: log, opts: opts, marks: map[*director.RealServer]uint32{},
 		lastReals: map[*director.VirtualService]map[netip.AddrPort]bool{},
+		retired:   map[*director.VirtualService]vipKey{},
 		stop:      make(chan struct{}), changed: make(chan struct{}, 1), reap: make(chan struct{}, 1)}
 	d.view.Store(&view{})
 	return d
@@ -138,10 +147,12 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 			return err
 		}
 	}
+	old := d.plans
 	if err := d.apply(services); err != nil {
 		return err
 	}
 	d.services = services
+	d.retire(old, services)
 	// Flows of real servers this change removed end now (expire_nodest_conn),
 	// not at the next poll.
 	d.expireNodest()
@@ -155,7 +166,10 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 	if err != nil {
 		return err
 	}
-	if desc != d.programmed {
+	if len(plans) > 0 {
+		d.idle = false
+	}
+	if desc != d.programmed && !(d.idle && len(plans) == 0) {
 		if err := d.rules.program(d.nft, plans, queueConfig{d.opts.QueueBase, uint16(d.opts.Queues)}, d.draining); err != nil {
 			return fmt.Errorf("programming nftables table inet %s: %w", d.opts.Table, err)
 		}
@@ -428,7 +442,10 @@ func (d *Dataplane) expireNodest() {
 }
 
 // Shutdown implements director.Dataplane: the VIPs drop new flows at once;
-// it returns when conntrack holds no flow of the services any more.
+// it returns when conntrack holds no flow of the services any more, nor of
+// the services a reload removed whose grace period runs. Until Close, the
+// table (and the rule that keeps conntrack on, holdConntrack) stays: the
+// established flows keep their translation both ways.
 func (d *Dataplane) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	if !d.started || d.closed {
@@ -444,7 +461,10 @@ func (d *Dataplane) Shutdown(ctx context.Context) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if n, err := d.liveFlows(); err == nil && n == 0 {
+		d.mu.Lock()
+		retired := d.retiredVIPs()
+		d.mu.Unlock()
+		if n, err := d.liveFlows(retired); err == nil && n == 0 {
 			return nil
 		}
 		select {

@@ -91,6 +91,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 		for _, ch := range []*nftables.Chain{queue, dnat, snat} {
 			c.AddChain(ch)
 		}
+		holdConntrack(c, t)
 	}
 	x := &txn{c: c, t: t, gen: r.gen + 1}
 	for _, p := range plans {
@@ -107,6 +108,33 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 	}
 	r.kept, r.gen, r.chains, r.sets = true, x.gen, x.chains, x.sets
 	return nil
+}
+
+// holdChain is the name of the chain that keeps conntrack on.
+const holdChain = "hold_conntrack"
+
+// holdConntrack adds a chain that no packet ever enters, whose one rule
+// reads the conntrack state: it keeps conntrack running in the namespace,
+// for IPv4 and IPv6, as long as the table exists.
+//
+// The kernel looks packets up in conntrack (and so translates them by
+// their flow's NAT binding) only while some rule of the namespace needs
+// conntrack: each ct, nat, masq or queue-by-ct expression takes a
+// reference (nf_ct_netns_get), and when the last one goes the conntrack
+// hooks are unregistered. Their entries stay listed, ESTABLISHED, but the
+// next packet of each flow is no longer translated: it reaches the
+// director's own stack, which answers the client with a reset from the
+// VIP. Draining (whose rules only drop new flows) and a reload that
+// removes the last kernel service delete every dnat and ct expression, so
+// without this rule, in a namespace where nothing else uses conntrack,
+// they reset every established flow at once. The rule lives in a regular
+// chain nothing jumps to: it costs no packet anything, and it goes only
+// with the table (Close, at the end of the grace period).
+func holdConntrack(c *nftables.Conn, t *nftables.Table) {
+	ch := c.AddChain(&nftables.Chain{Name: holdChain, Table: t})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+	}})
 }
 
 // txn is one generation's service chains and maps being added.

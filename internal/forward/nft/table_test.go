@@ -154,7 +154,8 @@ func TestProgramKeepsBaseChains(t *testing.T) {
 		return plans
 	}
 	q := queueConfig{DefaultQueueBase, 2}
-	base := []string{"queue", "dnat", "snat"}
+	// The base chains, and the chain that keeps conntrack on: kept.
+	base := []string{"queue", "dnat", "snat", holdChain}
 
 	// A crashed run's table, with a chain of its own.
 	stale := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
@@ -169,8 +170,8 @@ func TestProgramKeepsBaseChains(t *testing.T) {
 		t.Fatalf("first program: %v", err)
 	}
 	first := listTable(t, c, fd, name)
-	if len(first.handles) != 3 || len(first.sets) != 0 {
-		t.Fatalf("after start: chains %v, sets %d; want the three base chains alone", first.handles, len(first.sets))
+	if len(first.handles) != 4 || len(first.sets) != 0 || first.rules[holdChain] != 1 {
+		t.Fatalf("after start: chains %v, sets %d; want the three base chains and %s alone", first.handles, len(first.sets), holdChain)
 	}
 
 	// check verifies the table serves generation gen of 4 services (or
@@ -218,9 +219,11 @@ func TestProgramKeepsBaseChains(t *testing.T) {
 				t.Errorf("%s: the Maglev map has %d elements (%v), want %d", step, len(elems), err, MaglevTableSize)
 			}
 		}
-		wantRules := map[string]int{"queue": 1, "dnat": 4, "snat": 2}
+		// The rule that keeps conntrack on stays, draining too: the
+		// drain's rules alone need no conntrack.
+		wantRules := map[string]int{"queue": 1, "dnat": 4, "snat": 2, holdChain: 1}
 		if drain {
-			wantRules = map[string]int{"queue": 0, "dnat": 4, "snat": 0}
+			wantRules = map[string]int{"queue": 0, "dnat": 4, "snat": 0, holdChain: 1}
 		}
 		for ch, n := range wantRules {
 			if st.rules[ch] != n {
@@ -275,7 +278,7 @@ func TestProgramKeepsBaseChains(t *testing.T) {
 		t.Fatalf("the update after a failed one: %v", err)
 	}
 	st := listTable(t, c, fd, name)
-	if len(st.handles) != 7 || len(st.sets) != 6 || st.handles[fmt.Sprintf("s0g%d", r.gen)] == 0 {
+	if len(st.handles) != 8 || len(st.sets) != 6 || st.handles[fmt.Sprintf("s0g%d", r.gen)] == 0 {
 		t.Fatalf("after the table was re-created: chains %v, %d maps", st.handles, len(st.sets))
 	}
 }
