@@ -17,12 +17,18 @@ type Stats struct {
 	ConnectErrors atomic.Uint64
 	Refused       atomic.Uint64
 	Dropped       atomic.Uint64 // UDP datagrams dropped (flow table full, no real server)
+	// New connections or flows refused because their client was at its
+	// per-client limit, and new UDP flows shed because the process was
+	// short of file descriptors.
+	ClientLimited atomic.Uint64
+	Overload      atomic.Uint64
 }
 
 // StatsSnapshot is a plain copy of Stats.
 type StatsSnapshot struct {
 	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
 	ConnectErrors, Refused, Dropped           uint64
+	ClientLimited, Overload                   uint64
 }
 
 // Snapshot copies the counters.
@@ -31,5 +37,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Conns: s.Conns.Load(), InPkts: s.InPkts.Load(), OutPkts: s.OutPkts.Load(),
 		InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(),
 		ConnectErrors: s.ConnectErrors.Load(), Refused: s.Refused.Load(), Dropped: s.Dropped.Load(),
+		ClientLimited: s.ClientLimited.Load(), Overload: s.Overload.Load(),
 	}
 }
