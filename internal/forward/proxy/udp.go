@@ -28,7 +28,7 @@ type udpServer struct {
 	mu       sync.Mutex
 	flows    map[netip.AddrPort]*udpFlow
 	clients  map[netip.Addr]int // flows per client address, for max_flows_per_client
-	draining bool // no new flows; the socket closes with the last flow
+	draining bool               // no new flows; the socket closes with the last flow
 	closed   bool
 	done     chan struct{}
 }
