@@ -90,6 +90,7 @@ type streamCopier struct {
 	smallRuns int
 	eof       bool
 	err       error
+	onRead    func() // a chunk was read, before it is written
 }
 
 const (
@@ -210,8 +211,9 @@ func (s *streamCopier) release() {
 }
 
 // copyStream copies src to dst until src's EOF (nil error) or an error,
-// calling count after each chunk written.
-func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
+// calling read when a chunk has been read (before it is written) and count
+// after each chunk written.
+func copyStream(dst, src *net.TCPConn, read func(), count func(int)) (int64, error) {
 	sr, err := src.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -221,6 +223,7 @@ func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
 		return 0, err
 	}
 	s := newStreamCopier(sr, dr)
+	s.onRead = read
 	defer s.release()
 	var total int64
 	for {
@@ -252,6 +255,7 @@ func (s *streamCopier) copyChunk() (int, error) {
 	if s.err != nil || s.eof {
 		return 0, s.err
 	}
+	s.onRead()
 	n := s.n
 	for s.off < s.n {
 		if err := s.dst.Write(s.write); err != nil {
@@ -281,6 +285,7 @@ func (s *streamCopier) spliceChunk() (int, error) {
 	if s.err != nil || s.eof {
 		return 0, s.err
 	}
+	s.onRead()
 	n := s.inPipe
 	for s.inPipe > 0 {
 		if err := s.dst.Write(s.drain); err != nil {

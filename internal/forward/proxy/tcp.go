@@ -92,8 +92,14 @@ type tcpConn struct {
 	clientAP netip.AddrPort
 	start    time.Time
 
-	last      atomic.Int64 // nanoseconds since start of the last byte moved
-	lastUp    atomic.Bool  // the last bytes went client to real server: an answer is owed
+	last atomic.Int64 // nanoseconds since start of the last byte moved
+	// When the client's last bytes were read, and when the real server's
+	// last bytes were written to the client (nanoseconds since start):
+	// read before written, and written after the answer exists, so that
+	// upReadAt > downAt means an answer is owed, whatever the goroutines'
+	// scheduling.
+	upReadAt  atomic.Int64
+	downAt    atomic.Int64
 	halfDone  atomic.Bool  // one direction has finished: IPVS counts it inactive
 	firstFin  atomic.Int32 // which side sent the first FIN: finClient or finServer
 	finished  atomic.Int32 // directions finished; the second one cleans up
@@ -212,7 +218,11 @@ func (c *tcpConn) pipe(upstream bool) {
 	if upstream {
 		src, dst = c.client, c.backend
 	}
-	_, err := copyStream(dst, src, func(n int) { c.count(upstream, n) })
+	read := func() {}
+	if upstream {
+		read = func() { c.upReadAt.Store(int64(time.Since(c.start))) }
+	}
+	_, err := copyStream(dst, src, read, func(n int) { c.count(upstream, n) })
 	if upstream {
 		c.inErr = err
 	} else {
@@ -245,9 +255,6 @@ func (c *tcpConn) pipe(upstream bool) {
 }
 
 func (c *tcpConn) count(upstream bool, n int) {
-	if c.lastUp.Load() != upstream {
-		c.lastUp.Store(upstream)
-	}
 	if upstream {
 		c.in.Add(int64(n))
 		c.rs.Stats.InBytes.Add(uint64(n))
@@ -263,7 +270,11 @@ func (c *tcpConn) count(upstream bool, n int) {
 			c.vs.Observe(c.rs, sched.Signal{Kind: sched.FirstByte, Latency: time.Since(c.bound)})
 		}
 	}
-	c.last.Store(int64(time.Since(c.start)))
+	now := int64(time.Since(c.start))
+	if !upstream {
+		c.downAt.Store(now)
+	}
+	c.last.Store(now)
 }
 
 // timeout is the inactivity timeout in force: idle_timeout, or
@@ -297,7 +308,7 @@ func (c *tcpConn) checkIdle() {
 // request waiting for its response. Half-closed connections are left to
 // end or to tcpfin_timeout.
 func (c *tcpConn) quiet(d time.Duration) bool {
-	if c.halfDone.Load() || c.lastUp.Load() {
+	if c.halfDone.Load() || c.upReadAt.Load() > c.downAt.Load() {
 		return false
 	}
 	return time.Since(c.start)-time.Duration(c.last.Load()) >= d
