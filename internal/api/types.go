@@ -22,6 +22,8 @@ type Service struct {
 	OnePacket          bool          `json:"ops,omitempty"`
 	PersistenceTimeout string        `json:"persistence_timeout,omitempty"`
 	PersistenceNetmask string        `json:"persistence_netmask,omitempty"`
+	IdleTimeout        string        `json:"idle_timeout,omitempty"`
+	TCPFinTimeout      string        `json:"tcpfin_timeout,omitempty"`
 	RealServers        []RealServer  `json:"real_servers"`
 	Status             ServiceStatus `json:"status"`
 }
