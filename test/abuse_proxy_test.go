@@ -149,24 +149,6 @@ func (e *udpEcho) senders() []string {
 	return append([]string(nil), e.from...)
 }
 
-// query sends one datagram from a fresh socket and waits up to 5 s for the
-// answer.
-func query(t *testing.T, vip, payload string) (string, error) {
-	t.Helper()
-	c, err := net.Dial("udp", vip)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, payload); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 2048)
-	n, err := c.Read(buf)
-	return string(buf[:n]), err
-}
-
 // Issue 21.3: a flood of UDP flows from distinct source ports against a
 // govs whose open-file limit is low used every descriptor: the control API
 // timed out and new TCP clients were not served. Now flows are shed within a
