@@ -146,6 +146,10 @@ func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
+		if st := vs.Settings(); int64(st.MaxFlows) > fds.udpCeiling() {
+			p.log.Info("max_flows is above what the open-file limit allows: new flows are shed beyond max_udp_flows",
+				"service", st.Name, "max_flows", st.MaxFlows, "max_udp_flows", fds.udpCeiling())
+		}
 		u := newUDPServer(p, vs, pc.(*net.UDPConn))
 		p.loops.Add(2)
 		go u.readLoop()
