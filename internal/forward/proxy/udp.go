@@ -316,9 +316,10 @@ func (f *udpFlow) replyLoop() {
 				continue
 			}
 		}
-		if _, err := f.s.conn.WriteToUDPAddrPort((*bp)[:n], f.client); err == nil {
-			f.account(rs, false, n)
-		}
+		// Counted before it is sent, so that a client that has its reply
+		// finds it counted (the unit tests, an operator watching stats).
+		f.account(rs, false, n)
+		f.s.conn.WriteToUDPAddrPort((*bp)[:n], f.client)
 		udpBufPool.Put(bp)
 		bp = nil
 	}
