@@ -223,6 +223,49 @@ virtual_servers:
 	t.Logf("%d flows, %d shed, API and TCP served", st.Connections, st.Overload)
 }
 
+// Issue 21.3: TCP connections are admitted within the descriptor budget
+// too: beyond it they wait in the listen backlog, the control API still
+// answers, and they are served as soon as others end. (Before, accept took
+// every descriptor and the API went down.)
+func TestAbuseTCPFloodWaitsInBacklog(t *testing.T) {
+	line := loopback.LineServer(t, "tcp")
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	d := startAbuse(t, fmt.Sprintf(`grace_period: 1s
+virtual_servers:
+  - name: web
+    address: %s
+    real_servers: [{address: %s}]
+`, vip, line), 256)
+	const n = 150 // 300 descriptors through govs, more than it has
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", vip)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "c%d\n", i)
+		conns[i], readers[i] = c, bufio.NewReader(c)
+	}
+	st, err := d.serviceStats("tcp", vip)
+	if err != nil {
+		t.Fatalf("control API with %d connections: %v", n, err)
+	}
+	t.Logf("%d of %d connections admitted at once", st.Connections, n)
+	// Every connection is served, in turn: end each once answered.
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if l, err := readers[i].ReadString('\n'); err != nil || l != fmt.Sprintf("tcp c%d\n", i) {
+			t.Fatalf("connection %d: %q, %v", i, l, err)
+		}
+		c.Close()
+	}
+	if strings.Contains(d.log(), "too many open files") {
+		t.Errorf("govs ran out of descriptors")
+	}
+}
+
 // Issue 21.3: per-client limits, HAProxy's model: a client address beyond
 // its limit is refused, counted in the API and /metrics; other clients are
 // served.
