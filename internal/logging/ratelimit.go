@@ -12,9 +12,12 @@ import (
 
 // Limits of a RateLimit handler.
 type Limits struct {
-	// Level is the lowest level limited; records below it (the access log,
-	// debug lines) always pass. Default slog.LevelWarn.
+	// Records from Level up to, not including, Above are limited; the
+	// others always pass: the access log and debug lines below, errors
+	// (a rejected reload's list of errors, say) above. Defaults
+	// slog.LevelWarn and slog.LevelError: warnings are what floods.
 	Level slog.Level
+	Above slog.Level
 	// Burst records of one level and message pass per Window; the rest are
 	// counted and reported once the window is over. Defaults 5 and 1s.
 	Burst  int
@@ -32,7 +35,11 @@ type Limits struct {
 const SuppressedMsg = "repeated log message suppressed"
 
 // RateLimit wraps a handler so that repeated records (same level and
-// message, attributes aside) pass at most Burst times per Window. The first
+// message, and the same service, backend and instance attributes when they
+// have them; other attributes, the client's say, aside) pass at most Burst
+// times per Window. The identity attributes keep one real server going down
+// from hiding another's going down, and are bounded by the configuration,
+// where clients are not. The first
 // record of the message after a window with suppressions carries
 // suppressed=N; Flush reports windows that ended with suppressions and no
 // later record, so no count is lost.
@@ -44,6 +51,22 @@ type RateLimit struct {
 type limitKey struct {
 	level slog.Level
 	msg   string
+	ident string // service, backend, instance values
+}
+
+// identAttrs are the attributes that tell records of one message apart for
+// the limiter.
+var identAttrs = map[string]bool{"service": true, "backend": true, "instance": true}
+
+func keyOf(r slog.Record) limitKey {
+	k := limitKey{level: r.Level, msg: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		if identAttrs[a.Key] {
+			k.ident += a.Key + "=" + a.Value.String() + " "
+		}
+		return true
+	})
+	return k
 }
 
 type window struct {
@@ -63,8 +86,8 @@ type limitState struct {
 
 // NewRateLimit returns next behind a rate limiter.
 func NewRateLimit(next slog.Handler, lim Limits) *RateLimit {
-	if lim.Level == 0 {
-		lim.Level = slog.LevelWarn
+	if lim.Level == 0 && lim.Above == 0 {
+		lim.Level, lim.Above = slog.LevelWarn, slog.LevelError
 	}
 	if lim.Burst <= 0 {
 		lim.Burst = 5
@@ -97,11 +120,11 @@ func (h *RateLimit) WithGroup(name string) slog.Handler {
 // Handle implements slog.Handler.
 func (h *RateLimit) Handle(ctx context.Context, r slog.Record) error {
 	s := h.state
-	if r.Level < s.lim.Level {
+	if r.Level < s.lim.Level || r.Level >= s.lim.Above {
 		return h.next.Handle(ctx, r)
 	}
 	now := s.lim.Now()
-	k := limitKey{r.Level, r.Message}
+	k := keyOf(r)
 	s.mu.Lock()
 	w := s.keys[k]
 	if w == nil {
@@ -164,7 +187,11 @@ func (s *limitState) flush(ctx context.Context, all bool) {
 	s.mu.Unlock()
 	for _, rp := range out {
 		r := slog.NewRecord(now, rp.k.level, SuppressedMsg, 0)
-		r.AddAttrs(slog.String("message", rp.k.msg), slog.Int("suppressed", rp.n))
+		r.AddAttrs(slog.String("message", rp.k.msg))
+		if rp.k.ident != "" {
+			r.AddAttrs(slog.String("of", rp.k.ident[:len(rp.k.ident)-1]))
+		}
+		r.AddAttrs(slog.Int("suppressed", rp.n))
 		rp.h.Handle(ctx, r)
 	}
 }

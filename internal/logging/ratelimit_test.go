@@ -90,26 +90,39 @@ func TestRateLimitFlush(t *testing.T) {
 	}
 }
 
-// Messages are limited apart, by level too, and records below the limited
-// level (the access log) are never limited.
+// Messages are limited apart, so are services and backends of one message
+// (not clients); warnings are limited, the access log below them and
+// errors above them are not.
 func TestRateLimitKeysAndLevels(t *testing.T) {
 	buf, _, h, log := setup(1)
-	for range 5 {
-		log.Warn("a")
+	for i := range 5 {
+		log.Warn("a", "client", i)
 		log.Warn("b")
-		log.Error("a")
+		log.Warn("down", "service", "web", "backend", "10.0.0.1:80")
+		log.Warn("down", "service", "web", "backend", "10.0.0.2:80")
+		log.Error("reload rejected", "err", i)
 		log.Info("connection")
 	}
 	ls := lines(buf)
-	if count(ls, "level=WARN msg=a") != 1 || count(ls, "level=WARN msg=b") != 1 || count(ls, "level=ERROR msg=a") != 1 {
-		t.Errorf("want one line per level and message:\n%s", buf)
+	if count(ls, "msg=a") != 1 || count(ls, "msg=b") != 1 {
+		t.Errorf("want one line per message:\n%s", buf)
+	}
+	if count(ls, "backend=10.0.0.1:80") != 1 || count(ls, "backend=10.0.0.2:80") != 1 {
+		t.Errorf("want one line per backend:\n%s", buf)
+	}
+	if n := count(ls, "msg=\"reload rejected\""); n != 5 {
+		t.Errorf("%d error lines, want all 5", n)
 	}
 	if n := count(ls, "msg=connection"); n != 5 {
 		t.Errorf("%d info lines, want all 5", n)
 	}
 	h.FlushAll(context.Background())
-	if n := count(lines(buf), SuppressedMsg); n != 3 {
-		t.Errorf("FlushAll: %d reports, want 3:\n%s", n, buf)
+	ls = lines(buf)
+	if n := count(ls, SuppressedMsg); n != 4 {
+		t.Errorf("FlushAll: %d reports, want 4:\n%s", n, buf)
+	}
+	if n := count(ls, `of="service=web backend=10.0.0.2:80" suppressed=4`); n != 1 {
+		t.Errorf("the report does not name the backend:\n%s", buf)
 	}
 }
 
