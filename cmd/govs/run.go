@@ -18,6 +18,7 @@ import (
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
+	"github.com/govs-lb/govs/internal/logging"
 	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
 )
 
@@ -29,8 +30,9 @@ func runCmd() *cobra.Command {
 		Short: "Run the director in the foreground",
 		Long: `Run the director in the foreground until SIGINT or SIGTERM: then stop accepting,
 let established connections finish for up to grace_period, and exit 0.
-SIGHUP reloads FILE; an invalid file is rejected, logged, and the running
-configuration kept. Without -c, FILE is ` + defaultConfigFile + `.`,
+A second SIGINT or SIGTERM during the grace period closes what is left at
+once and exits 0. SIGHUP reloads FILE; an invalid file is rejected, logged,
+and the running configuration kept. Without -c, FILE is ` + defaultConfigFile + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			file, err := defaultConfig(file)
@@ -54,15 +56,35 @@ configuration kept. Without -c, FILE is ` + defaultConfigFile + `.`,
 // logSettings are the logger's adjustable parts, changed by a reload.
 type logSettings struct {
 	level slog.LevelVar
+	// limit keeps one repeated warning (a refused connection, a dropped
+	// datagram) from flooding the log under attack.
+	limit *logging.RateLimit
 }
 
 func newLogger(w io.Writer, l *config.Logging, ls *logSettings) *slog.Logger {
 	ls.apply(l)
 	opts := &slog.HandlerOptions{Level: &ls.level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if l != nil && l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	ls.limit = logging.NewRateLimit(h, logging.Limits{})
+	return slog.New(ls.limit)
+}
+
+// flushLoop reports suppressed log lines every second until stop closes.
+func (ls *logSettings) flushLoop(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			ls.limit.FlushAll(context.Background())
+			return
+		case <-t.C:
+			ls.limit.Flush(context.Background())
+		}
+	}
 }
 
 func (ls *logSettings) apply(l *config.Logging) {
@@ -76,13 +98,18 @@ func (ls *logSettings) apply(l *config.Logging) {
 func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns []config.Warning, socket string) error {
 	var ls logSettings
 	log := newLogger(stderr, cfg.Logging, &ls)
+	stopFlush := make(chan struct{})
+	flushed := make(chan struct{})
+	go func() { ls.flushLoop(stopFlush); close(flushed) }()
+	defer func() { close(stopFlush); <-flushed }()
 	raiseFileLimit(log)
 	logWarnings(log, warns)
 	logConfigSource(log, file)
 	notify := newNotifier(log)
 
 	dp := newDataplane(log)
-	d := director.New(log, dp)
+	sp := newStoppable(dp)
+	d := director.New(log, sp)
 	if err := d.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
 		return exitCode(1)
@@ -115,6 +142,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
 	notify.ready(len(cfg.VirtualServers))
+	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			notify.reloading()
@@ -126,18 +154,42 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			notify.ready(len(d.Config().VirtualServers))
 			continue
 		}
-		grace := d.Config().GracePeriod.D()
-		log.Info("shutting down", "signal", sig.String(), "grace", grace)
 		notify.stopping()
-		signal.Stop(sigs)
-		vd.Stop() // priority 0 first: a backup takes over while we drain
-		if err := d.Shutdown(grace); err != nil {
-			log.Warn("shutdown", "err", err)
-		}
-		log.Info("stopped")
+		stop(log, sig, d, vd, sp, srv, sigs)
 		return nil
 	}
 	return nil
+}
+
+// stop drains: listeners close, established connections go on until they
+// end or the grace period passes. A second SIGINT/SIGTERM meanwhile closes
+// them at once and removes the control socket; govs then exits 0 too.
+func stop(log *slog.Logger, sig os.Signal, d *director.Director, vd *vrrpd.Daemon, sp *stoppable, srv *api.Server, sigs <-chan os.Signal) {
+	grace := d.Config().GracePeriod.D()
+	log.Info("shutting down", "signal", sig.String(), "grace", grace)
+	vd.Stop() // priority 0 first: a backup takes over while we drain
+	done := make(chan error, 1)
+	go func() { done <- d.Shutdown(grace) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Warn("shutdown", "err", err)
+			}
+			log.Info("stopped")
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("reload ignored: shutting down")
+				continue
+			}
+			n := sp.closeNow()
+			log.Warn(fmt.Sprintf("second signal: closing %d connections now", n), "signal", sig.String(), "connections", n)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Close(ctx) // removes the control socket at once
+			cancel()
+		}
+	}
 }
 
 // reload applies file again; any error keeps the running configuration.

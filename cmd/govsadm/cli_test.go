@@ -109,7 +109,8 @@ func TestMessagesAndExitCodes(t *testing.T) {
 		{"-n -L", 255, "Try `govsadm -h' or 'govsadm --help' for more information.\n"},
 		{"-L --bogus", 255, "--bogus: unknown option\n"},
 		{"-A -t", 255, "-t: missing argument\n"},
-		{"--set 1 2 3", 255, "--set is not supported\n"},
+		{"--set 1 x 3", 2, "invalid timeout value `x' specified\n"},
+		{"--set 1 2", 2, "--set option requires 3 timeout values\n"},
 		{"-A -f 1", 255, "firewall-mark virtual services are not supported by govs\n"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
@@ -265,5 +266,43 @@ func TestZeroAndStats(t *testing.T) {
 	out, stderr, code := govsadm(t, sock, "", "-L", "-n", "-c")
 	if code != 0 || out != "IPVS connection entries\npro expire state       source             virtual            destination\n" || stderr != "" {
 		t.Errorf("-c: %d %q %q", code, out, stderr)
+	}
+}
+
+// --set tcp tcpfin udp sets the timeouts of every virtual service of its
+// protocol through the API; 0 leaves one unchanged; -L --timeout shows them.
+func TestSetTimeouts(t *testing.T) {
+	sock, d := daemonForTest(t, `virtual_servers:
+  - address: 127.0.0.1:8080
+    real_servers: [{address: 127.0.0.1:9001}]
+  - address: 127.0.0.1:8081
+    real_servers: [{address: 127.0.0.1:9001}]
+  - address: 127.0.0.1:53
+    protocol: udp
+    real_servers: [{address: 127.0.0.1:9053}]
+`)
+	if out, _, _ := govsadm(t, sock, "", "-L", "--timeout"); out != "Timeout (tcp tcpfin udp): 900 120 300\n" {
+		t.Errorf("defaults: %q", out)
+	}
+	if _, stderr, code := govsadm(t, sock, "", "--set", "60", "10", "0"); code != 0 {
+		t.Fatalf("--set: exit %d: %s", code, stderr)
+	}
+	if out, _, _ := govsadm(t, sock, "", "-L", "--timeout"); out != "Timeout (tcp tcpfin udp): 60 10 300\n" {
+		t.Errorf("after --set 60 10 0: %q", out)
+	}
+	for _, vs := range d.Config().VirtualServers {
+		idle, fin := vs.IdleTimeout.D(), vs.TCPFinTimeout.D()
+		if vs.Protocol == config.UDP && idle != 300*time.Second {
+			t.Errorf("%s: idle_timeout %v, want 300s unchanged", vs.Key(), idle)
+		}
+		if vs.Protocol == config.TCP && (idle != 60*time.Second || fin != 10*time.Second) {
+			t.Errorf("%s: idle_timeout %v tcpfin_timeout %v, want 60s 10s", vs.Key(), idle, fin)
+		}
+	}
+	if _, stderr, code := govsadm(t, sock, "", "--set", "0", "0", "30"); code != 0 {
+		t.Fatalf("--set: exit %d: %s", code, stderr)
+	}
+	if out, _, _ := govsadm(t, sock, "", "-L", "--timeout"); out != "Timeout (tcp tcpfin udp): 60 10 30\n" {
+		t.Errorf("after --set 0 0 30: %q", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/govs-lb/govs/internal/config"
 )
@@ -85,7 +86,7 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 			return c.apiError(err, true)
 		}
 	case cmdTimeout:
-		return fail(255, "govs sets connection timeouts per virtual service (idle_timeout in the configuration); --set is not supported")
+		return c.setTimeouts(ctx, e.timeouts)
 	case cmdStartDaemon, cmdStopDaemon:
 		return fail(255, "govs has no connection synchronisation daemon; use VRRP for failover")
 	}
@@ -172,9 +173,7 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 		p.conns(conns)
 		return nil
 	case e.options&(1<<optTimeout) != 0:
-		fmt.Fprintf(c.stdout, "Timeout (tcp tcpfin udp): %d %d %d\n", int(config.DefaultTCPIdleTimeout.Seconds()), 120,
-			int(config.DefaultUDPIdleTimeout.Seconds()))
-		return nil
+		return c.listTimeouts(ctx)
 	case e.options&(1<<optDaemon) != 0:
 		return nil // no sync daemon runs: ipvsadm prints nothing
 	}
@@ -261,4 +260,69 @@ func restoreFields(line string) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// setTimeouts is ipvsadm --set tcp tcpfin udp. IPVS's timeouts are global;
+// govs's are per virtual service (idle_timeout, tcpfin_timeout), so --set
+// sets them on every virtual service of the running configuration: tcp on
+// the TCP services' idle_timeout, tcpfin on their tcpfin_timeout, udp on
+// the UDP services' idle_timeout. A 0 leaves that timeout unchanged, as
+// with ipvsadm. Services added later take their own values.
+func (c *cli) setTimeouts(ctx context.Context, t [3]int) error {
+	services, err := c.api().Services(ctx)
+	if err != nil {
+		return c.apiError(err, false)
+	}
+	secs := func(n int) string { return fmt.Sprintf("%ds", n) }
+	for _, svc := range services {
+		patch := map[string]any{}
+		if strings.EqualFold(svc.Protocol, "udp") {
+			if t[2] > 0 {
+				patch["idle_timeout"] = secs(t[2])
+			}
+		} else {
+			if t[0] > 0 {
+				patch["idle_timeout"] = secs(t[0])
+			}
+			if t[1] > 0 {
+				patch["tcpfin_timeout"] = secs(t[1])
+			}
+		}
+		if len(patch) == 0 {
+			continue
+		}
+		if _, err := c.api().PatchService(ctx, svc.Protocol, svc.Address, patch); err != nil {
+			return c.apiError(err, false)
+		}
+	}
+	return nil
+}
+
+// listTimeouts is ipvsadm -L --timeout: the timeouts of the first TCP and
+// the first UDP virtual service (those --set sets on all), the defaults
+// where there is none.
+func (c *cli) listTimeouts(ctx context.Context) error {
+	services, err := c.api().Services(ctx)
+	if err != nil {
+		return c.apiError(err, false)
+	}
+	tcp, fin, udp := config.DefaultTCPIdleTimeout, config.DefaultTCPFinTimeout, config.DefaultUDPIdleTimeout
+	var seenTCP, seenUDP bool
+	for _, svc := range services {
+		idle, err := time.ParseDuration(svc.IdleTimeout)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.EqualFold(svc.Protocol, "udp") && !seenUDP:
+			udp, seenUDP = idle, true
+		case !strings.EqualFold(svc.Protocol, "udp") && !seenTCP:
+			tcp, seenTCP = idle, true
+			if d, err := time.ParseDuration(svc.TCPFinTimeout); err == nil {
+				fin = d
+			}
+		}
+	}
+	fmt.Fprintf(c.stdout, "Timeout (tcp tcpfin udp): %d %d %d\n", int(tcp.Seconds()), int(fin.Seconds()), int(udp.Seconds()))
+	return nil
 }

@@ -168,6 +168,7 @@ func (c *cli) usage(w io.Writer) {
   %[1]s -d virtual-service -r server-address
   %[1]s -L|l [virtual-service] [options]
   %[1]s -Z [virtual-service]
+  %[1]s --set tcp tcpfin udp
   %[1]s -h
 
 Commands:
@@ -180,6 +181,7 @@ Either long or short options are allowed.
   --save            -S        save rules to stdout
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
+  --set tcp tcpfin udp        set the timeouts of every virtual service (seconds, 0: unchanged)
   --delete-server   -d        delete real server
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services

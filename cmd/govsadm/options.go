@@ -158,6 +158,7 @@ type entry struct {
 	svc         service
 	dest        dest
 	unsupported string // an accepted option govs cannot serve
+	timeouts    [3]int // --set tcp tcpfin udp, seconds; 0 leaves one unchanged
 }
 
 // failure ends govsadm with a message and an exit status, as ipvsadm's
@@ -366,6 +367,14 @@ func parse(args []string) (*entry, string, error) {
 	if e.cmd == cmdTimeout {
 		if len(rest) < 3 {
 			return nil, "", fail(2, "--set option requires 3 timeout values")
+		}
+		for i, v := range rest[:3] {
+			// As ipvsadm: whole seconds up to 31 days, 0 for unchanged.
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 86400*31 {
+				return nil, "", fail(2, "invalid timeout value `%s' specified", v)
+			}
+			e.timeouts[i] = n
 		}
 		rest = rest[3:]
 	}

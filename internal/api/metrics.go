@@ -28,7 +28,8 @@ var (
 		"Datagrams forwarded by the virtual service (UDP only).", []string{"service", "direction"}, nil)
 	descServiceErrors = prometheus.NewDesc("govs_service_errors_total",
 		"Failures: connect (a real server failed, the connection was retried on another), refused (no real server "+
-			"could take the connection), dropped (UDP datagrams dropped).", []string{"service", "kind"}, nil)
+			"could take the connection), dropped (UDP datagrams dropped), client_limit (connections or flows refused by a "+
+			"per-client limit), overload (UDP flows shed for want of file descriptors).", []string{"service", "kind"}, nil)
 	descBackendConns = prometheus.NewDesc("govs_backend_connections_total",
 		"Connections (TCP) or flows (UDP) scheduled to the real server.", rsLabels, nil)
 	descBackendBytes = prometheus.NewDesc("govs_backend_bytes_total",
@@ -131,6 +132,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descServiceErrors, st.ConnectErrors, name, "connect")
 		counter(descServiceErrors, st.Refused, name, "refused")
 		counter(descServiceErrors, st.Dropped, name, "dropped")
+		counter(descServiceErrors, st.ClientLimited, name, "client_limit")
+		counter(descServiceErrors, st.Overload, name, "overload")
 		gauge(descServiceQuorum, b2f(vs.QuorumUp()), name)
 		_, sorry := vs.SorryServer()
 		gauge(descServiceSorry, b2f(sorry), name)

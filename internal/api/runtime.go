@@ -171,7 +171,8 @@ func (b *statsBook) stats(st *director.Stats) Stats {
 			Conns: sub(cur.Conns, base.Conns), InPkts: sub(cur.InPkts, base.InPkts), OutPkts: sub(cur.OutPkts, base.OutPkts),
 			InBytes: sub(cur.InBytes, base.InBytes), OutBytes: sub(cur.OutBytes, base.OutBytes),
 			ConnectErrors: sub(cur.ConnectErrors, base.ConnectErrors), Refused: sub(cur.Refused, base.Refused),
-			Dropped: sub(cur.Dropped, base.Dropped),
+			Dropped: sub(cur.Dropped, base.Dropped), ClientLimited: sub(cur.ClientLimited, base.ClientLimited),
+			Overload: sub(cur.Overload, base.Overload),
 		}
 	}
 	return toStats(cur)

@@ -22,6 +22,8 @@ type Service struct {
 	OnePacket          bool          `json:"ops,omitempty"`
 	PersistenceTimeout string        `json:"persistence_timeout,omitempty"`
 	PersistenceNetmask string        `json:"persistence_netmask,omitempty"`
+	IdleTimeout        string        `json:"idle_timeout,omitempty"`
+	TCPFinTimeout      string        `json:"tcpfin_timeout,omitempty"`
 	RealServers        []RealServer  `json:"real_servers"`
 	Status             ServiceStatus `json:"status"`
 }
@@ -98,6 +100,10 @@ type Stats struct {
 	ConnectErrors uint64 `json:"connect_errors"`
 	Refused       uint64 `json:"refused"`
 	Dropped       uint64 `json:"dropped"`
+	// ClientLimited: connections or flows refused by a per-client limit;
+	// Overload: UDP flows shed for want of file descriptors.
+	ClientLimited uint64 `json:"client_limited"`
+	Overload      uint64 `json:"overload"`
 }
 
 // Rates are per-second rates, averaged as IPVS's estimator does.
@@ -201,6 +207,7 @@ func toStats(s director.StatsSnapshot) Stats {
 	return Stats{
 		Connections: s.Conns, InPackets: s.InPkts, OutPackets: s.OutPkts, InBytes: s.InBytes, OutBytes: s.OutBytes,
 		ConnectErrors: s.ConnectErrors, Refused: s.Refused, Dropped: s.Dropped,
+		ClientLimited: s.ClientLimited, Overload: s.Overload,
 	}
 }
 

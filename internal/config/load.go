@@ -216,6 +216,7 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 		// changes validate a copy of the running model) finds no tcp max_flows.
 		vs.MaxFlows = DefaultMaxFlows
 	}
+	vs.validateClientLimits(errs)
 
 	seen := map[string]*RealServer{}
 	names := map[string]*RealServer{}
@@ -368,4 +369,29 @@ func ParseAddrRange(s string) (AddrRange, error) {
 		return AddrRange{}, fmt.Errorf("%s is not a host address", r.First)
 	}
 	return r, nil
+}
+
+// validateClientLimits checks the proxy's half-close timeout and per-client
+// limits, and sets the tcp default of tcpfin_timeout.
+func (vs *VirtualServer) validateClientLimits(errs *ErrorList) {
+	if vs.TCPFinTimeout < 0 {
+		errs.add(vs.At("tcpfin_timeout"), "tcpfin_timeout must not be negative")
+	} else if vs.TCPFinTimeout != 0 && vs.Protocol != TCP {
+		errs.add(vs.At("tcpfin_timeout"), "tcpfin_timeout applies to tcp virtual servers only")
+	} else if vs.TCPFinTimeout == 0 && vs.Protocol == TCP {
+		vs.TCPFinTimeout = Duration(DefaultTCPFinTimeout)
+	}
+	if vs.MaxConnectionsPerClient < 0 {
+		errs.add(vs.At("max_connections_per_client"), "max_connections_per_client must not be negative")
+	} else if vs.MaxConnectionsPerClient != 0 && vs.Protocol != TCP {
+		errs.add(vs.At("max_connections_per_client"), "max_connections_per_client applies to tcp virtual servers only (udp uses max_flows_per_client)")
+	}
+	if vs.MaxFlowsPerClient < 0 {
+		errs.add(vs.At("max_flows_per_client"), "max_flows_per_client must not be negative")
+	} else if vs.MaxFlowsPerClient != 0 && vs.Protocol != UDP {
+		errs.add(vs.At("max_flows_per_client"), "max_flows_per_client applies to udp virtual servers only (tcp uses max_connections_per_client)")
+	}
+	if vs.Forwarding != Proxy && (vs.MaxConnectionsPerClient != 0 || vs.MaxFlowsPerClient != 0) {
+		errs.add(vs.At("forwarding"), "per-client limits apply to proxy forwarding only")
+	}
 }

@@ -67,6 +67,13 @@ type VirtualServer struct {
 	Retries        *int          `yaml:"retries,omitempty"`
 	SendProxy      ProxyProtocol `yaml:"send_proxy,omitempty"`
 	MaxFlows       int           `yaml:"max_flows,omitempty"`
+	// TCPFinTimeout ends a TCP connection that one side has half-closed
+	// and that moves no bytes for this long (IPVS's tcpfin timeout).
+	TCPFinTimeout Duration `yaml:"tcpfin_timeout,omitempty"`
+	// Per client address (HAProxy's per-source limits): TCP connections,
+	// UDP flows. 0: no limit.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client,omitempty"`
+	MaxFlowsPerClient       int `yaml:"max_flows_per_client,omitempty"`
 
 	// Kernel forwarding (nat, fullnat) settings.
 	// LocalAddresses are fullnat's source addresses toward the real
@@ -199,6 +206,7 @@ const (
 	// IPVS's own timeouts: TCP established 900 s, UDP 300 s.
 	DefaultTCPIdleTimeout = 900 * time.Second
 	DefaultUDPIdleTimeout = 300 * time.Second
+	DefaultTCPFinTimeout  = 120 * time.Second
 	DefaultRetries        = 3
 	DefaultMaxFlows       = 65536
 	DefaultScheduler      = "wlc"

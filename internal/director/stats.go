@@ -18,6 +18,11 @@ type Stats struct {
 	Refused       atomic.Uint64
 	Dropped       atomic.Uint64 // UDP datagrams dropped (flow table full, no real server)
 	FlowLimit     atomic.Uint64 // of those, dropped because the flow table was at max_flows
+	// New connections or flows refused because their client was at its
+	// per-client limit, and new UDP flows shed because the process was
+	// short of file descriptors.
+	ClientLimited atomic.Uint64
+	Overload      atomic.Uint64
 }
 
 // StatsSnapshot is a plain copy of Stats.
@@ -25,6 +30,7 @@ type StatsSnapshot struct {
 	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
 	ConnectErrors, Refused, Dropped           uint64
 	FlowLimit                                 uint64
+	ClientLimited, Overload                   uint64
 }
 
 // Snapshot copies the counters.
@@ -34,5 +40,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(),
 		ConnectErrors: s.ConnectErrors.Load(), Refused: s.Refused.Load(), Dropped: s.Dropped.Load(),
 		FlowLimit: s.FlowLimit.Load(),
+		ClientLimited: s.ClientLimited.Load(), Overload: s.Overload.Load(),
 	}
 }

@@ -75,7 +75,8 @@ func (p *Proxy) Connections(yield func(director.Connection) bool) error {
 
 // entry describes c in IPVS's terms. The state follows the FINs the proxy
 // has passed on: FIN_WAIT once the client has closed its side, CLOSE_WAIT
-// once the real server has; the expiry is what is left of the idle timeout.
+// once the real server has; the expiry is what is left of the idle timeout,
+// or of tcpfin_timeout once half-closed.
 func (c *tcpConn) entry() director.Connection {
 	state := "ESTABLISHED"
 	switch c.firstFin.Load() {
@@ -86,7 +87,7 @@ func (c *tcpConn) entry() director.Connection {
 	}
 	return director.Connection{
 		Service: c.vs.Key, Protocol: config.TCP, State: state,
-		Expires: remaining(c.st.IdleTimeout, c.start, c.last.Load()),
+		Expires: remaining(c.timeout(), c.start, c.last.Load()),
 		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
 		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -20,6 +21,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	servers  map[string]server // by virtual service key
 	stopping bool
+	stopped  atomic.Bool // Shutdown has begun: idle flows and connections end
 
 	// UDP services removed but still carrying flows; a reload that brings
 	// one back revives it instead of binding again.
@@ -36,8 +38,11 @@ type server interface {
 	close()
 }
 
-// New returns a proxy dataplane that logs to log.
+// New returns a proxy dataplane that logs to log. Its connections and flows
+// share the process's file descriptors within a budget sized to the
+// open-file limit (fds.go), logged here.
 func New(log *slog.Logger) *Proxy {
+	initFDs(log)
 	return &Proxy{log: log, servers: map[string]server{}, draining: map[string]*udpServer{}}
 }
 
@@ -141,6 +146,10 @@ func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
+		if st := vs.Settings(); int64(st.MaxFlows) > fds.udpCeiling() {
+			p.log.Info("max_flows is above what the open-file limit allows: new flows are shed beyond max_udp_flows",
+				"service", st.Name, "max_flows", st.MaxFlows, "max_udp_flows", fds.udpCeiling())
+		}
 		u := newUDPServer(p, vs, pc.(*net.UDPConn))
 		p.loops.Add(2)
 		go u.readLoop()
@@ -150,8 +159,17 @@ func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
 	return nil, fmt.Errorf("virtual service %s: unknown protocol %q", vs.Key, vs.Protocol)
 }
 
-// Shutdown implements director.Dataplane.
+// stopQuiet is how long a UDP flow, or a TCP connection that owes its client
+// no answer, must have been quiet for a stop to close it rather than wait
+// for it: a stop waits for traffic, not for idle flows and keep-alive
+// connections (docs/proxy.md).
+const stopQuiet = time.Second
+
+// Shutdown implements director.Dataplane: listeners close; UDP flows and TCP
+// connections end once quiet (stopQuiet), or when they end on their own, or
+// when ctx is done.
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.stopped.Store(true)
 	p.mu.Lock()
 	p.stopping = true
 	for key, s := range p.servers {
@@ -161,11 +179,37 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	tick := time.NewTicker(stopQuiet / 4)
+	defer tick.Stop()
+	for {
+		p.closeQuiet()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// closeQuiet closes the TCP connections a stop need not wait for; UDP
+// flows expire in their servers' expire loops.
+func (p *Proxy) closeQuiet() {
+	var batch []*tcpConn
+	for i := range p.tcp.shards {
+		sh := &p.tcp.shards[i]
+		batch = batch[:0]
+		sh.mu.Lock()
+		for c := range sh.m {
+			if c.quiet(stopQuiet) {
+				batch = append(batch, c)
+			}
+		}
+		sh.mu.Unlock()
+		for _, c := range batch {
+			c.closeQuiet()
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +14,15 @@ import (
 // A pipe carries bytes between two sockets inside the kernel (splice(2)).
 // Pipes are pooled and a direction holds one only while bytes are in flight,
 // so an idle connection holds none.
-type pipe struct{ r, w int }
+type pipe struct {
+	r, w int
+	fds  *pipeFDs // what the cleanup closes, unless close did
+}
+
+type pipeFDs struct {
+	fd     [2]int
+	closed atomic.Bool
+}
 
 // pipeSize is what one splice moves at most. Larger pipes mean fewer
 // syscalls, but the kernel caps the pipe memory of a user
@@ -21,21 +30,38 @@ type pipe struct{ r, w int }
 // page past it; 256 KiB keeps 256 directions in bulk at full size.
 const pipeSize = 256 << 10
 
+// Pipes count against the descriptor budget: past it a direction stays with
+// its buffer rather than take descriptors the listeners and the API need.
 var pipePool = sync.Pool{New: func() any {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	if !fds.takePipe() {
 		return nil
 	}
-	unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, pipeSize) // best effort
-	p := &pipe{r: fds[0], w: fds[1]}
-	runtime.AddCleanup(p, func(fds [2]int) { unix.Close(fds[0]); unix.Close(fds[1]) }, fds)
+	var pfd [2]int
+	if err := unix.Pipe2(pfd[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		fds.give(2)
+		return nil
+	}
+	unix.FcntlInt(uintptr(pfd[0]), unix.F_SETPIPE_SZ, pipeSize) // best effort
+	p := &pipe{r: pfd[0], w: pfd[1], fds: &pipeFDs{fd: pfd}}
+	runtime.AddCleanup(p, closePipe, p.fds)
 	return p
 }}
 
-func (p *pipe) close() {
-	unix.Close(p.r)
-	unix.Close(p.w)
+// closePipe closes a pipe's descriptors once: by close, or by the cleanup
+// of a pipe the pool dropped.
+func closePipe(pfd *pipeFDs) {
+	if pfd.closed.Swap(true) {
+		return
+	}
+	unix.Close(pfd.fd[0])
+	unix.Close(pfd.fd[1])
+	fds.give(2)
 }
+
+// close closes a pipe that cannot be reused (bytes left inside). The
+// cleanup then finds it closed: closing the numbers again could close
+// descriptors the process has reused since.
+func (p *pipe) close() { closePipe(p.fds) }
 
 // streamCopier moves one direction of a TCP connection through the
 // runtime's poller (syscall.RawConn), so it blocks no thread and honours
@@ -64,6 +90,7 @@ type streamCopier struct {
 	smallRuns int
 	eof       bool
 	err       error
+	onRead    func() // a chunk was read, before it is written
 }
 
 const (
@@ -184,8 +211,9 @@ func (s *streamCopier) release() {
 }
 
 // copyStream copies src to dst until src's EOF (nil error) or an error,
-// calling count after each chunk written.
-func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
+// calling read when a chunk has been read (before it is written) and count
+// after each chunk written.
+func copyStream(dst, src *net.TCPConn, read func(), count func(int)) (int64, error) {
 	sr, err := src.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -195,6 +223,7 @@ func copyStream(dst, src *net.TCPConn, count func(int)) (int64, error) {
 		return 0, err
 	}
 	s := newStreamCopier(sr, dr)
+	s.onRead = read
 	defer s.release()
 	var total int64
 	for {
@@ -226,6 +255,7 @@ func (s *streamCopier) copyChunk() (int, error) {
 	if s.err != nil || s.eof {
 		return 0, s.err
 	}
+	s.onRead()
 	n := s.n
 	for s.off < s.n {
 		if err := s.dst.Write(s.write); err != nil {
@@ -255,6 +285,7 @@ func (s *streamCopier) spliceChunk() (int, error) {
 	if s.err != nil || s.eof {
 		return 0, s.err
 	}
+	s.onRead()
 	n := s.inPipe
 	for s.inPipe > 0 {
 		if err := s.dst.Write(s.drain); err != nil {

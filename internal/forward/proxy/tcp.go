@@ -16,10 +16,11 @@ import (
 )
 
 type tcpServer struct {
-	p      *Proxy
-	vs     *director.VirtualService
-	ln     *net.TCPListener
-	closed atomic.Bool
+	p       *Proxy
+	vs      *director.VirtualService
+	ln      *net.TCPListener
+	closed  atomic.Bool
+	clients clientCount // connections per client address
 }
 
 func (t *tcpServer) close() {
@@ -31,8 +32,16 @@ func (t *tcpServer) acceptLoop() {
 	defer t.p.loops.Done()
 	var backoff time.Duration
 	for {
+		// A connection takes two descriptors: without them it waits in the
+		// listen backlog (HAProxy's maxconn), rather than being accepted
+		// into a process that then cannot serve it, its API or its health
+		// checks.
+		if !t.waitBudget() {
+			return
+		}
 		c, err := t.ln.AcceptTCP()
 		if err != nil {
+			fds.give(2)
 			if t.closed.Load() {
 				return
 			}
@@ -49,9 +58,29 @@ func (t *tcpServer) acceptLoop() {
 	}
 }
 
+// waitBudget waits until two descriptors are free; false once the listener
+// has closed.
+func (t *tcpServer) waitBudget() bool {
+	wait := time.Millisecond
+	for !fds.takeTCP() {
+		if t.closed.Load() {
+			return false
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+	if t.closed.Load() {
+		fds.give(2)
+		return false
+	}
+	return true
+}
+
 // tcpConn is one proxied connection.
 type tcpConn struct {
 	p        *Proxy
+	srv      *tcpServer
+	counted  bool // in srv.clients
 	vs       *director.VirtualService
 	rs       *director.RealServer
 	binding  director.Binding
@@ -63,7 +92,14 @@ type tcpConn struct {
 	clientAP netip.AddrPort
 	start    time.Time
 
-	last      atomic.Int64 // nanoseconds since start of the last byte moved
+	last atomic.Int64 // nanoseconds since start of the last byte moved
+	// When the client's last bytes were read, and when the real server's
+	// last bytes were written to the client (nanoseconds since start):
+	// read before written, and written after the answer exists, so that
+	// upReadAt > downAt means an answer is owed, whatever the goroutines'
+	// scheduling.
+	upReadAt  atomic.Int64
+	downAt    atomic.Int64
 	halfDone  atomic.Bool  // one direction has finished: IPVS counts it inactive
 	firstFin  atomic.Int32 // which side sent the first FIN: finClient or finServer
 	finished  atomic.Int32 // directions finished; the second one cleans up
@@ -89,6 +125,20 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	vs := t.vs
 	st := vs.Settings()
 	clientAP := client.RemoteAddr().(*net.TCPAddr).AddrPort()
+	clientAP = netip.AddrPortFrom(clientAP.Addr().Unmap(), clientAP.Port())
+	// Clients are counted only where a limit is set: the count costs a
+	// lock per connection.
+	limit := maxPerClient(st)
+	if limit > 0 && !t.clients.add(clientAP.Addr(), limit) {
+		vs.Stats.ClientLimited.Add(1)
+		t.p.log.Warn("client at its connection limit, connection refused", "service", st.Name,
+			"client", clientAP.Addr().String(), "max_connections_per_client", limit)
+		client.SetLinger(0)
+		client.Close()
+		fds.give(2)
+		t.p.conns.Done()
+		return
+	}
 	b, backend, bound := t.connect(st, clientAP)
 	rs := b.RealServer
 	if backend == nil {
@@ -96,13 +146,17 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 		t.p.log.Warn("no real server could take the connection", "service", st.Name, "client", clientAP.String())
 		client.SetLinger(0)
 		client.Close()
+		if limit > 0 {
+			t.clients.remove(clientAP.Addr())
+		}
+		fds.give(2)
 		t.p.conns.Done()
 		return
 	}
 	rs.Dest.Activate()
 	rs.Stats.Conns.Add(1)
 	vs.Stats.Conns.Add(1)
-	c := &tcpConn{p: t.p, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
+	c := &tcpConn{p: t.p, srv: t, counted: limit > 0, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
 	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
 		vip := client.LocalAddr().(*net.TCPAddr).AddrPort()
 		var buf [64]byte
@@ -164,7 +218,11 @@ func (c *tcpConn) pipe(upstream bool) {
 	if upstream {
 		src, dst = c.client, c.backend
 	}
-	_, err := copyStream(dst, src, func(n int) { c.count(upstream, n) })
+	read := func() {}
+	if upstream {
+		read = func() { c.upReadAt.Store(int64(time.Since(c.start))) }
+	}
+	_, err := copyStream(dst, src, read, func(n int) { c.count(upstream, n) })
 	if upstream {
 		c.inErr = err
 	} else {
@@ -180,6 +238,13 @@ func (c *tcpConn) pipe(upstream bool) {
 				fin = finClient
 			}
 			c.firstFin.Store(fin)
+			// Half-closed: from now on the shorter tcpfin timeout applies
+			// (IPVS's FIN_WAIT), so a peer that never closes its side does
+			// not hold two descriptors for the whole idle timeout.
+			if c.idle != nil {
+				c.last.Store(int64(time.Since(c.start)))
+				c.idle.Reset(c.timeout())
+			}
 		}
 	} else {
 		c.abort("")
@@ -205,16 +270,77 @@ func (c *tcpConn) count(upstream bool, n int) {
 			c.vs.Observe(c.rs, sched.Signal{Kind: sched.FirstByte, Latency: time.Since(c.bound)})
 		}
 	}
-	c.last.Store(int64(time.Since(c.start)))
+	now := int64(time.Since(c.start))
+	if !upstream {
+		c.downAt.Store(now)
+	}
+	c.last.Store(now)
+}
+
+// timeout is the inactivity timeout in force: idle_timeout, or
+// tcpfin_timeout once one side has half-closed.
+func (c *tcpConn) timeout() time.Duration {
+	if c.halfDone.Load() {
+		if fin := tcpFinTimeout(c.st); fin > 0 {
+			return fin
+		}
+	}
+	return c.st.IdleTimeout
 }
 
 func (c *tcpConn) checkIdle() {
 	idleFor := time.Since(c.start) - time.Duration(c.last.Load())
-	if idleFor >= c.st.IdleTimeout {
-		c.abort("idle timeout")
+	timeout := c.timeout()
+	if idleFor >= timeout {
+		if c.halfDone.Load() && timeout != c.st.IdleTimeout {
+			c.abort("half-closed timeout")
+		} else {
+			c.abort("idle timeout")
+		}
 		return
 	}
-	c.idle.Reset(c.st.IdleTimeout - idleFor)
+	c.idle.Reset(timeout - idleFor)
+}
+
+// quiet reports whether a stop may close c now: nothing moved for d, and
+// the last bytes went to the client (or none moved at all), so no answer
+// is owed to the client: an idle keep-alive or pooled connection, not a
+// request waiting for its response. Half-closed connections are left to
+// end or to tcpfin_timeout.
+func (c *tcpConn) quiet(d time.Duration) bool {
+	if c.halfDone.Load() || c.upReadAt.Load() > c.downAt.Load() {
+		return false
+	}
+	return time.Since(c.start)-time.Duration(c.last.Load()) >= d
+}
+
+// closeQuiet ends c with a FIN to both sides, not a reset: to an HTTP
+// client this is a server closing an idle keep-alive connection, which it
+// handles by connecting again.
+func (c *tcpConn) closeQuiet() {
+	c.abortOnce.Do(func() {
+		c.reason = "closed idle at stop"
+		c.aborted.Store(true)
+		c.client.Close()
+		c.backend.Close()
+	})
+}
+
+func tcpFinTimeout(st *director.Settings) time.Duration {
+	if st.Config == nil {
+		return 0
+	}
+	return st.Config.TCPFinTimeout.D()
+}
+
+func maxPerClient(st *director.Settings) int {
+	if st.Config == nil {
+		return 0
+	}
+	if st.Config.Protocol == config.UDP {
+		return st.Config.MaxFlowsPerClient
+	}
+	return st.Config.MaxConnectionsPerClient
 }
 
 // abort resets both sides: a reset on one side is passed to the other, and
@@ -257,5 +383,9 @@ func (c *tcpConn) finish() {
 			slog.String("end", end))
 	}
 	c.p.tcp.remove(c)
+	if c.counted {
+		c.srv.clients.remove(c.clientAP.Addr())
+	}
+	fds.give(2)
 	c.p.conns.Done()
 }

@@ -27,7 +27,8 @@ type udpServer struct {
 
 	mu       sync.Mutex
 	flows    map[netip.AddrPort]*udpFlow
-	draining bool // no new flows; the socket closes with the last flow
+	clients  map[netip.Addr]int // flows per client address, for max_flows_per_client
+	draining bool               // no new flows; the socket closes with the last flow
 	closed   bool
 	done     chan struct{}
 }
@@ -49,7 +50,7 @@ type udpFlow struct {
 var udpBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 func newUDPServer(p *Proxy, vs *director.VirtualService, conn *net.UDPConn) *udpServer {
-	s := &udpServer{p: p, vs: vs, conn: conn, flows: map[netip.AddrPort]*udpFlow{}, done: make(chan struct{})}
+	s := &udpServer{p: p, vs: vs, conn: conn, flows: map[netip.AddrPort]*udpFlow{}, clients: map[netip.Addr]int{}, done: make(chan struct{})}
 	// Everything ends when the service's grace period is over.
 	context.AfterFunc(vs.Context(), s.closeSocket)
 	return s
@@ -158,8 +159,47 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 		s.vs.Stats.FlowLimit.Add(1) // counted apart: the alert on a full table
 		return nil
 	}
-	f := &udpFlow{s: s, client: client, start: time.Now()}
+	if limit := maxPerClient(st); limit > 0 && s.clients[client.Addr()] >= limit {
+		s.vs.Stats.ClientLimited.Add(1)
+		s.p.log.Warn("client at its flow limit, datagram dropped", "service", st.Name,
+			"client", client.Addr().String(), "max_flows_per_client", limit)
+		return nil
+	}
+	// A flow holds a socket. New flows are the first thing shed when
+	// descriptors run short, before TCP connections, listeners and the API.
+	if !fds.takeUDP() {
+		s.vs.Stats.Overload.Add(1)
+		s.p.log.Warn("out of file descriptors for new udp flows, datagram dropped", "service", st.Name,
+			"client", client.String(), "max_udp_flows", fds.udpCeiling())
+		return nil
+	}
+	f, err := s.newFlow(client, st)
+	if f == nil {
+		fds.give(1)
+		if err != nil {
+			s.p.log.Warn("udp flow socket", "service", st.Name, "err", err)
+		}
+		return nil
+	}
+	s.flows[client] = f
+	s.clients[client.Addr()]++
+	s.vs.Flows.Add(1)
+	s.p.conns.Add(1)
 	ctx := s.vs.Context()
+	if f.rs != nil {
+		ctx = f.rs.Context()
+	}
+	f.stop = context.AfterFunc(ctx, func() { f.close("grace period over") })
+	go f.replyLoop()
+	return f
+}
+
+// newFlow schedules a new client's real server and opens the flow's
+// socket: connected to the real server, or, with one-packet scheduling,
+// unconnected (replies are checked to come from a real server). It returns
+// nil when there is none to be had.
+func (s *udpServer) newFlow(client netip.AddrPort, st *director.Settings) (*udpFlow, error) {
+	f := &udpFlow{s: s, client: client, start: time.Now()}
 	var err error
 	if st.OnePacket {
 		f.up, err = net.ListenUDP("udp", nil)
@@ -181,7 +221,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 			s.vs.Release(b)
 		}
 		if f.rs == nil {
-			return nil
+			return nil, nil
 		}
 		f.up, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(f.rs.Addr))
 		if err != nil {
@@ -191,18 +231,11 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 			f.rs.Stats.Conns.Add(1)
 			s.vs.Stats.Conns.Add(1)
 		}
-		ctx = f.rs.Context()
 	}
 	if err != nil {
-		s.p.log.Warn("udp flow socket", "service", st.Name, "err", err)
-		return nil
+		return nil, err
 	}
-	s.flows[client] = f
-	s.vs.Flows.Add(1)
-	s.p.conns.Add(1)
-	f.stop = context.AfterFunc(ctx, func() { f.close("grace period over") })
-	go f.replyLoop()
-	return f
+	return f, nil
 }
 
 func (f *udpFlow) account(rs *director.RealServer, in bool, n int) {
@@ -277,25 +310,32 @@ func (f *udpFlow) replyLoop() {
 		}
 		rs := f.rs
 		if rs == nil {
-			rs = f.s.realServerAt(from)
+			// The one-packet socket is not connected: anyone may send to
+			// its port. Only a real server's datagrams go to the client.
+			if rs = f.s.realServerAt(from); rs == nil {
+				f.s.vs.Stats.Dropped.Add(1)
+				f.s.p.log.Warn("udp reply from an address that is no real server, dropped",
+					"service", f.s.vs.Settings().Name, "from", sockaddrString(from))
+				udpBufPool.Put(bp)
+				bp = nil
+				continue
+			}
 		}
-		if _, err := f.s.conn.WriteToUDPAddrPort((*bp)[:n], f.client); err == nil && rs != nil {
-			f.account(rs, false, n)
-		}
+		// Counted before it is sent, so that a client that has its reply
+		// finds it counted (the unit tests, an operator watching stats).
+		f.account(rs, false, n)
+		f.s.conn.WriteToUDPAddrPort((*bp)[:n], f.client)
 		udpBufPool.Put(bp)
 		bp = nil
 	}
 }
 
-// realServerAt finds the real server a one-packet-scheduled reply came from.
+// realServerAt finds the real server a one-packet-scheduled reply came
+// from, among those in service and those a reload is retiring; nil if the
+// sender is none of them.
 func (s *udpServer) realServerAt(sa unix.Sockaddr) *director.RealServer {
-	var addr netip.AddrPort
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		addr = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		addr = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
-	default:
+	addr, ok := sockaddrAddrPort(sa)
+	if !ok {
 		return nil
 	}
 	for _, rs := range s.vs.RealServers() {
@@ -303,7 +343,29 @@ func (s *udpServer) realServerAt(sa unix.Sockaddr) *director.RealServer {
 			return rs
 		}
 	}
+	for _, rs := range s.vs.Retiring() {
+		if rs.Addr == addr {
+			return rs
+		}
+	}
 	return nil
+}
+
+func sockaddrAddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	if ap, ok := sockaddrAddrPort(sa); ok {
+		return ap.String()
+	}
+	return "unknown"
 }
 
 func (f *udpFlow) close(reason string) {
@@ -315,10 +377,17 @@ func (f *udpFlow) close(reason string) {
 			f.rs.Dest.Unbind(false)
 			s.vs.Release(f.bind)
 		}
+		fds.give(1)
 		s.mu.Lock()
 		if s.flows[f.client] == f {
 			delete(s.flows, f.client)
 			s.vs.Flows.Add(-1)
+			a := f.client.Addr()
+			if n := s.clients[a]; n <= 1 {
+				delete(s.clients, a)
+			} else {
+				s.clients[a] = n - 1
+			}
 		}
 		last := s.draining && len(s.flows) == 0
 		s.mu.Unlock()
@@ -345,6 +414,11 @@ func (s *udpServer) expireLoop() {
 	var expired []*udpFlow
 	for {
 		idle := s.vs.Settings().IdleTimeout
+		if s.p.stopped.Load() {
+			// A stop waits for traffic, not for idle flows: a flow is
+			// idle once quiet for stopQuiet.
+			idle = min(idle, stopQuiet)
+		}
 		select {
 		case <-s.done:
 			return
