@@ -114,7 +114,7 @@ var checkerOptions = block[*ckBlock]{
 		set(&b.hc.Meta, "query_name", &b.hc.QueryName, im.str(c))
 	},
 	"script misc_path": func(im *importer, b *ckBlock, c *keepalived.Node) {
-		if _, ok := im.value(c, 0); !ok {
+		if _, ok := im.value(c, 0); !ok || !im.utf8Args(c, 0, len(c.Args)) {
 			return
 		}
 		words := c.Args

@@ -211,9 +211,10 @@ func commandJoin(words []string) string {
 // SCRIPT [username [:][groupname]].
 func (im *importer) shellScript(n *keepalived.Node) opt[string] {
 	s := im.vrrpCommand(n)
-	if s.set {
-		s.v = shellJoin(splitWords(s.v))
+	if !s.set || !im.utf8Args(n, 0, 1) {
+		return opt[string]{}
 	}
+	s.v = shellJoin(splitWords(s.v))
 	return s
 }
 
