@@ -10,7 +10,13 @@ type Config struct {
 
 	// GracePeriod bounds how long established connections may keep running
 	// after shutdown, or after a reload removed their virtual or real server.
-	GracePeriod    Duration         `yaml:"grace_period,omitempty"`
+	GracePeriod Duration `yaml:"grace_period,omitempty"`
+	// ScriptUser is who the configuration's scripts run as: USER or
+	// USER:GROUP (keepalived's script_user USER [GROUP]).
+	ScriptUser string `yaml:"script_user,omitempty"`
+	// ScriptSecurity refuses a script that someone other than the user it
+	// runs as could change (keepalived's enable_script_security).
+	ScriptSecurity *bool            `yaml:"script_security,omitempty"`
 	VirtualServers []*VirtualServer `yaml:"virtual_servers"`
 	// VRRPInstances and VRRPSyncGroups are the VRRP virtual routers that
 	// carry the VIPs between directors (vrrp.go, docs/vrrp.md).

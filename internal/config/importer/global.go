@@ -1,6 +1,8 @@
 package importer
 
 import (
+	"strings"
+
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/config/keepalived"
 )
@@ -38,6 +40,24 @@ var globalOptions = block[*globals]{
 	},
 	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
 	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
+	"script_user": func(im *importer, _ *globals, c *keepalived.Node) {
+		u := im.str(c)
+		if u.set && len(c.Args) > 1 {
+			u.v += ":" + c.Args[1]
+		}
+		if len(c.Args) > 2 {
+			im.warnf(c.ArgPosition(2), "script_user %s: keepalived reads a user and a group only (ignored)", strings.Join(c.Args[2:], " "))
+		}
+		set(&im.cfg.Meta, "script_user", &im.cfg.ScriptUser, u)
+	},
+	"enable_script_security": func(im *importer, _ *globals, c *keepalived.Node) {
+		if len(c.Args) > 0 {
+			// keepalived's handler sets the flag and reads no value.
+			im.warnf(c.ArgPosition(0), "enable_script_security takes no value: keepalived enables script security whatever follows (%s ignored)",
+				strings.Join(c.Args, " "))
+		}
+		setPtr(&im.cfg.Meta, "script_security", &im.cfg.ScriptSecurity, present(c))
+	},
 }
 
 // globalDefs reads global_defs.

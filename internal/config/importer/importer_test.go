@@ -31,6 +31,7 @@ var importFixtures = []string{
 	"testdata/keepalived/groups.conf",
 	"testdata/keepalived/dr.conf",
 	"testdata/keepalived/errors.conf",
+	"testdata/keepalived/script_security.conf",
 }
 
 // fixtureFile is where the fixture path is: the paths are relative to
