@@ -687,39 +687,62 @@ func FuzzImport(f *testing.F) {
 	}
 	f.Add([]byte("virtual_server_group G {\n 10.0.0.1-3 80\n}\nvirtual_server group G {\n real_server 10.1.0.1 80 {\n  HTTP_GET {\n   url {\n    status_code 200 300-302\n   }\n  }\n }\n}\n"))
 	f.Add([]byte("vrrp_instance V {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n  fe80::1%e/64\n }\n}\n"))
-	f.Fuzz(func(t *testing.T, src []byte) {
-		opts := Options{ConfigID: "main", FS: fstest.MapFS{}}
-		c, warns, errs := Read("k.conf", src, opts)
-		for _, w := range warns {
-			if w.Pos.Line < 1 && w.Pos.File == "k.conf" {
-				t.Fatalf("warning without a line: %s", w)
-			}
+	f.Fuzz(func(t *testing.T, src []byte) { checkImport(t, src) })
+}
+
+// checkImport is FuzzImport's property: the importer never panics, every
+// message has a line, and whatever converts without error loads back as YAML
+// to the same model.
+func checkImport(t testing.TB, src []byte) {
+	opts := Options{ConfigID: "main", FS: fstest.MapFS{}}
+	c, warns, errs := Read("k.conf", src, opts)
+	for _, w := range warns {
+		if w.Pos.Line < 1 && w.Pos.File == "k.conf" {
+			t.Fatalf("warning without a line: %s", w)
 		}
-		if c == nil {
-			if len(errs) == 0 {
-				t.Fatal("no model and no error")
-			}
-			return
+	}
+	if c == nil {
+		if len(errs) == 0 {
+			t.Fatal("no model and no error")
 		}
-		out, err := config.EncodeYAML(c)
+		return
+	}
+	out, err := config.EncodeYAML(c)
+	if err != nil {
+		t.Fatalf("EncodeYAML: %v", err)
+	}
+	errs = appendErrs(errs, c.Validate())
+	for _, e := range errs {
+		if e.Pos.File == "k.conf" && e.Pos.Line < 1 {
+			t.Fatalf("error without a line: %s", e.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return
+	}
+	back, err := config.Parse("k.yaml", out)
+	if err != nil {
+		t.Fatalf("converted YAML does not load: %v\n%s", err, out)
+	}
+	if d := modelDiff(c, back); d != "" {
+		t.Fatalf("round trip: %s\n%s", d, out)
+	}
+}
+
+// BenchmarkImportCheck measures FuzzImport's work per input on the seeds
+// (go test -run XXX -bench ImportCheck -benchmem ./internal/config/importer/).
+func BenchmarkImportCheck(b *testing.B) {
+	var srcs [][]byte
+	for _, path := range importFixtures {
+		_, file := fixtureFile(path)
+		src, err := os.ReadFile(file)
 		if err != nil {
-			t.Fatalf("EncodeYAML: %v", err)
+			b.Fatal(err)
 		}
-		errs = appendErrs(errs, c.Validate())
-		for _, e := range errs {
-			if e.Pos.File == "k.conf" && e.Pos.Line < 1 {
-				t.Fatalf("error without a line: %s", e.Error())
-			}
-		}
-		if len(errs) > 0 {
-			return
-		}
-		back, err := config.Parse("k.yaml", out)
-		if err != nil {
-			t.Fatalf("converted YAML does not load: %v\n%s", err, out)
-		}
-		if d := modelDiff(c, back); d != "" {
-			t.Fatalf("round trip: %s\n%s", d, out)
-		}
-	})
+		srcs = append(srcs, src)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		checkImport(b, srcs[i%len(srcs)])
+	}
 }
