@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -18,14 +18,14 @@ import (
 
 // EncodeYAML writes c as govs YAML, as govs convert prints it. Beyond what the
 // model's YAML tags write, it keeps the keys that were set to a zero value
-// (delay_before_retry 0, ...), whose absence would mean the default, and
-// writes short lists of single words on one line.
+// (delay_before_retry 0, ...), whose absence would mean the default, writes
+// durations as 5m rather than 5m0s, and writes short lists of single words
+// on one line.
 func EncodeYAML(c *Config) ([]byte, error) {
 	n, err := toNode(reflect.ValueOf(c))
 	if err != nil {
 		return nil, err
 	}
-	keepSetKeys(reflect.ValueOf(c), n)
 	flowShortLists(n)
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
@@ -37,74 +37,6 @@ func EncodeYAML(c *Config) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// keepSetKeys adds to the mapping n the keys that v's Meta records as
-// written but that omitempty left out.
-func keepSetKeys(v reflect.Value, n *yaml.Node) {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return
-		}
-		v = v.Elem()
-	}
-	if v.Type() == durationType && n.Kind == yaml.ScalarNode {
-		n.Value = compactDuration(time.Duration(v.Int()))
-		return
-	}
-	switch v.Kind() {
-	case reflect.Slice:
-		if n.Kind == yaml.SequenceNode {
-			for i := 0; i < v.Len() && i < len(n.Content); i++ {
-				keepSetKeys(v.Index(i), n.Content[i])
-			}
-		}
-		return
-	case reflect.Struct:
-	default:
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		return
-	}
-	t := v.Type()
-	var meta Meta
-	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).Type == metaType {
-			meta = v.Field(i).Interface().(Meta)
-		}
-	}
-	insert := 0
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || !t.Field(i).IsExported() {
-			continue
-		}
-		fv := v.Field(i)
-		found := -1
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if n.Content[j].Value == name {
-				found = j
-				break
-			}
-		}
-		if found >= 0 {
-			keepSetKeys(fv, n.Content[found+1])
-			insert = found + 2
-			continue
-		}
-		if !meta.Has(name) || ((fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Slice) && fv.IsNil()) {
-			continue
-		}
-		val, err := toNode(fv)
-		if err != nil {
-			continue
-		}
-		keepSetKeys(fv, val)
-		key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}
-		n.Content = slices.Insert(n.Content, insert, key, val)
-		insert += 2
-	}
 }
 
 var durationType = reflect.TypeOf(Duration(0))
@@ -139,16 +71,58 @@ func flowShortLists(n *yaml.Node) {
 	}
 }
 
+// structFields are the YAML keys of a struct type, in order.
+type structFields struct {
+	list []structField
+	meta int // the index of the Meta field, or -1
+}
+
+type structField struct {
+	index     int
+	name      string
+	omitempty bool
+}
+
+var fieldCache sync.Map // reflect.Type -> *structFields
+
+// yamlFields reads t's yaml tags once.
+func yamlFields(t reflect.Type) *structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	fs := &structFields{meta: -1}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type == metaType {
+			fs.meta = i
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fs.list = append(fs.list, structField{i, name, opts == "omitempty"})
+	}
+	f, _ := fieldCache.LoadOrStore(t, fs)
+	return f.(*structFields)
+}
+
 // toNode builds the YAML node of v as yaml.Node.Encode would, without its
 // round trip through YAML text (marshal, then parse): that trip was most of
 // govs convert's time, and of FuzzImport's. It knows what the model holds:
 // structs with yaml tags (omitempty), pointers, slices, strings, numbers,
 // booleans and the types with a MarshalYAML method; the styles are those
 // yaml.v3's marshaller picks, which the goldens of internal/config/importer
-// pin.
+// pin. Where a struct has a Meta, a key it records as written is kept even
+// when omitempty would leave its zero value out.
 func toNode(v reflect.Value) (*yaml.Node, error) {
 	if !v.IsValid() || (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	}
+	if v.Type() == durationType {
+		return stringNode(compactDuration(time.Duration(v.Int()))), nil
 	}
 	switch m := v.Interface().(type) {
 	case yaml.Marshaler:
@@ -169,25 +143,21 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 		return toNode(v.Elem())
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fv := v.Field(i)
-			if opts == "omitempty" && isZero(fv) {
+		fields := yamlFields(v.Type())
+		var meta Meta
+		if fields.meta >= 0 {
+			meta = v.Field(fields.meta).Interface().(Meta)
+		}
+		for _, f := range fields.list {
+			fv := v.Field(f.index)
+			if f.omitempty && isZero(fv) && (!meta.Has(f.name) || (fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Slice) && fv.IsNil()) {
 				continue
 			}
 			val, err := toNode(fv)
 			if err != nil {
 				return nil, err
 			}
-			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}, val)
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.name}, val)
 		}
 		return n, nil
 	case reflect.Slice, reflect.Array:

@@ -24,7 +24,9 @@ func TestCompactDuration(t *testing.T) {
 }
 
 // TestToNodeAsMarshal checks that toNode writes what yaml.v3's marshaller
-// writes (Node.Encode), on the values whose quoting is delicate.
+// writes (Node.Encode), on the values whose quoting is delicate. (toNode
+// also keeps the keys a Meta records and compacts durations: 90s is 1m30s
+// both ways; TestEncodeYAMLKeepsZeroValues and the goldens check those.)
 func TestToNodeAsMarshal(t *testing.T) {
 	words := []string{"", "plain", "yes", "No", "on", "y", "1:20", "-1:30.5", "123", "0x1f", "1e3", "1.5", "true", "null", "~",
 		"a: b", "- x", "#x", "x #y", "@x", "`x", "'q'", `"d"`, " lead", "trail ", "multi\nline", "tab\there", "é", "[a]", "{a}", "*a", "&a", "!t", "%p", "|", ">",
