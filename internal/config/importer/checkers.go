@@ -324,11 +324,5 @@ func (im *importer) trackFile(n *keepalived.Node) {
 			im.ignored(c)
 		}
 	}
-	im.define(n, "track_file", func(name string) bool {
-		if im.trackFiles[name] != nil {
-			return false
-		}
-		im.trackFiles[name] = tf
-		return true
-	})
+	define(im, n, "track_file", im.trackFiles, tf)
 }

@@ -62,11 +62,7 @@ var globalOptions = block[*globals]{
 
 // globalDefs reads global_defs.
 func (im *importer) globalDefs(n *keepalived.Node) {
-	for _, c := range n.Children {
-		if !globalOptions.apply(im, &im.glob, c) {
-			im.ignored(c)
-		}
-	}
+	globalOptions.read(im, &im.glob, n)
 }
 
 // lvsTimeoutsLine reads lvs_timeouts [tcp N] [tcpfin N] [udp N].

@@ -60,13 +60,7 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 		case "global_defs":
 			im.globalDefs(n)
 		case "virtual_server_group":
-			im.define(n, "virtual_server_group", func(name string) bool {
-				if im.groups[name] != nil {
-					return false
-				}
-				im.groups[name] = n
-				return true
-			})
+			define(im, n, "virtual_server_group", im.groups, n)
 		case "vrrp_script":
 			im.vrrpScript(n)
 		case "track_file", "vrrp_track_file":
@@ -125,14 +119,16 @@ func (im *importer) ignoredWhy(n *keepalived.Node, why string) {
 	im.warnf(n.Pos, "%s has no govs equivalent (ignored): %s", n.Keyword, why)
 }
 
-// define registers the named definition n, reporting a missing or
-// duplicate name.
-func (im *importer) define(n *keepalived.Node, what string, add func(name string) bool) {
+// define registers v, the definition n of a what, under n's name,
+// reporting a missing or duplicate name.
+func define[T any](im *importer, n *keepalived.Node, what string, defs map[string]T, v T) {
 	name, ok := im.value(n, 0)
 	if !ok {
 		return
 	}
-	if !add(name) {
+	if _, dup := defs[name]; dup {
 		im.errorf(n.ArgPosition(0), "duplicate %s %q", what, name)
+		return
 	}
+	defs[name] = v
 }

@@ -53,6 +53,25 @@ func (b block[T]) apply(im *importer, t T, c *keepalived.Node) bool {
 	return b.applyAs(im, t, c.Keyword, c)
 }
 
+// read applies the block's setters to n's children; a keyword it does not
+// know has no govs equivalent, and a warning says so.
+func (b block[T]) read(im *importer, t T, n *keepalived.Node) {
+	for _, c := range n.Children {
+		if !b.apply(im, t, c) {
+			im.ignored(c)
+		}
+	}
+}
+
+// named gives the model value of a NAME { ... } block its place, and its
+// name's.
+func named(m *config.Meta, n *keepalived.Node) {
+	m.Pos = here(n)
+	if len(n.Args) > 0 {
+		m.SetKey("name", at(n, 0))
+	}
+}
+
 // applyAs runs the setter of key on c, reporting whether there is one.
 func (b block[T]) applyAs(im *importer, t T, key string, c *keepalived.Node) bool {
 	f, ok := b[key]

@@ -249,11 +249,7 @@ func (im *importer) virtualServerBody(n *keepalived.Node, addr config.Endpoint, 
 	// keepalived's default lb_kind is NAT.
 	vs.SetKey("forwarding", here(n))
 	b := &vsBlock{vs: vs}
-	for _, c := range n.Children {
-		if !virtualServerOptions.apply(im, b, c) {
-			im.ignored(c)
-		}
-	}
+	virtualServerOptions.read(im, b, n)
 	if b.granularity.set && !b.persistence {
 		// As keepalived: a granularity makes the service persistent.
 		set(&vs.Meta, "persistence_timeout", &vs.PersistenceTimeout, some(config.Duration(360*time.Second), b.granularity.pos))
@@ -397,11 +393,7 @@ func (im *importer) realServer(n *keepalived.Node, sc checkScope) *config.RealSe
 	rs.Pos = here(n)
 	rs.SetKey("address", ep.pos)
 	b := &rsBlock{rs: rs, sc: sc}
-	for _, c := range n.Children {
-		if !realServerOptions.apply(im, b, c) {
-			im.ignored(c)
-		}
-	}
+	realServerOptions.read(im, b, n)
 	for i, c := range b.checkers {
 		if i == 0 {
 			rs.HealthCheck = im.checker(c, b.sc)

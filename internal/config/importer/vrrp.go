@@ -44,18 +44,8 @@ func (im *importer) vrrpScript(n *keepalived.Node) {
 	ts := &config.TrackScript{Name: n.Arg(0)}
 	ts.Pos = here(n)
 	ts.SetKey("name", at(n, 0))
-	for _, c := range n.Children {
-		if !vrrpScriptOptions.apply(im, ts, c) {
-			im.ignored(c)
-		}
-	}
-	im.define(n, "vrrp_script", func(name string) bool {
-		if im.scripts[name] != nil {
-			return false
-		}
-		im.scripts[name] = ts
-		return true
-	})
+	vrrpScriptOptions.read(im, ts, n)
+	define(im, n, "vrrp_script", im.scripts, ts)
 }
 
 // reverse warns about a weight's reverse (argument i), which govs lacks.
@@ -148,16 +138,9 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 
 func (im *importer) vrrpInstance(n *keepalived.Node) {
 	vi := &config.VRRPInstance{Name: n.Arg(0)}
-	vi.Pos = here(n)
-	if len(n.Args) > 0 {
-		vi.SetKey("name", at(n, 0))
-	}
+	named(&vi.Meta, n)
 	im.glob.vrrpDefaults(vi)
-	for _, c := range n.Children {
-		if !vrrpInstanceOptions.apply(im, vi, c) {
-			im.ignored(c)
-		}
-	}
+	vrrpInstanceOptions.read(im, vi, n)
 	im.cfg.VRRPInstances = append(im.cfg.VRRPInstances, vi)
 }
 
@@ -326,14 +309,7 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 
 func (im *importer) syncGroup(n *keepalived.Node) {
 	g := &config.VRRPSyncGroup{Name: n.Arg(0)}
-	g.Pos = here(n)
-	if len(n.Args) > 0 {
-		g.SetKey("name", at(n, 0))
-	}
-	for _, c := range n.Children {
-		if !syncGroupOptions.apply(im, g, c) {
-			im.ignored(c)
-		}
-	}
+	named(&g.Meta, n)
+	syncGroupOptions.read(im, g, n)
 	im.cfg.VRRPSyncGroups = append(im.cfg.VRRPSyncGroups, g)
 }
