@@ -16,6 +16,7 @@
 //   - checkers.go: the health checkers (TCP_CHECK, HTTP_GET, ...) and
 //     track_file.
 //   - vrrp.go: vrrp_script, vrrp_instance, vrrp_sync_group.
+//   - utf8.go: the refusal of strings that are not UTF-8 text.
 //
 // It imports internal/config (the model) and internal/config/keepalived (the
 // syntax). Package config must not import it: the importer sits above the
