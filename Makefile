@@ -12,6 +12,12 @@
 
 GO        ?= go
 FUZZTIME  ?= 30s
+# Go minimises every input that finds new coverage for up to 60s by default,
+# and a quadratic pass over a few hundred bytes at a YAML round trip per try
+# (FuzzImport) takes all of that: the target then barely fuzzes. 5s keeps the
+# cheap minimisation passes; a saved crasher can be minimised later with
+# go test -run 'FuzzX/NAME' or -fuzzminimizetime 60s.
+FUZZMINIMIZETIME ?= 5s
 STATICCHECK_VERSION ?= v0.8.2
 export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 
@@ -71,7 +77,7 @@ demo:
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg || exit 1; \
 	  done; \
 	done
 

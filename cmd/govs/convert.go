@@ -3,60 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/config/importer"
 )
-
-// loadFlags are the flags of the commands that read a configuration file:
-// its format and keepalived's config id.
-type loadFlags struct {
-	format   string
-	configID string
-}
-
-// addLoadFlags adds --format and --config-id to cmd.
-func addLoadFlags(cmd *cobra.Command) *loadFlags {
-	lf := &loadFlags{}
-	cmd.Flags().StringVar(&lf.format, "format", config.FormatAuto,
-		"configuration format: auto, yaml or keepalived (auto: YAML when the first line that is not blank or a comment is KEY:, else keepalived.conf)")
-	cmd.Flags().StringVar(&lf.configID, "config-id", "",
-		"keepalived.conf: the id @ID lines are compared with, as keepalived -i (default: the host name up to its first dot)")
-	return lf
-}
-
-func (lf *loadFlags) options() config.LoadOptions {
-	return config.LoadOptions{Format: lf.format, ConfigID: lf.configID}
-}
-
-// load reads and validates file, govs YAML or keepalived.conf, and checks
-// on this system what its scripts need (check.go): govs check, run and
-// reload all refuse what the other two would.
-func (lf *loadFlags) load(file string) (*config.Config, []config.Warning, error) {
-	cfg, warns, err := config.LoadAny(file, lf.options())
-	if err != nil {
-		return nil, warns, err
-	}
-	return checkHost(cfg, warns)
-}
-
-// printWarnings prints one line per warning: FILE:LINE:COL: warning: ...
-func printWarnings(w io.Writer, warns []config.Warning) {
-	for _, x := range warns {
-		fmt.Fprintln(w, x.String())
-	}
-}
-
-// logWarnings logs the warnings of a configuration being applied.
-func logWarnings(log *slog.Logger, warns []config.Warning) {
-	for _, x := range warns {
-		log.Warn("configuration: " + x.String())
-	}
-}
 
 func convertCmd() *cobra.Command {
 	var file string
@@ -83,7 +36,7 @@ keepalived.conf uses. See docs/keepalived.md.`,
 			if lf.format == config.FormatAuto && config.DetectFormat(src) == config.FormatYAML {
 				return errors.New(file + " looks like govs YAML already (use --format keepalived to read it as a keepalived.conf)")
 			}
-			out, warns, err := config.ConvertKeepalived(file, src, lf.options())
+			out, warns, err := importer.Convert(file, src, lf.options())
 			printWarnings(cmd.ErrOrStderr(), warns)
 			if err != nil {
 				printConfigError(cmd, err)

@@ -61,3 +61,13 @@ func (l ErrorList) err() error {
 	l.sort()
 	return l
 }
+
+// A Warning is something a configuration says that govs reads but does not
+// apply, such as a keepalived option with no govs equivalent.
+type Warning struct {
+	Pos Pos
+	Msg string
+}
+
+// String returns "FILE:LINE:COL: warning: MESSAGE".
+func (w Warning) String() string { return w.Pos.String() + ": warning: " + w.Msg }

@@ -14,7 +14,13 @@ type Config struct {
 
 	// GracePeriod bounds how long established connections may keep running
 	// after shutdown, or after a reload removed their virtual or real server.
-	GracePeriod    Duration         `yaml:"grace_period,omitempty"`
+	GracePeriod Duration `yaml:"grace_period,omitempty"`
+	// ScriptUser ("user" or "user:group") is who every script runs as,
+	// default nobody; ScriptSecurity (default true) refuses scripts that
+	// someone else can change. See script.go. keepalived's script_user
+	// USER [GROUP] and enable_script_security map to them.
+	ScriptUser     string           `yaml:"script_user,omitempty"`
+	ScriptSecurity *bool            `yaml:"script_security,omitempty"`
 	VirtualServers []*VirtualServer `yaml:"virtual_servers"`
 	// VRRPInstances and VRRPSyncGroups are the VRRP virtual routers that
 	// carry the VIPs between directors (vrrp.go, docs/vrrp.md).
@@ -22,12 +28,6 @@ type Config struct {
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
 	Logging        *Logging         `yaml:"logging,omitempty"`
-
-	// ScriptUser ("user" or "user:group") is who every script runs as,
-	// default nobody; ScriptSecurity (default true) refuses scripts that
-	// someone else can change. See script.go.
-	ScriptUser     string `yaml:"script_user,omitempty"`
-	ScriptSecurity *bool  `yaml:"script_security,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over

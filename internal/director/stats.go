@@ -39,7 +39,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Conns: s.Conns.Load(), InPkts: s.InPkts.Load(), OutPkts: s.OutPkts.Load(),
 		InBytes: s.InBytes.Load(), OutBytes: s.OutBytes.Load(),
 		ConnectErrors: s.ConnectErrors.Load(), Refused: s.Refused.Load(), Dropped: s.Dropped.Load(),
-		FlowLimit: s.FlowLimit.Load(),
+		FlowLimit:     s.FlowLimit.Load(),
 		ClientLimited: s.ClientLimited.Load(), Overload: s.Overload.Load(),
 	}
 }

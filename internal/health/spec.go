@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/registry"
 	"github.com/govs-lb/govs/internal/script"
 )
 
@@ -102,40 +101,19 @@ type Checker interface {
 // Factory builds the Checker of a Spec.
 type Factory func(Spec) (Checker, error)
 
-var (
-	regMu    sync.RWMutex
-	registry = map[string]Factory{}
-)
+var checkTypes = registry.New[Factory]("health: duplicate check type")
 
 // Register makes a check type available by name. It panics on a duplicate:
 // registration happens in init functions.
-func Register(typ string, f Factory) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := registry[typ]; dup {
-		panic("health: duplicate check type " + typ)
-	}
-	registry[typ] = f
-}
+func Register(typ string, f Factory) { checkTypes.Register(typ, f) }
 
 // Types lists the registered check types, sorted.
-func Types() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	out := make([]string, 0, len(registry))
-	for t := range registry {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return checkTypes.Names() }
 
 // New builds the checker of s; with an agent port, an agent is asked after
 // each check of the main type (see agent.go).
 func New(s Spec) (Checker, error) {
-	regMu.RLock()
-	f, ok := registry[s.Type]
-	regMu.RUnlock()
+	f, ok := checkTypes.Lookup(s.Type)
 	if !ok {
 		return nil, fmt.Errorf("unknown health check type %q (known: %v)", s.Type, Types())
 	}

@@ -19,5 +19,6 @@
 // own file and registers itself by name in an init function; New builds one
 // by name. docs/schedulers.md is the operator's table of them.
 //
-// This package must never import another govs package.
+// This package must never import another govs package but internal/registry,
+// the leaf that holds its table of names (and health's).
 package sched

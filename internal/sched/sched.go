@@ -3,9 +3,9 @@ package sched
 import (
 	"fmt"
 	"net/netip"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/govs-lb/govs/internal/registry"
 )
 
 // Key describes the new connection being scheduled. Hashing schedulers use
@@ -71,27 +71,15 @@ type Expirer interface {
 // Factory builds a scheduler.
 type Factory func(Options) (Scheduler, error)
 
-var (
-	regMu    sync.RWMutex
-	registry = map[string]Factory{}
-)
+var schedulers = registry.New[Factory]("sched: duplicate scheduler")
 
 // Register makes a scheduler available by name. It panics on a duplicate
 // name: registration happens in init functions, so that is a programming error.
-func Register(name string, f Factory) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic("sched: duplicate scheduler " + name)
-	}
-	registry[name] = f
-}
+func Register(name string, f Factory) { schedulers.Register(name, f) }
 
 // New builds the scheduler registered under name.
 func New(name string, opts Options) (Scheduler, error) {
-	regMu.RLock()
-	f, ok := registry[name]
-	regMu.RUnlock()
+	f, ok := schedulers.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown scheduler %q (known: %v)", name, Names())
 	}
@@ -99,21 +87,10 @@ func New(name string, opts Options) (Scheduler, error) {
 }
 
 // Names lists the registered schedulers, sorted.
-func Names() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return schedulers.Names() }
 
 // Known reports whether name is a registered scheduler.
 func Known(name string) bool {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	_, ok := registry[name]
+	_, ok := schedulers.Lookup(name)
 	return ok
 }

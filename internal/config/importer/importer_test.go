@@ -1,4 +1,4 @@
-package config
+package importer
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/govs-lb/govs/internal/config"
 )
 
 var updateGolden = flag.Bool("update-keepalived", false, "rewrite testdata/keepalived/*.golden")
@@ -29,16 +31,28 @@ var importFixtures = []string{
 	"testdata/keepalived/groups.conf",
 	"testdata/keepalived/dr.conf",
 	"testdata/keepalived/errors.conf",
+	"testdata/keepalived/script_security.conf",
+}
+
+// fixtureFile is where the fixture path is: the paths are relative to
+// internal/config, as the goldens name them.
+func fixtureFile(path string) (root, file string) {
+	root = "."
+	if strings.HasPrefix(path, "keepalived/") {
+		root = ".."
+	}
+	return root, filepath.Join(root, path)
 }
 
 // convert runs govs convert's conversion on a fixture.
-func convert(t *testing.T, path string) ([]byte, []Warning, error) {
+func convert(t *testing.T, path string) ([]byte, []config.Warning, error) {
 	t.Helper()
-	src, err := os.ReadFile(path)
+	root, file := fixtureFile(path)
+	src, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ConvertKeepalived(path, src, LoadOptions{ConfigID: "main"})
+	return Convert(path, src, Options{ConfigID: "main", FS: os.DirFS(root)})
 }
 
 // TestImportGolden checks the warnings, errors and YAML of every fixture
@@ -83,7 +97,8 @@ func TestImportRoundTrip(t *testing.T) {
 	for _, path := range importFixtures {
 		t.Run(path, func(t *testing.T) {
 			out, _, err := convert(t, path)
-			c, _, lerr := LoadAny(path, LoadOptions{ConfigID: "main"})
+			_, file := fixtureFile(path)
+			c, _, lerr := Load(file, Options{ConfigID: "main"})
 			if (err == nil) != (lerr == nil) {
 				t.Fatalf("convert error %v, load error %v", err, lerr)
 			}
@@ -95,7 +110,7 @@ func TestImportRoundTrip(t *testing.T) {
 			if err := os.WriteFile(yamlPath, out, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			back, err := Load(yamlPath)
+			back, err := config.Load(yamlPath)
 			if err != nil {
 				t.Fatalf("converted YAML does not load: %v\n%s", err, out)
 			}
@@ -114,7 +129,7 @@ func TestImportRoundTrip(t *testing.T) {
 
 // modelDiff compares two models field by field, ignoring positions and the
 // file name; it returns the first difference.
-func modelDiff(a, b *Config) string {
+func modelDiff(a, b *config.Config) string {
 	return diffValue("config", reflect.ValueOf(a), reflect.ValueOf(b))
 }
 
@@ -139,10 +154,10 @@ func diffValue(path string, a, b reflect.Value) string {
 		}
 		return ""
 	case reflect.Struct:
-		if a.Type().PkgPath() == metaType.PkgPath() {
+		if a.Type().PkgPath() == reflect.TypeOf(config.Meta{}).PkgPath() {
 			for i := 0; i < a.NumField(); i++ {
 				f := a.Type().Field(i)
-				if f.Type == metaType || f.Name == "File" && a.Type() == reflect.TypeOf(Config{}) {
+				if f.Type == reflect.TypeOf(config.Meta{}) || f.Name == "File" && a.Type() == reflect.TypeOf(config.Config{}) {
 					continue
 				}
 				if d := diffValue(path+"."+f.Name, a.Field(i), b.Field(i)); d != "" {
@@ -158,13 +173,16 @@ func diffValue(path string, a, b reflect.Value) string {
 	return ""
 }
 
+// pos is a place in a file.
+func pos(file string, line, col int) config.Pos { return config.Pos{File: file, Line: line, Col: col} }
+
 // parseKA imports and validates an inline keepalived.conf.
-func parseKA(t *testing.T, src string) (*Config, []Warning, error) {
+func parseKA(t *testing.T, src string) (*config.Config, []config.Warning, error) {
 	t.Helper()
-	return ParseKeepalived("k.conf", []byte(src), LoadOptions{ConfigID: "main", fsys: fstest.MapFS{}})
+	return Parse("k.conf", []byte(src), Options{ConfigID: "main", FS: fstest.MapFS{}})
 }
 
-func mustParseKA(t *testing.T, src string) (*Config, []Warning) {
+func mustParseKA(t *testing.T, src string) (*config.Config, []config.Warning) {
 	t.Helper()
 	c, warns, err := parseKA(t, src)
 	if err != nil {
@@ -173,7 +191,7 @@ func mustParseKA(t *testing.T, src string) (*Config, []Warning) {
 	return c, warns
 }
 
-func warningLines(warns []Warning) string {
+func warningLines(warns []config.Warning) string {
 	var s []string
 	for _, w := range warns {
 		s = append(s, w.String())
@@ -255,7 +273,7 @@ func TestImportErrorsInKeepalivedFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q:\n got %v\nwant %s", tc.src, err, tc.want)
 		}
-		var list ErrorList
+		var list config.ErrorList
 		if err != nil && !errors.As(err, &list) {
 			t.Errorf("%q: error is not an ErrorList: %T", tc.src, err)
 		}
@@ -299,7 +317,7 @@ virtual_server 192.0.2.1 53 {
 }
 `)
 	vs := c.VirtualServers[0]
-	if vs.Scheduler != "lblc" || vs.Forwarding != NAT || vs.PersistenceTimeout.D() != 360*time.Second ||
+	if vs.Scheduler != "lblc" || vs.Forwarding != config.NAT || vs.PersistenceTimeout.D() != 360*time.Second ||
 		vs.PersistenceNetmask != "255.255.0.0" || *vs.Quorum != 3 || vs.QuorumHysteresis != 1 || vs.QuorumUp != "/bin/up" ||
 		vs.QuorumDown != "/bin/down now" || vs.SorryServer.String() != "10.0.0.9:80" || !vs.InhibitOnFailure || !vs.Omega ||
 		vs.Alpha || vs.IdleTimeout.D() != time.Hour {
@@ -314,16 +332,16 @@ virtual_server 192.0.2.1 53 {
 		t.Errorf("real server port 0 = %s, want the service's port", got)
 	}
 	udp := c.VirtualServers[1]
-	if udp.Protocol != UDP || strings.Join(udp.SchedulerFlags, ",") != "sh-fallback,sh-port" || udp.IdleTimeout.D() != time.Minute {
+	if udp.Protocol != config.UDP || strings.Join(udp.SchedulerFlags, ",") != "sh-fallback,sh-port" || udp.IdleTimeout.D() != time.Minute {
 		t.Errorf("udp virtual server = %+v", udp)
 	}
 	if got := warningLines(warns); !strings.Contains(got, "k.conf:22:38: warning: notify_down's user nobody nogroup has no govs equivalent") {
 		t.Errorf("warnings:\n%s", got)
 	}
-	if p := vs.At("scheduler"); p != (Pos{"k.conf", 5, 15}) {
+	if p := vs.At("scheduler"); p != (pos("k.conf", 5, 15)) {
 		t.Errorf("scheduler at %v", p)
 	}
-	if p := rs.At("weight"); p != (Pos{"k.conf", 16, 16}) {
+	if p := rs.At("weight"); p != (pos("k.conf", 16, 16)) {
 		t.Errorf("weight at %v", p)
 	}
 }
@@ -394,7 +412,7 @@ virtual_server 192.0.2.1 80 {
     }
 }
 `)
-	check := func(i int) *HealthCheck { return c.VirtualServers[0].RealServers[i].Check }
+	check := func(i int) *config.HealthCheck { return c.VirtualServers[0].RealServers[i].Check }
 	h := check(0)
 	if h.Type != "http" || h.Path != "/a" || h.ExpectDigest != "0123456789abcdef0123456789abcdef" || h.ExpectStatus != nil ||
 		h.Host != "vs.example.com" || h.Interval.D() != 4*time.Second || h.Timeout.D() != time.Second || *h.Retry != 5 ||
@@ -434,10 +452,10 @@ k.conf:59:13: warning: host has no govs equivalent (ignored)`
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}
-	if p := check(2).At("interval"); p != (Pos{"k.conf", 36, 24}) {
+	if p := check(2).At("interval"); p != (pos("k.conf", 36, 24)) {
 		t.Errorf("DNS_CHECK interval at %v", p)
 	}
-	if p := check(0).At("host"); p != (Pos{"k.conf", 7, 17}) {
+	if p := check(0).At("host"); p != (pos("k.conf", 7, 17)) {
 		t.Errorf("HTTP_GET host at %v", p)
 	}
 }
@@ -471,7 +489,7 @@ virtual_server group G {
 		t.Errorf("warnings (once, not once per address):\n%s", w)
 	}
 	vs := c.VirtualServers[2]
-	if vs.At("address") != (Pos{"k.conf", 3, 5}) || vs.Pos != (Pos{"k.conf", 8, 1}) || vs.RealServers[0].Address.String() != "10.0.0.1:80" ||
+	if vs.At("address") != (pos("k.conf", 3, 5)) || vs.Pos != (pos("k.conf", 8, 1)) || vs.RealServers[0].Address.String() != "10.0.0.1:80" ||
 		vs.RealServers[0].Check == nil || vs.RealServers[0] == c.VirtualServers[1].RealServers[0] {
 		t.Errorf("group member = %+v", vs)
 	}
@@ -572,7 +590,7 @@ vrrp_sync_group G {
 	if ts.Name != "chk" || ts.Script != "/bin/check --fast" || ts.Weight != -5 || ts.Rise != 3 || ts.Fall != 1 || ts.Interval.D() != time.Second {
 		t.Errorf("track script = %+v", ts)
 	}
-	if ts.At("weight") != (Pos{"k.conf", 27, 20}) || ts.At("script") != (Pos{"k.conf", 8, 12}) {
+	if ts.At("weight") != (pos("k.conf", 27, 20)) || ts.At("script") != (pos("k.conf", 8, 12)) {
 		t.Errorf("track script positions: weight %v, script %v", ts.At("weight"), ts.At("script"))
 	}
 	g := c.VRRPSyncGroups[0]
@@ -603,58 +621,35 @@ func TestScriptQuoting(t *testing.T) {
 	}
 }
 
-func TestDetectFormat(t *testing.T) {
-	for _, tc := range []struct{ src, want string }{
-		{"virtual_servers:\n  - address: 1.2.3.4:80\n", FormatYAML},
-		{"# comment\n\n---\nvirtual_servers: []\n", FormatYAML},
-		{"\ufeffapi: {socket: /tmp/s}\n", FormatYAML},
-		{"vrrp_instances:\n", FormatYAML},
-		{"{virtual_servers: []}", FormatYAML},
-		{"\"virtual_servers\": []\n", FormatYAML},
-		{"virtual_server:\n  - bad: [\n", FormatYAML}, // broken YAML stays YAML
-		{"", FormatYAML},
-		{"! keepalived\nglobal_defs {\n}\n", FormatKeepalived},
-		{"# keepalived\nvirtual_server 2001:db8::1 80 {\n}\n", FormatKeepalived},
-		{"vrrp_instance VI_1 {\n", FormatKeepalived},
-		{"include /etc/keepalived/conf.d/*.conf\n", FormatKeepalived},
-		{"$VIP=192.0.2.1\n", FormatKeepalived},
-		{"@main router_id a\n", FormatKeepalived},
-	} {
-		if got := DetectFormat([]byte(tc.src)); got != tc.want {
-			t.Errorf("DetectFormat(%q) = %s, want %s", tc.src, got, tc.want)
-		}
-	}
-}
-
-func TestLoadAny(t *testing.T) {
+func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	ka := filepath.Join(dir, "keepalived.conf")
 	yml := filepath.Join(dir, "govs.yaml")
 	os.WriteFile(ka, []byte("virtual_server 192.0.2.1 80 {\n  router_id x\n}\n@backup virtual_server 192.0.2.2 80\n"), 0o644)
 	os.WriteFile(yml, []byte("virtual_servers:\n  - address: 192.0.2.1:80\n"), 0o644)
 
-	c, warns, err := LoadAny(ka, LoadOptions{ConfigID: "main"})
-	if err != nil || len(c.VirtualServers) != 1 || len(warns) != 1 || warns[0].Pos != (Pos{ka, 2, 3}) {
+	c, warns, err := Load(ka, Options{ConfigID: "main"})
+	if err != nil || len(c.VirtualServers) != 1 || len(warns) != 1 || warns[0].Pos != (pos(ka, 2, 3)) {
 		t.Errorf("keepalived: %v %v %v", c, warns, err)
 	}
-	if c, _, err := LoadAny(ka, LoadOptions{ConfigID: "backup", Format: FormatKeepalived}); err != nil || len(c.VirtualServers) != 2 {
+	if c, _, err := Load(ka, Options{ConfigID: "backup", Format: config.FormatKeepalived}); err != nil || len(c.VirtualServers) != 2 {
 		t.Errorf("keepalived with another config id: %v %v", c, err)
 	}
-	if c, warns, err := LoadAny(yml, LoadOptions{}); err != nil || len(c.VirtualServers) != 1 || warns != nil {
+	if c, warns, err := Load(yml, Options{}); err != nil || len(c.VirtualServers) != 1 || warns != nil {
 		t.Errorf("yaml: %v %v %v", c, warns, err)
 	}
 	// Forced, a YAML file reads as a keepalived.conf of unknown keywords.
-	if _, warns, _ := LoadAny(yml, LoadOptions{Format: FormatKeepalived}); len(warns) != 2 ||
+	if _, warns, _ := Load(yml, Options{Format: config.FormatKeepalived}); len(warns) != 2 ||
 		warns[0].String() != yml+":1:1: warning: virtual_servers: has no govs equivalent (ignored)" {
 		t.Errorf("yaml read as keepalived: %v", warns)
 	}
-	if _, _, err := LoadAny(ka, LoadOptions{Format: FormatYAML}); err == nil {
+	if _, _, err := Load(ka, Options{Format: config.FormatYAML}); err == nil {
 		t.Error("keepalived read as yaml: no error")
 	}
-	if _, _, err := LoadAny(yml, LoadOptions{Format: "json"}); err == nil || !strings.Contains(err.Error(), `unknown configuration format "json"`) {
+	if _, _, err := Load(yml, Options{Format: "json"}); err == nil || !strings.Contains(err.Error(), `unknown configuration format "json"`) {
 		t.Errorf("unknown format: %v", err)
 	}
-	if _, _, err := LoadAny(filepath.Join(dir, "missing.conf"), LoadOptions{}); err == nil {
+	if _, _, err := Load(filepath.Join(dir, "missing.conf"), Options{}); err == nil {
 		t.Error("missing file: no error")
 	}
 }
@@ -663,14 +658,14 @@ func TestLoadAny(t *testing.T) {
 // delay_before_retry 0, whose absence means 1s) survive the YAML.
 func TestEncodeYAMLKeepsZeroValues(t *testing.T) {
 	src := []byte("virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.1 80 {\n    TCP_CHECK {\n      delay_before_retry 0\n    }\n  }\n}\n")
-	out, _, err := ConvertKeepalived("k.conf", src, LoadOptions{ConfigID: "main"})
+	out, _, err := Convert("k.conf", src, Options{ConfigID: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(out), "delay_before_retry: 0s") {
 		t.Errorf("YAML lost delay_before_retry 0:\n%s", out)
 	}
-	c, err := Parse("k.yaml", out)
+	c, err := config.Parse("k.yaml", out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -679,63 +674,75 @@ func TestEncodeYAMLKeepsZeroValues(t *testing.T) {
 	}
 }
 
-func TestCompactDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0: "0s", time.Minute: "1m", 90 * time.Second: "1m30s", time.Hour: "1h", 61 * time.Minute: "1h1m",
-		2*time.Hour + 5*time.Second: "2h0m5s", 1500 * time.Millisecond: "1.5s",
-	} {
-		if got := compactDuration(d); got != want {
-			t.Errorf("compactDuration(%v) = %s, want %s", d, got, want)
-		}
-		if back, err := time.ParseDuration(compactDuration(d)); err != nil || back != d {
-			t.Errorf("%s does not parse back", compactDuration(d))
-		}
-	}
-}
-
 // FuzzImport: the importer never panics; whatever converts without error
 // loads back as YAML to the same model.
 func FuzzImport(f *testing.F) {
 	for _, path := range importFixtures {
-		if src, err := os.ReadFile(path); err == nil {
-			f.Add(src)
+		_, file := fixtureFile(path)
+		src, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(src)
 	}
 	f.Add([]byte("virtual_server_group G {\n 10.0.0.1-3 80\n}\nvirtual_server group G {\n real_server 10.1.0.1 80 {\n  HTTP_GET {\n   url {\n    status_code 200 300-302\n   }\n  }\n }\n}\n"))
 	f.Add([]byte("vrrp_instance V {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n  fe80::1%e/64\n }\n}\n"))
-	f.Fuzz(func(t *testing.T, src []byte) {
-		opts := LoadOptions{ConfigID: "main", fsys: fstest.MapFS{}}
-		c, warns, errs := importSource("k.conf", src, opts)
-		for _, w := range warns {
-			if w.Pos.Line < 1 && w.Pos.File == "k.conf" {
-				t.Fatalf("warning without a line: %s", w)
-			}
+	f.Fuzz(func(t *testing.T, src []byte) { checkImport(t, src) })
+}
+
+// checkImport is FuzzImport's property: the importer never panics, every
+// message has a line, and whatever converts without error loads back as YAML
+// to the same model.
+func checkImport(t testing.TB, src []byte) {
+	opts := Options{ConfigID: "main", FS: fstest.MapFS{}}
+	c, warns, errs := Read("k.conf", src, opts)
+	for _, w := range warns {
+		if w.Pos.Line < 1 && w.Pos.File == "k.conf" {
+			t.Fatalf("warning without a line: %s", w)
 		}
-		if c == nil {
-			if len(errs) == 0 {
-				t.Fatal("no model and no error")
-			}
-			return
+	}
+	if c == nil {
+		if len(errs) == 0 {
+			t.Fatal("no model and no error")
 		}
-		out, err := EncodeYAML(c)
+		return
+	}
+	out, err := config.EncodeYAML(c)
+	if err != nil {
+		t.Fatalf("EncodeYAML: %v", err)
+	}
+	errs = appendErrs(errs, c.Validate())
+	for _, e := range errs {
+		if e.Pos.File == "k.conf" && e.Pos.Line < 1 {
+			t.Fatalf("error without a line: %s", e.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return
+	}
+	back, err := config.Parse("k.yaml", out)
+	if err != nil {
+		t.Fatalf("converted YAML does not load: %v\n%s", err, out)
+	}
+	if d := modelDiff(c, back); d != "" {
+		t.Fatalf("round trip: %s\n%s", d, out)
+	}
+}
+
+// BenchmarkImportCheck measures FuzzImport's work per input on the seeds
+// (go test -run XXX -bench ImportCheck -benchmem ./internal/config/importer/).
+func BenchmarkImportCheck(b *testing.B) {
+	var srcs [][]byte
+	for _, path := range importFixtures {
+		_, file := fixtureFile(path)
+		src, err := os.ReadFile(file)
 		if err != nil {
-			t.Fatalf("EncodeYAML: %v", err)
+			b.Fatal(err)
 		}
-		errs = appendErrs(errs, c.Validate())
-		for _, e := range errs {
-			if e.Pos.File == "k.conf" && e.Pos.Line < 1 {
-				t.Fatalf("error without a line: %s", e.Error())
-			}
-		}
-		if len(errs) > 0 {
-			return
-		}
-		back, err := Parse("k.yaml", out)
-		if err != nil {
-			t.Fatalf("converted YAML does not load: %v\n%s", err, out)
-		}
-		if d := modelDiff(c, back); d != "" {
-			t.Fatalf("round trip: %s\n%s", d, out)
-		}
-	})
+		srcs = append(srcs, src)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		checkImport(b, srcs[i%len(srcs)])
+	}
 }

@@ -1,0 +1,120 @@
+package importer
+
+import (
+	"strings"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/config/keepalived"
+)
+
+// globals are the global_defs that become defaults of other sections.
+type globals struct {
+	tcpTimeout, udpTimeout        opt[config.Duration]
+	vrrpVersion                   opt[int]
+	garpDelay, garpRefresh        opt[config.Duration]
+	garpRepeat, garpRefreshRepeat opt[int]
+	lowerPrioNoAdvert             opt[bool]
+	defaultInterface              opt[string]
+}
+
+var globalOptions = block[*globals]{
+	"vrrp_version": func(im *importer, g *globals, c *keepalived.Node) { g.vrrpVersion = im.integer(c, 0) },
+	"vrrp_garp_master_delay": func(im *importer, g *globals, c *keepalived.Node) {
+		g.garpDelay = im.seconds(c, 0)
+	},
+	"vrrp_garp_master_repeat": func(im *importer, g *globals, c *keepalived.Node) { g.garpRepeat = im.integer(c, 0) },
+	"vrrp_garp_master_refresh": func(im *importer, g *globals, c *keepalived.Node) {
+		g.garpRefresh = im.seconds(c, 0)
+	},
+	"vrrp_garp_master_refresh_repeat": func(im *importer, g *globals, c *keepalived.Node) {
+		g.garpRefreshRepeat = im.integer(c, 0)
+	},
+	"vrrp_lower_prio_no_advert": func(im *importer, g *globals, c *keepalived.Node) {
+		g.lowerPrioNoAdvert = im.boolean(c)
+	},
+	"vrrp_min_garp": func(im *importer, g *globals, c *keepalived.Node) {
+		// One gratuitous ARP, no second burst 5 s later.
+		if b := im.boolean(c); b.set && b.v {
+			g.garpRepeat, g.garpDelay = some(1, b.pos), some(config.Duration(0), b.pos)
+		}
+	},
+	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
+	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
+	"script_user": func(im *importer, _ *globals, c *keepalived.Node) {
+		u := im.str(c)
+		if u.set && len(c.Args) > 1 {
+			u.v += ":" + c.Args[1]
+		}
+		if len(c.Args) > 2 {
+			im.warnf(c.ArgPosition(2), "script_user %s: keepalived reads a user and a group only (ignored)", strings.Join(c.Args[2:], " "))
+		}
+		set(&im.cfg.Meta, "script_user", &im.cfg.ScriptUser, u)
+	},
+	"enable_script_security": func(im *importer, _ *globals, c *keepalived.Node) {
+		if len(c.Args) > 0 {
+			// keepalived's handler sets the flag and reads no value.
+			im.warnf(c.ArgPosition(0), "enable_script_security takes no value: keepalived enables script security whatever follows (%s ignored)",
+				strings.Join(c.Args, " "))
+		}
+		setPtr(&im.cfg.Meta, "script_security", &im.cfg.ScriptSecurity, present(c))
+	},
+}
+
+// globalDefs reads global_defs.
+func (im *importer) globalDefs(n *keepalived.Node) {
+	globalOptions.read(im, &im.glob, n)
+}
+
+// lvsTimeoutsLine reads lvs_timeouts [tcp N] [tcpfin N] [udp N].
+func (im *importer) lvsTimeoutsLine(n *keepalived.Node) {
+	im.lvsTop = im.top
+	for i := 0; i < len(n.Args); i += 2 {
+		if i+1 >= len(n.Args) {
+			im.errorf(n.ArgPosition(i+1), "lvs_timeouts %s needs a value", n.Args[i])
+			return
+		}
+		switch n.Args[i] {
+		case "tcp":
+			im.glob.tcpTimeout = im.seconds(n, i+1)
+		case "udp":
+			im.glob.udpTimeout = im.seconds(n, i+1)
+		case "tcpfin":
+			im.warnf(n.ArgPosition(i), "lvs_timeouts tcpfin has no govs equivalent (ignored)")
+		default:
+			im.errorf(n.ArgPosition(i), "lvs_timeouts: unknown timeout %q (tcp, tcpfin or udp)", n.Args[i])
+		}
+	}
+}
+
+// lvsTimeouts applies lvs_timeouts tcp and udp as the idle_timeout of every
+// virtual server of that protocol.
+// Forwarding nat leaves idle flows to conntrack's timeouts, so the value
+// only matters once a service is switched to proxy: a warning says so.
+func (im *importer) lvsTimeouts() {
+	warned := map[config.Pos]bool{}
+	for _, vs := range im.cfg.VirtualServers {
+		t, proto := im.glob.tcpTimeout, "tcp"
+		if vs.Protocol == config.UDP {
+			t, proto = im.glob.udpTimeout, "udp"
+		}
+		if !set(&vs.Meta, "idle_timeout", &vs.IdleTimeout, t) {
+			continue
+		}
+		if vs.Forwarding == config.NAT && !warned[t.pos] {
+			warned[t.pos] = true
+			im.warnAt(t.pos, im.lvsTop, "lvs_timeouts %s has no effect with forwarding nat, where the kernel's conntrack timeouts apply "+
+				"(kept as idle_timeout, used by forwarding proxy)", proto)
+		}
+	}
+}
+
+// vrrpDefaults gives an instance the global_defs that are its defaults.
+func (g *globals) vrrpDefaults(vi *config.VRRPInstance) {
+	set(&vi.Meta, "interface", &vi.Interface, g.defaultInterface)
+	set(&vi.Meta, "version", &vi.Version, g.vrrpVersion)
+	setPtr(&vi.Meta, "garp_master_delay", &vi.GARPMasterDelay, g.garpDelay)
+	setPtr(&vi.Meta, "garp_master_refresh", &vi.GARPMasterRefresh, g.garpRefresh)
+	set(&vi.Meta, "garp_master_repeat", &vi.GARPMasterRepeat, g.garpRepeat)
+	set(&vi.Meta, "garp_master_refresh_repeat", &vi.GARPMasterRefreshRepeat, g.garpRefreshRepeat)
+	set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, g.lowerPrioNoAdvert)
+}
