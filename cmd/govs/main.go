@@ -20,7 +20,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	addGlobalFlags(root)
-	root.AddCommand(runCmd(), checkCmd(), convertCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd())
+	root.AddCommand(runCmd(), checkCmd(), convertCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd(), agentCmd(), logsCmd())
 	if err := root.Execute(); err != nil {
 		var ec exitCode
 		if asExit(err, &ec) {
