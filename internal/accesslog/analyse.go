@@ -97,6 +97,8 @@ type Analyser struct {
 	gapsDropped           uint64
 	maxSeen               int64
 	wantGroups, wantSkets bool
+	// The reports asked for, as fields: Add reads them for every line.
+	wServers, wServices, wTerms, wTime, wGaps bool
 }
 
 // NewAnalyser returns an Analyser.
@@ -133,7 +135,9 @@ func NewAnalyser(o Options) (*Analyser, error) {
 	if a.want["clients"] {
 		a.clients = NewTopK(o.MaxClients)
 	}
-	a.wantGroups = a.want["servers"] || a.want["services"]
+	a.wServers, a.wServices, a.wTerms, a.wTime, a.wGaps = a.want["servers"], a.want["services"], a.want["terminations"],
+		a.want["time"], a.want["gaps"]
+	a.wantGroups = a.wServers || a.wServices
 	a.wantSkets = a.want["percentiles"] || a.want["servers"] || a.want["services"]
 	return a, nil
 }
@@ -181,23 +185,23 @@ func (a *Analyser) Add(e *Entry) {
 				a.Connect.addAt(ci, e.ConnectMs)
 			}
 		}
-		if a.want["servers"] {
+		if a.wServers {
 			a.group(a.servers, e.RealServer).add(e, isErr, di, ci)
 		}
-		if a.want["services"] {
+		if a.wServices {
 			a.group(a.services, e.Service).add(e, isErr, di, ci)
 		}
 	}
-	if a.want["terminations"] {
+	if a.wTerms {
 		a.terms[e.Termination]++
 	}
 	if a.clients != nil {
 		a.clients.Add(clientHost(e.Client), isErr, e.BytesIn, e.BytesOut)
 	}
-	if a.want["time"] {
+	if a.wTime {
 		a.addTime(e.Time, isErr)
 	}
-	if a.want["gaps"] {
+	if a.wGaps {
 		a.addGap(e.Time)
 	}
 }

@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -208,19 +209,22 @@ func (p *parser) rawString() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '"':
-			s := p.b[start:p.i]
-			p.i++
-			return s, true
-		case '\\':
-			p.i += 2
-			continue
+	for {
+		q := bytes.IndexByte(p.b[p.i:], '"')
+		if q < 0 {
+			return nil, false
 		}
-		p.i++
+		end := p.i + q
+		// An escaped quote: count the backslashes before it.
+		bs := 0
+		for k := end - 1; k >= start && p.b[k] == '\\'; k-- {
+			bs++
+		}
+		p.i = end + 1
+		if bs%2 == 0 {
+			return p.b[start:end], true
+		}
 	}
-	return nil, false
 }
 
 // str reads a string value, unescaped into e's scratch buffer when it has
@@ -232,23 +236,23 @@ func (p *parser) str(e *Entry) ([]byte, error) {
 		}
 		return nil, errors.New("want a string")
 	}
+	// The common case, found with two vectorised scans: no backslash
+	// before the closing quote. Control characters, which JSON forbids in
+	// strings, are let through: the analyser has no use for the check.
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if c == '"' {
-			s := p.b[start:p.i]
-			p.i++
-			return s, nil
-		}
-		if c == '\\' {
-			return p.strSlow(e, start)
-		}
-		if c < 0x20 {
-			return nil, errString
-		}
+	q := bytes.IndexByte(p.b[start:], '"')
+	if q < 0 {
+		return nil, errString
+	}
+	if bytes.IndexByte(p.b[start:start+q], '\\') < 0 {
+		p.i = start + q + 1
+		return p.b[start : start+q], nil
+	}
+	p.i = start
+	for p.b[p.i] != '\\' {
 		p.i++
 	}
-	return nil, errString
+	return p.strSlow(e, start)
 }
 
 func (p *parser) strSlow(e *Entry, start int) ([]byte, error) {
