@@ -355,7 +355,8 @@
     const th = (t, cls, title) => h('th', { class: cls, text: t, title });
     el.append(h('div', { class: 'table-wrap' }, h('table', { class: 'rs' },
       h('thead', {}, h('tr', {},
-        th('State'), th('Real server'), th('Weight', 'num', 'effective weight (configured)'), th('ActiveConn', 'num'), th('InActConn', 'num'),
+        th('State'), th('Real server'), th('Weight', 'num', 'effective weight (configured)'),
+        th('Agent', '', "what the real server's agent said last: weight %, CPU busy %, memory used % (hover for all)"), th('ActiveConn', 'num'), th('InActConn', 'num'),
         th('Conn/s', 'num'), th(''), th('Share', '', 'share of new connections over the last 10 s'), th('In/s', 'num'), th('Out/s', 'num'),
         th('Check'), th('Last check', 'num'), th('Since', 'num', 'time in the current state'))),
       refs.tbody)));
@@ -369,6 +370,7 @@
     c.state = td('', 'state');
     c.addr = td('addr', 'address');
     c.weight = td('num', 'weight');
+    c.agent = td('', 'agent');
     c.act = td('num', 'active');
     c.inact = td('num', 'inactive');
     c.cps = td('num', 'cps');
@@ -384,9 +386,25 @@
     c.since = td('num', 'since');
     c.badge = h('span', { class: 'badge' });
     c.state.append(c.badge);
-    c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
+    c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.agent, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
     setText(c.addr, r.addr);
     return c;
+  }
+
+  // agentFigures reads the status's agent object (docs/agent.md) into a
+  // short cell and a tooltip with every figure.
+  function agentFigures(a) {
+    if (!a) return ['–', 'no agent answer'];
+    const parts = [];
+    if (a.weight_percent != null) parts.push(a.weight_percent + '%');
+    if (a.cpu_percent != null) parts.push('cpu ' + a.cpu_percent);
+    if (a.memory_percent != null) parts.push('mem ' + a.memory_percent);
+    if (a.admin && a.admin !== 'ready') parts.push(a.admin);
+    const all = [['weight %', a.weight_percent], ['cpu busy %', a.cpu_percent], ['memory used %', a.memory_percent],
+      ['load per cpu', a.load_per_cpu], ['pressure %', a.pressure_percent], ['io busy %', a.io_percent],
+      ['in flight', a.in_flight], ['latency s', a.latency_seconds], ['state', a.admin], ['at', a.at]]
+      .filter(([, v]) => v != null).map(([k, v]) => k + ': ' + v);
+    return [parts.join(' · ') || '–', all.join('\n')];
   }
 
   function renderService(s, now) {
@@ -439,6 +457,9 @@
       setText(c.weight, r.weight === r.cfgWeight ? String(r.weight) : r.weight + ' (' + r.cfgWeight + ')');
       setText(c.act, fmtNum(r.active));
       setText(c.inact, fmtNum(r.inactive));
+      const [agentText, agentTitle] = agentFigures(r.agent);
+      setText(c.agent, agentText);
+      c.agent.title = agentTitle;
       const rh = seriesOf(s.key + ' ' + r.addr);
       setText(c.cps, fmtNum(rh.conn.last()));
       drawSpark(c.spark, [rh.conn]);
@@ -558,6 +579,7 @@
         return {
           addr: rs.address, cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
           inactive: rst.inactive_connections || 0, up: !!rst.up && state === 'up', state, reason: hl.reason, health: hl, stats: rst.stats || {},
+          agent: rst.agent,
         };
       });
       const active = reals.reduce((a, r) => a + r.active, 0);
