@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -209,22 +208,16 @@ func (p *parser) rawString() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i
-	for {
-		q := bytes.IndexByte(p.b[p.i:], '"')
-		if q < 0 {
-			return nil, false
-		}
-		end := p.i + q
-		// An escaped quote: count the backslashes before it.
-		bs := 0
-		for k := end - 1; k >= start && p.b[k] == '\\'; k-- {
-			bs++
-		}
-		p.i = end + 1
-		if bs%2 == 0 {
-			return p.b[start:end], true
+	for i := start; i < len(p.b); i++ {
+		switch p.b[i] {
+		case '"':
+			p.i = i + 1
+			return p.b[start:i], true
+		case '\\':
+			i++ // the escaped character
 		}
 	}
+	return nil, false
 }
 
 // str reads a string value, unescaped into e's scratch buffer when it has
@@ -236,23 +229,22 @@ func (p *parser) str(e *Entry) ([]byte, error) {
 		}
 		return nil, errors.New("want a string")
 	}
-	// The common case, found with two vectorised scans: no backslash
-	// before the closing quote. Control characters, which JSON forbids in
-	// strings, are let through: the analyser has no use for the check.
+	// The common case: no backslash before the closing quote. Values are
+	// short (addresses, names), where a plain loop beats a vectorised
+	// search's call. Control characters, which JSON forbids in strings,
+	// are let through: the analyser has no use for the check.
 	start := p.i
-	q := bytes.IndexByte(p.b[start:], '"')
-	if q < 0 {
-		return nil, errString
+	for i := start; i < len(p.b); i++ {
+		switch p.b[i] {
+		case '"':
+			p.i = i + 1
+			return p.b[start:i], nil
+		case '\\':
+			p.i = i
+			return p.strSlow(e, start)
+		}
 	}
-	if bytes.IndexByte(p.b[start:start+q], '\\') < 0 {
-		p.i = start + q + 1
-		return p.b[start : start+q], nil
-	}
-	p.i = start
-	for p.b[p.i] != '\\' {
-		p.i++
-	}
-	return p.strSlow(e, start)
+	return nil, errString
 }
 
 func (p *parser) strSlow(e *Entry, start int) ([]byte, error) {
