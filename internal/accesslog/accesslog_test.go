@@ -173,7 +173,6 @@ type independent struct {
 	perClient        map[string]int
 	bytesIn          map[string]uint64
 	durations        []float64
-	minT, maxT       time.Time
 	gapStart, gapEnd time.Time
 }
 
