@@ -216,7 +216,7 @@ func (a AgentReply) String() string {
 		}
 	}
 	if a.LoadPerCPU >= 0 {
-		words = append(words, "load:"+strconv.FormatFloat(a.LoadPerCPU, 'f', 2, 64))
+		words = append(words, "load:"+strconv.FormatFloat(a.LoadPerCPU, 'f', -1, 64))
 	}
 	for _, f := range []struct {
 		name string
