@@ -126,7 +126,7 @@
 
   function seriesOf(key) {
     let s = history.get(key);
-    if (!s) { s = { conn: new Series(), in: new Series(), out: new Series(), act: new Series() }; history.set(key, s); }
+    if (!s) { s = { conn: new Series(), in: new Series(), out: new Series(), act: new Series(), agent: new Series() }; history.set(key, s); }
     return s;
   }
 
@@ -370,7 +370,10 @@
     c.state = td('', 'state');
     c.addr = td('addr', 'address');
     c.weight = td('num', 'weight');
-    c.agent = td('', 'agent');
+    c.agent = td('agent', 'agent');
+    c.agentText = h('span');
+    c.agentSpark = spark(['c-conn']);
+    c.agent.append(c.agentText, c.agentSpark);
     c.act = td('num', 'active');
     c.inact = td('num', 'inactive');
     c.cps = td('num', 'cps');
@@ -458,8 +461,11 @@
       setText(c.act, fmtNum(r.active));
       setText(c.inact, fmtNum(r.inactive));
       const [agentText, agentTitle] = agentFigures(r.agent);
-      setText(c.agent, agentText);
+      setText(c.agentText, agentText);
       c.agent.title = agentTitle;
+      const ah = seriesOf(s.key + ' ' + r.addr).agent;
+      c.agentSpark.style.display = ah.v.length > 1 ? '' : 'none';
+      if (ah.v.length > 1) drawSpark(c.agentSpark, [ah]);
       const rh = seriesOf(s.key + ' ' + r.addr);
       setText(c.cps, fmtNum(rh.conn.last()));
       drawSpark(c.spark, [rh.conn]);
@@ -574,6 +580,7 @@
         const rk = key + ' ' + rs.address;
         live.add(rk);
         sample(rk, t, rst.stats || {}, rst.rates, rst.active_connections || 0);
+        if (rst.agent && rst.agent.weight_percent != null) seriesOf(rk).agent.push(rst.agent.weight_percent);
         let state = hl.state || 'up';
         if (rst.drained && state === 'up') state = 'draining';
         return {
