@@ -136,8 +136,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // client (HAProxy's agent-send string, if configured, is ignored).
 func (s *Server) answer(c net.Conn) {
 	tc, _ := c.(*net.TCPConn)
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-	if err != nil || !Allowed(s.cfg.Allow, ap.Addr()) {
+	ra, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok || !Allowed(s.cfg.Allow, ra.AddrPort().Addr()) {
 		if tc != nil {
 			tc.SetLinger(0) // a reset: nothing said to a stranger
 		}
