@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -185,33 +186,18 @@ func ParseDiskstats(b []byte) (map[string]uint64, error) {
 
 func skipDisk(name string) bool {
 	for _, p := range []string{"loop", "ram", "zram", "dm-", "md", "sr", "fd"} {
-		if len(name) >= len(p) && name[:len(p)] == p {
+		if strings.HasPrefix(name, p) {
 			return true
 		}
 	}
-	// Partitions: sda1, vda2, nvme0n1p1, mmcblk0p1. A whole disk's name
-	// ends in a letter (sda), or is nvmeXnY / mmcblkX.
+	// Partitions: sda1, vda2, xvdb3 end in a digit where their disk ends
+	// in a letter; nvme0n1p1 and mmcblk0p1 add pN to nvme0n1 and mmcblk0.
+	if strings.HasPrefix(name, "nvme") || strings.HasPrefix(name, "mmcblk") {
+		i := strings.LastIndexByte(name, 'p')
+		return i > 0 && isDigits(name[i+1:])
+	}
 	last := name[len(name)-1]
-	if last < '0' || last > '9' {
-		return false
-	}
-	if i := bytes.LastIndexByte([]byte(name), 'p'); i > 0 && (bytes.HasPrefix([]byte(name), []byte("nvme")) ||
-		bytes.HasPrefix([]byte(name), []byte("mmcblk"))) {
-		return isDigits(name[i+1:])
-	}
-	return !bytes.HasPrefix([]byte(name), []byte("nvme")) && !bytes.HasPrefix([]byte(name), []byte("mmcblk"))
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return last >= '0' && last <= '9'
 }
 
 // CountEstablished counts the established TCP connections whose local port
