@@ -231,3 +231,15 @@ func CountEstablished(b []byte, port uint16) (int, error) {
 	}
 	return n, nil
 }
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
