@@ -73,7 +73,9 @@ sec=$tmp/section.md
 	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 	cat "$tmp/rows"
 	echo
-	echo "Go benchmarks (\`go test -run XXX -bench . -benchmem ./internal/accesslog/\`):"
+	echo "Go benchmarks (\`go test -run XXX -bench . -benchmem ./internal/accesslog/\`; ns/op and lines/s are wall-clock,"
+	echo "so on a loaded machine they include the time other processes had the CPU: the CPU column above is the"
+	echo "figure to compare; 0 allocs/op is what matters here):"
 	echo
 	echo '```'
 	(cd "$root" && go test -run XXX -bench . -benchmem ./internal/accesslog/ 2>&1 | grep -E '^Benchmark')
