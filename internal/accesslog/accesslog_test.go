@@ -421,3 +421,25 @@ func BenchmarkReportServers(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+func TestSketchEdges(t *testing.T) {
+	var s Sketch
+	if s.Quantile(0.5) != 0 {
+		t.Error("empty sketch")
+	}
+	for _, v := range []float64{math.NaN(), 0, 0.0001, 5, 1e12} {
+		s.Add(v)
+	}
+	if s.Count() != 5 || s.Quantile(0.25) != 0 || s.Quantile(1) != 1e12 {
+		t.Errorf("edges: count %d p25 %g max %g", s.Count(), s.Quantile(0.25), s.Quantile(1))
+	}
+	if q := s.Quantile(0.75); math.Abs(q-5)/5 > SketchAlpha {
+		t.Errorf("p75 = %g, want 5 within 1%%", q)
+	}
+	var o Sketch
+	o.Add(7)
+	s.Merge(&o)
+	if s.Count() != 6 {
+		t.Error("merge")
+	}
+}

@@ -50,6 +50,9 @@ func sketchIndex(v float64) int {
 }
 
 func (s *Sketch) addAt(i int, v float64) {
+	if v != v {
+		v = 0 // NaN (not from Parse, which refuses it) counts as 0
+	}
 	if s.n == 0 || v < s.min {
 		s.min = v
 	}
