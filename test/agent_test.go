@@ -272,3 +272,86 @@ func TestAgentLiveProc(t *testing.T) {
 		t.Errorf("weight rose under a burner: %d%% -> %d%%", base.Percent, hot.Percent)
 	}
 }
+
+// HAProxy 2.6 reads govs agent as well: its weight follows the agent's
+// percentage (govs's extra words do not get in the way) and the state
+// file drains it. Needs Debian's haproxy.
+func TestAgentWithHAProxy(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip("needs haproxy (apt-get install -y haproxy)")
+		}
+		t.Fatal("haproxy missing in CI")
+	}
+	fa := newFakeServer(t)
+	state := filepath.Join(t.TempDir(), "state")
+	agentA := startAgent(t, "--interval", "100ms", "--smoothing", "1s", "--proc-root", fa.dir, "--state-file", state)
+	_, agentPort, _ := net.SplitHostPort(agentA)
+	a := loopback.LineServer(t, "a")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "haproxy.sock")
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	writeFile(t, cfg, fmt.Sprintf(`global
+  stats socket %s level admin
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 1s
+  timeout client 5s
+  timeout server 5s
+listen web
+  bind 127.0.0.1:%d
+  balance roundrobin
+  server a %s weight 100 check inter 1s agent-check agent-port %s agent-inter 200ms
+`, sock, loopback.FreePort(t, "tcp"), a, agentPort))
+	runDaemon(t, "haproxy", exec.Command(bin, "-db", "-f", cfg), 5*time.Second)
+	// show stat's weight and status of server a.
+	stat := func() (weight, status string) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return "", err.Error()
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(c, "show stat\n")
+		b, _ := io.ReadAll(c)
+		lines := strings.Split(string(b), "\n")
+		col := map[string]int{}
+		for i, h := range strings.Split(strings.TrimPrefix(lines[0], "# "), ",") {
+			col[h] = i
+		}
+		for _, l := range lines[1:] {
+			f := strings.Split(l, ",")
+			if len(f) > col["status"] && f[0] == "web" && f[1] == "a" {
+				return f[col["weight"]], f[col["status"]]
+			}
+		}
+		return "", "no row"
+	}
+	waitStat := func(what, weight, status string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			w, s := stat()
+			if (weight == "" || w == weight) && strings.HasPrefix(s, status) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: haproxy says weight %s status %s, want %s %s (agent: %q)", what, w, s, weight, status, askAgent(t, agentA))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitStat("idle", "100", "UP")
+	fa.busy.Store(1000)
+	waitStat("busy", "1", "UP")
+	fa.busy.Store(0)
+	waitStat("idle again", "100", "UP")
+	if out, err := exec.Command(govsBin, "agent", "state", "drain", "--state-file", state).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitStat("drained", "", "DRAIN")
+	exec.Command(govsBin, "agent", "state", "up", "--state-file", state).Run()
+	waitStat("ready", "100", "UP")
+}
