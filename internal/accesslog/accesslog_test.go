@@ -443,3 +443,21 @@ func TestSketchEdges(t *testing.T) {
 		t.Error("merge")
 	}
 }
+
+func TestTruncatedGzipIsNotFatal(t *testing.T) {
+	var buf, z bytes.Buffer
+	Synth(&buf, 5000, 12, t0)
+	zw := gzip.NewWriter(&z)
+	zw.Write(buf.Bytes())
+	zw.Close()
+	cut := z.Bytes()[:z.Len()/2]
+	bad, _ := NewSource("cut.gz", bytes.NewReader(cut))
+	good, _ := NewSource("good", bytes.NewReader(buf.Bytes()))
+	a := analyse(t, Options{Reports: []string{"servers"}}, bad, good)
+	if a.Bad != 1 || !strings.Contains(a.BadSamples[0].String(), "cut.gz:") || !strings.Contains(a.BadSamples[0].Err, "rest of the file skipped") {
+		t.Errorf("bad %d: %v", a.Bad, a.BadSamples)
+	}
+	if a.Matched < 5000 || a.Matched >= 10000 {
+		t.Errorf("matched %d: the good file whole and part of the cut one expected", a.Matched)
+	}
+}

@@ -119,7 +119,11 @@ func (s *Source) advance(a *Analyser) (bool, error) {
 			a.BadLine(s.Name, s.line, err)
 			continue
 		case err != nil:
-			return false, fmt.Errorf("%s:%d: %w", s.Name, s.line, err)
+			// A truncated or corrupt gzip file (one being rotated, say):
+			// what was read counts, the rest of this source is skipped
+			// and said so, the other sources go on.
+			a.BadLine(s.Name, s.line+1, fmt.Errorf("read error, rest of the file skipped: %w", err))
+			return false, nil
 		}
 		if err := Parse(line, &s.e); err != nil {
 			a.BadLine(s.Name, s.line, err)
