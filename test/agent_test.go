@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,25 +215,6 @@ func TestAgentDrivesWeights(t *testing.T) {
 	waitWeights("b back", func(wa, wb int) bool { return wa == 100 && wb == 100 })
 }
 
-// TestAgentBurnerHelper is the CPU burner of TestAgentLiveProc when run
-// with GOVS_TEST_BURN=1: busy loops on every CPU until killed.
-func TestAgentBurnerHelper(t *testing.T) {
-	if os.Getenv("GOVS_TEST_BURN") != "1" {
-		t.Skip("the burner of TestAgentLiveProc")
-	}
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			x := 0
-			for {
-				x++
-			}
-		}()
-	}
-	wg.Wait()
-}
-
 // With the real /proc: the reply is well-formed, allow-listing holds, and
 // a CPU burner (a child process, killed by its PID) moves the agent's CPU
 // figure up, unless the machine is already saturated by other work, which
@@ -253,12 +233,15 @@ func TestAgentLiveProc(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	base := parse()
 	t.Logf("before the burner: %+v", base)
-	burner := exec.Command(os.Args[0], "-test.run=^TestAgentBurnerHelper$")
-	burner.Env = append(os.Environ(), "GOVS_TEST_BURN=1")
-	if err := burner.Start(); err != nil {
-		t.Fatal(err)
+	// The burner: one shell busy loop per CPU (the shell itself loops, so
+	// its PID is the burner's), killed by PID at cleanup.
+	for range runtime.NumCPU() {
+		burner := exec.Command("sh", "-c", "while :; do :; done")
+		if err := burner.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { burner.Process.Kill(); burner.Wait() })
 	}
-	t.Cleanup(func() { burner.Process.Kill(); burner.Wait() })
 	time.Sleep(6 * time.Second) // 3 time constants: 95% of the step
 	hot := parse()
 	t.Logf("with the burner: %+v", hot)
