@@ -29,7 +29,8 @@ none, several files merged in time order, and prints reports:
   servers       per real server: connections, errors, error %, top error codes,
                 connect time and duration percentiles, bytes
   terminations  connections per termination code
-  clients       top clients by connections (--top, bounded by --max-clients)
+  clients       top clients by connections, bytes or errors (--sort, --top;
+                bounded by --max-clients)
   services      as servers, per virtual service
   time          connections and errors per --bucket
   percentiles   connect time and duration percentiles
@@ -97,6 +98,7 @@ and the first ones shown with their file and line; they are not fatal.`,
 	f.DurationVar(&opt.Bucket, "bucket", time.Minute, "time report's bucket (doubled if the span needs more than 10000)")
 	f.DurationVar(&opt.Gap, "gap", time.Second, "gaps report: shortest silence reported")
 	f.IntVar(&opt.MaxClients, "max-clients", 100000, "clients counted exactly; past that, counts are bounded estimates")
+	f.StringVar(&opt.ClientSort, "sort", "conns", "clients report's order: conns, bytes or errors")
 	return cmd
 }
 

@@ -141,20 +141,20 @@ func TestTopKExactThenBounded(t *testing.T) {
 	if small.Evicted != 0 {
 		t.Fatal("capacity above the distinct clients: no evictions expected")
 	}
-	for _, c := range small.Top(0) {
+	for _, c := range small.Top(0, "") {
 		if c.Conns != exact[c.Client] || c.Err != 0 {
 			t.Errorf("exact mode: %s = %d, want %d", c.Client, c.Conns, exact[c.Client])
 		}
 	}
 	bound := uint64(n / 50)
-	for _, c := range tk.Top(10) {
+	for _, c := range tk.Top(10, "conns") {
 		if c.Conns < exact[c.Client] || c.Conns-c.Err > exact[c.Client] || c.Err > bound {
 			t.Errorf("bounded: %s = %d (err %d), exact %d, bound %d", c.Client, c.Conns, c.Err, exact[c.Client], bound)
 		}
 	}
 	// Every client above N/Cap is in the table.
 	in := map[string]bool{}
-	for _, c := range tk.Top(0) {
+	for _, c := range tk.Top(0, "") {
 		in[c.Client] = true
 	}
 	for c, k := range exact {
@@ -255,6 +255,13 @@ func TestReportsMatchIndependentCounts(t *testing.T) {
 	for _, c := range cs {
 		if c.Conns != uint64(ind.perClient[c.Client]) {
 			t.Errorf("client %s: %d, want %d", c.Client, c.Conns, ind.perClient[c.Client])
+		}
+	}
+	a.opt.ClientSort = "bytes"
+	byBytes, _ := a.Clients(3)
+	for i := 1; i < len(byBytes); i++ {
+		if byBytes[i].BytesIn+byBytes[i].BytesOut > byBytes[i-1].BytesIn+byBytes[i-1].BytesOut {
+			t.Errorf("--sort bytes out of order: %+v", byBytes)
 		}
 	}
 	sort.Float64s(ind.durations)

@@ -50,6 +50,7 @@ type Options struct {
 	MaxBuckets int           // 10,000 if 0
 	Gap        time.Duration // gaps report: silences at least this long (1s if 0)
 	MaxClients int           // TopK capacity (100,000 if 0)
+	ClientSort string        // clients report's order: conns (default), bytes or errors
 	MaxGroups  int           // distinct services and real servers each (10,000 if 0); the rest go to "(other)"
 	MaxGaps    int           // gaps kept (10,000 if 0): the longest
 	Filter     Filter
@@ -134,6 +135,11 @@ func NewAnalyser(o Options) (*Analyser, error) {
 	}
 	if a.want["clients"] {
 		a.clients = NewTopK(o.MaxClients)
+	}
+	switch o.ClientSort {
+	case "", "conns", "bytes", "errors":
+	default:
+		return nil, fmt.Errorf("client sort %q: want one of %v", o.ClientSort, ClientSorts)
 	}
 	a.wServers, a.wServices, a.wTerms, a.wTime, a.wGaps = a.want["servers"], a.want["services"], a.want["terminations"],
 		a.want["time"], a.want["gaps"]
@@ -432,10 +438,11 @@ func (a *Analyser) Histogram() ([]Bucket, time.Duration) {
 	return out, time.Duration(a.bucket)
 }
 
-// Clients returns the top n clients and whether the counts are exact.
+// Clients returns the top n clients by Options.ClientSort and whether the
+// counts are exact.
 func (a *Analyser) Clients(n int) ([]ClientCount, bool) {
 	if a.clients == nil {
 		return nil, true
 	}
-	return a.clients.Top(n), a.clients.Evicted == 0
+	return a.clients.Top(n, a.opt.ClientSort), a.clients.Evicted == 0
 }

@@ -86,14 +86,32 @@ func (t *TopK) down(i int) {
 	}
 }
 
-// Top returns the n clients with the most connections (all if n <= 0),
-// most first, ties by name.
-func (t *TopK) Top(n int) []ClientCount {
+// ClientSorts are the orders Top knows.
+var ClientSorts = []string{"conns", "bytes", "errors"}
+
+// Top returns the n clients first by (all if n <= 0): "conns" (the
+// default), "bytes" (in + out) or "errors"; ties by connections, then name.
+// The table holds the clients with the most connections: ranked by bytes
+// or errors, it is exact while no client was evicted, and otherwise ranks
+// those heavy clients only.
+func (t *TopK) Top(n int, by string) []ClientCount {
 	out := make([]ClientCount, len(t.h))
 	for i, c := range t.h {
 		out[i] = *c
 	}
+	key := func(c *ClientCount) uint64 {
+		switch by {
+		case "bytes":
+			return c.BytesIn + c.BytesOut
+		case "errors":
+			return c.Errors
+		}
+		return c.Conns
+	}
 	sort.Slice(out, func(i, j int) bool {
+		if ki, kj := key(&out[i]), key(&out[j]); ki != kj {
+			return ki > kj
+		}
 		if out[i].Conns != out[j].Conns {
 			return out[i].Conns > out[j].Conns
 		}
