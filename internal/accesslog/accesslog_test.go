@@ -468,3 +468,40 @@ func TestTruncatedGzipIsNotFatal(t *testing.T) {
 		t.Errorf("matched %d: the good file whole and part of the cut one expected", a.Matched)
 	}
 }
+
+// The writer's own layout takes the fast path; it must read every line
+// exactly as the general parser does, and hand over anything else.
+func TestParseOwnMatchesParseAny(t *testing.T) {
+	var buf bytes.Buffer
+	Synth(&buf, 3000, 13, t0)
+	lines := bytes.SplitAfter(buf.Bytes(), []byte("\n"))
+	lines = lines[:len(lines)-1]
+	r := Record{Time: t0, Service: "esc\"aped\\", Client: netip.MustParseAddrPort("[::1]:1"), ConnectMs: -1, Termination: Normal}
+	lines = append(lines, r.AppendJSON(nil))
+	for _, l := range lines {
+		var a, b Entry
+		if !parseOwn(l, &a) {
+			t.Fatalf("own line not on the fast path: %s", l)
+		}
+		if err := parseAny(l, &b); err != nil {
+			t.Fatal(err)
+		}
+		a.scratch, b.scratch = nil, nil
+		if string(a.Service) != string(b.Service) || string(a.Client) != string(b.Client) || string(a.RealServer) != string(b.RealServer) ||
+			a.Time != b.Time || a.HasConnect != b.HasConnect || a.ConnectMs != b.ConnectMs || a.DurationMs != b.DurationMs ||
+			a.BytesIn != b.BytesIn || a.BytesOut != b.BytesOut || a.Termination != b.Termination {
+			t.Fatalf("%s: fast %+v, general %+v", l, a, b)
+		}
+	}
+	// An extra key, a space: not the own layout, still read.
+	own := string(lines[0])
+	for _, l := range []string{strings.Replace(own, `}`, `,"extra":[1]}`, 1), strings.Replace(own, `,"client"`, `, "client"`, 1)} {
+		var e Entry
+		if parseOwn([]byte(l), &e) {
+			t.Errorf("fast path took %s", l)
+		}
+		if err := Parse([]byte(l), &e); err != nil || e.BytesIn == 0 && e.BytesOut == 0 {
+			t.Errorf("%s: %v %+v", l, err, e)
+		}
+	}
+}
