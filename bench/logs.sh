@@ -58,6 +58,22 @@ if [[ $govs_counts != "$jq_counts" ]]; then
 	exit 1
 fi
 
+# Instructions per line, which no other load on the machine changes:
+# callgrind over the first 100,000 lines, minus a run on an empty file.
+ipl=""
+if command -v valgrind >/dev/null; then
+	head -n 100000 "$log" >"$tmp/100k.log"
+	: >"$tmp/empty.log"
+	ir() { GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$govs" logs --report "$1" --format csv "$2" 2>&1 >/dev/null |
+		awk '/Collected/ { print $4 }'; }
+	k=$(wc -l <"$tmp/100k.log")
+	base=$(ir servers "$tmp/empty.log")
+	for r in servers servers,terminations,clients,time,percentiles,gaps; do
+		n=$(ir "$r" "$tmp/100k.log")
+		ipl+="| \`--report $r\` | $(( (n - base) / k )) |"$'\n'
+	done
+fi
+
 sec=$tmp/section.md
 {
 	echo "<!-- bench/logs.sh begin -->"
@@ -73,6 +89,15 @@ sec=$tmp/section.md
 	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 	cat "$tmp/rows"
 	echo
+	if [[ -n $ipl ]]; then
+		echo "Instructions per line (valgrind --tool=callgrind, first 100,000 lines, start-up subtracted; the same"
+		echo "whatever else runs on the machine):"
+		echo
+		echo "| govs logs | instructions per line |"
+		echo "| --- | ---: |"
+		printf '%s' "$ipl"
+		echo
+	fi
 	echo "Go benchmarks (\`go test -run XXX -bench . -benchmem ./internal/accesslog/\`; ns/op and lines/s are wall-clock,"
 	echo "so on a loaded machine they include the time other processes had the CPU: the CPU column above is the"
 	echo "figure to compare; 0 allocs/op is what matters here):"
