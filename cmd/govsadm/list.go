@@ -158,6 +158,9 @@ func (p *printer) title() {
 	case f&fmtPersistentConn != 0:
 		fmt.Fprintf(p.w, "%-33s %-9s %-11s %-10s %-10s\n  -> RemoteAddress:Port\n",
 			"Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn")
+	case f&fmtAgent != 0:
+		fmt.Fprint(p.w, "Prot LocalAddress:Port Scheduler Flags\n"+
+			"  -> RemoteAddress:Port           Weight Agent% CPU% Mem% Load  PSI% IO% InFlight Latency\n")
 	case f&fmtTunInfo != 0:
 		fmt.Fprint(p.w, "Prot LocalAddress:Port Scheduler Flags\n"+
 			"  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n")
@@ -331,6 +334,8 @@ func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
 	case p.format&fmtPersistentConn != 0:
 		fmt.Fprintf(p.w, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname, st.Weight, st.PersistentConnections,
 			st.ActiveConnections, st.InactiveConnections)
+	case p.format&fmtAgent != 0:
+		fmt.Fprintf(p.w, "  -> %-28s %s\n", dname, agentColumns(st))
 	case p.format&fmtTunInfo != 0:
 		fmt.Fprintf(p.w, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, fwdName(svc.Forwarding), "n/a",
 			st.Weight, st.ActiveConnections, st.InactiveConnections)
@@ -471,4 +476,28 @@ func readServices(path string) map[string]string {
 		}
 	}
 	return out
+}
+
+// agentColumns are -L --agent's columns: what the real server's agent said
+// last ("-" for what it did not say, or all "-" without an agent).
+func agentColumns(st api.RealServerStatus) string {
+	a := st.Agent
+	if a == nil {
+		a = &api.AgentFigures{}
+	}
+	i := func(v *int) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.Itoa(*v)
+	}
+	load, lat := "-", "-"
+	if a.LoadPerCPU != nil {
+		load = strconv.FormatFloat(*a.LoadPerCPU, 'f', 2, 64)
+	}
+	if a.LatencySeconds != nil {
+		lat = time.Duration(*a.LatencySeconds * float64(time.Second)).Round(time.Microsecond).String()
+	}
+	return fmt.Sprintf("%-6d %-6s %-4s %-4s %-5s %-4s %-3s %-8s %s", st.Weight, i(a.WeightPercent), i(a.CPUPercent),
+		i(a.MemoryPercent), load, i(a.PressurePct), i(a.IOPercent), i(a.InFlight), lat)
 }

@@ -212,6 +212,7 @@ Options:
   --rate                              output of rate information
   --exact                             expand numbers (display exact values)
   --thresholds                        output of thresholds information
+  --agent                             output of the real servers' agent figures (govs)
   --tun-info                          output of tunnel information
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility

@@ -68,6 +68,7 @@ const (
 	optTunNoCsum
 	optTunCsum
 	optTunRemCsum
+	optAgent // govs: -L --agent, the real servers' agent figures
 	numOpts
 )
 
@@ -76,27 +77,27 @@ var optNames = []string{
 	"forwarding-method", "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon",
 	"stats", "rate", "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen", "tun-info", "tun-type",
-	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
+	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "agent",
 }
 
 // cmdVsOpts is ipvsadm's table of legal combinations of commands and
 // options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional. One
 // row per command, one column per option.
 var cmdVsOpts = [...]string{
-	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx",
-	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx ",
+	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
+	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
+	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // Listing formats.
@@ -110,6 +111,7 @@ const (
 	fmtNoSort
 	fmtExact
 	fmtTunInfo
+	fmtAgent
 )
 
 // Forwarding methods as ipvsadm's switches name them, plus govs's own.
@@ -205,6 +207,8 @@ var optDefs = []optDef{
 	{"tun-remcsum", 0, 0, "tun-remcsum"},
 	// govs: forwarding methods ipvsadm has no switch for.
 	{"proxy", 0, 0, "proxy"}, {"fullnat", 0, 0, "fullnat"},
+	// govs: the agents' figures (docs/agent.md).
+	{"agent", 0, 0, "agent"},
 }
 
 // token is one option as found on the command line.
@@ -554,6 +558,9 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		if _, ok := stringToNumber(t.arg, 1, 65535-20-8); !ok {
 			return fail(2, "illegal sync-maxlen specified")
 		}
+	case "agent":
+		err = set(optAgent)
+		e.format |= fmtAgent
 	case "tun-info":
 		err = set(optTunInfo)
 		e.format |= fmtTunInfo

@@ -75,6 +75,7 @@ func (s *Server) realServerRuntime(vs *director.VirtualService, rs *director.Rea
 		Health:                toHealth(hs),
 		Stats:                 s.stats.stats(&rs.Stats),
 		Rates:                 s.stats.rates(&rs.Stats),
+		Agent:                 agentFigures(hs),
 	}
 	return st
 }

@@ -61,6 +61,8 @@ type RealServerStatus struct {
 	Health                Health `json:"health"`
 	Stats                 Stats  `json:"stats"`
 	Rates                 Rates  `json:"rates"`
+	// Agent is what the real server's agent said last (internal/api/agent.go).
+	Agent *AgentFigures `json:"agent,omitempty"`
 }
 
 // Health is what health checking knows of a real server.

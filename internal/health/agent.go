@@ -31,6 +31,17 @@ import (
 //	inflight:12    requests in flight now (a whole number)
 //	latency:25ms   recent request latency (a Go duration: 800us, 25ms, 1.5s)
 //
+// and the raw figures govs agent (internal/agent) computed its percentage
+// from, shown by the director in the API, /metrics and govsadm -L --agent
+// (none has a '%': HAProxy reads any word with one as the weight):
+//
+//	cpu:41       CPU busy, percent (smoothed)
+//	mem:63       memory used (1 - MemAvailable/MemTotal), percent
+//	load:0.52    1-minute load average per CPU
+//	psi:3        highest PSI "some" stall share of cpu, memory, io, percent (smoothed)
+//	io:0         busiest disk's share of time doing IO, percent (smoothed)
+//
+// docs/agent.md is the reference for all the words, both sides.
 // Other unknown words are ignored, as HAProxy does. Words the agent does
 // not send leave their setting as it was. As type agent, a failed
 // connection counts as a failed check; as agent_port next to another check
@@ -72,10 +83,19 @@ type AgentReply struct {
 	// govs's extensions (see above).
 	InFlight int           // requests in flight, -1: not said
 	Latency  time.Duration // recent request latency, -1: not said
+	// govs agent's figures, -1: not said.
+	CPU, Mem, PSI, IO int     // percent
+	LoadPerCPU        float64 // 1-minute load average per CPU
 }
 
 // NoAgentReply is a reply that says nothing.
-var NoAgentReply = AgentReply{Percent: -1, MaxConn: -1, InFlight: -1, Latency: -1}
+var NoAgentReply = AgentReply{Percent: -1, MaxConn: -1, InFlight: -1, Latency: -1, CPU: -1, Mem: -1, PSI: -1, IO: -1,
+	LoadPerCPU: -1}
+
+// HasFigures reports whether the reply carries any of govs agent's figures.
+func (a AgentReply) HasFigures() bool {
+	return a.CPU >= 0 || a.Mem >= 0 || a.PSI >= 0 || a.IO >= 0 || a.LoadPerCPU >= 0
+}
 
 // Load is the agent's percentage read as a load, for the adaptive
 // schedulers' AgentLoad signal (0 idle, 1 saturated); ok is false when the
@@ -130,6 +150,18 @@ func ParseAgent(s string) AgentReply {
 			if d, err := time.ParseDuration(lw[len("latency:"):]); err == nil && d >= 0 {
 				a.Latency = d
 			}
+		case strings.HasPrefix(lw, "cpu:"):
+			a.CPU = percentWord(lw[len("cpu:"):], a.CPU)
+		case strings.HasPrefix(lw, "mem:"):
+			a.Mem = percentWord(lw[len("mem:"):], a.Mem)
+		case strings.HasPrefix(lw, "psi:"):
+			a.PSI = percentWord(lw[len("psi:"):], a.PSI)
+		case strings.HasPrefix(lw, "io:"):
+			a.IO = percentWord(lw[len("io:"):], a.IO)
+		case strings.HasPrefix(lw, "load:"):
+			if v, err := strconv.ParseFloat(lw[len("load:"):], 64); err == nil && v >= 0 && v < 1e6 {
+				a.LoadPerCPU = v
+			}
 		case lw == "ready":
 			a.Admin = AdminReady
 		case lw == "drain":
@@ -143,6 +175,14 @@ func ParseAgent(s string) AgentReply {
 		}
 	}
 	return a
+}
+
+// percentWord reads a figure from 0 to 100, or keeps old.
+func percentWord(s string, old int) int {
+	if n, err := strconv.ParseUint(s, 10, 8); err == nil && n <= 100 {
+		return int(n)
+	}
+	return old
 }
 
 func printable(r rune) rune {
@@ -166,6 +206,25 @@ func (a AgentReply) String() string {
 	}
 	if a.Latency >= 0 {
 		words = append(words, "latency:"+a.Latency.String())
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"cpu:", a.CPU}, {"mem:", a.Mem}} {
+		if f.v >= 0 {
+			words = append(words, f.name+strconv.Itoa(f.v))
+		}
+	}
+	if a.LoadPerCPU >= 0 {
+		words = append(words, "load:"+strconv.FormatFloat(a.LoadPerCPU, 'f', -1, 64))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"psi:", a.PSI}, {"io:", a.IO}} {
+		if f.v >= 0 {
+			words = append(words, f.name+strconv.Itoa(f.v))
+		}
 	}
 	switch a.Admin {
 	case AdminReady:

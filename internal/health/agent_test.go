@@ -36,6 +36,11 @@ func TestParseAgent(t *testing.T) {
 		{"INFLIGHT:0,LATENCY:1.5MS", with(func(a *AgentReply) { a.InFlight, a.Latency = 0, 1500*time.Microsecond })},
 		{"latency:800us up", with(func(a *AgentReply) { a.Latency, a.Op = 800*time.Microsecond, OpUp })},
 		{"inflight:-1 inflight:1.5 inflight: latency:-5ms latency:25 latency:x", none}, // nonsense is ignored
+		// govs agent's figures (docs/agent.md)
+		{"73% ready cpu:41 mem:63 load:0.52 psi:3 io:0", with(func(a *AgentReply) {
+			a.Percent, a.Admin, a.CPU, a.Mem, a.LoadPerCPU, a.PSI, a.IO = 73, AdminReady, 41, 63, 0.52, 3, 0
+		})},
+		{"cpu:101 mem:-1 load:-0.5 load:inf load:nan psi:x io:1.5 cpu:41%", none}, // out of range or malformed
 	} {
 		if got := ParseAgent(tc.in); got != tc.want {
 			t.Errorf("ParseAgent(%q) = %+v, want %+v", tc.in, got, tc.want)
@@ -45,12 +50,14 @@ func TestParseAgent(t *testing.T) {
 
 func FuzzParseAgent(f *testing.F) {
 	for _, s := range []string{"75%", "up", "down#why", "drain,maxconn:10", "ready 50% up\r\n", "maint # x # y", "", "%", "maxconn:",
-		"inflight:3 latency:2ms", "latency:1h2m3.5s", "latency:0"} {
+		"inflight:3 latency:2ms", "latency:1h2m3.5s", "latency:0", "cpu:5 mem:10 load:0.125 psi:0 io:100"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a := ParseAgent(s)
-		if a.Percent < -1 || a.Percent > 65535 || a.MaxConn < -1 || a.InFlight < -1 || a.Latency < -1 {
+		if a.Percent < -1 || a.Percent > 65535 || a.MaxConn < -1 || a.InFlight < -1 || a.Latency < -1 ||
+			a.CPU < -1 || a.CPU > 100 || a.Mem < -1 || a.Mem > 100 || a.PSI < -1 || a.PSI > 100 || a.IO < -1 || a.IO > 100 ||
+			a.LoadPerCPU < -1 || a.LoadPerCPU >= 1e6 {
 			t.Fatalf("ParseAgent(%q) = %+v: out of range", s, a)
 		}
 		for _, c := range a.Desc {

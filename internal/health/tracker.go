@@ -45,6 +45,9 @@ type Tracker struct {
 
 	passes, fails int
 
+	agentReply AgentReply // the last reply, for its figures
+	agentAt    time.Time
+
 	rampFrom time.Time // slow start began; zero: not ramping
 	rampOnUp bool      // the next up ramps: the server was down, or is new
 
@@ -112,6 +115,7 @@ func (t *Tracker) Observe(r Result, now time.Time) (Transition, bool) {
 	t.checks++
 	var reason string
 	if r.HasAgent {
+		t.agentReply, t.agentAt = r.Agent, r.At
 		reason = t.applyAgent(r.Agent)
 	}
 	if r.OK && r.WeightMode != WeightKeep {
@@ -355,6 +359,10 @@ type Status struct {
 	Changed    time.Time
 	Reason     string
 	RampEnd    time.Time
+	// Agent is the agent's last reply (its figures for the API and
+	// /metrics), received at AgentAt; zero AgentAt: none yet.
+	Agent   AgentReply
+	AgentAt time.Time
 }
 
 // Status returns a snapshot of the tracker at now.
@@ -364,6 +372,7 @@ func (t *Tracker) Status(now time.Time) Status {
 		Draining: t.operatorHold, AgentDrain: t.agentDrain, AgentMaint: t.agentMaint, AgentDown: t.agentDown,
 		Percent: t.percent, Checks: t.checks, Passes: t.passes, Fails: t.fails, Last: t.last,
 		Changed: t.changed, Reason: t.reason, RampEnd: t.RampEnd(now),
+		Agent: t.agentReply, AgentAt: t.agentAt,
 	}
 }
 

@@ -126,7 +126,7 @@
 
   function seriesOf(key) {
     let s = history.get(key);
-    if (!s) { s = { conn: new Series(), in: new Series(), out: new Series(), act: new Series() }; history.set(key, s); }
+    if (!s) { s = { conn: new Series(), in: new Series(), out: new Series(), act: new Series(), agent: new Series() }; history.set(key, s); }
     return s;
   }
 
@@ -355,7 +355,8 @@
     const th = (t, cls, title) => h('th', { class: cls, text: t, title });
     el.append(h('div', { class: 'table-wrap' }, h('table', { class: 'rs' },
       h('thead', {}, h('tr', {},
-        th('State'), th('Real server'), th('Weight', 'num', 'effective weight (configured)'), th('ActiveConn', 'num'), th('InActConn', 'num'),
+        th('State'), th('Real server'), th('Weight', 'num', 'effective weight (configured)'),
+        th('Agent', '', "what the real server's agent said last: weight %, CPU busy %, memory used % (hover for all)"), th('ActiveConn', 'num'), th('InActConn', 'num'),
         th('Conn/s', 'num'), th(''), th('Share', '', 'share of new connections over the last 10 s'), th('In/s', 'num'), th('Out/s', 'num'),
         th('Check'), th('Last check', 'num'), th('Since', 'num', 'time in the current state'))),
       refs.tbody)));
@@ -369,6 +370,10 @@
     c.state = td('', 'state');
     c.addr = td('addr', 'address');
     c.weight = td('num', 'weight');
+    c.agent = td('agent', 'agent');
+    c.agentText = h('span');
+    c.agentSpark = spark(['c-conn']);
+    c.agent.append(c.agentText, c.agentSpark);
     c.act = td('num', 'active');
     c.inact = td('num', 'inactive');
     c.cps = td('num', 'cps');
@@ -384,7 +389,7 @@
     c.since = td('num', 'since');
     c.badge = h('span', { class: 'badge' });
     c.state.append(c.badge);
-    c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
+    c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.agent, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
     // A named real server shows its name, the address beside it.
     if (r.name) {
       c.addr.append(h('span', { class: 'rs-name' }, r.name), ' ', h('span', { class: 'rs-addr' }, r.addr));
@@ -393,6 +398,22 @@
       setText(c.addr, r.addr);
     }
     return c;
+  }
+
+  // agentFigures reads the status's agent object (docs/agent.md) into a
+  // short cell and a tooltip with every figure.
+  function agentFigures(a) {
+    if (!a) return ['–', 'no agent answer'];
+    const parts = [];
+    if (a.weight_percent != null) parts.push(a.weight_percent + '%');
+    if (a.cpu_percent != null) parts.push('cpu ' + a.cpu_percent);
+    if (a.memory_percent != null) parts.push('mem ' + a.memory_percent);
+    if (a.admin && a.admin !== 'ready') parts.push(a.admin);
+    const all = [['weight %', a.weight_percent], ['cpu busy %', a.cpu_percent], ['memory used %', a.memory_percent],
+      ['load per cpu', a.load_per_cpu], ['pressure %', a.pressure_percent], ['io busy %', a.io_percent],
+      ['in flight', a.in_flight], ['latency s', a.latency_seconds], ['state', a.admin], ['at', a.at]]
+      .filter(([, v]) => v != null).map(([k, v]) => k + ': ' + v);
+    return [parts.join(' · ') || '–', all.join('\n')];
   }
 
   function renderService(s, now) {
@@ -445,6 +466,12 @@
       setText(c.weight, r.weight === r.cfgWeight ? String(r.weight) : r.weight + ' (' + r.cfgWeight + ')');
       setText(c.act, fmtNum(r.active));
       setText(c.inact, fmtNum(r.inactive));
+      const [agentText, agentTitle] = agentFigures(r.agent);
+      setText(c.agentText, agentText);
+      c.agent.title = agentTitle;
+      const ah = seriesOf(s.key + ' ' + r.addr).agent;
+      c.agentSpark.style.display = ah.v.length > 1 ? '' : 'none';
+      if (ah.v.length > 1) drawSpark(c.agentSpark, [ah]);
       const rh = seriesOf(s.key + ' ' + r.addr);
       setText(c.cps, fmtNum(rh.conn.last()));
       drawSpark(c.spark, [rh.conn]);
@@ -559,11 +586,13 @@
         const rk = key + ' ' + rs.address;
         live.add(rk);
         sample(rk, t, rst.stats || {}, rst.rates, rst.active_connections || 0);
+        if (rst.agent && rst.agent.weight_percent != null) seriesOf(rk).agent.push(rst.agent.weight_percent);
         let state = hl.state || 'up';
         if (rst.drained && state === 'up') state = 'draining';
         return {
           addr: rs.address, name: rs.name || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
           inactive: rst.inactive_connections || 0, up: !!rst.up && state === 'up', state, reason: hl.reason, health: hl, stats: rst.stats || {},
+          agent: rst.agent,
         };
       });
       const active = reals.reduce((a, r) => a + r.active, 0);
