@@ -18,12 +18,12 @@ import (
 // pattern, and flash crowds. The zero LoadProfile is constant.
 type LoadProfile struct {
 	// Ramp goes linearly from From to To over the expected run.
-	Ramp       bool
-	From, To   float64
-	Day        float64   // the length of a simulated day, seconds; 0: no cycle
-	Amplitude  float64   // the daily cycle: 1 - Amplitude at the start of each day, 1 + Amplitude at noon
-	Week       []float64 // each day's factor, in turn (a weekly pattern)
-	Flash      []Flash
+	Ramp      bool
+	From, To  float64
+	Day       float64   // the length of a simulated day, seconds; 0: no cycle
+	Amplitude float64   // the daily cycle: 1 - Amplitude at the start of each day, 1 + Amplitude at noon
+	Week      []float64 // each day's factor, in turn (a weekly pattern)
+	Flash     []Flash
 }
 
 // Flash is a flash crowd: the load multiplied by Factor for a while.
