@@ -15,7 +15,7 @@ import (
 
 // DefaultSchedulers are the schedulers govs sim compares by default: the
 // IPVS baselines and the adaptive ones.
-var DefaultSchedulers = []string{"rr", "wlc", "lc", "twos", "pewma", "prequal", "adaptive-weights"}
+var DefaultSchedulers = []string{"rr", "wlc", "lc", "twos", "pewma", "prequal", "adaptive-weights", "predict"}
 
 // Suite is a set of runs: every scenario under every scheduler.
 type Suite struct {
