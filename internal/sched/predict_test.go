@@ -6,14 +6,42 @@ import (
 	"time"
 )
 
-// probeCurve teaches s the latency curve of d by probes: base + step x q
-// for q in 0..4, the last probe with q = 0 so that the others' count is 0.
-func probeCurve(s Scheduler, d *Dest, base, step time.Duration, at time.Time) {
-	for q := 4; q >= 0; q-- {
-		for range 8 {
-			observe(s, d, Probe, base+time.Duration(q)*step, float64(q), at)
+// connsTo sets d's connections to a active ones.
+func connsTo(d *Dest, a int) {
+	for d.ActiveConns() > 0 {
+		d.Unbind(true)
+	}
+	for d.InactiveConns() > 0 {
+		d.Unbind(false)
+	}
+	setConns(d, a, 0)
+}
+
+// teach makes s learn the latency curve base + step x q of ds[only] from
+// FirstByte signals, the other servers out (weight 0) meanwhile; q runs
+// over 0..8 as this director's connections, which are left at 0.
+func teach(s Scheduler, c *fakeClock, ds []*Dest, only int, base, step time.Duration) {
+	for i, d := range ds {
+		d.SetWeight(0)
+		if i == only {
+			d.SetWeight(1)
 		}
 	}
+	s.Update(ds)
+	for k := range 45 {
+		q := k % 9
+		connsTo(ds[only], q)
+		if d := s.Pick(nil); d == ds[only] {
+			lat := base + time.Duration(q)*step
+			observe(s, d, FirstByte, lat, 0, c.t.Add(lat))
+		}
+		c.add(100 * time.Microsecond)
+	}
+	connsTo(ds[only], 0)
+	for _, d := range ds {
+		d.SetWeight(1)
+	}
+	s.Update(ds)
 }
 
 // TestPredictLearnsSpeed: a server four times as slow gets a connection only
@@ -23,8 +51,8 @@ func TestPredictLearnsSpeed(t *testing.T) {
 	ds := dests(1, 1)
 	s := must(t, "predict", adaptiveOpts(c, nil))
 	s.Update(ds)
-	probeCurve(s, ds[0], 10*time.Millisecond, 2500*time.Microsecond, c.t)
-	probeCurve(s, ds[1], 40*time.Millisecond, 10*time.Millisecond, c.t)
+	teach(s, c, ds, 0, 10*time.Millisecond, 2500*time.Microsecond)
+	teach(s, c, ds, 1, 40*time.Millisecond, 10*time.Millisecond)
 	p := s.(*predict)
 	if a, b := p.m[0].alpha, p.m[0].beta; math.Abs(a-10e6) > 1e5 || math.Abs(b-2.5e6) > 1e5 {
 		t.Fatalf("fast server fit: alpha %.0f ns, beta %.0f ns, want 10 ms and 2.5 ms", a, b)
@@ -34,11 +62,11 @@ func TestPredictLearnsSpeed(t *testing.T) {
 	}
 	// The fits are blended a little with the average model (predictPrior),
 	// so the margins are wide.
-	setConns(ds[0], 9, 0) // 10 + 2.5 x 9 = 32.5 ms < 40 ms
+	connsTo(ds[0], 9) // 10 + 2.5 x 9 = 32.5 ms < 40 ms
 	if got := s.Pick(nil); got != ds[0] {
 		t.Fatalf("A with 9 in flight: picked %s, want A", name(ds, got))
 	}
-	setConns(ds[0], 15, 0) // 47.5 ms > 40 ms
+	connsTo(ds[0], 15) // 47.5 ms > 40 ms
 	if got := s.Pick(nil); got != ds[1] {
 		t.Fatalf("A with 15 in flight: picked %s, want the slow B", name(ds, got))
 	}
@@ -51,17 +79,17 @@ func TestPredictOthers(t *testing.T) {
 	ds := dests(1, 1)
 	s := must(t, "predict", adaptiveOpts(c, nil))
 	s.Update(ds)
-	probeCurve(s, ds[0], 10*time.Millisecond, 2500*time.Microsecond, c.t)
-	probeCurve(s, ds[1], 10*time.Millisecond, 2500*time.Microsecond, c.t)
+	teach(s, c, ds, 0, 10*time.Millisecond, 2500*time.Microsecond)
+	teach(s, c, ds, 1, 10*time.Millisecond, 2500*time.Microsecond)
 	observe(s, ds[0], Probe, 10*time.Millisecond, 6, c.t) // six from other directors
 	if got := s.Pick(nil); got != ds[1] {
 		t.Fatalf("A busy with the others' requests: picked %s, want B", name(ds, got))
 	}
-	setConns(ds[1], 7, 0)
+	connsTo(ds[1], 7)
 	if got := s.Pick(nil); got != ds[0] {
 		t.Fatalf("B with 7 of ours, A with 6 of theirs: picked %s, want A", name(ds, got))
 	}
-	setConns(ds[1], 2, 0)
+	connsTo(ds[1], 2)
 	c.add(2 * time.Second) // the probe of A is stale: A counts as idle
 	if got := s.Pick(nil); got != ds[0] {
 		t.Fatalf("after the probe aged: picked %s, want A", name(ds, got))
@@ -83,7 +111,7 @@ func TestPredictFirstByte(t *testing.T) {
 		ds[1-only].SetWeight(0)
 		s.Update(ds)
 		for i := range 100 {
-			setConns(ds[only], i%5, 0)
+			connsTo(ds[only], i%5)
 			d := s.Pick(nil)
 			if d != ds[only] {
 				t.Fatalf("phase %d: picked %s", phase, name(ds, d))
