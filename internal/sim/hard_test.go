@@ -96,3 +96,31 @@ func TestParseHardErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictInTheSimulator guards what docs/sim.md reports of predict, at
+// a smaller scale (the runs are deterministic, so these are outcomes, not
+// timings): better than wlc on unequal servers, with one director or eight,
+// with antagonists, and no timeout in the ramp below capacity.
+func TestPredictInTheSimulator(t *testing.T) {
+	if raceEnabled {
+		t.Skip("long under the race detector; the schedulers' races are tested in internal/sched")
+	}
+	run := func(name, sched string) *Result {
+		t.Helper()
+		r, err := Run(mustLoad(t, name), sched, RunOptions{Seed: 1, Requests: 100000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, name := range []string{"heterogeneous", "noisy-neighbour", "multi-director", "multi-director-antagonist"} {
+		p, w, o := run(name, "predict"), run(name, "wlc"), run(name, Oracle)
+		t.Logf("%s: p99 predict %.1f ms, wlc %.1f, oracle %.1f", name, p.P99, w.P99, o.P99)
+		if p.P99 > w.P99 || p.P99 > 1.15*o.P99 {
+			t.Errorf("%s: p99 predict %.1f ms, wlc %.1f, oracle %.1f", name, p.P99, w.P99, o.P99)
+		}
+	}
+	if r := run("ramp", "predict"); r.FirstTimeoutLoad < 1 {
+		t.Errorf("ramp: predict's first timeout at %.2fx the capacity", r.FirstTimeoutLoad)
+	}
+}
