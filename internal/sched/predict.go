@@ -62,9 +62,9 @@ const (
 	// with many directors, but govs sim says otherwise: each director
 	// counts its own connections at once and the probes bring the
 	// others', so comparing all is best everywhere (p99 with 2, 4, 8, 16
-	// choices: multi-director 48.1, 41.8, 43.1, 40.6 ms; noisy-neighbour
-	// 36.9, 37.8, 40.4, 30.7 ms; 200,000 requests, seed 1). 16 bounds
-	// Pick's cost with many servers.
+	// choices: multi-director 48.8, 44.2, 44.2, 40.0 ms; with antagonists
+	// 58.4, 54.7, 54.2, 48.6; noisy-neighbour 33.9, 31.9, 31.5, 31.0;
+	// 200,000 requests, seed 1). 16 bounds Pick's cost with many servers.
 	predictChoices = 16
 	// predictProbes is how many of the drawn servers each pick probes.
 	predictProbes = 2
