@@ -34,6 +34,9 @@
 #   QUICK=1          smoke run (<1 min): 1 round of 4 s, 2 s warm-up, wrk 4 s, no sim
 #   MODE=parallel    or interleaved, or multi (above); the defaults below are parallel's (and multi's), interleaved's in ()
 #   DIRECTORS_N=3    MODE=multi: govs processes (directors) per set of real servers
+#   AGENTS=0 (multi: 1)  each real server runs an HAProxy agent (BASE+400+i) answering "up inflight:N",
+#                    its requests in flight from every director; govs's prober passes it to prequal
+#                    and predict (needs HEALTH=1: the agent is asked after each http check)
 #   ROUNDS=8 (5)     rounds (medians over them)
 #   DURATION=20 (6)  seconds of each load run (best a multiple of the stall period)
 #   WARMUP=6 (4)     seconds of load before the rounds (discarded)
@@ -71,8 +74,9 @@ PAR=0
 DIRECTORS=1
 if [[ $MODE == multi ]]; then
 	DIRECTORS=${DIRECTORS_N:-3}
-	: "${WRK:=0}" "${SIM:=0}"
+	: "${WRK:=0}" "${SIM:=0}" "${AGENTS:=1}"
 fi
+AGENTS=${AGENTS:-0}
 if ((PAR == 1)); then
 	: "${ROUNDS:=8}" "${DURATION:=20}" "${WARMUP:=6}" "${RATE:=180}" "${SERVICE:=12ms,12ms,36ms,12ms}"
 else
@@ -120,6 +124,7 @@ read -r -a SCHEDS <<<"$SCHEDULERS"
 [[ $MODE == parallel || $MODE == interleaved || $MODE == multi ]] || { echo "adaptive.sh: MODE=$MODE: want parallel, interleaved or multi" >&2; exit 2; }
 ((DIRECTORS >= 1 && DIRECTORS <= 8)) || { echo "adaptive.sh: DIRECTORS_N: 1 to 8" >&2; exit 2; }
 [[ $MODE != multi || $WRK == 0 ]] || { echo "adaptive.sh: MODE=multi has no wrk runs (WRK=0)" >&2; exit 2; }
+[[ $AGENTS == 0 || ($AGENTS == 1 && $HEALTH == 1) ]] || { echo "adaptive.sh: AGENTS=1 needs HEALTH=1" >&2; exit 2; }
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -136,8 +141,9 @@ for t in go curl ss awk timeout flock; do command -v "$t" >/dev/null 2>&1 || mis
 declare -A VPORT=() SETOF=()
 NSETS=1
 ((PAR == 1)) && NSETS=${#SCHEDS[@]}
-SRV_PORTS=()
+SRV_PORTS=() AGENT_PORTS=()
 for ((i = 0; i < NSETS * NSRV; i++)); do SRV_PORTS+=($((BASE_PORT + i))); done
+((AGENTS == 1)) && for ((i = 0; i < NSETS * NSRV; i++)); do AGENT_PORTS+=($((BASE_PORT + 400 + i))); done
 for ((k = 0; k < ${#SCHEDS[@]}; k++)); do
 	VPORT[${SCHEDS[$k]}]=$((BASE_PORT + 200 + k))
 	SETOF[${SCHEDS[$k]}]=0
@@ -147,7 +153,7 @@ dport() { echo $((${VPORT[$1]} + 20 * $2)); } # SCHED DIRECTOR
 DPORTS=()
 for s in "${SCHEDS[@]}"; do for ((d = 0; d < DIRECTORS; d++)); do DPORTS+=("$(dport "$s" "$d")"); done; done
 listening() { ss -Htln "( sport = :$1 )" 2>/dev/null | grep -q "$HOST:$1"; }
-for p in "${SRV_PORTS[@]}" "${DPORTS[@]}"; do
+for p in "${SRV_PORTS[@]}" "${DPORTS[@]}" "${AGENT_PORTS[@]}"; do
 	listening "$p" && die "port $p is already in use on $HOST; set BASE_PORT to another range"
 done
 
@@ -227,6 +233,7 @@ for ((k = 0; k < NSETS; k++)); do
 			spec+=",stall=$STALL"
 			desc+=" + stall ${STALL%/*} every ${STALL#*/}"
 		fi
+		((AGENTS == 1)) && spec+=",agent=$HOST:${AGENT_PORTS[$((k * NSRV + i))]}"
 		SRV_ARGS+=(-server "$spec")
 		((k == 0)) && SRV_DESC+=("$desc")
 	done
@@ -246,7 +253,10 @@ for ((d = 0; d < DIRECTORS; d++)); do
 			echo "    health_check: {type: http, path: /health, interval: 1s, timeout: 1s, rise: 2, fall: 3}"
 		fi
 		echo "    real_servers:"
-		for ((i = 0; i < NSRV; i++)); do echo "      - address: $HOST:${SRV_PORTS[$((${SETOF[$s]} * NSRV + i))]}"; done
+		for ((i = 0; i < NSRV; i++)); do
+			echo "      - address: $HOST:${SRV_PORTS[$((${SETOF[$s]} * NSRV + i))]}"
+			((AGENTS == 1)) && echo "        health_check: {agent_port: ${AGENT_PORTS[$((${SETOF[$s]} * NSRV + i))]}}"
+		done
 	done
 } >"$TMP/govs.$d.yaml"
 "$GOVS_BIN" check -c "$TMP/govs.$d.yaml" >/dev/null || die "govs config rejected"
@@ -511,7 +521,7 @@ wrk_table() {
 
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="MODE=$MODE$( ((DIRECTORS > 1)) && echo " DIRECTORS_N=$DIRECTORS") ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
+env_cmd="MODE=$MODE$( ((DIRECTORS > 1)) && echo " DIRECTORS_N=$DIRECTORS")$( ((AGENTS == 1)) && echo " AGENTS=1") ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
 ((WRK == 1)) && env_cmd+=" WRK_CONNS=$WRK_CONNS WRK_ROUNDS=$WRK_ROUNDS WRK_DURATION=$WRK_DURATION"
 [[ $SCHEDULERS != "wlc lc twos pewma prequal adaptive-weights" ]] && env_cmd+=" SCHEDULERS=\"$SCHEDULERS\""
 nominal=$(awk -v list="$SERVICE" -v slots="$SLOTS" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 }
@@ -545,7 +555,7 @@ fi
 		method="each round runs every scheduler alone for ${DURATION}s with the same arrival times (seed = round), order rotated each round, after a ${WARMUP}s warm-up each; a run during which the generator itself lagged over $LAG_MAX ms at p99 (the machine was busy) is run again once. The table shows medians over $ROUNDS rounds; the ratios are of medians."
 	fi
 	echo "- Real servers (\`bench/adaptive backends\`, one process, $setdesc): $(IFS=';'; echo "${SRV_DESC[*]}" | sed 's/;/, /g'); $SLOTS worker(s) each behind a FIFO queue (the kernel accepts every connection; a request waits for a worker), lognormal service times (sigma $SIGMA); a stall freezes the server (requests in service or arriving wait until it ends). Nominal capacity $nominal req/s per set without the stalls. Listed in this order in every service (ties go to the first). Requests served: $SERVED."
-	echo "- govs: $( ((DIRECTORS == 1)) && echo "one proxy, ")$svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s") (no agents on these real servers: prequal's probes are all passive)."
+	echo "- govs: $( ((DIRECTORS == 1)) && echo "one proxy, ")$svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s")$( ((AGENTS == 1)) && echo "; each real server's HAProxy agent reports its requests in flight from every director (up inflight:N), which the directors' probes pass to prequal and predict" || echo " (no agents on these real servers: prequal's probes are all passive)")."
 	echo "- Load (\`bench/adaptive load\`): open loop, Poisson arrivals at $RATE req/s per scheduler ($(awk -v r="$RATE" -v c="$nominal" 'BEGIN{printf "%.0f", 100*r/c}')% of nominal), one new TCP connection per request (\`Connection: close\`: every request is a scheduling decision); latency from the scheduled arrival to the end of the response, so a stall is not hidden by a client that waits (a closed loop such as wrk sends fewer requests while a stall holds its connections)."
 	echo "- Method: $method lc and wlc follow the same rule with equal weights: their difference is the noise of the run."
 	echo

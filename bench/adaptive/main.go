@@ -2,7 +2,7 @@
 // different speeds (one with periodic stalls) and an open-loop load generator
 // with Poisson arrivals, both on loopback only.
 //
-//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD] ... [-slots 1] [-sigma 0.5] [-lifetime 10m]
+//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD][,agent=127.0.0.1:PORT] ... [-slots 1] [-sigma 0.5] [-lifetime 10m]
 //	adaptive load -addr 127.0.0.1:PORT[,127.0.0.1:PORT...] -rate 1000 -duration 10s [-seed 1] [-timeout 5s] [-max-inflight 2000]
 //
 // backends: every server has -slots workers and a FIFO queue in front of them
@@ -12,7 +12,11 @@
 // A server with stall=LEN/PERIOD freezes for LEN every PERIOD (from its
 // start, offset by half a period): requests in service or arriving during a
 // stall wait until it ends, as on a host whose CPU a noisy neighbour takes.
-// GET /health is answered without a worker (but not during a stall). The
+// GET /health is answered without a worker (but not during a stall). A
+// server with agent=ADDR answers an HAProxy agent check there with "up
+// inflight:N", N its requests in flight (queued and in service, from every
+// director), which govs's prober passes to prequal and predict; the agent
+// answers during a stall too, as a separate process on the host would. The
 // response body is the server's NAME, so the load generator can tell where
 // each request went. The process exits after -lifetime, or on SIGTERM.
 //
@@ -88,23 +92,34 @@ type server struct {
 	mean        time.Duration
 	stall       time.Duration // 0: none
 	stallPeriod time.Duration
+	agent       netip.AddrPort // the agent's address; invalid: none
+	inflight    atomic.Int64
 	slots       chan struct{}
 	start       time.Time
 	sigma       float64
 	served      atomic.Int64
 }
 
-// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD].
+// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR].
 func parseServer(s string) (*server, error) {
+	const want = "want NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR]"
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return nil, fmt.Errorf("want NAME=ADDR,MEAN[,stall=LEN/PERIOD]")
+		return nil, fmt.Errorf(want)
 	}
 	parts := strings.Split(rest, ",")
-	if len(parts) < 2 || len(parts) > 3 {
-		return nil, fmt.Errorf("want NAME=ADDR,MEAN[,stall=LEN/PERIOD]")
+	if len(parts) < 2 || len(parts) > 4 {
+		return nil, fmt.Errorf(want)
 	}
-	sv := &server{name: name, addr: checkLoopback("-server", parts[0])}
+	var agent netip.AddrPort
+	if a, ok := strings.CutPrefix(parts[len(parts)-1], "agent="); ok && len(parts) > 2 {
+		agent = checkLoopback("agent", a)
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) > 3 {
+		return nil, fmt.Errorf(want)
+	}
+	sv := &server{name: name, addr: checkLoopback("-server", parts[0]), agent: agent}
 	var err error
 	if sv.mean, err = time.ParseDuration(parts[1]); err != nil || sv.mean < 0 {
 		return nil, fmt.Errorf("mean %q: want a duration", parts[1])
@@ -205,9 +220,11 @@ func (s *server) handle(c net.Conn) {
 	if health {
 		s.waitStall()
 	} else {
+		s.inflight.Add(1)
 		s.slots <- struct{}{}
 		s.sleepWork(s.serviceTime())
 		<-s.slots
+		s.inflight.Add(-1)
 		s.served.Add(1)
 	}
 	body := s.name + "\n"
@@ -257,6 +274,29 @@ func backends(args []string) {
 				go s.handle(c)
 			}
 		}()
+		if s.agent.IsValid() {
+			aln, err := net.Listen("tcp4", s.agent.String())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "adaptive backends: agent: %v\n", err)
+				os.Exit(1)
+			}
+			lns = append(lns, aln)
+			go func() {
+				for {
+					c, err := aln.Accept()
+					if err != nil {
+						if errors.Is(err, net.ErrClosed) {
+							return
+						}
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					c.SetDeadline(time.Now().Add(time.Second))
+					fmt.Fprintf(c, "up inflight:%d\n", s.inflight.Load())
+					c.Close()
+				}
+			}()
+		}
 		stall := "none"
 		if s.stall > 0 {
 			stall = fmt.Sprintf("%v every %v", s.stall, s.stallPeriod)
