@@ -105,11 +105,11 @@ func parseServer(s string) (*server, error) {
 	const want = "want NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR]"
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return nil, fmt.Errorf(want)
+		return nil, errors.New(want)
 	}
 	parts := strings.Split(rest, ",")
 	if len(parts) < 2 || len(parts) > 4 {
-		return nil, fmt.Errorf(want)
+		return nil, errors.New(want)
 	}
 	var agent netip.AddrPort
 	if a, ok := strings.CutPrefix(parts[len(parts)-1], "agent="); ok && len(parts) > 2 {
@@ -117,7 +117,7 @@ func parseServer(s string) (*server, error) {
 		parts = parts[:len(parts)-1]
 	}
 	if len(parts) > 3 {
-		return nil, fmt.Errorf(want)
+		return nil, errors.New(want)
 	}
 	sv := &server{name: name, addr: checkLoopback("-server", parts[0]), agent: agent}
 	var err error
