@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/adaptive.sh: the adaptive schedulers (pewma, prequal, adaptive-weights)
+# bench/adaptive.sh: the adaptive schedulers (pewma, prequal, adaptive-weights, predict)
 # against wlc, lc and twos, live on loopback: one govs proxy with one virtual
 # service per scheduler, in front of real servers of different speeds, one of
 # them freezing periodically (a noisy neighbour). Each service gets the same
@@ -14,6 +14,11 @@
 # MODE=parallel (default): every scheduler has its own identical set of real
 # servers and all run at the same time, with the same arrival times, so that
 # the hiccups of a shared machine hit them alike (paired rounds).
+# MODE=multi: as parallel, but each scheduler runs in DIRECTORS govs
+# processes (default 3, each its own director with its own view) in front of
+# the scheduler's one set of real servers; each request of the generator goes
+# to one of the directors, drawn at random. The stalling server plays a
+# hidden antagonist that comes and goes. No wrk runs, no sim by default.
 # MODE=interleaved: one set of real servers, the schedulers one after the
 # other, order rotated each round (bench/run.sh's style); on a busy 2-core
 # machine its noise (lc and wlc, the same rule here, 30% apart at p99) is
@@ -27,7 +32,11 @@
 #
 # Settings (environment):
 #   QUICK=1          smoke run (<1 min): 1 round of 4 s, 2 s warm-up, wrk 4 s, no sim
-#   MODE=parallel    or interleaved (above); the defaults below are parallel's, interleaved's in ()
+#   MODE=parallel    or interleaved, or multi (above); the defaults below are parallel's (and multi's), interleaved's in ()
+#   DIRECTORS_N=3    MODE=multi: govs processes (directors) per set of real servers
+#   AGENTS=0 (multi: 1)  each real server runs an HAProxy agent (BASE+400+i) answering "up inflight:N",
+#                    its requests in flight from every director; govs's prober passes it to prequal
+#                    and predict (needs HEALTH=1: the agent is asked after each http check)
 #   ROUNDS=8 (5)     rounds (medians over them)
 #   DURATION=20 (6)  seconds of each load run (best a multiple of the stall period)
 #   WARMUP=6 (4)     seconds of load before the rounds (discarded)
@@ -60,7 +69,15 @@ if [[ $QUICK == 1 ]]; then
 	: "${ROUNDS:=1}" "${DURATION:=4}" "${WARMUP:=2}" "${SIM:=0}"
 fi
 MODE=${MODE:-parallel}
-if [[ $MODE == parallel ]]; then
+PAR=0
+[[ $MODE == parallel || $MODE == multi ]] && PAR=1
+DIRECTORS=1
+if [[ $MODE == multi ]]; then
+	DIRECTORS=${DIRECTORS_N:-3}
+	: "${WRK:=0}" "${SIM:=0}" "${AGENTS:=1}"
+fi
+AGENTS=${AGENTS:-0}
+if ((PAR == 1)); then
 	: "${ROUNDS:=8}" "${DURATION:=20}" "${WARMUP:=6}" "${RATE:=180}" "${SERVICE:=12ms,12ms,36ms,12ms}"
 else
 	: "${ROUNDS:=5}" "${DURATION:=6}" "${WARMUP:=4}" "${RATE:=550}" "${SERVICE:=4ms,4ms,12ms,4ms}"
@@ -83,7 +100,7 @@ KEEP_TMP=${KEEP_TMP:-0}
 LOCK=/tmp/govs-bench.lock
 HOST=127.0.0.1 # never anything else: loopback only
 
-for v in ROUNDS DURATION WARMUP RATE SLOTS BASE_PORT WRK_CONNS WRK_ROUNDS WRK_DURATION LAG_MAX; do
+for v in ROUNDS DURATION WARMUP RATE SLOTS BASE_PORT WRK_CONNS WRK_ROUNDS WRK_DURATION LAG_MAX DIRECTORS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "adaptive.sh: $v=${!v}: want a whole number" >&2; exit 2; }
 done
 [[ $SIGMA =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "adaptive.sh: SIGMA=$SIGMA: want a number" >&2; exit 2; }
@@ -104,7 +121,10 @@ done
 read -r -a SCHEDS <<<"$SCHEDULERS"
 ((${#SCHEDS[@]} >= 1 && ${#SCHEDS[@]} <= 12)) || { echo "adaptive.sh: SCHEDULERS: 1 to 12 names" >&2; exit 2; }
 ((BASE_PORT >= 1024 && BASE_PORT + 200 + ${#SCHEDS[@]} <= 65535)) || { echo "adaptive.sh: BASE_PORT out of range" >&2; exit 2; }
-[[ $MODE == parallel || $MODE == interleaved ]] || { echo "adaptive.sh: MODE=$MODE: want parallel or interleaved" >&2; exit 2; }
+[[ $MODE == parallel || $MODE == interleaved || $MODE == multi ]] || { echo "adaptive.sh: MODE=$MODE: want parallel, interleaved or multi" >&2; exit 2; }
+((DIRECTORS >= 1 && DIRECTORS <= 8)) || { echo "adaptive.sh: DIRECTORS_N: 1 to 8" >&2; exit 2; }
+[[ $MODE != multi || $WRK == 0 ]] || { echo "adaptive.sh: MODE=multi has no wrk runs (WRK=0)" >&2; exit 2; }
+[[ $AGENTS == 0 || ($AGENTS == 1 && $HEALTH == 1) ]] || { echo "adaptive.sh: AGENTS=1 needs HEALTH=1" >&2; exit 2; }
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -115,20 +135,25 @@ for t in go curl ss awk timeout flock; do command -v "$t" >/dev/null 2>&1 || mis
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (apt-get install -y curl iproute2 util-linux wrk)"
 
 # ---- ports -----------------------------------------------------------------------
-# Real servers: one set (interleaved) or one set per scheduler (parallel), set k
-# on BASE+k*n..; the services on BASE+200+k.
+# Real servers: one set (interleaved) or one set per scheduler (parallel, multi),
+# set k on BASE+k*n..; the services on BASE+200+k, on director d (multi) at
+# BASE+200+20d+k.
 declare -A VPORT=() SETOF=()
 NSETS=1
-[[ $MODE == parallel ]] && NSETS=${#SCHEDS[@]}
-SRV_PORTS=()
+((PAR == 1)) && NSETS=${#SCHEDS[@]}
+SRV_PORTS=() AGENT_PORTS=()
 for ((i = 0; i < NSETS * NSRV; i++)); do SRV_PORTS+=($((BASE_PORT + i))); done
+((AGENTS == 1)) && for ((i = 0; i < NSETS * NSRV; i++)); do AGENT_PORTS+=($((BASE_PORT + 400 + i))); done
 for ((k = 0; k < ${#SCHEDS[@]}; k++)); do
 	VPORT[${SCHEDS[$k]}]=$((BASE_PORT + 200 + k))
 	SETOF[${SCHEDS[$k]}]=0
-	[[ $MODE == parallel ]] && SETOF[${SCHEDS[$k]}]=$k
+	((PAR == 1)) && SETOF[${SCHEDS[$k]}]=$k
 done
+dport() { echo $((${VPORT[$1]} + 20 * $2)); } # SCHED DIRECTOR
+DPORTS=()
+for s in "${SCHEDS[@]}"; do for ((d = 0; d < DIRECTORS; d++)); do DPORTS+=("$(dport "$s" "$d")"); done; done
 listening() { ss -Htln "( sport = :$1 )" 2>/dev/null | grep -q "$HOST:$1"; }
-for p in "${SRV_PORTS[@]}" "${VPORT[@]}"; do
+for p in "${SRV_PORTS[@]}" "${DPORTS[@]}" "${AGENT_PORTS[@]}"; do
 	listening "$p" && die "port $p is already in use on $HOST; set BASE_PORT to another range"
 done
 
@@ -208,10 +233,12 @@ for ((k = 0; k < NSETS; k++)); do
 			spec+=",stall=$STALL"
 			desc+=" + stall ${STALL%/*} every ${STALL#*/}"
 		fi
+		((AGENTS == 1)) && spec+=",agent=$HOST:${AGENT_PORTS[$((k * NSRV + i))]}"
 		SRV_ARGS+=(-server "$spec")
 		((k == 0)) && SRV_DESC+=("$desc")
 	done
 done
+for ((d = 0; d < DIRECTORS; d++)); do
 {
 	echo "grace_period: 1s"
 	echo "logging:"
@@ -219,17 +246,21 @@ done
 	echo "virtual_servers:"
 	for s in "${SCHEDS[@]}"; do
 		echo "  - name: $s"
-		echo "    address: $HOST:${VPORT[$s]}"
+		echo "    address: $HOST:$(dport "$s" "$d")"
 		echo "    protocol: tcp"
 		echo "    scheduler: $s"
 		if [[ $HEALTH == 1 ]]; then
 			echo "    health_check: {type: http, path: /health, interval: 1s, timeout: 1s, rise: 2, fall: 3}"
 		fi
 		echo "    real_servers:"
-		for ((i = 0; i < NSRV; i++)); do echo "      - address: $HOST:${SRV_PORTS[$((${SETOF[$s]} * NSRV + i))]}"; done
+		for ((i = 0; i < NSRV; i++)); do
+			echo "      - address: $HOST:${SRV_PORTS[$((${SETOF[$s]} * NSRV + i))]}"
+			((AGENTS == 1)) && echo "        health_check: {agent_port: ${AGENT_PORTS[$((${SETOF[$s]} * NSRV + i))]}}"
+		done
 	done
-} >"$TMP/govs.yaml"
-"$GOVS_BIN" check -c "$TMP/govs.yaml" >/dev/null || die "govs config rejected"
+} >"$TMP/govs.$d.yaml"
+"$GOVS_BIN" check -c "$TMP/govs.$d.yaml" >/dev/null || die "govs config rejected"
+done
 
 rotated() { # ROUND ARRAY...
 	local r=$1 n i
@@ -243,8 +274,9 @@ rotated() { # ROUND ARRAY...
 # (LAST_PID); load_record SCHED TAG OUT [final]: check its report, and record
 # it in $RES (unless TAG=warmup, or a busy run that is not final: status 1).
 load_start() {
-	local s=$1 secs=$2 seed=$3 out=$4
-	timeout $((secs + 20)) "$ADAPTIVE" load -addr "$HOST:${VPORT[$s]}" -rate "$RATE" -duration "${secs}s" \
+	local s=$1 secs=$2 seed=$3 out=$4 d addrs=""
+	for ((d = 0; d < DIRECTORS; d++)); do addrs+="${addrs:+,}$HOST:$(dport "$s" "$d")"; done
+	timeout $((secs + 20)) "$ADAPTIVE" load -addr "$addrs" -rate "$RATE" -duration "${secs}s" \
 		-seed "$seed" -timeout 5s -max-inflight 2000 >"$out" 2>&1 &
 	LAST_PID=$!
 	PIDS+=("$LAST_PID")
@@ -338,7 +370,7 @@ wrk_record() { # SCHED TAG OUT
 run_wrk_round() { # SECONDS TAG ROUND: all at once (parallel) or one after the other
 	local secs=$1 tag=$2 r=$3 s out
 	local -A pid=()
-	if [[ $MODE == parallel ]]; then
+	if ((PAR == 1)); then
 		for s in "${SCHEDS[@]}"; do wrk_start "$s" "$secs" "$TMP/runs/$s.wrk.$tag.txt"; pid[$s]=$LAST_PID; done
 		for s in "${SCHEDS[@]}"; do wait_pid "${pid[$s]}" "$TMP/runs/$s.wrk.$tag.txt"; done
 		for s in "${SCHEDS[@]}"; do wrk_record "$s" "$tag" "$TMP/runs/$s.wrk.$tag.txt"; done
@@ -365,17 +397,22 @@ LIFETIME=$((60 + ${#SCHEDS[@]} * (WARMUP + 2 + ROUNDS * (DURATION + 2) + WRK * (
 start_bg "$TMP/logs/backends.log" "$ADAPTIVE" backends "${SRV_ARGS[@]}" -slots "$SLOTS" -sigma "$SIGMA" -lifetime "${LIFETIME}s"
 BACK_PID=$LAST_PID
 for p in "${SRV_PORTS[@]}"; do wait_listen "$p" "$BACK_PID" "$TMP/logs/backends.log" || die "real servers did not start"; done
-start_bg "$TMP/logs/govs.log" "$GOVS_BIN" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml"
-GOVS_PID=$LAST_PID
-for s in "${SCHEDS[@]}"; do wait_listen "${VPORT[$s]}" "$GOVS_PID" "$TMP/logs/govs.log" || die "govs did not start"; done
-# sanity: one request through each service
+GOVS_PIDS=()
+for ((d = 0; d < DIRECTORS; d++)); do
+	start_bg "$TMP/logs/govs.$d.log" "$GOVS_BIN" --socket "$TMP/govs.$d.sock" run -c "$TMP/govs.$d.yaml"
+	GOVS_PIDS+=("$LAST_PID")
+	for s in "${SCHEDS[@]}"; do wait_listen "$(dport "$s" "$d")" "$LAST_PID" "$TMP/logs/govs.$d.log" || die "govs did not start"; done
+done
+# sanity: one request through each service of each director
 for s in "${SCHEDS[@]}"; do
-	body=$(curl -sS --max-time 5 "http://$HOST:${VPORT[$s]}/" 2>&1 || true)
-	[[ $body =~ ^s[0-9]+$ ]] || die "$s: sanity request failed: $body"
+	for ((d = 0; d < DIRECTORS; d++)); do
+		body=$(curl -sS --max-time 5 "http://$HOST:$(dport "$s" "$d")/" 2>&1 || true)
+		[[ $body =~ ^s[0-9]+$ ]] || die "$s: sanity request failed: $body"
+	done
 done
 ((HEALTH == 1)) && sleep 2 # let the first checks run
 
-if [[ $MODE == parallel ]]; then
+if ((PAR == 1)); then
 	log "warm-up: ${WARMUP}s, every scheduler at once, $RATE/s each"
 	((WARMUP > 0)) && run_parallel "$WARMUP" 999 warmup
 	for ((r = 0; r < ROUNDS; r++)); do
@@ -399,14 +436,16 @@ if ((WRK == 1)); then
 	run_wrk_round 2 warmup 0
 	for ((r = 0; r < WRK_ROUNDS; r++)); do run_wrk_round "$WRK_DURATION" "r$((r + 1))" "$r"; done
 fi
-kill -0 "$GOVS_PID" 2>/dev/null || anomaly "govs exited during the run (see its log)"
+for pid in "${GOVS_PIDS[@]}"; do
+	kill -0 "$pid" 2>/dev/null || anomaly "a govs director exited during the run (see its log)"
+done
 kill -0 "$BACK_PID" 2>/dev/null || anomaly "the real servers exited during the run"
-stop_pid "$GOVS_PID"
+for pid in "${GOVS_PIDS[@]}"; do stop_pid "$pid"; done
 stop_pid "$BACK_PID"
 ELAPSED=$((SECONDS - T0))
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-n=$(grep -cE 'level=(WARN|ERROR)' "$TMP/logs/govs.log" || true)
-((${n:-0} > 0)) && anomaly "govs log: $n WARN/ERROR lines, first: $(grep -m1 -E 'level=(WARN|ERROR)' "$TMP/logs/govs.log")"
+n=$(cat "$TMP"/logs/govs.*.log | grep -cE 'level=(WARN|ERROR)' || true)
+((${n:-0} > 0)) && anomaly "govs log: $n WARN/ERROR lines, first: $(cat "$TMP"/logs/govs.*.log | grep -m1 -E 'level=(WARN|ERROR)')"
 SERVED=$(awk '$1=="served"{c[$2]+=$3} END{for (k in c) print k, c[k]}' "$TMP/logs/backends.log" | sort | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')
 
 # ---- simulator ---------------------------------------------------------------------------
@@ -482,23 +521,31 @@ wrk_table() {
 
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="MODE=$MODE ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
+env_cmd="MODE=$MODE$( ((DIRECTORS > 1)) && echo " DIRECTORS_N=$DIRECTORS")$( ((AGENTS == 1)) && echo " AGENTS=1") ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
 ((WRK == 1)) && env_cmd+=" WRK_CONNS=$WRK_CONNS WRK_ROUNDS=$WRK_ROUNDS WRK_DURATION=$WRK_DURATION"
 [[ $SCHEDULERS != "wlc lc twos pewma prequal adaptive-weights" ]] && env_cmd+=" SCHEDULERS=\"$SCHEDULERS\""
 nominal=$(awk -v list="$SERVICE" -v slots="$SLOTS" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 }
 	BEGIN{n=split(list,a,","); for(i=1;i<=n;i++) c+=slots*1000/ms(a[i]); printf "%.0f", c}')
 
 SECTION=$TMP/section.md
+MARK=adaptive.sh TITLE="Adaptive schedulers, live on loopback"
+if [[ $MODE == multi ]]; then
+	MARK="adaptive.sh multi" TITLE="Adaptive schedulers, $DIRECTORS directors sharing real servers, live on loopback"
+fi
 {
-	echo "<!-- bench/adaptive.sh begin -->"
-	echo "## Adaptive schedulers, live on loopback"
+	echo "<!-- bench/$MARK begin -->"
+	echo "## $TITLE"
 	echo
 	echo "Written by \`bench/adaptive.sh\`; do not edit between the markers (the next run replaces it)."
 	echo
 	echo "- Command: \`$env_cmd bench/adaptive.sh${ORIG_ARGS:+ $ORIG_ARGS}\` (measuring time ${ELAPSED}s)"
 	echo "- Date: $START_DATE; govs $ver_govs"
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
-	if [[ $MODE == parallel ]]; then
+	if [[ $MODE == multi ]]; then
+		setdesc="$NSETS identical sets of real servers, one per scheduler, started together (so their stalls fall at the same moments); the stalling server is the hidden antagonist, which no director is told of"
+		svcdesc="$DIRECTORS govs processes (directors), each with one virtual service per scheduler in front of that scheduler's set, so each set is shared by $DIRECTORS directors that each see only their own connections"
+		method="every scheduler runs at the same time, each with its own generator and the same arrival times (seed = round), each request sent to one of the $DIRECTORS directors drawn at random, for ${DURATION}s per round, after a ${WARMUP}s warm-up. The table shows medians over $ROUNDS rounds; the ratios are of medians; \"rounds\" counts the rounds in which the scheduler's p99 was below both wlc's and lc's in the same round."
+	elif [[ $MODE == parallel ]]; then
 		setdesc="$NSETS identical sets of real servers, one per scheduler, started together (so their stalls fall at the same moments)"
 		svcdesc="one virtual service per scheduler, each in front of its own set"
 		method="every scheduler runs at the same time, each with its own generator and the same arrival times (seed = round), for ${DURATION}s per round, after a ${WARMUP}s warm-up: a hiccup of this shared machine hits all schedulers alike, which running them one after the other (\`MODE=interleaved\`) cannot ensure (in a trial on this machine, lc and wlc differed there by 30% at p99). The table shows medians over $ROUNDS rounds; the ratios are of medians; \"rounds\" counts the rounds in which the scheduler's p99 was below both wlc's and lc's in the same round."
@@ -508,7 +555,7 @@ SECTION=$TMP/section.md
 		method="each round runs every scheduler alone for ${DURATION}s with the same arrival times (seed = round), order rotated each round, after a ${WARMUP}s warm-up each; a run during which the generator itself lagged over $LAG_MAX ms at p99 (the machine was busy) is run again once. The table shows medians over $ROUNDS rounds; the ratios are of medians."
 	fi
 	echo "- Real servers (\`bench/adaptive backends\`, one process, $setdesc): $(IFS=';'; echo "${SRV_DESC[*]}" | sed 's/;/, /g'); $SLOTS worker(s) each behind a FIFO queue (the kernel accepts every connection; a request waits for a worker), lognormal service times (sigma $SIGMA); a stall freezes the server (requests in service or arriving wait until it ends). Nominal capacity $nominal req/s per set without the stalls. Listed in this order in every service (ties go to the first). Requests served: $SERVED."
-	echo "- govs: one proxy, $svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s") (no agents on these real servers: prequal's probes are all passive)."
+	echo "- govs: $( ((DIRECTORS == 1)) && echo "one proxy, ")$svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s")$( ((AGENTS == 1)) && echo "; each real server's HAProxy agent reports its requests in flight from every director (up inflight:N), which the directors' probes pass to prequal and predict" || echo " (no agents on these real servers: prequal's probes are all passive)")."
 	echo "- Load (\`bench/adaptive load\`): open loop, Poisson arrivals at $RATE req/s per scheduler ($(awk -v r="$RATE" -v c="$nominal" 'BEGIN{printf "%.0f", 100*r/c}')% of nominal), one new TCP connection per request (\`Connection: close\`: every request is a scheduling decision); latency from the scheduled arrival to the end of the response, so a stall is not hidden by a client that waits (a closed loop such as wrk sends fewer requests while a stall holds its connections)."
 	echo "- Method: $method lc and wlc follow the same rule with equal weights: their difference is the noise of the run."
 	echo
@@ -553,10 +600,14 @@ SECTION=$TMP/section.md
 		echo "$SIM_OWN"
 		echo '```'
 	fi
-	echo "<!-- bench/adaptive.sh end -->"
+	echo "<!-- bench/$MARK end -->"
 } >"$SECTION"
 
 cat "$SECTION"
 
-write_section adaptive.sh "$SECTION" "$RESULTS"
+if [[ $MODE == multi ]]; then
+	write_section "$MARK" "$SECTION" "$RESULTS" adaptive.sh
+else
+	write_section "$MARK" "$SECTION" "$RESULTS"
+fi
 log "written: $RESULTS"

@@ -2,8 +2,8 @@
 // different speeds (one with periodic stalls) and an open-loop load generator
 // with Poisson arrivals, both on loopback only.
 //
-//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD] ... [-slots 1] [-sigma 0.5] [-lifetime 10m]
-//	adaptive load -addr 127.0.0.1:PORT -rate 1000 -duration 10s [-seed 1] [-timeout 5s] [-max-inflight 2000]
+//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD][,agent=127.0.0.1:PORT] ... [-slots 1] [-sigma 0.5] [-lifetime 10m]
+//	adaptive load -addr 127.0.0.1:PORT[,127.0.0.1:PORT...] -rate 1000 -duration 10s [-seed 1] [-timeout 5s] [-max-inflight 2000]
 //
 // backends: every server has -slots workers and a FIFO queue in front of them
 // (the kernel accepts every connection; a request waits for a free worker),
@@ -12,13 +12,20 @@
 // A server with stall=LEN/PERIOD freezes for LEN every PERIOD (from its
 // start, offset by half a period): requests in service or arriving during a
 // stall wait until it ends, as on a host whose CPU a noisy neighbour takes.
-// GET /health is answered without a worker (but not during a stall). The
+// GET /health is answered without a worker (but not during a stall). A
+// server with agent=ADDR answers an HAProxy agent check there with "up
+// inflight:N", N its requests in flight (queued and in service, from every
+// director), which govs's prober passes to prequal and predict; the agent
+// answers during a stall too, as a separate process on the host would. The
 // response body is the server's NAME, so the load generator can tell where
 // each request went. The process exits after -lifetime, or on SIGTERM.
 //
 // load: one new TCP connection per request ("Connection: close", so every
 // request is a scheduling decision), at Poisson arrival times of -rate per
-// second for -duration. Latency runs from the request's scheduled arrival
+// second for -duration. With several -addr (several directors in front of
+// the same real servers), each request goes to one of them drawn at random
+// (from the seed too), as clients spread over the directors of an ECMP
+// group or a DNS round robin. Latency runs from the request's scheduled arrival
 // time to the end of the response, so a generator or proxy that falls
 // behind is charged for it (no coordinated omission, unlike a closed-loop
 // client such as wrk). Requests beyond -max-inflight are not sent and are
@@ -85,23 +92,34 @@ type server struct {
 	mean        time.Duration
 	stall       time.Duration // 0: none
 	stallPeriod time.Duration
+	agent       netip.AddrPort // the agent's address; invalid: none
+	inflight    atomic.Int64
 	slots       chan struct{}
 	start       time.Time
 	sigma       float64
 	served      atomic.Int64
 }
 
-// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD].
+// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR].
 func parseServer(s string) (*server, error) {
+	const want = "want NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR]"
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return nil, fmt.Errorf("want NAME=ADDR,MEAN[,stall=LEN/PERIOD]")
+		return nil, errors.New(want)
 	}
 	parts := strings.Split(rest, ",")
-	if len(parts) < 2 || len(parts) > 3 {
-		return nil, fmt.Errorf("want NAME=ADDR,MEAN[,stall=LEN/PERIOD]")
+	if len(parts) < 2 || len(parts) > 4 {
+		return nil, errors.New(want)
 	}
-	sv := &server{name: name, addr: checkLoopback("-server", parts[0])}
+	var agent netip.AddrPort
+	if a, ok := strings.CutPrefix(parts[len(parts)-1], "agent="); ok && len(parts) > 2 {
+		agent = checkLoopback("agent", a)
+		parts = parts[:len(parts)-1]
+	}
+	if len(parts) > 3 {
+		return nil, errors.New(want)
+	}
+	sv := &server{name: name, addr: checkLoopback("-server", parts[0]), agent: agent}
 	var err error
 	if sv.mean, err = time.ParseDuration(parts[1]); err != nil || sv.mean < 0 {
 		return nil, fmt.Errorf("mean %q: want a duration", parts[1])
@@ -202,9 +220,11 @@ func (s *server) handle(c net.Conn) {
 	if health {
 		s.waitStall()
 	} else {
+		s.inflight.Add(1)
 		s.slots <- struct{}{}
 		s.sleepWork(s.serviceTime())
 		<-s.slots
+		s.inflight.Add(-1)
 		s.served.Add(1)
 	}
 	body := s.name + "\n"
@@ -254,6 +274,29 @@ func backends(args []string) {
 				go s.handle(c)
 			}
 		}()
+		if s.agent.IsValid() {
+			aln, err := net.Listen("tcp4", s.agent.String())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "adaptive backends: agent: %v\n", err)
+				os.Exit(1)
+			}
+			lns = append(lns, aln)
+			go func() {
+				for {
+					c, err := aln.Accept()
+					if err != nil {
+						if errors.Is(err, net.ErrClosed) {
+							return
+						}
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					c.SetDeadline(time.Now().Add(time.Second))
+					fmt.Fprintf(c, "up inflight:%d\n", s.inflight.Load())
+					c.Close()
+				}
+			}()
+		}
 		stall := "none"
 		if s.stall > 0 {
 			stall = fmt.Sprintf("%v every %v", s.stall, s.stallPeriod)
@@ -284,14 +327,17 @@ type result struct {
 
 func load(args []string) {
 	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	addr := fs.String("addr", "", "address to load (127.0.0.0/8)")
+	addr := fs.String("addr", "", "address to load (127.0.0.0/8); several, comma separated: each request to one drawn at random")
 	rate := fs.Float64("rate", 1000, "requests per second (Poisson arrivals)")
 	duration := fs.Duration("duration", 10*time.Second, "length of the arrival process")
 	seed := fs.Uint64("seed", 1, "seed of the arrival times")
 	timeout := fs.Duration("timeout", 5*time.Second, "bound of one request")
 	maxInflight := fs.Int("max-inflight", 2000, "requests in flight at most; more are dropped")
 	fs.Parse(args)
-	ap := checkLoopback("-addr", *addr)
+	var aps []netip.AddrPort
+	for _, a := range strings.Split(*addr, ",") {
+		aps = append(aps, checkLoopback("-addr", a))
+	}
 	if *rate <= 0 || *rate > 20000 || *duration <= 0 || *duration > 5*time.Minute || *timeout <= 0 || *maxInflight < 1 {
 		fmt.Fprintln(os.Stderr, "adaptive load: need 0 < -rate <= 20000, 0 < -duration <= 5m, -timeout > 0, -max-inflight >= 1")
 		os.Exit(2)
@@ -300,12 +346,16 @@ func load(args []string) {
 	// The arrival times first, so that the seed alone fixes them.
 	rng := rand.New(rand.NewPCG(*seed, 0x9e3779b97f4a7c15))
 	var arrivals []time.Duration
+	var targets []string
 	for t := time.Duration(0); ; {
 		t += time.Duration(rng.ExpFloat64() / *rate * float64(time.Second))
 		if t >= *duration {
 			break
 		}
 		arrivals = append(arrivals, t)
+	}
+	for range arrivals {
+		targets = append(targets, aps[rng.IntN(len(aps))].String())
 	}
 	res := make([]result, len(arrivals))
 	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: govs-bench-adaptive\r\nConnection: close\r\n\r\n")
@@ -327,17 +377,17 @@ func load(args []string) {
 		}
 		inflight.Add(1)
 		wg.Add(1)
-		go func(r *result) {
+		go func(r *result, target string) {
 			defer func() { inflight.Add(-1); wg.Done() }()
 			r.lag = time.Since(sched)
-			backend, err := do(&dialer, ap.String(), req, sched.Add(*timeout))
+			backend, err := do(&dialer, target, req, sched.Add(*timeout))
 			if err != nil {
 				r.lat = -1
 				firstErr.CompareAndSwap(nil, err.Error())
 				return
 			}
 			r.lat, r.backend = time.Since(sched), backend
-		}(&res[i])
+		}(&res[i], targets[i])
 	}
 	wg.Wait()
 	printReport(res, dropped.Load(), firstErr.Load(), *duration)

@@ -37,12 +37,16 @@ or YAML files (see docs/sim.md). A run is deterministic for a given --seed.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if list {
+				width := 0
+				for _, name := range sim.Builtins() {
+					width = max(width, len(name))
+				}
 				for _, name := range sim.Builtins() {
 					sc, err := sim.Load(name)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(out, "%-16s %s\n", name, sc.Description)
+					fmt.Fprintf(out, "%-*s %s\n", width, name, sc.Description)
 				}
 				return nil
 			}

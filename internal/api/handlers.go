@@ -53,6 +53,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/health", s.h(s.getHealth)},
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
+		{"GET", "/api/v1/forecasts", s.h(s.getForecasts)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},
 		{"POST", "/api/v1/zero", s.h(s.zeroAll)},
 		{"GET", "/metrics", s.Metrics()},

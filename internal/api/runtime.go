@@ -281,6 +281,7 @@ func (s *Server) estimate(every time.Duration) {
 			return
 		case now := <-t.C:
 			s.stats.sample(s.d, now)
+			s.forecasts.sample(s.d, now)
 		}
 	}
 }

@@ -41,6 +41,8 @@ type Server struct {
 	routes []route
 	reg    *prometheus.Registry
 	stats  *statsBook
+	// forecasts are each service's connection-rate model (forecast.go)
+	forecasts *forecastBook
 
 	reloadMu sync.Mutex // serialises ConfigReloaded
 	reloads  atomic.Pointer[reloadState]
@@ -68,11 +70,14 @@ func New(o Options) *Server {
 		mux:   http.NewServeMux(),
 		stats: newStatsBook(),
 		stop:  make(chan struct{}),
+
+		forecasts: newForecastBook(),
 	}
 	// A server starts once its configuration has loaded: that is the first
 	// successful load.
 	s.reloads.Store(&reloadState{ok: true, lastOK: time.Now()})
 	s.reg = newRegistry(s)
+	s.reg.MustRegister(forecastCollector{s})
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, rt.Handler)

@@ -25,7 +25,7 @@ func observe(s Scheduler, d *Dest, k SignalKind, lat time.Duration, load float64
 func TestSignalObservers(t *testing.T) {
 	for _, n := range Names() {
 		_, ok := must(t, n, Options{}).(SignalObserver)
-		if want := n == "pewma" || n == "prequal" || n == "adaptive-weights"; ok != want {
+		if want := n == "pewma" || n == "prequal" || n == "adaptive-weights" || n == "predict"; ok != want {
 			t.Errorf("%s implements SignalObserver: %v, want %v", n, ok, want)
 		}
 	}
@@ -359,7 +359,7 @@ func TestAdaptiveWeightsKernelSignals(t *testing.T) {
 
 // TestAdaptiveAllocations checks that Pick and Observe do not allocate.
 func TestAdaptiveAllocations(t *testing.T) {
-	for _, n := range []string{"pewma", "prequal", "adaptive-weights"} {
+	for _, n := range []string{"pewma", "prequal", "adaptive-weights", "predict"} {
 		c := newClock()
 		ds := benchServers(100)
 		s := must(t, n, adaptiveOpts(c, &nopProber{}))
@@ -397,7 +397,7 @@ func (echoProber) Probe(d *Dest, reply SignalObserver) {
 // TestConcurrentSignals runs Observe, Pick, connection churn and Update at
 // once; run it with -race.
 func TestConcurrentSignals(t *testing.T) {
-	for _, n := range []string{"pewma", "prequal", "adaptive-weights"} {
+	for _, n := range []string{"pewma", "prequal", "adaptive-weights", "predict"} {
 		t.Run(n, func(t *testing.T) {
 			t.Parallel()
 			ds := dests(3, 1, 2, 0, 5, 1, 1, 4)
@@ -438,7 +438,7 @@ func TestConcurrentSignals(t *testing.T) {
 // BenchmarkAdaptive measures Pick of the adaptive schedulers once they have
 // learnt something, and Observe, at 10, 100 and 1,000 servers.
 func BenchmarkAdaptive(b *testing.B) {
-	for _, n := range []string{"pewma", "prequal", "adaptive-weights"} {
+	for _, n := range []string{"pewma", "prequal", "adaptive-weights", "predict"} {
 		for _, size := range []int{10, 100, 1000} {
 			c := newClock()
 			ds := benchServers(size)

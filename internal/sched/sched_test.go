@@ -54,7 +54,7 @@ func setConns(d *Dest, a, i int) {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"adaptive-weights", "dh", "fo", "lblc", "lblcr", "lc", "mh", "nq", "ovf", "pewma", "prequal", "random", "rr", "sed", "sh", "twos", "wlc", "wrr"}
+	want := []string{"adaptive-weights", "dh", "fo", "lblc", "lblcr", "lc", "mh", "nq", "ovf", "pewma", "predict", "prequal", "random", "rr", "sed", "sh", "twos", "wlc", "wrr"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

@@ -36,6 +36,12 @@ type Result struct {
 	Retried    int       `json:"retried"` // connects retried on another server
 	Seconds    float64   `json:"seconds"` // simulated time
 	Util       []float64 `json:"util"`    // each server's busy slots / capacity
+	// Timeouts are the requests counted in Failed because they were not
+	// complete within the scenario's timeout; FirstTimeoutLoad is the
+	// offered load (x the nominal capacity) when the first of them arrived,
+	// 0 when none timed out.
+	Timeouts         int     `json:"timeouts,omitempty"`
+	FirstTimeoutLoad float64 `json:"first_timeout_load,omitempty"`
 
 	hist *histogram
 }
@@ -53,6 +59,9 @@ type job struct {
 	start        float64 // service start
 	tries        uint8
 	health       bool
+	dir          uint8 // the director that took the request
+	connected    bool  // Activate was called
+	abandoned    bool  // timed out: the client left, the server does not know
 	tried        [8]int32
 }
 
@@ -61,11 +70,11 @@ func (j *job) hasTried(i int) bool { return slices.Contains(j.tried[:j.tries], i
 // server is a real server's simulated state.
 type server struct {
 	spec    Server
-	dest    *sched.Dest
 	up      bool // running
-	down    bool // taken out by the health checker
 	epoch   int32
-	slow    float64 // service time multiplier now
+	slow    float64 // service time multiplier now, from events
+	steal   float64 // share of its capacity an antagonist takes now
+	started float64 // when it last started, for warm-up
 	busy    int
 	inSvc   []int32
 	queue   ring
@@ -108,21 +117,34 @@ func (r *ring) pop() int32 {
 	return x
 }
 
+// director is one director's view: its own scheduler, its own Dests (its
+// own connection counts and health-check verdicts) and the observer its
+// signals go to.
+type director struct {
+	sched sched.Scheduler
+	obs   sched.SignalObserver
+	reply sched.SignalObserver // where probe answers go
+	key   sched.Key            // the connection being scheduled
+	dests []*sched.Dest
+	down  []bool // taken out by this director's health checker
+}
+
 type sim struct {
 	sc      *Scenario
 	now     float64
 	seq     uint64
 	events  eventHeap
 	servers []server
-	dests   []*sched.Dest
-	sched   sched.Scheduler
-	obs     sched.SignalObserver
-	reply   sched.SignalObserver // where probe answers go
-	key     sched.Key            // the connection being scheduled
+	dirs    []director
 	jobs    []job
+	gens    []uint32 // per job slot, bumped when it is freed (timeouts)
 	free    []int32
+	length  float64 // expected run length, seconds
 
-	arr, svc, misc *rand.Rand
+	arr, svc, misc, route, antag *rand.Rand
+
+	timeouts     int
+	firstTimeout float64
 
 	total, arrived, open  int
 	completed, failed     int
@@ -141,11 +163,14 @@ func (s *sim) at(t float64, kind uint8, a, b int32) {
 
 func (s *sim) clock() time.Time { return simEpoch.Add(time.Duration(s.now * 1e9)) }
 
-func (s *sim) observe(d *sched.Dest, k sched.SignalKind, latency, load float64) {
-	if s.obs != nil {
-		s.obs.Observe(d, sched.Signal{Kind: k, Latency: time.Duration(latency * 1e9), Load: load, At: s.clock()})
+func (s *sim) observe(dir int, srv int32, k sched.SignalKind, latency, load float64) {
+	if o := s.dirs[dir].obs; o != nil {
+		o.Observe(s.dirs[dir].dests[srv], sched.Signal{Kind: k, Latency: time.Duration(latency * 1e9), Load: load, At: s.clock()})
 	}
 }
+
+// dest is server i as director dir sees it.
+func (s *sim) dest(dir uint8, i int32) *sched.Dest { return s.dirs[dir].dests[i] }
 
 // stream returns a random source for one purpose; the same seed, scenario
 // and purpose always give the same numbers, whatever the scheduler.
@@ -173,27 +198,48 @@ func Run(sc *Scenario, scheduler string, o RunOptions) (*Result, error) {
 	if err := sc.check(); err != nil {
 		return nil, err
 	}
-	opts := sched.Options{Clock: s.clock, Rand: stream(o.Seed, sc.Name, 4).Uint64, Prober: prober{s}, Fallback: true}
-	if scheduler == Oracle {
-		s.sched = &oracle{s: s}
-	} else {
-		sch, err := sched.New(scheduler, opts)
-		if err != nil {
-			return nil, err
-		}
-		s.sched = sch
+	nd := max(sc.Directors, 1)
+	if nd > 1 {
+		s.route = stream(o.Seed, sc.Name, 5)
 	}
-	s.obs, _ = s.sched.(sched.SignalObserver)
+	if len(sc.Antagonists) > 0 {
+		s.antag = stream(o.Seed, sc.Name, 6)
+	}
+	rnd := stream(o.Seed, sc.Name, 4)
+	s.dirs = make([]director, nd)
 	s.servers = make([]server, len(sc.Servers))
-	s.dests = make([]*sched.Dest, len(sc.Servers))
 	for i, spec := range sc.Servers {
-		d := sched.NewDest(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 80), spec.Weight)
-		d.Owner = i
-		s.dests[i] = d
-		s.servers[i] = server{spec: spec, dest: d, up: true, slow: spec.Slowdown, svcTime: spec.Service.Mean * spec.Slowdown}
+		s.servers[i] = server{spec: spec, up: true, slow: spec.Slowdown, svcTime: spec.Service.Mean * spec.Slowdown}
 	}
-	s.sched.Update(slices.Clone(s.dests))
-	defer s.sched.Update(nil)
+	for k := range s.dirs {
+		dr := &s.dirs[k]
+		// Each director draws from its own stream; the first one from the
+		// stream a single director always had, so old runs repeat.
+		r := rnd
+		if k > 0 {
+			r = stream(o.Seed, sc.Name, 100+uint64(k))
+		}
+		opts := sched.Options{Clock: s.clock, Rand: r.Uint64, Prober: prober{s, k}, Fallback: true}
+		if scheduler == Oracle {
+			dr.sched = &oracle{s: s}
+		} else {
+			sch, err := sched.New(scheduler, opts)
+			if err != nil {
+				return nil, err
+			}
+			dr.sched = sch
+		}
+		dr.obs, _ = dr.sched.(sched.SignalObserver)
+		dr.dests = make([]*sched.Dest, len(sc.Servers))
+		dr.down = make([]bool, len(sc.Servers))
+		for i, spec := range sc.Servers {
+			d := sched.NewDest(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 80), spec.Weight)
+			d.Owner = i
+			dr.dests[i] = d
+		}
+		dr.sched.Update(slices.Clone(dr.dests))
+		defer dr.sched.Update(nil)
+	}
 	s.start()
 	s.loop()
 	return s.result(scheduler), nil
@@ -218,7 +264,8 @@ func (sc *Scenario) check() error {
 // start schedules the first arrival and everything the scenario plans.
 func (s *sim) start() {
 	sc := s.sc
-	length := float64(s.total) / s.rate
+	length := float64(s.total) / (s.rate * sc.Load.meanFactor())
+	s.length = length
 	if len(sc.Arrivals.States) > 1 {
 		// Start in a state drawn by its share of time.
 		var tot float64
@@ -249,14 +296,18 @@ func (s *sim) start() {
 		}
 	}
 	n := float64(len(s.servers))
+	nd := len(s.dirs)
 	for i := range s.servers {
 		if sc.Health.Interval > 0 {
-			s.at(sc.Health.Interval*float64(i)/n, evHealth, int32(i), 0)
+			for k := range nd {
+				s.atc(sc.Health.Interval*(float64(i)+float64(k)/float64(nd))/n, evHealth, int32(i), 0, int32(k))
+			}
 		}
-		if s.obs != nil && sc.AgentInterval > 0 {
+		if s.dirs[0].obs != nil && sc.AgentInterval > 0 {
 			s.at(sc.AgentInterval*(float64(i)+0.5)/n, evAgent, int32(i), 0)
 		}
 	}
+	s.startHard(length)
 }
 
 func (s *sim) nextArrival() {
@@ -264,6 +315,12 @@ func (s *sim) nextArrival() {
 		return
 	}
 	r := s.rate * s.sc.Arrivals.States[s.phase].Rate
+	if s.sc.Load.active() {
+		// The rate at the last arrival stands for the next interval: the
+		// profiles change over seconds, arrivals come every fraction of a
+		// millisecond.
+		r *= s.sc.Load.factor(s.now, s.length)
+	}
 	if r <= 0 {
 		return // wait for the next phase
 	}
@@ -293,16 +350,22 @@ func (s *sim) loop() {
 			if s.servers[e.c].epoch == e.b { // else lost with its server
 				s.done(e.a)
 			}
+		case evTimeout:
+			s.timeout(e.a, uint32(e.b))
+		case evAntagonist:
+			s.antagonist(e)
 		case evFail:
 			s.fail(int(e.a))
 		case evRecover:
-			s.servers[e.a].up = true
+			if srv := &s.servers[e.a]; !srv.up {
+				srv.up, srv.started = true, s.now
+			}
 		case evSlow:
 			s.servers[e.a].slow *= e.v
 		case evHealth:
-			s.health(int(e.a))
+			s.health(int(e.a), uint8(e.c))
 		case evHealthFail:
-			s.markDown(int(e.a))
+			s.markDown(int(e.a), uint8(e.c))
 		case evAgent:
 			s.agent(int(e.a))
 		case evProbeAt:
@@ -310,12 +373,12 @@ func (s *sim) loop() {
 			if srv.up {
 				rif := srv.busy + srv.queue.n
 				s.seq++
-				s.events.push(event{t: s.now + s.sc.ProbeDelay/2, seq: s.seq, kind: evProbeBack, a: e.a,
+				s.events.push(event{t: s.now + s.sc.ProbeDelay/2, seq: s.seq, kind: evProbeBack, a: e.a, b: e.b,
 					v: float64(rif), w: srv.latencyAt(rif)})
 			}
 		case evProbeBack:
-			if s.reply != nil {
-				s.reply.Observe(s.dests[e.a], sched.Signal{Kind: sched.Probe, Load: e.v, Latency: time.Duration(e.w * 1e9), At: s.clock()})
+			if r := s.dirs[e.b].reply; r != nil {
+				r.Observe(s.dirs[e.b].dests[e.a], sched.Signal{Kind: sched.Probe, Load: e.v, Latency: time.Duration(e.w * 1e9), At: s.clock()})
 			}
 		}
 		if s.arrived == s.total && s.open == 0 {
@@ -332,7 +395,15 @@ func (s *sim) newJob() int32 {
 		return i
 	}
 	s.jobs = append(s.jobs, job{})
+	s.gens = append(s.gens, 0)
 	return int32(len(s.jobs) - 1)
+}
+
+// release returns a job's slot; a timeout still pending for it then finds
+// another generation and does nothing.
+func (s *sim) release(ji int32) {
+	s.gens[ji]++
+	s.free = append(s.free, ji)
 }
 
 func (s *sim) arrival() {
@@ -345,6 +416,12 @@ func (s *sim) arrival() {
 	j := &s.jobs[ji]
 	j.arrive = s.now
 	j.u, j.z = s.svc.Float64(), s.svc.NormFloat64()
+	if s.route != nil {
+		j.dir = uint8(s.route.IntN(len(s.dirs)))
+	}
+	if s.sc.Timeout > 0 {
+		s.at(s.now+s.sc.Timeout, evTimeout, ji, int32(s.gens[ji]))
+	}
 	s.open++
 	s.dispatch(ji)
 }
@@ -353,8 +430,9 @@ func (s *sim) arrival() {
 // director.VirtualService.Schedule does.
 func (s *sim) pick(j *job) int {
 	id := s.arrived
-	s.key.Client = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(id >> 8), byte(id)}), uint16(1024+id%60000))
-	if d := s.sched.Pick(&s.key); d != nil {
+	dr := &s.dirs[j.dir]
+	dr.key.Client = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(id >> 8), byte(id)}), uint16(1024+id%60000))
+	if d := dr.sched.Pick(&dr.key); d != nil {
 		if i := d.Owner.(int); !j.hasTried(i) {
 			return i
 		}
@@ -362,8 +440,8 @@ func (s *sim) pick(j *job) int {
 	if j.tries == 0 {
 		return -1
 	}
-	for i, srv := range s.servers {
-		if srv.dest.Available() && !j.hasTried(i) {
+	for i, d := range dr.dests {
+		if d.Available() && !j.hasTried(i) {
 			return i
 		}
 	}
@@ -373,7 +451,7 @@ func (s *sim) pick(j *job) int {
 func (s *sim) dispatch(ji int32) {
 	j := &s.jobs[ji]
 	i := s.pick(j)
-	if i < 0 || !s.servers[i].dest.Bind() {
+	if i < 0 || !s.dest(j.dir, int32(i)).Bind() {
 		s.lose(ji)
 		return
 	}
@@ -393,22 +471,30 @@ func (s *sim) dispatch(ji int32) {
 func (s *sim) connect(ji, epoch int32) {
 	j := &s.jobs[ji]
 	srv := &s.servers[j.srv]
+	if j.abandoned {
+		s.release(ji) // the client left before the connection was made
+		return
+	}
 	if !srv.up || srv.epoch != epoch {
 		s.at(max(s.now, j.bind+s.sc.ConnectTimeout), evConnectFail, ji, 0)
 		return
 	}
-	srv.dest.Activate()
-	s.observe(srv.dest, sched.ConnectTime, s.now-j.bind, 0)
+	j.connected = true
+	s.dest(j.dir, j.srv).Activate()
+	s.observe(int(j.dir), j.srv, sched.ConnectTime, s.now-j.bind, 0)
 	s.enqueue(srv, ji)
 }
 
 func (s *sim) connectFail(ji int32) {
 	j := &s.jobs[ji]
-	srv := &s.servers[j.srv]
-	s.observe(srv.dest, sched.ConnectTime, s.now-j.bind, 0)
-	srv.dest.Unbind(false)
+	if j.abandoned {
+		s.release(ji)
+		return
+	}
+	s.observe(int(j.dir), j.srv, sched.ConnectTime, s.now-j.bind, 0)
+	s.dest(j.dir, j.srv).Unbind(false)
 	if s.sc.PassiveHealth {
-		s.markDown(int(j.srv))
+		s.markDown(int(j.srv), j.dir)
 	}
 	j.tried[j.tries] = j.srv
 	j.tries++
@@ -424,7 +510,7 @@ func (s *sim) connectFail(ji int32) {
 func (s *sim) lose(ji int32) {
 	s.failed++
 	s.open--
-	s.free = append(s.free, ji)
+	s.release(ji)
 }
 
 func (s *sim) enqueue(srv *server, ji int32) {
@@ -452,7 +538,7 @@ func (s *sim) serve(srv *server, ji int32) {
 	default:
 		t = d.Mean
 	}
-	t *= srv.slow
+	t *= srv.slowAt(s.now)
 	if j.health {
 		t *= s.sc.Health.Cost
 	}
@@ -469,19 +555,24 @@ func (s *sim) done(ji int32) {
 	srv.inSvc[j.slot] = last
 	s.jobs[last].slot = j.slot
 	srv.inSvc = srv.inSvc[:len(srv.inSvc)-1]
-	if j.health {
+	switch {
+	case j.health:
 		s.healthDone(ji)
-	} else {
+	case j.abandoned:
+		srv.svcTime += (s.now - j.start - srv.svcTime) / 16
+		s.release(ji)
+	default:
 		lat := s.now - j.bind
 		srv.svcTime += (s.now - j.start - srv.svcTime) / 16
-		s.observe(srv.dest, sched.FirstByte, lat, 0)
-		srv.dest.Unbind(true)
-		s.observe(srv.dest, sched.Duration, lat, 0)
+		dir := int(j.dir)
+		s.observe(dir, j.srv, sched.FirstByte, lat, 0)
+		s.dest(j.dir, j.srv).Unbind(true)
+		s.observe(dir, j.srv, sched.Duration, lat, 0)
 		s.hist.add(s.now - j.arrive)
 		s.completed++
 		s.open--
 		s.lastDone = s.now
-		s.free = append(s.free, ji)
+		s.release(ji)
 	}
 	if srv.queue.n > 0 && srv.busy < srv.spec.Capacity {
 		s.serve(srv, srv.queue.pop())
@@ -500,11 +591,15 @@ func (s *sim) fail(i int) {
 	drop := func(ji int32) {
 		j := &s.jobs[ji]
 		if j.health {
-			s.at(max(s.now, j.bind+s.sc.Health.Timeout), evHealthFail, int32(i), 0)
-			s.free = append(s.free, ji)
+			s.atc(max(s.now, j.bind+s.sc.Health.Timeout), evHealthFail, int32(i), 0, int32(j.dir))
+			s.release(ji)
 			return
 		}
-		srv.dest.Unbind(true)
+		if j.abandoned {
+			s.release(ji)
+			return
+		}
+		s.dest(j.dir, int32(i)).Unbind(true)
 		s.lose(ji)
 	}
 	for _, ji := range srv.inSvc {
@@ -517,16 +612,16 @@ func (s *sim) fail(i int) {
 	srv.busy = 0
 }
 
-func (s *sim) health(i int) {
+func (s *sim) health(i int, dir uint8) {
 	srv := &s.servers[i]
-	s.at(s.now+s.sc.Health.Interval, evHealth, int32(i), 0)
+	s.atc(s.now+s.sc.Health.Interval, evHealth, int32(i), 0, int32(dir))
 	if !srv.up {
-		s.at(s.now+s.sc.Health.Timeout, evHealthFail, int32(i), 0)
+		s.atc(s.now+s.sc.Health.Timeout, evHealthFail, int32(i), 0, int32(dir))
 		return
 	}
 	ji := s.newJob()
 	j := &s.jobs[ji]
-	j.health, j.bind, j.srv = true, s.now, int32(i)
+	j.health, j.bind, j.srv, j.dir = true, s.now, int32(i), dir
 	j.u, j.z = s.misc.Float64(), s.misc.NormFloat64()
 	s.enqueue(srv, ji)
 }
@@ -535,24 +630,25 @@ func (s *sim) healthDone(ji int32) {
 	j := &s.jobs[ji]
 	i := int(j.srv)
 	lat := s.now - j.bind
-	s.free = append(s.free, ji)
+	s.release(ji)
+	dir := j.dir
 	if lat > s.sc.Health.Timeout {
-		s.markDown(i)
+		s.markDown(i, dir)
 		return
 	}
-	s.observe(s.servers[i].dest, sched.HealthLatency, lat, 0)
-	if srv := &s.servers[i]; srv.down {
-		srv.down = false
-		srv.dest.SetWeight(srv.spec.Weight)
-		s.sched.Update(slices.Clone(s.dests))
+	s.observe(int(dir), int32(i), sched.HealthLatency, lat, 0)
+	if dr := &s.dirs[dir]; dr.down[i] {
+		dr.down[i] = false
+		dr.dests[i].SetWeight(s.servers[i].spec.Weight)
+		dr.sched.Update(slices.Clone(dr.dests))
 	}
 }
 
-func (s *sim) markDown(i int) {
-	if srv := &s.servers[i]; !srv.down {
-		srv.down = true
-		srv.dest.SetWeight(0)
-		s.sched.Update(slices.Clone(s.dests))
+func (s *sim) markDown(i int, dir uint8) {
+	if dr := &s.dirs[dir]; !dr.down[i] {
+		dr.down[i] = true
+		dr.dests[i].SetWeight(0)
+		dr.sched.Update(slices.Clone(dr.dests))
 	}
 }
 
@@ -563,7 +659,10 @@ func (s *sim) agent(i int) {
 	area, since := srv.loadArea-srv.agentArea, s.now-srv.agentAt
 	srv.agentArea, srv.agentAt = srv.loadArea, s.now
 	if srv.up && since > 0 {
-		s.observe(srv.dest, sched.AgentLoad, 0, area/since/float64(srv.spec.Capacity))
+		// Every director polls the agent; it reports the server's total.
+		for k := range s.dirs {
+			s.observe(k, int32(i), sched.AgentLoad, 0, area/since/float64(srv.spec.Capacity))
+		}
 	}
 }
 
@@ -581,12 +680,15 @@ func (s *server) latencyAt(rif int) float64 {
 // to reach its server, which answers with its requests in flight (in
 // service and queued) and latencyAt them; the answer takes ProbeDelay/2
 // back. A failed server does not answer.
-type prober struct{ s *sim }
+type prober struct {
+	s   *sim
+	dir int
+}
 
 func (p prober) Probe(d *sched.Dest, reply sched.SignalObserver) {
 	s := p.s
-	s.reply = reply
-	s.at(s.now+s.sc.ProbeDelay/2, evProbeAt, int32(d.Owner.(int)), 0)
+	s.dirs[p.dir].reply = reply
+	s.at(s.now+s.sc.ProbeDelay/2, evProbeAt, int32(d.Owner.(int)), int32(p.dir))
 }
 
 func (s *sim) result(scheduler string) *Result {
@@ -606,6 +708,10 @@ func (s *sim) result(scheduler string) *Result {
 		Seconds:   end,
 		Util:      make([]float64, len(s.servers)),
 		hist:      s.hist,
+		Timeouts:  s.timeouts,
+	}
+	if s.timeouts > 0 {
+		r.FirstTimeoutLoad = s.firstTimeout
 	}
 	if span := end - s.firstArrive; span > 0 {
 		r.Throughput = float64(s.completed) / span

@@ -26,8 +26,16 @@ const (
 	evHealthFail               // a: server's health check failed
 	evAgent                    // a: server's agent reports its load
 	evProbeAt                  // a probe reaches server a
-	evProbeBack                // a probe's answer (v: RIF, w: latency) is back from server a
+	evProbeBack                // a probe's answer (v: RIF, w: latency) is back from server a (b: director)
+	evTimeout                  // a: job's client gives up (b: the job's generation)
+	evAntagonist               // a: server's antagonist now takes share v of it (b: antagonist)
 )
+
+// atc schedules an event that names a director (or any third value) in c.
+func (s *sim) atc(t float64, kind uint8, a, b, c int32) {
+	s.seq++
+	s.events.push(event{t: t, seq: s.seq, kind: kind, a: a, b: b, c: c})
+}
 
 // eventHeap is a binary min-heap of events by (t, seq).
 type eventHeap []event

@@ -26,7 +26,7 @@ func (o *oracle) Pick(*sched.Key) *sched.Dest {
 			continue
 		}
 		c := float64(srv.spec.Capacity)
-		t := srv.spec.Service.Mean * srv.slow * (1 + float64(max(srv.busy+srv.queue.n+1-srv.spec.Capacity, 0))/c)
+		t := srv.spec.Service.Mean * srv.slowAt(o.s.now) * (1 + float64(max(srv.busy+srv.queue.n+1-srv.spec.Capacity, 0))/c)
 		if best == nil || t < bc {
 			best, bc = d, t
 		}

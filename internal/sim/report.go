@@ -15,7 +15,7 @@ import (
 
 // DefaultSchedulers are the schedulers govs sim compares by default: the
 // IPVS baselines and the adaptive ones.
-var DefaultSchedulers = []string{"rr", "wlc", "lc", "twos", "pewma", "prequal", "adaptive-weights"}
+var DefaultSchedulers = []string{"rr", "wlc", "lc", "twos", "pewma", "prequal", "adaptive-weights", "predict"}
 
 // Suite is a set of runs: every scenario under every scheduler.
 type Suite struct {
@@ -119,5 +119,15 @@ func WriteTable(w io.Writer, rs []*Result) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.0f\t%.3f\t%d\t\n",
 			name, r.Scheduler, r.P50, r.P90, r.P99, r.P999, rel, r.Throughput, r.UtilSpread, r.Failed)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Timeouts, for the scenarios with a client timeout, after the table so
+	// that the table keeps its columns.
+	for _, r := range rs {
+		if r.Timeouts > 0 {
+			fmt.Fprintf(w, "%s/%s: %d timed out; the first at %.2fx the capacity\n", r.Scenario, r.Scheduler, r.Timeouts, r.FirstTimeoutLoad)
+		}
+	}
+	return nil
 }

@@ -40,6 +40,15 @@ type Scenario struct {
 	ProbeDelay    float64 // prequal probe round trip
 	Servers       []Server
 	Events        []Event
+	// Directors is how many directors share the servers, each with its own
+	// scheduler, connection counts and health checks; arrivals are split
+	// among them at random. 0 or 1: one.
+	Directors int
+	// Timeout is how long a client waits for its response; a request not
+	// complete by then counts as failed. 0: forever.
+	Timeout     float64
+	Load        LoadProfile
+	Antagonists []Antagonist
 }
 
 // Server is one real server.
@@ -48,6 +57,10 @@ type Server struct {
 	Capacity int     // parallel slots
 	Slowdown float64 // service time multiplier (1: nominal)
 	Service  Dist
+	// Warmup is how long the server is slow after it starts or comes back:
+	// WarmupSlowdown x at first, then less, linearly, to nominal. 0: none.
+	Warmup         float64
+	WarmupSlowdown float64
 }
 
 // Dist is a service-time distribution.
@@ -138,7 +151,8 @@ var builtinFS embed.FS
 
 // Builtins lists the built-in scenarios, in the order they are run.
 func Builtins() []string {
-	return []string{"homogeneous", "heterogeneous", "noisy-neighbour", "failure", "burst"}
+	return []string{"homogeneous", "heterogeneous", "noisy-neighbour", "failure", "burst",
+		"multi-director", "multi-director-antagonist", "ramp", "diurnal"}
 }
 
 // Load returns the built-in scenario called name, or else reads the file
@@ -361,7 +375,8 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 		ProbeDelay:     0.0005,
 	}
 	f := p.fields(n, "the scenario", "name", "description", "utilisation", "requests", "rtt", "connect_timeout",
-		"retries", "passive_health", "service", "capacity", "weight", "arrivals", "health", "agent_interval", "probe_delay", "servers", "events")
+		"retries", "passive_health", "service", "capacity", "weight", "arrivals", "health", "agent_interval", "probe_delay", "servers", "events",
+		"directors", "timeout", "load", "antagonists")
 	if v := f["name"]; v != nil {
 		sc.Name, _ = p.scalar(v, "name")
 	}
@@ -416,6 +431,18 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 	}
 	if v := f["events"]; v != nil {
 		sc.Events = p.events(v, len(sc.Servers))
+	}
+	if v := f["directors"]; v != nil {
+		sc.Directors = p.integer(v, "directors", 1, 255)
+	}
+	if v := f["timeout"]; v != nil {
+		sc.Timeout = p.duration(v, "timeout", time.Microsecond)
+	}
+	if v := f["load"]; v != nil {
+		sc.Load = p.load(v)
+	}
+	if v := f["antagonists"]; v != nil {
+		sc.Antagonists = p.antagonists(v, len(sc.Servers))
 	}
 	return sc
 }
@@ -543,7 +570,7 @@ func (p *parser) servers(n *yaml.Node, def Server) []Server {
 	}
 	var out []Server
 	for _, g := range n.Content {
-		f := p.fields(g, "a server group", "count", "weight", "capacity", "slowdown", "service")
+		f := p.fields(g, "a server group", "count", "weight", "capacity", "slowdown", "service", "warmup", "warmup_slowdown")
 		s, count := def, 1
 		if v := f["count"]; v != nil {
 			count = p.integer(v, "count", 1, 100000)
@@ -559,6 +586,16 @@ func (p *parser) servers(n *yaml.Node, def Server) []Server {
 		}
 		if v := f["service"]; v != nil {
 			s.Service = p.dist(v, def.Service)
+		}
+		if v := f["warmup"]; v != nil {
+			s.Warmup = p.duration(v, "warmup", 0)
+			s.WarmupSlowdown = 3
+		}
+		if v := f["warmup_slowdown"]; v != nil {
+			s.WarmupSlowdown = p.number(v, "warmup_slowdown", 1, 1000)
+			if f["warmup"] == nil {
+				p.errorf(v, "warmup_slowdown needs warmup (how long)")
+			}
 		}
 		for range count {
 			out = append(out, s)

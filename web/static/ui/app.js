@@ -341,10 +341,11 @@
     refs.active = h('span', { class: 'value', 'data-field': 'active' });
     refs.inactive = h('span', { class: 'value', 'data-field': 'inactive' });
     refs.total = h('div', { class: 'errs' });
+    refs.forecast = h('div', { class: 'errs', 'data-field': 'forecast', title: 'the connection rate the service\'s model expects (docs/forecast.md)' });
     refs.errs = h('div', { class: 'errs' });
     refs.sched = h('div', { class: 'errs' });
     el.append(h('div', { class: 'card-stats' },
-      h('div', { class: 'stat' }, h('div', { class: 'label' }, h('span', { text: 'Conn/s' })), refs.cps, refs.cpsSpark),
+      h('div', { class: 'stat' }, h('div', { class: 'label' }, h('span', { text: 'Conn/s' })), refs.cps, refs.cpsSpark, refs.forecast),
       h('div', { class: 'stat' }, h('div', { class: 'label' }, h('span', { text: 'Bytes/s' }), h('span', {}, h('span', { class: 'legend in' }, h('span', { text: 'in' })), h('span', { class: 'legend out' }, h('span', { text: 'out' })))),
         h('div', { class: 'pair' }, h('span', {}, h('small', { text: 'in' }), refs.inb), h('span', {}, h('small', { text: 'out' }), refs.outb)), refs.bytesSpark),
       h('div', { class: 'stat' }, h('div', { class: 'label', text: 'Connections' }),
@@ -445,6 +446,8 @@
     drawSpark(refs.bytesSpark, [hs.in, hs.out]);
     setText(refs.active, fmtNum(s.active));
     setText(refs.inactive, fmtNum(s.inactive));
+    const fc = forecasts.get(s.key);
+    setText(refs.forecast, fc ? 'in 5 min: ' + fmtNum(fc.connections_per_second) + '/s (' + fmtNum(fc.lower) + '–' + fmtNum(fc.upper) + ')' : '');
     setText(refs.total, fmtNum(s.stats.connections) + ' conns · ' + bytesText(s.stats.in_bytes + s.stats.out_bytes) + ' total');
     const err = (label, n) => [h('b', { class: n ? 'nz' : '', text: fmtNum(n) }), ' ' + label];
     refs.errs.replaceChildren(...err('connect', s.stats.connect_errors), ' · ', ...err('refused', s.stats.refused),
@@ -624,8 +627,27 @@
     document.body.dataset.state = ok ? 'live' : 'error';
   }
 
+  // Forecasts change once a minute: fetched every FORECAST_MS, the 5-minute
+  // one shown under each service's rate. Failures are ignored (an older
+  // daemon has no forecasts).
+  const FORECAST_MS = 30000;
+  const forecasts = new Map(); // service key -> the 5-minute forecast
+  let forecastAt = 0;
+  function refreshForecasts() {
+    if (Date.now() - forecastAt < FORECAST_MS) return;
+    forecastAt = Date.now();
+    api('api/v1/forecasts').then((fs) => {
+      forecasts.clear();
+      for (const f of fs || []) {
+        const h5 = (f.forecasts || []).find((x) => x.horizon === '5m');
+        if (h5) forecasts.set(f.key, h5);
+      }
+    }).catch(() => {});
+  }
+
   async function tick() {
     const start = Date.now();
+    refreshForecasts();
     try {
       const [services, vrrp] = await Promise.all([api('api/v1/services'), api('api/v1/vrrp')]);
       const now = Date.now();
