@@ -270,7 +270,9 @@ func TestAbuseAPI(t *testing.T) {
 	// Last, as a reload drops runtime changes: the operator allows
 	// commands in the file, and the same request runs its script.
 	t.Run("allow_scripts", func(t *testing.T) {
-		writeFile(t, file, conf("  allow_scripts: true\n"))
+		// script_user root: the marker is in a directory only root may
+		// enter (scripts run as nobody by default).
+		writeFile(t, file, "script_user: root\n"+conf("  allow_scripts: true\n"))
 		d.signal(t, syscall.SIGHUP)
 		loopback.WaitFor(t, "the reload", func() bool { return strings.Contains(d.log(), "configuration reloaded") })
 		code, _, body := apiCall(t, base, admin, "PATCH", webPath,
