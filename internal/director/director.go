@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
@@ -324,6 +325,7 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 		old[rs.Addr] = rs
 	}
 	reals := make([]*RealServer, 0, len(vc.RealServers))
+	servers := make([]health.ServerConfig, 0, len(vc.RealServers))
 	for _, rc := range vc.RealServers {
 		addr := rc.Address.AddrPort()
 		rs := old[addr]
@@ -340,8 +342,8 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			rs.Dest.Owner = rs
 		}
 		rs.cfg.Store(rc)
-		// Weight, thresholds and checks, keeping the health state (health.go).
-		vs.configureHealthLocked(rs, rc, vc, running, now, &acts)
+		// Its check, started again only if it changed (health.go).
+		servers = append(servers, vs.configureCheckLocked(rs, rc, vc))
 		reals = append(reals, rs)
 	}
 	for addr, rs := range old {
@@ -356,15 +358,18 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			vs.mu.Lock()
 			if vs.retiring[addr] == rs {
 				delete(vs.retiring, addr)
+				vs.health.m.Forget(addr) // its health state, kept in case it came back
 			}
 			vs.mu.Unlock()
 		})
 	}
-	// The scheduler learns the new set (the real servers in service, or the
-	// sorry server) before the settings that point at it are published, so
-	// no pick sees a scheduler without real servers.
-	vs.configureServiceHealthLocked(vc, reals, grace, &acts)
-	vs.reconcileLocked(st.Scheduler, reals, true, now, &acts)
+	// The health machine decides weights and the set, keeping each real
+	// server's state; the scheduler learns the new set (the real servers in
+	// service, or the sorry server) before the settings that point at it are
+	// published, so no pick sees a scheduler without real servers.
+	vs.configureSorryLocked(vc, grace)
+	dec := vs.health.m.Configure(now, running, serviceHealthConfig(vc), servers)
+	vs.applyLocked(st.Scheduler, reals, dec, true, &acts)
 	vs.reals.Store(&reals)
 	if was := vs.persist.Swap(pers); was != nil && was != pers {
 		was.table.Clear() // a new policy starts afresh; the real servers' PersistConns drop

@@ -24,6 +24,10 @@ type ServiceMachine struct {
 	svc     ServiceConfig
 	servers []*machineServer // configuration order
 	byAddr  map[netip.AddrPort]*machineServer
+	// retired are real servers a reload removed, kept with their state
+	// until Forget (the end of their grace period): one that a reload
+	// brings back within it keeps its state, as before its removal.
+	retired map[netip.AddrPort]*machineServer
 
 	quorum      Quorum
 	started     bool // Configure ran once: the quorum is live
@@ -144,14 +148,15 @@ type machineServer struct {
 // NewServiceMachine returns the machine of a new virtual service; it
 // decides nothing until Configure.
 func NewServiceMachine() *ServiceMachine {
-	return &ServiceMachine{byAddr: map[netip.AddrPort]*machineServer{}}
+	return &ServiceMachine{byAddr: map[netip.AddrPort]*machineServer{}, retired: map[netip.AddrPort]*machineServer{}}
 }
 
 // Configure applies a (re)load: the service's policy and its real servers,
 // in order. Real servers it knew keep their state (a reload does not bring
-// a down server up, nor an operator's drain off); new ones start up, or
-// down with Alpha, and slow-start when running says the service was
-// already serving; the ones not listed are forgotten. The decision always
+// a down server up, nor an operator's drain off), and so do retired ones
+// that come back; new ones start up, or down with Alpha, and slow-start
+// when running says the service was already serving; the ones not listed
+// retire until Forget. The decision always
 // has Changed set: the caller hands the scheduler its set anew.
 func (m *ServiceMachine) Configure(now time.Time, running bool, svc ServiceConfig, servers []ServerConfig) Decision {
 	m.begin()
@@ -159,6 +164,12 @@ func (m *ServiceMachine) Configure(now time.Time, running bool, svc ServiceConfi
 	byAddr := make(map[netip.AddrPort]*machineServer, len(servers))
 	for _, c := range servers {
 		s := m.byAddr[c.Addr]
+		if s == nil {
+			if s = m.retired[c.Addr]; s != nil {
+				delete(m.retired, c.Addr)
+				s.fresh = true // back in the set it was taken out of
+			}
+		}
 		if s == nil {
 			s = &machineServer{fresh: true, tr: NewTracker(c.Params, c.Alpha, running, now)}
 			if !s.tr.Up() {
@@ -171,6 +182,12 @@ func (m *ServiceMachine) Configure(now time.Time, running bool, svc ServiceConfi
 		s.cfg = c
 		next = append(next, s)
 		byAddr[c.Addr] = s
+	}
+	for addr, s := range m.byAddr {
+		if byAddr[addr] == nil {
+			s.inSet = false
+			m.retired[addr] = s
+		}
 	}
 	m.servers, m.byAddr = next, byAddr
 
@@ -267,6 +284,9 @@ func (m *ServiceMachine) Shutdown(now time.Time) Decision {
 	return Decision{Effects: m.effects}
 }
 
+// Forget drops a retired real server's state.
+func (m *ServiceMachine) Forget(addr netip.AddrPort) { delete(m.retired, addr) }
+
 // Known reports whether addr is one of the service's real servers.
 func (m *ServiceMachine) Known(addr netip.AddrPort) bool { return m.byAddr[addr] != nil }
 
@@ -276,9 +296,12 @@ func (m *ServiceMachine) Up(addr netip.AddrPort) bool {
 	return s != nil && s.tr.Up()
 }
 
-// Status is addr's health at now; ok is false when unknown.
+// Status is addr's health at now, retired or not; ok is false when unknown.
 func (m *ServiceMachine) Status(addr netip.AddrPort, now time.Time) (st Status, inSet, ok bool) {
 	s := m.byAddr[addr]
+	if s == nil {
+		s = m.retired[addr]
+	}
 	if s == nil {
 		return Status{}, false, false
 	}

@@ -268,15 +268,30 @@ func TestMachineOmega(t *testing.T) {
 	}
 }
 
-func TestMachineForgetsRemovedServers(t *testing.T) {
+func TestMachineRetiresRemovedServers(t *testing.T) {
 	m := NewServiceMachine()
-	m.Configure(t0, false, ServiceConfig{Quorum: 1}, []ServerConfig{msrv(rsA, 1, 1, 1), msrv(rsB, 1, 1, 1)})
-	d := m.Configure(t0, true, ServiceConfig{Quorum: 1}, []ServerConfig{msrv(rsB, 1, 1, 1)})
+	both := []ServerConfig{msrv(rsA, 1, 1, 1), msrv(rsB, 1, 1, 1)}
+	m.Configure(t0, false, ServiceConfig{Quorum: 1}, both)
+	m.Observe(t0, rsA, bad())
+	d := m.Configure(t0, true, ServiceConfig{Quorum: 1}, both[1:])
 	if len(d.Servers) != 1 || m.Known(rsA) {
 		t.Fatalf("removed server kept: %+v", d)
 	}
-	if d := m.Observe(t0, rsA, bad()); d.Changed || len(d.Effects) != 0 {
+	if d := m.Observe(t0, rsA, ok()); d.Changed || len(d.Effects) != 0 {
 		t.Fatalf("a result for a removed server decided %+v", d)
+	}
+	// Back within its grace period: its state is kept.
+	d = m.Configure(t0, true, ServiceConfig{Quorum: 1}, both)
+	if s := state(t, d, rsA); s.InSet || s.Weight != 0 {
+		t.Fatalf("a down server back from retirement: %+v", d)
+	}
+	m.Configure(t0, true, ServiceConfig{Quorum: 1}, both[1:])
+	if st, _, ok := m.Status(rsA, t0); !ok || st.State != StateDown {
+		t.Fatalf("a retired server's status: %+v %v", st, ok)
+	}
+	m.Forget(rsA)
+	if _, _, ok := m.Status(rsA, t0); ok {
+		t.Fatal("a forgotten server has a status")
 	}
 }
 
