@@ -38,6 +38,14 @@ type Director struct {
 	log *slog.Logger
 	dp  Dataplane
 
+	// admin serialises runtime changes and reloads (admin.go): each reads
+	// the configuration in force, edits a copy and applies it.
+	admin sync.Mutex
+	// apply serialises Apply. It is held across the dataplane's Sync
+	// (netlink, binding sockets); mu is not, so readers of the table (the
+	// API, VRRP's track_services, health's SetDrain) never wait for I/O.
+	apply sync.Mutex
+
 	mu       sync.Mutex
 	cfg      *config.Config
 	services []*VirtualService
@@ -105,8 +113,8 @@ func (d *Director) Service(key string) *VirtualService {
 // every new connection at once. cfg must have been validated. On error
 // nothing has changed.
 func (d *Director) Apply(cfg *config.Config) (err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.apply.Lock()
+	defer d.apply.Unlock()
 	grace := cfg.GracePeriod.D()
 	// Notify commands run during and after Apply run as the new
 	// configuration says; a failed Apply keeps the old policy.
@@ -130,10 +138,12 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 	next := make([]*VirtualService, 0, len(cfg.VirtualServers))
 	for _, vc := range cfg.VirtualServers {
 		key := vc.Key()
+		d.mu.Lock()
 		vs := d.byKey[key]
 		if vs == nil {
 			vs = d.retiring[key]
 		}
+		d.mu.Unlock()
 		var old *Settings
 		if vs != nil {
 			old = vs.Settings()
@@ -175,6 +185,7 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 	}
 
 	kept := make(map[*VirtualService]bool, len(next))
+	d.mu.Lock()
 	for _, p := range plans {
 		kept[p.vs] = true
 		if d.retiring[p.vs.Key] == p.vs {
@@ -182,6 +193,9 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			p.vs.retire.Stop()
 			delete(d.retiring, p.vs.Key)
 		}
+	}
+	d.mu.Unlock()
+	for _, p := range plans {
 		p.vs.update(d.log, p.cfg, p.settings, p.persist, grace)
 	}
 	// Kept services have their new real servers and settings now: a
@@ -193,6 +207,8 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			d.log.Error("dataplane update after reload", "err", err)
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, vs := range d.services {
 		if kept[vs] {
 			continue
