@@ -2,11 +2,8 @@ package director
 
 import (
 	"context"
-	"errors"
-	"net"
 	"net/netip"
 	"reflect"
-	"syscall"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -173,7 +170,8 @@ func (d *Director) SetDrain(serviceKey string, backend netip.AddrPort, on bool) 
 // cancelled connection) are ignored, as are unchecked real servers: nothing
 // would bring them back.
 func (vs *VirtualService) ConnectFailed(rs *RealServer, err error) {
-	if rs == nil || rs.ctx.Err() != nil || !serverFault(err) {
+	why, fault := health.ConnectFault(err)
+	if rs == nil || rs.ctx.Err() != nil || !fault {
 		return
 	}
 	var acts healthActions
@@ -183,39 +181,10 @@ func (vs *VirtualService) ConnectFailed(rs *RealServer, err error) {
 		vs.mu.Unlock()
 		return
 	}
-	dec := vs.health.m.Suspect(vs.d().hc.now(), rs.Addr, faultText(err))
+	dec := vs.health.m.Suspect(vs.d().hc.now(), rs.Addr, why)
 	vs.applyLocked(vs.Settings().Scheduler, vs.RealServers(), dec, false, &acts)
 	vs.mu.Unlock()
 	acts.run()
-}
-
-func serverFault(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
-		syscall.ETIMEDOUT, context.DeadlineExceeded} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func faultText(err error) string {
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &errno):
-		return "connect failed: " + errno.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "connect timed out"
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "connect timed out"
-	}
-	return "connect failed: " + err.Error()
 }
 
 // d returns the service's director.
