@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"sync"
 
 	"github.com/govs-lb/govs/internal/config"
 )
@@ -18,11 +17,6 @@ import (
 // change is lost and none is applied on top of a configuration that a
 // reload has just replaced. They are not written back to the file: the next
 // reload replaces them with the file's content.
-
-// adminMu serialises runtime changes and reloads. It is one lock for the
-// process: a process runs one director (tests run several, which merely
-// take turns).
-var adminMu sync.Mutex
 
 // Errors of runtime changes. Their texts are lower case; the API and
 // govsadm print ipvsadm's wording for them.
@@ -45,8 +39,8 @@ func (e *ChangeError) Unwrap() error { return e.Err }
 // validation or a *ChangeError from Apply is returned as is, and leaves
 // everything as it was.
 func (d *Director) Change(edit func(*config.Config) error) error {
-	adminMu.Lock()
-	defer adminMu.Unlock()
+	d.admin.Lock()
+	defer d.admin.Unlock()
 	cur := d.Config()
 	next := &config.Config{}
 	if cur != nil {
@@ -67,8 +61,8 @@ func (d *Director) Change(edit func(*config.Config) error) error {
 // Reload applies cfg, a configuration read again from its file, in turn
 // with runtime changes. It drops every runtime change.
 func (d *Director) Reload(cfg *config.Config) error {
-	adminMu.Lock()
-	defer adminMu.Unlock()
+	d.admin.Lock()
+	defer d.admin.Unlock()
 	return d.Apply(cfg)
 }
 

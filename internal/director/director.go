@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
@@ -36,6 +37,14 @@ type Dataplane interface {
 type Director struct {
 	log *slog.Logger
 	dp  Dataplane
+
+	// admin serialises runtime changes and reloads (admin.go): each reads
+	// the configuration in force, edits a copy and applies it.
+	admin sync.Mutex
+	// apply serialises Apply. It is held across the dataplane's Sync
+	// (netlink, binding sockets); mu is not, so readers of the table (the
+	// API, VRRP's track_services, health's SetDrain) never wait for I/O.
+	apply sync.Mutex
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -104,8 +113,8 @@ func (d *Director) Service(key string) *VirtualService {
 // every new connection at once. cfg must have been validated. On error
 // nothing has changed.
 func (d *Director) Apply(cfg *config.Config) (err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.apply.Lock()
+	defer d.apply.Unlock()
 	grace := cfg.GracePeriod.D()
 	// Notify commands run during and after Apply run as the new
 	// configuration says; a failed Apply keeps the old policy.
@@ -129,10 +138,12 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 	next := make([]*VirtualService, 0, len(cfg.VirtualServers))
 	for _, vc := range cfg.VirtualServers {
 		key := vc.Key()
+		d.mu.Lock()
 		vs := d.byKey[key]
 		if vs == nil {
 			vs = d.retiring[key]
 		}
+		d.mu.Unlock()
 		var old *Settings
 		if vs != nil {
 			old = vs.Settings()
@@ -174,6 +185,7 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 	}
 
 	kept := make(map[*VirtualService]bool, len(next))
+	d.mu.Lock()
 	for _, p := range plans {
 		kept[p.vs] = true
 		if d.retiring[p.vs.Key] == p.vs {
@@ -181,6 +193,9 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			p.vs.retire.Stop()
 			delete(d.retiring, p.vs.Key)
 		}
+	}
+	d.mu.Unlock()
+	for _, p := range plans {
 		p.vs.update(d.log, p.cfg, p.settings, p.persist, grace)
 	}
 	// Kept services have their new real servers and settings now: a
@@ -192,6 +207,8 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			d.log.Error("dataplane update after reload", "err", err)
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, vs := range d.services {
 		if kept[vs] {
 			continue
@@ -324,6 +341,7 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 		old[rs.Addr] = rs
 	}
 	reals := make([]*RealServer, 0, len(vc.RealServers))
+	servers := make([]health.ServerConfig, 0, len(vc.RealServers))
 	for _, rc := range vc.RealServers {
 		addr := rc.Address.AddrPort()
 		rs := old[addr]
@@ -340,8 +358,8 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			rs.Dest.Owner = rs
 		}
 		rs.cfg.Store(rc)
-		// Weight, thresholds and checks, keeping the health state (health.go).
-		vs.configureHealthLocked(rs, rc, vc, running, now, &acts)
+		// Its check, started again only if it changed (health.go).
+		servers = append(servers, vs.configureCheckLocked(rs, rc, vc))
 		reals = append(reals, rs)
 	}
 	for addr, rs := range old {
@@ -356,15 +374,18 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 			vs.mu.Lock()
 			if vs.retiring[addr] == rs {
 				delete(vs.retiring, addr)
+				vs.health.m.Forget(addr) // its health state, kept in case it came back
 			}
 			vs.mu.Unlock()
 		})
 	}
-	// The scheduler learns the new set (the real servers in service, or the
-	// sorry server) before the settings that point at it are published, so
-	// no pick sees a scheduler without real servers.
-	vs.configureServiceHealthLocked(vc, reals, grace, &acts)
-	vs.reconcileLocked(st.Scheduler, reals, true, now, &acts)
+	// The health machine decides weights and the set, keeping each real
+	// server's state; the scheduler learns the new set (the real servers in
+	// service, or the sorry server) before the settings that point at it are
+	// published, so no pick sees a scheduler without real servers.
+	vs.configureSorryLocked(vc, grace)
+	dec := vs.health.m.Configure(now, running, serviceHealthConfig(vc), servers)
+	vs.applyLocked(st.Scheduler, reals, dec, true, &acts)
 	vs.reals.Store(&reals)
 	if was := vs.persist.Swap(pers); was != nil && was != pers {
 		was.table.Clear() // a new policy starts afresh; the real servers' PersistConns drop

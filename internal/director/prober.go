@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,7 +142,7 @@ func (agentProber) Probes(d *sched.Dest) bool {
 	}
 	ps := &rs.health.probe
 	t := ps.target.Load()
-	return t != nil && !t.pool.closed.Load() && probeNow() >= ps.dead.Load()
+	return t != nil && !t.pool.Closed() && probeNow() >= ps.dead.Load()
 }
 
 // Probe queues a probe of d's agent (sched.Prober).
@@ -229,105 +228,39 @@ func probeSignal(a health.AgentReply, rtt time.Duration) (sig sched.Signal, ok b
 	return sig, true
 }
 
-// probePool runs a director's probes.
+// probePool runs a director's probes on a health.Pool, the design the
+// health checks' Runner uses: at most probeWorkers, probeQueue waiting,
+// workers ending after probeIdle.
 type probePool struct {
-	q      chan probeReq
-	ctx    context.Context // ends when the director stops
-	cancel context.CancelFunc
-	closed atomic.Bool
-
-	mu      sync.Mutex
-	workers int // running
-	idle    int // waiting for a probe
-	wg      sync.WaitGroup
+	*health.Pool[probeReq]
 }
 
 func (p *probePool) init() {
-	p.q = make(chan probeReq, probeQueue)
-	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.Pool = health.NewPool(context.Background(), probeWorkers, probeQueue, probeIdle, p.probe)
 }
 
 // close stops the probes and waits for the workers to end.
-func (p *probePool) close() {
-	p.mu.Lock()
-	p.closed.Store(true)
-	p.mu.Unlock()
-	p.cancel()
-	p.wg.Wait()
-}
+func (p *probePool) close() { p.Close() }
 
 // submit queues r, starting a worker if none is free; false: the queue is
 // full or the pool closed.
-func (p *probePool) submit(r probeReq) bool {
-	if p.closed.Load() {
-		return false
-	}
-	select {
-	case p.q <- r:
-	default:
-		return false
-	}
-	p.mu.Lock()
-	if !p.closed.Load() && p.workers < probeWorkers && len(p.q) > p.idle {
-		p.workers++
-		p.wg.Add(1)
-		go p.work()
-	}
-	p.mu.Unlock()
-	return true
-}
-
-func (p *probePool) work() {
-	defer p.wg.Done()
-	idle := time.NewTimer(probeIdle)
-	defer idle.Stop()
-	for {
-		p.mu.Lock()
-		p.idle++
-		p.mu.Unlock()
-		select {
-		case r := <-p.q:
-			p.mu.Lock()
-			p.idle--
-			p.mu.Unlock()
-			p.probe(r)
-			idle.Reset(probeIdle)
-		case <-idle.C:
-			p.mu.Lock()
-			p.idle--
-			if len(p.q) > 0 && !p.closed.Load() {
-				p.mu.Unlock()
-				idle.Reset(probeIdle)
-				continue
-			}
-			p.workers--
-			p.mu.Unlock()
-			return
-		case <-p.ctx.Done():
-			p.mu.Lock()
-			p.idle--
-			p.workers--
-			p.mu.Unlock()
-			return
-		}
-	}
-}
+func (p *probePool) submit(r probeReq) bool { return p.TrySubmit(r) }
 
 // probe asks r's agent and answers prequal.
-func (p *probePool) probe(r probeReq) {
+func (p *probePool) probe(pctx context.Context, r probeReq) {
 	ps := &r.rs.health.probe
 	t := r.t
 	if ps.target.Load() != t || probeNow()-r.at > int64(t.timeout) {
 		return // reconfigured or removed since, or queued too long to matter
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
-	stop := context.AfterFunc(p.ctx, cancel)
+	stop := context.AfterFunc(pctx, cancel)
 	start := time.Now()
 	a, err := health.AskAgent(ctx, t.addr)
 	rtt := time.Since(start)
 	stop()
 	cancel()
-	if p.ctx.Err() != nil || t.ctx.Err() != nil {
+	if pctx.Err() != nil || t.ctx.Err() != nil {
 		return // the director or the real server stopped
 	}
 	now := probeNow()

@@ -98,9 +98,7 @@ func (l *signalLog) of(d *sched.Dest, k sched.SignalKind) []sched.Signal {
 
 // probeWorkersNow is the number of probe workers running.
 func probeWorkersNow(d *Director) int {
-	d.hc.probes.mu.Lock()
-	defer d.hc.probes.mu.Unlock()
-	return d.hc.probes.workers
+	return d.hc.probes.Workers()
 }
 
 // agentPrequal is prequal with the director's agent Prober, in front of the

@@ -9,13 +9,20 @@
 //   - The pure core: Tracker is the rise/fall state machine of one real
 //     server, with keepalived's alpha and inhibit_on_failure, HAProxy's agent
 //     states, an operator's drain, passive suspicion and a linear slow start;
-//     Quorum is a virtual service's quorum with hysteresis. Both take the
-//     time as an argument and do no I/O.
+//     Quorum is a virtual service's quorum with hysteresis; ServiceMachine
+//     (machine.go) is a virtual service's whole health policy over them:
+//     quorum, sorry server, slow-start deadline, drain, passive suspicion,
+//     alpha/omega, handing back a Decision (weights, the scheduler's set,
+//     effects to log, record and run). All take the time as an argument and
+//     do no I/O.
 //   - Runner schedules the checks of many real servers: one timer for all
 //     of them, spread by jitter, retried as keepalived's retry and
-//     delay_before_retry say, with a bound on the checks in flight.
+//     delay_before_retry say, with a bound on the checks in flight. Its
+//     workers are a Pool, the bounded pool the director's agent probes use
+//     too.
 //
-// The director (internal/director/health*.go) ties them together: it feeds
-// results to Trackers and applies the weights they compute to the
-// schedulers. This package must not import the director or a dataplane.
+// The director (internal/director/health*.go) is the adapter: it feeds
+// each service's ServiceMachine and applies its decisions to the
+// schedulers and dataplanes. This package must not import the director or
+// a dataplane.
 package health

@@ -33,11 +33,11 @@ func (s Spec) Timing() Timing {
 const DefaultMaxInFlight = 256
 
 // Runner runs the checks of many real servers. One goroutine keeps them in
-// a heap by due time and hands each due check to a pool of workers, at most
+// a heap by due time and hands each due check to a Pool of workers, at most
 // maxInFlight (started as needed, kept for the runner's life, so a check
-// costs no goroutine or stack growth); a check's next run is one interval
-// (with a little jitter, so checks started together drift apart) after its
-// start.
+// costs no goroutine or stack growth; the same pool design runs the
+// director's agent probes); a check's next run is one interval (with a
+// little jitter, so checks started together drift apart) after its start.
 type Runner struct {
 	mu     sync.Mutex
 	q      jobQueue
@@ -45,13 +45,10 @@ type Runner struct {
 	epoch  time.Time // due times are monotonic durations since epoch
 
 	wake     chan struct{}
-	work     chan *Job
-	workers  int // started; touched by the loop only
-	max      int
+	pool     *Pool[*Job] // no queue: a due check waits in the heap's loop for a worker
 	ctx      context.Context
 	cancel   context.CancelFunc
 	loopDone chan struct{}
-	running  sync.WaitGroup
 }
 
 // Job is one real server's scheduled check.
@@ -78,9 +75,10 @@ func NewRunner(maxInFlight int) *Runner {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runner{
-		wake: make(chan struct{}, 1), work: make(chan *Job), max: maxInFlight, epoch: time.Now(),
+		wake: make(chan struct{}, 1), epoch: time.Now(),
 		ctx: ctx, cancel: cancel, loopDone: make(chan struct{}),
 	}
+	r.pool = NewPool(ctx, maxInFlight, 0, 0, r.run)
 	go r.loop()
 	return r
 }
@@ -149,7 +147,7 @@ func (r *Runner) Close() {
 	r.mu.Unlock()
 	r.cancel()
 	<-r.loopDone
-	r.running.Wait()
+	r.pool.Close()
 }
 
 func (r *Runner) now() time.Duration { return time.Since(r.epoch) }
@@ -200,42 +198,12 @@ func (r *Runner) loop() {
 // dispatch hands j to an idle worker, or to a new one while there are
 // fewer than max, or else waits for one: checks then run late rather than
 // too many at once. It is false when the runner closes.
-func (r *Runner) dispatch(j *Job) bool {
-	select {
-	case r.work <- j:
-		return true
-	default:
-	}
-	if r.workers < r.max {
-		r.workers++
-		r.running.Add(1)
-		go r.worker(j)
-		return true
-	}
-	select {
-	case r.work <- j:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
-}
+func (r *Runner) dispatch(j *Job) bool { return r.pool.Submit(j) }
 
-func (r *Runner) worker(j *Job) {
-	defer r.running.Done()
-	for {
-		r.run(j)
-		select {
-		case j = <-r.work:
-		case <-r.ctx.Done():
-			return
-		}
-	}
-}
-
-func (r *Runner) run(j *Job) {
+func (r *Runner) run(parent context.Context, j *Job) {
 	start := time.Now()
 	startMono := r.now()
-	ctx := &checkCtx{parent: r.ctx, deadline: start.Add(j.t.Timeout)}
+	ctx := &checkCtx{parent: parent, deadline: start.Add(j.t.Timeout)}
 	res := j.c.Check(ctx)
 	ctx.release()
 	res.Type, res.At, res.Latency = j.typ, start, time.Since(start)
