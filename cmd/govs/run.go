@@ -103,6 +103,13 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		d.Shutdown(0)
 		return exitCode(1)
 	}
+	bd, err := startBGP(log, d, srv, cfg) // bgp.go
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		vd.Stop()
+		d.Shutdown(0)
+		return exitCode(1)
+	}
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
 
 	sigs := make(chan os.Signal, 4)
@@ -114,15 +121,18 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
+			reloadBGP(log, bd, d.Config())
 			continue
 		}
 		grace := d.Config().GracePeriod.D()
 		log.Info("shutting down", "signal", sig.String(), "grace", grace)
 		signal.Stop(sigs)
-		vd.Stop() // priority 0 first: a backup takes over while we drain
+		bd.Withdraw() // routes withdrawn first: the router moves new flows while we drain
+		vd.Stop()     // priority 0 first: a backup takes over while we drain
 		if err := d.Shutdown(grace); err != nil {
 			log.Warn("shutdown", "err", err)
 		}
+		bd.Stop()
 		log.Info("stopped")
 		return nil
 	}
