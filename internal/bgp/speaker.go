@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -33,7 +32,7 @@ type Speaker struct {
 
 	mu     sync.Mutex
 	peers  map[netip.Addr]*config.BGPPeer
-	routes map[netip.Prefix]uuid.UUID
+	routes map[netip.Prefix]*apiutil.Path
 	stop   bool
 }
 
@@ -56,7 +55,7 @@ func NewSpeaker(log *slog.Logger, cfg *config.BGP) (*Speaker, error) {
 	lvl.Set(slog.LevelWarn) // gobgp is chatty at info
 	s := server.NewBgpServer(server.LoggerOption(log.With("component", "gobgp"), lvl))
 	go s.Serve()
-	sp := &Speaker{log: log, s: s, asn: uint32(cfg.ASN), peers: map[netip.Addr]*config.BGPPeer{}, routes: map[netip.Prefix]uuid.UUID{}}
+	sp := &Speaker{log: log, s: s, asn: uint32(cfg.ASN), peers: map[netip.Addr]*config.BGPPeer{}, routes: map[netip.Prefix]*apiutil.Path{}}
 	port := int32(-1) // no listener: the speaker connects out
 	if cfg.ListenPort != 0 {
 		port = int32(cfg.ListenPort)
@@ -70,12 +69,10 @@ func NewSpeaker(log *slog.Logger, cfg *config.BGP) (*Speaker, error) {
 		s.Stop()
 		return nil, fmt.Errorf("start bgp: %w", err)
 	}
-	// The director originates routes; it does not use what it learns.
-	if err := s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
-	}}); err != nil {
-		log.Warn("bgp: cannot set the import policy; learnt routes are kept (not installed)", "err", err)
-	}
+	// What the speaker learns from its peers is never installed (no zebra):
+	// the director originates routes, it does not route by them. (A global
+	// import policy that rejects would reject the director's own paths
+	// too: gobgp applies it to local paths.)
 	if err := sp.SetPeers(cfg.Peers); err != nil {
 		sp.Stop()
 		return nil, err
@@ -229,13 +226,10 @@ func (sp *Speaker) Announce(r Route) error {
 	if sp.stop {
 		return nil
 	}
-	res, err := sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}})
-	if err != nil {
+	if _, err := sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}); err != nil {
 		return fmt.Errorf("announce %s: %w", r.Prefix, err)
 	}
-	if len(res) == 1 {
-		sp.routes[r.Prefix] = res[0].UUID
-	}
+	sp.routes[r.Prefix] = p
 	return nil
 }
 
@@ -243,12 +237,14 @@ func (sp *Speaker) Announce(r Route) error {
 func (sp *Speaker) Withdraw(p netip.Prefix) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	id, ok := sp.routes[p]
+	path, ok := sp.routes[p]
 	if !ok {
 		return nil
 	}
 	delete(sp.routes, p)
-	if err := sp.s.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
+	// By the path itself: gobgp's path UUIDs do not survive its own
+	// bookkeeping of a local path once the sessions have changed.
+	if err := sp.s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}}); err != nil {
 		return fmt.Errorf("withdraw %s: %w", p, err)
 	}
 	return nil
