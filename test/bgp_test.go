@@ -138,6 +138,21 @@ func (l *bgpLab) startFRR() {
 	if l.bfd {
 		bfd = " neighbor DIRS bfd\n"
 	}
+	// With BFD the directors are explicit neighbors (FRR does not start
+	// BFD for listen-range peers), and the hold time is 30s, so a route
+	// gone within 15s of a power loss can only be BFD's doing. Without,
+	// any of 10.77.1.0/24 may connect, with a 3s hold time.
+	timers := "1 3"
+	if l.bfd {
+		timers = "10 30"
+	}
+	neighbors := " bgp listen range 10.77.1.0/24 peer-group DIRS"
+	if l.bfd {
+		neighbors = ""
+		for i := 1; i <= 3; i++ {
+			neighbors += fmt.Sprintf(" neighbor 10.77.1.%d peer-group DIRS\n", 10+i)
+		}
+	}
 	conf := map[string]string{
 		"zebra": "hostname rt\nlog stdout informational\n",
 		"bfdd":  "hostname rt\nlog stdout informational\n",
@@ -149,9 +164,9 @@ router bgp 65000
  bgp bestpath as-path multipath-relax
  neighbor DIRS peer-group
  neighbor DIRS remote-as external
- neighbor DIRS timers 1 3
+ neighbor DIRS timers ` + timers + `
  neighbor DIRS password ` + bgpPassword + `
-` + bfd + ` bgp listen range 10.77.1.0/24 peer-group DIRS
+` + bfd + neighbors + `
  address-family ipv4 unicast
   maximum-paths 8
  exit-address-family
@@ -248,9 +263,9 @@ func (l *bgpLab) waitNexthops(what string, within time.Duration, dirs ...*bgpDir
 
 // writeConfig writes the director's govs YAML; extra goes under the service.
 func (d *bgpDirector) writeConfig(extra string) {
-	bfd := ""
+	bfd, hold, keepalive := "", "3s", "1s"
 	if d.lab.bfd {
-		bfd = "\n      bfd: true\n      bfd_interval: 200ms"
+		bfd, hold, keepalive = "\n      bfd: true\n      bfd_interval: 200ms", "30s", "10s"
 	}
 	writeFile(d.lab.t, d.cfg, fmt.Sprintf(`api: {socket: %s}
 grace_period: %s
@@ -261,8 +276,8 @@ bgp:
   peers:
     - address: %s
       asn: 65000
-      hold_time: 3s
-      keepalive: 1s
+      hold_time: %s
+      keepalive: %s
       password_file: %s%s
 virtual_servers:
   - name: web
@@ -274,7 +289,7 @@ virtual_servers:
     real_servers:
       - address: 127.0.0.1:8001
       - address: 127.0.0.1:8002
-%s`, d.sock, bgpGrace, 65000+d.n, d.addr, bgpRouter, filepath.Join(d.lab.dir, "password"), bfd, bgpVIP, extra))
+%s`, d.sock, bgpGrace, 65000+d.n, d.addr, bgpRouter, hold, keepalive, filepath.Join(d.lab.dir, "password"), bfd, bgpVIP, extra))
 }
 
 func (d *bgpDirector) start() {
@@ -472,9 +487,6 @@ func TestBGPAnnounceECMPWithdrawAndDetect(t *testing.T) {
 			t.Errorf("d1 /metrics lacks %s", want)
 		}
 	}
-	if l.bfd {
-		loopback.WaitFor(t, "BFD up on d1", func() bool { return d1.status().Peers[0].BFD == "up" })
-	}
 	out := l.vtysh("show bgp ipv4 unicast " + bgpVIP + "/32 json")
 	if strings.Count(out, `"multipath":true`) < 2 {
 		t.Errorf("the router does not use the three paths as multipath:\n%s", out)
@@ -588,9 +600,32 @@ func TestBGPAnnounceECMPWithdrawAndDetect(t *testing.T) {
 	d3.ns.IP("link", "set", "eth0", "down")
 	d3.govs.cmd.Process.Kill()
 	seen = l.waitNexthops("d3 lost power", 15*time.Second, d1)
-	how := "hold timer 3s"
-	if l.bfd {
-		how = "BFD 200ms x3"
+	t.Logf("power loss of d3 (link cut + kill -9) to route gone at the router: %v (hold timer 3s)", seen.Sub(t0).Round(time.Millisecond))
+}
+
+// TestBGPBFD: with BFD (gobgp's, against FRR's bfdd) a director that loses
+// power is noticed well within the 30s hold time.
+func TestBGPBFD(t *testing.T) {
+	l := newBGPLab(t, true)
+	d1, d2 := l.dirs[0], l.dirs[1]
+	d1.start()
+	d2.start()
+	l.waitNexthops("two directors up", 30*time.Second, d1, d2)
+	loopback.WaitFor(t, "BFD up on d2", func() bool { return d2.status().Peers[0].BFD == "up" })
+	// FRR restarts its BFD session when the BGP session first comes up,
+	// which gobgp takes for a failure: one reset, then it is steady.
+	l.waitNexthops("steady", 30*time.Second, d1, d2)
+	time.Sleep(time.Second)
+	if st := d2.status(); st.Peers[0].HoldTime != 30 || st.Peers[0].BFD != "up" {
+		t.Fatalf("d2 peer: %+v", st.Peers[0])
 	}
-	t.Logf("power loss of d3 (link cut + kill -9) to route gone at the router: %v (%s)", seen.Sub(t0).Round(time.Millisecond), how)
+	t0 := time.Now()
+	d2.ns.IP("link", "set", "eth0", "down")
+	d2.govs.cmd.Process.Kill()
+	// Within 15s: the 30s hold timer cannot have done it.
+	seen := l.waitNexthops("d2 lost power", 15*time.Second, d1)
+	t.Logf("power loss of d2 to route gone at the router: %v (BFD 200ms x3, hold time 30s)", seen.Sub(t0).Round(time.Millisecond))
+	if !strings.Contains(l.vtysh("show bfd peers brief"), "down") {
+		t.Errorf("FRR's BFD session with d2 is not down:\n%s", l.vtysh("show bfd peers"))
+	}
 }
