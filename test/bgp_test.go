@@ -39,6 +39,8 @@ import (
 // (a static route), a path that does not depend on the BGP route.
 const (
 	bgpVIP      = "10.77.9.100"
+	bgpVIP6     = "fd77:9::100"
+	bgpRouter6  = "fd77:1::1"
 	bgpRouter   = "10.77.1.1"
 	bgpPassword = "govs-md5-s3cret"
 	bgpGrace    = 15 * time.Second
@@ -52,6 +54,7 @@ type bgpLab struct {
 	rt     *netns.NS
 	dirs   []*bgpDirector
 	bfd    bool
+	v6     bool // IPv6 too: addresses, a second session and a service on bgpVIP6
 }
 
 type bgpDirector struct {
@@ -78,7 +81,7 @@ func requireFRR(t *testing.T) {
 	}
 }
 
-func newBGPLab(t *testing.T, bfd bool) *bgpLab {
+func newBGPLab(t *testing.T, bfd, v6 bool) *bgpLab {
 	t.Helper()
 	netns.Require(t)
 	requireFRR(t)
@@ -89,27 +92,52 @@ func newBGPLab(t *testing.T, bfd bool) *bgpLab {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	l := &bgpLab{t: t, dir: dir, bfd: bfd}
+	l := &bgpLab{t: t, dir: dir, bfd: bfd, v6: v6}
 	l.client = netns.New(t, "bcl")
 	l.rt = netns.New(t, "brt")
 	l.side = netns.New(t, "bsd")
+	if v6 {
+		for _, ns := range []*netns.NS{l.client, l.rt} {
+			ns.Sysctl("net.ipv6.conf.all.accept_dad", "0")
+			ns.Sysctl("net.ipv6.conf.default.accept_dad", "0")
+		}
+		l.rt.Sysctl("net.ipv6.conf.all.forwarding", "1")
+		l.rt.Sysctl("net.ipv6.fib_multipath_hash_policy", "1")
+	}
 	netns.Link(l.client, "eth0", "10.77.0.2/24", l.rt, "eth0", "10.77.0.1/24")
 	l.client.IP("route", "add", "default", "via", "10.77.0.1")
+	if v6 {
+		l.client.IP("addr", "add", "fd77::2/64", "dev", "eth0")
+		l.rt.IP("addr", "add", "fd77::1/64", "dev", "eth0")
+		l.client.IP("-6", "route", "add", "default", "via", "fd77::1")
+	}
 	l.rt.Sysctl("net.ipv4.ip_forward", "1")
 	l.rt.Sysctl("net.ipv4.fib_multipath_hash_policy", "1") // L4 hash: flows spread by port
 	l.rt.IP("link", "add", "br0", "type", "bridge")
 	l.rt.IP("link", "set", "br0", "up")
 	l.rt.IP("addr", "add", bgpRouter+"/24", "dev", "br0")
+	if v6 {
+		l.rt.IP("addr", "add", bgpRouter6+"/64", "dev", "br0")
+	}
 	netns.Link(l.rt, "ps", "", l.side, "eth0", "10.77.1.50/24")
 	l.rt.IP("link", "set", "ps", "master", "br0")
 	for i := 1; i <= 3; i++ {
 		d := &bgpDirector{lab: l, n: i, name: fmt.Sprintf("d%d", i), addr: fmt.Sprintf("10.77.1.%d", 10+i)}
 		d.ns = netns.New(t, "b"+d.name)
+		if v6 {
+			d.ns.Sysctl("net.ipv6.conf.all.accept_dad", "0")
+			d.ns.Sysctl("net.ipv6.conf.default.accept_dad", "0")
+		}
 		port := "p" + d.name
 		netns.Link(l.rt, port, "", d.ns, "eth0", d.addr+"/24")
 		l.rt.IP("link", "set", port, "master", "br0")
 		d.ns.IP("route", "add", "default", "via", bgpRouter)
 		d.ns.IP("addr", "add", bgpVIP+"/32", "dev", "lo")
+		if v6 {
+			d.ns.IP("addr", "add", fmt.Sprintf("fd77:1::%d/64", 10+i), "dev", "eth0")
+			d.ns.IP("-6", "route", "add", "default", "via", bgpRouter6)
+			d.ns.IP("addr", "add", bgpVIP6+"/128", "dev", "lo")
+		}
 		d.sock = filepath.Join(dir, d.name+".sock")
 		d.cfg = filepath.Join(dir, d.name+".yaml")
 		for j := 1; j <= 2; j++ {
@@ -142,6 +170,25 @@ func (l *bgpLab) startFRR() {
 	// BFD for listen-range peers), and the hold time is 30s, so a route
 	// gone within 15s of a power loss can only be BFD's doing. Without,
 	// any of 10.77.1.0/24 may connect, with a 3s hold time.
+	v6conf := ""
+	if l.v6 {
+		// IPv6 sessions over the directors' global addresses carry the
+		// /128s; the IPv4 sessions the /32s.
+		v6conf = `router bgp 65000
+ neighbor DIRS6 peer-group
+ neighbor DIRS6 remote-as external
+ neighbor DIRS6 timers 1 3
+ neighbor DIRS6 password ` + bgpPassword + `
+ bgp listen range fd77:1::/64 peer-group DIRS6
+ address-family ipv4 unicast
+  no neighbor DIRS6 activate
+ exit-address-family
+ address-family ipv6 unicast
+  neighbor DIRS6 activate
+  maximum-paths 8
+ exit-address-family
+`
+	}
 	timers := "1 3"
 	if l.bfd {
 		timers = "10 30"
@@ -170,7 +217,7 @@ router bgp 65000
  address-family ipv4 unicast
   maximum-paths 8
  exit-address-family
-`,
+` + v6conf,
 	}
 	daemons := []string{"zebra", "bgpd"}
 	if l.bfd {
@@ -209,7 +256,11 @@ func (l *bgpLab) vtysh(cmd string) string {
 }
 
 // nexthops are the router's installed next hops for the VIP, sorted.
-func (l *bgpLab) nexthops() []string {
+func (l *bgpLab) nexthops() []string { return l.nexthopsOf("ip", bgpVIP+"/32") }
+
+// nexthopsOf are the installed next hops of prefix in the router's "ip"
+// or "ipv6" table.
+func (l *bgpLab) nexthopsOf(table, prefix string) []string {
 	var routes map[string][]struct {
 		Protocol  string `json:"protocol"`
 		Selected  bool   `json:"selected"`
@@ -220,12 +271,12 @@ func (l *bgpLab) nexthops() []string {
 			FIB    bool   `json:"fib"`
 		} `json:"nexthops"`
 	}
-	out := l.vtysh("show ip route " + bgpVIP + "/32 json")
+	out := l.vtysh("show " + table + " route " + prefix + " json")
 	if err := json.Unmarshal([]byte(out), &routes); err != nil {
 		l.t.Fatalf("show ip route json: %v: %s", err, out)
 	}
 	var hops []string
-	for _, r := range routes[bgpVIP+"/32"] {
+	for _, r := range routes[prefix] {
 		if r.Protocol != "bgp" || !r.Selected || !r.Installed {
 			continue
 		}
@@ -263,6 +314,19 @@ func (l *bgpLab) waitNexthops(what string, within time.Duration, dirs ...*bgpDir
 
 // writeConfig writes the director's govs YAML; extra goes under the service.
 func (d *bgpDirector) writeConfig(extra string) {
+	peer6, svc6 := "", ""
+	if d.lab.v6 {
+		peer6 = fmt.Sprintf("\n    - {address: %q, asn: 65000, hold_time: 3s, keepalive: 1s, password_file: %s}", bgpRouter6, filepath.Join(d.lab.dir, "password"))
+		svc6 = fmt.Sprintf(`  - name: web6
+    address: "[%s]:80"
+    forwarding: proxy
+    quorum: 2
+    health_check: {type: tcp, interval: 300ms, timeout: 300ms, rise: 1, fall: 1}
+    real_servers:
+      - address: 127.0.0.1:8001
+      - address: 127.0.0.1:8002
+`, bgpVIP6)
+	}
 	bfd, hold, keepalive := "", "3s", "1s"
 	if d.lab.bfd {
 		bfd, hold, keepalive = "\n      bfd: true\n      bfd_interval: 200ms", "30s", "10s"
@@ -278,7 +342,7 @@ bgp:
       asn: 65000
       hold_time: %s
       keepalive: %s
-      password_file: %s%s
+      password_file: %s%s%s
 virtual_servers:
   - name: web
     address: %s:80
@@ -289,7 +353,7 @@ virtual_servers:
     real_servers:
       - address: 127.0.0.1:8001
       - address: 127.0.0.1:8002
-%s`, d.sock, bgpGrace, 65000+d.n, d.addr, bgpRouter, hold, keepalive, filepath.Join(d.lab.dir, "password"), bfd, bgpVIP, extra))
+%s%s`, d.sock, bgpGrace, 65000+d.n, d.addr, bgpRouter, hold, keepalive, filepath.Join(d.lab.dir, "password"), bfd, peer6, bgpVIP, extra, svc6))
 }
 
 func (d *bgpDirector) start() {
@@ -408,10 +472,12 @@ type flow struct {
 	first string // the real server that answered first
 }
 
-func dialFlow(ns *netns.NS) (*flow, error) {
+func dialFlow(ns *netns.NS) (*flow, error) { return dialFlowTo(ns, bgpVIP+":80") }
+
+func dialFlowTo(ns *netns.NS, addr string) (*flow, error) {
 	var c net.Conn
 	err := ns.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", bgpVIP+":80", 3*time.Second)
+		c, err = net.DialTimeout("tcp", addr, 3*time.Second)
 		return err
 	})
 	if err != nil {
@@ -467,7 +533,7 @@ func (l *bgpLab) openFlows(n int) ([]*flow, map[string]int) {
 }
 
 func TestBGPAnnounceECMPWithdrawAndDetect(t *testing.T) {
-	l := newBGPLab(t, false)
+	l := newBGPLab(t, false, false)
 	d1, d2, d3 := l.dirs[0], l.dirs[1], l.dirs[2]
 	for _, d := range l.dirs {
 		d.start()
@@ -606,7 +672,7 @@ func TestBGPAnnounceECMPWithdrawAndDetect(t *testing.T) {
 // TestBGPBFD: with BFD (gobgp's, against FRR's bfdd) a director that loses
 // power is noticed well within the 30s hold time.
 func TestBGPBFD(t *testing.T) {
-	l := newBGPLab(t, true)
+	l := newBGPLab(t, true, false)
 	d1, d2 := l.dirs[0], l.dirs[1]
 	d1.start()
 	d2.start()
@@ -628,4 +694,43 @@ func TestBGPBFD(t *testing.T) {
 	if !strings.Contains(l.vtysh("show bfd peers brief"), "down") {
 		t.Errorf("FRR's BFD session with d2 is not down:\n%s", l.vtysh("show bfd peers"))
 	}
+}
+
+// TestBGPIPv6: the /128 of an IPv6 service goes over IPv6 sessions: three
+// ECMP next hops, one fewer when a director loses its quorum, and IPv6
+// clients reach the service through the router.
+func TestBGPIPv6(t *testing.T) {
+	l := newBGPLab(t, false, true)
+	for _, d := range l.dirs {
+		d.start()
+	}
+	prefix := bgpVIP6 + "/128"
+	waitCount := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		var got []string
+		for time.Now().Before(deadline) {
+			if got = l.nexthopsOf("ipv6", prefix); len(got) == n {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: the router's IPv6 next hops for %s are %v, want %d\n%s", what, prefix, got, n, l.vtysh("show bgp ipv6 unicast summary"))
+	}
+	waitCount("three directors up", 3)
+	l.waitNexthops("IPv4 beside IPv6", 30*time.Second, l.dirs...)
+	per := map[string]int{}
+	for range 20 {
+		f, err := dialFlowTo(l.client, "["+bgpVIP6+"]:80")
+		if err != nil {
+			t.Fatalf("IPv6 connection through the router: %v", err)
+		}
+		per[directorOf(f.first)]++
+		f.c.Close()
+	}
+	t.Logf("20 IPv6 connections through the router: %v", per)
+	l.dirs[0].rs[1].stop()
+	waitCount("d1 below quorum", 2)
+	l.dirs[0].rs[1].start(t)
+	waitCount("d1 back", 3)
 }
