@@ -14,25 +14,16 @@ import (
 func startBGP(log *slog.Logger, d *director.Director, srv *api.Server, cfg *config.Config) (*bgp.Daemon, error) {
 	bd := bgp.New(log, bgp.Options{Services: d})
 	srv.SetBGP(bd)
-	logBGPWarnings(log, cfg)
 	if err := bd.Apply(cfg); err != nil {
 		return nil, err
 	}
 	return bd, nil
 }
 
-// reloadBGP follows a reload; an error keeps the speaker as it was.
+// reloadBGP follows a reload; an error keeps the speaker as it was. (The
+// configuration's BGP warnings come with the others, from loadFlags.load.)
 func reloadBGP(log *slog.Logger, bd *bgp.Daemon, cfg *config.Config) {
-	logBGPWarnings(log, cfg)
 	if err := bd.Apply(cfg); err != nil {
 		log.Error("bgp reload failed", "err", err)
-	}
-}
-
-// logBGPWarnings names the announced services whose flows a director
-// change breaks (docs/bgp.md).
-func logBGPWarnings(log *slog.Logger, cfg *config.Config) {
-	for _, w := range cfg.BGPWarnings() {
-		log.Warn(w.String())
 	}
 }

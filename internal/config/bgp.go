@@ -286,7 +286,7 @@ func (c *Config) BGPWarnings() []Warning {
 		case NAT:
 			out = append(out, Warning{where, fmt.Sprintf("virtual server %s: nat forwarding with bgp: the real servers' replies "+
 				"return through their gateway, so with several directors announcing %s (ECMP) the flows the router sends to "+
-				"another director break; announce it from one director at a time (as_path_prepend/med on the others) or use fullnat",
+				"another director break even when no director changes; announce it from one director at a time (as_path_prepend or med on the others)",
 				vs.Name, vs.Address.Addr)})
 		case FullNAT, Proxy:
 			out = append(out, Warning{where, fmt.Sprintf("virtual server %s: %s forwarding keeps its connections' state on this "+
