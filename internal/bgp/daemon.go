@@ -258,12 +258,16 @@ func (d *Daemon) Withdraw() {
 		return
 	}
 	d.stopping = true
+	announced := len(d.sp.Announced()) > 0
 	d.mu.Unlock()
 	d.step()
 	d.mu.Lock()
 	d.sp.WithdrawAll()
 	delay := d.opts.ShutdownDelay
 	d.mu.Unlock()
+	if !announced {
+		return // nothing for the router to move
+	}
 	d.log.Info("bgp: routes withdrawn before draining", "wait", delay)
 	time.Sleep(delay)
 }
