@@ -324,10 +324,5 @@ func (sp *Speaker) WithdrawAll() {
 // speaker.
 func (sp *Speaker) Stop() {
 	sp.WithdrawAll()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := sp.s.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-		sp.log.Debug("bgp: stop", "err", err)
-	}
-	sp.s.Stop()
+	sp.s.Stop() // StopBgp (a Cease to every peer), then the BFD server
 }
