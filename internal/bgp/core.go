@@ -56,9 +56,10 @@ type Input struct {
 //     a VIP is never held back longer than HalfLife×log2(2×Suppress/Reuse));
 //   - a VIP whose penalty reached Suppress is suppressed: not announced,
 //     even when healthy, until its penalty decays below Reuse;
-//   - otherwise a withdrawn VIP is announced again once it has been healthy
-//     for AnnounceDelay without a break. The first announcement after start
-//     needs no delay: the director's health checks already stand behind it.
+//   - otherwise a VIP is announced once it has been healthy for
+//     AnnounceDelay without a break, at start as after a withdraw: a
+//     director that has just started gets a moment for its first health
+//     checks before the router sends it flows.
 type Damping struct {
 	AnnounceDelay time.Duration
 	HalfLife      time.Duration
@@ -74,7 +75,6 @@ type vipState struct {
 	at         time.Time // when penalty was last brought up to date
 	suppressed bool
 	healthyAt  time.Time // start of the current healthy stretch; zero when not healthy
-	withdrawn  bool      // withdrawn once since start: re-announcing waits AnnounceDelay
 	flaps      uint64
 }
 
@@ -133,9 +133,11 @@ func (c *Core) Step(now time.Time, in Input) Decision {
 		}
 		c.decay(st, now)
 		healthy := v.Up && !v.Fault
-		if healthy && st.healthyAt.IsZero() {
+		// The healthy stretch counts while the director runs (and is
+		// synced): the delay gives its first checks time after a start.
+		if ready := healthy && in.Running && in.Synced; ready && st.healthyAt.IsZero() {
 			st.healthyAt = now
-		} else if !healthy {
+		} else if !ready {
 			st.healthyAt = time.Time{}
 		}
 		if st.suppressed && st.penalty < c.damp.Reuse {
@@ -143,7 +145,7 @@ func (c *Core) Step(now time.Time, in Input) Decision {
 		}
 		want := in.Running && in.Synced && healthy && !st.suppressed
 		wait := time.Duration(0)
-		if want && !st.announced && st.withdrawn {
+		if want && !st.announced {
 			if wait = st.healthyAt.Add(c.damp.AnnounceDelay).Sub(now); wait > 0 {
 				want = false
 			}
@@ -153,7 +155,7 @@ func (c *Core) Step(now time.Time, in Input) Decision {
 			st.announced, st.attrs = true, v.Attrs
 			d.Announce = append(d.Announce, Route{v.Prefix, v.Attrs})
 		case !want && st.announced:
-			st.announced, st.withdrawn = false, true
+			st.announced = false
 			d.Withdraw = append(d.Withdraw, v.Prefix)
 			if in.Running && !healthy { // a flap, not a stop
 				st.flaps++

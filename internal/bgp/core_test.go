@@ -23,6 +23,15 @@ func (c *clock) add(d time.Duration) time.Time { c.t = c.t.Add(d); return c.t }
 
 func in(running bool, vips ...VIP) Input { return Input{Running: running, Synced: true, VIPs: vips} }
 
+// started steps c through the initial announce delay with vips healthy.
+func started(t *testing.T, c *Core, clk *clock, vips ...VIP) {
+	t.Helper()
+	c.Step(clk.t, in(true, vips...))
+	if d := c.Step(clk.add(testDamping().AnnounceDelay), in(true, vips...)); len(d.Announce) == 0 {
+		t.Fatalf("not announced after the initial delay: %+v", d)
+	}
+}
+
 func prefixes(rs []Route) []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range rs {
@@ -31,14 +40,20 @@ func prefixes(rs []Route) []netip.Prefix {
 	return out
 }
 
-func TestCoreAnnouncesHealthyAtOnceAndWithdrawsAtOnce(t *testing.T) {
+func TestCoreAnnouncesAfterDelayAndWithdrawsAtOnce(t *testing.T) {
 	c := NewCore(testDamping())
 	clk := &clock{time.Unix(1000, 0)}
 	// Not running yet: nothing.
 	if d := c.Step(clk.t, in(false, VIP{Prefix: vipA, Up: true})); len(d.Announce)+len(d.Withdraw) != 0 {
 		t.Fatalf("before running: %+v", d)
 	}
+	// Running: vipA healthy, but first the announce delay (the director's
+	// first health checks).
 	d := c.Step(clk.add(time.Millisecond), in(true, VIP{Prefix: vipA, Up: true}, VIP{Prefix: vipB, Up: false}))
+	if len(d.Announce) != 0 || !d.Next.Equal(clk.t.Add(2*time.Second)) {
+		t.Fatalf("announced without the delay: %+v", d)
+	}
+	d = c.Step(clk.add(2*time.Second), in(true, VIP{Prefix: vipA, Up: true}, VIP{Prefix: vipB, Up: false}))
 	if !slices.Equal(prefixes(d.Announce), []netip.Prefix{vipA}) || len(d.Withdraw) != 0 {
 		t.Fatalf("first announce: %+v", d)
 	}
@@ -49,7 +64,7 @@ func TestCoreAnnouncesHealthyAtOnceAndWithdrawsAtOnce(t *testing.T) {
 	}
 	// A fault withdraws too.
 	c2 := NewCore(testDamping())
-	c2.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true}))
+	started(t, c2, clk, VIP{Prefix: vipA, Up: true})
 	if d := c2.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true, Fault: true})); !slices.Equal(d.Withdraw, []netip.Prefix{vipA}) {
 		t.Fatalf("withdraw on fault: %+v", d)
 	}
@@ -63,7 +78,7 @@ func TestCoreAnnouncesHealthyAtOnceAndWithdrawsAtOnce(t *testing.T) {
 func TestCoreReannouncesAfterDelay(t *testing.T) {
 	c := NewCore(testDamping())
 	clk := &clock{time.Unix(1000, 0)}
-	c.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true}))
+	started(t, c, clk, VIP{Prefix: vipA, Up: true})
 	c.Step(clk.add(time.Second), in(true, VIP{Prefix: vipA, Up: false}))
 	d := c.Step(clk.add(time.Second), in(true, VIP{Prefix: vipA, Up: true}))
 	if len(d.Announce) != 0 || !d.Next.Equal(clk.t.Add(2*time.Second)) {
@@ -88,7 +103,7 @@ func TestCoreSuppressesFlappingVIP(t *testing.T) {
 	c := NewCore(dm)
 	clk := &clock{time.Unix(1000, 0)}
 	up := func(ok bool) Decision { return c.Step(clk.t, in(true, VIP{Prefix: vipA, Up: ok})) }
-	up(true)
+	started(t, c, clk, VIP{Prefix: vipA, Up: true})
 	// A flap every 4s: the decayed penalty after three is 1 + 2^(-4/30) +
 	// 2^(-8/30) ≈ 2.74, below 3, so each is re-announced after the delay.
 	for i := range 3 {
@@ -133,7 +148,7 @@ func TestCoreSuppressesFlappingVIP(t *testing.T) {
 func TestCoreStopIsNotAFlap(t *testing.T) {
 	c := NewCore(testDamping())
 	clk := &clock{time.Unix(1000, 0)}
-	c.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true}))
+	started(t, c, clk, VIP{Prefix: vipA, Up: true})
 	d := c.Step(clk.add(time.Second), in(false, VIP{Prefix: vipA, Up: true}))
 	if !slices.Equal(d.Withdraw, []netip.Prefix{vipA}) {
 		t.Fatalf("stop did not withdraw: %+v", d)
@@ -146,7 +161,7 @@ func TestCoreStopIsNotAFlap(t *testing.T) {
 func TestCoreAttributeChangeAndRemovedVIP(t *testing.T) {
 	c := NewCore(testDamping())
 	clk := &clock{time.Unix(1000, 0)}
-	c.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true}, VIP{Prefix: vipB, Up: true}))
+	started(t, c, clk, VIP{Prefix: vipA, Up: true}, VIP{Prefix: vipB, Up: true})
 	med := uint32(50)
 	d := c.Step(clk.t, in(true, VIP{Prefix: vipA, Up: true, Attrs: Attrs{MED: &med, Prepend: 2}}, VIP{Prefix: vipB, Up: true}))
 	if len(d.Announce) != 1 || d.Announce[0].Attrs.Prepend != 2 || *d.Announce[0].Attrs.MED != 50 {

@@ -23,7 +23,7 @@ type BGP struct {
 	ListenPort int        `yaml:"listen_port,omitempty"`
 	Peers      []*BGPPeer `yaml:"peers"`
 	// AnnounceDelay is how long a VIP must stay healthy before it is
-	// announced again after a withdraw (not at start). Default 2s.
+	// announced, at start and after a withdraw. Default 2s.
 	AnnounceDelay *Duration `yaml:"announce_delay,omitempty"`
 	// Damping holds back the VIP of a service that keeps flapping.
 	Damping *BGPDamping `yaml:"damping,omitempty"`
