@@ -321,6 +321,7 @@ func (d *bgpDirector) writeConfig(extra string) {
     address: "[%s]:80"
     forwarding: proxy
     quorum: 2
+    alpha: true
     health_check: {type: tcp, interval: 300ms, timeout: 300ms, rise: 1, fall: 1}
     real_servers:
       - address: 127.0.0.1:8001
@@ -349,6 +350,7 @@ virtual_servers:
     forwarding: proxy
     scheduler: rr
     quorum: 2
+    alpha: true
     health_check: {type: tcp, interval: 300ms, timeout: 300ms, rise: 1, fall: 1}
     real_servers:
       - address: 127.0.0.1:8001
