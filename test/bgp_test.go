@@ -156,11 +156,15 @@ func newBGPLab(t *testing.T, bfd, v6 bool) *bgpLab {
 // their pid files and vty sockets live in /var/run/frr/NS (vtysh -N NS).
 func (l *bgpLab) startFRR() {
 	t := l.t
+	// /var/run/frr is made by FRR's service on a systemd machine; without
+	// systemd (CI containers) the test makes it, owned by frr as FRR wants.
 	run := "/var/run/frr/" + l.rt.Name
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	exec.Command("chown", "frr:frr", run).Run()
+	if out, err := exec.Command("chown", "frr:frr", "/var/run/frr", run).CombinedOutput(); err != nil {
+		t.Fatalf("chown frr: %v: %s", err, out)
+	}
 	t.Cleanup(func() { os.RemoveAll(run) })
 	bfd := ""
 	if l.bfd {
