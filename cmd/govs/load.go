@@ -40,6 +40,7 @@ func (lf *loadFlags) load(file string) (*config.Config, []config.Warning, error)
 	if err != nil {
 		return nil, warns, err
 	}
+	warns = append(warns, cfg.BGPWarnings()...) // flows a director change breaks (docs/bgp.md)
 	return checkHost(cfg, warns)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/bgp"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
@@ -135,6 +136,13 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		d.Shutdown(0)
 		return exitCode(1)
 	}
+	bd, err := startBGP(log, d, srv, cfg) // bgp.go
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		vd.Stop()
+		d.Shutdown(0)
+		return exitCode(1)
+	}
 	// Signals are caught before "govs running" is logged: whoever waits
 	// for that line (an init script, a test) may signal at once, and a
 	// SIGHUP or SIGTERM not yet caught would kill govs without a drain.
@@ -151,11 +159,12 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
+			reloadBGP(log, bd, d.Config())
 			notify.ready(len(d.Config().VirtualServers))
 			continue
 		}
 		notify.stopping()
-		stop(log, sig, d, vd, sp, srv, sigs)
+		stop(log, sig, d, vd, bd, sp, srv, sigs)
 		return nil
 	}
 	return nil
@@ -164,10 +173,12 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 // stop drains: listeners close, established connections go on until they
 // end or the grace period passes. A second SIGINT/SIGTERM meanwhile closes
 // them at once and removes the control socket; govs then exits 0 too.
-func stop(log *slog.Logger, sig os.Signal, d *director.Director, vd *vrrpd.Daemon, sp *stoppable, srv *api.Server, sigs <-chan os.Signal) {
+func stop(log *slog.Logger, sig os.Signal, d *director.Director, vd *vrrpd.Daemon, bd *bgp.Daemon, sp *stoppable, srv *api.Server, sigs <-chan os.Signal) {
 	grace := d.Config().GracePeriod.D()
 	log.Info("shutting down", "signal", sig.String(), "grace", grace)
-	vd.Stop() // priority 0 first: a backup takes over while we drain
+	bd.Withdraw() // routes withdrawn first: the router moves new flows while we drain
+	vd.Stop()     // priority 0 first: a backup takes over while we drain
+	defer bd.Stop()
 	done := make(chan error, 1)
 	go func() { done <- d.Shutdown(grace) }()
 	for {

@@ -52,6 +52,7 @@ func (s *Server) routeTable() []route {
 		{"DELETE", rs + "/drain", s.h(s.drainOff)},
 		{"GET", "/api/v1/health", s.h(s.getHealth)},
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
+		{"GET", "/api/v1/bgp", s.h(s.getBGP)}, // bgp.go
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
 		{"GET", "/api/v1/forecasts", s.h(s.getForecasts)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},

@@ -51,6 +51,7 @@ type Server struct {
 	servers []*http.Server
 	socket  string // to remove on Close
 	vrrp    VRRPSource
+	bgp     BGPSource // bgp.go
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup

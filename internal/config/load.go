@@ -108,6 +108,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateAddresses(&errs) // addrs.go
 	c.validateScripts(&errs)   // script.go
+	c.validateBGP(&errs)       // bgp.go
 	return errs.err()
 }
 

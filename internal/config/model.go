@@ -27,7 +27,9 @@ type Config struct {
 	VRRPInstances  []*VRRPInstance  `yaml:"vrrp_instances,omitempty"`
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
-	Logging        *Logging         `yaml:"logging,omitempty"`
+	// BGP announces the VIPs to routers (bgp.go, docs/bgp.md).
+	BGP     *BGP     `yaml:"bgp,omitempty"`
+	Logging *Logging `yaml:"logging,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over
@@ -83,6 +85,11 @@ type VirtualServer struct {
 	// ExpireNodestConn ends the flows of a removed real server at once
 	// (IPVS's expire_nodest_conn) instead of letting them finish.
 	ExpireNodestConn bool `yaml:"expire_nodest_conn,omitempty"`
+
+	// Announce: false keeps this service's VIP out of BGP; BGP holds the
+	// attributes it is announced with (bgp.go, docs/bgp.md).
+	Announce *bool       `yaml:"announce,omitempty"`
+	BGP      *ServiceBGP `yaml:"bgp,omitempty"`
 
 	RealServers []*RealServer `yaml:"real_servers"`
 }
