@@ -101,6 +101,9 @@ func TestPrometheusEndToEnd(t *testing.T) {
     virtual_ipaddresses: [%s]
 `, prio, state, l.vipCIDR())
 	}
+	// A killed real server refuses at once, so its checks fail fast; the
+	// checks' 1s timeout and fall 2 keep a slow answer on a loaded machine
+	// from taking a live one out (and firing an alert the test forbids).
 	r1Config := fmt.Sprintf(`api: {socket: %s, http: "127.0.0.1:8081", token_file: %s}
 virtual_servers:
   - name: web
@@ -108,7 +111,7 @@ virtual_servers:
     scheduler: rr
     quorum: 2
     sorry_server: 127.0.0.1:9009
-    health_check: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
+    health_check: {type: tcp, interval: 200ms, timeout: 1s, rise: 1, fall: 2}
     real_servers:
       - address: 127.0.0.1:9001
       - address: 127.0.0.1:9002
@@ -125,7 +128,7 @@ virtual_servers:
     forwarding: nat
     scheduler: rr
     quorum: 1
-    health_check: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
+    health_check: {type: tcp, interval: 200ms, timeout: 1s, rise: 1, fall: 2}
     real_servers:
       - address: 10.89.1.2:80
       - address: 10.89.2.2:80
