@@ -4,8 +4,9 @@
 #   make demo      run the demo
 #   make fuzz      run every fuzz target for FUZZTIME (default 30s each)
 #   make bench     scheduler/codec micro-benchmarks, then bench/run.sh
-#   make install   binaries, man pages, completions, systemd unit, /etc/govs/govs.yaml
-#                  (kept if present) under DESTDIR/PREFIX (default /usr/local)
+#   make install   binaries, man pages, completions, systemd unit, Prometheus rules and
+#                  Grafana dashboard (PREFIX/share/govs), /etc/govs/govs.yaml (kept if
+#                  present) under DESTDIR/PREFIX (default /usr/local)
 #   make deb rpm   packages in dist/ (nfpm, pinned in packaging/tools/go.mod)
 #   make image     the container image govs:VERSION (Dockerfile, FROM scratch)
 #   make notice    regenerate NOTICE and THIRD_PARTY_LICENSES from go.mod
@@ -106,7 +107,8 @@ install: build man completions
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/govs \
 	  $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
-	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d \
+	  $(DESTDIR)$(DATADIR)/govs/prometheus $(DESTDIR)$(DATADIR)/govs/grafana
 	install -m 0755 bin/govs bin/govsadm $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/man/*.1.gz $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(BUILD)/man/*.8.gz $(DESTDIR)$(MANDIR)/man8/
@@ -116,6 +118,9 @@ install: build man completions
 	install -m 0644 $(BUILD)/completion/govs $(DESTDIR)$(DATADIR)/bash-completion/completions/govs
 	install -m 0644 $(BUILD)/completion/_govs $(DESTDIR)$(DATADIR)/zsh/site-functions/_govs
 	install -m 0644 $(BUILD)/completion/govs.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/govs.fish
+	install -m 0644 docs/prometheus/govs-rules.yaml docs/prometheus/govs-rules.test.yaml \
+	  $(DESTDIR)$(DATADIR)/govs/prometheus/
+	install -m 0644 docs/grafana-dashboard.json $(DESTDIR)$(DATADIR)/govs/grafana/govs-dashboard.json
 	install -m 0644 README.md CHANGELOG.md LICENSE NOTICE THIRD_PARTY_LICENSES $(DESTDIR)$(DOCDIR)/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/govs/govs.yaml ]; then \
 	  echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/govs/govs.yaml"; \
@@ -129,7 +134,7 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man8/govsadm.8.gz $(DESTDIR)$(UNITDIR)/govs.service \
 	  $(DESTDIR)$(DATADIR)/bash-completion/completions/govs $(DESTDIR)$(DATADIR)/zsh/site-functions/_govs \
 	  $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/govs.fish
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/govs
 
 notice:
 	$(GO) run ./packaging/notice -notice NOTICE -licenses THIRD_PARTY_LICENSES

@@ -1,6 +1,8 @@
 package test
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +59,56 @@ func TestSystemdUnitVerify(t *testing.T) {
 	}
 }
 
+// checkMonitoringFiles checks the Prometheus rules, their unit tests and
+// the Grafana dashboard installed under share (PREFIX/share/govs): the
+// repository's files, the dashboard valid JSON, and, where promtool is,
+// the installed rules pass promtool check rules and their unit tests run
+// where they are installed (promtool test rules finds the rules beside).
+func checkMonitoringFiles(t *testing.T, share string) {
+	t.Helper()
+	for src, dst := range map[string]string{
+		"../docs/prometheus/govs-rules.yaml":      "prometheus/govs-rules.yaml",
+		"../docs/prometheus/govs-rules.test.yaml": "prometheus/govs-rules.test.yaml",
+		"../docs/grafana-dashboard.json":          "grafana/govs-dashboard.json",
+	} {
+		want, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(share, dst))
+		if err != nil {
+			t.Errorf("not installed: %v", err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is not %s", filepath.Join(share, dst), src)
+		}
+		if st, err := os.Stat(filepath.Join(share, dst)); err == nil && st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644", filepath.Join(share, dst), st.Mode().Perm())
+		}
+	}
+	if dash, err := os.ReadFile(filepath.Join(share, "grafana/govs-dashboard.json")); err == nil && !json.Valid(dash) {
+		t.Errorf("installed dashboard is not valid JSON")
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed: installed rules not checked by promtool")
+		return
+	}
+	dir := filepath.Join(share, "prometheus")
+	for _, args := range [][]string{{"check", "rules", "govs-rules.yaml"}, {"test", "rules", "govs-rules.test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+		}
+	}
+}
+
 // make deb builds a package that installs (into a root of its own, so the
 // test machine is untouched) with the configuration as a conffile, and the
-// installed govs accepts the installed configuration.
+// installed govs accepts the installed configuration; the Prometheus rules
+// and the Grafana dashboard are in /usr/share/govs.
 func TestDebInstall(t *testing.T) {
 	needRoot(t)
 	dpkg := needTool(t, "dpkg")
@@ -97,6 +146,7 @@ func TestDebInstall(t *testing.T) {
 			t.Errorf("not installed: %v", err)
 		}
 	}
+	checkMonitoringFiles(t, filepath.Join(root, "usr/share/govs"))
 	conff, err := exec.Command("dpkg-query", "--admindir="+admin, "-W", "-f=${Conffiles}", "govs").CombinedOutput()
 	if err != nil || !strings.Contains(string(conff), "/etc/govs/govs.yaml") {
 		t.Errorf("/etc/govs/govs.yaml is not a conffile: %q %v", conff, err)
@@ -118,13 +168,16 @@ func TestDebInstall(t *testing.T) {
 	if out, err := remove.CombinedOutput(); err != nil {
 		t.Errorf("dpkg --purge: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(filepath.Join(root, "usr/bin/govs")); !os.IsNotExist(err) {
-		t.Errorf("govs left after purge: %v", err)
+	for _, f := range []string{"usr/bin/govs", "usr/share/govs/prometheus/govs-rules.yaml", "usr/share/govs/grafana/govs-dashboard.json"} {
+		if _, err := os.Stat(filepath.Join(root, f)); !os.IsNotExist(err) {
+			t.Errorf("%s left after purge: %v", f, err)
+		}
 	}
 }
 
 // make install honours DESTDIR and PREFIX and never overwrites an
-// operator's configuration.
+// operator's configuration; it installs the Prometheus rules and the
+// Grafana dashboard in PREFIX/share/govs, and make uninstall removes them.
 func TestMakeInstall(t *testing.T) {
 	needTool(t, "make")
 	dest := t.TempDir()
@@ -153,6 +206,7 @@ func TestMakeInstall(t *testing.T) {
 			t.Errorf("not installed: %v", err)
 		}
 	}
+	checkMonitoringFiles(t, filepath.Join(dest, "opt/govs/share/govs"))
 	// Without a configuration, the default one is installed.
 	os.Remove(conf)
 	if out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/opt/govs").CombinedOutput(); err != nil {
@@ -160,5 +214,16 @@ func TestMakeInstall(t *testing.T) {
 	}
 	if out, err := exec.Command(govsBin, "check", "-c", conf).CombinedOutput(); err != nil {
 		t.Errorf("installed default configuration: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("make", "-C", "..", "uninstall", "DESTDIR="+dest, "PREFIX=/opt/govs").CombinedOutput(); err != nil {
+		t.Fatalf("make uninstall: %v\n%s", err, out)
+	}
+	for _, f := range []string{"opt/govs/bin/govs", "opt/govs/share/govs"} {
+		if _, err := os.Stat(filepath.Join(dest, f)); !os.IsNotExist(err) {
+			t.Errorf("%s left after make uninstall: %v", f, err)
+		}
+	}
+	if b, _ := os.ReadFile(conf); len(b) == 0 {
+		t.Error("make uninstall removed the configuration")
 	}
 }

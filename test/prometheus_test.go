@@ -9,11 +9,13 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/internal/forward/nft"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -28,15 +31,19 @@ import (
 // the real thing. The VRRP lab (vrrp_helpers_test.go) holds two directors;
 // r1 (master) runs a TCP proxy service (two real servers, quorum 2, a sorry
 // server, health checks) and a UDP proxy service, with the real servers and
-// a light client load on r1's loopback; r2 is its VRRP backup. Both serve the
-// API on TCP with a bearer token file, and Debian's prometheus, in r1's
-// namespace, scrapes them every second with the shipped rules (their for:
-// shortened). Through Prometheus's HTTP API the test checks that every
-// query of every Grafana panel (variables substituted), every variable and
-// every recording rule returns data; that killing a real server makes
-// GovsRealServerDown and GovsServiceQuorumLost fire and bringing it back
-// clears them; that a rejected reload shows; and that the pair never
-// looked split-brained.
+// a light client load on r1's loopback, and a kernel nat service on the
+// VRRP VIP (two real servers in namespaces routed through r1, quorum 1,
+// health checks) that the lab's client loads over the segment; r2 is its
+// VRRP backup. Both serve the API on TCP with a bearer token file, and
+// Debian's prometheus, in r1's namespace, scrapes them every second with
+// the shipped rules (their for: shortened). Through Prometheus's HTTP API
+// the test checks that every query of every Grafana panel (variables
+// substituted), every variable and every recording rule returns data; that
+// the nat service has its series (connections, bytes, backends up and
+// weighted, quorum); that killing a real server of each service makes
+// GovsRealServerDown fire for both and GovsServiceQuorumLost for the proxy
+// service only, and bringing them back clears them; that a rejected reload
+// shows; and that the pair never looked split-brained.
 //
 // With GOVS_PROMETHEUS_SCREENSHOT=FILE.png it holds each phase longer and
 // saves headless Chromium's view of Prometheus's graph page there.
@@ -63,6 +70,25 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	startNSLineServer(t, r1.ns, "127.0.0.1:9009", "sorry")
 	startNSUDPEcho(t, r1.ns, "127.0.0.1:5301")
 
+	// The nat service's real servers: each in its namespace on its own
+	// link to r1, their gateway (LVS-NAT), as netns.NewLVS builds them.
+	if rep := nft.ProbeKernel(r1.ns.FD()); rep.Err() != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("kernel dataplane not available here: %v", rep.Err())
+		}
+		t.Fatalf("CI: kernel dataplane not available: %v", rep.Err())
+	}
+	r1.ns.Sysctl("net.ipv4.ip_forward", "1")
+	r1.ns.Sysctl("net.netfilter.nf_conntrack_acct", "1")
+	var natReals []*nsLineServer
+	for i := 1; i <= 2; i++ {
+		rs := netns.New(t, fmt.Sprintf("prs%d", i))
+		netns.Link(r1.ns, fmt.Sprintf("rs%d", i), fmt.Sprintf("10.89.%d.1/24", i), rs, "eth0", fmt.Sprintf("10.89.%d.2/24", i))
+		rs.IP("route", "add", "default", "via", fmt.Sprintf("10.89.%d.1", i))
+		natReals = append(natReals, startNSLineServer(t, rs, fmt.Sprintf("10.89.%d.2:80", i), fmt.Sprintf("n%d", i)))
+	}
+	natVIP := netip.AddrPortFrom(l.vip, 80).String()
+
 	vrrp := func(prio int, state string) string {
 		return fmt.Sprintf(`vrrp_instances:
   - name: VI_1
@@ -75,6 +101,9 @@ func TestPrometheusEndToEnd(t *testing.T) {
     virtual_ipaddresses: [%s]
 `, prio, state, l.vipCIDR())
 	}
+	// A killed real server refuses at once, so its checks fail fast; the
+	// checks' 1s timeout and fall 2 keep a slow answer on a loaded machine
+	// from taking a live one out (and firing an alert the test forbids).
 	r1Config := fmt.Sprintf(`api: {socket: %s, http: "127.0.0.1:8081", token_file: %s}
 virtual_servers:
   - name: web
@@ -82,7 +111,7 @@ virtual_servers:
     scheduler: rr
     quorum: 2
     sorry_server: 127.0.0.1:9009
-    health_check: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
+    health_check: {type: tcp, interval: 200ms, timeout: 1s, rise: 1, fall: 2}
     real_servers:
       - address: 127.0.0.1:9001
       - address: 127.0.0.1:9002
@@ -94,7 +123,16 @@ virtual_servers:
     idle_timeout: 2s
     real_servers:
       - address: 127.0.0.1:5301
-%s`, filepath.Join(dir, "r1.sock"), token, vrrp(150, "MASTER"))
+  - name: nat
+    address: %s
+    forwarding: nat
+    scheduler: rr
+    quorum: 1
+    health_check: {type: tcp, interval: 200ms, timeout: 1s, rise: 1, fall: 2}
+    real_servers:
+      - address: 10.89.1.2:80
+      - address: 10.89.2.2:80
+%s`, filepath.Join(dir, "r1.sock"), token, natVIP, vrrp(150, "MASTER"))
 	r1File := filepath.Join(dir, "r1-prom.yaml")
 	writeFile(t, r1File, r1Config)
 	g1 := startGovsIn(t, r1.ns, r1File, filepath.Join(dir, "r1.sock"))
@@ -131,12 +169,26 @@ scrape_configs:
 		Transport: &http.Transport{DialContext: dialIn(r1.ns)}}}
 	waitUntil(t, "prometheus to be ready", 30*time.Second, func() bool { return api.ready() })
 
-	// A light load: a TCP request and a UDP datagram every 20ms.
+	// A light load: a TCP request and a UDP datagram every 20ms to the
+	// proxy services, and a TCP request every 20ms from the client to the
+	// nat service on the VIP (once r1 holds it).
+	l.waitMaster(r1, 30*time.Second)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stop(); wg.Wait() })
-	var served, failed atomic.Int64
-	wg.Add(2)
+	var served, failed, natServed, natFailed atomic.Int64
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if err := askIn(l.client, natVIP); err != nil {
+				natFailed.Add(1)
+			} else {
+				natServed.Add(1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
@@ -181,30 +233,83 @@ scrape_configs:
 	}
 	t.Logf("%d dashboard queries and recording rules return data", len(queries))
 
-	// A real server dies: down, the quorum lost, the sorry server on.
-	b.stop()
-	killed := time.Now()
-	seen := map[string]bool{}
-	waitUntil(t, "GovsRealServerDown and GovsServiceQuorumLost to fire", 60*time.Second, func() bool {
-		for _, a := range api.alerts() {
-			seen[a.Labels["alertname"]+" "+a.State] = true
+	// The kernel nat service has its series: traffic counted from
+	// conntrack (both real servers took connections), its real servers up
+	// and weighted, its quorum held.
+	natSeries := []string{
+		`govs_service_connections_total{service="nat"} > 0`,
+		`govs_service_bytes_total{service="nat",direction="in"} > 0`,
+		`govs_service_bytes_total{service="nat",direction="out"} > 0`,
+		`count(govs_backend_connections_total{service="nat"} > 0) == 2`,
+		`count(govs_backend_up{service="nat"} == 1) == 2`,
+		`count(govs_backend_weight{service="nat"} > 0) == 2`,
+		`govs_service_quorum_up{service="nat"} == 1`,
+		`govs:service_connections:rate5m{service="nat"} > 0`,
+	}
+	waitUntil(t, "the nat service's series", 45*time.Second, func() bool {
+		missing = missing[:0]
+		for _, q := range natSeries {
+			if !hasNumber(api.query(q)) {
+				missing = append(missing, q)
+			}
 		}
-		return seen["GovsRealServerDown firing"] && seen["GovsServiceQuorumLost firing"]
-	}, func() { t.Logf("alerts seen: %v", seen) })
-	t.Logf("alerts firing %v after the kill; states seen: %v", time.Since(killed).Round(time.Second), seen)
-	for _, a := range api.alerts() {
-		if a.Labels["alertname"] == "GovsRealServerDown" && a.State == "firing" &&
-			(a.Labels["backend"] != "127.0.0.1:9002" || a.Labels["service"] != "web") {
-			t.Errorf("GovsRealServerDown fires for %v, want only web's 127.0.0.1:9002", a.Labels)
+		return len(missing) == 0
+	}, func() {
+		t.Logf("nat queries without data: %q (served %d, failed %d)", missing, natServed.Load(), natFailed.Load())
+	})
+
+	// A real server of each service dies: both down, the proxy service's
+	// quorum lost and its sorry server on; the nat service keeps its
+	// quorum (1) and serves from the other.
+	b.stop()
+	natReals[1].stop()
+	killed := time.Now()
+	type alertKey struct{ name, service, backend string }
+	firing := map[alertKey]bool{}
+	wantFiring := []alertKey{
+		{"GovsRealServerDown", "web", "127.0.0.1:9002"},
+		{"GovsRealServerDown", "nat", "10.89.2.2:80"},
+		{"GovsServiceQuorumLost", "web", ""},
+	}
+	waitUntil(t, "GovsRealServerDown (web, nat) and GovsServiceQuorumLost (web) to fire", 60*time.Second, func() bool {
+		clear(firing)
+		for _, a := range api.alerts() {
+			if a.State == "firing" {
+				firing[alertKey{a.Labels["alertname"], a.Labels["service"], a.Labels["backend"]}] = true
+			}
+		}
+		for _, k := range wantFiring {
+			if !firing[k] {
+				return false
+			}
+		}
+		return true
+	}, func() { t.Logf("alerts firing: %v", firing) })
+	t.Logf("alerts firing %v after the kills: %v", time.Since(killed).Round(time.Second), firing)
+	for k := range firing {
+		if (k.name == "GovsRealServerDown" || k.name == "GovsServiceQuorumLost") && !slices.Contains(wantFiring, k) {
+			t.Errorf("%s fires for %s %s, want only %v", k.name, k.service, k.backend, wantFiring)
 		}
 	}
 	if !hasNumber(api.query(`govs_service_sorry_active{service="web"} == 1`)) {
 		t.Error("the sorry server is not active while the quorum is lost")
 	}
+	if !hasNumber(api.query(`govs_service_quorum_up{service="nat"} == 1`)) {
+		t.Error("the nat service lost its quorum (1) with one of its two real servers down")
+	}
+	if !hasNumber(api.query(`govs_backend_up{service="nat",backend="10.89.1.2:80"} == 1`)) {
+		t.Error("the nat service's live real server is not up")
+	}
+	// New nat connections go on to the live real server.
+	before := natServed.Load()
+	waitUntil(t, "nat connections served with a real server down", 30*time.Second, func() bool {
+		return natServed.Load() >= before+10
+	})
 	time.Sleep(hold)
 
-	// It comes back: both alerts clear.
+	// They come back: the alerts clear.
 	b.start()
+	natReals[1].start()
 	waitUntil(t, "the alerts to clear", 60*time.Second, func() bool {
 		for _, a := range api.alerts() {
 			if n := a.Labels["alertname"]; n == "GovsRealServerDown" || n == "GovsServiceQuorumLost" {
@@ -237,8 +342,9 @@ scrape_configs:
 	if shot != "" {
 		screenshot(t, r1.ns, shot)
 	}
-	t.Logf("client requests: %d served, %d failed (a kill resets what waits in the killed server's backlog)",
-		served.Load(), failed.Load())
+	t.Logf("client requests: proxy %d served, %d failed; nat %d served, %d failed "+
+		"(a kill fails what is scheduled to the killed server before its health check takes it out)",
+		served.Load(), failed.Load(), natServed.Load(), natFailed.Load())
 }
 
 // requireTool finds a binary, skipping outside CI when it is missing.
