@@ -281,7 +281,7 @@ func TestNATMaglevPortFallback(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "up-"+a.String()), "")
 	}
 	extra := "    scheduler_flags: [mh-port, mh-fallback]\n    inhibit_on_failure: true\n" +
-		fmt.Sprintf("    health_check: {type: script, command: \"test -e %s/up-$GOVS_REAL_SERVER_ADDRESS\", interval: 100ms, timeout: 2s, rise: 1, fall: 1}\n", dir)
+		fmt.Sprintf("    health_check: {type: script, command: \"test -e %s/up-$GOVS_REAL_SERVER_ADDRESS\", interval: 100ms, timeout: 2s, rise: 1, fall: 2}\n", dir)
 	// script_user root: the check tests files in a directory only root may enter.
 	l.apply("script_user: root\n" + natConfig("nat", "mh", l.vip(5390), "udp", l.RealAddrs, nil, extra))
 	l.requireRules([]string{"jhash @nh,96,32 . th sport mod 4093"}, []string{"queue num"})
@@ -374,7 +374,7 @@ func newSorryLab(t *testing.T, fwd, schedName string, port int, extra string) *s
 	l.setUp(0, true)
 	l.setUp(1, true)
 	extra += fmt.Sprintf("    sorry_server: \"%s\"\n", netip.AddrPortFrom(l.RealAddrs[2], uint16(port))) +
-		fmt.Sprintf("    health_check: {type: script, command: \"test -e %s/up-$GOVS_REAL_SERVER_ADDRESS\", interval: 100ms, timeout: 2s, rise: 1, fall: 1}\n", l.dir)
+		fmt.Sprintf("    health_check: {type: script, command: \"test -e %s/up-$GOVS_REAL_SERVER_ADDRESS\", interval: 100ms, timeout: 2s, rise: 1, fall: 2}\n", l.dir)
 	if fwd == "fullnat" {
 		extra += fmt.Sprintf("    local_addresses: [%s]\n", l.DirectorRealSide[0])
 	}
