@@ -49,6 +49,7 @@ type Server struct {
 	servers []*http.Server
 	socket  string // to remove on Close
 	vrrp    VRRPSource
+	disc    discoveryHolder // discovery.go
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup

@@ -37,6 +37,7 @@ type ServiceStatus struct {
 type RealServer struct {
 	Address        string           `json:"address"`
 	Name           string           `json:"name,omitempty"` // a label; the address is the identity
+	Origin         string           `json:"origin,omitempty"` // the discovery source of a discovered one
 	Weight         int              `json:"weight"`         // configured
 	UpperThreshold int              `json:"upper_threshold,omitempty"`
 	LowerThreshold int              `json:"lower_threshold,omitempty"`

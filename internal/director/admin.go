@@ -55,6 +55,9 @@ func (d *Director) Change(edit func(*config.Config) error) error {
 	if err := edit(next); err != nil {
 		return err
 	}
+	if err := sameDiscovery(cur, next); err != nil { // discovered.go
+		return err
+	}
 	d.mergeDiscovered(next) // discovered.go: edits never add, drop or change discovered servers
 	if err := next.Validate(); err != nil {
 		return err

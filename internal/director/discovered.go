@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"sync"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -155,4 +156,71 @@ func (d *Director) withDiscovered(cfg *config.Config) *config.Config {
 		return cfg
 	}
 	return next
+}
+
+// discoveryBlockError refuses a runtime change of a discovery block.
+type discoveryBlockError struct{ key string }
+
+func (e *discoveryBlockError) Error() string {
+	return fmt.Sprintf("virtual service %s: discovery blocks are set in the configuration file only (a source reads files and reaches hosts as govs)", e.key)
+}
+
+func (e *discoveryBlockError) Is(target error) bool { return target == ErrDiscovered }
+
+// sameDiscovery refuses a runtime change that adds, changes or removes a
+// discovery block: a source reads files, reaches daemons and hosts with
+// govs's privileges, which an API token must not choose. Deleting a whole
+// service is allowed.
+func sameDiscovery(cur, next *config.Config) error {
+	before := map[string]*config.Discovery{}
+	if cur != nil {
+		for _, vs := range cur.VirtualServers {
+			if vs != nil {
+				before[vs.Key()] = vs.Discovery
+			}
+		}
+	}
+	for _, vs := range next.VirtualServers {
+		if vs == nil || vs.Address.IsZero() {
+			continue
+		}
+		b := before[vs.Key()]
+		if (b == nil) != (vs.Discovery == nil) {
+			return &discoveryBlockError{vs.Key()}
+		}
+		if b != nil && !sameBlock(b, vs.Discovery) {
+			return &discoveryBlockError{vs.Key()}
+		}
+	}
+	return nil
+}
+
+// sameBlock compares two blocks, the second perhaps not validated yet (an
+// API body echoing the block in force): defaults are filled in on a copy.
+func sameBlock(a, b *config.Discovery) bool {
+	x, y := *a, *b
+	x.Meta, y.Meta = config.Meta{}, config.Meta{}
+	if y.FailPolicy == "" {
+		y.FailPolicy = x.FailPolicy
+	}
+	fill := func(dst *config.Duration, v config.Duration) {
+		if *dst == 0 {
+			*dst = v
+		}
+	}
+	fill(&y.Interval, x.Interval)
+	fill(&y.Timeout, x.Timeout)
+	fill(&y.ConfirmTime, x.ConfirmTime)
+	fill(&y.Settle, x.Settle)
+	fill(&y.Drain, x.Drain)
+	if y.Confirm == 0 {
+		y.Confirm = x.Confirm
+	}
+	if y.MaxDrop == nil {
+		y.MaxDrop = x.MaxDrop
+	}
+	if y.Weight == nil {
+		y.Weight = x.Weight
+	}
+	return reflect.DeepEqual(x, y)
 }

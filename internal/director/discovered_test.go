@@ -124,3 +124,29 @@ func TestWrittenOriginRefused(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestDiscoveryBlockNotChangedAtRuntime(t *testing.T) {
+	d := newDiscDirector(t)
+	key := "tcp/127.0.0.1:8080"
+	err := d.UpdateService(key, func(vs *config.VirtualServer) error { vs.Discovery.Path = "/etc/shadow"; return nil })
+	if !errors.Is(err, ErrDiscovered) || !strings.Contains(err.Error(), "configuration file only") {
+		t.Fatalf("changed block: %v", err)
+	}
+	err = d.UpdateService(key, func(vs *config.VirtualServer) error { vs.Discovery = nil; return nil })
+	if !errors.Is(err, ErrDiscovered) {
+		t.Fatalf("removed block: %v", err)
+	}
+	add := &config.VirtualServer{Address: config.Endpoint{Addr: netip.MustParseAddr("127.0.0.1"), Port: 8081, HasPort: true},
+		Discovery: &config.Discovery{Type: "file", Path: "/etc/shadow"}}
+	if err := d.AddService(add); !errors.Is(err, ErrDiscovered) {
+		t.Fatalf("added block: %v", err)
+	}
+	// An unchanged block (as an API client echoes it, defaults unset) passes.
+	if err := d.UpdateService(key, func(vs *config.VirtualServer) error {
+		vs.Discovery = &config.Discovery{Type: "file", Path: "/nonexistent.json"}
+		vs.Scheduler = "rr"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -294,3 +294,17 @@ func sameSet(a, b map[netip.AddrPort]Server) bool {
 	}
 	return true
 }
+
+// Seed starts the manager from entries a previous source of the same
+// block found (a block changed by a reload): they are the pool, and the
+// new source's answers follow the usual rules.
+func (m *Manager) Seed(now time.Time, es []Entry) {
+	for _, e := range es {
+		if e.Draining {
+			m.draining[e.Addr] = &drain{srv: e.Server, since: now, until: now.Add(m.p.Drain), applied: true}
+		} else {
+			m.accepted[e.Addr] = e.Server
+		}
+	}
+	m.applied, m.lastApply = true, now
+}

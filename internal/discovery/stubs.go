@@ -1,0 +1,20 @@
+package discovery
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+func newDNSSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
+	return nil, fmt.Errorf("discovery type dns is not built yet")
+}
+
+func newEtcdSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
+	return nil, fmt.Errorf("discovery type etcd is not built yet")
+}
+
+func newDockerSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
+	return nil, fmt.Errorf("discovery type docker is not built yet")
+}
