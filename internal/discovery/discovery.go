@@ -81,8 +81,8 @@ type Status struct {
 	LastSuccess *time.Time `json:"last_success,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
-	Errors      uint64     `json:"errors"`      // failed answers, in all
-	Answers     uint64     `json:"answers"`     // good answers, in all
+	Errors      uint64     `json:"errors"`  // failed answers, in all
+	Answers     uint64     `json:"answers"` // good answers, in all
 	Found       int        `json:"servers_found"`
 	Active      int        `json:"servers_active"`   // in the pool from this source
 	Draining    int        `json:"servers_draining"` // left the source, draining
