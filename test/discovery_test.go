@@ -67,8 +67,13 @@ virtual_servers:
 `, vip, drv.block()))
 	d := runDaemon(t, "govs", exec.Command(govsBin, "--socket", sock, "run", "-c", file), 5*time.Second)
 	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
-	return &discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: d}
+	lastDiscoveryRun = &discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: d}
+	return lastDiscoveryRun
 }
+
+// lastDiscoveryRun is the run the last proof started, for a source's own
+// checks after it.
+var lastDiscoveryRun *discoveryRun
 
 func (r *discoveryRun) status(t *testing.T) discovery.Status {
 	t.Helper()
