@@ -127,6 +127,11 @@ type load struct {
 }
 
 func startLoad(vip string) *load {
+	return startLoadWith(func() (string, error) { return ask(vip) })
+}
+
+// startLoadWith is startLoad with the client's own way to ask.
+func startLoadWith(ask func() (string, error)) *load {
 	l := &load{seen: map[string]time.Time{}, stop: make(chan struct{})}
 	for range 2 {
 		l.wg.Add(1)
@@ -138,7 +143,7 @@ func startLoad(vip string) *load {
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
-				name, err := ask(vip)
+				name, err := ask()
 				l.mu.Lock()
 				if err != nil {
 					l.failed.Add(1)
