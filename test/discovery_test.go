@@ -120,7 +120,7 @@ func keys(m map[string]string) []string {
 type load struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
-	seen       map[string]time.Time // server name: last answer
+	seen       map[string]time.Time // server name: start of its last connection
 	errs       []string
 	stop       chan struct{}
 	wg         sync.WaitGroup
@@ -143,6 +143,7 @@ func startLoadWith(ask func() (string, error)) *load {
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
+				began := time.Now() // when it was scheduled, at the latest
 				name, err := ask()
 				l.mu.Lock()
 				if err != nil {
@@ -150,7 +151,7 @@ func startLoadWith(ask func() (string, error)) *load {
 					l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
 				} else {
 					l.ok.Add(1)
-					l.seen[name] = time.Now()
+					l.seen[name] = began
 				}
 				l.mu.Unlock()
 			}
