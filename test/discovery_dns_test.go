@@ -1,16 +1,21 @@
 package test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/discovery"
 	"github.com/govs-lb/govs/test/loopback"
 )
 
@@ -22,6 +27,7 @@ type namedDriver struct {
 	port   int
 	serial int
 	addrs  []string
+	extra  string // more zone lines
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -76,6 +82,7 @@ func (n *namedDriver) writeZone(t *testing.T) {
 		host, port, _ := net.SplitHostPort(a)
 		fmt.Fprintf(&b, "_line._tcp IN SRV 0 1 %s s%d.example.test.\ns%d IN A %s\n", port, i, i, host)
 	}
+	b.WriteString(n.extra)
 	writeFile(t, filepath.Join(n.dir, "example.test.zone"), b.String())
 }
 
@@ -143,4 +150,64 @@ func (n namedFirst) set(t *testing.T, addrs []string) {
 
 func TestDiscoveryDNS(t *testing.T) {
 	testDiscoveryProof(t, namedFirst{newNamedDriver(t)})
+}
+
+// TestDiscoveryDNSHostName: a host name's A and AAAA records with a fixed
+// port, re-resolved on their TTL, following a zone edit + SIGHUP; a name
+// that does not exist is an empty answer, a dead server an error.
+func TestDiscoveryDNSHostName(t *testing.T) {
+	n := newNamedDriver(t)
+	n.extra = "web IN A 127.0.0.1\nweb IN AAAA ::1\n"
+	n.set(t, nil)
+	n.start(t)
+	answers := make(chan discovery.Update, 64)
+	run := func(name string) context.CancelFunc {
+		src, err := discovery.NewSource(&config.Discovery{Type: "dns", Name: name, Port: "8080",
+			Server: fmt.Sprintf("127.0.0.1:%d", n.port), Interval: config.Duration(200 * time.Millisecond),
+			Timeout: config.Duration(time.Second)}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { src.Run(ctx, func(u discovery.Update) { answers <- u }); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	next := func(want string) {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for {
+			select {
+			case u := <-answers:
+				got := ""
+				if u.Err != nil {
+					got = "error"
+				} else {
+					var as []string
+					for _, s := range u.Servers {
+						as = append(as, s.Addr.String())
+					}
+					slices.Sort(as)
+					got = strings.Join(as, " ")
+				}
+				if got == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no answer %q", want)
+			}
+		}
+	}
+	stop := run("web.example.test")
+	next("127.0.0.1:8080 [::1]:8080")
+	n.extra = "web IN A 127.0.0.1\nweb IN A 127.0.0.2\n"
+	n.set(t, nil) // serial bump + SIGHUP; the 1s TTL brings it
+	next("127.0.0.1:8080 127.0.0.2:8080")
+	n.kill()
+	next("error")
+	stop()
+	n.start(t)
+	stop = run("nothere.example.test")
+	next("")
+	stop()
 }
