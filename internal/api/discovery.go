@@ -107,3 +107,24 @@ func (c *Client) Discovery(ctx context.Context) (*DiscoveryReport, error) {
 	out := &DiscoveryReport{}
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/discovery", nil, out)
 }
+
+// dropDiscovered removes the discovered real servers (those with an
+// origin) from a service's request body: a client that echoes a service
+// it read sends them back, and the director keeps the source's own set
+// whatever a request says.
+func dropDiscovered(obj map[string]any) {
+	list, ok := obj["real_servers"].([]any)
+	if !ok {
+		return
+	}
+	kept := list[:0:0]
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok {
+			if o, has := m["origin"]; has && o != "" && o != nil {
+				continue
+			}
+		}
+		kept = append(kept, item)
+	}
+	obj["real_servers"] = kept
+}
