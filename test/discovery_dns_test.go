@@ -112,7 +112,7 @@ func (n *namedDriver) start(t *testing.T) {
 	n.cmd, n.done = cmd, make(chan struct{})
 	done := n.done
 	go func() { cmd.Wait(); out.Close(); close(done) }()
-	loopback.WaitFor(t, "named to load the zone", func() bool {
+	waitFor(t, "named to load the zone", func() bool {
 		log, _ := os.ReadFile(filepath.Join(n.dir, "named.log"))
 		return strings.Contains(string(log), "running") && strings.Contains(string(log), "example.test/IN: loaded serial")
 	})

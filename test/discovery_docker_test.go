@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/api"
-	"github.com/govs-lb/govs/test/loopback"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -80,7 +79,7 @@ func (d *discDockerd) start(t *testing.T) {
 	d.cmd, d.done = cmd, make(chan struct{})
 	done := d.done
 	go func() { cmd.Wait(); close(done) }()
-	loopback.WaitFor(t, "dockerd to answer", func() bool {
+	waitFor(t, "dockerd to answer", func() bool {
 		select {
 		case <-done:
 			t.Fatal("dockerd exited")
@@ -199,10 +198,10 @@ virtual_servers:
     real_servers: []
 `, vip, d.sock))
 	g := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", d.ns.Name, govsBin, "--socket", sock, "run", "-c", file), 5*time.Second)
-	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(g.log(), "govs running") })
+	waitFor(t, "govs to start", func() bool { return strings.Contains(g.log(), "govs running") })
 	r := &discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: g}
 	lastDiscoveryRun = r
-	loopback.WaitFor(t, "a and b discovered and up", func() bool { return len(r.pool(t)) == 2 && healthyCount(t, r) == 2 })
+	waitFor(t, "a and b discovered and up", func() bool { return len(r.pool(t)) == 2 && healthyCount(t, r) == 2 })
 	if o := r.status(t).Origin; o != "docker:govs.test=web" {
 		t.Fatalf("origin %q", o)
 	}
@@ -231,18 +230,18 @@ virtual_servers:
 			l.finish(t)
 		}
 	}()
-	loopback.WaitFor(t, "traffic on a and b", func() bool { return !l.lastSeen("a").IsZero() && !l.lastSeen("b").IsZero() })
+	waitFor(t, "traffic on a and b", func() bool { return !l.lastSeen("a").IsZero() && !l.lastSeen("b").IsZero() })
 
 	// A container started with the label takes connections.
 	started := time.Now()
 	d.run(t, image, "c")
-	loopback.WaitFor(t, "traffic on c", func() bool { return l.lastSeen("c").After(started) })
+	waitFor(t, "traffic on c", func() bool { return l.lastSeen("c").After(started) })
 	t.Logf("started container served %v after docker run began", time.Since(started).Round(time.Millisecond))
 
 	// A stopped one leaves; connect failures to it in the moment between
 	// its exit and the event are retried by the proxy on another server.
 	d.must(t, "stop", "-t", "5", "disc-b")
-	loopback.WaitFor(t, "b to leave", func() bool { return len(r.pool(t)) == 2 })
+	waitFor(t, "b to leave", func() bool { return len(r.pool(t)) == 2 })
 	stopped := time.Now()
 	time.Sleep(time.Second)
 	if l.lastSeen("b").After(stopped) {
@@ -252,14 +251,14 @@ virtual_servers:
 	// The engine's outage keeps the pool; it recovers when the engine is back.
 	before := keys(r.pool(t))
 	d.stop()
-	loopback.WaitFor(t, "the outage in the status", func() bool { return !r.status(t).OK })
+	waitFor(t, "the outage in the status", func() bool { return !r.status(t).OK })
 	t.Logf("status during the outage: %s", r.status(t).Message)
 	time.Sleep(time.Second)
 	if got := keys(r.pool(t)); strings.Join(got, " ") != strings.Join(before, " ") {
 		t.Fatalf("pool during the outage %v, want %v", got, before)
 	}
 	d.start(t)
-	loopback.WaitFor(t, "the source to recover", func() bool { return r.status(t).OK })
+	waitFor(t, "the source to recover", func() bool { return r.status(t).OK })
 	if got := keys(r.pool(t)); strings.Join(got, " ") != strings.Join(before, " ") {
 		t.Fatalf("pool after the outage %v, want %v", got, before)
 	}

@@ -103,7 +103,7 @@ func (e *etcdDriver) start(t *testing.T) {
 	e.cmd, e.done = cmd, make(chan struct{})
 	done := e.done
 	go func() { cmd.Wait(); close(done) }()
-	loopback.WaitFor(t, "etcd to serve", func() bool {
+	waitFor(t, "etcd to serve", func() bool {
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.client}, DialTimeout: time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			return false
@@ -154,6 +154,6 @@ func TestDiscoveryEtcd(t *testing.T) {
 	if _, err := e.cli.Put(ctx, etcdPrefix+d, fmt.Sprintf(`{"address": %q}`, d), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
-	loopback.WaitFor(t, "d discovered", func() bool { _, ok := r.pool(t)[d]; return ok })
-	loopback.WaitFor(t, "d gone once its lease expired", func() bool { _, ok := r.pool(t)[d]; return !ok })
+	waitFor(t, "d discovered", func() bool { _, ok := r.pool(t)[d]; return ok })
+	waitFor(t, "d gone once its lease expired", func() bool { _, ok := r.pool(t)[d]; return !ok })
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/discovery"
-	"github.com/govs-lb/govs/test/loopback"
 )
 
 // TestDiscoveryNAT: discovered real servers under kernel NAT forwarding,
@@ -55,7 +54,7 @@ virtual_servers:
 		}
 		return out
 	}
-	loopback.WaitFor(t, "rs1 and rs2 discovered", func() bool { return len(pool()) == 2 })
+	waitFor(t, "rs1 and rs2 discovered", func() bool { return len(pool()) == 2 })
 
 	var ok, failed atomic.Int64
 	var mu sync.Mutex
@@ -103,7 +102,7 @@ virtual_servers:
 
 	added := time.Now()
 	list(0, 1, 2)
-	loopback.WaitFor(t, "traffic on rs3", func() bool { return last("rs3").After(added) })
+	waitFor(t, "traffic on rs3", func() bool { return last("rs3").After(added) })
 
 	// Hold a flow to rs1, then remove rs1 from the file.
 	var held *clientConn
@@ -124,7 +123,7 @@ virtual_servers:
 	defer held.c.Close()
 	list(1, 2)
 	rs1 := l.RealAddrs[0].String()
-	loopback.WaitFor(t, "rs1 at weight 0", func() bool { w, ok := pool()[rs1]; return ok && w == 0 })
+	waitFor(t, "rs1 at weight 0", func() bool { w, ok := pool()[rs1]; return ok && w == 0 })
 	drained := time.Now()
 	time.Sleep(time.Second)
 	if last("rs1").After(drained) {
@@ -133,14 +132,14 @@ virtual_servers:
 	if name, _, err := held.ask(); err != nil || name != "rs1" {
 		t.Fatalf("established flow through the draining rs1: %q, %v", name, err)
 	}
-	loopback.WaitFor(t, "rs1 to leave", func() bool { _, ok := pool()[rs1]; return !ok })
+	waitFor(t, "rs1 to leave", func() bool { _, ok := pool()[rs1]; return !ok })
 	if name, _, err := held.ask(); err != nil || name != "rs1" {
 		t.Fatalf("established flow after rs1 left (within grace_period): %q, %v", name, err)
 	}
 
 	// The file's deletion keeps the pool.
 	os.Remove(file)
-	loopback.WaitFor(t, "the outage in the status", func() bool { return !r.Status()[0].OK })
+	waitFor(t, "the outage in the status", func() bool { return !r.Status()[0].OK })
 	time.Sleep(time.Second)
 	if n := len(pool()); n != 2 {
 		t.Fatalf("pool of %d during the outage, want 2", n)

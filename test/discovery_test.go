@@ -66,7 +66,7 @@ virtual_servers:
 %s    real_servers: []
 `, vip, drv.block()))
 	d := runDaemon(t, "govs", exec.Command(govsBin, "--socket", sock, "run", "-c", file), 5*time.Second)
-	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
+	waitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
 	lastDiscoveryRun = &discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: d}
 	return lastDiscoveryRun
 }
@@ -207,7 +207,7 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 	a, b, c := loopback.LineServer(t, "a"), loopback.LineServer(t, "b"), loopback.LineServer(t, "c")
 	drv.set(t, []string{a, b})
 	r := startDiscoveryGovs(t, drv)
-	loopback.WaitFor(t, "a and b discovered and up", func() bool {
+	waitFor(t, "a and b discovered and up", func() bool {
 		p := r.pool(t)
 		return len(p) == 2 && p[a] != "" && p[b] != "" && healthyCount(t, r) == 2
 	})
@@ -221,7 +221,7 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 			l.finish(t)
 		}
 	}()
-	loopback.WaitFor(t, "traffic on a and b", func() bool { return !l.lastSeen("a").IsZero() && !l.lastSeen("b").IsZero() })
+	waitFor(t, "traffic on a and b", func() bool { return !l.lastSeen("a").IsZero() && !l.lastSeen("b").IsZero() })
 
 	// A discovered server cannot be edited through the API.
 	err := r.api.DeleteRealServer(context.Background(), "tcp", r.vip, a)
@@ -234,7 +234,7 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 	// poll and the health check's rise).
 	added := time.Now()
 	drv.set(t, []string{a, b, c})
-	loopback.WaitFor(t, "traffic on c", func() bool { return l.lastSeen("c").After(added) })
+	waitFor(t, "traffic on c", func() bool { return l.lastSeen("c").After(added) })
 	t.Logf("added server served %v after the source listed it", time.Since(added).Round(time.Millisecond))
 
 	// Removal: b drains; an established connection through it keeps
@@ -242,7 +242,7 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 	conn, rd := heldConn(t, r.vip, "b")
 	defer conn.Close()
 	drv.set(t, []string{a, c})
-	loopback.WaitFor(t, "b at weight 0", func() bool { return r.pool(t)[b] == origin+" w0" })
+	waitFor(t, "b at weight 0", func() bool { return r.pool(t)[b] == origin+" w0" })
 	drained := time.Now()
 	time.Sleep(time.Second)
 	if last := l.lastSeen("b"); last.After(drained) {
@@ -256,12 +256,12 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 		t.Fatal("b left while a connection still ran through it")
 	}
 	conn.Close()
-	loopback.WaitFor(t, "b to leave once idle", func() bool { _, ok := r.pool(t)[b]; return !ok })
+	waitFor(t, "b to leave once idle", func() bool { _, ok := r.pool(t)[b]; return !ok })
 
 	// Outage: the pool stays, the status says why, and recovers.
 	before := keys(r.pool(t))
 	drv.stop(t)
-	loopback.WaitFor(t, "the outage in the status", func() bool { st := r.status(t); return !st.OK && st.LastError != "" })
+	waitFor(t, "the outage in the status", func() bool { st := r.status(t); return !st.OK && st.LastError != "" })
 	st := r.status(t)
 	t.Logf("status during the outage: %s", st.Message)
 	time.Sleep(time.Second)
@@ -269,21 +269,21 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 		t.Fatalf("pool during the outage %v, want %v", got, before)
 	}
 	drv.start(t)
-	loopback.WaitFor(t, "the source to recover", func() bool { return r.status(t).OK })
+	waitFor(t, "the source to recover", func() bool { return r.status(t).OK })
 	if got := keys(r.pool(t)); !slices.Equal(got, before) {
 		t.Fatalf("pool after the outage %v, want %v", got, before)
 	}
 
 	// A sudden empty answer is held: the pool stays.
 	drv.set(t, nil)
-	loopback.WaitFor(t, "the empty answer held", func() bool { return r.status(t).Held != nil })
+	waitFor(t, "the empty answer held", func() bool { return r.status(t).Held != nil })
 	time.Sleep(time.Second)
 	if got := keys(r.pool(t)); !slices.Equal(got, before) {
 		t.Fatalf("pool after an empty answer %v, want %v", got, before)
 	}
 	t.Logf("status with the empty answer: %s", r.status(t).Message)
 	drv.set(t, []string{a, c})
-	loopback.WaitFor(t, "the held drop withdrawn", func() bool { return r.status(t).Held == nil })
+	waitFor(t, "the held drop withdrawn", func() bool { return r.status(t).Held == nil })
 
 	l.finish(t)
 	l = nil
@@ -340,4 +340,19 @@ func (f *fileDriver) start(t *testing.T) { f.set(t, f.last) }
 
 func TestDiscoveryFile(t *testing.T) {
 	testDiscoveryProof(t, &fileDriver{path: filepath.Join(t.TempDir(), "servers.json")})
+}
+
+// waitFor polls cond until it holds, failing the test after a minute: the
+// discovery tests start daemons (named, etcd, dockerd) and wait for
+// outages to be noticed, which take longer on a loaded machine than
+// loopback.WaitFor's 10 s allow. Outcomes are asserted, not timings.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
