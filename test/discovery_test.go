@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,6 +285,19 @@ func testDiscoveryProof(t *testing.T, drv sourceDriver) {
 	t.Logf("status with the empty answer: %s", r.status(t).Message)
 	drv.set(t, []string{a, c})
 	waitFor(t, "the held drop withdrawn", func() bool { return r.status(t).Held == nil })
+
+	// A reload of the unchanged file keeps the discovered servers and
+	// their source (no restart: the applies count does not move).
+	applies := r.status(t).Applies
+	r.daemon.signal(t, syscall.SIGHUP)
+	waitFor(t, "the reload", func() bool { return strings.Contains(r.daemon.log(), "configuration reloaded") })
+	time.Sleep(500 * time.Millisecond)
+	if got := keys(r.pool(t)); !slices.Equal(got, before) {
+		t.Fatalf("pool after a reload %v, want %v", got, before)
+	}
+	if st := r.status(t); st.Applies != applies {
+		t.Fatalf("the reload restarted the source: applies %d, was %d", st.Applies, applies)
+	}
 
 	l.finish(t)
 	l = nil
