@@ -143,6 +143,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		d.Shutdown(0)
 		return exitCode(1)
 	}
+	disc := startDiscovery(log, d, srv, cfg) // discovery.go
+	defer disc.Stop()
 	// Signals are caught before "govs running" is logged: whoever waits
 	// for that line (an init script, a test) may signal at once, and a
 	// SIGHUP or SIGTERM not yet caught would kill govs without a drain.
@@ -156,6 +158,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			notify.reloading()
 			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
 			srv.ConfigReloaded(ok, time.Now())
+			disc.Apply(d.Config())
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}

@@ -103,6 +103,7 @@ type document struct {
 // decodeService decodes obj as a virtual server, through the
 // configuration decoder and validation of a configuration holding it alone.
 func decodeService(obj map[string]any) (*config.VirtualServer, *document, error) {
+	dropDiscovered(obj) // discovery.go
 	wrap := map[string]any{"virtual_servers": []any{obj}}
 	cfg, doc, err := decode(wrap, []string{"virtual_servers", "0"})
 	if err != nil {
@@ -114,6 +115,7 @@ func decodeService(obj map[string]any) (*config.VirtualServer, *document, error)
 // decodeRealServer decodes obj as a real server of a service with the given
 // protocol and address.
 func decodeRealServer(obj map[string]any, proto, vip string) (*config.RealServer, *document, error) {
+	delete(obj, "origin") // a discovered address is refused by the director, naming its source
 	wrap := map[string]any{"virtual_servers": []any{map[string]any{
 		"protocol": proto, "address": vip, "real_servers": []any{obj}}}}
 	cfg, doc, err := decode(wrap, []string{"virtual_servers", "0", "real_servers", "0"})

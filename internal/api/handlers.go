@@ -52,7 +52,8 @@ func (s *Server) routeTable() []route {
 		{"DELETE", rs + "/drain", s.h(s.drainOff)},
 		{"GET", "/api/v1/health", s.h(s.getHealth)},
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
-		{"GET", "/api/v1/bgp", s.h(s.getBGP)}, // bgp.go
+		{"GET", "/api/v1/bgp", s.h(s.getBGP)},             // bgp.go
+		{"GET", "/api/v1/discovery", s.h(s.getDiscovery)}, // discovery.go
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
 		{"GET", "/api/v1/forecasts", s.h(s.getForecasts)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},
@@ -101,6 +102,8 @@ func (s *Server) toError(err error) *Error {
 		return &Error{Message: err.Error(), Code: CodeNoService, Status: http.StatusNotFound}
 	case errors.Is(err, director.ErrDestExists):
 		return &Error{Message: err.Error(), Code: CodeDestExists, Status: http.StatusConflict}
+	case errors.Is(err, director.ErrDiscovered):
+		return &Error{Message: err.Error(), Code: CodeForbidden, Status: http.StatusConflict}
 	case errors.Is(err, director.ErrNoDest):
 		return &Error{Message: err.Error(), Code: CodeNoDest, Status: http.StatusNotFound}
 	case errors.As(err, &list):

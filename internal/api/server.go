@@ -51,7 +51,8 @@ type Server struct {
 	servers []*http.Server
 	socket  string // to remove on Close
 	vrrp    VRRPSource
-	bgp     BGPSource // bgp.go
+	bgp     BGPSource       // bgp.go
+	disc    discoveryHolder // discovery.go
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup

@@ -38,8 +38,9 @@ type ServiceStatus struct {
 // RealServer is a real server as the API shows it.
 type RealServer struct {
 	Address        string           `json:"address"`
-	Name           string           `json:"name,omitempty"` // a label; the address is the identity
-	Weight         int              `json:"weight"`         // configured
+	Name           string           `json:"name,omitempty"`   // a label; the address is the identity
+	Origin         string           `json:"origin,omitempty"` // the discovery source of a discovered one
+	Weight         int              `json:"weight"`           // configured
 	UpperThreshold int              `json:"upper_threshold,omitempty"`
 	LowerThreshold int              `json:"lower_threshold,omitempty"`
 	MaxConnections int              `json:"max_connections,omitempty"`

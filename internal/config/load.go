@@ -91,6 +91,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		vs.validate(&errs)
+		vs.validateDiscovery(c.GracePeriod, &errs) // discovery.go
 		if vs.Address.IsZero() {
 			continue
 		}
@@ -247,6 +248,9 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 }
 
 func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
+	if rs.Has("origin") {
+		errs.add(rs.At("origin"), "origin is set by discovery for the real servers it finds; a written real server has none")
+	}
 	if rs.Address.IsZero() {
 		errs.add(rs.Pos, "real server needs an address (IP:PORT)")
 	} else if !rs.Address.HasPort {

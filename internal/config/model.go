@@ -92,6 +92,8 @@ type VirtualServer struct {
 	BGP      *ServiceBGP `yaml:"bgp,omitempty"`
 
 	RealServers []*RealServer `yaml:"real_servers"`
+	// Discovery adds real servers found by a source (discovery.go).
+	Discovery *Discovery `yaml:"discovery,omitempty"`
 }
 
 // RealServer is one server behind a virtual service.
@@ -118,6 +120,11 @@ type RealServer struct {
 	NotifyDown       string `yaml:"notify_down,omitempty"`
 	InhibitOnFailure *bool  `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            *bool  `yaml:"alpha,omitempty"`
+
+	// Origin names the discovery source of a discovered real server
+	// ("dns:_http._tcp.example.test"); empty for a written one. Only the
+	// director sets it: a file or API request may not.
+	Origin string `yaml:"origin,omitempty"`
 
 	// Check is the health check in force for this real server, resolved by
 	// Validate from the virtual server's and the real server's health_check;

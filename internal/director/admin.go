@@ -49,6 +49,10 @@ func (d *Director) Change(edit func(*config.Config) error) error {
 	if err := edit(next); err != nil {
 		return err
 	}
+	if err := sameDiscovery(cur, next); err != nil { // discovered.go
+		return err
+	}
+	d.mergeDiscovered(next) // discovered.go: edits never add, drop or change discovered servers
 	if err := next.Validate(); err != nil {
 		return err
 	}
@@ -63,7 +67,7 @@ func (d *Director) Change(edit func(*config.Config) error) error {
 func (d *Director) Reload(cfg *config.Config) error {
 	d.admin.Lock()
 	defer d.admin.Unlock()
-	return d.Apply(cfg)
+	return d.Apply(d.withDiscovered(cfg))
 }
 
 // AddService adds a virtual service.
@@ -128,6 +132,9 @@ func (d *Director) AddRealServer(key string, rs *config.RealServer, edit func(*c
 		if !addr.HasPort && vs.Address.HasPort {
 			addr.Port, addr.HasPort = vs.Address.Port, true
 		}
+		if o := discoveredOrigin(vs, addr.AddrPort()); o != "" {
+			return &DiscoveredError{addr.AddrPort(), o}
+		}
 		if findRealServer(vs, addr.AddrPort()) >= 0 {
 			return ErrDestExists
 		}
@@ -146,6 +153,9 @@ func (d *Director) UpdateRealServer(key string, addr netip.AddrPort, edit func(*
 		i := findRealServer(vs, addr)
 		if i < 0 {
 			return ErrNoDest
+		}
+		if o := vs.RealServers[i].Origin; o != "" {
+			return &DiscoveredError{addr, o}
 		}
 		if err := edit(vs.RealServers[i]); err != nil {
 			return err
@@ -167,6 +177,9 @@ func (d *Director) DeleteRealServer(key string, addr netip.AddrPort) error {
 		i := findRealServer(vs, addr)
 		if i < 0 {
 			return ErrNoDest
+		}
+		if o := vs.RealServers[i].Origin; o != "" {
+			return &DiscoveredError{addr, o}
 		}
 		vs.RealServers = append(vs.RealServers[:i], vs.RealServers[i+1:]...)
 		return nil

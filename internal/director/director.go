@@ -56,6 +56,8 @@ type Director struct {
 	cancel context.CancelFunc
 
 	hc directorHealth // health.go
+
+	disc discoveredSets // discovered.go
 }
 
 // New returns a director that forwards with dp. It serves nothing until Apply.

@@ -398,6 +398,11 @@
     } else {
       setText(c.addr, r.addr);
     }
+    // A discovered real server says where it came from (docs/discovery.md).
+    if (r.origin) {
+      c.addr.append(' ', h('span', { class: 'rs-origin', 'data-origin': r.origin, title: 'discovered by ' + r.origin }, r.origin.split(':')[0]));
+      c.addr.title = (c.addr.title || r.addr) + ' (discovered by ' + r.origin + ')';
+    }
     return c;
   }
 
@@ -593,7 +598,7 @@
         let state = hl.state || 'up';
         if (rst.drained && state === 'up') state = 'draining';
         return {
-          addr: rs.address, name: rs.name || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
+          addr: rs.address, name: rs.name || '', origin: rs.origin || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
           inactive: rst.inactive_connections || 0, up: !!rst.up && state === 'up', state, reason: hl.reason, health: hl, stats: rst.stats || {},
           agent: rst.agent,
         };

@@ -1,0 +1,214 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+// dockerSource follows the running containers that carry a label. A
+// container's address is its first network's IP address (sorted by
+// network name), or its label govs.address; its port is the block's
+// port, else its label govs.port, else its only exposed port; its weight
+// is its label govs.weight. A container with a health check serves only
+// while healthy. The source lists the containers at start, again on each
+// container event of the label (start, die, stop, kill, pause, unpause,
+// health_status, destroy) and every interval (an engine that went away is
+// noticed even when no event comes).
+type dockerSource struct {
+	host     string
+	label    string
+	port     int
+	interval time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	warned map[string]string // container ID: the problem logged
+}
+
+func newDockerSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
+	return &dockerSource{host: dc.Host, label: dc.Label, port: dc.PortNumber(), interval: dc.Interval.D(),
+		timeout: dc.Timeout.D(), log: log, warned: map[string]string{}}, nil
+}
+
+func (s *dockerSource) Run(ctx context.Context, report func(Update)) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if s.host != "" {
+		opts = append(opts, client.WithHost(s.host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		report(Update{Err: fmt.Errorf("docker client: %w", err)})
+		<-ctx.Done()
+		return
+	}
+	defer cli.Close()
+	for ctx.Err() == nil {
+		s.session(ctx, cli, report)
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.interval):
+		}
+	}
+}
+
+func (s *dockerSource) session(ctx context.Context, cli *client.Client, report func(Update)) {
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Events first, then the list: a change between the two is not lost.
+	msgs, errs := cli.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", s.label))})
+	list := func() bool {
+		servers, err := s.list(ctx, cli)
+		if err != nil {
+			report(Update{Err: err})
+			return false
+		}
+		report(Update{Servers: servers})
+		return true
+	}
+	if !list() {
+		return
+	}
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-errs:
+			if ctx.Err() == nil {
+				report(Update{Err: fmt.Errorf("docker events: %w", err)})
+			}
+			return
+		case m := <-msgs:
+			switch {
+			case m.Action == events.ActionStart, m.Action == events.ActionDie, m.Action == events.ActionStop,
+				m.Action == events.ActionKill, m.Action == events.ActionPause, m.Action == events.ActionUnPause,
+				m.Action == events.ActionDestroy, strings.HasPrefix(string(m.Action), "health_status"):
+				if !list() {
+					return
+				}
+			}
+		case <-tick.C:
+			if !list() {
+				return
+			}
+		}
+	}
+}
+
+func (s *dockerSource) list(ctx context.Context, cli *client.Client) ([]Server, error) {
+	lctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	cs, err := cli.ContainerList(lctx, container.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", s.label), filters.Arg("status", "running"))})
+	if err != nil {
+		return nil, fmt.Errorf("docker list of containers labelled %s: %w", s.label, err)
+	}
+	out := make([]Server, 0, len(cs))
+	for _, c := range cs {
+		if strings.Contains(c.Status, "(unhealthy)") || strings.Contains(c.Status, "(health: starting)") {
+			continue // serves once healthy
+		}
+		srv, err := s.server(c)
+		if err != nil {
+			s.warn(c.ID, err.Error())
+			continue
+		}
+		out = append(out, srv)
+	}
+	return out, nil
+}
+
+func (s *dockerSource) warn(id, problem string) {
+	s.mu.Lock()
+	logged := s.warned[id] == problem
+	s.warned[id] = problem
+	s.mu.Unlock()
+	if !logged {
+		s.log.Warn("docker discovery: container left out", "container", id[:min(12, len(id))], "problem", problem)
+	}
+}
+
+func (s *dockerSource) server(c container.Summary) (Server, error) {
+	name := strings.TrimPrefix(strings.Join(c.Names, ","), "/")
+	var addr netip.Addr
+	if a := c.Labels["govs.address"]; a != "" {
+		p, err := netip.ParseAddr(a)
+		if err != nil {
+			return Server{}, fmt.Errorf("label govs.address %q is not an IP address", a)
+		}
+		addr = p
+	} else if c.NetworkSettings != nil {
+		nets := make([]string, 0, len(c.NetworkSettings.Networks))
+		for n := range c.NetworkSettings.Networks {
+			nets = append(nets, n)
+		}
+		sort.Strings(nets)
+		for _, n := range nets {
+			ep := c.NetworkSettings.Networks[n]
+			if ep == nil {
+				continue
+			}
+			for _, a := range []string{ep.IPAddress, ep.GlobalIPv6Address} {
+				if p, err := netip.ParseAddr(a); err == nil {
+					addr = p
+					break
+				}
+			}
+			if addr.IsValid() {
+				break
+			}
+		}
+	}
+	if !addr.IsValid() {
+		return Server{}, fmt.Errorf("no IP address (no network with one, no govs.address label)")
+	}
+	port := s.port
+	if port == 0 {
+		if l := c.Labels["govs.port"]; l != "" {
+			p, err := config.ParsePort(l)
+			if err != nil {
+				return Server{}, fmt.Errorf("label govs.port %q is not a port", l)
+			}
+			port = int(p)
+		} else {
+			seen := map[uint16]bool{}
+			for _, p := range c.Ports {
+				if p.Type == "tcp" || p.Type == "" {
+					seen[p.PrivatePort] = true
+				}
+			}
+			if len(seen) != 1 {
+				return Server{}, fmt.Errorf("no port: give the block's port or a govs.port label (%d exposed ports)", len(seen))
+			}
+			for p := range seen {
+				port = int(p)
+			}
+		}
+	}
+	srv := Server{Addr: netip.AddrPortFrom(addr.Unmap(), uint16(port)), Weight: -1, Name: name}
+	if l := c.Labels["govs.weight"]; l != "" {
+		w, err := strconv.Atoi(l)
+		if err != nil || w < 0 || w > 65535 {
+			return Server{}, fmt.Errorf("label govs.weight %q is not a weight (0..65535)", l)
+		}
+		srv.Weight = w
+	}
+	return srv, nil
+}
