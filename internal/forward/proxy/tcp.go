@@ -207,6 +207,9 @@ func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (direc
 		b := t.vs.Schedule(client, tried)
 		rs := b.RealServer
 		if rs == nil {
+			if len(tried) == 0 {
+				failed = t.overloaded(failed)
+			}
 			return b, nil, time.Time{}, failed
 		}
 		tried = append(tried, rs)
@@ -234,6 +237,18 @@ func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (direc
 		t.p.log.Debug("connect to real server failed", "service", st.Name, "backend", rs.Addr.String(), "err", err, "attempt", attempt+1)
 	}
 	return director.Binding{}, nil, time.Time{}, failed
+}
+
+// overloaded is the refusal's code when no real server could be scheduled:
+// PC (govs's limit) if one is at its max_connections or upper threshold,
+// else failed as it is.
+func (t *tcpServer) overloaded(failed connectFailure) connectFailure {
+	for _, rs := range t.vs.RealServers() {
+		if rs.Dest.Overloaded() && rs.Dest.Weight() > 0 {
+			return connectFailure{rs.Addr, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect}}
+		}
+	}
+	return failed
 }
 
 // connectCode is the termination of a failed connect: a timeout is the
