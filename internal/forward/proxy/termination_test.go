@@ -46,6 +46,7 @@ func accessFile(t *testing.T) string {
 	if old := accesslog.SetWriter(w); old != nil {
 		old.Close()
 	}
+	accesslog.Terminations.Reset()
 	t.Cleanup(func() {
 		if w := accesslog.SetWriter(nil); w != nil {
 			w.Close()
