@@ -78,6 +78,7 @@ func (o *syslogOut) flush(b []byte, _ int) error {
 		if o.proto == "tcp" {
 			o.conn.Close()
 			o.conn = nil
+			o.nextDial = time.Now().Add(time.Second)
 		}
 		return err
 	}
