@@ -155,7 +155,8 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		}
 		if sig == syscall.SIGHUP {
 			notify.reloading()
-			reopenAccessLog() // even if the reload is rejected
+			// The file is reopened even if the reload is rejected.
+			reopenAccessLog()
 			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
 			srv.ConfigReloaded(ok, time.Now())
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running

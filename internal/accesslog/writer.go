@@ -164,16 +164,17 @@ func (w *Writer) loop() {
 			w.flush(&buf, n, fail)
 		}
 	}
+	var r Record // one for the loop: it escapes (to the sink's interface)
 	for {
 		n := 0
 		select {
-		case r := <-w.q:
+		case r = <-w.q:
 			send(&r, &n)
 			// Take what else is queued before writing: one write a batch.
 		more:
 			for len(buf) < 60<<10 {
 				select {
-				case r := <-w.q:
+				case r = <-w.q:
 					send(&r, &n)
 				default:
 					break more
@@ -187,7 +188,7 @@ func (w *Writer) loop() {
 		case <-w.closing:
 			for {
 				select {
-				case r := <-w.q:
+				case r = <-w.q:
 					send(&r, &n)
 				default:
 					w.flush(&buf, &n, fail)
@@ -219,7 +220,7 @@ type fileOut struct {
 }
 
 func (o *fileOut) frame(b []byte, r *Record, _ time.Time) []byte { return r.AppendJSON(b) }
-func (o *fileOut) batch() bool                                     { return true }
+func (o *fileOut) batch() bool                                   { return true }
 
 func (o *fileOut) flush(b []byte, _ int) error {
 	o.mu.Lock()

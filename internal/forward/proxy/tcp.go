@@ -109,7 +109,7 @@ type tcpConn struct {
 	finished  atomic.Int32 // directions finished; the second one cleans up
 	aborted   atomic.Bool
 	abortOnce sync.Once
-	reason    string // why it was aborted; written once in abort
+	reason    string                // why it was aborted; written once in abort
 	code      accesslog.Termination // how it ended, if abort knew; written once in abort
 	idle      *time.Timer
 	stopCtx   func() bool
