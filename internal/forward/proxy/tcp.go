@@ -252,10 +252,14 @@ func (t *tcpServer) overloaded(failed connectFailure) connectFailure {
 }
 
 // connectCode is the termination of a failed connect: a timeout is the
-// server's (sC), no local port or descriptor govs's resources (RC), the
-// rest a refusal (SC).
+// server's (sC), no local port or descriptor govs's resources (RC), a
+// connect cut by the real server's removal or a stop killed (KC), the rest
+// a refusal (SC).
 func connectCode(err error) accesslog.Termination {
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The real server's context: removed by an operator, or a stop.
+		return accesslog.Termination{accesslog.ByKilled, accesslog.InConnect}
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 		return accesslog.Termination{accesslog.ByServerTimeout, accesslog.InConnect}
 	case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
