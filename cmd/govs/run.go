@@ -107,6 +107,11 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	logWarnings(log, warns)
 	logConfigSource(log, file)
 	notify := newNotifier(log)
+	if err := applyAccessLog(log, cfg.Logging); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitCode(1)
+	}
+	defer closeAccessLog()
 
 	dp := newDataplane(log)
 	sp := newStoppable(dp)
@@ -149,13 +154,19 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	// for that line (an init script, a test) may signal at once, and a
 	// SIGHUP or SIGTERM not yet caught would kill govs without a drain.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	log.Info("govs running", "version", version, "config", file, "virtual_services", len(cfg.VirtualServers))
 	notify.ready(len(cfg.VirtualServers))
 	defer signal.Stop(sigs)
 	for sig := range sigs {
+		if sig == syscall.SIGUSR1 { // logrotate: reopen the access log
+			reopenAccessLog()
+			continue
+		}
 		if sig == syscall.SIGHUP {
 			notify.reloading()
+			// The file is reopened even if the reload is rejected.
+			reopenAccessLog()
 			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
 			srv.ConfigReloaded(ok, time.Now())
 			disc.Apply(d.Config())
@@ -193,7 +204,8 @@ func stop(log *slog.Logger, sig os.Signal, d *director.Director, vd *vrrpd.Daemo
 			log.Info("stopped")
 			return
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
+				reopenAccessLog()
 				log.Info("reload ignored: shutting down")
 				continue
 			}
@@ -230,6 +242,9 @@ func reload(log *slog.Logger, ls *logSettings, d *director.Director, dp *forward
 		log.Warn("the api settings changed; they take effect when govs restarts")
 	}
 	ls.apply(cfg.Logging)
+	if err := applyAccessLog(log, cfg.Logging); err != nil {
+		log.Error("access log unchanged", "err", err)
+	}
 	logWarnings(log, warns)
 	log.Info("configuration reloaded", "config", file, "virtual_services", len(cfg.VirtualServers))
 	return true

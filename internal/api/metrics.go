@@ -93,7 +93,7 @@ var (
 func newRegistry(s *Server) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&collector{s: s}, &agentCollector{s: s})
+		&collector{s: s}, &agentCollector{s: s}, terminationCollector{})
 	return reg
 }
 

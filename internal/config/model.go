@@ -209,8 +209,9 @@ type Logging struct {
 
 	Level  string `yaml:"level,omitempty"`  // debug, info, warn, error
 	Format string `yaml:"format,omitempty"` // text or json
-	// AccessLog logs one line per finished connection.
-	AccessLog bool `yaml:"access_log,omitempty"`
+	// AccessLog writes one line per finished connection or UDP flow:
+	// true to the log stream, or to a file or syslog server (AccessLog).
+	AccessLog AccessLog `yaml:"access_log,omitempty"`
 }
 
 // Defaults.

@@ -288,7 +288,7 @@ func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*
 		Retries:        *vc.Retries,
 		MaxFlows:       vc.MaxFlows,
 		OnePacket:      vc.OnePacket,
-		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog,
+		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog.Enabled(),
 	}
 	opts := vc.SchedOptions()
 	opts.Prober = agentProber{} // prequal probes the real servers' agents (prober.go)

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
+
+	"github.com/govs-lb/govs/internal/accesslog"
 
 	"github.com/govs-lb/govs/test/loopback"
 )
@@ -42,8 +45,28 @@ func BenchmarkTCPRequest(b *testing.B) {
 
 // BenchmarkTCPConnect is a new proxied connection with one exchange: the
 // new-connection path.
-func BenchmarkTCPConnect(b *testing.B) {
-	vip := benchDirector(b, loopback.EchoServer(b, 0))
+func BenchmarkTCPConnect(b *testing.B) { benchConnect(b, benchDirector(b, loopback.EchoServer(b, 0))) }
+
+// BenchmarkTCPConnectAccessLog is BenchmarkTCPConnect writing each
+// connection's line to an access-log file: what the log adds per
+// connection.
+func BenchmarkTCPConnectAccessLog(b *testing.B) {
+	w, err := accesslog.OpenWriter(filepath.Join(b.TempDir(), "access.log"), testLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	accesslog.SetWriter(w)
+	b.Cleanup(func() { accesslog.SetWriter(nil); w.Close() })
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	vip := l.Addr().String()
+	l.Close()
+	d := newDirectorFromText(b, fmt.Sprintf("logging: {access_log: true}\nvirtual_servers: [{address: %s, real_servers: [{address: %s}]}]",
+		vip, loopback.EchoServer(b, 0)))
+	b.Cleanup(func() { d.Shutdown(0) })
+	benchConnect(b, vip)
+}
+
+func benchConnect(b *testing.B, vip string) {
 	msg := []byte("ping")
 	buf := make([]byte, 4)
 	b.ReportAllocs()

@@ -30,7 +30,7 @@ func copyBuffered(dst, src net.Conn, read func(), count func(int)) (int64, error
 			total += int64(m)
 			count(m)
 			if werr != nil {
-				return total, werr
+				return total, dstError{werr}
 			}
 		}
 		if rerr == io.EOF {

@@ -140,7 +140,7 @@ func newStreamCopier(src, dst syscall.RawConn) *streamCopier {
 			case err == unix.EAGAIN:
 				return false
 			case err != nil:
-				s.err = err
+				s.err = dstError{err}
 			default:
 				s.off += n
 			}
@@ -184,7 +184,7 @@ func newStreamCopier(src, dst syscall.RawConn) *streamCopier {
 			case err == unix.EAGAIN:
 				return false
 			case err != nil:
-				s.err = err
+				s.err = dstError{err}
 			default:
 				s.inPipe -= int(n)
 			}
@@ -259,7 +259,7 @@ func (s *streamCopier) copyChunk() (int, error) {
 	n := s.n
 	for s.off < s.n {
 		if err := s.dst.Write(s.write); err != nil {
-			return 0, err
+			return 0, dstError{err}
 		}
 		if s.err != nil {
 			return 0, s.err
@@ -289,7 +289,7 @@ func (s *streamCopier) spliceChunk() (int, error) {
 	n := s.inPipe
 	for s.inPipe > 0 {
 		if err := s.dst.Write(s.drain); err != nil {
-			return n - s.inPipe, err
+			return n - s.inPipe, dstError{err}
 		}
 		if s.err != nil {
 			return n - s.inPipe, s.err

@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/govs-lb/govs/internal/accesslog"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/sched"
@@ -90,7 +93,8 @@ type tcpConn struct {
 	client   *net.TCPConn
 	backend  *net.TCPConn
 	clientAP netip.AddrPort
-	start    time.Time
+	start    time.Time     // accepted
+	connect  time.Duration // accept to connected, retries included
 
 	last atomic.Int64 // nanoseconds since start of the last byte moved
 	// When the client's last bytes were read, and when the real server's
@@ -105,7 +109,8 @@ type tcpConn struct {
 	finished  atomic.Int32 // directions finished; the second one cleans up
 	aborted   atomic.Bool
 	abortOnce sync.Once
-	reason    string // why it was aborted; written once in abort
+	reason    string                // why it was aborted; written once in abort
+	code      accesslog.Termination // how it ended, if abort knew; written once in abort
 	idle      *time.Timer
 	stopCtx   func() bool
 	in, out   atomic.Int64 // bytes each way, for listing and the access log
@@ -122,6 +127,7 @@ var (
 )
 
 func (t *tcpServer) serve(client *net.TCPConn) {
+	accepted := time.Now()
 	vs := t.vs
 	st := vs.Settings()
 	clientAP := client.RemoteAddr().(*net.TCPAddr).AddrPort()
@@ -137,11 +143,13 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 		client.Close()
 		fds.give(2)
 		t.p.conns.Done()
+		t.p.refused(st, accepted, clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect})
 		return
 	}
-	b, backend, bound := t.connect(st, clientAP)
+	b, backend, bound, failed := t.connect(st, clientAP)
 	rs := b.RealServer
 	if backend == nil {
+		t.p.refused(st, accepted, clientAP, failed.rs, failed.code)
 		vs.Stats.Refused.Add(1)
 		t.p.log.Warn("no real server could take the connection", "service", st.Name, "client", clientAP.String())
 		client.SetLinger(0)
@@ -156,16 +164,20 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	rs.Dest.Activate()
 	rs.Stats.Conns.Add(1)
 	vs.Stats.Conns.Add(1)
-	c := &tcpConn{p: t.p, srv: t, counted: limit > 0, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: time.Now()}
+	c := &tcpConn{p: t.p, srv: t, counted: limit > 0, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: accepted}
+	c.connect = time.Since(accepted)
 	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
 		vip := client.LocalAddr().(*net.TCPAddr).AddrPort()
 		var buf [64]byte
 		if _, err := backend.Write(appendProxyHeader(buf[:0], pp, clientAP, vip)); err != nil {
-			c.abort("proxy header: " + err.Error())
+			c.abort(accesslog.Termination{accesslog.ByServer, accesslog.InData}, "proxy header: "+err.Error())
 		}
 	}
 	t.p.tcp.add(c)
-	c.stopCtx = context.AfterFunc(rs.Context(), func() { c.abort("grace period over") })
+	// The real server's context ends when an operator removed it (govsadm
+	// -d, a reload) and its grace period is over, or when a stop's grace
+	// period is over or a second signal came: killed, in either case.
+	c.stopCtx = context.AfterFunc(rs.Context(), func() { c.abort(c.phase(accesslog.ByKilled), "grace period over") })
 	if st.IdleTimeout > 0 {
 		c.idle = time.AfterFunc(st.IdleTimeout, c.checkIdle)
 	}
@@ -175,21 +187,35 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	go c.pipe(false)
 }
 
+// connectFailure is why no real server took a connection: the last one
+// tried, and the termination code.
+type connectFailure struct {
+	rs   netip.AddrPort
+	code accesslog.Termination
+}
+
 // connect schedules a real server and connects to it. A refused or timed out
 // connect is retried on another real server, up to the service's retries, so
 // the client never sees a real server that just failed.
-func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn, time.Time) {
+func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn, time.Time, connectFailure) {
 	var buf [8]*director.RealServer
 	tried := buf[:0]
+	// No real server at all is the server side refusing (HAProxy's SC
+	// with no server); one at its max_connections, govs's limit.
+	failed := connectFailure{code: accesslog.Termination{accesslog.ByServer, accesslog.InConnect}}
 	for attempt := 0; attempt <= st.Retries; attempt++ {
 		b := t.vs.Schedule(client, tried)
 		rs := b.RealServer
 		if rs == nil {
-			return b, nil, time.Time{}
+			if len(tried) == 0 {
+				failed = t.overloaded(failed)
+			}
+			return b, nil, time.Time{}, failed
 		}
 		tried = append(tried, rs)
 		if !rs.Dest.Bind() {
 			t.vs.Release(b)
+			failed = connectFailure{rs.Addr, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect}}
 			continue // at its connection limit
 		}
 		bound := time.Now()
@@ -200,8 +226,9 @@ func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (direc
 		// included (as the time it wasted).
 		t.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Since(bound)})
 		if err == nil {
-			return b, c.(*net.TCPConn), bound
+			return b, c.(*net.TCPConn), bound, connectFailure{}
 		}
+		failed = connectFailure{rs.Addr, connectCode(err)}
 		t.vs.Release(b)
 		rs.Dest.Unbind(false)
 		rs.Stats.ConnectErrors.Add(1)
@@ -209,7 +236,41 @@ func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (direc
 		t.vs.ConnectFailed(rs, err) // passive health: out of scheduling until its checks pass
 		t.p.log.Debug("connect to real server failed", "service", st.Name, "backend", rs.Addr.String(), "err", err, "attempt", attempt+1)
 	}
-	return director.Binding{}, nil, time.Time{}
+	return director.Binding{}, nil, time.Time{}, failed
+}
+
+// overloaded is the refusal's code when no real server could be scheduled:
+// PC (govs's limit) if one is at its max_connections or upper threshold,
+// else failed as it is.
+func (t *tcpServer) overloaded(failed connectFailure) connectFailure {
+	for _, rs := range t.vs.RealServers() {
+		if rs.Dest.Overloaded() && rs.Dest.Weight() > 0 {
+			return connectFailure{rs.Addr, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect}}
+		}
+	}
+	return failed
+}
+
+// connectCode is the termination of a failed connect: a timeout is the
+// server's (sC), no local port or descriptor govs's resources (RC), a
+// connect cut by the real server's removal or a stop killed (KC), the rest
+// a refusal (SC).
+func connectCode(err error) accesslog.Termination {
+	switch {
+	case errors.Is(err, context.Canceled):
+		// The real server's context: removed by an operator, or a stop.
+		return accesslog.Termination{accesslog.ByKilled, accesslog.InConnect}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return accesslog.Termination{accesslog.ByServerTimeout, accesslog.InConnect}
+	case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM):
+		return accesslog.Termination{accesslog.ByResource, accesslog.InConnect}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return accesslog.Termination{accesslog.ByServerTimeout, accesslog.InConnect}
+	}
+	return accesslog.Termination{accesslog.ByServer, accesslog.InConnect}
 }
 
 // pipe moves one direction: upstream is client to real server.
@@ -247,7 +308,14 @@ func (c *tcpConn) pipe(upstream bool) {
 			}
 		}
 	} else {
-		c.abort("")
+		// Who failed: the source on a read error, the destination on a
+		// write error (dstError). A closed socket is our own abort from
+		// the other direction, whose code is already set.
+		by := byte(accesslog.ByServer)
+		if upstream != isDstError(err) {
+			by = accesslog.ByClient
+		}
+		c.abort(c.phase(by), "")
 	}
 	if c.finished.Add(1) == 2 {
 		c.finish()
@@ -293,9 +361,20 @@ func (c *tcpConn) checkIdle() {
 	timeout := c.timeout()
 	if idleFor >= timeout {
 		if c.halfDone.Load() && timeout != c.st.IdleTimeout {
-			c.abort("half-closed timeout")
+			// tcpfin_timeout: the side that has not closed is late.
+			by := byte(accesslog.ByServerTimeout)
+			if c.firstFin.Load() == finServer {
+				by = accesslog.ByClientTimeout
+			}
+			c.abort(accesslog.Termination{by, accesslog.InClosing}, "half-closed timeout")
 		} else {
-			c.abort("idle timeout")
+			// Idle: the server's timeout if the client waits for an
+			// answer, the client's otherwise.
+			by := byte(accesslog.ByClientTimeout)
+			if c.upReadAt.Load() > c.downAt.Load() {
+				by = accesslog.ByServerTimeout
+			}
+			c.abort(c.phase(by), "idle timeout")
 		}
 		return
 	}
@@ -320,6 +399,7 @@ func (c *tcpConn) quiet(d time.Duration) bool {
 func (c *tcpConn) closeQuiet() {
 	c.abortOnce.Do(func() {
 		c.reason = "closed idle at stop"
+		c.code = accesslog.Termination{accesslog.ByProxy, accesslog.InData}
 		c.aborted.Store(true)
 		c.client.Close()
 		c.backend.Close()
@@ -345,9 +425,10 @@ func maxPerClient(st *director.Settings) int {
 
 // abort resets both sides: a reset on one side is passed to the other, and
 // a connection closed by govs (idle, grace over) is not left half open.
-func (c *tcpConn) abort(reason string) {
+func (c *tcpConn) abort(code accesslog.Termination, reason string) {
 	c.abortOnce.Do(func() {
 		c.reason = reason
+		c.code = code
 		c.aborted.Store(true)
 		c.client.SetLinger(0)
 		c.backend.SetLinger(0)
@@ -368,7 +449,15 @@ func (c *tcpConn) finish() {
 	c.rs.Dest.Unbind(!c.halfDone.Load())
 	c.vs.Release(c.binding)
 	c.vs.Observe(c.rs, sched.Signal{Kind: sched.Duration, Latency: time.Since(c.bound)})
-	if c.st.AccessLog {
+	code := c.code
+	if code[0] == 0 {
+		code = accesslog.Normal
+	}
+	dur := time.Since(c.start)
+	r := accesslog.Record{Time: c.start, Service: c.st.Name, Client: c.clientAP, RealServer: c.rs.Addr,
+		ConnectMs: ms(c.connect), DurationMs: ms(dur), BytesIn: uint64(c.in.Load()), BytesOut: uint64(c.out.Load()),
+		Termination: code}
+	if !accesslog.Emit(&r, c.st.AccessLog) && c.st.AccessLog {
 		end := "closed"
 		switch {
 		case c.reason != "":
@@ -379,8 +468,8 @@ func (c *tcpConn) finish() {
 		c.p.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
 			slog.String("service", c.st.Name), slog.String("client", c.clientAP.String()),
 			slog.String("backend", c.rs.Addr.String()), slog.Int64("bytes_in", c.in.Load()),
-			slog.Int64("bytes_out", c.out.Load()), slog.Duration("duration", time.Since(c.start)),
-			slog.String("end", end))
+			slog.Int64("bytes_out", c.out.Load()), slog.Duration("duration", dur),
+			slog.String("end", end), slog.String("termination", code.String()))
 	}
 	c.p.tcp.remove(c)
 	if c.counted {
@@ -388,4 +477,35 @@ func (c *tcpConn) finish() {
 	}
 	fds.give(2)
 	c.p.conns.Done()
+}
+
+// phase is the code for a connection ended by by: in data, or closing once
+// one side has half-closed.
+func (c *tcpConn) phase(by byte) accesslog.Termination {
+	if c.halfDone.Load() {
+		return accesslog.Termination{by, accesslog.InClosing}
+	}
+	return accesslog.Termination{by, accesslog.InData}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// refused records a connection that no real server took: counted, and
+// logged when the service logs connections.
+func (p *Proxy) refused(st *director.Settings, accepted time.Time, client, rs netip.AddrPort, code accesslog.Termination) {
+	r := accesslog.Record{Time: accepted, Service: st.Name, Client: client, RealServer: rs, ConnectMs: -1,
+		DurationMs: ms(time.Since(accepted)), Termination: code}
+	if !accesslog.Emit(&r, st.AccessLog) && st.AccessLog {
+		p.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
+			slog.String("service", st.Name), slog.String("client", client.String()),
+			slog.String("backend", addrString(rs)), slog.Duration("duration", time.Since(accepted)),
+			slog.String("end", "refused"), slog.String("termination", code.String()))
+	}
+}
+
+func addrString(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return ""
+	}
+	return ap.String()
 }

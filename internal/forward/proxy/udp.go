@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs-lb/govs/internal/accesslog"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -94,7 +95,7 @@ func (s *udpServer) closeSocket() {
 	close(s.done)
 	s.conn.Close()
 	for _, f := range flows {
-		f.close("service closed")
+		f.close(killed, "service closed")
 	}
 	s.p.forget(s.vs.Key, s)
 }
@@ -189,7 +190,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 	if f.rs != nil {
 		ctx = f.rs.Context()
 	}
-	f.stop = context.AfterFunc(ctx, func() { f.close("grace period over") })
+	f.stop = context.AfterFunc(ctx, func() { f.close(killed, "grace period over") })
 	go f.replyLoop()
 	return f
 }
@@ -261,7 +262,7 @@ func (f *udpFlow) account(rs *director.RealServer, in bool, n int) {
 func (f *udpFlow) replyLoop() {
 	rc, err := f.up.SyscallConn()
 	if err != nil {
-		f.close("socket: " + err.Error())
+		f.close(accesslog.Termination{accesslog.ByInternal, accesslog.InData}, "socket: "+err.Error())
 		return
 	}
 	var (
@@ -303,7 +304,11 @@ func (f *udpFlow) replyLoop() {
 				f.rs.Stats.ConnectErrors.Add(1)
 				f.s.vs.Stats.ConnectErrors.Add(1)
 				f.s.vs.ConnectFailed(f.rs, unix.ECONNREFUSED) // passive health
-				f.close("real server unreachable")
+				code := accesslog.Termination{accesslog.ByServer, accesslog.InData}
+				if f.out.Load() == 0 {
+					code[1] = accesslog.InConnect // never answered: refused
+				}
+				f.close(code, "real server unreachable")
 				return
 			}
 			continue
@@ -368,7 +373,11 @@ func sockaddrString(sa unix.Sockaddr) string {
 	return "unknown"
 }
 
-func (f *udpFlow) close(reason string) {
+// killed ends a flow whose real server an operator removed (its grace
+// period over), or whose service stops.
+var killed = accesslog.Termination{accesslog.ByKilled, accesslog.InData}
+
+func (f *udpFlow) close(code accesslog.Termination, reason string) {
 	f.once.Do(func() {
 		s := f.s
 		f.stop()
@@ -391,7 +400,15 @@ func (f *udpFlow) close(reason string) {
 		}
 		last := s.draining && len(s.flows) == 0
 		s.mu.Unlock()
-		if st := s.vs.Settings(); st.AccessLog {
+		st := s.vs.Settings()
+		var rsAddr netip.AddrPort
+		if f.rs != nil {
+			rsAddr = f.rs.Addr
+		}
+		r := accesslog.Record{Time: f.start, Service: st.Name, Client: f.client, RealServer: rsAddr, ConnectMs: -1,
+			DurationMs: ms(time.Since(f.start)), BytesIn: uint64(f.in.Load()), BytesOut: uint64(f.out.Load()),
+			Termination: code}
+		if !accesslog.Emit(&r, st.AccessLog) && st.AccessLog {
 			backend := "ops"
 			if f.rs != nil {
 				backend = f.rs.Addr.String()
@@ -400,7 +417,7 @@ func (f *udpFlow) close(reason string) {
 				slog.String("service", st.Name), slog.String("client", f.client.String()),
 				slog.String("backend", backend), slog.Int64("bytes_in", f.in.Load()),
 				slog.Int64("bytes_out", f.out.Load()), slog.Duration("duration", time.Since(f.start)),
-				slog.String("end", reason))
+				slog.String("end", reason), slog.String("termination", code.String()))
 		}
 		s.p.conns.Done()
 		if last {
@@ -433,7 +450,7 @@ func (s *udpServer) expireLoop() {
 		}
 		s.mu.Unlock()
 		for _, f := range expired {
-			f.close("idle timeout")
+			f.close(accesslog.Normal, "idle timeout") // how UDP flows end
 		}
 	}
 }
