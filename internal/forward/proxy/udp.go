@@ -119,9 +119,10 @@ func (s *udpServer) readLoop() {
 			s.vs.Stats.Dropped.Add(1)
 			continue
 		}
+		// Counted before it is sent: whoever sees the reply sees the count.
 		if f.rs != nil {
-			_, err = f.up.Write(buf[:n])
 			f.account(f.rs, true, n)
+			_, err = f.up.Write(buf[:n])
 		} else {
 			// One-packet scheduling: every datagram is scheduled on its own.
 			b := s.vs.Schedule(client, nil)
@@ -135,8 +136,8 @@ func (s *udpServer) readLoop() {
 			s.vs.Release(b)
 			rs.Stats.Conns.Add(1)
 			s.vs.Stats.Conns.Add(1)
-			_, err = f.up.WriteToUDPAddrPort(buf[:n], rs.Addr)
 			f.account(rs, true, n)
+			_, err = f.up.WriteToUDPAddrPort(buf[:n], rs.Addr)
 		}
 		if err != nil {
 			s.p.log.Debug("udp send to real server", "service", st.Name, "err", err)
