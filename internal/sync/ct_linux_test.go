@@ -60,7 +60,7 @@ func TestSinkInstallsNAT(t *testing.T) {
 		if !f.Status.DstNAT() || (e.Reply.Dst != e.Orig.Src) != f.Status.SrcNAT() {
 			t.Errorf("%v: status %v", e.Orig, f.Status)
 		}
-		if e.Proto == 6 && (f.ProtoInfo.TCP.OriginalFlags>>8)&tcpFlagBeLiberal == 0 // dumps give {flags, 0} {
+		if e.Proto == 6 && (f.ProtoInfo.TCP.OriginalFlags>>8)&tcpFlagBeLiberal == 0 { // dumps give {flags, 0}
 			t.Errorf("%v: tcp flags %#x", e.Orig, f.ProtoInfo.TCP.OriginalFlags)
 		}
 	}
