@@ -85,6 +85,7 @@ type Action struct {
 	Peer     uint32
 	ReqID    uint32
 	TimedOut bool
+	Sent     time.Time // ActInstall: when Peer sent the entries
 }
 
 // Stats are a node's counters.
@@ -420,7 +421,7 @@ func (n *Node) step(now time.Time, m *Message, size int) error {
 			n.resync.answered = true
 		}
 		if len(m.Entries) > 0 {
-			n.emit(Action{Kind: ActInstall, Peer: m.Sender, Entries: m.Entries})
+			n.emit(Action{Kind: ActInstall, Peer: m.Sender, Entries: m.Entries, Sent: time.UnixMilli(m.Time)})
 		}
 	case TypeDone:
 		if m.Target == n.cfg.Node && m.ReqID == p.wantResync {

@@ -18,9 +18,9 @@ type world struct {
 	now   time.Time
 	nodes map[uint32]*Node
 	order []uint32
-	queue []packet
-	// drop decides whether a packet is lost; nil loses nothing.
-	drop func(p packet) bool
+	queue []tpacket
+	// drop decides whether a tpacket is lost; nil loses nothing.
+	drop func(p tpacket) bool
 	// hold, when set, queues packets without delivering them.
 	hold      bool
 	installed map[uint32]map[Key]Entry
@@ -29,7 +29,7 @@ type world struct {
 	sent      map[uint32]int // datagrams sent by node
 }
 
-type packet struct {
+type tpacket struct {
 	from, to uint32
 	data     []byte
 }
@@ -70,7 +70,7 @@ func (w *world) collect() {
 					w.sent[id]++
 					for _, to := range w.order {
 						if to != id && (a.To == 0 || a.To == to) {
-							w.queue = append(w.queue, packet{id, to, a.Data})
+							w.queue = append(w.queue, tpacket{id, to, a.Data})
 						}
 					}
 				case ActInstall:
@@ -176,7 +176,7 @@ func TestBatchedDelivery(t *testing.T) {
 func TestLossIsRepaired(t *testing.T) {
 	w := newWorld(t, 1, 2)
 	n := 0
-	w.drop = func(p packet) bool {
+	w.drop = func(p tpacket) bool {
 		if p.from != 1 {
 			return false
 		}
@@ -202,7 +202,7 @@ func TestTailLossFoundByAlive(t *testing.T) {
 	w := newWorld(t, 1, 2)
 	w.addFlows(1, 0, 10)
 	w.run(20 * time.Millisecond)
-	w.drop = func(p packet) bool { return p.from == 1 && w.now.Before(t0.Add(100*time.Millisecond)) }
+	w.drop = func(p tpacket) bool { return p.from == 1 && w.now.Before(t0.Add(100*time.Millisecond)) }
 	w.addFlows(1, 10, 20) // lost, and nothing follows but ALIVE
 	w.run(50 * time.Millisecond)
 	if _, ok := w.installed[2][flow(15).Key()]; ok {
@@ -335,7 +335,7 @@ func TestStartupResync(t *testing.T) {
 			}
 			n := 0
 			if loss > 0 {
-				w.drop = func(packet) bool { n++; return n%loss == 0 }
+				w.drop = func(tpacket) bool { n++; return n%loss == 0 }
 			}
 			w.nodes[2].StartResync(w.now)
 			w.run(50 * time.Millisecond)
@@ -365,7 +365,7 @@ func TestStartupResyncFirstMessagesLost(t *testing.T) {
 		w.tables[1] = append(w.tables[1], flow(i))
 	}
 	n := 0
-	w.drop = func(p packet) bool { n++; return p.from == 1 && n < 4 }
+	w.drop = func(p tpacket) bool { n++; return p.from == 1 && n < 4 }
 	w.nodes[2].StartResync(w.now)
 	w.run(3 * time.Second)
 	if d, ok := w.done[2]; !ok || d.TimedOut {
@@ -401,7 +401,7 @@ func TestHistoryMissResyncs(t *testing.T) {
 	w.addFlows(1, 0, 10)
 	w.run(20 * time.Millisecond)
 	// Node 2 misses 8 messages, more than node 1 keeps.
-	w.drop = func(p packet) bool { return p.from == 1 && w.now.Before(t0.Add(100*time.Millisecond)) }
+	w.drop = func(p tpacket) bool { return p.from == 1 && w.now.Before(t0.Add(100*time.Millisecond)) }
 	for i := range 8 {
 		w.addFlows(1, 10+i*40, 50+i*40)
 		w.nodes[1].Flush(w.now)
@@ -427,7 +427,7 @@ func TestGiveUpAsksForResync(t *testing.T) {
 	w.nodes[1].Flush(w.now)
 	// The first message is lost, and so is every NACK for a while.
 	first := true
-	w.drop = func(p packet) bool {
+	w.drop = func(p tpacket) bool {
 		if p.from == 1 && first {
 			first = false
 			return true
