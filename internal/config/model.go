@@ -17,7 +17,9 @@ type Config struct {
 	VRRPInstances  []*VRRPInstance  `yaml:"vrrp_instances,omitempty"`
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
-	Logging        *Logging         `yaml:"logging,omitempty"`
+	// Sync is the connection synchronisation between directors (sync.go).
+	Sync    *Sync    `yaml:"sync,omitempty"`
+	Logging *Logging `yaml:"logging,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over
