@@ -49,6 +49,22 @@ type Daemon struct {
 	stopped   bool
 
 	units atomic.Pointer[[]*unit] // running units, in configuration order
+	hold  atomic.Bool             // SetHold
+}
+
+// SetHold holds every instance in backup (held) or lets them go: the
+// connection sync holds them until the director has its peers' flows.
+// Instances started later inherit the hold.
+func (d *Daemon) SetHold(held bool) {
+	if d.hold.Swap(held) == held {
+		return
+	}
+	for _, u := range *d.units.Load() {
+		select {
+		case u.inbox <- holdEvent{held}:
+		case <-u.quit:
+		}
+	}
 }
 
 // New returns a daemon that runs nothing until Apply.
