@@ -52,6 +52,7 @@ func (s *Server) routeTable() []route {
 		{"DELETE", rs + "/drain", s.h(s.drainOff)},
 		{"GET", "/api/v1/health", s.h(s.getHealth)},
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
+		{"GET", "/api/v1/sync", s.h(s.getSync)},
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},
 		{"POST", "/api/v1/zero", s.h(s.zeroAll)},

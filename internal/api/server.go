@@ -57,6 +57,7 @@ type Server struct {
 	servers []*http.Server
 	socket  string // to remove on Close
 	vrrp    VRRPSource
+	sync    SyncSource // sync.go
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup
