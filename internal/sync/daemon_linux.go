@@ -99,9 +99,10 @@ type Daemon struct {
 }
 
 type extEntry struct {
-	state   uint8
-	at      time.Time
-	expires time.Time
+	states  uint32    // TCP states installed since at (bit per state)
+	at      time.Time // first install of the echo window
+	expires time.Time // when the peer's copy expires unless refreshed
+	deleted bool      // a tombstone: the peer deleted it
 }
 
 type packet struct {
@@ -349,17 +350,27 @@ func (d *Daemon) event(now time.Time, ev conntrack.Event) {
 	e := flowEntry(ev.Flow)
 	k := e.Key()
 	if x, ok := d.ext[k]; ok {
-		if ev.Type == conntrack.EventDestroy {
-			// Our copy of a peer's flow ended (deleted by the peer's
-			// word, or timed out as it does there).
+		// Conntrack reports our own installs as events, late: after
+		// several installs of one flow its events still come, one by one,
+		// and none of them must go back to the peer (it would set the
+		// peer's live flow back to an old state).
+		recent := now.Sub(x.at) < echoWindow
+		switch {
+		case x.deleted && recent:
+			return
+		case x.deleted:
+			delete(d.ext, k)
+		case ev.Type == conntrack.EventDestroy:
+			// Our copy of a peer's flow ended (timed out as it does
+			// there): nothing to tell.
 			delete(d.ext, k)
 			return
+		case recent && x.states&(1<<e.State) != 0:
+			return
+		default:
+			// It moves here (traffic after a failover): ours from now on.
+			delete(d.ext, k)
 		}
-		if x.state == e.State && now.Sub(x.at) < echoWindow {
-			return // the echo of our own install
-		}
-		// It moves here now (traffic after a failover): ours from now on.
-		delete(d.ext, k)
 	}
 	if ev.Type == conntrack.EventDestroy {
 		e = Entry{Delete: true, Proto: e.Proto, Orig: e.Orig, Reply: e.Reply}
@@ -405,6 +416,11 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 			delete(d.told, k)
 		}
 	}
+	for k, x := range d.ext {
+		if (x.deleted && now.Sub(x.at) >= echoWindow) || (!seen[k] && now.Sub(x.at) >= echoWindow) {
+			delete(d.ext, k)
+		}
+	}
 }
 
 func (d *Daemon) dump() ([]Entry, error) {
@@ -441,11 +457,7 @@ func (d *Daemon) perform() {
 						continue
 					}
 					d.installed.Add(1)
-					if e.Delete {
-						delete(d.ext, e.Key())
-					} else {
-						d.ext[e.Key()] = extEntry{e.State, now, now.Add(time.Duration(e.Timeout) * time.Second)}
-					}
+					d.installedExt(now, e)
 				}
 				d.lag(time.Since(a.Sent))
 			case ActDump:
@@ -470,6 +482,19 @@ func (d *Daemon) perform() {
 			}
 		}
 	}
+}
+
+// installedExt records an install from a peer, for the echo suppression.
+func (d *Daemon) installedExt(now time.Time, e *Entry) {
+	k := e.Key()
+	x := d.ext[k]
+	if now.Sub(x.at) >= echoWindow || x.deleted != e.Delete {
+		x = extEntry{at: now}
+	}
+	x.deleted = e.Delete
+	x.states |= 1 << (e.State & 31)
+	x.expires = now.Add(time.Duration(e.Timeout) * time.Second)
+	d.ext[k] = x
 }
 
 func (d *Daemon) peerName(id uint32) string {
@@ -519,7 +544,12 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
 		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
 		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
-		Flows: len(d.told), PeerFlows: len(d.ext), LagLast: d.lastLag}
+		Flows: len(d.told), LagLast: d.lastLag}
+	for _, x := range d.ext {
+		if !x.deleted {
+			s.PeerFlows++
+		}
+	}
 	if len(d.opts.Peers) == 0 {
 		s.Mode, s.Group = "multicast", d.opts.Group.String()
 	}

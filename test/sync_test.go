@@ -1,0 +1,495 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
+	"github.com/govs-lb/govs/test/netns"
+)
+
+// The sync lab: two directors between a client segment and a real server
+// segment, VRRP on the client side carrying the VIP, the real servers'
+// gateway and fullnat's local address together:
+//
+//	client 10.91.0.2 (br0) --+-- eth0 10.91.0.11  d1  eth1 10.92.0.11 --+-- (br1) real servers
+//	                         +-- eth0 10.91.0.12  d2  eth1 10.92.0.12 --+   10.92.0.21, .22, .23
+//	VIPs (VRRP): 10.91.0.100 (service), 10.92.0.1 (gateway), 10.92.0.50 (fullnat local address)
+//
+// The directors sync their flows over eth1 (multicast 224.0.0.81:8848).
+// The real servers share one namespace, each bound to its own address; each
+// answers with its name, so a connection that moved to another real server
+// is seen at once.
+type syncLab struct {
+	t        *testing.T
+	dir      string
+	client   *netns.NS
+	servers  *netns.NS
+	dirs     [2]*syncDirector
+	fwd      string
+	loss     bool
+	listener []net.Listener
+}
+
+type syncDirector struct {
+	name  string
+	ns    *netns.NS
+	ports [2]string // its bridge ports: in the client and the servers namespace
+	sock  string
+	govs  *daemon
+}
+
+const syncVIP = "10.91.0.100"
+
+func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab {
+	t.Helper()
+	netns.Require(t)
+	for _, bin := range []string{"nft", "conntrack"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s", bin)
+		}
+	}
+	l := &syncLab{t: t, dir: t.TempDir(), fwd: fwd, loss: loss}
+	l.client = netns.New(t, "scl")
+	l.servers = netns.New(t, "ssrv")
+	l.client.IP("link", "add", "br0", "type", "bridge")
+	l.client.IP("link", "set", "br0", "up")
+	l.client.IP("addr", "add", "10.91.0.2/24", "dev", "br0")
+	l.servers.IP("link", "add", "br1", "type", "bridge")
+	l.servers.IP("link", "set", "br1", "up")
+	for i := 21; i <= 23; i++ {
+		l.servers.IP("addr", "add", fmt.Sprintf("10.92.0.%d/24", i), "dev", "br1")
+	}
+	l.servers.IP("route", "add", "default", "via", "10.92.0.1")
+	for i := range 2 {
+		d := &syncDirector{name: fmt.Sprintf("d%d", i+1), sock: filepath.Join(l.dir, fmt.Sprintf("d%d.sock", i+1))}
+		d.ns = netns.New(t, "s"+d.name)
+		d.ports = [2]string{"o" + d.name, "i" + d.name}
+		netns.Link(l.client, d.ports[0], "", d.ns, "eth0", fmt.Sprintf("10.91.0.%d/24", 11+i))
+		netns.Link(l.servers, d.ports[1], "", d.ns, "eth1", fmt.Sprintf("10.92.0.%d/24", 11+i))
+		l.client.IP("link", "set", d.ports[0], "master", "br0")
+		l.servers.IP("link", "set", d.ports[1], "master", "br1")
+		d.ns.Sysctl("net.ipv4.ip_forward", "1")
+		if loss {
+			// The sync link loses one sync datagram in ten, both ways.
+			if out, err := d.ns.Exec("nft", "add table inet synctest; add chain inet synctest in { type filter hook input priority 0; }; "+
+				"add rule inet synctest in udp dport 8848 numgen random mod 10 == 0 drop"); err != nil {
+				t.Fatalf("nft: %v %s", err, out)
+			}
+		}
+		l.dirs[i] = d
+	}
+	writeFile(t, filepath.Join(l.dir, "sync.key"), "a shared key for the sync lab\n")
+	// The real servers: each greets with its name, then answers every
+	// number N with "name N+1".
+	for i := 21; i <= 23; i++ {
+		addr := fmt.Sprintf("10.92.0.%d:8080", i)
+		var ln net.Listener
+		if err := l.servers.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+			t.Fatal(err)
+		}
+		l.listener = append(l.listener, ln)
+		t.Cleanup(func() { ln.Close() })
+		name := fmt.Sprintf("rs%d", i)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					fmt.Fprintf(c, "%s\n", name)
+					r := bufio.NewReader(c)
+					for {
+						line, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						n, _ := strconv.Atoi(strings.TrimSpace(line))
+						fmt.Fprintf(c, "%s %d\n", name, n+1)
+					}
+				}()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *syncLab) config(d *syncDirector, prio int) string {
+	state := "BACKUP"
+	if prio > 100 {
+		state = "MASTER"
+	}
+	extra := ""
+	if l.fwd == "fullnat" {
+		extra = "    local_addresses: [10.92.0.50]\n"
+	}
+	return fmt.Sprintf(`api: {socket: %s}
+virtual_servers:
+  - name: web
+    address: %s:80
+    protocol: tcp
+    forwarding: %s
+    scheduler: rr
+%s    real_servers: [{address: 10.92.0.21:8080}, {address: 10.92.0.22:8080}, {address: 10.92.0.23:8080}]
+sync: {interface: eth1, key_file: %s, sync_id: 5, resync_timeout: 3s}
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 61
+    version: 3
+    priority: %d
+    advert_int: 200ms
+    state: %s
+    virtual_ipaddresses: [%s/24, 10.92.0.1/24 dev eth1, 10.92.0.50/24 dev eth1]
+`, d.sock, syncVIP, l.fwd, extra, filepath.Join(l.dir, "sync.key"), prio, state, syncVIP)
+}
+
+func (l *syncLab) start(d *syncDirector, prio int) {
+	t := l.t
+	t.Helper()
+	file := filepath.Join(l.dir, d.name+".yaml")
+	writeFile(t, file, l.config(d, prio))
+	cmd := exec.Command("ip", "netns", "exec", d.ns.Name, govsBin, "run", "-c", file)
+	cmd.Env = append(cmd.Environ(), "GOVS_SOCKET="+d.sock)
+	d.govs = runDaemon(t, "govs in "+d.name, cmd, 10*time.Second)
+	g := d.govs
+	loopback.WaitFor(t, "govs to start in "+d.name, func() bool {
+		select {
+		case <-g.done:
+			t.Fatalf("govs in %s exited: %v\n%s", d.name, g.err, g.log())
+		default:
+		}
+		return strings.Contains(g.log(), "govs running")
+	})
+}
+
+func (d *syncDirector) hasVIP() bool {
+	return strings.Contains(d.ns.IP("-br", "addr", "show", "dev", "eth0"), " "+syncVIP+"/24")
+}
+
+func (l *syncLab) waitMaster(d *syncDirector, within time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for !d.hasVIP() {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s did not take the VIP within %v\n%s", d.name, within, d.govs.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// crash cuts d off both segments and kills its govs at once: its VIPs stay
+// on its interfaces, as on a machine that lost power.
+func (l *syncLab) crash(d *syncDirector) {
+	l.client.IP("link", "set", d.ports[0], "down")
+	l.servers.IP("link", "set", d.ports[1], "down")
+	d.govs.cmd.Process.Kill()
+	<-d.govs.done
+}
+
+// reboot brings d back as a rebooted machine: no VIPs, an empty conntrack
+// table, its ports up; govs is started by the caller.
+func (l *syncLab) reboot(d *syncDirector) {
+	for _, dev := range []string{"eth0", "eth1"} {
+		for _, a := range []string{syncVIP + "/24", "10.92.0.1/24", "10.92.0.50/24"} {
+			d.ns.Exec("ip", "addr", "del", a, "dev", dev)
+		}
+	}
+	d.ns.Exec("conntrack", "-F")
+	d.ns.Exec("nft", "delete table inet govs")
+	l.client.IP("link", "set", d.ports[0], "up")
+	l.servers.IP("link", "set", d.ports[1], "up")
+}
+
+// syncState reads GET /api/v1/sync of d.
+func (d *syncDirector) syncState(t *testing.T) (st struct {
+	Status    string `json:"status"`
+	PeerFlows int    `json:"peer_flows"`
+	Flows     int    `json:"flows"`
+	Resync    struct {
+		Result string `json:"result"`
+	} `json:"resync"`
+	Counters map[string]any `json:"counters"`
+}) {
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}}
+	resp, err := c.Get("http://govs/api/v1/sync")
+	if err != nil {
+		t.Fatalf("%s: GET /api/v1/sync: %v", d.name, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// longConn is a long-lived connection exchanging a counter with its real
+// server every interval, checking each answer comes from the same server.
+type longConn struct {
+	server    string
+	exchanges atomic.Int64
+	lastOK    atomic.Int64 // UnixNano of the last good exchange
+	err       atomic.Pointer[error]
+}
+
+func (l *syncLab) dial() (net.Conn, error) {
+	var c net.Conn
+	err := l.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", syncVIP+":80", 3*time.Second)
+		return err
+	})
+	return c, err
+}
+
+func (l *syncLab) openLong(n int, every time.Duration, stop <-chan struct{}, wg *sync.WaitGroup) []*longConn {
+	t := l.t
+	t.Helper()
+	conns := make([]*longConn, n)
+	for i := range conns {
+		c, err := l.dial()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		r := bufio.NewReader(c)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		name, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("connection %d greeting: %v", i, err)
+		}
+		lc := &longConn{server: strings.TrimSpace(name)}
+		conns[i] = lc
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			fail := func(err error) {
+				err = fmt.Errorf("%s: %w", time.Now().Format("15:04:05.000"), err)
+				lc.err.Store(&err)
+			}
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for k := 0; ; k += 2 {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				// Generous: a failover stalls the connection for the VRRP
+				// takeover plus TCP's retransmission backoff.
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				if _, err := fmt.Fprintf(c, "%d\n", k); err != nil {
+					fail(fmt.Errorf("exchange %d: write: %w", k/2, err))
+					return
+				}
+				line, err := r.ReadString('\n')
+				if err != nil {
+					fail(fmt.Errorf("exchange %d with %s: %w", k/2, lc.server, err))
+					return
+				}
+				if want := fmt.Sprintf("%s %d", lc.server, k+1); strings.TrimSpace(line) != want {
+					fail(fmt.Errorf("exchange %d: got %q, want %q (the connection moved)", k/2, strings.TrimSpace(line), want))
+					return
+				}
+				lc.exchanges.Add(1)
+				lc.lastOK.Store(time.Now().UnixNano())
+			}
+		}()
+	}
+	return conns
+}
+
+// shortConns opens a short connection every interval, recording when the
+// last one that succeeded started.
+func (l *syncLab) shortConns(every time.Duration, stop <-chan struct{}, wg *sync.WaitGroup) *atomic.Int64 {
+	var lastOK atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(every):
+			}
+			started := time.Now()
+			c, err := l.dial()
+			if err != nil {
+				continue
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			r := bufio.NewReader(c)
+			if _, err := r.ReadString('\n'); err == nil {
+				if _, err := fmt.Fprintf(c, "1\n"); err == nil {
+					if _, err := r.ReadString('\n'); err == nil {
+						lastOK.Store(started.UnixNano())
+					}
+				}
+			}
+			c.Close()
+		}
+	}()
+	return &lastOK
+}
+
+// checkLong fails the test for every broken connection, and for those
+// that made no exchange after since.
+func (l *syncLab) checkLong(conns []*longConn, since time.Time, what string) {
+	l.t.Helper()
+	broken, stalled := 0, 0
+	for i, c := range conns {
+		if e := c.err.Load(); e != nil {
+			broken++
+			if broken <= 5 {
+				l.t.Errorf("%s: connection %d broken: %v", what, i, *e)
+			}
+			continue
+		}
+		if time.Unix(0, c.lastOK.Load()).Before(since) {
+			stalled++
+		}
+	}
+	if broken > 0 || stalled > 0 {
+		for _, d := range l.dirs {
+			out, _ := d.ns.Exec("conntrack", "-L", "-p", "tcp", "--dport", "80")
+			l.t.Logf("%s conntrack:\n%s", d.name, out)
+		}
+		l.t.Fatalf("%s: %d of %d established connections broken, %d stalled", what, broken, len(conns), stalled)
+	}
+}
+
+// waitLong waits until every connection exchanged after since.
+func (l *syncLab) waitLong(conns []*longConn, since time.Time, within time.Duration, what string) {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done := true
+		for _, c := range conns {
+			if c.err.Load() != nil {
+				l.checkLong(conns, since, what)
+			}
+			if time.Unix(0, c.lastOK.Load()).Before(since) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.checkLong(conns, since, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (l *syncLab) waitShort(lastOK *atomic.Int64, since time.Time, within time.Duration, what string) {
+	l.t.Helper()
+	loopback.WaitFor(l.t, what, func() bool { return time.Unix(0, lastOK.Load()).After(since) })
+	_ = within
+}
+
+func (l *syncLab) waitPeerFlows(d *syncDirector, n int, within time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := d.syncState(l.t)
+		if st.PeerFlows >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s has %d peer flows, want %d: %+v", d.name, st.PeerFlows, n, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (l *syncLab) run() {
+	t := l.t
+	d1, d2 := l.dirs[0], l.dirs[1]
+	l.start(d1, 150)
+	// Alone, d1 waits for the resync timeout (3s) before taking MASTER.
+	l.waitMaster(d1, 8*time.Second)
+	if !strings.Contains(d1.govs.log(), "resync timed out") {
+		t.Errorf("d1 took MASTER without saying the resync timed out")
+	}
+	l.start(d2, 100)
+	loopback.WaitFor(t, "d2's resync from d1", func() bool { return d2.syncState(t).Resync.Result == "complete" })
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	const n = 200
+	conns := l.openLong(n, 100*time.Millisecond, stop, &wg)
+	by := map[string]int{}
+	for _, c := range conns {
+		by[c.server]++
+	}
+	if len(by) != 3 {
+		t.Fatalf("connections by real server %v: want all three (rr)", by)
+	}
+	short := l.shortConns(20*time.Millisecond, stop, &wg)
+	l.waitLong(conns, time.Now(), 10*time.Second, "before failover")
+	l.waitPeerFlows(d2, n, 10*time.Second)
+
+	// The master dies.
+	crashed := time.Now()
+	t.Logf("crash at %s", crashed.Format("15:04:05.000"))
+	l.crash(d1)
+	l.waitMaster(d2, 5*time.Second)
+	l.waitShort(short, crashed, 10*time.Second, "new connections after failover")
+	l.waitLong(conns, time.Now(), 30*time.Second, "after failover")
+	t.Logf("failover: %d connections by real server %v all survived; new connections resumed %v after the crash",
+		n, by, time.Unix(0, short.Load()).Sub(crashed).Round(time.Millisecond))
+
+	// Failback: d1 reboots, resyncs from d2, then preempts.
+	l.reboot(d1)
+	rebooted := time.Now()
+	l.start(d1, 150)
+	l.waitMaster(d1, 15*time.Second)
+	if d2.hasVIP() {
+		time.Sleep(time.Second)
+		if d2.hasVIP() {
+			t.Fatalf("d2 kept the VIP after d1 preempted")
+		}
+	}
+	st := d1.syncState(t)
+	if st.Resync.Result != "complete" || st.PeerFlows < n {
+		t.Fatalf("d1 preempted with resync %q and %d peer flows", st.Resync.Result, st.PeerFlows)
+	}
+	if !strings.Contains(d1.govs.log(), "peers' flows installed, may take MASTER") {
+		t.Errorf("d1's log does not say the resync released VRRP")
+	}
+	l.waitShort(short, rebooted, 10*time.Second, "new connections after failback")
+	l.waitLong(conns, time.Now(), 30*time.Second, "after failback")
+	t.Logf("failback: %d connections all survived (%d exchanges each on average)", n, avgExchanges(conns))
+}
+
+func avgExchanges(conns []*longConn) int64 {
+	var s int64
+	for _, c := range conns {
+		s += c.exchanges.Load()
+	}
+	return s / int64(len(conns))
+}
+
+func TestSyncFailoverNAT(t *testing.T)     { newSyncLab(t, "nat", false).run() }
+func TestSyncFailoverFullNAT(t *testing.T) { newSyncLab(t, "fullnat", false).run() }
+
+// TestSyncFailoverLossyLink: one sync datagram in ten is lost, both ways,
+// all along: NACKs and retransmissions still bring every flow across.
+func TestSyncFailoverLossyLink(t *testing.T) { newSyncLab(t, "nat", true).run() }
