@@ -57,6 +57,7 @@ const (
 	DefaultResyncTimeout = 10 * time.Second
 	DefaultMaxPeers      = 64
 	maxRanges            = 128
+	tailProbe            = 20 * time.Millisecond
 )
 
 // ActionKind says what an Action asks of the caller.
@@ -145,6 +146,11 @@ type Node struct {
 	pendAt   time.Time
 	lastSent time.Time
 	lastCtl  int64 // timestamp of our last control message (strictly increasing)
+	// probeAt is the next tail probe: an ALIVE soon after data, so that a
+	// receiver that lost our last message learns of it (and NACKs) at
+	// once, not at the next AliveInterval. probeStep grows by 3 each time.
+	probeAt   time.Time
+	probeStep time.Duration
 
 	hist     map[uint32][]byte
 	histRing []uint32
@@ -271,6 +277,8 @@ func (n *Node) send(now time.Time, m *Message, to uint32) {
 	}
 	if m.Type == TypeData || m.Type == TypeDone {
 		n.remember(m.Seq, b)
+		n.probeStep = tailProbe
+		n.probeAt = now.Add(tailProbe)
 	}
 	n.stats.MsgsSent++
 	n.stats.BytesSent += uint64(len(b))
@@ -624,8 +632,16 @@ func (n *Node) Tick(now time.Time) {
 	if len(n.pending) > 0 && now.Sub(n.pendAt) >= n.cfg.FlushDelay {
 		n.flush(now, 0)
 	}
-	if now.Sub(n.lastSent) >= n.cfg.AliveInterval {
+	switch {
+	case now.Sub(n.lastSent) >= n.cfg.AliveInterval:
 		n.send(now, &Message{Type: TypeAlive, Seq: n.seq}, 0)
+	case !n.probeAt.IsZero() && !now.Before(n.probeAt):
+		n.send(now, &Message{Type: TypeAlive, Seq: n.seq}, 0)
+		n.probeStep *= 3
+		n.probeAt = now.Add(n.probeStep)
+		if n.probeStep >= n.cfg.AliveInterval {
+			n.probeAt = time.Time{}
+		}
 	}
 	ids := make([]uint32, 0, len(n.peers))
 	for id := range n.peers {

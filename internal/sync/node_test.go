@@ -208,7 +208,9 @@ func TestTailLossFoundByAlive(t *testing.T) {
 	if _, ok := w.installed[2][flow(15).Key()]; ok {
 		t.Fatal("dropped message arrived")
 	}
-	w.run(2 * time.Second)
+	// Tail probes (ALIVE at 20ms, 60ms, 180ms... after data) find it well
+	// before AliveInterval.
+	w.run(450 * time.Millisecond)
 	w.wantInstalled(2, 0, 20)
 }
 
