@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
 )
 
@@ -87,7 +88,9 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 	case cmdTimeout:
 		return fail(255, "govs sets connection timeouts per virtual service (idle_timeout in the configuration); --set is not supported")
 	case cmdStartDaemon, cmdStopDaemon:
-		return fail(255, "govs has no connection synchronisation daemon; use VRRP for failover")
+		// The sync authenticates every message with a shared key, which
+		// only the configuration names; it starts and stops with govs.
+		return fail(255, "govs runs the connection sync from its configuration: add a sync section (interface, sync_id, key_file; docs/sync.md) and restart govs")
 	}
 	return nil
 }
@@ -176,7 +179,7 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 			int(config.DefaultUDPIdleTimeout.Seconds()))
 		return nil
 	case e.options&(1<<optDaemon) != 0:
-		return nil // no sync daemon runs: ipvsadm prints nothing
+		return c.listDaemon(ctx)
 	}
 	if !hasService {
 		return c.listAll(ctx, e.format)
@@ -191,6 +194,22 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 	}
 	p := &printer{w: c.stdout, format: e.format, names: c.names}
 	p.one(svc)
+	return nil
+}
+
+// listDaemon prints ipvsadm's daemon lines. govs's sync both sends its
+// flows and takes its peers': it is IPVS's master and backup daemons at once.
+func (c *cli) listDaemon(ctx context.Context) error {
+	var st api.SyncState
+	if err := c.api().Do(ctx, "GET", "/api/v1/sync", nil, &st); err != nil {
+		return c.apiError(err, false)
+	}
+	if st.Status != "running" && st.Status != "resyncing" {
+		return nil // no sync daemon runs: ipvsadm prints nothing
+	}
+	for _, role := range []string{"master", "backup"} {
+		fmt.Fprintf(c.stdout, "%s sync daemon (mcast=%s, syncid=%d)\n", role, st.Interface, st.SyncID)
+	}
 	return nil
 }
 
