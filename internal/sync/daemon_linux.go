@@ -373,7 +373,7 @@ func (d *Daemon) event(now time.Time, ev conntrack.Event) {
 		}
 	}
 	if ev.Type == conntrack.EventDestroy {
-		e = Entry{Delete: true, Proto: e.Proto, Orig: e.Orig, Reply: e.Reply}
+		e = Entry{Delete: true, Proto: e.Proto, Orig: e.Orig, Reply: Tuple{e.Orig.Dst, e.Orig.Src}} // 15 bytes
 		delete(d.told, k)
 	} else {
 		d.told[k] = now.Add(time.Duration(e.Timeout) * time.Second)
