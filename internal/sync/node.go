@@ -142,6 +142,7 @@ type Node struct {
 
 	seq      uint32
 	pending  []Entry
+	pendIdx  map[Key]int // index in pending of each key
 	pendSize int
 	pendAt   time.Time
 	lastSent time.Time
@@ -302,15 +303,32 @@ func (n *Node) Add(now time.Time, e Entry) error {
 		return err
 	}
 	size := EntrySize(&e)
+	if i, ok := n.pendIdx[e.Key()]; ok {
+		// A newer state of a flow still waiting to go: it replaces the
+		// older one (a handshake within FlushDelay is one entry).
+		if n.pendSize-EntrySize(&n.pending[i])+size <= n.cfg.MaxMessage-Overhead {
+			n.pendSize += size - EntrySize(&n.pending[i])
+			n.pending[i] = e
+			return nil
+		}
+	}
 	if n.pendSize+size > n.cfg.MaxMessage-Overhead {
 		n.flush(now, 0)
 	}
+	n.queue(now, e, size)
+	return nil
+}
+
+func (n *Node) queue(now time.Time, e Entry, size int) {
 	if len(n.pending) == 0 {
 		n.pendAt = now
 	}
+	if n.pendIdx == nil {
+		n.pendIdx = map[Key]int{}
+	}
+	n.pendIdx[e.Key()] = len(n.pending)
 	n.pending = append(n.pending, e)
 	n.pendSize += size
-	return nil
 }
 
 // Flush sends the queued entries now.
@@ -324,6 +342,7 @@ func (n *Node) flush(now time.Time, flags uint8) {
 	n.stats.EntriesSent += uint64(len(n.pending))
 	n.send(now, &Message{Type: TypeData, Flags: flags, Seq: n.seq, Entries: n.pending}, 0)
 	n.pending, n.pendSize = nil, 0
+	clear(n.pendIdx)
 }
 
 // Resync sends the whole table, entries, in answer to Peer's request
@@ -340,8 +359,7 @@ func (n *Node) Resync(now time.Time, to, reqID uint32, entries []Entry) {
 		if n.pendSize+size > n.cfg.MaxMessage-Overhead {
 			n.flush(now, FlagResync)
 		}
-		n.pending = append(n.pending, *e)
-		n.pendSize += size
+		n.queue(now, *e, size)
 	}
 	n.flush(now, FlagResync)
 	n.stats.ResyncsServed++

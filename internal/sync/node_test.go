@@ -477,3 +477,19 @@ func TestEntryIPv6AndFullNAT(t *testing.T) {
 		t.Fatal("mixed families encoded")
 	}
 }
+
+func TestUpdatesCoalesce(t *testing.T) {
+	w := newWorld(t, 1, 2)
+	e := flow(1)
+	for _, st := range []uint8{1, 2, 3} { // SYN_SENT, SYN_RECV, ESTABLISHED within FlushDelay
+		e.State = st
+		w.nodes[1].Add(w.now, e)
+	}
+	w.run(20 * time.Millisecond)
+	if st := w.nodes[1].Status(w.now).Stats; st.EntriesSent != 1 {
+		t.Fatalf("%d entries sent for one flow's handshake", st.EntriesSent)
+	}
+	if g := w.installed[2][e.Key()]; g.State != 3 {
+		t.Fatalf("installed state %d", g.State)
+	}
+}
