@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,13 +35,15 @@ import (
 // answers with its name, so a connection that moved to another real server
 // is seen at once.
 type syncLab struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	client   *netns.NS
 	servers  *netns.NS
 	dirs     [2]*syncDirector
 	fwd      string
 	loss     bool
+	bin      string // the govs binary; default govsBin
+	noSync   bool   // no sync section (a benchmark's baseline)
 	listener []net.Listener
 }
 
@@ -53,7 +57,9 @@ type syncDirector struct {
 
 const syncVIP = "10.91.0.100"
 
-func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab {
+func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab { return newSyncLabTB(t, fwd, loss) }
+
+func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 	t.Helper()
 	netns.Require(t)
 	for _, bin := range []string{"nft", "conntrack"} {
@@ -91,7 +97,9 @@ func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab {
 		}
 		l.dirs[i] = d
 	}
-	writeFile(t, filepath.Join(l.dir, "sync.key"), "a shared key for the sync lab\n")
+	if err := os.WriteFile(filepath.Join(l.dir, "sync.key"), []byte("a shared key for the sync lab\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The real servers: each greets with its name, then answers every
 	// number N with "name N+1".
 	for i := 21; i <= 23; i++ {
@@ -134,6 +142,10 @@ func (l *syncLab) config(d *syncDirector, prio int) string {
 		state = "MASTER"
 	}
 	extra := ""
+	syncSection := fmt.Sprintf("sync: {interface: eth1, key_file: %s, sync_id: 5, resync_timeout: 3s}\n", filepath.Join(l.dir, "sync.key"))
+	if l.noSync {
+		syncSection = ""
+	}
 	if l.fwd == "fullnat" {
 		extra = "    local_addresses: [10.92.0.50]\n"
 	}
@@ -145,8 +157,7 @@ virtual_servers:
     forwarding: %s
     scheduler: rr
 %s    real_servers: [{address: 10.92.0.21:8080}, {address: 10.92.0.22:8080}, {address: 10.92.0.23:8080}]
-sync: {interface: eth1, key_file: %s, sync_id: 5, resync_timeout: 3s}
-vrrp_instances:
+%svrrp_instances:
   - name: VI_1
     interface: eth0
     virtual_router_id: 61
@@ -155,17 +166,23 @@ vrrp_instances:
     advert_int: 200ms
     state: %s
     virtual_ipaddresses: [%s/24, 10.92.0.1/24 dev eth1, 10.92.0.50/24 dev eth1]
-`, d.sock, syncVIP, l.fwd, extra, filepath.Join(l.dir, "sync.key"), prio, state, syncVIP)
+`, d.sock, syncVIP, l.fwd, extra, syncSection, prio, state, syncVIP)
 }
 
 func (l *syncLab) start(d *syncDirector, prio int) {
 	t := l.t
 	t.Helper()
 	file := filepath.Join(l.dir, d.name+".yaml")
-	writeFile(t, file, l.config(d, prio))
-	cmd := exec.Command("ip", "netns", "exec", d.ns.Name, govsBin, "run", "-c", file)
+	if err := os.WriteFile(file, []byte(l.config(d, prio)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := govsBin
+	if l.bin != "" {
+		bin = l.bin
+	}
+	cmd := exec.Command("ip", "netns", "exec", d.ns.Name, bin, "run", "-c", file)
 	cmd.Env = append(cmd.Environ(), "GOVS_SOCKET="+d.sock)
-	d.govs = runDaemon(t, "govs in "+d.name, cmd, 10*time.Second)
+	d.govs = runDaemonTB(t, "govs in "+d.name, cmd)
 	g := d.govs
 	loopback.WaitFor(t, "govs to start in "+d.name, func() bool {
 		select {
@@ -175,6 +192,35 @@ func (l *syncLab) start(d *syncDirector, prio int) {
 		}
 		return strings.Contains(g.log(), "govs running")
 	})
+}
+
+// runDaemonTB is runDaemon for benchmarks too: it starts cmd and, at
+// cleanup, stops it with SIGTERM (SIGKILL after 10 s).
+func runDaemonTB(t testing.TB, name string, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr, cmd.Stdout = d, d
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+			}
+			cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, d.log())
+		}
+	})
+	return d
 }
 
 func (d *syncDirector) hasVIP() bool {
@@ -216,7 +262,7 @@ func (l *syncLab) reboot(d *syncDirector) {
 }
 
 // syncState reads GET /api/v1/sync of d.
-func (d *syncDirector) syncState(t *testing.T) (st struct {
+func (d *syncDirector) syncState(t testing.TB) (st struct {
 	Status    string `json:"status"`
 	PeerFlows int    `json:"peer_flows"`
 	Flows     int    `json:"flows"`

@@ -299,7 +299,7 @@ func (n *Node) remember(seq uint32, b []byte) {
 // Add queues a local change for the peers; it goes out within FlushDelay,
 // or at once when a message is full.
 func (n *Node) Add(now time.Time, e Entry) error {
-	if _, err := appendEntry(nil, &e); err != nil {
+	if err := checkEntry(&e); err != nil {
 		return err
 	}
 	size := EntrySize(&e)
@@ -341,7 +341,7 @@ func (n *Node) flush(now time.Time, flags uint8) {
 	n.seq++
 	n.stats.EntriesSent += uint64(len(n.pending))
 	n.send(now, &Message{Type: TypeData, Flags: flags, Seq: n.seq, Entries: n.pending}, 0)
-	n.pending, n.pendSize = nil, 0
+	n.pending, n.pendSize = n.pending[:0], 0 // encoded: the array is free again
 	clear(n.pendIdx)
 }
 
@@ -352,7 +352,7 @@ func (n *Node) Resync(now time.Time, to, reqID uint32, entries []Entry) {
 	first := n.seq + 1
 	for i := range entries {
 		e := &entries[i]
-		if _, err := appendEntry(nil, e); err != nil {
+		if checkEntry(e) != nil {
 			continue
 		}
 		size := EntrySize(e)

@@ -152,12 +152,10 @@ var errFamily = errors.New("addresses of one entry must all be IPv4 or all IPv6"
 //	                                              original dst / src
 //	[mark (4) timeout (4)]                        unless Delete
 func appendEntry(b []byte, e *Entry) ([]byte, error) {
-	v6 := is6(e.Orig.Src.Addr())
-	for _, a := range []netip.AddrPort{e.Orig.Dst, e.Reply.Src, e.Reply.Dst} {
-		if is6(a.Addr()) != v6 || !a.Addr().IsValid() {
-			return b, errFamily
-		}
+	if err := checkEntry(e); err != nil {
+		return b, err
 	}
+	v6 := is6(e.Orig.Src.Addr())
 	var f byte
 	if e.Kind == KindTemplate {
 		f |= efTemplate
@@ -199,6 +197,17 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, e.Timeout)
 	}
 	return b, nil
+}
+
+// checkEntry reports whether e can be encoded.
+func checkEntry(e *Entry) error {
+	v6 := is6(e.Orig.Src.Addr())
+	for _, a := range [...]netip.AddrPort{e.Orig.Src, e.Orig.Dst, e.Reply.Src, e.Reply.Dst} {
+		if is6(a.Addr()) != v6 || !a.Addr().IsValid() {
+			return errFamily
+		}
+	}
+	return nil
 }
 
 // reader reads big endian fields; a short read sets bad.
