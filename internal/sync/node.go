@@ -699,9 +699,7 @@ func (n *Node) tickPeer(now time.Time, p *peer) {
 	if now.Sub(p.gapSince) >= n.cfg.GiveUp {
 		// Not repaired in time: drop the gap and ask for the table.
 		for s := p.base; s <= limit; s++ {
-			if _, ok := p.seen[s]; ok {
-				delete(p.seen, s)
-			}
+			delete(p.seen, s)
 		}
 		p.lost += uint64(count)
 		n.stats.Lost += uint64(count)
