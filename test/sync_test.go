@@ -136,7 +136,108 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 			}
 		}()
 	}
+	// UDP: each answers N with "name N+1".
+	for i := 21; i <= 23; i++ {
+		var pc net.PacketConn
+		if err := l.servers.Do(func() (err error) { pc, err = net.ListenPacket("udp", fmt.Sprintf("10.92.0.%d:5353", i)); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		name := fmt.Sprintf("rs%d", i)
+		go func() {
+			b := make([]byte, 64)
+			for {
+				n, from, err := pc.ReadFrom(b)
+				if err != nil {
+					return
+				}
+				k, _ := strconv.Atoi(string(b[:n]))
+				pc.WriteTo(fmt.Appendf(nil, "%s %d", name, k+1), from)
+			}
+		}()
+	}
 	return l
+}
+
+// udpFlow is a UDP flow (one client socket) exchanging a counter with its
+// real server; a datagram may be lost during a failover, but every answer
+// must come from the same real server.
+type udpFlow struct {
+	server  atomic.Pointer[string]
+	lastOK  atomic.Int64
+	err     atomic.Pointer[error]
+	answers atomic.Int64
+}
+
+func (l *syncLab) openUDP(n int, every time.Duration, stop <-chan struct{}, wg *sync.WaitGroup) []*udpFlow {
+	t := l.t
+	flows := make([]*udpFlow, n)
+	for i := range flows {
+		var c net.Conn
+		if err := l.client.Do(func() (err error) { c, err = net.Dial("udp", syncVIP+":53"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		f := &udpFlow{}
+		flows[i] = f
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			b := make([]byte, 64)
+			for k := 0; ; k += 2 {
+				select {
+				case <-stop:
+					return
+				case <-time.After(every):
+				}
+				fmt.Fprintf(c, "%d", k)
+				c.SetReadDeadline(time.Now().Add(every))
+				m, err := c.Read(b)
+				if err != nil {
+					continue // lost (failover): the next one goes
+				}
+				name, num, _ := strings.Cut(string(b[:m]), " ")
+				if num != strconv.Itoa(k+1) {
+					continue // a late answer
+				}
+				if prev := f.server.Load(); prev == nil {
+					f.server.Store(&name)
+				} else if *prev != name {
+					err := fmt.Errorf("UDP flow moved from %s to %s", *prev, name)
+					f.err.Store(&err)
+					return
+				}
+				f.answers.Add(1)
+				f.lastOK.Store(time.Now().UnixNano())
+			}
+		}()
+	}
+	return flows
+}
+
+// waitUDP waits until every UDP flow was answered after since, by its own
+// real server.
+func (l *syncLab) waitUDP(flows []*udpFlow, since time.Time, within time.Duration, what string) {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		done := true
+		for i, f := range flows {
+			if e := f.err.Load(); e != nil {
+				l.t.Fatalf("%s: UDP flow %d: %v", what, i, *e)
+			}
+			if time.Unix(0, f.lastOK.Load()).Before(since) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s: UDP flows not answered within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (l *syncLab) config(d *syncDirector, prio int) string {
@@ -160,6 +261,12 @@ virtual_servers:
     forwarding: %s
     scheduler: rr
 %s    real_servers: [{address: 10.92.0.21:8080}, {address: 10.92.0.22:8080}, {address: 10.92.0.23:8080}]
+  - name: dns
+    address: %s:53
+    protocol: udp
+    forwarding: %s
+    scheduler: rr
+%s    real_servers: [{address: 10.92.0.21:5353}, {address: 10.92.0.22:5353}, {address: 10.92.0.23:5353}]
 %svrrp_instances:
   - name: VI_1
     interface: eth0
@@ -169,7 +276,7 @@ virtual_servers:
     advert_int: 200ms
     state: %s
     virtual_ipaddresses: [%s/24, 10.92.0.1/24 dev eth1, 10.92.0.50/24 dev eth1]
-`, d.sock, syncVIP, l.fwd, extra, syncSection, prio, state, syncVIP)
+`, d.sock, syncVIP, l.fwd, extra, syncVIP, l.fwd, extra, syncSection, prio, state, syncVIP)
 }
 
 func (l *syncLab) start(d *syncDirector, prio int) {
@@ -513,7 +620,9 @@ func (l *syncLab) run() {
 		t.Fatalf("connections by real server %v: want all three (rr)", by)
 	}
 	short := l.shortConns(20*time.Millisecond, stop, &wg)
+	udp := l.openUDP(20, 100*time.Millisecond, stop, &wg)
 	l.waitLong(conns, time.Now(), 10*time.Second, "before failover")
+	l.waitUDP(udp, time.Now(), 10*time.Second, "before failover")
 	// The sync's lag is what a failover loses; wait for it, and report it.
 	t.Logf("d2 had all %d flows ESTABLISHED %v after the last connection was checked", n, l.waitSynced(d2, conns, 10*time.Second).Round(time.Millisecond))
 
@@ -525,6 +634,7 @@ func (l *syncLab) run() {
 	takeover := time.Since(crashed)
 	l.waitShort(short, crashed, 10*time.Second, "new connections after failover")
 	l.waitLong(conns, time.Now(), 30*time.Second, "after failover")
+	l.waitUDP(udp, time.Now(), 10*time.Second, "after failover")
 	t.Logf("failover: d2 held the VIP %v after the crash; %d connections by real server %v all survived; a new connection started %v after the crash succeeded",
 		takeover.Round(time.Millisecond), n, by, time.Unix(0, short.Load()).Sub(crashed).Round(time.Millisecond))
 	if l.loss {
@@ -559,6 +669,7 @@ func (l *syncLab) run() {
 	}
 	l.waitShort(short, rebooted, 10*time.Second, "new connections after failback")
 	l.waitLong(conns, time.Now(), 30*time.Second, "after failback")
+	l.waitUDP(udp, time.Now(), 10*time.Second, "after failback")
 	t.Logf("failback: %d connections all survived (%d exchanges each on average)", n, avgExchanges(conns))
 }
 
