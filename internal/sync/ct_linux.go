@@ -113,7 +113,7 @@ func (s *sink) apply(e *Entry) error {
 		return err
 	}
 	f.Timeout, f.Mark = max(e.Timeout, 1), e.Mark
-	if e.Proto == unix.IPPROTO_TCP && e.State < tcpStateMax {
+	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < tcpStateMax {
 		f.ProtoInfo.TCP = &conntrack.ProtoInfoTCP{State: e.State, OriginalFlags: tcpLiberalFlags, ReplyFlags: tcpLiberalFlags}
 	}
 	return s.ct.Update(f)
@@ -169,7 +169,7 @@ func (s *sink) create(e *Entry) error {
 	if e.Mark != 0 {
 		attrs = append(attrs, attr(ctaMark, netfilter.Uint32Bytes(e.Mark)))
 	}
-	if e.Proto == unix.IPPROTO_TCP && e.State < tcpStateMax {
+	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < tcpStateMax {
 		// Window tracking off for this flow (IP_CT_TCP_FLAG_BE_LIBERAL in
 		// both directions): the backup never saw its sequence numbers, and
 		// its first packets after a failover are mid-stream.

@@ -18,7 +18,6 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
-	"github.com/ti-mo/netfilter"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -60,8 +59,6 @@ type Options struct {
 	StartupResync bool
 	OnResyncDone  func(peer string, timedOut bool)
 	Services      []Service
-	// NetNS is the network namespace of conntrack (0: the daemon's own).
-	NetNS int
 }
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
@@ -75,7 +72,7 @@ type Daemon struct {
 	dests []netip.AddrPort
 	addrs map[uint32]netip.AddrPort // peer node -> its address, as last heard
 
-	events   *conntrack.Conn
+	events   *eventReader
 	dumper   *conntrack.Conn
 	sink     *sink
 	services atomic.Pointer[map[Service]bool]
@@ -86,7 +83,7 @@ type Daemon struct {
 	told map[Key]time.Time // flows sent: when the peers' copy expires
 
 	packets chan packet
-	evs     chan conntrack.Event
+	evs     chan []ctEvent
 	status  chan chan DaemonStatus
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -126,7 +123,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
 		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
-		evs: make(chan conntrack.Event, 8192), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
+		evs: make(chan []ctEvent, 1024), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
 		lags: make([]time.Duration, 0, 1024)}
 	d.SetServices(opts.Services)
 	var ifi *net.Interface
@@ -161,8 +158,9 @@ func Start(opts Options) (*Daemon, error) {
 		d.conn.Close()
 		return nil, err
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.readLoop()
+	go d.eventLoop()
 	go d.loop()
 	return d, nil
 }
@@ -215,38 +213,55 @@ func (d *Daemon) openSocket(ifi *net.Interface, v6 bool) error {
 
 func (d *Daemon) openConntrack() error {
 	var err error
-	cfg := &netlink.Config{NetNS: d.opts.NetNS}
-	if d.events, err = conntrack.Dial(cfg); err != nil {
-		return fmt.Errorf("conntrack events: %w", err)
+	if d.events, err = openEvents(); err != nil {
+		return err
 	}
-	d.events.SetReadBuffer(8 << 20)
-	if d.dumper, err = conntrack.Dial(cfg); err != nil {
-		d.events.Close()
+	if d.dumper, err = conntrack.Dial(&netlink.Config{}); err != nil {
+		d.events.close()
 		return fmt.Errorf("conntrack: %w", err)
 	}
-	if d.sink, err = dialSink(d.opts.NetNS); err != nil {
-		d.events.Close()
+	if d.sink, err = dialSink(0); err != nil {
+		d.events.close()
 		d.dumper.Close()
 		return err
 	}
-	errs, err := d.events.Listen(d.evs, 1, netfilter.GroupsCT)
-	if err != nil {
-		d.events.Close()
-		d.dumper.Close()
-		d.sink.close()
-		return fmt.Errorf("conntrack events: %w", err)
-	}
-	go func() {
-		for err := range errs {
-			if err == nil {
-				continue
-			}
-			// Typically ENOBUFS: events were lost. The next refresh sends
-			// what changed.
+	return nil
+}
+
+// eventLoop reads conntrack's events and passes those of synced flows on.
+func (d *Daemon) eventLoop() {
+	defer d.wg.Done()
+	var buf []ctEvent
+	for {
+		select {
+		case <-d.quit:
+			return
+		default:
+		}
+		var err error
+		buf, err = d.events.read(buf[:0])
+		if errors.Is(err, unix.ENOBUFS) {
+			// Events were lost: the next refresh sends the flows the
+			// peers do not know of.
 			d.eventsLost.Add(1)
 		}
-	}()
-	return nil
+		svcs := *d.services.Load()
+		var out []ctEvent
+		for _, ev := range buf {
+			o := ev.entry.Orig
+			if ev.dstNAT && svcs[Service{ev.entry.Proto, netip.AddrPortFrom(o.Dst.Addr().Unmap(), o.Dst.Port())}] {
+				out = append(out, ev)
+			}
+		}
+		if len(out) == 0 {
+			continue
+		}
+		select {
+		case d.evs <- out:
+		case <-d.quit:
+			return
+		}
+	}
 }
 
 // SetServices sets the services whose flows are synced.
@@ -267,8 +282,8 @@ func (d *Daemon) Stop() {
 	}
 	close(d.quit)
 	d.conn.Close()
-	d.events.Close()
-	d.wg.Wait()
+	d.wg.Wait() // the event reader notices within its read timeout
+	d.events.close()
 	d.dumper.Close()
 	d.sink.close()
 }
@@ -322,8 +337,11 @@ func (d *Daemon) loop() {
 			} else if err != nil {
 				d.log.Debug("sync message dropped", "from", p.from, "err", err)
 			}
-		case ev := <-d.evs:
-			d.event(time.Now(), ev)
+		case evs := <-d.evs:
+			now := time.Now()
+			for _, ev := range evs {
+				d.event(now, ev)
+			}
 		case <-tick.C:
 			d.node.Tick(time.Now())
 		case <-refresh.C:
@@ -343,11 +361,16 @@ func (d *Daemon) synced(f *conntrack.Flow) bool {
 	return (*d.services.Load())[Service{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
 }
 
-func (d *Daemon) event(now time.Time, ev conntrack.Event) {
-	if !d.synced(ev.Flow) {
+func (d *Daemon) event(now time.Time, ev ctEvent) {
+	e := ev.entry
+	e.Orig.Src, e.Orig.Dst = unmap(e.Orig.Src), unmap(e.Orig.Dst)
+	e.Reply.Src, e.Reply.Dst = unmap(e.Reply.Src), unmap(e.Reply.Dst)
+	if e.Proto == unix.IPPROTO_TCP && e.State == 0 && ev.kind != evDestroy {
+		// An update without the TCP state (a status or mark change):
+		// nothing the peers need, and state 0 is no state.
 		return
 	}
-	e := flowEntry(ev.Flow)
+	destroy := ev.kind == evDestroy
 	k := e.Key()
 	if x, ok := d.ext[k]; ok {
 		// Conntrack reports our own installs as events, late: after
@@ -360,7 +383,7 @@ func (d *Daemon) event(now time.Time, ev conntrack.Event) {
 			return
 		case x.deleted:
 			delete(d.ext, k)
-		case ev.Type == conntrack.EventDestroy:
+		case destroy:
 			// Our copy of a peer's flow ended (timed out as it does
 			// there): nothing to tell.
 			delete(d.ext, k)
@@ -372,7 +395,7 @@ func (d *Daemon) event(now time.Time, ev conntrack.Event) {
 			delete(d.ext, k)
 		}
 	}
-	if ev.Type == conntrack.EventDestroy {
+	if destroy {
 		e = Entry{Delete: true, Proto: e.Proto, Orig: e.Orig, Reply: Tuple{e.Orig.Dst, e.Orig.Src}} // 15 bytes
 		delete(d.told, k)
 	} else {
@@ -569,3 +592,5 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	}
 	return s
 }
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
