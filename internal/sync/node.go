@@ -177,6 +177,12 @@ type Node struct {
 type servedReq struct {
 	peer, reqID uint32
 	epoch       uint64
+	at          time.Time
+}
+
+type heldMsg struct {
+	entries []Entry
+	sent    time.Time
 }
 
 type peer struct {
@@ -186,6 +192,7 @@ type peer struct {
 	base      uint32              // every seq below is received or abandoned
 	first     uint32              // the first seq we took of this peer
 	seen      map[uint32]struct{} // received seqs >= base
+	held      map[uint32]heldMsg  // received entries waiting for the seqs before them
 	highest   uint32
 	said      uint32 // last seq its ALIVE announced
 	lastCtl   int64
@@ -447,11 +454,22 @@ func (n *Node) step(now time.Time, m *Message, size int) error {
 			n.resync.answered = true
 		}
 		if len(m.Entries) > 0 {
-			n.emit(Action{Kind: ActInstall, Peer: m.Sender, Entries: m.Entries, Sent: time.UnixMilli(m.Time)})
+			// Applied in sequence order (deliver): a retransmitted
+			// older state must not overwrite a newer one.
+			p.held[m.Seq] = heldMsg{m.Entries, time.UnixMilli(m.Time)}
 		}
 	case TypeDone:
 		if m.Target == n.cfg.Node && m.ReqID == p.wantResync {
 			p.wantResync = 0
+		}
+		if m.Target == n.cfg.Node && m.First <= m.Last && p.base < m.First && int64(m.First)-int64(p.base) < int64(n.cfg.Window) {
+			// A resync for us supersedes what we miss before it (the
+			// sender may have no history of it left).
+			for s := p.base; s < m.First; s++ {
+				delete(p.seen, s)
+			}
+			p.base = m.First
+			p.advance()
 		}
 		if m.Target == n.cfg.Node && n.resync.active && m.ReqID == n.resync.reqID {
 			n.resync.answered = true
@@ -472,11 +490,34 @@ func (n *Node) step(now time.Time, m *Message, size int) error {
 		}
 	case TypeResync:
 		if m.Target == 0 || m.Target == n.cfg.Node {
-			n.dumpFor(m.Sender, m.Epoch, m.ReqID)
+			n.dumpFor(now, m.Sender, m.Epoch, m.ReqID)
 		}
+	}
+	if sequenced {
+		n.deliver(p)
 	}
 	n.checkResync(now)
 	return nil
+}
+
+// deliver installs the held entries of every seq below the peer's base
+// (all received, or given up on), in sequence order.
+func (n *Node) deliver(p *peer) {
+	if len(p.held) == 0 {
+		return
+	}
+	var seqs []uint32
+	for s := range p.held {
+		if s < p.base {
+			seqs = append(seqs, s)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for _, s := range seqs {
+		h := p.held[s]
+		delete(p.held, s)
+		n.emit(Action{Kind: ActInstall, Peer: p.id, Entries: h.entries, Sent: h.sent})
+	}
 }
 
 func (n *Node) newPeer(id uint32, epoch uint64) *peer {
@@ -490,7 +531,7 @@ func (n *Node) newPeer(id uint32, epoch uint64) *peer {
 		}
 		delete(n.peers, oldest.id)
 	}
-	p := &peer{id: id, epoch: epoch, seen: map[uint32]struct{}{}}
+	p := &peer{id: id, epoch: epoch, seen: map[uint32]struct{}{}, held: map[uint32]heldMsg{}}
 	n.peers[id] = p
 	return p
 }
@@ -602,7 +643,7 @@ func (n *Node) retransmit(now time.Time, m *Message) {
 			b, ok := n.hist[s]
 			if !ok {
 				// Out of our history: only a resync repairs that.
-				n.dumpFor(m.Sender, m.Epoch, 0)
+				n.dumpFor(now, m.Sender, m.Epoch, 0)
 				return
 			}
 			n.stats.Retransmits++
@@ -617,13 +658,16 @@ func (n *Node) retransmit(now time.Time, m *Message) {
 }
 
 // dumpFor asks the caller for the table, once per request.
-func (n *Node) dumpFor(peer uint32, epoch uint64, reqID uint32) {
+// A request repeated within half a ResyncRetry is a duplicate (the
+// requester repeats only while nothing of an answer reached it: then the
+// answer was lost, and goes again).
+func (n *Node) dumpFor(now time.Time, peer uint32, epoch uint64, reqID uint32) {
 	for _, s := range n.served {
-		if s.peer == peer && s.epoch == epoch && s.reqID == reqID && reqID != 0 {
+		if s.peer == peer && s.epoch == epoch && s.reqID == reqID && now.Sub(s.at) < n.cfg.ResyncRetry/2 {
 			return
 		}
 	}
-	n.served = append(n.served, servedReq{peer, reqID, epoch})
+	n.served = append(n.served, servedReq{peer, reqID, epoch, now})
 	if len(n.served) > 32 {
 		n.served = n.served[1:]
 	}
@@ -704,6 +748,7 @@ func (n *Node) tickPeer(now time.Time, p *peer) {
 		p.lost += uint64(count)
 		n.stats.Lost += uint64(count)
 		p.base = limit + 1
+		n.deliver(p)
 		p.gapSince = time.Time{}
 		p.wantResync, p.resyncAt = rand.Uint32()|1, now
 		n.requestResync(now, p.id, p.wantResync)

@@ -493,3 +493,52 @@ func TestUpdatesCoalesce(t *testing.T) {
 		t.Fatalf("installed state %d", g.State)
 	}
 }
+
+// TestRetransmittedOldStateDoesNotWin: a flow's SYN_RECV is lost and its
+// ESTABLISHED arrives first; the retransmitted SYN_RECV must not set the
+// peer's copy back (entries apply in sequence order).
+func TestRetransmittedOldStateDoesNotWin(t *testing.T) {
+	w := newWorld(t, 1, 2)
+	w.run(time.Second) // first contact
+	e := flow(7)
+	e.State = 2
+	first := true
+	w.drop = func(p tpacket) bool {
+		if p.from == 1 && first {
+			first = false
+			return true
+		}
+		return false
+	}
+	w.nodes[1].Add(w.now, e)
+	w.nodes[1].Flush(w.now)
+	e.State = 3
+	w.nodes[1].Add(w.now, e)
+	w.nodes[1].Flush(w.now)
+	w.run(time.Second)
+	if g := w.installed[2][e.Key()]; g.State != 3 {
+		t.Fatalf("installed state %d, want 3 (ESTABLISHED)", g.State)
+	}
+	if st := w.nodes[1].Status(w.now).Stats; st.Retransmits == 0 {
+		t.Fatal("nothing was retransmitted")
+	}
+}
+
+// TestResyncAnswerLostIsServedAgain: the whole answer to a start-up resync
+// (an empty table: one DONE) is lost; the repeated request is served again.
+func TestResyncAnswerLostIsServedAgain(t *testing.T) {
+	w := newWorld(t, 1, 2)
+	n := 0
+	w.drop = func(p tpacket) bool {
+		if p.from == 1 {
+			n++
+			return n <= 3 // the DONE and the tail probes after it
+		}
+		return false
+	}
+	w.nodes[2].StartResync(w.now)
+	w.run(3 * time.Second)
+	if d, ok := w.done[2]; !ok || d.TimedOut {
+		t.Fatalf("resync: %+v %v", d, ok)
+	}
+}
