@@ -191,14 +191,22 @@ func (l *syncLab) openUDP(n int, every time.Duration, stop <-chan struct{}, wg *
 				case <-time.After(every):
 				}
 				fmt.Fprintf(c, "%d", k)
-				c.SetReadDeadline(time.Now().Add(every))
-				m, err := c.Read(b)
-				if err != nil {
-					continue // lost (failover): the next one goes
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				var name string
+				for {
+					m, err := c.Read(b)
+					if err != nil {
+						break // lost (failover): the next one goes
+					}
+					var num string
+					name, num, _ = strings.Cut(string(b[:m]), " ")
+					if num == strconv.Itoa(k+1) {
+						break
+					}
+					name = "" // a late answer to an earlier datagram
 				}
-				name, num, _ := strings.Cut(string(b[:m]), " ")
-				if num != strconv.Itoa(k+1) {
-					continue // a late answer
+				if name == "" {
+					continue
 				}
 				if prev := f.server.Load(); prev == nil {
 					f.server.Store(&name)
