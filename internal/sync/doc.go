@@ -19,6 +19,8 @@
 // Limits: a message older than the receiver's first contact with its
 // sender, captured and replayed within MaxSkew, is taken once; sequence
 // numbers do not wrap (a sender restarts its epoch long before 2^32
-// messages); entries are applied as they arrive, so a retransmitted old
-// state can briefly overwrite a newer one until the next update.
+// messages). Entries apply in each sender's sequence order, so a lost
+// message holds back what follows it until it is repaired (a NACK round)
+// or superseded by a resync; a deletion lost beyond repair leaves the flow
+// to time out on the receiver.
 package connsync
