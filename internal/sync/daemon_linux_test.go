@@ -2,6 +2,7 @@ package connsync
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -89,8 +90,31 @@ func TestDaemonsOverTheWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "the deletion on the peer", func() bool { _, ok := has(); return !ok })
+			// A forged message (another key) is counted
+			// and change nothing.
+			forger, _ := NewNode(Config{Node: 77, Key: []byte("not the shared key at all"), SyncID: 9, Epoch: uint64(time.Now().UnixMilli())})
+			forged := e
+			forged.Orig.Src = netip.MustParseAddrPort("10.61.0.9:1234")
+			forger.Add(time.Now(), forged)
+			forger.Flush(time.Now())
+			peer := "10.60.0.2:8848"
+			if tc.v6 {
+				peer = "[ff02::81%s0]:8848"
+			}
+			if err := a.Do(func() error {
+				c, err := net.Dial("udp", peer)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				_, err = c.Write(forger.Ready()[0].Data)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the forged message counted", func() bool { return db.Status().Node.Stats.Drops[DropBadMAC] == 1 })
 			st := db.Status()
-			if st.Installed < 2 || len(st.Node.Peers) != 1 || st.Node.Stats.Drops != [NumReasons]uint64{} {
+			if st.Installed < 2 || len(st.Node.Peers) != 1 || st.Node.Stats.Drops[DropBadMAC] != 1 {
 				t.Fatalf("peer status %+v", st)
 			}
 			// The peer did not send the flow back (echo suppression).
