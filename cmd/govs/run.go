@@ -135,6 +135,16 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	// without the VIPs, which move with the master.
 	vd := vrrpd.New(log, vrrpd.Options{Services: d})
 	srv.SetVRRP(vd)
+	sr, err := startSync(log, cfg, vd) // before VRRP: it may hold it in backup (sync.go)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		d.Shutdown(0)
+		return exitCode(1)
+	}
+	defer sr.stop()
+	if sr != nil {
+		srv.SetSync(sr.d)
+	}
 	if err := vd.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
 		vd.Stop()
@@ -173,6 +183,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
 				log.Error("vrrp reload failed", "err", err)
 			}
+			sr.reload(d.Config())
 			reloadBGP(log, bd, d.Config())
 			notify.ready(len(d.Config().VirtualServers))
 			continue

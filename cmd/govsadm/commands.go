@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
 )
 
@@ -88,7 +89,9 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 	case cmdTimeout:
 		return c.setTimeouts(ctx, e.timeouts)
 	case cmdStartDaemon, cmdStopDaemon:
-		return fail(255, "govs has no connection synchronisation daemon; use VRRP for failover")
+		// The sync authenticates every message with a shared key, which
+		// only the configuration names; it starts and stops with govs.
+		return fail(255, "govs runs the connection sync from its configuration: add a sync section (interface, sync_id, key_file; docs/sync.md) and restart govs")
 	}
 	return nil
 }
@@ -175,7 +178,7 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 	case e.options&(1<<optTimeout) != 0:
 		return c.listTimeouts(ctx)
 	case e.options&(1<<optDaemon) != 0:
-		return nil // no sync daemon runs: ipvsadm prints nothing
+		return c.listDaemon(ctx)
 	}
 	if !hasService {
 		return c.listAll(ctx, e.format)
@@ -190,6 +193,22 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 	}
 	p := &printer{w: c.stdout, format: e.format, names: c.names}
 	p.one(svc)
+	return nil
+}
+
+// listDaemon prints ipvsadm's daemon lines. govs's sync both sends its
+// flows and takes its peers': it is IPVS's master and backup daemons at once.
+func (c *cli) listDaemon(ctx context.Context) error {
+	var st api.SyncState
+	if err := c.api().Do(ctx, "GET", "/api/v1/sync", nil, &st); err != nil {
+		return c.apiError(err, false)
+	}
+	if st.Status != "running" && st.Status != "resyncing" {
+		return nil // no sync daemon runs: ipvsadm prints nothing
+	}
+	for _, role := range []string{"master", "backup"} {
+		fmt.Fprintf(c.stdout, "%s sync daemon (mcast=%s, syncid=%d)\n", role, st.Interface, st.SyncID)
+	}
 	return nil
 }
 

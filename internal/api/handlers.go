@@ -54,6 +54,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/vrrp", s.h(s.getVRRP)},
 		{"GET", "/api/v1/bgp", s.h(s.getBGP)},             // bgp.go
 		{"GET", "/api/v1/discovery", s.h(s.getDiscovery)}, // discovery.go
+		{"GET", "/api/v1/sync", s.h(s.getSync)},
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
 		{"GET", "/api/v1/forecasts", s.h(s.getForecasts)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},

@@ -53,6 +53,7 @@ type Server struct {
 	vrrp    VRRPSource
 	bgp     BGPSource       // bgp.go
 	disc    discoveryHolder // discovery.go
+	sync    SyncSource      // sync.go
 	stop    chan struct{}
 	stopped bool
 	wg      sync.WaitGroup

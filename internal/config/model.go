@@ -28,7 +28,9 @@ type Config struct {
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
 	// BGP announces the VIPs to routers (bgp.go, docs/bgp.md).
-	BGP     *BGP     `yaml:"bgp,omitempty"`
+	BGP *BGP `yaml:"bgp,omitempty"`
+	// Sync is the connection synchronisation between directors (sync.go).
+	Sync    *Sync    `yaml:"sync,omitempty"`
 	Logging *Logging `yaml:"logging,omitempty"`
 }
 

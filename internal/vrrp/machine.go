@@ -172,12 +172,16 @@ const (
 	// EventFault, EventFaultCleared: Source went down / came back.
 	EventFault
 	EventFaultCleared
+	// EventHold: held in backup (no MASTER, no preemption) until the
+	// connection sync has the peers' flows (SetHold).
+	EventHold
 )
 
 var eventNames = [...]string{"", "master down timer expired", "priority 0 advert received",
 	"higher priority advert received", "lower priority master (split brain)", "another address owner",
 	"advertisement interval learned", "address list mismatch", "preempt delay started",
-	"priority changed", "held in backup by sync group", "fault", "fault cleared"}
+	"priority changed", "held in backup by sync group", "fault", "fault cleared",
+	"held in backup until connection sync completes"}
 
 func (e Event) String() string {
 	if int(e) < len(eventNames) && e != 0 {
@@ -268,7 +272,8 @@ type Machine struct {
 
 	faults       map[string]bool // own fault sources currently down
 	groupFault   bool            // held in fault by the sync group
-	wantMaster   bool            // Master_Down_Timer expired but held by the sync group
+	wantMaster   bool            // Master_Down_Timer expired but held by the sync group or SetHold
+	hold         bool            // SetHold: no MASTER, no preemption
 	addrMismatch bool
 	group        *SyncGroup
 
@@ -618,7 +623,7 @@ func (m *Machine) stepBackup(now time.Time, p *Packet, src netip.Addr) {
 		m.downAt = now.Add(m.SkewTime())
 		return
 	}
-	preemptHeld := m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || m.preemptAt.After(now))
+	preemptHeld := m.hold || m.cfg.PreemptDelay > 0 && (m.preemptAt.IsZero() || m.preemptAt.After(now))
 	if !m.cfg.NoPreempt && p.Priority < m.prio && !preemptHeld {
 		// Preempt: discard, and Master_Down_Timer runs out.
 		return
@@ -695,6 +700,22 @@ func (m *Machine) SetPriorityDelta(now time.Time, delta int) {
 	}
 }
 
+// SetHold holds the instance in backup (held) or lets it go (not held):
+// while held it neither takes MASTER when the master is down nor preempts a
+// lower priority master, whatever its priority; a master is not demoted.
+// The connection sync holds it until the director has its peers' flows.
+// Released, a backup that wanted MASTER takes it at the next Tick, and
+// preemption resumes with the next advert.
+func (m *Machine) SetHold(now time.Time, held bool) {
+	if m.hold == held {
+		return
+	}
+	m.hold = held
+	if !held && m.state == StateBackup && m.wantMaster {
+		m.downAt = now
+	}
+}
+
 // SetFault records that the fault source (an interface, a track script of
 // weight 0, ...) is down (faulty) or back up. The instance enters Fault when
 // its first source goes down (a master sends priority 0 and removes the
@@ -734,6 +755,17 @@ func (m *Machine) owner() bool { return m.cfg.Priority == PriorityOwner }
 // goMaster is the way to master from backup or startup: a member of a sync
 // group may be held in backup until the whole group wants master.
 func (m *Machine) goMaster(now time.Time) {
+	if m.hold {
+		if m.state != StateBackup {
+			m.toBackup(now)
+		}
+		if !m.wantMaster {
+			m.log(Action{Event: EventHold})
+		}
+		m.wantMaster = true
+		m.downAt = now.Add(m.MasterDownInterval())
+		return
+	}
 	if m.group != nil && !m.owner() && !m.group.canGoMaster(m) {
 		m.wantMaster = true
 		m.downAt = now.Add(m.MasterDownInterval())

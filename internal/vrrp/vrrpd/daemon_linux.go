@@ -50,6 +50,7 @@ type Daemon struct {
 	stopped   bool
 
 	units atomic.Pointer[[]*unit] // running units, in configuration order
+	hold  atomic.Bool             // SetHold
 	// runAs is who scripts run as (script_user, script_security), set by
 	// every Apply: running units pick a change up at their next script.
 	runAs atomic.Pointer[script.Policy]
@@ -61,6 +62,21 @@ func (d *Daemon) scriptPolicy() script.Policy {
 		return *p
 	}
 	return script.Policy{}
+}
+
+// SetHold holds every instance in backup (held) or lets them go: the
+// connection sync holds them until the director has its peers' flows.
+// Instances started later inherit the hold.
+func (d *Daemon) SetHold(held bool) {
+	if d.hold.Swap(held) == held {
+		return
+	}
+	for _, u := range *d.units.Load() {
+		select {
+		case u.inbox <- holdEvent{held}:
+		case <-u.quit:
+		}
+	}
 }
 
 // New returns a daemon that runs nothing until Apply.

@@ -35,6 +35,9 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	return nil
 }
 
+// SetHold does nothing.
+func (d *Daemon) SetHold(bool) {}
+
 // Stop does nothing.
 func (d *Daemon) Stop() {}
 

@@ -98,6 +98,8 @@ type packetEvent struct {
 	info vrrp.IPInfo
 }
 
+type holdEvent struct{ held bool }
+
 type linkEvent struct {
 	name string
 	up   bool
@@ -133,6 +135,7 @@ func (u *unit) run() {
 		}
 		in.since = now
 		in.applyTracks(now)
+		in.m.SetHold(now, u.d.hold.Load())
 	}
 	if u.group != nil {
 		u.group.Start(now)
@@ -204,6 +207,10 @@ func (u *unit) handle(ev any, now time.Time) {
 			ev.t.up = ev.up
 			u.d.log.Info("vrrp tracked object changed", "instance", ev.in.cfg.Name, "tracked", ev.t.source(), "up", ev.up)
 			ev.in.applyTracks(now)
+		}
+	case holdEvent:
+		for _, in := range u.insts {
+			in.m.SetHold(now, ev.held)
 		}
 	case linkEvent:
 		for _, in := range u.insts {

@@ -1,0 +1,596 @@
+package connsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of the daemon.
+const (
+	DefaultPort    = 8848
+	DefaultRefresh = 10 * time.Second
+	tickEvery      = 5 * time.Millisecond
+	echoWindow     = 2 * time.Second
+)
+
+// DefaultGroup is IPVS's sync group.
+var DefaultGroup = netip.MustParseAddr("224.0.0.81")
+
+// Service is a virtual service whose flows are synced.
+type Service struct {
+	Proto uint8
+	Addr  netip.AddrPort
+}
+
+// Options configure a Daemon.
+type Options struct {
+	Log       *slog.Logger
+	Interface string       // the sync link; required for multicast
+	Group     netip.Addr   // multicast group, when Peers is empty
+	Peers     []netip.Addr // unicast peers
+	Port      int
+	SyncID    uint8
+	Key       []byte
+	// FlushDelay, AliveInterval, ResyncTimeout: see Config.
+	FlushDelay, AliveInterval, ResyncTimeout time.Duration
+	// Refresh is how often flows kept alive here are sent again before
+	// they would time out on the peers.
+	Refresh time.Duration
+	// StartupResync asks the peers for their tables at start;
+	// OnResyncDone is called (from the daemon's goroutine) when that ends.
+	StartupResync bool
+	OnResyncDone  func(peer string, timedOut bool)
+	Services      []Service
+}
+
+// Daemon runs a Node over UDP and the local conntrack table: it sends the
+// flows of the synced services as conntrack reports them, and installs its
+// peers' flows.
+type Daemon struct {
+	opts  Options
+	log   *slog.Logger
+	node  *Node
+	conn  *net.UDPConn
+	dests []netip.AddrPort
+	addrs map[uint32]netip.AddrPort // peer node -> its address, as last heard
+
+	events   *eventReader
+	dumper   *conntrack.Conn
+	sink     *sink
+	services atomic.Pointer[map[Service]bool]
+
+	// ext remembers the flows installed from peers: conntrack reports our
+	// own installs as events, which must not be sent back.
+	ext  map[Key]extEntry
+	told map[Key]time.Time // flows sent: when the peers' copy expires
+
+	packets chan packet
+	evs     chan []ctEvent
+	status  chan chan DaemonStatus
+	quit    chan struct{}
+	wg      sync.WaitGroup
+
+	installed, installErrors, eventsLost atomic.Uint64
+	lags                                 []time.Duration // ring of install lags
+	lagNext                              int
+	lastLag                              time.Duration
+	resyncDone                           bool
+}
+
+type extEntry struct {
+	states  uint32    // TCP states installed since at (bit per state)
+	at      time.Time // first install of the echo window
+	expires time.Time // when the peer's copy expires unless refreshed
+	deleted bool      // a tombstone: the peer deleted it
+}
+
+type packet struct {
+	data []byte
+	from netip.AddrPort
+}
+
+// Start opens the socket and conntrack, and runs the daemon.
+func Start(opts Options) (*Daemon, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Port == 0 {
+		opts.Port = DefaultPort
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = DefaultRefresh
+	}
+	if !opts.Group.IsValid() && len(opts.Peers) == 0 {
+		opts.Group = DefaultGroup
+	}
+	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
+		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
+		evs: make(chan []ctEvent, 1024), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
+		lags: make([]time.Duration, 0, 1024)}
+	d.SetServices(opts.Services)
+	var ifi *net.Interface
+	if opts.Interface != "" {
+		var err error
+		if ifi, err = net.InterfaceByName(opts.Interface); err != nil {
+			return nil, fmt.Errorf("sync interface: %w", err)
+		}
+	}
+	v6 := opts.Group.Is6()
+	if len(opts.Peers) > 0 {
+		v6 = opts.Peers[0].Is6() && !opts.Peers[0].Is4In6()
+	}
+	maxMsg := DefaultMaxMessage
+	if ifi != nil {
+		maxMsg = ifi.MTU - 28
+		if v6 {
+			maxMsg = ifi.MTU - 48
+		}
+	}
+	node, err := NewNode(Config{SyncID: opts.SyncID, Node: rand.Uint32() | 1, Epoch: uint64(time.Now().UnixMilli()),
+		Key: opts.Key, MaxMessage: maxMsg, FlushDelay: opts.FlushDelay, AliveInterval: opts.AliveInterval,
+		ResyncTimeout: opts.ResyncTimeout})
+	if err != nil {
+		return nil, err
+	}
+	d.node = node
+	if err := d.openSocket(ifi, v6); err != nil {
+		return nil, err
+	}
+	if err := d.openConntrack(); err != nil {
+		d.conn.Close()
+		return nil, err
+	}
+	d.wg.Add(3)
+	go d.readLoop()
+	go d.eventLoop()
+	go d.loop()
+	return d, nil
+}
+
+func (d *Daemon) openSocket(ifi *net.Interface, v6 bool) error {
+	network := "udp4"
+	if v6 {
+		network = "udp6"
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			if serr == nil && ifi != nil {
+				serr = unix.BindToDevice(int(fd), ifi.Name)
+			}
+		})
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), network, ":"+strconv.Itoa(d.opts.Port))
+	if err != nil {
+		return fmt.Errorf("sync socket: %w", err)
+	}
+	d.conn = pc.(*net.UDPConn)
+	if len(d.opts.Peers) > 0 {
+		for _, p := range d.opts.Peers {
+			d.dests = append(d.dests, netip.AddrPortFrom(p, uint16(d.opts.Port)))
+		}
+		return nil
+	}
+	if ifi == nil {
+		d.conn.Close()
+		return errors.New("sync: multicast needs an interface")
+	}
+	group := &net.UDPAddr{IP: d.opts.Group.AsSlice()}
+	if v6 {
+		p := ipv6.NewPacketConn(d.conn)
+		err = errors.Join(p.JoinGroup(ifi, group), p.SetMulticastInterface(ifi), p.SetMulticastLoopback(false), p.SetMulticastHopLimit(1))
+	} else {
+		p := ipv4.NewPacketConn(d.conn)
+		err = errors.Join(p.JoinGroup(ifi, group), p.SetMulticastInterface(ifi), p.SetMulticastLoopback(false), p.SetMulticastTTL(1))
+	}
+	if err != nil {
+		d.conn.Close()
+		return fmt.Errorf("sync multicast group %s on %s: %w", d.opts.Group, ifi.Name, err)
+	}
+	d.dests = []netip.AddrPort{netip.AddrPortFrom(d.opts.Group, uint16(d.opts.Port))}
+	return nil
+}
+
+func (d *Daemon) openConntrack() error {
+	var err error
+	if d.events, err = openEvents(); err != nil {
+		return err
+	}
+	if d.dumper, err = conntrack.Dial(&netlink.Config{}); err != nil {
+		d.events.close()
+		return fmt.Errorf("conntrack: %w", err)
+	}
+	if d.sink, err = dialSink(0); err != nil {
+		d.events.close()
+		d.dumper.Close()
+		return err
+	}
+	return nil
+}
+
+// eventLoop reads conntrack's events and passes those of synced flows on.
+func (d *Daemon) eventLoop() {
+	defer d.wg.Done()
+	var buf []ctEvent
+	for {
+		select {
+		case <-d.quit:
+			return
+		default:
+		}
+		var err error
+		buf, err = d.events.read(buf[:0])
+		if errors.Is(err, unix.ENOBUFS) {
+			// Events were lost: the next refresh sends the flows the
+			// peers do not know of.
+			d.eventsLost.Add(1)
+		}
+		svcs := *d.services.Load()
+		var out []ctEvent
+		for _, ev := range buf {
+			o := ev.entry.Orig
+			if ev.dstNAT && svcs[Service{ev.entry.Proto, netip.AddrPortFrom(o.Dst.Addr().Unmap(), o.Dst.Port())}] {
+				out = append(out, ev)
+			}
+		}
+		if len(out) == 0 {
+			continue
+		}
+		select {
+		case d.evs <- out:
+		case <-d.quit:
+			return
+		}
+	}
+}
+
+// SetServices sets the services whose flows are synced.
+func (d *Daemon) SetServices(svcs []Service) {
+	m := make(map[Service]bool, len(svcs))
+	for _, s := range svcs {
+		m[Service{s.Proto, netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port())}] = true
+	}
+	d.services.Store(&m)
+}
+
+// Stop ends the daemon.
+func (d *Daemon) Stop() {
+	select {
+	case <-d.quit:
+		return
+	default:
+	}
+	close(d.quit)
+	d.conn.Close()
+	d.wg.Wait() // the event reader notices within its read timeout
+	d.events.close()
+	d.dumper.Close()
+	d.sink.close()
+}
+
+func (d *Daemon) readLoop() {
+	defer d.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := d.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			select {
+			case <-d.quit:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		select {
+		case d.packets <- packet{append([]byte(nil), buf[:n]...), from}:
+		case <-d.quit:
+			return
+		}
+	}
+}
+
+func (d *Daemon) loop() {
+	defer d.wg.Done()
+	if d.opts.StartupResync {
+		d.log.Info("connection sync: asking peers for their flows", "timeout", d.node.Config().ResyncTimeout)
+		d.node.StartResync(time.Now())
+	}
+	// Flows already here (from before a restart) are not sent: they may
+	// be stale, and a peer that wants them asks with a resync. Only those
+	// kept alive by traffic are refreshed.
+	d.refresh(time.Now(), true)
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	refresh := time.NewTicker(d.opts.Refresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case p := <-d.packets:
+			if err := d.node.Receive(time.Now(), p.data); err == nil && len(p.data) >= 12 {
+				id := uint32(p.data[8])<<24 | uint32(p.data[9])<<16 | uint32(p.data[10])<<8 | uint32(p.data[11])
+				d.addrs[id] = p.from
+			} else if err != nil {
+				d.log.Debug("sync message dropped", "from", p.from, "err", err)
+			}
+		case evs := <-d.evs:
+			now := time.Now()
+			for _, ev := range evs {
+				d.event(now, ev)
+			}
+		case <-tick.C:
+			d.node.Tick(time.Now())
+		case <-refresh.C:
+			d.refresh(time.Now(), false)
+		case reply := <-d.status:
+			reply <- d.snapshot(time.Now())
+		}
+		d.perform()
+	}
+}
+
+func (d *Daemon) synced(f *conntrack.Flow) bool {
+	if f == nil || !f.Status.DstNAT() {
+		return false
+	}
+	o := f.TupleOrig
+	return (*d.services.Load())[Service{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
+}
+
+func (d *Daemon) event(now time.Time, ev ctEvent) {
+	e := ev.entry
+	e.Orig.Src, e.Orig.Dst = unmap(e.Orig.Src), unmap(e.Orig.Dst)
+	e.Reply.Src, e.Reply.Dst = unmap(e.Reply.Src), unmap(e.Reply.Dst)
+	if e.Proto == unix.IPPROTO_TCP && e.State == 0 && ev.kind != evDestroy {
+		// An update without the TCP state (a status or mark change):
+		// nothing the peers need, and state 0 is no state.
+		return
+	}
+	destroy := ev.kind == evDestroy
+	k := e.Key()
+	if x, ok := d.ext[k]; ok {
+		// Conntrack reports our own installs as events, late: after
+		// several installs of one flow its events still come, one by one,
+		// and none of them must go back to the peer (it would set the
+		// peer's live flow back to an old state).
+		recent := now.Sub(x.at) < echoWindow
+		switch {
+		case x.deleted && recent:
+			return
+		case x.deleted:
+			delete(d.ext, k)
+		case destroy:
+			// Our copy of a peer's flow ended (timed out as it does
+			// there): nothing to tell.
+			delete(d.ext, k)
+			return
+		case recent && x.states&(1<<e.State) != 0:
+			return
+		default:
+			// It moves here (traffic after a failover): ours from now on.
+			delete(d.ext, k)
+		}
+	}
+	if destroy {
+		e = Entry{Delete: true, Proto: e.Proto, Orig: e.Orig, Reply: Tuple{e.Orig.Dst, e.Orig.Src}} // 15 bytes
+		delete(d.told, k)
+	} else {
+		d.told[k] = now.Add(time.Duration(e.Timeout) * time.Second)
+	}
+	d.node.Add(now, e)
+}
+
+// refresh dumps the table: flows kept alive here whose peers' copies would
+// expire before the next refresh are sent again. With seed it only records
+// the flows as known to the peers.
+func (d *Daemon) refresh(now time.Time, seed bool) {
+	entries, err := d.dump()
+	if err != nil {
+		d.log.Warn("connection sync: conntrack dump", "err", err)
+		return
+	}
+	seen := make(map[Key]bool, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		k := e.Key()
+		seen[k] = true
+		local := now.Add(time.Duration(e.Timeout) * time.Second)
+		peer, ok := d.told[k]
+		if x, isExt := d.ext[k]; !ok && isExt {
+			// A peer's flow: it has it until then, unless traffic here
+			// (after a failover) keeps it alive longer.
+			peer = x.expires
+		}
+		if seed {
+			d.told[k] = local
+			continue
+		}
+		if peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2 {
+			d.told[k] = local
+			d.node.Add(now, *e)
+		}
+	}
+	for k := range d.told {
+		if !seen[k] {
+			delete(d.told, k)
+		}
+	}
+	for k, x := range d.ext {
+		if (x.deleted && now.Sub(x.at) >= echoWindow) || (!seen[k] && now.Sub(x.at) >= echoWindow) {
+			delete(d.ext, k)
+		}
+	}
+}
+
+func (d *Daemon) dump() ([]Entry, error) {
+	flows, err := d.dumper.Dump(nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for i := range flows {
+		if d.synced(&flows[i]) {
+			out = append(out, flowEntry(&flows[i]))
+		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) perform() {
+	for {
+		acts := d.node.Ready()
+		if len(acts) == 0 {
+			return
+		}
+		for _, a := range acts {
+			switch a.Kind {
+			case ActSend:
+				d.send(a)
+			case ActInstall:
+				now := time.Now()
+				for i := range a.Entries {
+					e := &a.Entries[i]
+					if err := d.sink.apply(e); err != nil {
+						d.installErrors.Add(1)
+						d.log.Debug("connection sync: install", "flow", e.Orig, "err", err)
+						continue
+					}
+					d.installed.Add(1)
+					d.installedExt(now, e)
+				}
+				d.lag(time.Since(a.Sent))
+			case ActDump:
+				entries, err := d.dump()
+				if err != nil {
+					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
+					continue
+				}
+				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries))
+				d.node.Resync(time.Now(), a.Peer, a.ReqID, entries)
+			case ActResyncDone:
+				d.resyncDone = true
+				if a.TimedOut {
+					d.log.Warn("connection sync: no complete table from any peer within the resync timeout; going on without",
+						"timeout", d.node.Config().ResyncTimeout)
+				} else {
+					d.log.Info("connection sync: bulk resync complete", "peer", d.peerName(a.Peer))
+				}
+				if d.opts.OnResyncDone != nil {
+					d.opts.OnResyncDone(d.peerName(a.Peer), a.TimedOut)
+				}
+			}
+		}
+	}
+}
+
+// installedExt records an install from a peer, for the echo suppression.
+func (d *Daemon) installedExt(now time.Time, e *Entry) {
+	k := e.Key()
+	x := d.ext[k]
+	if now.Sub(x.at) >= echoWindow || x.deleted != e.Delete {
+		x = extEntry{at: now}
+	}
+	x.deleted = e.Delete
+	x.states |= 1 << (e.State & 31)
+	x.expires = now.Add(time.Duration(e.Timeout) * time.Second)
+	d.ext[k] = x
+}
+
+func (d *Daemon) peerName(id uint32) string {
+	if a, ok := d.addrs[id]; ok {
+		return a.Addr().String()
+	}
+	if id == 0 {
+		return ""
+	}
+	return fmt.Sprintf("node %08x", id)
+}
+
+func (d *Daemon) send(a Action) {
+	if a.To != 0 {
+		if addr, ok := d.addrs[a.To]; ok {
+			d.conn.WriteToUDPAddrPort(a.Data, addr)
+			return
+		}
+	}
+	for _, dst := range d.dests {
+		d.conn.WriteToUDPAddrPort(a.Data, dst)
+	}
+}
+
+func (d *Daemon) lag(l time.Duration) {
+	d.lastLag = l
+	if len(d.lags) < cap(d.lags) {
+		d.lags = append(d.lags, l)
+	} else {
+		d.lags[d.lagNext] = l
+		d.lagNext = (d.lagNext + 1) % len(d.lags)
+	}
+}
+
+// Status returns the daemon's state.
+func (d *Daemon) Status() DaemonStatus {
+	reply := make(chan DaemonStatus, 1)
+	select {
+	case d.status <- reply:
+		return <-reply
+	case <-d.quit:
+		return DaemonStatus{State: "stopped"}
+	}
+}
+
+func (d *Daemon) snapshot(now time.Time) DaemonStatus {
+	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
+		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
+		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
+		Flows: len(d.told), LagLast: d.lastLag}
+	for _, x := range d.ext {
+		if !x.deleted {
+			s.PeerFlows++
+		}
+	}
+	if len(d.opts.Peers) == 0 {
+		s.Mode, s.Group = "multicast", d.opts.Group.String()
+	}
+	for _, p := range d.opts.Peers {
+		s.Peers = append(s.Peers, p.String())
+	}
+	if s.Node.Resyncing {
+		s.State = "resyncing"
+	}
+	for id, a := range d.addrs {
+		s.PeerAddrs[id] = a.String()
+	}
+	if len(d.lags) > 0 {
+		l := slices.Clone(d.lags)
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		s.LagMedian, s.LagP99 = l[len(l)/2], l[len(l)*99/100]
+	}
+	return s
+}
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }

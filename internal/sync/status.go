@@ -1,0 +1,21 @@
+package connsync
+
+import "time"
+
+// DaemonStatus is the state of the sync daemon, for the API.
+type DaemonStatus struct {
+	Mode                                 string // "multicast" or "unicast"
+	Interface                            string
+	Group                                string
+	Peers                                []string
+	Port                                 int
+	SyncID                               uint8
+	State                                string // "resyncing" or "running"
+	Node                                 Status
+	PeerAddrs                            map[uint32]string
+	Installed, InstallErrors, EventsLost uint64
+	Flows                                int // flows sent and not ended
+	PeerFlows                            int // flows installed from peers
+	// Install lag over the last installs: from the peer's send to ours.
+	LagLast, LagMedian, LagP99 time.Duration
+}
