@@ -135,7 +135,7 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 		return errors.New("nft dataplane is shutting down")
 	}
 	for _, vs := range services {
-		if f := vs.Settings().Forwarding; f != config.NAT && f != config.FullNAT {
+		if f := vs.Settings().Forwarding; f != config.NAT && f != config.FullNAT && f != config.DR {
 			return fmt.Errorf("%s: forwarding %s is not served by the kernel dataplane", vs.Key, f)
 		}
 	}
@@ -220,7 +220,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 		st := vs.Settings()
 		vc := st.Config
 		p := &plan{vs: vs, chain: fmt.Sprintf("s%d", i), v6: vs.Address.Addr().Is6(), vip: vs.Address,
-			fullnat: st.Forwarding == config.FullNAT}
+			fullnat: st.Forwarding == config.FullNAT, dr: st.Forwarding == config.DR}
 		switch vs.Protocol {
 		case config.TCP:
 			p.proto = 6
