@@ -112,6 +112,9 @@ func (d *Dataplane) collect() error {
 	byRS := map[*director.RealServer]*counts{}
 	reals := map[*director.VirtualService]map[netip.AddrPort]*director.RealServer{}
 	for vs := range v.modes {
+		if v.dr[vs] {
+			continue // dr_stats.go
+		}
 		m := map[netip.AddrPort]*director.RealServer{}
 		for _, rs := range vs.Retiring() {
 			m[rs.Addr] = rs
@@ -174,7 +177,7 @@ func (d *Dataplane) collect() error {
 		setCounts(rs.Dest, c.active, c.inactive)
 	}
 	d.deleteDead(dead)
-	return nil
+	return d.collectDR(v)
 }
 
 // A flow that a reset ended stays in conntrack in state CLOSE for 10 s,

@@ -111,7 +111,7 @@ func (r *ruleset) drBegin(c *nftables.Conn, plans []*plan, replace bool) [2]*drF
 			pick: &nftables.Chain{Name: "dr_pick", Table: t, Type: nftables.ChainTypeFilter,
 				Hooknum: nftables.ChainHookPrerouting, Priority: &pick, Policy: &accept},
 			flows: &nftables.Set{Table: t, Name: drFlowsMap, IsMap: true, Dynamic: true, HasTimeout: true,
-				Timeout: drTCPTimeout, Size: drFlowsMax, KeyType: drKeyType(v6), DataType: addrType(v6)},
+				Timeout: drTCPTimeout, Size: drFlowsMax, Counter: true, KeyType: drKeyType(v6), DataType: addrType(v6)},
 		}
 		if kept {
 			c.FlushChain(d.in)

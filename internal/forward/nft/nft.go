@@ -84,6 +84,11 @@ type Dataplane struct {
 	stop    chan struct{}
 	changed chan struct{} // a service's weights or set changed: update now
 	reap    chan struct{} // a real server stopped taking new flows: collect now
+	// DR (dr.go, dr_stats.go): the flow maps' reader and what it saw.
+	drc    *nftables.Conn
+	drMu   sync.Mutex
+	drSeen map[string]flowCounters
+	drOK   error // why the kernel cannot do DR (probed at start), or nil
 	availN  int           // destinations taking new flows, at the last apply
 	wg      sync.WaitGroup
 }
@@ -93,6 +98,7 @@ type view struct {
 	byVIP map[vipKey]*director.VirtualService
 	modes map[*director.VirtualService]mode
 	marks map[*director.RealServer]uint32
+	dr    map[*director.VirtualService]bool // forwarding dr
 }
 
 type vipKey struct {
@@ -147,6 +153,9 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 			return err
 		}
 	}
+	if err := d.checkDR(services); err != nil {
+		return err
+	}
 	old := d.plans
 	if err := d.apply(services); err != nil {
 		return err
@@ -178,11 +187,12 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 	}
 	d.plans = plans
 	v := &view{byVIP: map[vipKey]*director.VirtualService{}, modes: map[*director.VirtualService]mode{},
-		marks: map[*director.RealServer]uint32{}}
+		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{}}
 	live := map[*director.RealServer]bool{}
 	for _, p := range plans {
 		v.byVIP[vipKey{p.proto, p.vip}] = p.vs
 		v.modes[p.vs] = p.mode
+		v.dr[p.vs] = p.dr
 		sorry, _ := p.vs.SorryServer()
 		for _, rs := range servedBy(p.vs.RealServers(), sorry) {
 			live[rs] = true
@@ -316,6 +326,7 @@ func (d *Dataplane) start() error {
 	if err := rep.Err(); err != nil {
 		return err
 	}
+	d.drOK = rep.DRErr()
 	if rep.Acct == "0" {
 		if err := enableAcct(); err != nil {
 			d.log.Warn("cannot enable nf_conntrack_acct: byte and packet statistics stay 0", "err", err)
@@ -432,7 +443,11 @@ func (d *Dataplane) expireNodest() {
 		}
 		for addr := range d.lastReals[vs] {
 			if !now[addr] {
-				n, err := d.deleteFlows(vs, addr)
+				del := d.deleteFlows
+				if vs.Settings().Forwarding == config.DR {
+					del = d.deleteDRFlows
+				}
+				n, err := del(vs, addr)
 				d.log.Info("expire_nodest_conn: flows of a removed real server ended", "service", vs.Settings().Name,
 					"backend", addr.String(), "flows", n, "err", err)
 			}
@@ -498,6 +513,11 @@ func (d *Dataplane) Close() error {
 	d.ctMu.Lock()
 	d.ct.Close()
 	d.ctMu.Unlock()
+	d.drMu.Lock()
+	if d.drc != nil {
+		d.drc.CloseLasting()
+	}
+	d.drMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", d.opts.Table, err)
 	}
