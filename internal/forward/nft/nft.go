@@ -89,8 +89,8 @@ type Dataplane struct {
 	drMu   sync.Mutex
 	drSeen map[string]flowCounters
 	drOK   error // why the kernel cannot do DR (probed at start), or nil
-	availN  int           // destinations taking new flows, at the last apply
-	wg      sync.WaitGroup
+	availN int   // destinations taking new flows, at the last apply
+	wg     sync.WaitGroup
 }
 
 // view is what the packet path needs, swapped whole on every change.
