@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,4 +463,71 @@ func TestDRRefusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dr.yaml:5:") || !strings.Contains(err.Error(), "cannot change the port") {
 		t.Fatalf("a real server port other than the VIP's: %v, want refused with its line", err)
 	}
+}
+
+var buildGovsadm = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "govsadm-dr-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "govsadm")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/govsadm").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building govsadm: %v: %s", err, out)
+	}
+	return bin, nil
+})
+
+// TestDRGovsadm: govsadm -a ... -g makes a DR real server that serves
+// through the VIP, -L -n shows Route, and -S / -C / -R round-trip it.
+func TestDRGovsadm(t *testing.T) {
+	l := newDRTopology(t, 2, false)
+	adm, err := buildGovsadm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(adm)) })
+	cfg := filepath.Join(t.TempDir(), "govs.yaml")
+	writeFile(t, cfg, "virtual_servers: []\n")
+	sock := filepath.Join(t.TempDir(), "govs.sock")
+	d := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", l.Director.Name, govsBin, "--socket", sock, "run", "-c", cfg), 5*time.Second)
+	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(adm, append([]string{"--socket", sock}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("govsadm %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	vip := netip.AddrPortFrom(l.VIP, 80).String()
+	run("", "-A", "-t", vip, "-s", "rr")
+	run("", "-a", "-t", vip, "-r", l.RealAddrs[0].String(), "-g")
+	run("", "-a", "-t", vip, "-r", netip.AddrPortFrom(l.RealAddrs[1], 80).String(), "-g", "-w", "2")
+	list := run("", "-L", "-n")
+	t.Logf("govsadm -L -n:\n%s", list)
+	for _, a := range l.RealAddrs {
+		if !regexp.MustCompile(`-> ` + regexp.QuoteMeta(netip.AddrPortFrom(a, 80).String()) + ` +Route `).MatchString(list) {
+			t.Fatalf("-L -n does not show %s:80 as Route:\n%s", a, list)
+		}
+	}
+	serves := func(step string) {
+		t.Helper()
+		_, names := l.hold(4)
+		if got := count(names); got["rs1"] != 2 || got["rs2"] != 2 {
+			t.Fatalf("%s: 4 connections went to %v, want 2 on each", step, got)
+		}
+	}
+	serves("added by govsadm")
+	save := run("", "-S", "-n")
+	if !strings.Contains(save, "-r "+netip.AddrPortFrom(l.RealAddrs[0], 80).String()+" -g -w 1") {
+		t.Fatalf("-S -n does not save the DR real server with -g:\n%s", save)
+	}
+	run("", "-C")
+	run(save, "-R")
+	if again := run("", "-S", "-n"); again != save {
+		t.Fatalf("-S after -R:\n%s\nwant:\n%s", again, save)
+	}
+	serves("restored by govsadm -R")
 }
