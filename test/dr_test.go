@@ -361,6 +361,35 @@ func testDRZeroBrokenFlows(t *testing.T, v6 bool) {
 	if got := newFlows("rs2 drained", 9); got["rs2"] != 0 {
 		t.Fatalf("rs2 drained: new flows %v, want none on rs2", got)
 	}
+	// A new connection from the port of a connection pinned to the drained
+	// rs2 (ended by a reset: no TIME_WAIT) is scheduled afresh, as IPVS's
+	// conn_reuse_mode does, not sent to rs2 by the old pin.
+	for i, cc := range conns {
+		if names[i] != "rs2" {
+			continue
+		}
+		local := cc.c.LocalAddr().(*net.TCPAddr)
+		cc.c.(*net.TCPConn).SetLinger(0)
+		cc.c.Close()
+		var c net.Conn
+		err := l.Client.Do(func() (err error) {
+			d := net.Dialer{LocalAddr: local, Timeout: 3 * time.Second}
+			c, err = d.Dial("tcp", netip.AddrPortFrom(l.VIP, 80).String())
+			return err
+		})
+		if err != nil {
+			t.Fatalf("reusing port %d: %v", local.Port, err)
+		}
+		again := &clientConn{c: c, r: bufio.NewReader(c)}
+		n, _, err := again.ask()
+		if err != nil || n == "rs2" {
+			t.Fatalf("a new connection from the port of a flow pinned to the drained rs2: answered by %q (%v), want another real server", n, err)
+		}
+		t.Logf("a new connection from port %d (pinned to the drained rs2 before) went to %s", local.Port, n)
+		conns[i], names[i] = again, n
+		t.Cleanup(func() { c.Close() })
+		break
+	}
 	l.apply(l.config("wrr", "", 3, 0, 1, 1))
 	check("rs1 weight 3, scheduler wrr")
 	l.apply(l.config("wrr", "", 3, 0, 1, 1))

@@ -49,6 +49,9 @@ const (
 	drFlowsMap = "flows"
 )
 
+// nftDynsetOpDelete is NFT_DYNSET_OP_DELETE (x/sys does not have it).
+const nftDynsetOpDelete = 2
+
 // NFT_REG32_00: the 4-byte registers.
 const reg32 = unix.NFT_REG32_00
 
@@ -222,6 +225,11 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 		e = append(e, &expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name})
 		c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(e, drForward(d, timeout)...)})
 	}
+	if p.proto == unix.IPPROTO_TCP && !drain {
+		if err := drReuse(x, d, p, ch, name); err != nil {
+			return err
+		}
+	}
 	if p.proto == unix.IPPROTO_TCP {
 		// The client's FIN or RST: IPVS's FIN_WAIT timeout.
 		pinned([]expr.Any{
@@ -330,5 +338,46 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 		return fmt.Errorf("dr: %w", err)
 	}
 	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
+	return nil
+}
+
+// drReuse adds the rule that lets a new connection reusing a pinned flow's
+// client port be scheduled afresh when the flow's real server takes no new
+// flows (down, drained, removed), as IPVS's conn_reuse_mode does: a SYN
+// without ACK whose pinned real server is not among the available ones
+// deletes the pin and goes on to the scheduling rules. Without it a client
+// that a dead real server refused would keep going back to it on that
+// port (a refused connect leaves no TIME_WAIT, so clients reuse the port at
+// once) for the flow map's timeout.
+func drReuse(x *txn, d *drFam, p *plan, ch *nftables.Chain, name string) error {
+	c := x.c
+	_, data := drRegs(d.v6)
+	var elems []nftables.SetElement
+	seen := map[netip.Addr]bool{}
+	for _, a := range p.slots {
+		if a.IsValid() && !seen[a.Addr()] {
+			seen[a.Addr()] = true
+			elems = append(elems, nftables.SetElement{Key: a.Addr().AsSlice()})
+		}
+	}
+	s := &nftables.Set{Table: d.t, Name: name + "_up", KeyType: addrType(d.v6)}
+	d.set = append(d.set, s.Name)
+	if err := addElements(c, s, elems); err != nil {
+		return err
+	}
+	e := []expr.Any{
+		// tcp flags & (syn|ack) == syn
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}
+	e = append(e, drKey(d.v6)...)
+	e = append(e,
+		&expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name},
+		&expr.Lookup{SourceRegister: data, SetName: s.Name, SetID: s.ID, Invert: true},
+		// (a map's dynset needs a data register, even to delete)
+		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: nftDynsetOpDelete},
+	)
+	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: e})
 	return nil
 }
