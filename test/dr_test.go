@@ -199,9 +199,28 @@ func (l *drLab) dial() (*clientConn, error) {
 // them open with the real server that answered each.
 func (l *drLab) hold(n int) ([]*clientConn, []string) {
 	l.t.Helper()
+	return l.holdSettled(n, false)
+}
+
+// holdSettled is hold; with settle, each connection waits until the
+// director counts the ones before it active (lc, wlc see the counts of the
+// flow map, which the statistics read every 200 ms).
+func (l *drLab) holdSettled(n int, settle bool) ([]*clientConn, []string) {
+	l.t.Helper()
 	var conns []*clientConn
 	var names []string
-	for range n {
+	for i := range n {
+		if settle {
+			vs := l.d.Service("tcp/" + netip.AddrPortFrom(l.VIP, 80).String())
+			loopback.WaitFor(l.t, fmt.Sprintf("%d connections counted active", i), func() bool {
+				active, inactive := 0, 0
+				for _, rs := range vs.RealServers() {
+					active += rs.Dest.ActiveConns()
+					inactive += rs.Dest.InactiveConns()
+				}
+				return active == i && inactive == 0
+			})
+		}
 		cc, err := l.dial()
 		if err != nil {
 			l.t.Fatalf("connection %d through the VIP: %v", len(conns)+1, err)
@@ -268,9 +287,12 @@ func testDRSchedulers(t *testing.T, v6 bool) {
 		n            int
 		want         map[string]int // nil: checked below
 	}{
+		// wlc first: the connections closed by each case stay counted
+		// inactive for the FIN timeout (120 s), as in IPVS, and wlc
+		// counts them.
+		{"wlc", "", []int{1, 1, 1}, 30, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}},
 		{"rr", "", []int{1, 1, 1}, 30, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}},
 		{"wrr", "", []int{3, 2, 1}, 60, map[string]int{"rs1": 30, "rs2": 20, "rs3": 10}},
-		{"wlc", "", []int{1, 1, 1}, 30, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}},
 		{"mh", "", []int{1, 1, 1}, 20, nil},
 		{"rr", "    persistence_timeout: 60s\n", []int{1, 1, 1}, 20, nil},
 	} {
@@ -281,7 +303,8 @@ func testDRSchedulers(t *testing.T, v6 bool) {
 		t.Run(name, func(t *testing.T) {
 			l.t = t
 			l.apply(l.config(tc.sched, tc.extra, tc.weights...))
-			conns, names := l.hold(tc.n)
+			settle := tc.sched == "wlc"
+			conns, names := l.holdSettled(tc.n, settle)
 			got := count(names)
 			t.Logf("%s over weights %v: %v", name, tc.weights, got)
 			switch {
@@ -295,6 +318,19 @@ func testDRSchedulers(t *testing.T, v6 bool) {
 				if len(got) != 1 {
 					t.Fatalf("%s: one client went to %v, want one real server", name, got)
 				}
+			}
+			// The director counts the open connections as active (from
+			// its flow map) and the inbound packets; never an outbound one.
+			vs := l.d.Service("tcp/" + netip.AddrPortFrom(l.VIP, 80).String())
+			loopback.WaitFor(t, fmt.Sprintf("%d connections counted active", tc.n), func() bool {
+				active := 0
+				for _, rs := range vs.RealServers() {
+					active += rs.Dest.ActiveConns()
+				}
+				return active == tc.n && vs.Stats.InPkts.Load() > 0
+			})
+			if out := vs.Stats.OutPkts.Load(); out != 0 {
+				t.Fatalf("%d outbound packets counted: DR sees none", out)
 			}
 			// Each connection keeps its real server.
 			for i, cc := range conns {

@@ -47,6 +47,11 @@ const (
 	// when it is full.
 	drFlowsMax = 1 << 20
 	drFlowsMap = "flows"
+	// drClosingSet holds the TCP flows whose client sent a FIN or RST:
+	// their later packets (the client's last ACK) keep the FIN timeout
+	// instead of bringing the flow back to the established one, so closed
+	// connections count inactive (lc, wlc) and leave the map in 120 s.
+	drClosingSet = "closing"
 )
 
 // nftDynsetOpDelete is NFT_DYNSET_OP_DELETE (x/sys does not have it).
@@ -61,6 +66,7 @@ type drFam struct {
 	t           *nftables.Table
 	in, pick    *nftables.Chain
 	flows       *nftables.Set
+	closing     *nftables.Set
 	chains, set []string
 }
 
@@ -115,6 +121,8 @@ func (r *ruleset) drBegin(c *nftables.Conn, plans []*plan, replace bool) [2]*drF
 				Hooknum: nftables.ChainHookPrerouting, Priority: &pick, Policy: &accept},
 			flows: &nftables.Set{Table: t, Name: drFlowsMap, IsMap: true, Dynamic: true, HasTimeout: true,
 				Timeout: drTCPTimeout, Size: drFlowsMax, Counter: true, KeyType: drKeyType(v6), DataType: addrType(v6)},
+			closing: &nftables.Set{Table: t, Name: drClosingSet, Dynamic: true, HasTimeout: true,
+				Timeout: drFinTimeout, Size: drFlowsMax, KeyType: drKeyType(v6)},
 		}
 		if kept {
 			c.FlushChain(d.in)
@@ -132,6 +140,7 @@ func (r *ruleset) drBegin(c *nftables.Conn, plans []*plan, replace bool) [2]*drF
 			c.AddChain(d.in)
 			c.AddChain(d.pick)
 			c.AddSet(d.flows, nil)
+			c.AddSet(d.closing, nil)
 		}
 		out[f] = d
 	}
@@ -221,7 +230,7 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 	d.chains = append(d.chains, name)
 	c.AddRule(&nftables.Rule{Table: d.t, Chain: d.in, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: name})})
 	pinned := func(pre []expr.Any, timeout time.Duration) {
-		e := append(pre, drKey(d.v6)...)
+		e := append(drKey(d.v6), pre...)
 		e = append(e, &expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name})
 		c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(e, drForward(d, timeout)...)})
 	}
@@ -231,11 +240,20 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 		}
 	}
 	if p.proto == unix.IPPROTO_TCP {
-		// The client's FIN or RST: IPVS's FIN_WAIT timeout.
-		pinned([]expr.Any{
+		// The client's FIN or RST: IPVS's FIN_WAIT timeout, and the flow
+		// is closing from now on.
+		k := drKey(d.v6)
+		c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(append([]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x05}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+		}, k...),
+			&expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name},
+			&expr.Dynset{SrcRegKey: reg32, SetName: d.closing.Name, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: drFinTimeout},
+		)})
+		// A closing flow's packets keep the FIN timeout.
+		pinned([]expr.Any{
+			&expr.Lookup{SourceRegister: reg32, SetName: d.closing.Name},
 		}, drFinTimeout)
 	}
 	pinned(nil, protoTimeout(p))
@@ -379,5 +397,10 @@ func drReuse(x *txn, d *drFam, p *plan, ch *nftables.Chain, name string) error {
 		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: nftDynsetOpDelete},
 	)
 	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: e})
+	// A new connection on a closed one's key (a SYN) is not closing.
+	e = append([]expr.Any{}, e[:3]...)
+	e = append(e, drKey(d.v6)...)
+	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(e,
+		&expr.Dynset{SrcRegKey: reg32, SetName: d.closing.Name, Operation: nftDynsetOpDelete})})
 	return nil
 }
