@@ -596,3 +596,45 @@ func TestDRGovsadm(t *testing.T) {
 	}
 	serves("restored by govsadm -R")
 }
+
+// TestDRStop: a stop drops new flows at once and keeps forwarding the
+// established ones until they end (then it returns).
+func TestDRStop(t *testing.T) {
+	l := newDRLab(t, 2, false)
+	l.apply(l.config("rr", "", 1, 1))
+	conns, names := l.hold(2)
+	done := make(chan error, 1)
+	go func() { done <- l.d.Shutdown(30 * time.Second) }()
+	loopback.WaitFor(t, "new connections refused", func() bool {
+		var c net.Conn
+		err := l.Client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, 80).String(), 300*time.Millisecond)
+			return err
+		})
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	for i, cc := range conns {
+		if n, _, err := cc.ask(); err != nil || n != names[i] {
+			t.Fatalf("during the stop, connection %d: answered by %q (%v), want %s", i, n, err, names[i])
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the stop returned (%v) while 2 connections were open", err)
+	default:
+	}
+	for _, cc := range conns {
+		cc.c.Close()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stop did not return once the connections had ended")
+	}
+}

@@ -274,7 +274,8 @@ func (d *Dataplane) liveFlows(retired map[vipKey]bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return countLive(flows, d.view.Load(), retired), nil
+	v := d.view.Load()
+	return countLive(flows, v, retired) + d.drLive(v), nil
 }
 
 // deleteFlows ends the conntrack flows of vs to the real server at addr.

@@ -266,3 +266,32 @@ func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool)
 	}
 	return nil
 }
+
+// drLive counts the TCP flows of the DR services of view v that are not
+// closing (the client sent no FIN or RST): a stop waits for them, as it
+// waits for nat's established connections. An unreadable map counts
+// nothing: the stop then does not wait.
+func (d *Dataplane) drLive(v *view) int {
+	if v == nil {
+		return 0
+	}
+	fams := drFamilies(v)
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	n := 0
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		flows, _, err := d.drFlows(f == 1)
+		if err != nil {
+			continue
+		}
+		for _, fl := range flows {
+			if vs := v.byVIP[vipKey{fl.proto, fl.vip}]; vs != nil && v.dr[vs] && fl.proto == 6 && fl.expires > drFinTimeout {
+				n++
+			}
+		}
+	}
+	return n
+}
