@@ -353,7 +353,11 @@ var realServerOptions = func() block[*rsBlock] {
 			setPtr(&b.rs.Meta, "weight", &b.rs.Weight, im.integer(c, 0))
 		},
 		"lvs_method": func(im *importer, _ *rsBlock, c *keepalived.Node) {
-			im.forwarding(c) // NAT, as the virtual server; others are errors
+			// govs forwards per virtual service: TUN is an error, NAT and
+			// DR are the virtual server's lb_kind's business.
+			if f, ok := im.forwarding(c); ok && f != config.NAT {
+				im.warnf(c.ArgPosition(0), "%s %s: govs forwards per virtual service: the virtual server's lb_kind applies to this real server", c.Keyword, strings.ToUpper(string(f)))
+			}
 		},
 		"uthreshold": func(im *importer, b *rsBlock, c *keepalived.Node) {
 			set(&b.rs.Meta, "upper_threshold", &b.rs.UpperThreshold, im.integer(c, 0))
