@@ -585,6 +585,14 @@ func TestDRGovsadm(t *testing.T) {
 		}
 	}
 	serves("added by govsadm")
+	// The connection table lists the DR flows (from the flow map).
+	held, heldBy := l.hold(1)
+	conns := run("", "-L", "-c", "-n")
+	t.Logf("govsadm -L -c -n with a connection open:\n%s", conns)
+	local := held[0].c.LocalAddr().String()
+	if !regexp.MustCompile(`TCP \S+ +ESTABLISHED ` + regexp.QuoteMeta(local) + ` +` + regexp.QuoteMeta(vip) + ` +`).MatchString(conns) {
+		t.Fatalf("-L -c -n does not list the connection from %s (to %s):\n%s", local, heldBy[0], conns)
+	}
 	save := run("", "-S", "-n")
 	if !strings.Contains(save, "-r "+netip.AddrPortFrom(l.RealAddrs[0], 80).String()+" -g -w 1") {
 		t.Fatalf("-S -n does not save the DR real server with -g:\n%s", save)
