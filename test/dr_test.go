@@ -646,3 +646,70 @@ func TestDRStop(t *testing.T) {
 		t.Fatal("the stop did not return once the connections had ended")
 	}
 }
+
+// TestDRUDP: UDP flows through DR: rr spreads new flows, each flow keeps its
+// real server, and the replies come from the VIP (the real servers answer
+// from the VIP they hold on lo).
+func TestDRUDP(t *testing.T) {
+	l := newDRLab(t, 3, false)
+	for i, rs := range l.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		var pc net.PacketConn
+		if err := rs.Do(func() (err error) {
+			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(l.VIP, 53).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			b := make([]byte, 1500)
+			for {
+				_, from, err := pc.ReadFrom(b)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(name), from)
+			}
+		}()
+	}
+	l.apply(fmt.Sprintf("virtual_servers:\n  - address: \"%s\"\n    protocol: udp\n    forwarding: dr\n    scheduler: rr\n    real_servers:\n"+
+		"      - address: \"%s\"\n      - address: \"%s\"\n      - address: \"%s\"\n", netip.AddrPortFrom(l.VIP, 53),
+		netip.AddrPortFrom(l.RealAddrs[0], 53), netip.AddrPortFrom(l.RealAddrs[1], 53), netip.AddrPortFrom(l.RealAddrs[2], 53)))
+	ask := func(c net.Conn) (string, error) {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("q")); err != nil {
+			return "", err
+		}
+		b := make([]byte, 64)
+		n, err := c.Read(b) // a connected socket takes replies from the VIP only
+		return string(b[:n]), err
+	}
+	var names []string
+	var socks []net.Conn
+	for range 30 {
+		var c net.Conn
+		if err := l.Client.Do(func() (err error) {
+			c, err = net.Dial("udp", netip.AddrPortFrom(l.VIP, 53).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		n, err := ask(c)
+		if err != nil {
+			t.Fatalf("udp flow %d: %v", len(names)+1, err)
+		}
+		names, socks = append(names, n), append(socks, c)
+	}
+	got := count(names)
+	t.Logf("30 udp flows: %v", got)
+	if fmt.Sprint(got) != fmt.Sprint(map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
+		t.Fatalf("udp rr spread %v, want 10 each", got)
+	}
+	for i, c := range socks {
+		if n, err := ask(c); err != nil || n != names[i] {
+			t.Fatalf("udp flow %d: second answer from %q (%v), first from %s", i, n, err, names[i])
+		}
+	}
+}
