@@ -713,3 +713,28 @@ func TestDRUDP(t *testing.T) {
 		}
 	}
 }
+
+// TestDRReloadRemovesService: a reload that removes a DR service keeps its
+// established connections forwarded for the grace period; new connections
+// to its VIP are not served.
+func TestDRReloadRemovesService(t *testing.T) {
+	l := newDRLab(t, 2, false)
+	l.apply("grace_period: 30s\n" + l.config("rr", "", 1, 1))
+	conns, names := l.hold(4)
+	l.apply("grace_period: 30s\nvirtual_servers: []\n")
+	for i, cc := range conns {
+		if n, _, err := cc.ask(); err != nil || n != names[i] {
+			t.Fatalf("after the service's removal, connection %d: answered by %q (%v), want %s", i, n, err, names[i])
+		}
+	}
+	var c net.Conn
+	err := l.Client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, 80).String(), time.Second)
+		return err
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("a new connection to the removed service's VIP was served")
+	}
+	t.Logf("after the removal: 4 established connections kept their real servers; a new one: %v", err)
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -294,4 +296,29 @@ func (d *Dataplane) drLive(v *view) int {
 		}
 	}
 	return n
+}
+
+// retiredDRPlans keeps forwarding the pinned flows of the dr services a
+// reload removed, while their grace period runs (their VirtualService
+// context), as conntrack keeps translating a removed nat service's flows:
+// each keeps a chain with its pinned-flow rules and a drop for new flows,
+// unless a service now in force has its VIP. Called with d.mu held.
+func (d *Dataplane) retiredDRPlans(current []*plan, b *strings.Builder) []*plan {
+	taken := map[vipKey]bool{}
+	for _, p := range current {
+		taken[vipKey{p.proto, p.vip}] = true
+	}
+	var out []*plan
+	for vs, k := range d.retired {
+		if vs.Settings().Forwarding != config.DR || vs.Context().Err() != nil || taken[k] {
+			continue
+		}
+		out = append(out, &plan{vs: vs, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].vs.Key < out[j].vs.Key })
+	for i, p := range out {
+		p.chain = fmt.Sprintf("s%d", len(current)+i)
+		p.describe(b)
+	}
+	return out
 }

@@ -156,12 +156,13 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 	if err := d.checkDR(services); err != nil {
 		return err
 	}
-	old := d.plans
+	// Retire first: a removed dr service's pinned flows keep their chain
+	// in the same transaction (retiredDRPlans).
+	d.retire(d.plans, services)
 	if err := d.apply(services); err != nil {
 		return err
 	}
 	d.services = services
-	d.retire(old, services)
 	// Flows of real servers this change removed end now (expire_nodest_conn),
 	// not at the next poll.
 	d.expireNodest()
@@ -190,6 +191,9 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{}}
 	live := map[*director.RealServer]bool{}
 	for _, p := range plans {
+		if p.retired {
+			continue // no new flows, no statistics: its pinned flows only
+		}
 		v.byVIP[vipKey{p.proto, p.vip}] = p.vs
 		v.modes[p.vs] = p.mode
 		v.dr[p.vs] = p.dr
@@ -307,6 +311,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 		p.describe(&b)
 		plans = append(plans, p)
 	}
+	plans = append(plans, d.retiredDRPlans(plans, &b)...)
 	return plans, b.String(), nil
 }
 

@@ -98,7 +98,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 	fams := r.drBegin(c, plans, !kept)
 	for _, p := range plans {
 		if p.dr {
-			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain); err != nil {
+			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain || p.retired); err != nil {
 				return fmt.Errorf("%s: %w", p.vs.Key, err)
 			}
 			continue
