@@ -738,3 +738,29 @@ func TestDRReloadRemovesService(t *testing.T) {
 	}
 	t.Logf("after the removal: 4 established connections kept their real servers; a new one: %v", err)
 }
+
+// TestDRExpireNodestConn: with expire_nodest_conn, removing a real server
+// ends its pinned flows at once (their next packet is scheduled afresh and
+// reset by a real server that does not know it); the others go on.
+func TestDRExpireNodestConn(t *testing.T) {
+	l := newDRLab(t, 2, false)
+	l.apply(l.config("rr", "    expire_nodest_conn: true\n", 1, 1))
+	conns, names := l.hold(4)
+	l.apply(l.config("rr", "    expire_nodest_conn: true\n", 1, -1))
+	ended, kept := 0, 0
+	for i, cc := range conns {
+		n, _, err := cc.ask()
+		switch {
+		case names[i] == "rs2" && err != nil:
+			ended++
+		case names[i] == "rs1" && err == nil && n == "rs1":
+			kept++
+		default:
+			t.Fatalf("connection %d to %s after rs2's removal: answered by %q (%v)", i, names[i], n, err)
+		}
+	}
+	t.Logf("rs2 removed with expire_nodest_conn: %d connections to it ended, %d to rs1 kept", ended, kept)
+	if ended != 2 || kept != 2 {
+		t.Fatalf("ended %d, kept %d; want 2 and 2", ended, kept)
+	}
+}
