@@ -54,6 +54,12 @@ func checkKernel(cmd *cobra.Command) error {
 		return exitCode(1)
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), "kernel OK: nat and fullnat forwarding available")
+	if err := rep.DRErr(); err != nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "dr forwarding not available:", err)
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), "kernel OK: dr forwarding available")
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), nft.TUNErr())
 	return nil
 }
 

@@ -77,20 +77,29 @@ func TestConvertAndCheck(t *testing.T) {
 	}
 }
 
+// TestConvertDR: lb_kind DR converts to forwarding: dr, and check accepts
+// the keepalived.conf; TUN stays refused at its word.
 func TestConvertDR(t *testing.T) {
 	ka := filepath.Join(t.TempDir(), "keepalived.conf")
 	if err := os.WriteFile(ka, []byte(strings.Replace(natConf, "lb_kind NAT", "lb_kind DR", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, errOut, err := execute(convertCmd(), "-c", ka)
+	if err != nil || !strings.Contains(out, "    forwarding: dr\n") {
+		t.Fatalf("convert of DR: err %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	if _, errOut, err := execute(checkCmd(), "-c", ka); err != nil {
+		t.Errorf("check of DR: %v %q", err, errOut)
+	}
+	if err := os.WriteFile(ka, []byte(strings.Replace(natConf, "lb_kind NAT", "lb_kind TUN", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err = execute(convertCmd(), "-c", ka)
 	var ec exitCode
 	if !asExit(err, &ec) || ec != 1 || out != "" {
-		t.Fatalf("convert of DR: err %v, stdout %q", err, out)
+		t.Fatalf("convert of TUN: err %v, stdout %q", err, out)
 	}
-	if !strings.Contains(errOut, ka+":7:13: lb_kind DR: govs has no direct routing") {
+	if !strings.Contains(errOut, ka+":7:13: lb_kind TUN: govs has no IP tunnelling (it needs IPIP tunnels") {
 		t.Errorf("stderr = %q", errOut)
-	}
-	if _, errOut, err := execute(checkCmd(), "-c", ka); err == nil || !strings.Contains(errOut, ka+":7:13: lb_kind DR") {
-		t.Errorf("check of DR: %v %q", err, errOut)
 	}
 }

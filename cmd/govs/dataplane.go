@@ -16,6 +16,6 @@ import (
 func newDataplane(log *slog.Logger) *forward.Multi {
 	k := nft.New(log, nft.Options{})
 	return forward.NewMulti(map[config.Forwarding]director.Dataplane{
-		config.Proxy: proxy.New(log), config.NAT: k, config.FullNAT: k,
+		config.Proxy: proxy.New(log), config.NAT: k, config.FullNAT: k, config.DR: k,
 	})
 }

@@ -25,7 +25,7 @@ func main() {
 	}
 	root.SetVersionTemplate("govs {{.Version}}\n")
 	addGlobalFlags(root)
-	root.AddCommand(runCmd(), checkCmd(), convertCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd(), agentCmd(), logsCmd())
+	root.AddCommand(runCmd(), checkCmd(), convertCmd(), demoCmd(), digestCmd(), simCmd(), versionCmd(), agentCmd(), logsCmd(), realserverCmd())
 	addProductCmds(root)
 	if err := root.Execute(); err != nil {
 		var ec exitCode

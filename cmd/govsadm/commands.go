@@ -158,8 +158,12 @@ func forwarding(fwd string) (string, error) {
 		return string(config.FullNAT), nil
 	case fwdProxy:
 		return string(config.Proxy), nil
-	case fwdGate, fwdTunnel:
-		return "", fail(255, "forwarding method not supported")
+	case fwdGate:
+		return string(config.DR), nil
+	case fwdTunnel:
+		// LVS-TUN needs IPIP tunnels, which govs does not use (and the
+		// kernels it was built on lack: govs check --kernel reports ipip).
+		return "", fail(255, "forwarding method not supported: tunnelling (-i) needs IPIP tunnels (CONFIG_NET_IPIP), which govs does not offer; use -g (direct routing) or -m")
 	}
 	return "", nil
 }

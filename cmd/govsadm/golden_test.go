@@ -47,6 +47,14 @@ func goldenState() []api.Service {
 				{Address: "10.0.0.4:443", Weight: 65535, Status: api.RealServerStatus{Weight: 65535, ActiveConnections: 7,
 					InactiveConnections: 8, PersistentConnections: 9, Stats: st(1, 2, 3, 4, 5)}},
 			}},
+		{Name: "dr", Address: "10.2.2.2:80", Protocol: "tcp", Scheduler: "wrr", Forwarding: "dr",
+			Status: api.ServiceStatus{Stats: st(5000, 60000, 0, 4000000, 0), Rates: rt(50, 600, 0, 40000, 0)},
+			RealServers: []api.RealServer{
+				{Address: "10.0.0.6:80", Weight: 1, Status: api.RealServerStatus{Weight: 1, ActiveConnections: 2,
+					Stats: st(2000, 20000, 0, 1000000, 0), Rates: rt(20, 200, 0, 10000, 0)}},
+				{Address: "10.0.0.5:80", Weight: 2, Status: api.RealServerStatus{Weight: 2, ActiveConnections: 3, InactiveConnections: 1,
+					Stats: st(3000, 40000, 0, 3000000, 0), Rates: rt(30, 400, 0, 30000, 0)}},
+			}},
 		{Name: "empty", Address: "10.1.1.1:80", Protocol: "tcp", Scheduler: "mh", Forwarding: "proxy", RealServers: []api.RealServer{}},
 	}
 }

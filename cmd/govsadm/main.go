@@ -200,8 +200,8 @@ Options:
   --masquerading -m                   masquerading (NAT)
   --fullnat                           full NAT (govs)
   --proxy                             userspace proxy (govs, the default)
-  --gatewaying   -g                   gatewaying (direct routing): not supported by govs
-  --ipip         -i                   ipip encapsulation (tunneling): not supported by govs
+  --gatewaying   -g                   gatewaying (direct routing, govs forwarding dr)
+  --ipip         -i                   ipip encapsulation (tunneling): not supported by govs (needs IPIP)
   --weight       -w weight            capacity of real server
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections

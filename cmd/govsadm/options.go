@@ -118,7 +118,7 @@ const (
 const (
 	fwdDefault = ""        // none given: the service's
 	fwdMasq    = "masq"    // -m: nat
-	fwdGate    = "gate"    // -g: direct routing, not supported
+	fwdGate    = "gate"    // -g: direct routing (dr)
 	fwdTunnel  = "ipip"    // -i: tunnelling, not supported
 	fwdProxy   = "proxy"   // --proxy (govs)
 	fwdFullNAT = "fullnat" // --fullnat (govs)

@@ -247,8 +247,8 @@ func TestValidationNamesTheField(t *testing.T) {
 			400, "address", "cannot change"},
 		{"netmask without persistence", "PATCH", "/api/v1/services/tcp/127.0.0.1:8080", `{"persistence_netmask": "255.255.255.0"}`,
 			400, "persistence_netmask", "needs persistence_timeout"},
-		{"forwarding param", "POST", "/api/v1/services/tcp/127.0.0.1:8080/servers?forwarding=dr", `{"address": "127.0.0.9:80"}`,
-			400, "forwarding", `invalid forwarding "dr"`},
+		{"forwarding param", "POST", "/api/v1/services/tcp/127.0.0.1:8080/servers?forwarding=tun", `{"address": "127.0.0.9:80"}`,
+			400, "forwarding", `invalid forwarding "tun"`},
 		{"forwarding per service", "POST", "/api/v1/services/tcp/127.0.0.1:8080/servers?forwarding=nat", `{"address": "127.0.0.9:80"}`,
 			400, "forwarding", "per virtual service"},
 	} {

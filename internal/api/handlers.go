@@ -434,9 +434,9 @@ func forwardingParam(r *http.Request) (func(*config.VirtualServer) error, error)
 		return nil, nil
 	}
 	switch config.Forwarding(f) {
-	case config.Proxy, config.NAT, config.FullNAT:
+	case config.Proxy, config.NAT, config.FullNAT, config.DR:
 	default:
-		return nil, invalid("forwarding", "invalid forwarding %q (proxy, nat or fullnat)", f)
+		return nil, invalid("forwarding", "invalid forwarding %q (proxy, nat, fullnat or dr)", f)
 	}
 	return func(vs *config.VirtualServer) error {
 		if vs.Forwarding == config.Forwarding(f) {

@@ -342,6 +342,11 @@ func (vs *VirtualServer) validateKernel(errs *ErrorList) {
 		if rs == nil || rs.Address.IsZero() || vs.Address.IsZero() {
 			continue
 		}
+		if vs.Forwarding == DR && rs.Address.Port != vs.Address.Port {
+			// The packet reaches the real server unchanged, its
+			// destination port the VIP's, as in IPVS.
+			errs.add(rs.At("address"), "real server %s: forwarding dr cannot change the port: it must be the VIP's, %d", rs.Address, vs.Address.Port)
+		}
 		if rs.Address.Addr.Is4() != vs.Address.Addr.Is4() {
 			errs.add(rs.At("address"), "real server %s is not of the VIP's address family (forwarding %s translates addresses, not families)", rs.Address, vs.Forwarding)
 		}

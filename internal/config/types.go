@@ -112,15 +112,16 @@ const (
 	Proxy   Forwarding = "proxy"   // userspace L4 proxy
 	NAT     Forwarding = "nat"     // kernel DNAT, replies through the director (LVS-NAT)
 	FullNAT Forwarding = "fullnat" // kernel DNAT and SNAT
+	DR      Forwarding = "dr"      // direct routing: the packet unchanged to the real server's MAC (LVS-DR)
 )
 
 func (f *Forwarding) decodeScalar(s string) error {
 	switch v := Forwarding(strings.ToLower(s)); v {
-	case Proxy, NAT, FullNAT:
+	case Proxy, NAT, FullNAT, DR:
 		*f = v
 		return nil
 	}
-	return fmt.Errorf("invalid forwarding %q (proxy, nat or fullnat)", s)
+	return fmt.Errorf("invalid forwarding %q (proxy, nat, fullnat or dr)", s)
 }
 
 // ProxyProtocol is the PROXY protocol version sent to real servers.

@@ -25,7 +25,7 @@ func NewMulti(routes map[config.Forwarding]director.Dataplane) *Multi {
 	seen := map[director.Dataplane]bool{}
 	// Proxy last: a failure there is undone by re-syncing the others,
 	// which for the kernel dataplane is one transaction.
-	for _, f := range []config.Forwarding{config.NAT, config.FullNAT, config.Proxy} {
+	for _, f := range []config.Forwarding{config.NAT, config.FullNAT, config.DR, config.Proxy} {
 		if dp := routes[f]; dp != nil && !seen[dp] {
 			seen[dp] = true
 			m.order = append(m.order, dp)

@@ -30,6 +30,7 @@ var importFixtures = []string{
 	"testdata/keepalived/vrrp_unicast.conf",
 	"testdata/keepalived/groups.conf",
 	"testdata/keepalived/dr.conf",
+	"testdata/keepalived/lb_kind_dr.conf",
 	"testdata/keepalived/errors.conf",
 	"testdata/keepalived/script_security.conf",
 }
@@ -245,7 +246,7 @@ func TestImportErrorsInKeepalivedFile(t *testing.T) {
 		{"virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.1 80 {\n    weight -1\n  }\n}\n", "k.conf:3:12: weight -1 out of range"},
 		{"virtual_server 192.0.2.1 80 {\n  quorum 0\n}\n", "k.conf:2:10: quorum must be at least 1"},
 		{"virtual_server 192.0.2.1 80 {\n  protocol UDP\n  ops\n}\n", "k.conf:3:3: ops (one-packet scheduling) is not available with forwarding nat"},
-		{"virtual_server 192.0.2.1 80 {\n  lb_kind DR\n}\n", "k.conf:2:11: lb_kind DR: govs has no direct routing"},
+		{"virtual_server 192.0.2.1 80 {\n  lb_kind DR\n  real_server 192.0.2.2 8080 {\n  }\n}\n", "k.conf:3:15: real server 192.0.2.2:8080: forwarding dr cannot change the port"},
 		{"virtual_server 192.0.2.1 80 {\n  lvs_method TUN type gue port 6080\n}\n", "k.conf:2:14: lvs_method TUN: govs has no IP tunnelling"},
 		{"virtual_server 192.0.2.1 80 {\n  lb_kind MASQ\n}\n", `k.conf:2:11: lb_kind: unknown forwarding method "MASQ"`},
 		{"virtual_server 192.0.2.1 80 {\n  protocol SCTP\n}\n", "k.conf:2:12: protocol SCTP: govs serves TCP and UDP only"},

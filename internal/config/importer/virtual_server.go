@@ -166,7 +166,8 @@ var virtualServerOptions = func() block[*vsBlock] {
 			set(&b.vs.Meta, "scheduler", &b.vs.Scheduler, im.str(c))
 		},
 		"lb_kind": func(im *importer, b *vsBlock, c *keepalived.Node) {
-			if im.forwarding(c) {
+			if f, ok := im.forwarding(c); ok {
+				b.vs.Forwarding = f
 				b.vs.SetKey("forwarding", at(c, 0))
 			}
 		},
@@ -295,28 +296,28 @@ func (im *importer) schedulerFlags(vs *config.VirtualServer, flags []*keepalived
 	}
 }
 
-const noDR = ", replies pass through the director: write NAT if the real servers route back through it, " +
-	"else write NAT, convert, and set forwarding: fullnat or proxy (see docs/keepalived.md)"
+const noTUN = " (it needs IPIP tunnels, CONFIG_NET_IPIP; `govs check --kernel` reports ipip): write DR if the real servers hold the VIP on lo and share a segment with the director " +
+	"(forwarding: dr, docs/dr.md), else NAT, or convert and set forwarding: fullnat or proxy (see docs/keepalived.md)"
 
-// forwarding reads lb_kind / lvs_method: NAT maps to nat; govs has no direct
-// routing or tunnelling, and proxying instead would change the network
-// path, so DR and TUN are errors.
-func (im *importer) forwarding(c *keepalived.Node) bool {
+// forwarding reads lb_kind / lvs_method: NAT maps to nat, DR to dr; govs
+// has no tunnelling, and proxying instead would change the network path,
+// so TUN is an error.
+func (im *importer) forwarding(c *keepalived.Node) (config.Forwarding, bool) {
 	s, ok := im.value(c, 0)
 	if !ok {
-		return false
+		return "", false
 	}
 	switch strings.ToUpper(s) {
 	case "NAT":
-		return true
+		return config.NAT, true
 	case "DR":
-		im.errorf(c.ArgPosition(0), "%s DR: govs has no direct routing%s", c.Keyword, noDR)
+		return config.DR, true
 	case "TUN":
-		im.errorf(c.ArgPosition(0), "%s TUN: govs has no IP tunnelling%s", c.Keyword, noDR)
+		im.errorf(c.ArgPosition(0), "%s TUN: govs has no IP tunnelling%s", c.Keyword, noTUN)
 	default:
 		im.errorf(c.ArgPosition(0), "%s: unknown forwarding method %q (NAT, DR or TUN)", c.Keyword, s)
 	}
-	return false
+	return "", false
 }
 
 func (im *importer) protocol(c *keepalived.Node) opt[config.Protocol] {
@@ -352,7 +353,11 @@ var realServerOptions = func() block[*rsBlock] {
 			setPtr(&b.rs.Meta, "weight", &b.rs.Weight, im.integer(c, 0))
 		},
 		"lvs_method": func(im *importer, _ *rsBlock, c *keepalived.Node) {
-			im.forwarding(c) // NAT, as the virtual server; others are errors
+			// govs forwards per virtual service: TUN is an error, NAT and
+			// DR are the virtual server's lb_kind's business.
+			if f, ok := im.forwarding(c); ok && f != config.NAT {
+				im.warnf(c.ArgPosition(0), "%s %s: govs forwards per virtual service: the virtual server's lb_kind applies to this real server", c.Keyword, strings.ToUpper(string(f)))
+			}
 		},
 		"uthreshold": func(im *importer, b *rsBlock, c *keepalived.Node) {
 			set(&b.rs.Meta, "upper_threshold", &b.rs.UpperThreshold, im.integer(c, 0))

@@ -43,7 +43,7 @@ func (d *Dataplane) Connections(yield func(director.Connection) bool) error {
 			return nil
 		}
 	}
-	return nil
+	return d.drConnections(v, yield)
 }
 
 func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow) director.Connection {

@@ -112,6 +112,9 @@ func (d *Dataplane) collect() error {
 	byRS := map[*director.RealServer]*counts{}
 	reals := map[*director.VirtualService]map[netip.AddrPort]*director.RealServer{}
 	for vs := range v.modes {
+		if v.dr[vs] {
+			continue // dr_stats.go
+		}
 		m := map[netip.AddrPort]*director.RealServer{}
 		for _, rs := range vs.Retiring() {
 			m[rs.Addr] = rs
@@ -174,7 +177,7 @@ func (d *Dataplane) collect() error {
 		setCounts(rs.Dest, c.active, c.inactive)
 	}
 	d.deleteDead(dead)
-	return nil
+	return d.collectDR(v)
 }
 
 // A flow that a reset ended stays in conntrack in state CLOSE for 10 s,
@@ -271,7 +274,8 @@ func (d *Dataplane) liveFlows(retired map[vipKey]bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return countLive(flows, d.view.Load(), retired), nil
+	v := d.view.Load()
+	return countLive(flows, v, retired) + d.drLive(v), nil
 }
 
 // deleteFlows ends the conntrack flows of vs to the real server at addr.

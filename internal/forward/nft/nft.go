@@ -84,8 +84,13 @@ type Dataplane struct {
 	stop    chan struct{}
 	changed chan struct{} // a service's weights or set changed: update now
 	reap    chan struct{} // a real server stopped taking new flows: collect now
-	availN  int           // destinations taking new flows, at the last apply
-	wg      sync.WaitGroup
+	// DR (dr.go, dr_stats.go): the flow maps' reader and what it saw.
+	drc    *nftables.Conn
+	drMu   sync.Mutex
+	drSeen map[string]flowCounters
+	drOK   error // why the kernel cannot do DR (probed at start), or nil
+	availN int   // destinations taking new flows, at the last apply
+	wg     sync.WaitGroup
 }
 
 // view is what the packet path needs, swapped whole on every change.
@@ -93,6 +98,7 @@ type view struct {
 	byVIP map[vipKey]*director.VirtualService
 	modes map[*director.VirtualService]mode
 	marks map[*director.RealServer]uint32
+	dr    map[*director.VirtualService]bool // forwarding dr
 }
 
 type vipKey struct {
@@ -135,7 +141,7 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 		return errors.New("nft dataplane is shutting down")
 	}
 	for _, vs := range services {
-		if f := vs.Settings().Forwarding; f != config.NAT && f != config.FullNAT {
+		if f := vs.Settings().Forwarding; f != config.NAT && f != config.FullNAT && f != config.DR {
 			return fmt.Errorf("%s: forwarding %s is not served by the kernel dataplane", vs.Key, f)
 		}
 	}
@@ -147,12 +153,16 @@ func (d *Dataplane) Sync(services []*director.VirtualService) error {
 			return err
 		}
 	}
-	old := d.plans
+	if err := d.checkDR(services); err != nil {
+		return err
+	}
+	// Retire first: a removed dr service's pinned flows keep their chain
+	// in the same transaction (retiredDRPlans).
+	d.retire(d.plans, services)
 	if err := d.apply(services); err != nil {
 		return err
 	}
 	d.services = services
-	d.retire(old, services)
 	// Flows of real servers this change removed end now (expire_nodest_conn),
 	// not at the next poll.
 	d.expireNodest()
@@ -178,11 +188,15 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 	}
 	d.plans = plans
 	v := &view{byVIP: map[vipKey]*director.VirtualService{}, modes: map[*director.VirtualService]mode{},
-		marks: map[*director.RealServer]uint32{}}
+		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{}}
 	live := map[*director.RealServer]bool{}
 	for _, p := range plans {
+		if p.retired {
+			continue // no new flows, no statistics: its pinned flows only
+		}
 		v.byVIP[vipKey{p.proto, p.vip}] = p.vs
 		v.modes[p.vs] = p.mode
+		v.dr[p.vs] = p.dr
 		sorry, _ := p.vs.SorryServer()
 		for _, rs := range servedBy(p.vs.RealServers(), sorry) {
 			live[rs] = true
@@ -220,7 +234,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 		st := vs.Settings()
 		vc := st.Config
 		p := &plan{vs: vs, chain: fmt.Sprintf("s%d", i), v6: vs.Address.Addr().Is6(), vip: vs.Address,
-			fullnat: st.Forwarding == config.FullNAT}
+			fullnat: st.Forwarding == config.FullNAT, dr: st.Forwarding == config.DR}
 		switch vs.Protocol {
 		case config.TCP:
 			p.proto = 6
@@ -297,6 +311,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 		p.describe(&b)
 		plans = append(plans, p)
 	}
+	plans = append(plans, d.retiredDRPlans(plans, &b)...)
 	return plans, b.String(), nil
 }
 
@@ -316,6 +331,7 @@ func (d *Dataplane) start() error {
 	if err := rep.Err(); err != nil {
 		return err
 	}
+	d.drOK = rep.DRErr()
 	if rep.Acct == "0" {
 		if err := enableAcct(); err != nil {
 			d.log.Warn("cannot enable nf_conntrack_acct: byte and packet statistics stay 0", "err", err)
@@ -432,7 +448,11 @@ func (d *Dataplane) expireNodest() {
 		}
 		for addr := range d.lastReals[vs] {
 			if !now[addr] {
-				n, err := d.deleteFlows(vs, addr)
+				del := d.deleteFlows
+				if vs.Settings().Forwarding == config.DR {
+					del = d.deleteDRFlows
+				}
+				n, err := del(vs, addr)
 				d.log.Info("expire_nodest_conn: flows of a removed real server ended", "service", vs.Settings().Name,
 					"backend", addr.String(), "flows", n, "err", err)
 			}
@@ -498,6 +518,11 @@ func (d *Dataplane) Close() error {
 	d.ctMu.Lock()
 	d.ct.Close()
 	d.ctMu.Unlock()
+	d.drMu.Lock()
+	if d.drc != nil {
+		d.drc.CloseLasting()
+	}
+	d.drMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", d.opts.Table, err)
 	}

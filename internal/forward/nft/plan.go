@@ -56,6 +56,8 @@ type plan struct {
 	sorry   bool             // quorum lost: every new flow to the sorry server
 	marks   map[uint32]netip.AddrPort
 	fullnat bool
+	dr      bool         // direct routing (dr.go)
+	retired bool         // a dr service a reload removed, in its grace period: pinned flows only
 	snat    []netip.Addr // fullnat source addresses; none: masquerade
 	snatR   *config.AddrRange
 }
@@ -63,8 +65,11 @@ type plan struct {
 // describe is the plan as text: two plans program the same rules exactly
 // when their descriptions are equal.
 func (p *plan) describe(b *strings.Builder) {
-	fmt.Fprintf(b, "%s %d %s %v port=%v sorry=%v full=%v snat=%v", p.chain, p.proto, p.vip, p.mode, p.port, p.sorry,
-		p.fullnat, p.snat)
+	fmt.Fprintf(b, "%s %d %s %v port=%v sorry=%v full=%v dr=%v snat=%v", p.chain, p.proto, p.vip, p.mode, p.port, p.sorry,
+		p.fullnat, p.dr, p.snat)
+	if p.retired {
+		b.WriteString(" retired")
+	}
 	if p.snatR != nil {
 		fmt.Fprintf(b, " %v-%v", p.snatR.First, p.snatR.Last)
 	}

@@ -22,6 +22,9 @@ type Report struct {
 	// numgen map DNAT is accepted; Queue: the NFQUEUE xtables target
 	// through nft_compat is accepted; Conntrack: conntrack netlink answers.
 	NFTables, NAT, Queue, Conntrack bool
+	// DR: forwarding dr's rules are accepted (dr_probe.go); IPIP: the
+	// kernel has IPIP tunnels (TUN, which govs does not offer).
+	DR, IPIP bool
 	// Acct is net.netfilter.nf_conntrack_acct ("0", "1", or "" when it
 	// cannot be read: another namespace, or no conntrack).
 	Acct string
@@ -37,8 +40,8 @@ func (r Report) String() string {
 		}
 		return "no"
 	}
-	s := fmt.Sprintf("root=%s nftables=%s nat=%s nfqueue(nft_compat)=%s conntrack=%s nf_conntrack_acct=%s",
-		yes(r.Root), yes(r.NFTables), yes(r.NAT), yes(r.Queue), yes(r.Conntrack), r.Acct)
+	s := fmt.Sprintf("root=%s nftables=%s nat=%s nfqueue(nft_compat)=%s conntrack=%s nf_conntrack_acct=%s dr=%s ipip=%s",
+		yes(r.Root), yes(r.NFTables), yes(r.NAT), yes(r.Queue), yes(r.Conntrack), r.Acct, yes(r.DR), yes(r.IPIP))
 	if len(r.Problems) > 0 {
 		s += " problems: " + strings.Join(r.Problems, "; ")
 	}
@@ -83,7 +86,9 @@ func ProbeKernel(netns int) Report {
 		r.NFTables = true
 		r.NAT = tryRules(c, &r, "nat", natProbe)
 		r.Queue = tryRules(c, &r, "nfqueue", queueProbe)
+		probeDR(c, &r)
 	}
+	r.IPIP, _ = ipipPresent()
 	ct, err := dialConntrack(netns)
 	if err == nil {
 		// A dump filtered on a mark nobody uses: cheap on a busy host.

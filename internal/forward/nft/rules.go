@@ -39,6 +39,7 @@ type ruleset struct {
 	gen    uint64   // generation of the service chains and maps in force
 	chains []string // service chains of generation gen
 	sets   []string // maps of generation gen
+	dr     drState  // the DR tables "ip govs" and "ip6 govs" (dr.go)
 }
 
 // program makes the table serve plans, in one transaction, so packets see
@@ -94,7 +95,14 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 		holdConntrack(c, t)
 	}
 	x := &txn{c: c, t: t, gen: r.gen + 1}
+	fams := r.drBegin(c, plans, !kept)
 	for _, p := range plans {
+		if p.dr {
+			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain || p.retired); err != nil {
+				return fmt.Errorf("%s: %w", p.vs.Key, err)
+			}
+			continue
+		}
 		if drain {
 			c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictDrop})})
 			continue
@@ -107,6 +115,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 		return err
 	}
 	r.kept, r.gen, r.chains, r.sets = true, x.gen, x.chains, x.sets
+	r.drCommit(fams)
 	return nil
 }
 
@@ -212,11 +221,14 @@ func bigBuffers(c *netlink.Conn) error {
 	return serr
 }
 
-// removeTable deletes the table if it exists.
+// removeTable deletes the table, and the DR tables of that name, if they
+// exist.
 func removeTable(c *nftables.Conn, name string) error {
-	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
+	for _, f := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		t := &nftables.Table{Name: name, Family: f}
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	return c.Flush()
 }
 

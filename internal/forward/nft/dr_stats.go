@@ -1,0 +1,324 @@
+package nft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// DR flows are not in conntrack: the director's knowledge of them is the
+// flow map of each family (dr.go), whose elements carry the flow, its real
+// server, the time it has left and its packet and byte counters (inbound
+// only: the replies never cross the director).
+
+// drFlow is one element of a flow map.
+type drFlow struct {
+	key     string // the element's key bytes, identity between dumps
+	proto   uint8
+	client  netip.AddrPort
+	vip     netip.AddrPort
+	rs      netip.Addr
+	expires time.Duration
+	pkts    uint64
+	bytes   uint64
+	elem    nftables.SetElement
+	v6      bool
+}
+
+// drConn is the nftables connection of the DR statistics and flow
+// deletions, apart from the one that programs the rules (a Conn batches
+// messages and must not be shared between goroutines).
+func (d *Dataplane) drConn() (*nftables.Conn, error) {
+	if d.drc != nil {
+		return d.drc, nil
+	}
+	c, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(d.opts.NetNS), nftables.WithSockOptions(bigBuffers))
+	if err != nil {
+		return nil, err
+	}
+	d.drc = c
+	return c, nil
+}
+
+// drFlows dumps the flow map of the family. Called with d.drMu held.
+func (d *Dataplane) drFlows(v6 bool) ([]drFlow, *nftables.Set, error) {
+	c, err := d.drConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	fam := nftables.TableFamilyIPv4
+	if v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	s := &nftables.Set{Table: &nftables.Table{Name: d.opts.Table, Family: fam}, Name: drFlowsMap, IsMap: true,
+		KeyType: drKeyType(v6), DataType: addrType(v6)}
+	elems, err := c.GetSetElements(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the dr flow map (%s): %w", fam2name(v6), err)
+	}
+	al := 4
+	if v6 {
+		al = 16
+	}
+	out := make([]drFlow, 0, len(elems))
+	for _, e := range elems {
+		k := e.Key
+		if len(k) < 4+al+4+al+4 || len(e.Val) < al {
+			continue
+		}
+		addr := func(b []byte) netip.Addr { a, _ := netip.AddrFromSlice(b); return a }
+		f := drFlow{key: string(k), proto: k[0], v6: v6, elem: e, expires: e.Expires,
+			client: netip.AddrPortFrom(addr(k[4:4+al]), binary.BigEndian.Uint16(k[4+al:])),
+			vip:    netip.AddrPortFrom(addr(k[8+al:8+2*al]), binary.BigEndian.Uint16(k[8+2*al:])),
+			rs:     addr(e.Val[:al])}
+		if e.Counter != nil {
+			f.pkts, f.bytes = e.Counter.Packets, e.Counter.Bytes
+		}
+		out = append(out, f)
+	}
+	return out, s, nil
+}
+
+func fam2name(v6 bool) string {
+	if v6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// drFamilies reports which families have DR services in view v.
+func drFamilies(v *view) (fams [2]bool) {
+	for vs, dr := range v.dr {
+		if dr {
+			fams[famIndex(vs.Address.Addr().Is6())] = true
+		}
+	}
+	return fams
+}
+
+// collectDR is collect for DR services: IPVS counts from the flow map (TCP
+// flows with more than the FIN timeout to live are active, the rest and UDP
+// inactive), new connections, inbound packets and bytes.
+func (d *Dataplane) collectDR(v *view) error {
+	fams := drFamilies(v)
+	if !fams[0] && !fams[1] {
+		d.drSeen = nil
+		return nil
+	}
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	type counts struct{ active, inactive int }
+	byRS := map[*director.RealServer]*counts{}
+	reals := map[*director.VirtualService]map[netip.Addr]*director.RealServer{}
+	for vs, dr := range v.dr {
+		if !dr {
+			continue
+		}
+		m := map[netip.Addr]*director.RealServer{}
+		for _, rs := range vs.Retiring() {
+			m[rs.Addr.Addr()] = rs
+		}
+		sorry, _ := vs.SorryServer()
+		for _, rs := range servedBy(vs.RealServers(), sorry) {
+			m[rs.Addr.Addr()] = rs
+			byRS[rs] = &counts{}
+		}
+		reals[vs] = m
+	}
+	seen := map[string]flowCounters{}
+	var firstErr error
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		flows, _, err := d.drFlows(f == 1)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		for _, fl := range flows {
+			vs := v.byVIP[vipKey{fl.proto, fl.vip}]
+			if vs == nil || !v.dr[vs] {
+				continue
+			}
+			rs := reals[vs][fl.rs]
+			if rs != nil {
+				c := byRS[rs]
+				if c == nil {
+					c = &counts{}
+					byRS[rs] = c
+				}
+				if fl.proto == 6 && fl.expires > drFinTimeout {
+					c.active++
+				} else {
+					c.inactive++
+				}
+			}
+			now := flowCounters{inPkts: fl.pkts, inBytes: fl.bytes}
+			prev, known := d.drSeen[fl.key]
+			seen[fl.key] = now
+			if !known && v.modes[vs] != modeQueue {
+				vs.Stats.Conns.Add(1)
+				if rs != nil {
+					rs.Stats.Conns.Add(1)
+				}
+			}
+			add := func(s *director.Stats) {
+				s.InPkts.Add(now.inPkts - min(prev.inPkts, now.inPkts))
+				s.InBytes.Add(now.inBytes - min(prev.inBytes, now.inBytes))
+			}
+			add(&vs.Stats)
+			if rs != nil {
+				add(&rs.Stats)
+			}
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	d.drSeen = seen
+	for rs, c := range byRS {
+		setCounts(rs.Dest, c.active, c.inactive)
+	}
+	return nil
+}
+
+// deleteDRFlows removes the flows of vs to the real server at addr from the
+// flow map (expire_nodest_conn): their next packets are scheduled afresh.
+func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPort) (int, error) {
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	v6 := vs.Address.Addr().Is6()
+	flows, s, err := d.drFlows(v6)
+	if err != nil {
+		return 0, err
+	}
+	var del []nftables.SetElement
+	for _, fl := range flows {
+		if fl.vip == vs.Address && fl.rs == addr.Addr() && fl.proto == protoNumber(vs.Protocol) {
+			del = append(del, nftables.SetElement{Key: fl.elem.Key})
+		}
+	}
+	if len(del) == 0 {
+		return 0, nil
+	}
+	c := d.drc
+	for i := 0; i < len(del); i += maxElemsPerMsg {
+		if err := c.SetDeleteElements(s, del[i:min(i+maxElemsPerMsg, len(del))]); err != nil {
+			return 0, err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return 0, err
+	}
+	return len(del), nil
+}
+
+func protoNumber(p config.Protocol) uint8 {
+	if p == config.UDP {
+		return 17
+	}
+	return 6
+}
+
+// drConnections lists the DR flows of view v as connections: inbound
+// counters only, state ESTABLISHED (FIN_WAIT once the client sent a FIN or
+// RST and the entry has the FIN timeout or less to live) or UDP.
+func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool) error {
+	fams := drFamilies(v)
+	d.drMu.Lock()
+	var all []drFlow
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		flows, _, err := d.drFlows(f == 1)
+		if err != nil {
+			d.drMu.Unlock()
+			return err
+		}
+		all = append(all, flows...)
+	}
+	d.drMu.Unlock()
+	for _, fl := range all {
+		vs := v.byVIP[vipKey{fl.proto, fl.vip}]
+		if vs == nil || !v.dr[vs] {
+			continue
+		}
+		c := director.Connection{Service: vs.Key, Protocol: config.UDP, State: "UDP", Expires: fl.expires,
+			Client: fl.client, Virtual: vs.Address, RealServer: netip.AddrPortFrom(fl.rs, vs.Address.Port()),
+			InBytes: fl.bytes, InPackets: fl.pkts}
+		if fl.proto == 6 {
+			c.Protocol, c.State = config.TCP, "ESTABLISHED"
+			if fl.expires <= drFinTimeout {
+				c.State = "FIN_WAIT"
+			}
+		}
+		if !yield(c) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// drLive counts the TCP flows of the DR services of view v that are not
+// closing (the client sent no FIN or RST): a stop waits for them, as it
+// waits for nat's established connections. An unreadable map counts
+// nothing: the stop then does not wait.
+func (d *Dataplane) drLive(v *view) int {
+	if v == nil {
+		return 0
+	}
+	fams := drFamilies(v)
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	n := 0
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		flows, _, err := d.drFlows(f == 1)
+		if err != nil {
+			continue
+		}
+		for _, fl := range flows {
+			if vs := v.byVIP[vipKey{fl.proto, fl.vip}]; vs != nil && v.dr[vs] && fl.proto == 6 && fl.expires > drFinTimeout {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// retiredDRPlans keeps forwarding the pinned flows of the dr services a
+// reload removed, while their grace period runs (their VirtualService
+// context), as conntrack keeps translating a removed nat service's flows:
+// each keeps a chain with its pinned-flow rules and a drop for new flows,
+// unless a service now in force has its VIP. Called with d.mu held.
+func (d *Dataplane) retiredDRPlans(current []*plan, b *strings.Builder) []*plan {
+	taken := map[vipKey]bool{}
+	for _, p := range current {
+		taken[vipKey{p.proto, p.vip}] = true
+	}
+	var out []*plan
+	for vs, k := range d.retired {
+		if vs.Settings().Forwarding != config.DR || vs.Context().Err() != nil || taken[k] {
+			continue
+		}
+		out = append(out, &plan{vs: vs, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].vs.Key < out[j].vs.Key })
+	for i, p := range out {
+		p.chain = fmt.Sprintf("s%d", len(current)+i)
+		p.describe(b)
+	}
+	return out
+}
