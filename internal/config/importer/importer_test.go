@@ -263,8 +263,6 @@ func TestImportErrorsInKeepalivedFile(t *testing.T) {
 		{"virtual_server_group G {\n}\nvirtual_server_group G {\n}\n", `k.conf:3:22: duplicate virtual_server_group "G"`},
 		{"vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  advert_int 0.5\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n", "k.conf:4:14: advert_int 500ms: VRRP version 2 counts whole seconds"},
 		{"vrrp_instance V {\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n", `k.conf:1:1: vrrp instance "V" needs an interface`},
-		{"vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n", `k.conf:8:5: track_script: no vrrp_script "chk" is defined`},
-		{"vrrp_script chk {\n  interval 1\n}\nvrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n", `k.conf:1:1: track script "chk" needs a script`},
 		{"vrrp_sync_group G {\n  group {\n    V\n  }\n}\n", `k.conf:2:3: vrrp sync group "G": no vrrp instance named "V"`},
 		{"global_defs {\n  lvs_timeouts tcp\n}\n", "k.conf:2:19: lvs_timeouts tcp needs a value"},
 		{"virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.1 80 {\n", "k.conf:1:29: the block of virtual_server opened here is never closed"},
