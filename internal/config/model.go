@@ -132,7 +132,12 @@ type HealthCheck struct {
 	ExpectStatus []int    `yaml:"expect_status,omitempty"`
 	ExpectDigest string   `yaml:"expect_digest,omitempty"`
 	Host         string   `yaml:"host,omitempty"`
-	Command      string   `yaml:"command,omitempty"`
+	// URLs (http, https) are several URLs checked in turn: the real server
+	// is up only while every one answers as its entry expects (keepalived's
+	// url blocks). path, expect_status and expect_digest are the one URL of
+	// a check without urls; a check has one or the other.
+	URLs    []*HealthURL `yaml:"urls,omitempty"`
+	Command string       `yaml:"command,omitempty"`
 
 	// Keepalived's retry and delay_before_retry: a failed check is tried
 	// again this many times before it counts as one failure.
@@ -164,6 +169,16 @@ type HealthCheck struct {
 	// RunAs is who a script check runs as, set by Validate from the
 	// configuration's script_user and script_security.
 	RunAs script.Policy `yaml:"-"`
+}
+
+// HealthURL is one URL of an http or https check: keepalived's url block.
+type HealthURL struct {
+	Meta `yaml:"-"`
+
+	Path         string `yaml:"path"`
+	ExpectStatus []int  `yaml:"expect_status,omitempty"` // empty: 200..299
+	ExpectDigest string `yaml:"expect_digest,omitempty"`
+	Host         string `yaml:"host,omitempty"` // empty: the check's host
 }
 
 // API configures the control API (see docs/api.md).

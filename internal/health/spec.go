@@ -28,9 +28,13 @@ type Spec struct {
 	ExpectStatus []int // empty: 200..299
 	ExpectDigest string
 	Host         string
-	SNI          string
-	TLSVerify    bool
-	TLSCA        string
+	// URLs are the check's URLs when it has several (keepalived's url
+	// blocks): each must answer as it expects. Empty: Path, ExpectStatus
+	// and ExpectDigest are the one URL.
+	URLs      []URLSpec
+	SNI       string
+	TLSVerify bool
+	TLSCA     string
 	// dns
 	QueryName string
 	QueryType string
@@ -50,6 +54,14 @@ type Spec struct {
 	FileWeight int
 	// AgentPort adds an HAProxy agent check to any other check.
 	AgentPort uint16
+}
+
+// URLSpec is one URL of an http check.
+type URLSpec struct {
+	Path         string
+	ExpectStatus []int // empty: 200..299
+	ExpectDigest string
+	Host         string // empty: the check's Host
 }
 
 // SpecFor resolves a validated configuration's check of the real server at addr.
@@ -76,6 +88,9 @@ func SpecFor(hc *config.HealthCheck, addr netip.AddrPort) Spec {
 		RunAs:            hc.RunAs,
 		File:             hc.File,
 		AgentPort:        uint16(hc.AgentPort),
+	}
+	for _, u := range hc.URLs {
+		s.URLs = append(s.URLs, URLSpec{Path: u.Path, ExpectStatus: u.ExpectStatus, ExpectDigest: u.ExpectDigest, Host: u.Host})
 	}
 	if hc.Retry != nil {
 		s.Retry = *hc.Retry

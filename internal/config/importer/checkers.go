@@ -193,41 +193,63 @@ func (im *importer) checker(n *keepalived.Node, sc checkScope) *config.HealthChe
 	set(&hc.Meta, "delay_before_retry", &hc.DelayBeforeRetry, delay)
 	if typ == "http" || typ == "https" {
 		host := sc.virtualhost
-		for i, u := range b.urls {
-			if i > 0 {
-				im.warnf(u.Pos, "url has no govs equivalent (ignored): govs checks one url per real server, here the one at line %d",
-					b.urls[0].Pos.Line)
-			} else if h := im.url(hc, u); h.set {
+		if len(b.urls) == 1 {
+			if h := im.url(hc, b.urls[0]); h.set {
 				host = h
 			}
+		} else if len(b.urls) > 1 {
+			// keepalived checks every url: the check's urls.
+			var urls []*config.HealthURL
+			for _, u := range b.urls {
+				urls = append(urls, im.healthURL(u))
+			}
+			set(&hc.Meta, "urls", &hc.URLs, some(urls, here(b.urls[0])))
 		}
 		set(&hc.Meta, "host", &hc.Host, host)
 	}
 	return hc
 }
 
-// url maps a url block; it returns the url's virtualhost.
+// url maps the one url block of a check onto its path, expect_status and
+// expect_digest; it returns the url's virtualhost.
 func (im *importer) url(hc *config.HealthCheck, u *keepalived.Node) opt[string] {
-	var host opt[string]
+	hu := im.healthURL(u)
+	set(&hc.Meta, "path", &hc.Path, some(hu.Path, hu.At("path")))
+	if hu.Has("expect_digest") {
+		set(&hc.Meta, "expect_digest", &hc.ExpectDigest, some(hu.ExpectDigest, hu.At("expect_digest")))
+	}
+	if hu.ExpectStatus != nil {
+		set(&hc.Meta, "expect_status", &hc.ExpectStatus, some(hu.ExpectStatus, hu.At("expect_status")))
+	}
+	if hu.Has("host") {
+		return some(hu.Host, hu.At("host"))
+	}
+	return opt[string]{}
+}
+
+// healthURL maps a url block: path, digest, status_code, virtualhost.
+func (im *importer) healthURL(u *keepalived.Node) *config.HealthURL {
+	hu := &config.HealthURL{}
+	hu.Pos = here(u)
 	for _, c := range u.Children {
 		switch c.Keyword {
 		case "path":
-			set(&hc.Meta, "path", &hc.Path, im.str(c))
+			set(&hu.Meta, "path", &hu.Path, im.str(c))
 		case "digest":
 			s := im.str(c)
 			s.v = strings.ToLower(s.v)
-			set(&hc.Meta, "expect_digest", &hc.ExpectDigest, s)
+			set(&hu.Meta, "expect_digest", &hu.ExpectDigest, s)
 		case "status_code":
 			if codes, ok := im.statusCodes(c); ok && codes != nil {
-				set(&hc.Meta, "expect_status", &hc.ExpectStatus, some(codes, at(c, 0)))
+				set(&hu.Meta, "expect_status", &hu.ExpectStatus, some(codes, at(c, 0)))
 			}
 		case "virtualhost":
-			host = im.str(c)
+			set(&hu.Meta, "host", &hu.Host, im.str(c))
 		default:
 			im.ignored(c)
 		}
 	}
-	return host
+	return hu
 }
 
 // statusCodes reads status_code CODE|FIRST-LAST ...; exactly 200-299, which

@@ -21,12 +21,12 @@ var sampleExpect = map[string]struct {
 	warns []string
 	err   string
 }{
-	"keepalived.conf":                       {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "50 url", "77 url", "81 url", "98 url", "123 url", "127 url", "144 url", "148 url"}},
+	"keepalived.conf":                       {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
 	"keepalived.conf.HTTP_GET.port":         {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
 	"keepalived.conf.SMTP_CHECK":            {warns: []string{"16 notification_email", "19 notification_email_from", "20 smtp_server", "21 smtp_connect_timeout", "22 router_id", "64 host", "68 host", "72 host", "95 host", "101 host", "107 host"}},
-	"keepalived.conf.SSL_GET":               {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "20 auth_type", "14 state", "44 url", "69 url"}},
+	"keepalived.conf.SSL_GET":               {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "20 auth_type", "14 state"}},
 	"keepalived.conf.UDP_CHECK":             {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
 	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
 	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "7 virtual_server"}},
@@ -35,11 +35,11 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.misc_check_arg":        {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
 	"keepalived.conf.quorum":                {warns: nil},
 	"keepalived.conf.sample":                {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
-	"keepalived.conf.sample.in":             {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "53 url", "80 url", "84 url", "101 url", "126 url", "130 url", "147 url", "151 url"}},
-	"keepalived.conf.status_code":           {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id", "28 url"}},
+	"keepalived.conf.sample.in":             {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
+	"keepalived.conf.status_code":           {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id", "7 static_routes", "28 virtual_routes"}},
 	"keepalived.conf.virtual_server_group":  {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
-	"keepalived.conf.virtualhost":           {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "29 url"}},
+	"keepalived.conf.virtualhost":           {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
 	"keepalived.conf.vrrp":                  {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "17 smtp_alert", "32 virtual_ipaddress", "38 smtp_alert", "52 smtp_alert", "69 smtp_alert"}},
 	"keepalived.conf.vrrp.localcheck":       {warns: nil},
 	"keepalived.conf.vrrp.lvs_syncd":        {warns: []string{"4 VI_2", "5 VI_3", "3 vrrp_sync_group", "11 lvs_sync_daemon_interface"}},
@@ -61,7 +61,6 @@ var sampleWarnReasons = map[string]string{
 	"router_id":               "documented: no alerts yet (router_id names the director in alerts)",
 	"smtp_alert":              "documented: no alerts yet",
 	// Checkers.
-	"url":  "documented: govs checks one url per real server",
 	"host": "documented: SMTP_CHECK checks the real server, not its host blocks",
 	// VRRP.
 	"vrrp_skip_check_adv_addr":  "documented: govs does not check the addresses of adverts",
