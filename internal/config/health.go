@@ -18,7 +18,7 @@ var checkKeys = map[string][]string{
 	"dns":    {"query_name", "query_type"},
 	"script": {"command", "dynamic"},
 	"agent":  nil,
-	"smtp":   {"helo_name"},
+	"smtp":   {"helo_name", "hosts"},
 	"udp":    {"payload", "require_reply", "expect_reply"},
 	"ping":   nil,
 	"file":   {"file", "file_weight", "dynamic"},
@@ -207,6 +207,35 @@ func (hc *HealthCheck) validateURLs(errs *ErrorList) {
 	}
 }
 
+// validateHosts checks an smtp check's hosts.
+func (hc *HealthCheck) validateHosts(errs *ErrorList) {
+	if hc.Has("hosts") && len(hc.Hosts) == 0 {
+		errs.add(hc.At("hosts"), "hosts needs at least one entry")
+	}
+	if len(hc.Hosts) > MaxHealthURLs {
+		errs.add(hc.At("hosts"), "%d hosts: at most %d", len(hc.Hosts), MaxHealthURLs)
+	}
+	for _, h := range hc.Hosts {
+		if h == nil {
+			errs.add(hc.At("hosts"), "hosts: an entry is empty (want address, port, bind)")
+			continue
+		}
+		if h.Port != 0 || h.Has("port") {
+			if h.Port < 1 || h.Port > 65535 {
+				errs.add(h.At("port"), "port %d out of range (1..65535)", h.Port)
+			}
+		}
+		for key, a := range map[string]HostIP{"address": h.Address, "bind": h.Bind} {
+			if a.IsValid() && (a.IsUnspecified() || a.IsMulticast()) {
+				errs.add(h.At(key), "%s %s is not a host address", key, a)
+			}
+		}
+		if h.Address.IsValid() && h.Bind.IsValid() && h.Address.Is4() != h.Bind.Is4() {
+			errs.add(h.At("bind"), "bind %s and address %s are of different families", h.Bind, h.Address)
+		}
+	}
+}
+
 // validateURL checks one URL of an http check, m holding its keys.
 func validateURL(m *Meta, path string, status []int, digest string, errs *ErrorList) {
 	if !strings.HasPrefix(path, "/") {
@@ -327,6 +356,8 @@ func (hc *HealthCheck) validate(errs *ErrorList) {
 				errs.add(hc.At("tls_ca"), "tls_ca %s holds no PEM certificate", hc.TLSCA)
 			}
 		}
+	case "smtp":
+		hc.validateHosts(errs)
 	case "dns":
 		known := false
 		for _, t := range DNSQueryTypes {

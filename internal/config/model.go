@@ -158,8 +158,11 @@ type HealthCheck struct {
 	Payload      string `yaml:"payload,omitempty"`
 	RequireReply bool   `yaml:"require_reply,omitempty"`
 	ExpectReply  string `yaml:"expect_reply,omitempty"`
-	// smtp: the name sent with EHLO.
-	HeloName string `yaml:"helo_name,omitempty"`
+	// smtp: the name sent with EHLO, and keepalived's host blocks: the
+	// servers checked instead of the real server itself, every one of
+	// which must answer for the real server to be up.
+	HeloName string        `yaml:"helo_name,omitempty"`
+	Hosts    []*HealthHost `yaml:"hosts,omitempty"`
 	// file: the file read and keepalived's FILE_CHECK weight multiplier.
 	File       string `yaml:"file,omitempty"`
 	FileWeight *int   `yaml:"file_weight,omitempty"`
@@ -179,6 +182,16 @@ type HealthURL struct {
 	ExpectStatus []int  `yaml:"expect_status,omitempty"` // empty: 200..299
 	ExpectDigest string `yaml:"expect_digest,omitempty"`
 	Host         string `yaml:"host,omitempty"` // empty: the check's host
+}
+
+// HealthHost is one server an smtp check asks: keepalived's SMTP_CHECK
+// host block.
+type HealthHost struct {
+	Meta `yaml:"-"`
+
+	Address HostIP `yaml:"address,omitempty"` // default: the real server's
+	Port    int    `yaml:"port,omitempty"`    // default: the check's port
+	Bind    HostIP `yaml:"bind,omitempty"`    // the source address; default: the system's choice
 }
 
 // API configures the control API (see docs/api.md).

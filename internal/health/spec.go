@@ -42,8 +42,9 @@ type Spec struct {
 	Payload      []byte
 	RequireReply bool
 	ExpectReply  []byte // (value, mask) pairs, see config.ParseHex
-	// smtp
+	// smtp: Hosts, when set, are asked instead of Target.
 	HeloName string
+	Hosts    []HostSpec
 	// script
 	Command string
 	Dynamic bool
@@ -54,6 +55,12 @@ type Spec struct {
 	FileWeight int
 	// AgentPort adds an HAProxy agent check to any other check.
 	AgentPort uint16
+}
+
+// HostSpec is one server an smtp check asks, from Bind when valid.
+type HostSpec struct {
+	Target netip.AddrPort
+	Bind   netip.Addr
 }
 
 // URLSpec is one URL of an http check.
@@ -95,11 +102,21 @@ func SpecFor(hc *config.HealthCheck, addr netip.AddrPort) Spec {
 	if hc.Retry != nil {
 		s.Retry = *hc.Retry
 	}
-	if hc.FileWeight != nil {
-		s.FileWeight = *hc.FileWeight
-	}
 	if hc.Port != 0 {
 		s.Target = netip.AddrPortFrom(addr.Addr(), uint16(hc.Port))
+	}
+	for _, h := range hc.Hosts {
+		hs := HostSpec{Target: s.Target, Bind: h.Bind.Addr}
+		if h.Address.IsValid() {
+			hs.Target = netip.AddrPortFrom(h.Address.Addr, hs.Target.Port())
+		}
+		if h.Port != 0 {
+			hs.Target = netip.AddrPortFrom(hs.Target.Addr(), uint16(h.Port))
+		}
+		s.Hosts = append(s.Hosts, hs)
+	}
+	if hc.FileWeight != nil {
+		s.FileWeight = *hc.FileWeight
 	}
 	s.Payload, _ = config.ParseHex(hc.Payload, false)
 	s.ExpectReply, _ = config.ParseHex(hc.ExpectReply, true)

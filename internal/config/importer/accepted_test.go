@@ -18,7 +18,7 @@ func TestImportAcceptedAsKeepalived(t *testing.T) {
 			src:  vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n",
 			warn: `k.conf:8:5: warning: track_script chk: no vrrp_script "chk" is defined, ignoring it, as keepalived does`},
 		{name: "vrrp_script without script",
-			src:  "vrrp_script chk {\n  interval 1\n}\n" + vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n",
+			src: "vrrp_script chk {\n  interval 1\n}\n" + vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n",
 			warn: "k.conf:1:1: warning: vrrp_script chk has no script: removed, as keepalived does\n" +
 				`k.conf:11:5: warning: track_script chk: no vrrp_script "chk" is defined, ignoring it, as keepalived does`},
 		{name: "address twice, with a label",

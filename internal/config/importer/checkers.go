@@ -102,6 +102,15 @@ var checkerOptions = block[*ckBlock]{
 	"https virtualhost": scope,
 	"https sni_name":    func(im *importer, b *ckBlock, c *keepalived.Node) { set(&b.hc.Meta, "sni", &b.hc.SNI, im.str(c)) },
 	"https enable_sni":  func(*importer, *ckBlock, *keepalived.Node) {}, // govs always sends the host (or sni) as SNI.
+	"smtp host": func(im *importer, b *ckBlock, c *keepalived.Node) {
+		h := &config.HealthHost{}
+		h.Pos = here(c)
+		smtpHostOptions.read(im, h, c)
+		b.hc.Hosts = append(b.hc.Hosts, h)
+		if !b.hc.Has("hosts") {
+			b.hc.SetKey("hosts", here(c))
+		}
+	},
 	"smtp helo_name": func(im *importer, b *ckBlock, c *keepalived.Node) {
 		set(&b.hc.Meta, "helo_name", &b.hc.HeloName, im.str(c))
 	},
@@ -137,6 +146,19 @@ var checkerOptions = block[*ckBlock]{
 		if len(c.Args) > 0 {
 			set(&b.hc.Meta, "expect_reply", &b.hc.ExpectReply, some(strings.Join(c.Args, " "), at(c, 0)))
 		}
+	},
+}
+
+// smtpHostOptions are the keywords of an SMTP_CHECK host block.
+var smtpHostOptions = block[*config.HealthHost]{
+	"connect_ip": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "address", &h.Address, im.hostIP(c, c.Arg(0), c.ArgPosition(0)))
+	},
+	"connect_port": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "port", &h.Port, im.integer(c, 0))
+	},
+	"bindto": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "bind", &h.Bind, im.hostIP(c, c.Arg(0), c.ArgPosition(0)))
 	},
 }
 

@@ -439,14 +439,13 @@ virtual_server 192.0.2.1 80 {
 	if h.Type != "udp" || h.Payload != "0102" || !h.RequireReply || h.ExpectReply != "" {
 		t.Errorf("UDP_CHECK = %+v", h)
 	}
-	if h := check(6); h.Type != "smtp" || h.Port != 0 {
+	if h := check(6); h.Type != "smtp" || h.Port != 0 || len(h.Hosts) != 1 || h.Hosts[0].Address.String() != "10.0.0.8" {
 		t.Errorf("SMTP_CHECK = %+v", h)
 	}
 	// The track_file's weight reverse negates it: no warning.
 	want := `k.conf:26:17: warning: regex has no govs equivalent (ignored)
 k.conf:42:13: warning: connect_timeout has no govs equivalent (ignored)
-k.conf:54:13: warning: min_reply_length has no govs equivalent (ignored)
-k.conf:59:13: warning: host has no govs equivalent (ignored)`
+k.conf:54:13: warning: min_reply_length has no govs equivalent (ignored)`
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}

@@ -25,7 +25,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.HTTP_GET.port":         {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
-	"keepalived.conf.SMTP_CHECK":            {warns: []string{"16 notification_email", "19 notification_email_from", "20 smtp_server", "21 smtp_connect_timeout", "22 router_id", "64 host", "68 host", "72 host", "95 host", "101 host", "107 host"}},
+	"keepalived.conf.SMTP_CHECK":            {warns: []string{"16 notification_email", "19 notification_email_from", "20 smtp_server", "21 smtp_connect_timeout", "22 router_id"}},
 	"keepalived.conf.SSL_GET":               {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "20 auth_type", "14 state"}},
 	"keepalived.conf.UDP_CHECK":             {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
 	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
@@ -61,7 +61,6 @@ var sampleWarnReasons = map[string]string{
 	"router_id":               "documented: no alerts yet (router_id names the director in alerts)",
 	"smtp_alert":              "documented: no alerts yet",
 	// Checkers.
-	"host": "documented: SMTP_CHECK checks the real server, not its host blocks",
 	// VRRP.
 	"vrrp_skip_check_adv_addr":  "documented: govs does not check the addresses of adverts",
 	"vrrp_strict":               "documented; keepalived warns about this file too (strict mode ignores authentication)",
