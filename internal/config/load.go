@@ -71,6 +71,9 @@ func (c *Config) Validate() error {
 	if c.API != nil {
 		c.API.validate(&errs)
 	}
+	if c.Alerts != nil {
+		c.Alerts.validate(&errs) // alerts.go
+	}
 	if l := c.Logging; l != nil {
 		switch l.Level {
 		case "", "debug", "info", "warn", "error":

@@ -28,6 +28,9 @@ type Config struct {
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
 	Logging        *Logging         `yaml:"logging,omitempty"`
+	// Alerts are the mails and webhooks sent on transitions (alerts.go,
+	// docs/config.md#alerts).
+	Alerts *Alerts `yaml:"alerts,omitempty"`
 }
 
 // VirtualServer is one virtual service: a VIP:port and protocol spread over
@@ -54,6 +57,9 @@ type VirtualServer struct {
 	QuorumHysteresis int          `yaml:"quorum_hysteresis,omitempty"`
 	QuorumUp         string       `yaml:"quorum_up,omitempty"`
 	QuorumDown       string       `yaml:"quorum_down,omitempty"`
+	// Alert sends alerts on the service's quorum changes (default true;
+	// keepalived's smtp_alert of a virtual server).
+	Alert *bool `yaml:"alert,omitempty"`
 	SorryServer      Endpoint     `yaml:"sorry_server,omitempty"`
 	InhibitOnFailure bool         `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            bool         `yaml:"alpha,omitempty"`
@@ -109,6 +115,9 @@ type RealServer struct {
 	// inhibit_on_failure and alpha.
 	NotifyUp         string `yaml:"notify_up,omitempty"`
 	NotifyDown       string `yaml:"notify_down,omitempty"`
+	// Alert sends alerts when the real server goes up or down (default
+	// true; keepalived's smtp_alert of a real server).
+	Alert *bool `yaml:"alert,omitempty"`
 	InhibitOnFailure *bool  `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            *bool  `yaml:"alpha,omitempty"`
 

@@ -52,6 +52,9 @@ type VRRPInstance struct {
 	NotifyFault  string `yaml:"notify_fault,omitempty"`
 	NotifyStop   string `yaml:"notify_stop,omitempty"`
 	Notify       string `yaml:"notify,omitempty"`
+	// Alert sends alerts on the instance's state changes (default true;
+	// keepalived's smtp_alert).
+	Alert *bool `yaml:"alert,omitempty"`
 
 	// Gratuitous ARP / unsolicited NA. Unset means the default; a delay or
 	// refresh written as 0s turns that burst off, as in keepalived.
