@@ -112,7 +112,7 @@ func TestWebhookEvents(t *testing.T) {
 	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	key := "tcp/192.0.2.1:80"
 	s.RealServer(key, netip.MustParseAddrPort("10.0.0.2:80"), false, "off", at) // alert: false
-	s.VRRP("VI_2", "MASTER", at)                                                  // alert: false
+	s.VRRP("VI_2", "MASTER", at)                                                // alert: false
 	s.RealServer(key, netip.MustParseAddrPort("10.0.0.1:8080"), false, "connection refused", at)
 	s.Quorum(key, false, 0, at)
 	s.VRRP("VI_1", "MASTER", at)

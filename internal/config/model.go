@@ -53,13 +53,13 @@ type VirtualServer struct {
 	PersistenceNetmask      string   `yaml:"persistence_netmask,omitempty"`
 	ExpireQuiescentTemplate bool     `yaml:"expire_quiescent_template,omitempty"`
 
-	Quorum           *int         `yaml:"quorum,omitempty"`
-	QuorumHysteresis int          `yaml:"quorum_hysteresis,omitempty"`
-	QuorumUp         string       `yaml:"quorum_up,omitempty"`
-	QuorumDown       string       `yaml:"quorum_down,omitempty"`
+	Quorum           *int   `yaml:"quorum,omitempty"`
+	QuorumHysteresis int    `yaml:"quorum_hysteresis,omitempty"`
+	QuorumUp         string `yaml:"quorum_up,omitempty"`
+	QuorumDown       string `yaml:"quorum_down,omitempty"`
 	// Alert sends alerts on the service's quorum changes (default true;
 	// keepalived's smtp_alert of a virtual server).
-	Alert *bool `yaml:"alert,omitempty"`
+	Alert            *bool        `yaml:"alert,omitempty"`
 	SorryServer      Endpoint     `yaml:"sorry_server,omitempty"`
 	InhibitOnFailure bool         `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            bool         `yaml:"alpha,omitempty"`
@@ -113,13 +113,13 @@ type RealServer struct {
 	// Lifecycle (docs/health.md): commands run when the real server goes
 	// up or down, and per-server overrides of the virtual server's
 	// inhibit_on_failure and alpha.
-	NotifyUp         string `yaml:"notify_up,omitempty"`
-	NotifyDown       string `yaml:"notify_down,omitempty"`
+	NotifyUp   string `yaml:"notify_up,omitempty"`
+	NotifyDown string `yaml:"notify_down,omitempty"`
 	// Alert sends alerts when the real server goes up or down (default
 	// true; keepalived's smtp_alert of a real server).
-	Alert *bool `yaml:"alert,omitempty"`
-	InhibitOnFailure *bool  `yaml:"inhibit_on_failure,omitempty"`
-	Alpha            *bool  `yaml:"alpha,omitempty"`
+	Alert            *bool `yaml:"alert,omitempty"`
+	InhibitOnFailure *bool `yaml:"inhibit_on_failure,omitempty"`
+	Alpha            *bool `yaml:"alpha,omitempty"`
 
 	// Check is the health check in force for this real server, resolved by
 	// Validate from the virtual server's and the real server's health_check;

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -47,6 +48,8 @@ type Director struct {
 	cancel context.CancelFunc
 
 	hc directorHealth // health.go
+
+	events atomic.Pointer[func(HealthEvent)] // events.go
 }
 
 // New returns a director that forwards with dp. It serves nothing until Apply.

@@ -671,6 +671,7 @@ func (a *healthActions) run() {
 		it.d.log.Log(context.Background(), it.level, it.msg, attrs...)
 		if it.record {
 			it.d.hc.record(it.ev)
+			it.d.emit(it.ev) // events.go: alerts
 		}
 		if it.command != "" {
 			it.d.hc.notify(it.d.log, it.command, it.ev)

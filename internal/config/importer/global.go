@@ -15,6 +15,7 @@ type globals struct {
 	garpRepeat, garpRefreshRepeat opt[int]
 	lowerPrioNoAdvert             opt[bool]
 	defaultInterface              opt[string]
+	mail                          mailGlobals // alerts.go
 }
 
 var globalOptions = block[*globals]{
@@ -38,6 +39,14 @@ var globalOptions = block[*globals]{
 			g.garpRepeat, g.garpDelay = some(1, b.pos), some(config.Duration(0), b.pos)
 		}
 	},
+	"notification_email":      mailOption,
+	"notification_email_from": mailOption,
+	"smtp_server":             mailOption,
+	"smtp_connect_timeout":    mailOption,
+	"router_id":               mailOption,
+	"smtp_alert":              mailOption,
+	"smtp_alert_vrrp":         mailOption,
+	"smtp_alert_checker":      mailOption,
 	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
 	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
 	"script_user": func(im *importer, _ *globals, c *keepalived.Node) {

@@ -82,6 +82,7 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 		}
 	}
 	im.lvsTimeouts()
+	im.alerts() // alerts.go
 	im.errs = append(im.errs, invalidUTF8(im.cfg)...)
 	sort.SliceStable(im.warns, func(i, j int) bool { return im.warns[i].top < im.warns[j].top })
 	warns := make([]config.Warning, len(im.warns))

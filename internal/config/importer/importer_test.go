@@ -223,12 +223,11 @@ static_ipaddress {
 }
 `
 	_, warns := mustParseKA(t, src)
-	want := `k.conf:2:5: warning: router_id has no govs equivalent (ignored)
-k.conf:3:5: warning: notification_email has no govs equivalent (ignored)
-k.conf:6:5: warning: lvs_sync_daemon has no govs equivalent (ignored)
+	want := `k.conf:6:5: warning: lvs_sync_daemon has no govs equivalent (ignored)
+k.conf:2:5: warning: router_id has no govs equivalent (ignored): keepalived sends no alert mail without both notification_email and smtp_server
+k.conf:3:5: warning: notification_email has no govs equivalent (ignored): keepalived sends no alert mail without both notification_email and smtp_server
 k.conf:9:5: warning: ha_suspend has no govs equivalent (ignored)
 k.conf:10:5: warning: persistence_engine has no govs equivalent (ignored)
-k.conf:12:9: warning: smtp_alert has no govs equivalent (ignored)
 k.conf:14:13: warning: connect_ip has no govs equivalent (ignored): govs checks the real server's own address
 k.conf:15:13: warning: fwmark has no govs equivalent (ignored)
 k.conf:19:1: warning: static_ipaddress has no govs equivalent (ignored)`

@@ -21,31 +21,31 @@ var sampleExpect = map[string]struct {
 	warns []string
 	err   string
 }{
-	"keepalived.conf":                       {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
-	"keepalived.conf.HTTP_GET.port":         {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
+	"keepalived.conf":                       {warns: []string{"13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
+	"keepalived.conf.HTTP_GET.port":         {warns: nil},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
-	"keepalived.conf.PING_CHECK":            {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
-	"keepalived.conf.SMTP_CHECK":            {warns: []string{"16 notification_email", "19 notification_email_from", "20 smtp_server", "21 smtp_connect_timeout", "22 router_id"}},
-	"keepalived.conf.SSL_GET":               {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "20 auth_type", "14 state"}},
-	"keepalived.conf.UDP_CHECK":             {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
+	"keepalived.conf.PING_CHECK":            {warns: nil},
+	"keepalived.conf.SMTP_CHECK":            {warns: nil},
+	"keepalived.conf.SSL_GET":               {warns: []string{"20 auth_type", "14 state"}},
+	"keepalived.conf.UDP_CHECK":             {warns: nil},
 	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
 	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "7 virtual_server"}},
-	"keepalived.conf.inhibit":               {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
-	"keepalived.conf.misc_check":            {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
-	"keepalived.conf.misc_check_arg":        {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
+	"keepalived.conf.inhibit":               {warns: nil},
+	"keepalived.conf.misc_check":            {warns: nil},
+	"keepalived.conf.misc_check_arg":        {warns: nil},
 	"keepalived.conf.quorum":                {warns: nil},
-	"keepalived.conf.sample":                {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
-	"keepalived.conf.sample.in":             {warns: []string{"4 notification_email", "9 notification_email_from", "10 smtp_server", "11 smtp_connect_timeout", "12 router_id", "13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
-	"keepalived.conf.status_code":           {warns: []string{"5 notification_email", "8 notification_email_from", "9 smtp_server", "10 smtp_connect_timeout", "11 router_id"}},
+	"keepalived.conf.sample":                {warns: nil},
+	"keepalived.conf.sample.in":             {warns: []string{"13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
+	"keepalived.conf.status_code":           {warns: nil},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id", "7 static_routes", "28 virtual_routes"}},
-	"keepalived.conf.virtual_server_group":  {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
-	"keepalived.conf.virtualhost":           {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id"}},
-	"keepalived.conf.vrrp":                  {warns: []string{"4 notification_email", "7 notification_email_from", "8 smtp_server", "9 smtp_connect_timeout", "10 router_id", "17 smtp_alert", "32 virtual_ipaddress", "38 smtp_alert", "52 smtp_alert", "69 smtp_alert"}},
+	"keepalived.conf.virtual_server_group":  {warns: []string{"18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
+	"keepalived.conf.virtualhost":           {warns: nil},
+	"keepalived.conf.vrrp":                  {warns: []string{"32 virtual_ipaddress"}},
 	"keepalived.conf.vrrp.localcheck":       {warns: nil},
 	"keepalived.conf.vrrp.lvs_syncd":        {warns: []string{"4 VI_2", "5 VI_3", "3 vrrp_sync_group", "11 lvs_sync_daemon_interface"}},
 	"keepalived.conf.vrrp.routes":           {warns: []string{"4 router_id", "7 static_routes", "25 virtual_routes"}},
 	"keepalived.conf.vrrp.rules":            {warns: []string{"6 router_id", "9 static_rules", "24 virtual_rules"}},
-	"keepalived.conf.vrrp.scripts":          {warns: []string{"19 smtp_alert"}},
+	"keepalived.conf.vrrp.scripts":          {warns: nil},
 	"keepalived.conf.vrrp.static_ipaddress": {warns: []string{"4 router_id", "7 static_ipaddress", "21 virtual_routes"}},
 	"keepalived.conf.vrrp.sync":             {warns: nil},
 }
@@ -53,14 +53,10 @@ var sampleExpect = map[string]struct {
 // sampleWarnReasons says, for each keyword govs warns about in the samples,
 // why: keepalived warns too, or docs/keepalived.md documents the difference.
 var sampleWarnReasons = map[string]string{
-	// Alerts (issue 22, next): mapped to alerts: once it exists.
-	"notification_email":      "documented: no alerts yet",
-	"notification_email_from": "documented: no alerts yet",
-	"smtp_server":             "documented: no alerts yet",
-	"smtp_connect_timeout":    "documented: no alerts yet",
-	"router_id":               "documented: no alerts yet (router_id names the director in alerts)",
-	"smtp_alert":              "documented: no alerts yet",
-	// Checkers.
+	// Alerts: without both notification_email and smtp_server keepalived
+	// sends no mail.
+	"router_id":  "documented: router_id only names the director in alerts",
+	"smtp_alert": "documented: no alerts without notification_email and smtp_server",
 	// VRRP.
 	"vrrp_skip_check_adv_addr":  "documented: govs does not check the addresses of adverts",
 	"vrrp_strict":               "documented; keepalived warns about this file too (strict mode ignores authentication)",

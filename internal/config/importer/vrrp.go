@@ -139,6 +139,9 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["authentication"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		set(&vi.Meta, "authentication", &vi.Authentication, some(im.authentication(c), here(c)))
 	}
+	b["smtp_alert"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		setPtr(&vi.Meta, "alert", &vi.Alert, im.boolean(c))
+	}
 	b["track_interface"] = (*importer).trackInterfaces
 	b["track_script"] = (*importer).trackScripts
 	return b

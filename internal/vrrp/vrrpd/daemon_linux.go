@@ -28,6 +28,10 @@ type Options struct {
 	// Services answers for track_services: whether a virtual service is
 	// up (its quorum holds). Nil treats every tracked service as up.
 	Services ServiceStates
+	// OnState, when set, is called with each state an instance enters:
+	// MASTER, BACKUP, FAULT, or STOP when it stops (alerts). It must not
+	// block.
+	OnState func(instance, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.

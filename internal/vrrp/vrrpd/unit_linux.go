@@ -343,6 +343,13 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 		c := in.cfg
 		in.u.runNotify("instance "+c.Name, c.Name, "INSTANCE", a.State, in.m.Priority(),
 			[...]string{c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify})
+		if f := in.u.d.opts.OnState; f != nil {
+			word := a.State.String()
+			if a.State == vrrp.StateInit {
+				word = "STOP"
+			}
+			f(c.Name, word, now)
+		}
 	case vrrp.ActLog:
 		lvl := slog.LevelInfo
 		switch a.Event {
