@@ -199,9 +199,11 @@ func (s *Sender) Quorum(key string, up bool, weight int, at time.Time) {
 		return
 	}
 	ev := Event{Time: at, RouterID: st.routerID, Kind: KindVirtualServer, Service: sv.name, State: "DOWN"}
-	what, threshold := "Lost quorum", sv.quorum+sv.hyst
+	// keepalived's threshold: the quorum plus the hysteresis to gain it,
+	// minus it to lose it; its mail writes "+" either way.
+	what, threshold := "Lost quorum", sv.quorum-sv.hyst
 	if up {
-		ev.State, what, threshold = "UP", "Gained quorum", sv.quorum-sv.hyst
+		ev.State, what, threshold = "UP", "Gained quorum", sv.quorum+sv.hyst
 	}
 	ev.Reason = fmt.Sprintf("live weight %d", weight)
 	ev.Subject = fmt.Sprintf("[%s] Virtualserver %s - %s", st.routerID, sv.name, ev.State)

@@ -122,7 +122,7 @@ func TestWebhookEvents(t *testing.T) {
 		{Kind: KindRealServer, Service: "[192.0.2.1]:tcp:80", RealServer: "[10.0.0.1]:tcp:8080", State: "DOWN", Reason: "connection refused",
 			Subject: "[LVS_1] Realserver [10.0.0.1]:tcp:8080 of virtual server [192.0.2.1]:tcp:80 - DOWN", Body: "=> TCP CHECK failed on service <="},
 		{Kind: KindVirtualServer, Service: "[192.0.2.1]:tcp:80", State: "DOWN", Reason: "live weight 0",
-			Subject: "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - DOWN", Body: "=> Lost quorum 2+1=3 <= 0 <="},
+			Subject: "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - DOWN", Body: "=> Lost quorum 2+1=1 <= 0 <="},
 		{Kind: KindVRRPInstance, Instance: "VI_1", State: "MASTER",
 			Subject: "[LVS_1] VRRP Instance VI_1 - Entering MASTER state", Body: "=> VRRP Instance is now owning VRRP VIPs <="},
 		{Kind: KindVRRPInstance, Instance: "VI_1", State: "STOP",
