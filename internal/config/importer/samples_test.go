@@ -21,7 +21,7 @@ var sampleExpect = map[string]struct {
 	warns []string
 	err   string
 }{
-	"keepalived.conf":                       {warns: []string{"13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
+	"keepalived.conf":                       {warns: []string{"14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "20 state", "25 authentication"}},
 	"keepalived.conf.HTTP_GET.port":         {warns: nil},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: nil},
@@ -35,7 +35,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.misc_check_arg":        {warns: nil},
 	"keepalived.conf.quorum":                {warns: nil},
 	"keepalived.conf.sample":                {warns: nil},
-	"keepalived.conf.sample.in":             {warns: []string{"13 vrrp_skip_check_adv_addr", "14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval"}},
+	"keepalived.conf.sample.in":             {warns: []string{"14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "20 state", "25 authentication"}},
 	"keepalived.conf.status_code":           {warns: nil},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id", "7 static_routes", "28 virtual_routes"}},
 	"keepalived.conf.virtual_server_group":  {warns: []string{"18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
@@ -58,8 +58,8 @@ var sampleWarnReasons = map[string]string{
 	"router_id":  "documented: router_id only names the director in alerts",
 	"smtp_alert": "documented: no alerts without notification_email and smtp_server",
 	// VRRP.
-	"vrrp_skip_check_adv_addr":  "documented: govs does not check the addresses of adverts",
-	"vrrp_strict":               "documented; keepalived warns about this file too (strict mode ignores authentication)",
+	"vrrp_strict":               "documented: two of its rules are applied, not the others",
+	"authentication":            "keepalived warns: strict mode does not support authentication, ignoring",
 	"vrrp_garp_interval":        "keepalived warns: 0 is invalid",
 	"vrrp_gna_interval":         "keepalived warns: 0 is invalid",
 	"use_vmac":                  "documented: no virtual MAC interface",
@@ -70,7 +70,7 @@ var sampleWarnReasons = map[string]string{
 	"virtual_rules":             "documented: no rules; keepalived warns about this file too",
 	"virtual_ipaddress":         "documented: an address listed twice is added once, as keepalived does",
 	"auth_type":                 "documented: AH is not implemented; the instance runs without authentication",
-	"state":                     "keepalived warns: initial state MASTER is incompatible with AH",
+	"state":                     "keepalived warns: initial state MASTER is incompatible with AH, or in strict mode with not being the address owner",
 	"vrrp_script":               "keepalived warns: a vrrp_script without script is removed",
 	"track_script":              "keepalived warns: track script not found, ignoring",
 	"VI_2":                      "keepalived warns: unknown keyword (old vrrp_sync_group syntax)",

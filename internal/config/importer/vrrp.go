@@ -152,6 +152,7 @@ func (im *importer) vrrpInstance(n *keepalived.Node) {
 	named(&vi.Meta, n)
 	im.glob.vrrpDefaults(vi)
 	vrrpInstanceOptions.read(im, vi, n)
+	im.strictMode(vi)
 	if a := vi.Authentication; a != nil && strings.EqualFold(a.AuthType, "AH") {
 		im.authAH(vi)
 	}
