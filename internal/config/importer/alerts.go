@@ -24,11 +24,7 @@ func mailOption(im *importer, g *globals, c *keepalived.Node) {
 	m.nodes, m.top = append(m.nodes, c), im.top
 	switch c.Keyword {
 	case "notification_email":
-		var to []string
-		for _, w := range c.BlockWords() {
-			to = append(to, w)
-		}
-		m.to = some(to, here(c))
+		m.to = some(c.BlockWords(), here(c))
 	case "notification_email_from":
 		m.from = im.str(c)
 	case "smtp_server":
