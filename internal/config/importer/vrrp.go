@@ -142,6 +142,7 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["smtp_alert"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		setPtr(&vi.Meta, "alert", &vi.Alert, im.boolean(c))
 	}
+	b["virtual_routes"] = (*importer).virtualRoutes
 	b["track_interface"] = (*importer).trackInterfaces
 	b["track_script"] = (*importer).trackScripts
 	return b
@@ -233,6 +234,23 @@ func (im *importer) vip(line *keepalived.Node) (config.VirtualIP, bool) {
 		return config.VirtualIP{}, false
 	}
 	return v, true
+}
+
+// virtualRoutes maps virtual_routes { ROUTE ... }: each line that govs
+// can install; a route with an option govs does not set (or, nexthop,
+// proto, ...) is a warning and is left out whole, rather than installed
+// with another meaning.
+func (im *importer) virtualRoutes(vi *config.VRRPInstance, c *keepalived.Node) {
+	vi.VirtualRoutes = nil
+	for _, line := range c.Children {
+		r, err := config.ParseVirtualRoute(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "virtual_routes: %v: not installed (ignored)", err)
+			continue
+		}
+		vi.VirtualRoutes = append(vi.VirtualRoutes, r)
+	}
+	vi.SetKey("virtual_routes", here(c))
 }
 
 // unicastPeers maps unicast_peer { IP ... }.

@@ -309,6 +309,13 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label})
 		addrs = append(addrs, v.Addr())
 	}
+	for _, r := range vi.VirtualRoutes {
+		nr, err := netlinkRoute(r, links)
+		if err != nil {
+			return nil, fmt.Errorf("virtual route %s: %w", r, err)
+		}
+		in.routes = append(in.routes, nr)
+	}
 	in.tracks = append(in.tracks, &tracked{iface: vi.Interface, up: true})
 	for _, ti := range vi.TrackInterfaces {
 		if ti.Name == vi.Interface && ti.Weight == 0 {

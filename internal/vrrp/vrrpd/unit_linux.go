@@ -48,6 +48,8 @@ type instance struct {
 	src   netip.Addr
 	peers []netip.Addr
 	vips  []vip
+	// routes are the virtual_routes, installed with the VIPs (routes.go).
+	routes []*netlink.Route
 	// tracks are the fault sources and weights: the instance's interface
 	// first, then track_interfaces and track_scripts.
 	tracks []*tracked
@@ -422,11 +424,13 @@ func (in *instance) addVIPs() {
 		}
 	}
 	in.log().Info("vrrp virtual addresses added", "instance", in.cfg.Name, "addresses", len(in.vips))
+	in.addRoutes()
 }
 
 // removeVIPs deletes the VIPs; stale says they are left from an earlier run
 // (startup), when their absence is the normal case.
 func (in *instance) removeVIPs(stale bool) {
+	in.removeRoutes(stale)
 	removed := 0
 	for _, v := range in.vips {
 		err := netlink.AddrDel(v.link, v.nl())

@@ -1,0 +1,87 @@
+package vrrpd
+
+import (
+	"errors"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+// The virtual routes of an instance (keepalived's virtual_routes) follow its
+// VIPs: added after them when it becomes master (a route's src may be a
+// VIP), removed before them when it leaves master or stops.
+
+var routeTypes = map[string]int{"": unix.RTN_UNICAST, "blackhole": unix.RTN_BLACKHOLE,
+	"unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT}
+
+var routeScopes = map[string]netlink.Scope{"link": netlink.SCOPE_LINK, "host": netlink.SCOPE_HOST, "global": netlink.SCOPE_UNIVERSE}
+
+// netlinkRoute resolves r, looking its interface up (links caches them).
+func netlinkRoute(r config.VirtualRoute, links map[string]netlink.Link) (*netlink.Route, error) {
+	nr := &netlink.Route{
+		Dst:      &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},
+		Priority: r.Metric,
+		Table:    r.Table,
+		Type:     routeTypes[r.Type],
+		Protocol: unix.RTPROT_STATIC,
+	}
+	if r.Dst.Addr().Is4() {
+		nr.Family = unix.AF_INET
+	} else {
+		nr.Family = unix.AF_INET6
+	}
+	if s, ok := routeScopes[r.Scope]; ok {
+		nr.Scope = s
+	}
+	if r.Via.IsValid() {
+		nr.Gw = r.Via.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nr.Src = r.Src.AsSlice()
+	}
+	if r.Dev != "" {
+		l := links[r.Dev]
+		if l == nil {
+			var err error
+			if l, err = netlink.LinkByName(r.Dev); err != nil {
+				return nil, err
+			}
+			links[r.Dev] = l
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
+	return nr, nil
+}
+
+func (in *instance) addRoutes() {
+	for _, r := range in.routes {
+		if err := netlink.RouteReplace(r); err != nil {
+			in.addrErrors++
+			in.log().Error("vrrp: cannot add virtual route", "instance", in.cfg.Name, "route", r.Dst.String(), "err", err)
+		}
+	}
+	if len(in.routes) > 0 {
+		in.log().Info("vrrp virtual routes added", "instance", in.cfg.Name, "routes", len(in.routes))
+	}
+}
+
+func (in *instance) removeRoutes(stale bool) {
+	removed := 0
+	for _, r := range in.routes {
+		err := netlink.RouteDel(r)
+		switch {
+		case err == nil:
+			removed++
+		case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT):
+		default:
+			in.addrErrors++
+			in.log().Error("vrrp: cannot remove virtual route", "instance", in.cfg.Name, "route", r.Dst.String(), "err", err)
+		}
+	}
+	if removed > 0 || (!stale && len(in.routes) > 0) {
+		in.log().Info("vrrp virtual routes removed", "instance", in.cfg.Name, "routes", removed)
+	}
+}

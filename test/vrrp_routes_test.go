@@ -1,0 +1,53 @@
+package test
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
+)
+
+// TestVRRPVirtualRoutes checks keepalived's virtual_routes: a master
+// installs its routes with its VIPs (one with a VIP as source, one
+// blackhole, one in another table), and removes them when it stops.
+func TestVRRPVirtualRoutes(t *testing.T) {
+	l := newVRRPLab(t, false)
+	r1 := l.routers[0]
+	d := r1.startGovs(vrrpOpts{version: 2, interval: time.Second, priority: 150, master: true, extra: `    virtual_routes:
+      - 10.99.0.0/24 via 10.88.0.2
+      - 10.97.0.0/24 dev eth0 src 10.88.0.100
+      - blackhole 10.98.0.0/24
+      - 0.0.0.0/0 via 10.88.0.2 dev eth0 table 100
+`})
+	routes := func() string {
+		main, _ := r1.ns.Exec("ip", "route", "show")
+		t100, _ := r1.ns.Exec("ip", "route", "show", "table", "100") // absent until a route is in it
+		return main + t100
+	}
+	want := []string{"10.99.0.0/24 via 10.88.0.2 dev eth0", "10.97.0.0/24 dev eth0", "src 10.88.0.100",
+		"blackhole 10.98.0.0/24", "default via 10.88.0.2 dev eth0"}
+	if got := routes(); strings.Contains(got, "10.99.0.0") {
+		t.Fatalf("routes before the instance is master:\n%s", got)
+	}
+	l.waitMaster(r1, 10*time.Second)
+	loopback.WaitFor(t, "the virtual routes", func() bool {
+		got := routes()
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				return false
+			}
+		}
+		return true
+	})
+	d.signal(t, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("govs did not stop")
+	}
+	if got := routes(); strings.Contains(got, "10.99.0.0") || strings.Contains(got, "10.98.0.0") || strings.Contains(got, "default") {
+		t.Errorf("routes left after govs stopped:\n%s", got)
+	}
+}
