@@ -11,11 +11,13 @@ import (
 
 // TestVRRPVirtualRoutes checks keepalived's virtual_routes: a master
 // installs its routes with its VIPs (one with a VIP as source, one
-// blackhole, one in another table), and removes them when it stops.
+// blackhole, one in another table), and removes them when it stops; and
+// static_routes, there from the start until govs stops.
 func TestVRRPVirtualRoutes(t *testing.T) {
 	l := newVRRPLab(t, false)
 	r1 := l.routers[0]
-	d := r1.startGovs(vrrpOpts{version: 2, interval: time.Second, priority: 150, master: true, extra: `    virtual_routes:
+	d := r1.startGovs(vrrpOpts{version: 2, interval: time.Second, priority: 150, master: true,
+		top: "static_routes: [10.96.0.0/24 via 10.88.0.2 dev eth0]\nvirtual_servers: []\n", extra: `    virtual_routes:
       - 10.99.0.0/24 via 10.88.0.2
       - 10.97.0.0/24 dev eth0 src 10.88.0.100
       - blackhole 10.98.0.0/24
@@ -28,6 +30,9 @@ func TestVRRPVirtualRoutes(t *testing.T) {
 	}
 	want := []string{"10.99.0.0/24 via 10.88.0.2 dev eth0", "10.97.0.0/24 dev eth0", "src 10.88.0.100",
 		"blackhole 10.98.0.0/24", "default via 10.88.0.2 dev eth0"}
+	// The static route is there from the start, before the instance is
+	// master; the virtual ones are not.
+	loopback.WaitFor(t, "the static route", func() bool { return strings.Contains(routes(), "10.96.0.0/24 via 10.88.0.2 dev eth0") })
 	if got := routes(); strings.Contains(got, "10.99.0.0") {
 		t.Fatalf("routes before the instance is master:\n%s", got)
 	}
@@ -47,7 +52,8 @@ func TestVRRPVirtualRoutes(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("govs did not stop")
 	}
-	if got := routes(); strings.Contains(got, "10.99.0.0") || strings.Contains(got, "10.98.0.0") || strings.Contains(got, "default") {
+	if got := routes(); strings.Contains(got, "10.99.0.0") || strings.Contains(got, "10.98.0.0") || strings.Contains(got, "default") ||
+		strings.Contains(got, "10.96.0.0") {
 		t.Errorf("routes left after govs stopped:\n%s", got)
 	}
 }

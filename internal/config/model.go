@@ -26,6 +26,9 @@ type Config struct {
 	// carry the VIPs between directors (vrrp.go, docs/vrrp.md).
 	VRRPInstances  []*VRRPInstance  `yaml:"vrrp_instances,omitempty"`
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
+	// StaticRoutes are installed at start whatever the VRRP state, and
+	// removed at stop (keepalived's static_routes; routes.go).
+	StaticRoutes []VirtualRoute `yaml:"static_routes,omitempty"`
 	API            *API             `yaml:"api,omitempty"`
 	Logging        *Logging         `yaml:"logging,omitempty"`
 	// Alerts are the mails and webhooks sent on transitions (alerts.go,

@@ -10,7 +10,7 @@ import (
 // VirtualRoute is a route a VRRP instance installs with its VIPs while it
 // is master and removes with them (keepalived's virtual_routes), written as
 // ip route does: [blackhole|unreachable|prohibit] DST [via GW] [dev IFACE]
-// [src ADDR] [metric N] [table N] [scope link|host|global].
+// [src ADDR] [metric N] [table N] [scope link|host|site|global].
 type VirtualRoute struct {
 	Type   string // "" (unicast), blackhole, unreachable, prohibit
 	Dst    netip.Prefix
@@ -96,8 +96,8 @@ func (r *VirtualRoute) decodeScalar(s string) error {
 				out.Table = int(n)
 			}
 		case "scope":
-			if v != "link" && v != "host" && v != "global" {
-				return fmt.Errorf("route %q: scope %q (link, host or global)", s, v)
+			if v != "link" && v != "host" && v != "global" && v != "site" {
+				return fmt.Errorf("route %q: scope %q (link, host, site or global)", s, v)
 			}
 			out.Scope = v
 		default:

@@ -77,6 +77,8 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 			im.vrrpInstance(n)
 		case "vrrp_sync_group":
 			im.syncGroup(n)
+		case "static_routes":
+			im.staticRoutes(n)
 		default:
 			im.ignored(n)
 		}

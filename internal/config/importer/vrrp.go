@@ -253,6 +253,20 @@ func (im *importer) virtualRoutes(vi *config.VRRPInstance, c *keepalived.Node) {
 	vi.SetKey("virtual_routes", here(c))
 }
 
+// staticRoutes maps the top-level static_routes { ROUTE ... } as
+// virtual_routes lines.
+func (im *importer) staticRoutes(n *keepalived.Node) {
+	for _, line := range n.Children {
+		r, err := config.ParseVirtualRoute(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "static_routes: %v: not installed (ignored)", err)
+			continue
+		}
+		im.cfg.StaticRoutes = append(im.cfg.StaticRoutes, r)
+	}
+	im.cfg.SetKey("static_routes", here(n))
+}
+
 // unicastPeers maps unicast_peer { IP ... }.
 func (im *importer) unicastPeers(vi *config.VRRPInstance, c *keepalived.Node) {
 	vi.UnicastPeers = nil

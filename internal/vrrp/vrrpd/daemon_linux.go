@@ -48,7 +48,8 @@ type Daemon struct {
 	opts Options
 	ann  *announcer
 
-	mu        sync.Mutex // serialises Apply and Stop; guards conns, watchDone
+	mu        sync.Mutex // serialises Apply and Stop; guards conns, watchDone, static
+	static    map[string]*netlink.Route // static_routes installed, by their text
 	conns     map[connKey]*conn
 	watchDone chan struct{}
 	stopped   bool
@@ -191,6 +192,7 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		started = append(started, u)
 	}
 	d.units.Store(&started)
+	d.applyStatic(cfg.StaticRoutes) // routes_linux.go
 	if len(started) == 0 && d.watchDone != nil {
 		close(d.watchDone)
 		d.watchDone = nil
@@ -214,6 +216,7 @@ func (d *Daemon) Stop() {
 	}
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
+	d.applyStatic(nil)
 	d.units.Store(&[]*unit{})
 	if d.watchDone != nil {
 		close(d.watchDone)

@@ -17,7 +17,7 @@ import (
 var routeTypes = map[string]int{"": unix.RTN_UNICAST, "blackhole": unix.RTN_BLACKHOLE,
 	"unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT}
 
-var routeScopes = map[string]netlink.Scope{"link": netlink.SCOPE_LINK, "host": netlink.SCOPE_HOST, "global": netlink.SCOPE_UNIVERSE}
+var routeScopes = map[string]netlink.Scope{"link": netlink.SCOPE_LINK, "host": netlink.SCOPE_HOST, "global": netlink.SCOPE_UNIVERSE, "site": netlink.SCOPE_SITE}
 
 // netlinkRoute resolves r, looking its interface up (links caches them).
 func netlinkRoute(r config.VirtualRoute, links map[string]netlink.Link) (*netlink.Route, error) {
@@ -84,4 +84,38 @@ func (in *instance) removeRoutes(stale bool) {
 	if removed > 0 || (!stale && len(in.routes) > 0) {
 		in.log().Info("vrrp virtual routes removed", "instance", in.cfg.Name, "routes", removed)
 	}
+}
+
+// applyStatic installs the static routes of the configuration in force and
+// removes those a reload dropped (none: all of them, at stop). A route that
+// cannot be installed is logged, as keepalived does, and govs runs on.
+func (d *Daemon) applyStatic(routes []config.VirtualRoute) {
+	next := map[string]*netlink.Route{}
+	links := map[string]netlink.Link{}
+	for _, r := range routes {
+		nr, err := netlinkRoute(r, links)
+		if err != nil {
+			d.log.Error("vrrp: cannot install static route", "route", r.String(), "err", err)
+			continue
+		}
+		next[r.String()] = nr
+	}
+	for key, nr := range d.static {
+		if next[key] != nil {
+			continue
+		}
+		if err := netlink.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENODEV) {
+			d.log.Error("vrrp: cannot remove static route", "route", key, "err", err)
+		}
+	}
+	for key, nr := range next {
+		if err := netlink.RouteReplace(nr); err != nil {
+			d.log.Error("vrrp: cannot install static route", "route", key, "err", err)
+			delete(next, key)
+		}
+	}
+	if len(next) > 0 || len(d.static) > 0 {
+		d.log.Info("static routes applied", "routes", len(next))
+	}
+	d.static = next
 }
