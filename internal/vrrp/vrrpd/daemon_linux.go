@@ -48,7 +48,7 @@ type Daemon struct {
 	opts Options
 	ann  *announcer
 
-	mu        sync.Mutex // serialises Apply and Stop; guards conns, watchDone, static
+	mu        sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
 	static    map[string]*netlink.Route // static_routes installed, by their text
 	conns     map[connKey]*conn
 	watchDone chan struct{}
