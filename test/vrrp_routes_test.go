@@ -12,12 +12,13 @@ import (
 // TestVRRPVirtualRoutes checks keepalived's virtual_routes: a master
 // installs its routes with its VIPs (one with a VIP as source, one
 // blackhole, one in another table), and removes them when it stops; and
-// static_routes, there from the start until govs stops.
+// static_routes and static_ipaddresses, there from the start until govs
+// stops.
 func TestVRRPVirtualRoutes(t *testing.T) {
 	l := newVRRPLab(t, false)
 	r1 := l.routers[0]
 	d := r1.startGovs(vrrpOpts{version: 2, interval: time.Second, priority: 150, master: true,
-		top: "static_routes: [10.96.0.0/24 via 10.88.0.2 dev eth0]\nvirtual_servers: []\n", extra: `    virtual_routes:
+		top: "static_routes: [10.96.0.0/24 via 10.88.0.2 dev eth0]\nstatic_ipaddresses: [10.95.0.1/24 dev eth0]\nvirtual_servers: []\n", extra: `    virtual_routes:
       - 10.99.0.0/24 via 10.88.0.2
       - 10.97.0.0/24 dev eth0 src 10.88.0.100
       - blackhole 10.98.0.0/24
@@ -32,7 +33,9 @@ func TestVRRPVirtualRoutes(t *testing.T) {
 		"blackhole 10.98.0.0/24", "default via 10.88.0.2 dev eth0"}
 	// The static route is there from the start, before the instance is
 	// master; the virtual ones are not.
+	addrs := func() string { out, _ := r1.ns.Exec("ip", "addr", "show", "dev", "eth0"); return out }
 	loopback.WaitFor(t, "the static route", func() bool { return strings.Contains(routes(), "10.96.0.0/24 via 10.88.0.2 dev eth0") })
+	loopback.WaitFor(t, "the static address", func() bool { return strings.Contains(addrs(), "inet 10.95.0.1/24") })
 	if got := routes(); strings.Contains(got, "10.99.0.0") {
 		t.Fatalf("routes before the instance is master:\n%s", got)
 	}
@@ -55,5 +58,8 @@ func TestVRRPVirtualRoutes(t *testing.T) {
 	if got := routes(); strings.Contains(got, "10.99.0.0") || strings.Contains(got, "10.98.0.0") || strings.Contains(got, "default") ||
 		strings.Contains(got, "10.96.0.0") {
 		t.Errorf("routes left after govs stopped:\n%s", got)
+	}
+	if got := addrs(); strings.Contains(got, "10.95.0.1") {
+		t.Errorf("static address left after govs stopped:\n%s", got)
 	}
 }

@@ -29,8 +29,12 @@ type Config struct {
 	// StaticRoutes are installed at start whatever the VRRP state, and
 	// removed at stop (keepalived's static_routes; routes.go).
 	StaticRoutes []VirtualRoute `yaml:"static_routes,omitempty"`
-	API          *API           `yaml:"api,omitempty"`
-	Logging      *Logging       `yaml:"logging,omitempty"`
+	// StaticIPAddresses are added at start whatever the VRRP state, and
+	// removed at stop (keepalived's static_ipaddress): ADDR[/LEN] dev IFACE
+	// [label LABEL].
+	StaticIPAddresses []VirtualIP `yaml:"static_ipaddresses,omitempty"`
+	API               *API        `yaml:"api,omitempty"`
+	Logging           *Logging    `yaml:"logging,omitempty"`
 	// Alerts are the mails and webhooks sent on transitions (alerts.go,
 	// docs/config.md#alerts).
 	Alerts *Alerts `yaml:"alerts,omitempty"`

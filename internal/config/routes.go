@@ -152,3 +152,23 @@ func (r VirtualRoute) String() string {
 
 // MarshalYAML writes the route in ip route's form.
 func (r VirtualRoute) MarshalYAML() (any, error) { return r.String(), nil }
+
+// validateStatic checks the static addresses: each names its interface,
+// once.
+func (c *Config) validateStatic(errs *ErrorList) {
+	seen := map[netip.Addr]bool{}
+	for _, v := range c.StaticIPAddresses {
+		a := v.Addr()
+		switch {
+		case v.Dev == "":
+			errs.add(c.At("static_ipaddresses"), "static address %s needs dev IFACE", a)
+		case !validIfName(v.Dev):
+			errs.add(c.At("static_ipaddresses"), "static address %s: invalid interface name %q", a, v.Dev)
+		case a.IsUnspecified() || a.IsMulticast():
+			errs.add(c.At("static_ipaddresses"), "static address %s is not a host address", a)
+		case seen[a]:
+			errs.add(c.At("static_ipaddresses"), "static address %s listed twice", a)
+		}
+		seen[a] = true
+	}
+}

@@ -79,6 +79,8 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 			im.syncGroup(n)
 		case "static_routes":
 			im.staticRoutes(n)
+		case "static_ipaddress":
+			im.staticAddrs(n)
 		default:
 			im.ignored(n)
 		}

@@ -46,7 +46,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.vrrp.routes":           {warns: []string{"4 router_id", "30 virtual_routes"}},
 	"keepalived.conf.vrrp.rules":            {warns: []string{"6 router_id", "9 static_rules", "24 virtual_rules"}},
 	"keepalived.conf.vrrp.scripts":          {warns: nil},
-	"keepalived.conf.vrrp.static_ipaddress": {warns: []string{"4 router_id", "7 static_ipaddress"}},
+	"keepalived.conf.vrrp.static_ipaddress": {warns: []string{"4 router_id", "8 virtual_ipaddress", "9 virtual_ipaddress"}},
 	"keepalived.conf.vrrp.sync":             {warns: nil},
 }
 
@@ -68,7 +68,7 @@ var sampleWarnReasons = map[string]string{
 	"static_ipaddress":          "documented: no static addresses",
 	"virtual_routes":            "documented: a route with an option govs does not set (\"or\" multipath) is left out; keepalived warns about this file too",
 	"virtual_rules":             "documented: no rules; keepalived warns about this file too",
-	"virtual_ipaddress":         "documented: an address listed twice is added once, as keepalived does",
+	"virtual_ipaddress":         "documented: an address listed twice is added once, as keepalived does; an address option govs does not set (scope) is ignored",
 	"auth_type":                 "documented: AH is not implemented; the instance runs without authentication",
 	"state":                     "keepalived warns: initial state MASTER is incompatible with AH, or in strict mode with not being the address owner",
 	"vrrp_script":               "keepalived warns: a vrrp_script without script is removed",

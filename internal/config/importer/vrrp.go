@@ -267,6 +267,17 @@ func (im *importer) staticRoutes(n *keepalived.Node) {
 	im.cfg.SetKey("static_routes", here(n))
 }
 
+// staticAddrs maps the top-level static_ipaddress { ADDR dev IF ... } as
+// virtual_ipaddress lines.
+func (im *importer) staticAddrs(n *keepalived.Node) {
+	for _, line := range n.Children {
+		if v, ok := im.vip(line); ok {
+			im.cfg.StaticIPAddresses = append(im.cfg.StaticIPAddresses, v)
+		}
+	}
+	im.cfg.SetKey("static_ipaddresses", here(n))
+}
+
 // unicastPeers maps unicast_peer { IP ... }.
 func (im *importer) unicastPeers(vi *config.VRRPInstance, c *keepalived.Node) {
 	vi.UnicastPeers = nil

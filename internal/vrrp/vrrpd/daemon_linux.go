@@ -50,6 +50,7 @@ type Daemon struct {
 
 	mu        sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
 	static    map[string]*netlink.Route // static_routes installed, by their text
+	staticIPs map[string]vip            // static_ipaddresses added, by their text
 	conns     map[connKey]*conn
 	watchDone chan struct{}
 	stopped   bool
@@ -192,7 +193,8 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		started = append(started, u)
 	}
 	d.units.Store(&started)
-	d.applyStatic(cfg.StaticRoutes) // routes_linux.go
+	d.applyStaticAddrs(cfg.StaticIPAddresses) // routes_linux.go; before the routes, whose src they may be
+	d.applyStatic(cfg.StaticRoutes)
 	if len(started) == 0 && d.watchDone != nil {
 		close(d.watchDone)
 		d.watchDone = nil
@@ -217,6 +219,7 @@ func (d *Daemon) Stop() {
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
 	d.applyStatic(nil)
+	d.applyStaticAddrs(nil)
 	d.units.Store(&[]*unit{})
 	if d.watchDone != nil {
 		close(d.watchDone)

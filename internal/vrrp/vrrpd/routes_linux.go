@@ -119,3 +119,35 @@ func (d *Daemon) applyStatic(routes []config.VirtualRoute) {
 	}
 	d.static = next
 }
+
+// applyStaticAddrs adds the static addresses of the configuration in force
+// and removes those a reload dropped (none: all of them, at stop).
+func (d *Daemon) applyStaticAddrs(addrs []config.VirtualIP) {
+	next := map[string]vip{}
+	for _, a := range addrs {
+		l, err := netlink.LinkByName(a.Dev)
+		if err != nil {
+			d.log.Error("vrrp: cannot add static address", "address", a.String(), "err", err)
+			continue
+		}
+		next[a.String()] = vip{prefix: a.Prefix, link: l, label: a.Label}
+	}
+	for key, v := range d.staticIPs {
+		if _, ok := next[key]; ok {
+			continue
+		}
+		if err := netlink.AddrDel(v.link, v.nl()); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) {
+			d.log.Error("vrrp: cannot remove static address", "address", key, "err", err)
+		}
+	}
+	for key, v := range next {
+		if err := netlink.AddrReplace(v.link, v.nl()); err != nil {
+			d.log.Error("vrrp: cannot add static address", "address", key, "err", err)
+			delete(next, key)
+		}
+	}
+	if len(next) > 0 || len(d.staticIPs) > 0 {
+		d.log.Info("static addresses applied", "addresses", len(next))
+	}
+	d.staticIPs = next
+}
