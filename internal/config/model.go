@@ -33,8 +33,11 @@ type Config struct {
 	// removed at stop (keepalived's static_ipaddress): ADDR[/LEN] dev IFACE
 	// [label LABEL].
 	StaticIPAddresses []VirtualIP `yaml:"static_ipaddresses,omitempty"`
-	API               *API        `yaml:"api,omitempty"`
-	Logging           *Logging    `yaml:"logging,omitempty"`
+	// StaticRules are policy routing rules installed at start and removed
+	// at stop (keepalived's static_rules; rules.go).
+	StaticRules []VirtualRule `yaml:"static_rules,omitempty"`
+	API         *API          `yaml:"api,omitempty"`
+	Logging     *Logging      `yaml:"logging,omitempty"`
 	// Alerts are the mails and webhooks sent on transitions (alerts.go,
 	// docs/config.md#alerts).
 	Alerts *Alerts `yaml:"alerts,omitempty"`

@@ -30,3 +30,25 @@ func TestParseVirtualRoute(t *testing.T) {
 		}
 	}
 }
+
+func TestParseVirtualRule(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "from 192.168.100.0/24 table 1", want: "from 192.168.100.0/24 table 1"},
+		{in: "from 10.0.0.1 to 10.1.0.0/16 fwmark 0x10/0xff iif eth0 preference 100 lookup 5", want: "from 10.0.0.1/32 to 10.1.0.0/16 fwmark 16/255 iif eth0 priority 100 table 5"},
+		{in: "from 2001:db8::/32 blackhole", want: "from 2001:db8::/32 blackhole"},
+		{in: "to 192.168.100./24 table 1", err: `invalid address "192.168.100./24"`},
+		{in: "from 10.0.0.0/8", err: "no action"},
+		{in: "from 10.0.0.0/8 table 1 prohibit", err: "table and prohibit"},
+		{in: "from 10.0.0.0/8 goto 5", err: `unknown option "goto"`},
+	} {
+		r, err := ParseVirtualRule(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.err == "" && r.String() != tc.want:
+			t.Errorf("%q: %q, want %q", tc.in, r.String(), tc.want)
+		}
+	}
+}

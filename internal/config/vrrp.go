@@ -55,6 +55,8 @@ type VRRPInstance struct {
 	// VirtualRoutes are installed with the VIPs while the instance is
 	// master, and removed with them (routes.go).
 	VirtualRoutes []VirtualRoute `yaml:"virtual_routes,omitempty"`
+	// VirtualRules follow the VIPs likewise (rules.go).
+	VirtualRules []VirtualRule `yaml:"virtual_rules,omitempty"`
 	// Alert sends alerts on the instance's state changes (default true;
 	// keepalived's smtp_alert).
 	Alert *bool `yaml:"alert,omitempty"`

@@ -31,6 +31,7 @@ type importer struct {
 	scripts    map[string]*config.TrackScript
 	trackFiles map[string]*trackFile
 	glob       globals
+	rulePref   int // the preference keepalived gives the next rule without one
 }
 
 // Limits that keep a small file from expanding into a huge model.
@@ -81,6 +82,9 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 			im.staticRoutes(n)
 		case "static_ipaddress":
 			im.staticAddrs(n)
+		case "static_rules":
+			im.cfg.StaticRules = im.rules(n)
+			im.cfg.SetKey("static_rules", here(n))
 		default:
 			im.ignored(n)
 		}

@@ -218,8 +218,8 @@ virtual_server 192.0.2.1 80 {
         }
     }
 }
-static_rules {
-    from 192.0.2.200 table 100
+garp_group {
+    garp_interval 1
 }
 `
 	_, warns := mustParseKA(t, src)
@@ -230,7 +230,7 @@ k.conf:9:5: warning: ha_suspend has no govs equivalent (ignored)
 k.conf:10:5: warning: persistence_engine has no govs equivalent (ignored)
 k.conf:14:13: warning: connect_ip has no govs equivalent (ignored): govs checks the real server's own address
 k.conf:15:13: warning: fwmark has no govs equivalent (ignored)
-k.conf:19:1: warning: static_rules has no govs equivalent (ignored)`
+k.conf:19:1: warning: garp_group has no govs equivalent (ignored)`
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}

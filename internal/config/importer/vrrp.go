@@ -143,6 +143,10 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 		setPtr(&vi.Meta, "alert", &vi.Alert, im.boolean(c))
 	}
 	b["virtual_routes"] = (*importer).virtualRoutes
+	b["virtual_rules"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		vi.VirtualRules = im.rules(c)
+		vi.SetKey("virtual_rules", here(c))
+	}
 	b["track_interface"] = (*importer).trackInterfaces
 	b["track_script"] = (*importer).trackScripts
 	return b
@@ -265,6 +269,32 @@ func (im *importer) staticRoutes(n *keepalived.Node) {
 		im.cfg.StaticRoutes = append(im.cfg.StaticRoutes, r)
 	}
 	im.cfg.SetKey("static_routes", here(n))
+}
+
+// rules maps the lines of virtual_rules or static_rules. A rule without a
+// preference gets keepalived's: 16384 for the first in the file, one less
+// for each next, with keepalived's warning; a rule keepalived refuses (an
+// invalid address) or with an option govs does not set is a warning and
+// left out.
+func (im *importer) rules(n *keepalived.Node) []config.VirtualRule {
+	var out []config.VirtualRule
+	for _, line := range n.Children {
+		r, err := config.ParseVirtualRule(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "%s: %v: not installed (ignored)", n.Keyword, err)
+			continue
+		}
+		if !r.HasPriority {
+			if im.rulePref == 0 {
+				im.rulePref = 16384
+			}
+			r.Priority, r.HasPriority = im.rulePref, true
+			im.rulePref--
+			im.warnf(line.Pos, "%s: rule has no preference: %d, as keepalived sets it (\"This is probably not what you want\")", n.Keyword, r.Priority)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // staticAddrs maps the top-level static_ipaddress { ADDR dev IF ... } as

@@ -48,12 +48,13 @@ type Daemon struct {
 	opts Options
 	ann  *announcer
 
-	mu        sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
-	static    map[string]*netlink.Route // static_routes installed, by their text
-	staticIPs map[string]vip            // static_ipaddresses added, by their text
-	conns     map[connKey]*conn
-	watchDone chan struct{}
-	stopped   bool
+	mu          sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
+	static      map[string]*netlink.Route // static_routes installed, by their text
+	staticIPs   map[string]vip            // static_ipaddresses added, by their text
+	staticRules map[string]*netlink.Rule  // static_rules installed, by their text
+	conns       map[connKey]*conn
+	watchDone   chan struct{}
+	stopped     bool
 
 	units atomic.Pointer[[]*unit] // running units, in configuration order
 	// runAs is who scripts run as (script_user, script_security), set by
@@ -195,6 +196,7 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	d.units.Store(&started)
 	d.applyStaticAddrs(cfg.StaticIPAddresses) // routes_linux.go; before the routes, whose src they may be
 	d.applyStatic(cfg.StaticRoutes)
+	d.applyStaticRules(cfg.StaticRules) // rules_linux.go
 	if len(started) == 0 && d.watchDone != nil {
 		close(d.watchDone)
 		d.watchDone = nil
@@ -218,6 +220,7 @@ func (d *Daemon) Stop() {
 	}
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
+	d.applyStaticRules(nil)
 	d.applyStatic(nil)
 	d.applyStaticAddrs(nil)
 	d.units.Store(&[]*unit{})
@@ -321,6 +324,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 			return nil, fmt.Errorf("virtual route %s: %w", r, err)
 		}
 		in.routes = append(in.routes, nr)
+	}
+	for _, r := range vi.VirtualRules {
+		in.rules = append(in.rules, netlinkRule(r))
 	}
 	in.tracks = append(in.tracks, &tracked{iface: vi.Interface, up: true})
 	for _, ti := range vi.TrackInterfaces {

@@ -50,6 +50,7 @@ type instance struct {
 	vips  []vip
 	// routes are the virtual_routes, installed with the VIPs (routes.go).
 	routes []*netlink.Route
+	rules  []*netlink.Rule // virtual_rules, after the routes (rules_linux.go)
 	// tracks are the fault sources and weights: the instance's interface
 	// first, then track_interfaces and track_scripts.
 	tracks []*tracked
@@ -425,11 +426,13 @@ func (in *instance) addVIPs() {
 	}
 	in.log().Info("vrrp virtual addresses added", "instance", in.cfg.Name, "addresses", len(in.vips))
 	in.addRoutes()
+	in.addRules()
 }
 
 // removeVIPs deletes the VIPs; stale says they are left from an earlier run
 // (startup), when their absence is the normal case.
 func (in *instance) removeVIPs(stale bool) {
+	in.removeRules()
 	in.removeRoutes(stale)
 	removed := 0
 	for _, v := range in.vips {
