@@ -681,6 +681,13 @@ func FuzzImport(f *testing.F) {
 		}
 		f.Add(src)
 	}
+	// keepalived's own samples (alerts, urls, hosts, routes, rules, ...).
+	samples, _ := filepath.Glob("testdata/samples/keepalived.conf*")
+	for _, file := range samples {
+		if src, err := os.ReadFile(file); err == nil {
+			f.Add(src)
+		}
+	}
 	f.Add([]byte("virtual_server_group G {\n 10.0.0.1-3 80\n}\nvirtual_server group G {\n real_server 10.1.0.1 80 {\n  HTTP_GET {\n   url {\n    status_code 200 300-302\n   }\n  }\n }\n}\n"))
 	f.Add([]byte("vrrp_instance V {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n  fe80::1%e/64\n }\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) { checkImport(t, src) })
