@@ -1,6 +1,8 @@
 package importer
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -93,5 +95,38 @@ vrrp_instance VI_2 {
 	c, warns = mustParseKA(t, "global_defs {\n notification_email {\n  ops@example.com\n }\n router_id X\n}"+body)
 	if c.Alerts != nil || len(warns) != 2 {
 		t.Errorf("without smtp_server: alerts %+v, warnings:\n%s", c.Alerts, warningLines(warns))
+	}
+}
+
+// TestImportSMTPHosts checks SMTP_CHECK's hosts as keepalived reads them:
+// each host block, and the check's own connect_ip/bindto first.
+func TestImportSMTPHosts(t *testing.T) {
+	c, warns := mustParseKA(t, `virtual_server 192.0.2.1 25 {
+    real_server 10.0.0.1 25 {
+        SMTP_CHECK {
+            connect_ip 10.0.0.9
+            bindto 10.0.0.254
+            host {
+                connect_ip 10.0.0.2
+                connect_port 587
+                bindto 10.0.0.253
+            }
+            host {
+            }
+        }
+    }
+}
+`)
+	if len(warns) != 0 {
+		t.Errorf("warnings:\n%s", warningLines(warns))
+	}
+	hosts := c.VirtualServers[0].RealServers[0].Check.Hosts
+	var got []string
+	for _, h := range hosts {
+		got = append(got, h.Address.String()+" "+h.Bind.String()+" "+strconv.Itoa(h.Port))
+	}
+	want := "10.0.0.9 10.0.0.254 0|10.0.0.2 10.0.0.253 587|invalid IP invalid IP 0"
+	if strings.Join(got, "|") != want {
+		t.Errorf("hosts %q, want %q", strings.Join(got, "|"), want)
 	}
 }

@@ -66,6 +66,7 @@ type ckBlock struct {
 	hc          *config.HealthCheck
 	sc          checkScope
 	urls        []*keepalived.Node
+	direct      []*keepalived.Node // SMTP_CHECK's connect_ip and bindto outside host blocks
 	miscTimeout opt[config.Duration]
 }
 
@@ -92,9 +93,14 @@ var checkerOptions = block[*ckBlock]{
 		}
 		set(&b.hc.Meta, "port", &b.hc.Port, im.integer(c, 0))
 	},
-	"connect_ip": func(im *importer, _ *ckBlock, c *keepalived.Node) {
+	"connect_ip": func(im *importer, b *ckBlock, c *keepalived.Node) {
+		if b.hc.Type == "smtp" {
+			b.direct = append(b.direct, c) // the check's own host, below
+			return
+		}
 		im.ignoredWhy(c, "govs checks the real server's own address")
 	},
+	"smtp bindto": func(_ *importer, b *ckBlock, c *keepalived.Node) { b.direct = append(b.direct, c) },
 
 	"http url":          func(_ *importer, b *ckBlock, c *keepalived.Node) { b.urls = append(b.urls, c) },
 	"https url":         func(_ *importer, b *ckBlock, c *keepalived.Node) { b.urls = append(b.urls, c) },
@@ -187,6 +193,17 @@ func (im *importer) checker(n *keepalived.Node, sc checkScope) *config.HealthChe
 		}
 	}
 	sc = b.sc
+	if len(b.direct) > 0 {
+		// keepalived's SMTP_CHECK with connect_ip or bindto checks that
+		// host, and each host block as a further checker (check_smtp.c):
+		// the check's own host comes first.
+		h := &config.HealthHost{}
+		h.Pos = here(b.direct[0])
+		for _, c := range b.direct {
+			smtpHostOptions.apply(im, h, c)
+		}
+		set(&hc.Meta, "hosts", &hc.Hosts, some(append([]*config.HealthHost{h}, hc.Hosts...), h.Pos))
+	}
 
 	interval := orDefault(sc.delayLoop, config.Duration(60*time.Second), pos)
 	set(&hc.Meta, "interval", &hc.Interval, interval)
