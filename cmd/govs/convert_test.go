@@ -46,7 +46,7 @@ func TestConvertAndCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("convert: %v\n%s", err, errOut)
 	}
-	if want := ka + ":2:5: warning: router_id has no govs equivalent (ignored)\n"; errOut != want {
+	if want := ka + ":2:5: warning: router_id has no govs equivalent (ignored): keepalived sends no alert mail without both notification_email and smtp_server\n"; errOut != want {
 		t.Errorf("stderr = %q, want %q", errOut, want)
 	}
 	for _, s := range []string{"# govs configuration converted from " + ka, "address: 192.0.2.10:80", "forwarding: nat", "scheduler: wrr", "type: tcp", "timeout: 2s"} {

@@ -14,11 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/govs-lb/govs/internal/alert"
 	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/bgp"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
+	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/logging"
 	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
 )
@@ -116,6 +118,10 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	dp := newDataplane(log)
 	sp := newStoppable(dp)
 	d := director.New(log, sp)
+	alerts := alert.New(log)
+	alerts.Apply(cfg)
+	defer alerts.Close(5 * time.Second) // the stop's alerts go out
+	d.SetEventHook(healthAlerts(alerts))
 	if err := d.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
 		return exitCode(1)
@@ -133,7 +139,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	}()
 	// VRRP starts once the dataplane is ready: a backup keeps it ready
 	// without the VIPs, which move with the master.
-	vd := vrrpd.New(log, vrrpd.Options{Services: d})
+	vd := vrrpd.New(log, vrrpd.Options{Services: d, OnState: alerts.VRRP})
 	srv.SetVRRP(vd)
 	sr, err := startSync(log, cfg, vd) // before VRRP: it may hold it in backup (sync.go)
 	if err != nil {
@@ -178,6 +184,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 			// The file is reopened even if the reload is rejected.
 			reopenAccessLog()
 			ok := reload(log, &ls, d, dp, file, lf) // its result goes to /metrics
+			alerts.Apply(d.Config())
 			srv.ConfigReloaded(ok, time.Now())
 			disc.Apply(d.Config())
 			if err := vd.Apply(d.Config()); err != nil { // unchanged instances keep running
@@ -193,6 +200,27 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 		return nil
 	}
 	return nil
+}
+
+// healthAlerts turns the director's health events into alerts: a real
+// server going from up to down or back, a service gaining or losing its
+// quorum.
+func healthAlerts(a *alert.Sender) func(director.HealthEvent) {
+	isUp := func(s string) bool { return s == health.StateUp || s == health.StateDraining }
+	return func(ev director.HealthEvent) {
+		if !ev.Backend.IsValid() {
+			var w int
+			fmt.Sscanf(ev.Reason, "live weight %d", &w)
+			if ev.From != ev.To {
+				a.Quorum(ev.Key, ev.To == "quorum up", w, ev.Time)
+			}
+			return
+		}
+		if ev.From == "" || isUp(ev.From) == isUp(ev.To) {
+			return
+		}
+		a.RealServer(ev.Key, ev.Backend, isUp(ev.To), ev.Reason, ev.Time)
+	}
 }
 
 // stop drains: listeners close, established connections go on until they

@@ -13,12 +13,12 @@ import (
 // off for one real server of a checked virtual server.
 var checkKeys = map[string][]string{
 	"tcp":    nil,
-	"http":   {"path", "expect_status", "expect_digest", "host"},
-	"https":  {"path", "expect_status", "expect_digest", "host", "sni", "tls_verify", "tls_ca"},
+	"http":   {"path", "expect_status", "expect_digest", "host", "urls"},
+	"https":  {"path", "expect_status", "expect_digest", "host", "urls", "sni", "tls_verify", "tls_ca"},
 	"dns":    {"query_name", "query_type"},
 	"script": {"command", "dynamic"},
 	"agent":  nil,
-	"smtp":   {"helo_name"},
+	"smtp":   {"helo_name", "hosts"},
 	"udp":    {"payload", "require_reply", "expect_reply"},
 	"ping":   nil,
 	"file":   {"file", "file_weight", "dynamic"},
@@ -157,7 +157,7 @@ func resolveCheck(base, over *HealthCheck) *HealthCheck {
 	}
 	switch r.Type {
 	case "http", "https":
-		if r.Path == "" {
+		if r.Path == "" && len(r.URLs) == 0 {
 			r.Path = "/"
 		}
 	case "dns":
@@ -175,6 +175,82 @@ func resolveCheck(base, over *HealthCheck) *HealthCheck {
 		}
 	}
 	return &r
+}
+
+// MaxHealthURLs bounds the urls of one check.
+const MaxHealthURLs = 64
+
+// validateURLs checks an http check's urls, which replace its path,
+// expect_status and expect_digest.
+func (hc *HealthCheck) validateURLs(errs *ErrorList) {
+	for _, k := range []string{"path", "expect_status", "expect_digest"} {
+		if hc.Has(k) {
+			errs.add(hc.At(k), "%s and urls: write the URL in urls (each entry has path, expect_status, expect_digest, host)", k)
+		}
+	}
+	switch {
+	case len(hc.URLs) == 0:
+		errs.add(hc.At("urls"), "urls needs at least one entry")
+	case len(hc.URLs) > MaxHealthURLs:
+		errs.add(hc.At("urls"), "%d urls: at most %d", len(hc.URLs), MaxHealthURLs)
+	}
+	for _, u := range hc.URLs {
+		if u == nil {
+			errs.add(hc.At("urls"), "urls: an entry is empty (want path, expect_status, expect_digest, host)")
+			continue
+		}
+		if u.Path == "" && !u.Has("path") {
+			errs.add(u.Pos, "a url needs a path")
+			continue
+		}
+		validateURL(&u.Meta, u.Path, u.ExpectStatus, u.ExpectDigest, errs)
+	}
+}
+
+// validateHosts checks an smtp check's hosts.
+func (hc *HealthCheck) validateHosts(errs *ErrorList) {
+	if hc.Has("hosts") && len(hc.Hosts) == 0 {
+		errs.add(hc.At("hosts"), "hosts needs at least one entry")
+	}
+	if len(hc.Hosts) > MaxHealthURLs {
+		errs.add(hc.At("hosts"), "%d hosts: at most %d", len(hc.Hosts), MaxHealthURLs)
+	}
+	for _, h := range hc.Hosts {
+		if h == nil {
+			errs.add(hc.At("hosts"), "hosts: an entry is empty (want address, port, bind)")
+			continue
+		}
+		if h.Port != 0 || h.Has("port") {
+			if h.Port < 1 || h.Port > 65535 {
+				errs.add(h.At("port"), "port %d out of range (1..65535)", h.Port)
+			}
+		}
+		for key, a := range map[string]HostIP{"address": h.Address, "bind": h.Bind} {
+			if a.IsValid() && (a.IsUnspecified() || a.IsMulticast()) {
+				errs.add(h.At(key), "%s %s is not a host address", key, a)
+			}
+		}
+		if h.Address.IsValid() && h.Bind.IsValid() && h.Address.Is4() != h.Bind.Is4() {
+			errs.add(h.At("bind"), "bind %s and address %s are of different families", h.Bind, h.Address)
+		}
+	}
+}
+
+// validateURL checks one URL of an http check, m holding its keys.
+func validateURL(m *Meta, path string, status []int, digest string, errs *ErrorList) {
+	if !strings.HasPrefix(path, "/") {
+		errs.add(m.At("path"), "path %q must start with /", path)
+	}
+	for _, code := range status {
+		if code < 100 || code > 599 {
+			errs.add(m.At("expect_status"), "expect_status %d is not an HTTP status (100..599)", code)
+		}
+	}
+	if digest != "" {
+		if b, err := hex.DecodeString(digest); err != nil || len(b) != 16 {
+			errs.add(m.At("expect_digest"), "expect_digest %q is not an MD5 digest (32 hex digits, see govs digest)", digest)
+		}
+	}
 }
 
 func (hc *HealthCheck) clone() HealthCheck {
@@ -267,18 +343,10 @@ func (hc *HealthCheck) validate(errs *ErrorList) {
 	}
 	switch hc.Type {
 	case "http", "https":
-		if !strings.HasPrefix(hc.Path, "/") {
-			errs.add(hc.At("path"), "path %q must start with /", hc.Path)
-		}
-		for _, code := range hc.ExpectStatus {
-			if code < 100 || code > 599 {
-				errs.add(hc.At("expect_status"), "expect_status %d is not an HTTP status (100..599)", code)
-			}
-		}
-		if hc.ExpectDigest != "" {
-			if b, err := hex.DecodeString(hc.ExpectDigest); err != nil || len(b) != 16 {
-				errs.add(hc.At("expect_digest"), "expect_digest %q is not an MD5 digest (32 hex digits, see govs digest)", hc.ExpectDigest)
-			}
+		if hc.Has("urls") || len(hc.URLs) > 0 {
+			hc.validateURLs(errs)
+		} else {
+			validateURL(&hc.Meta, hc.Path, hc.ExpectStatus, hc.ExpectDigest, errs)
 		}
 		if hc.TLSCA != "" {
 			pem, err := os.ReadFile(hc.TLSCA)
@@ -288,6 +356,8 @@ func (hc *HealthCheck) validate(errs *ErrorList) {
 				errs.add(hc.At("tls_ca"), "tls_ca %s holds no PEM certificate", hc.TLSCA)
 			}
 		}
+	case "smtp":
+		hc.validateHosts(errs)
 	case "dns":
 		known := false
 		for _, t := range DNSQueryTypes {

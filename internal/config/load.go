@@ -74,6 +74,10 @@ func (c *Config) Validate() error {
 	if c.Sync != nil {
 		c.Sync.validate(&errs)
 	}
+	if c.Alerts != nil {
+		c.Alerts.validate(&errs) // alerts.go
+	}
+	c.validateStatic(&errs) // routes.go
 	if l := c.Logging; l != nil {
 		switch l.Level {
 		case "", "debug", "info", "warn", "error":

@@ -26,7 +26,20 @@ type Config struct {
 	// carry the VIPs between directors (vrrp.go, docs/vrrp.md).
 	VRRPInstances  []*VRRPInstance  `yaml:"vrrp_instances,omitempty"`
 	VRRPSyncGroups []*VRRPSyncGroup `yaml:"vrrp_sync_groups,omitempty"`
-	API            *API             `yaml:"api,omitempty"`
+	// StaticRoutes are installed at start whatever the VRRP state, and
+	// removed at stop (keepalived's static_routes; routes.go).
+	StaticRoutes []VirtualRoute `yaml:"static_routes,omitempty"`
+	// StaticIPAddresses are added at start whatever the VRRP state, and
+	// removed at stop (keepalived's static_ipaddress): ADDR[/LEN] dev IFACE
+	// [label LABEL].
+	StaticIPAddresses []VirtualIP `yaml:"static_ipaddresses,omitempty"`
+	// StaticRules are policy routing rules installed at start and removed
+	// at stop (keepalived's static_rules; rules.go).
+	StaticRules []VirtualRule `yaml:"static_rules,omitempty"`
+	// Alerts are the mails and webhooks sent on transitions (alerts.go,
+	// docs/config.md#alerts).
+	Alerts *Alerts `yaml:"alerts,omitempty"`
+	API    *API    `yaml:"api,omitempty"`
 	// BGP announces the VIPs to routers (bgp.go, docs/bgp.md).
 	BGP *BGP `yaml:"bgp,omitempty"`
 	// Sync is the connection synchronisation between directors (sync.go).
@@ -54,10 +67,13 @@ type VirtualServer struct {
 	PersistenceNetmask      string   `yaml:"persistence_netmask,omitempty"`
 	ExpireQuiescentTemplate bool     `yaml:"expire_quiescent_template,omitempty"`
 
-	Quorum           *int         `yaml:"quorum,omitempty"`
-	QuorumHysteresis int          `yaml:"quorum_hysteresis,omitempty"`
-	QuorumUp         string       `yaml:"quorum_up,omitempty"`
-	QuorumDown       string       `yaml:"quorum_down,omitempty"`
+	Quorum           *int   `yaml:"quorum,omitempty"`
+	QuorumHysteresis int    `yaml:"quorum_hysteresis,omitempty"`
+	QuorumUp         string `yaml:"quorum_up,omitempty"`
+	QuorumDown       string `yaml:"quorum_down,omitempty"`
+	// Alert sends alerts on the service's quorum changes (default true;
+	// keepalived's smtp_alert of a virtual server).
+	Alert            *bool        `yaml:"alert,omitempty"`
 	SorryServer      Endpoint     `yaml:"sorry_server,omitempty"`
 	InhibitOnFailure bool         `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            bool         `yaml:"alpha,omitempty"`
@@ -118,10 +134,13 @@ type RealServer struct {
 	// Lifecycle (docs/health.md): commands run when the real server goes
 	// up or down, and per-server overrides of the virtual server's
 	// inhibit_on_failure and alpha.
-	NotifyUp         string `yaml:"notify_up,omitempty"`
-	NotifyDown       string `yaml:"notify_down,omitempty"`
-	InhibitOnFailure *bool  `yaml:"inhibit_on_failure,omitempty"`
-	Alpha            *bool  `yaml:"alpha,omitempty"`
+	NotifyUp   string `yaml:"notify_up,omitempty"`
+	NotifyDown string `yaml:"notify_down,omitempty"`
+	// Alert sends alerts when the real server goes up or down (default
+	// true; keepalived's smtp_alert of a real server).
+	Alert            *bool `yaml:"alert,omitempty"`
+	InhibitOnFailure *bool `yaml:"inhibit_on_failure,omitempty"`
+	Alpha            *bool `yaml:"alpha,omitempty"`
 
 	// Origin names the discovery source of a discovered real server
 	// ("dns:_http._tcp.example.test"); empty for a written one. Only the
@@ -148,7 +167,12 @@ type HealthCheck struct {
 	ExpectStatus []int    `yaml:"expect_status,omitempty"`
 	ExpectDigest string   `yaml:"expect_digest,omitempty"`
 	Host         string   `yaml:"host,omitempty"`
-	Command      string   `yaml:"command,omitempty"`
+	// URLs (http, https) are several URLs checked in turn: the real server
+	// is up only while every one answers as its entry expects (keepalived's
+	// url blocks). path, expect_status and expect_digest are the one URL of
+	// a check without urls; a check has one or the other.
+	URLs    []*HealthURL `yaml:"urls,omitempty"`
+	Command string       `yaml:"command,omitempty"`
 
 	// Keepalived's retry and delay_before_retry: a failed check is tried
 	// again this many times before it counts as one failure.
@@ -169,8 +193,11 @@ type HealthCheck struct {
 	Payload      string `yaml:"payload,omitempty"`
 	RequireReply bool   `yaml:"require_reply,omitempty"`
 	ExpectReply  string `yaml:"expect_reply,omitempty"`
-	// smtp: the name sent with EHLO.
-	HeloName string `yaml:"helo_name,omitempty"`
+	// smtp: the name sent with EHLO, and keepalived's host blocks: the
+	// servers checked instead of the real server itself, every one of
+	// which must answer for the real server to be up.
+	HeloName string        `yaml:"helo_name,omitempty"`
+	Hosts    []*HealthHost `yaml:"hosts,omitempty"`
 	// file: the file read and keepalived's FILE_CHECK weight multiplier.
 	File       string `yaml:"file,omitempty"`
 	FileWeight *int   `yaml:"file_weight,omitempty"`
@@ -180,6 +207,26 @@ type HealthCheck struct {
 	// RunAs is who a script check runs as, set by Validate from the
 	// configuration's script_user and script_security.
 	RunAs script.Policy `yaml:"-"`
+}
+
+// HealthURL is one URL of an http or https check: keepalived's url block.
+type HealthURL struct {
+	Meta `yaml:"-"`
+
+	Path         string `yaml:"path"`
+	ExpectStatus []int  `yaml:"expect_status,omitempty"` // empty: 200..299
+	ExpectDigest string `yaml:"expect_digest,omitempty"`
+	Host         string `yaml:"host,omitempty"` // empty: the check's host
+}
+
+// HealthHost is one server an smtp check asks: keepalived's SMTP_CHECK
+// host block.
+type HealthHost struct {
+	Meta `yaml:"-"`
+
+	Address HostIP `yaml:"address,omitempty"` // default: the real server's
+	Port    int    `yaml:"port,omitempty"`    // default: the check's port
+	Bind    HostIP `yaml:"bind,omitempty"`    // the source address; default: the system's choice
 }
 
 // API configures the control API (see docs/api.md).

@@ -52,6 +52,14 @@ type VRRPInstance struct {
 	NotifyFault  string `yaml:"notify_fault,omitempty"`
 	NotifyStop   string `yaml:"notify_stop,omitempty"`
 	Notify       string `yaml:"notify,omitempty"`
+	// VirtualRoutes are installed with the VIPs while the instance is
+	// master, and removed with them (routes.go).
+	VirtualRoutes []VirtualRoute `yaml:"virtual_routes,omitempty"`
+	// VirtualRules follow the VIPs likewise (rules.go).
+	VirtualRules []VirtualRule `yaml:"virtual_rules,omitempty"`
+	// Alert sends alerts on the instance's state changes (default true;
+	// keepalived's smtp_alert).
+	Alert *bool `yaml:"alert,omitempty"`
 
 	// Gratuitous ARP / unsolicited NA. Unset means the default; a delay or
 	// refresh written as 0s turns that burst off, as in keepalived.

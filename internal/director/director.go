@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -57,7 +58,8 @@ type Director struct {
 
 	hc directorHealth // health.go
 
-	disc discoveredSets // discovered.go
+	disc   discoveredSets                    // discovered.go
+	events atomic.Pointer[func(HealthEvent)] // events.go
 }
 
 // New returns a director that forwards with dp. It serves nothing until Apply.

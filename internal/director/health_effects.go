@@ -120,6 +120,7 @@ func (a *healthActions) run() {
 		a.d.log.Log(context.Background(), it.Level, it.Msg, attrs...)
 		if it.Kind != health.EffectLog {
 			a.d.hc.record(ev)
+			a.d.emit(ev) // events.go: alerts
 		}
 		if it.Command != "" {
 			a.d.hc.notify(a.d.log, it.Command, ev)

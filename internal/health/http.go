@@ -23,6 +23,11 @@ import (
 // digest; compute it with govs digest URL). The Host header is host when
 // set. https sends sni (default: host) and verifies the certificate only
 // with tls_verify. At most MaxBody bytes of the body are read.
+//
+// With urls, as keepalived with several url blocks, the check GETs each URL
+// in turn, each with its own expected status, digest and host, and passes
+// only when every one answers as expected: the first that does not fails
+// the check, naming it.
 
 // MaxBody bounds the body an http check reads and digests.
 const MaxBody = 1 << 20
@@ -34,7 +39,13 @@ func init() {
 
 type httpChecker struct {
 	client *http.Client
+	urls   []httpURL
+}
+
+// httpURL is one URL a check GETs and what it expects.
+type httpURL struct {
 	url    string
+	path   string
 	host   string
 	expect []int
 	digest string
@@ -45,17 +56,35 @@ func newHTTP(s Spec) (Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &httpChecker{client: client, url: URL(s), host: s.Host, expect: s.ExpectStatus, digest: strings.ToLower(s.ExpectDigest)}, nil
+	c := &httpChecker{client: client}
+	if len(s.URLs) == 0 {
+		c.urls = []httpURL{{url: URL(s), host: s.Host, expect: s.ExpectStatus, digest: strings.ToLower(s.ExpectDigest)}}
+	}
+	for _, u := range s.URLs {
+		host := u.Host
+		if host == "" {
+			host = s.Host
+		}
+		c.urls = append(c.urls, httpURL{url: urlOf(s, u.Path), path: u.Path, host: host, expect: u.ExpectStatus, digest: strings.ToLower(u.ExpectDigest)})
+	}
+	return c, nil
 }
 
-// URL is the address a Spec's http check asks for.
+// URL is the address a Spec's http check asks for (its first URL).
 func URL(s Spec) string {
+	if len(s.URLs) > 0 {
+		return urlOf(s, s.URLs[0].Path)
+	}
+	return urlOf(s, s.Path)
+}
+
+func urlOf(s Spec, path string) string {
 	scheme := "http"
 	if s.Type == "https" {
 		scheme = "https"
 	}
 	u := url.URL{Scheme: scheme, Host: s.Target.String()}
-	return u.String() + s.Path
+	return u.String() + path
 }
 
 // HTTPClient returns a client that connects to s.Target whatever the URL's
@@ -126,7 +155,23 @@ func Fetch(ctx context.Context, client *http.Client, url, host string) (Fetched,
 }
 
 func (c *httpChecker) Check(ctx context.Context) Result {
-	f, err := Fetch(ctx, c.client, c.url, c.host)
+	var r Result
+	for _, u := range c.urls {
+		if r = c.checkURL(ctx, u); !r.OK {
+			if len(c.urls) > 1 {
+				r.Msg = u.path + ": " + r.Msg
+			}
+			return r
+		}
+	}
+	if len(c.urls) > 1 {
+		r.Msg = fmt.Sprintf("%d urls answer as expected", len(c.urls))
+	}
+	return r
+}
+
+func (c *httpChecker) checkURL(ctx context.Context, u httpURL) Result {
+	f, err := Fetch(ctx, c.client, u.url, u.host)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -134,11 +179,11 @@ func (c *httpChecker) Check(ctx context.Context) Result {
 		}
 		return failErr(ctx, "get", err)
 	}
-	if !statusOK(f.Status, c.expect) {
-		return fail("status %d, want %s", f.Status, describeStatus(c.expect))
+	if !statusOK(f.Status, u.expect) {
+		return fail("status %d, want %s", f.Status, describeStatus(u.expect))
 	}
-	if c.digest != "" && f.Digest != c.digest {
-		return fail("status %d, body digest %s, want %s", f.Status, f.Digest, c.digest)
+	if u.digest != "" && f.Digest != u.digest {
+		return fail("status %d, body digest %s, want %s", f.Status, f.Digest, u.digest)
 	}
 	return pass("status %d", f.Status)
 }

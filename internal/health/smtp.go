@@ -12,7 +12,9 @@ import (
 
 // The smtp check is keepalived's SMTP_CHECK: read the server's greeting,
 // send EHLO helo_name (default: this host's name), read the reply, QUIT.
-// It passes when both are 2xx.
+// It passes when both are 2xx. With hosts (keepalived's host blocks) it
+// asks each host in turn instead of the real server, each from its own
+// bind address, and passes only when every one passes.
 
 func init() {
 	Register("smtp", func(s Spec) (Checker, error) {
@@ -23,7 +25,18 @@ func init() {
 		if name == "" || strings.ContainsAny(name, "\r\n") {
 			name = "govs"
 		}
-		return &smtpChecker{addr: s.Target.String(), helo: name, dialer: dialer()}, nil
+		if len(s.Hosts) == 0 {
+			return &smtpChecker{addr: s.Target.String(), helo: name, dialer: dialer()}, nil
+		}
+		var m multiSMTP
+		for _, h := range s.Hosts {
+			d := dialer()
+			if h.Bind.IsValid() {
+				d.LocalAddr = &net.TCPAddr{IP: h.Bind.AsSlice()}
+			}
+			m = append(m, &smtpChecker{addr: h.Target.String(), helo: name, dialer: d})
+		}
+		return m, nil
 	})
 }
 
@@ -31,6 +44,19 @@ type smtpChecker struct {
 	addr   string
 	helo   string
 	dialer net.Dialer
+}
+
+// multiSMTP checks several hosts: all must pass.
+type multiSMTP []*smtpChecker
+
+func (m multiSMTP) Check(ctx context.Context) Result {
+	for _, c := range m {
+		if r := c.Check(ctx); !r.OK {
+			r.Msg = "host " + c.addr + ": " + r.Msg
+			return r
+		}
+	}
+	return pass("smtp: %d hosts answer", len(m))
 }
 
 func (c *smtpChecker) Check(ctx context.Context) Result {

@@ -28,9 +28,13 @@ type Spec struct {
 	ExpectStatus []int // empty: 200..299
 	ExpectDigest string
 	Host         string
-	SNI          string
-	TLSVerify    bool
-	TLSCA        string
+	// URLs are the check's URLs when it has several (keepalived's url
+	// blocks): each must answer as it expects. Empty: Path, ExpectStatus
+	// and ExpectDigest are the one URL.
+	URLs      []URLSpec
+	SNI       string
+	TLSVerify bool
+	TLSCA     string
 	// dns
 	QueryName string
 	QueryType string
@@ -38,8 +42,9 @@ type Spec struct {
 	Payload      []byte
 	RequireReply bool
 	ExpectReply  []byte // (value, mask) pairs, see config.ParseHex
-	// smtp
+	// smtp: Hosts, when set, are asked instead of Target.
 	HeloName string
+	Hosts    []HostSpec
 	// script
 	Command string
 	Dynamic bool
@@ -50,6 +55,20 @@ type Spec struct {
 	FileWeight int
 	// AgentPort adds an HAProxy agent check to any other check.
 	AgentPort uint16
+}
+
+// HostSpec is one server an smtp check asks, from Bind when valid.
+type HostSpec struct {
+	Target netip.AddrPort
+	Bind   netip.Addr
+}
+
+// URLSpec is one URL of an http check.
+type URLSpec struct {
+	Path         string
+	ExpectStatus []int // empty: 200..299
+	ExpectDigest string
+	Host         string // empty: the check's Host
 }
 
 // SpecFor resolves a validated configuration's check of the real server at addr.
@@ -77,14 +96,27 @@ func SpecFor(hc *config.HealthCheck, addr netip.AddrPort) Spec {
 		File:             hc.File,
 		AgentPort:        uint16(hc.AgentPort),
 	}
+	for _, u := range hc.URLs {
+		s.URLs = append(s.URLs, URLSpec{Path: u.Path, ExpectStatus: u.ExpectStatus, ExpectDigest: u.ExpectDigest, Host: u.Host})
+	}
 	if hc.Retry != nil {
 		s.Retry = *hc.Retry
 	}
-	if hc.FileWeight != nil {
-		s.FileWeight = *hc.FileWeight
-	}
 	if hc.Port != 0 {
 		s.Target = netip.AddrPortFrom(addr.Addr(), uint16(hc.Port))
+	}
+	for _, h := range hc.Hosts {
+		hs := HostSpec{Target: s.Target, Bind: h.Bind.Addr}
+		if h.Address.IsValid() {
+			hs.Target = netip.AddrPortFrom(h.Address.Addr, hs.Target.Port())
+		}
+		if h.Port != 0 {
+			hs.Target = netip.AddrPortFrom(hs.Target.Addr(), uint16(h.Port))
+		}
+		s.Hosts = append(s.Hosts, hs)
+	}
+	if hc.FileWeight != nil {
+		s.FileWeight = *hc.FileWeight
 	}
 	s.Payload, _ = config.ParseHex(hc.Payload, false)
 	s.ExpectReply, _ = config.ParseHex(hc.ExpectReply, true)

@@ -66,6 +66,7 @@ type ckBlock struct {
 	hc          *config.HealthCheck
 	sc          checkScope
 	urls        []*keepalived.Node
+	direct      []*keepalived.Node // SMTP_CHECK's connect_ip and bindto outside host blocks
 	miscTimeout opt[config.Duration]
 }
 
@@ -92,9 +93,14 @@ var checkerOptions = block[*ckBlock]{
 		}
 		set(&b.hc.Meta, "port", &b.hc.Port, im.integer(c, 0))
 	},
-	"connect_ip": func(im *importer, _ *ckBlock, c *keepalived.Node) {
+	"connect_ip": func(im *importer, b *ckBlock, c *keepalived.Node) {
+		if b.hc.Type == "smtp" {
+			b.direct = append(b.direct, c) // the check's own host, below
+			return
+		}
 		im.ignoredWhy(c, "govs checks the real server's own address")
 	},
+	"smtp bindto": func(_ *importer, b *ckBlock, c *keepalived.Node) { b.direct = append(b.direct, c) },
 
 	"http url":          func(_ *importer, b *ckBlock, c *keepalived.Node) { b.urls = append(b.urls, c) },
 	"https url":         func(_ *importer, b *ckBlock, c *keepalived.Node) { b.urls = append(b.urls, c) },
@@ -102,6 +108,15 @@ var checkerOptions = block[*ckBlock]{
 	"https virtualhost": scope,
 	"https sni_name":    func(im *importer, b *ckBlock, c *keepalived.Node) { set(&b.hc.Meta, "sni", &b.hc.SNI, im.str(c)) },
 	"https enable_sni":  func(*importer, *ckBlock, *keepalived.Node) {}, // govs always sends the host (or sni) as SNI.
+	"smtp host": func(im *importer, b *ckBlock, c *keepalived.Node) {
+		h := &config.HealthHost{}
+		h.Pos = here(c)
+		smtpHostOptions.read(im, h, c)
+		b.hc.Hosts = append(b.hc.Hosts, h)
+		if !b.hc.Has("hosts") {
+			b.hc.SetKey("hosts", here(c))
+		}
+	},
 	"smtp helo_name": func(im *importer, b *ckBlock, c *keepalived.Node) {
 		set(&b.hc.Meta, "helo_name", &b.hc.HeloName, im.str(c))
 	},
@@ -140,6 +155,19 @@ var checkerOptions = block[*ckBlock]{
 	},
 }
 
+// smtpHostOptions are the keywords of an SMTP_CHECK host block.
+var smtpHostOptions = block[*config.HealthHost]{
+	"connect_ip": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "address", &h.Address, im.hostIP(c, c.Arg(0), c.ArgPosition(0)))
+	},
+	"connect_port": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "port", &h.Port, im.integer(c, 0))
+	},
+	"bindto": func(im *importer, h *config.HealthHost, c *keepalived.Node) {
+		set(&h.Meta, "bind", &h.Bind, im.hostIP(c, c.Arg(0), c.ArgPosition(0)))
+	},
+}
+
 // checker maps one checker block. keepalived has no rise and fall: a checker
 // takes a server down at its first failed check (after its retries) and up at
 // its first passing one, so the check gets rise 1 and fall 1. keepalived's
@@ -165,6 +193,17 @@ func (im *importer) checker(n *keepalived.Node, sc checkScope) *config.HealthChe
 		}
 	}
 	sc = b.sc
+	if len(b.direct) > 0 {
+		// keepalived's SMTP_CHECK with connect_ip or bindto checks that
+		// host, and each host block as a further checker (check_smtp.c):
+		// the check's own host comes first.
+		h := &config.HealthHost{}
+		h.Pos = here(b.direct[0])
+		for _, c := range b.direct {
+			smtpHostOptions.apply(im, h, c)
+		}
+		set(&hc.Meta, "hosts", &hc.Hosts, some(append([]*config.HealthHost{h}, hc.Hosts...), h.Pos))
+	}
 
 	interval := orDefault(sc.delayLoop, config.Duration(60*time.Second), pos)
 	set(&hc.Meta, "interval", &hc.Interval, interval)
@@ -193,41 +232,63 @@ func (im *importer) checker(n *keepalived.Node, sc checkScope) *config.HealthChe
 	set(&hc.Meta, "delay_before_retry", &hc.DelayBeforeRetry, delay)
 	if typ == "http" || typ == "https" {
 		host := sc.virtualhost
-		for i, u := range b.urls {
-			if i > 0 {
-				im.warnf(u.Pos, "url has no govs equivalent (ignored): govs checks one url per real server, here the one at line %d",
-					b.urls[0].Pos.Line)
-			} else if h := im.url(hc, u); h.set {
+		if len(b.urls) == 1 {
+			if h := im.url(hc, b.urls[0]); h.set {
 				host = h
 			}
+		} else if len(b.urls) > 1 {
+			// keepalived checks every url: the check's urls.
+			var urls []*config.HealthURL
+			for _, u := range b.urls {
+				urls = append(urls, im.healthURL(u))
+			}
+			set(&hc.Meta, "urls", &hc.URLs, some(urls, here(b.urls[0])))
 		}
 		set(&hc.Meta, "host", &hc.Host, host)
 	}
 	return hc
 }
 
-// url maps a url block; it returns the url's virtualhost.
+// url maps the one url block of a check onto its path, expect_status and
+// expect_digest; it returns the url's virtualhost.
 func (im *importer) url(hc *config.HealthCheck, u *keepalived.Node) opt[string] {
-	var host opt[string]
+	hu := im.healthURL(u)
+	set(&hc.Meta, "path", &hc.Path, some(hu.Path, hu.At("path")))
+	if hu.Has("expect_digest") {
+		set(&hc.Meta, "expect_digest", &hc.ExpectDigest, some(hu.ExpectDigest, hu.At("expect_digest")))
+	}
+	if hu.ExpectStatus != nil {
+		set(&hc.Meta, "expect_status", &hc.ExpectStatus, some(hu.ExpectStatus, hu.At("expect_status")))
+	}
+	if hu.Has("host") {
+		return some(hu.Host, hu.At("host"))
+	}
+	return opt[string]{}
+}
+
+// healthURL maps a url block: path, digest, status_code, virtualhost.
+func (im *importer) healthURL(u *keepalived.Node) *config.HealthURL {
+	hu := &config.HealthURL{}
+	hu.Pos = here(u)
 	for _, c := range u.Children {
 		switch c.Keyword {
 		case "path":
-			set(&hc.Meta, "path", &hc.Path, im.str(c))
+			set(&hu.Meta, "path", &hu.Path, im.str(c))
 		case "digest":
 			s := im.str(c)
 			s.v = strings.ToLower(s.v)
-			set(&hc.Meta, "expect_digest", &hc.ExpectDigest, s)
+			set(&hu.Meta, "expect_digest", &hu.ExpectDigest, s)
 		case "status_code":
 			if codes, ok := im.statusCodes(c); ok && codes != nil {
-				set(&hc.Meta, "expect_status", &hc.ExpectStatus, some(codes, at(c, 0)))
+				set(&hu.Meta, "expect_status", &hu.ExpectStatus, some(codes, at(c, 0)))
 			}
 		case "virtualhost":
-			host = im.str(c)
+			set(&hu.Meta, "host", &hu.Host, im.str(c))
 		default:
 			im.ignored(c)
 		}
 	}
-	return host
+	return hu
 }
 
 // statusCodes reads status_code CODE|FIRST-LAST ...; exactly 200-299, which

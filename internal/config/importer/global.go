@@ -15,6 +15,8 @@ type globals struct {
 	garpRepeat, garpRefreshRepeat opt[int]
 	lowerPrioNoAdvert             opt[bool]
 	defaultInterface              opt[string]
+	mail                          mailGlobals // alerts.go
+	strict                        opt[bool]
 }
 
 var globalOptions = block[*globals]{
@@ -37,6 +39,22 @@ var globalOptions = block[*globals]{
 		if b := im.boolean(c); b.set && b.v {
 			g.garpRepeat, g.garpDelay = some(1, b.pos), some(config.Duration(0), b.pos)
 		}
+	},
+	"notification_email":      mailOption,
+	"notification_email_from": mailOption,
+	"smtp_server":             mailOption,
+	"smtp_connect_timeout":    mailOption,
+	"router_id":               mailOption,
+	"smtp_alert":              mailOption,
+	"smtp_alert_vrrp":         mailOption,
+	"smtp_alert_checker":      mailOption,
+	// keepalived only logs adverts whose addresses differ from its own,
+	// as govs does; skipping the check changes nothing else.
+	"vrrp_skip_check_adv_addr": func(im *importer, _ *globals, c *keepalived.Node) { im.boolean(c) },
+	"vrrp_strict": func(im *importer, g *globals, c *keepalived.Node) {
+		g.strict = present(c)
+		im.warnf(c.Pos, "vrrp_strict: govs applies two of its rules, as keepalived: no authentication, "+
+			"state MASTER for the address owner only (its other checks and its filtering of traffic to the VIPs are not applied)")
 	},
 	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
 	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
@@ -105,6 +123,27 @@ func (im *importer) lvsTimeouts() {
 			im.warnAt(t.pos, im.lvsTop, "lvs_timeouts %s has no effect with forwarding nat, where the kernel's conntrack timeouts apply "+
 				"(kept as idle_timeout, used by forwarding proxy)", proto)
 		}
+	}
+}
+
+// strictMode applies the rules of vrrp_strict that keepalived enforces at
+// each instance by changing it: the initial state is MASTER exactly for the
+// address owner (priority 255), and there is no authentication.
+func (im *importer) strictMode(vi *config.VRRPInstance) {
+	if !im.glob.strict.set {
+		return
+	}
+	if vi.State != "" && strings.EqualFold(vi.State, "MASTER") != (vi.Priority == 255) {
+		want := "BACKUP"
+		if vi.Priority == 255 {
+			want = "MASTER"
+		}
+		im.warnAt(vi.At("state"), im.top, "state %s of %s: vrrp_strict wants state MASTER for the address owner only: %s, as keepalived does", vi.State, vi.Name, want)
+		set(&vi.Meta, "state", &vi.State, some(want, vi.At("state")))
+	}
+	if vi.Authentication != nil {
+		im.warnAt(vi.At("authentication"), im.top, "authentication of %s: vrrp_strict does not support authentication, ignored as keepalived does", vi.Name)
+		vi.Authentication = nil
 	}
 }
 

@@ -31,6 +31,7 @@ type importer struct {
 	scripts    map[string]*config.TrackScript
 	trackFiles map[string]*trackFile
 	glob       globals
+	rulePref   int // the preference keepalived gives the next rule without one
 }
 
 // Limits that keep a small file from expanding into a huge model.
@@ -77,11 +78,19 @@ func Import(f *keepalived.File) (*config.Config, []config.Warning, config.ErrorL
 			im.vrrpInstance(n)
 		case "vrrp_sync_group":
 			im.syncGroup(n)
+		case "static_routes":
+			im.staticRoutes(n)
+		case "static_ipaddress":
+			im.staticAddrs(n)
+		case "static_rules":
+			im.cfg.StaticRules = im.rules(n)
+			im.cfg.SetKey("static_rules", here(n))
 		default:
 			im.ignored(n)
 		}
 	}
 	im.lvsTimeouts()
+	im.alerts() // alerts.go
 	im.errs = append(im.errs, invalidUTF8(im.cfg)...)
 	sort.SliceStable(im.warns, func(i, j int) bool { return im.warns[i].top < im.warns[j].top })
 	warns := make([]config.Warning, len(im.warns))

@@ -219,20 +219,19 @@ virtual_server 192.0.2.1 80 {
         }
     }
 }
-static_ipaddress {
-    192.0.2.200/24 dev eth0
+garp_group {
+    garp_interval 1
 }
 `
 	_, warns := mustParseKA(t, src)
-	want := `k.conf:2:5: warning: router_id has no govs equivalent (ignored)
-k.conf:3:5: warning: notification_email has no govs equivalent (ignored)
-k.conf:6:5: warning: lvs_sync_daemon has no govs equivalent (ignored)
+	want := `k.conf:6:5: warning: lvs_sync_daemon has no govs equivalent (ignored)
+k.conf:2:5: warning: router_id has no govs equivalent (ignored): keepalived sends no alert mail without both notification_email and smtp_server
+k.conf:3:5: warning: notification_email has no govs equivalent (ignored): keepalived sends no alert mail without both notification_email and smtp_server
 k.conf:9:5: warning: ha_suspend has no govs equivalent (ignored)
 k.conf:10:5: warning: persistence_engine has no govs equivalent (ignored)
-k.conf:12:9: warning: smtp_alert has no govs equivalent (ignored)
 k.conf:14:13: warning: connect_ip has no govs equivalent (ignored): govs checks the real server's own address
 k.conf:15:13: warning: fwmark has no govs equivalent (ignored)
-k.conf:19:1: warning: static_ipaddress has no govs equivalent (ignored)`
+k.conf:19:1: warning: garp_group has no govs equivalent (ignored)`
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}
@@ -264,8 +263,6 @@ func TestImportErrorsInKeepalivedFile(t *testing.T) {
 		{"virtual_server_group G {\n}\nvirtual_server_group G {\n}\n", `k.conf:3:22: duplicate virtual_server_group "G"`},
 		{"vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  advert_int 0.5\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n", "k.conf:4:14: advert_int 500ms: VRRP version 2 counts whole seconds"},
 		{"vrrp_instance V {\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n", `k.conf:1:1: vrrp instance "V" needs an interface`},
-		{"vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n", `k.conf:8:5: track_script: no vrrp_script "chk" is defined`},
-		{"vrrp_script chk {\n  interval 1\n}\nvrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n", `k.conf:1:1: track script "chk" needs a script`},
 		{"vrrp_sync_group G {\n  group {\n    V\n  }\n}\n", `k.conf:2:3: vrrp sync group "G": no vrrp instance named "V"`},
 		{"global_defs {\n  lvs_timeouts tcp\n}\n", "k.conf:2:19: lvs_timeouts tcp needs a value"},
 		{"virtual_server 192.0.2.1 80 {\n  real_server 10.0.0.1 80 {\n", "k.conf:1:29: the block of virtual_server opened here is never closed"},
@@ -442,14 +439,13 @@ virtual_server 192.0.2.1 80 {
 	if h.Type != "udp" || h.Payload != "0102" || !h.RequireReply || h.ExpectReply != "" {
 		t.Errorf("UDP_CHECK = %+v", h)
 	}
-	if h := check(6); h.Type != "smtp" || h.Port != 0 {
+	if h := check(6); h.Type != "smtp" || h.Port != 0 || len(h.Hosts) != 1 || h.Hosts[0].Address.String() != "10.0.0.8" {
 		t.Errorf("SMTP_CHECK = %+v", h)
 	}
 	// The track_file's weight reverse negates it: no warning.
 	want := `k.conf:26:17: warning: regex has no govs equivalent (ignored)
 k.conf:42:13: warning: connect_timeout has no govs equivalent (ignored)
-k.conf:54:13: warning: min_reply_length has no govs equivalent (ignored)
-k.conf:59:13: warning: host has no govs equivalent (ignored)`
+k.conf:54:13: warning: min_reply_length has no govs equivalent (ignored)`
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}
@@ -685,6 +681,13 @@ func FuzzImport(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(src)
+	}
+	// keepalived's own samples (alerts, urls, hosts, routes, rules, ...).
+	samples, _ := filepath.Glob("testdata/samples/keepalived.conf*")
+	for _, file := range samples {
+		if src, err := os.ReadFile(file); err == nil {
+			f.Add(src)
+		}
 	}
 	f.Add([]byte("virtual_server_group G {\n 10.0.0.1-3 80\n}\nvirtual_server group G {\n real_server 10.1.0.1 80 {\n  HTTP_GET {\n   url {\n    status_code 200 300-302\n   }\n  }\n }\n}\n"))
 	f.Add([]byte("vrrp_instance V {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n  fe80::1%e/64\n }\n}\n"))

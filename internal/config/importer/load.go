@@ -105,13 +105,26 @@ func Read(file string, src []byte, opts Options) (*config.Config, []config.Warni
 	return c, append(warns, w...), errs
 }
 
+// appendErrs adds Validate's errors to errs, each once: the copies a
+// virtual_server_group makes of its block's real servers all point at the
+// same line, and so do their errors.
 func appendErrs(errs config.ErrorList, err error) config.ErrorList {
 	if err == nil {
 		return errs
 	}
 	var l config.ErrorList
-	if errors.As(err, &l) {
-		return append(errs, l...)
+	if !errors.As(err, &l) {
+		return append(errs, config.Error{Msg: err.Error()})
 	}
-	return append(errs, config.Error{Msg: err.Error()})
+	seen := map[config.Error]bool{}
+	for _, e := range errs {
+		seen[e] = true
+	}
+	for _, e := range l {
+		if !seen[e] {
+			seen[e] = true
+			errs = append(errs, e)
+		}
+	}
+	return errs
 }

@@ -162,6 +162,9 @@ var checkerDefaults = []string{"delay_loop", "connect_timeout", "retry", "delay_
 
 var virtualServerOptions = func() block[*vsBlock] {
 	b := block[*vsBlock]{
+		"smtp_alert": func(im *importer, b *vsBlock, c *keepalived.Node) {
+			setPtr(&b.vs.Meta, "alert", &b.vs.Alert, im.boolean(c))
+		},
 		"lb_algo": func(im *importer, b *vsBlock, c *keepalived.Node) {
 			set(&b.vs.Meta, "scheduler", &b.vs.Scheduler, im.str(c))
 		},
@@ -349,6 +352,9 @@ type rsBlock struct {
 
 var realServerOptions = func() block[*rsBlock] {
 	b := block[*rsBlock]{
+		"smtp_alert": func(im *importer, b *rsBlock, c *keepalived.Node) {
+			setPtr(&b.rs.Meta, "alert", &b.rs.Alert, im.boolean(c))
+		},
 		"weight": func(im *importer, b *rsBlock, c *keepalived.Node) {
 			setPtr(&b.rs.Meta, "weight", &b.rs.Weight, im.integer(c, 0))
 		},

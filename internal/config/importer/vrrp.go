@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -45,6 +46,13 @@ func (im *importer) vrrpScript(n *keepalived.Node) {
 	ts.Pos = here(n)
 	ts.SetKey("name", at(n, 0))
 	vrrpScriptOptions.read(im, ts, n)
+	if ts.Script == "" {
+		// keepalived removes it, and its track_script lines are then
+		// "not found, ignoring" (a conditional @ID script line can leave
+		// it empty on this host).
+		im.warnf(n.Pos, "vrrp_script %s has no script: removed, as keepalived does", n.Arg(0))
+		return
+	}
 	define(im, n, "vrrp_script", im.scripts, ts)
 }
 
@@ -131,6 +139,14 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["authentication"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		set(&vi.Meta, "authentication", &vi.Authentication, some(im.authentication(c), here(c)))
 	}
+	b["smtp_alert"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		setPtr(&vi.Meta, "alert", &vi.Alert, im.boolean(c))
+	}
+	b["virtual_routes"] = (*importer).virtualRoutes
+	b["virtual_rules"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		vi.VirtualRules = im.rules(c)
+		vi.SetKey("virtual_rules", here(c))
+	}
 	b["track_interface"] = (*importer).trackInterfaces
 	b["track_script"] = (*importer).trackScripts
 	return b
@@ -141,16 +157,46 @@ func (im *importer) vrrpInstance(n *keepalived.Node) {
 	named(&vi.Meta, n)
 	im.glob.vrrpDefaults(vi)
 	vrrpInstanceOptions.read(im, vi, n)
+	im.strictMode(vi)
+	if a := vi.Authentication; a != nil && strings.EqualFold(a.AuthType, "AH") {
+		im.authAH(vi)
+	}
 	im.cfg.VRRPInstances = append(im.cfg.VRRPInstances, vi)
 }
 
-// vips maps virtual_ipaddress { ... }.
+// authAH maps auth_type AH, IPsec-AH-like authentication, which govs does
+// not implement: the instance runs without authentication. keepalived
+// itself starts an AH instance whose state is MASTER as BACKUP (it needs an
+// advert's AH sequence number before taking over); so does govs, to elect
+// the same master.
+func (im *importer) authAH(vi *config.VRRPInstance) {
+	a := vi.Authentication
+	im.warnAt(a.At("auth_type"), im.top, "auth_type AH is not implemented by govs: %s runs without authentication "+
+		"(keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)", vi.Name)
+	vi.Authentication = nil
+	if strings.EqualFold(vi.State, "MASTER") && vi.Priority != 255 {
+		im.warnAt(vi.At("state"), im.top, "state MASTER of %s is incompatible with AH authentication: BACKUP, as keepalived does", vi.Name)
+		set(&vi.Meta, "state", &vi.State, some("BACKUP", vi.At("state")))
+	}
+}
+
+// vips maps virtual_ipaddress { ... }. An address listed twice is added
+// once by keepalived (the second ip address add fails, unreported), with the
+// first line's options: govs keeps the first too.
 func (im *importer) vips(vi *config.VRRPInstance, c *keepalived.Node) {
 	vi.VirtualIPAddresses = nil
+	first := map[netip.Addr]int{}
 	for _, line := range c.Children {
-		if v, ok := im.vip(line); ok {
-			vi.VirtualIPAddresses = append(vi.VirtualIPAddresses, v)
+		v, ok := im.vip(line)
+		if !ok {
+			continue
 		}
+		if l, dup := first[v.Addr()]; dup {
+			im.warnf(line.Pos, "virtual_ipaddress %s is listed at line %d already: added once, as keepalived does (this line is ignored)", v.Addr(), l)
+			continue
+		}
+		first[v.Addr()] = line.Pos.Line
+		vi.VirtualIPAddresses = append(vi.VirtualIPAddresses, v)
 	}
 	vi.SetKey("virtual_ipaddresses", here(c))
 }
@@ -192,6 +238,74 @@ func (im *importer) vip(line *keepalived.Node) (config.VirtualIP, bool) {
 		return config.VirtualIP{}, false
 	}
 	return v, true
+}
+
+// virtualRoutes maps virtual_routes { ROUTE ... }: each line that govs
+// can install; a route with an option govs does not set (or, nexthop,
+// proto, ...) is a warning and is left out whole, rather than installed
+// with another meaning.
+func (im *importer) virtualRoutes(vi *config.VRRPInstance, c *keepalived.Node) {
+	vi.VirtualRoutes = nil
+	for _, line := range c.Children {
+		r, err := config.ParseVirtualRoute(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "virtual_routes: %v: not installed (ignored)", err)
+			continue
+		}
+		vi.VirtualRoutes = append(vi.VirtualRoutes, r)
+	}
+	vi.SetKey("virtual_routes", here(c))
+}
+
+// staticRoutes maps the top-level static_routes { ROUTE ... } as
+// virtual_routes lines.
+func (im *importer) staticRoutes(n *keepalived.Node) {
+	for _, line := range n.Children {
+		r, err := config.ParseVirtualRoute(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "static_routes: %v: not installed (ignored)", err)
+			continue
+		}
+		im.cfg.StaticRoutes = append(im.cfg.StaticRoutes, r)
+	}
+	im.cfg.SetKey("static_routes", here(n))
+}
+
+// rules maps the lines of virtual_rules or static_rules. A rule without a
+// preference gets keepalived's: 16384 for the first in the file, one less
+// for each next, with keepalived's warning; a rule keepalived refuses (an
+// invalid address) or with an option govs does not set is a warning and
+// left out.
+func (im *importer) rules(n *keepalived.Node) []config.VirtualRule {
+	var out []config.VirtualRule
+	for _, line := range n.Children {
+		r, err := config.ParseVirtualRule(strings.Join(line.Words(), " "))
+		if err != nil {
+			im.warnf(line.Pos, "%s: %v: not installed (ignored)", n.Keyword, err)
+			continue
+		}
+		if !r.HasPriority {
+			if im.rulePref == 0 {
+				im.rulePref = 16384
+			}
+			r.Priority, r.HasPriority = im.rulePref, true
+			im.rulePref--
+			im.warnf(line.Pos, "%s: rule has no preference: %d, as keepalived sets it (\"This is probably not what you want\")", n.Keyword, r.Priority)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// staticAddrs maps the top-level static_ipaddress { ADDR dev IF ... } as
+// virtual_ipaddress lines.
+func (im *importer) staticAddrs(n *keepalived.Node) {
+	for _, line := range n.Children {
+		if v, ok := im.vip(line); ok {
+			im.cfg.StaticIPAddresses = append(im.cfg.StaticIPAddresses, v)
+		}
+	}
+	im.cfg.SetKey("static_ipaddresses", here(n))
 }
 
 // unicastPeers maps unicast_peer { IP ... }.
@@ -281,7 +395,8 @@ func (im *importer) trackScripts(vi *config.VRRPInstance, c *keepalived.Node) {
 	for _, line := range c.Children {
 		tmpl := im.scripts[line.Keyword]
 		if tmpl == nil {
-			im.errorf(line.Pos, "track_script: no vrrp_script %q is defined", line.Keyword)
+			// keepalived: "track script NAME not found, ignoring...".
+			im.warnf(line.Pos, "track_script %s: no vrrp_script %q is defined, ignoring it, as keepalived does", line.Keyword, line.Keyword)
 			continue
 		}
 		ts := *tmpl
@@ -307,9 +422,30 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 	return b
 }()
 
+// syncGroupKeywords are keepalived's other vrrp_sync_group keywords, which
+// govs does not map.
+var syncGroupKeywords = map[string]bool{
+	"global_tracking": true, "sync_group_tracking_weight": true, "track_interface": true, "track_script": true,
+	"track_file": true, "track_bfd": true, "track_process": true, "smtp_alert": true, "notify_priority_changes": true,
+}
+
 func (im *importer) syncGroup(n *keepalived.Node) {
 	g := &config.VRRPSyncGroup{Name: n.Arg(0)}
 	named(&g.Meta, n)
-	syncGroupOptions.read(im, g, n)
+	for _, c := range n.Children {
+		if !syncGroupOptions.apply(im, g, c) {
+			if !syncGroupKeywords[c.Keyword] {
+				// The old syntax, members listed directly: keepalived
+				// 2.2.7 reads each as an unknown keyword.
+				im.warnf(c.Pos, "%s: unknown keyword in vrrp_sync_group (ignored, as keepalived: members go inside group { })", c.Keyword)
+				continue
+			}
+			im.ignored(c)
+		}
+	}
+	if len(g.Instances) == 0 {
+		im.warnf(n.Pos, "vrrp_sync_group %s has no instances: removed, as keepalived does", g.Name)
+		return
+	}
 	im.cfg.VRRPSyncGroups = append(im.cfg.VRRPSyncGroups, g)
 }

@@ -28,6 +28,10 @@ type Options struct {
 	// Services answers for track_services: whether a virtual service is
 	// up (its quorum holds). Nil treats every tracked service as up.
 	Services ServiceStates
+	// OnState, when set, is called with each state an instance enters:
+	// MASTER, BACKUP, FAULT, or STOP when it stops (alerts). It must not
+	// block.
+	OnState func(instance, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.
@@ -44,10 +48,13 @@ type Daemon struct {
 	opts Options
 	ann  *announcer
 
-	mu        sync.Mutex // serialises Apply and Stop; guards conns, watchDone
-	conns     map[connKey]*conn
-	watchDone chan struct{}
-	stopped   bool
+	mu          sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
+	static      map[string]*netlink.Route // static_routes installed, by their text
+	staticIPs   map[string]vip            // static_ipaddresses added, by their text
+	staticRules map[string]*netlink.Rule  // static_rules installed, by their text
+	conns       map[connKey]*conn
+	watchDone   chan struct{}
+	stopped     bool
 
 	units atomic.Pointer[[]*unit] // running units, in configuration order
 	hold  atomic.Bool             // SetHold
@@ -203,6 +210,9 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		started = append(started, u)
 	}
 	d.units.Store(&started)
+	d.applyStaticAddrs(cfg.StaticIPAddresses) // routes_linux.go; before the routes, whose src they may be
+	d.applyStatic(cfg.StaticRoutes)
+	d.applyStaticRules(cfg.StaticRules) // rules_linux.go
 	if len(started) == 0 && d.watchDone != nil {
 		close(d.watchDone)
 		d.watchDone = nil
@@ -226,6 +236,9 @@ func (d *Daemon) Stop() {
 	}
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
+	d.applyStaticRules(nil)
+	d.applyStatic(nil)
+	d.applyStaticAddrs(nil)
 	d.units.Store(&[]*unit{})
 	if d.watchDone != nil {
 		close(d.watchDone)
@@ -320,6 +333,16 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		}
 		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label})
 		addrs = append(addrs, v.Addr())
+	}
+	for _, r := range vi.VirtualRoutes {
+		nr, err := netlinkRoute(r, links)
+		if err != nil {
+			return nil, fmt.Errorf("virtual route %s: %w", r, err)
+		}
+		in.routes = append(in.routes, nr)
+	}
+	for _, r := range vi.VirtualRules {
+		in.rules = append(in.rules, netlinkRule(r))
 	}
 	in.tracks = append(in.tracks, &tracked{iface: vi.Interface, up: true})
 	for _, ti := range vi.TrackInterfaces {

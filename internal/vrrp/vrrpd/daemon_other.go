@@ -14,6 +14,7 @@ import (
 type Options struct {
 	NotifyTimeout time.Duration
 	Services      ServiceStates
+	OnState       func(instance, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.

@@ -48,6 +48,9 @@ type instance struct {
 	src   netip.Addr
 	peers []netip.Addr
 	vips  []vip
+	// routes are the virtual_routes, installed with the VIPs (routes.go).
+	routes []*netlink.Route
+	rules  []*netlink.Rule // virtual_rules, after the routes (rules_linux.go)
 	// tracks are the fault sources and weights: the instance's interface
 	// first, then track_interfaces and track_scripts.
 	tracks []*tracked
@@ -350,6 +353,13 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 		c := in.cfg
 		in.u.runNotify("instance "+c.Name, c.Name, "INSTANCE", a.State, in.m.Priority(),
 			[...]string{c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify})
+		if f := in.u.d.opts.OnState; f != nil {
+			word := a.State.String()
+			if a.State == vrrp.StateInit {
+				word = "STOP"
+			}
+			f(c.Name, word, now)
+		}
 	case vrrp.ActLog:
 		lvl := slog.LevelInfo
 		switch a.Event {
@@ -422,11 +432,15 @@ func (in *instance) addVIPs() {
 		}
 	}
 	in.log().Info("vrrp virtual addresses added", "instance", in.cfg.Name, "addresses", len(in.vips))
+	in.addRoutes()
+	in.addRules()
 }
 
 // removeVIPs deletes the VIPs; stale says they are left from an earlier run
 // (startup), when their absence is the normal case.
 func (in *instance) removeVIPs(stale bool) {
+	in.removeRules()
+	in.removeRoutes(stale)
 	removed := 0
 	for _, v := range in.vips {
 		err := netlink.AddrDel(v.link, v.nl())

@@ -1,0 +1,293 @@
+package alert
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/internal/config"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testConfig is a configuration with one service of two real servers
+// (the second with alerts off), a quorum of 2 and one VRRP instance.
+func testConfig(t *testing.T, alerts string) *config.Config {
+	t.Helper()
+	src := alerts + `
+virtual_servers:
+  - address: 192.0.2.1:80
+    forwarding: nat
+    quorum: 2
+    quorum_hysteresis: 1
+    health_check:
+      type: tcp
+    real_servers:
+      - address: 10.0.0.1:8080
+      - address: 10.0.0.2
+        alert: false
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 51
+    virtual_ipaddresses: [192.0.2.1/24]
+  - name: VI_2
+    interface: eth0
+    virtual_router_id: 52
+    virtual_ipaddresses: [192.0.2.2/24]
+    alert: false
+`
+	file := filepath.Join(t.TempDir(), "govs.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// collector is a webhook receiver.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	fails  int // answer 500 to this many requests first
+	got    chan struct{}
+}
+
+func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fails > 0 {
+		c.fails--
+		http.Error(w, "not now", http.StatusInternalServerError)
+		return
+	}
+	var ev Event
+	if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&ev) != nil {
+		http.Error(w, "bad", http.StatusBadRequest)
+		return
+	}
+	c.events = append(c.events, ev)
+	c.got <- struct{}{}
+}
+
+func (c *collector) wait(t *testing.T, n int) []Event {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-c.got:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("webhook got %d events, want %d", i, n)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// TestWebhookEvents checks what the webhook receives for each kind of
+// transition, keepalived's subjects and bodies, the alert: false switches,
+// and the retries of a webhook that fails at first.
+func TestWebhookEvents(t *testing.T) {
+	col := &collector{fails: 2, got: make(chan struct{}, 16)}
+	srv := httptest.NewServer(col)
+	defer srv.Close()
+	s := New(quiet())
+	s.Backoff = 10 * time.Millisecond
+	s.Apply(testConfig(t, "alerts:\n  router_id: LVS_1\n  webhooks: ["+srv.URL+"/hook]\n"))
+	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	key := "tcp/192.0.2.1:80"
+	s.RealServer(key, netip.MustParseAddrPort("10.0.0.2:80"), false, "off", at) // alert: false
+	s.VRRP("VI_2", "MASTER", at)                                                // alert: false
+	s.RealServer(key, netip.MustParseAddrPort("10.0.0.1:8080"), false, "connection refused", at)
+	s.Quorum(key, false, 0, at)
+	s.VRRP("VI_1", "MASTER", at)
+	s.VRRP("VI_1", "STOP", at)
+	evs := col.wait(t, 4)
+	want := []Event{
+		{Kind: KindRealServer, Service: "[192.0.2.1]:tcp:80", RealServer: "[10.0.0.1]:tcp:8080", State: "DOWN", Reason: "connection refused",
+			Subject: "[LVS_1] Realserver [10.0.0.1]:tcp:8080 of virtual server [192.0.2.1]:tcp:80 - DOWN", Body: "=> TCP CHECK failed on service <="},
+		{Kind: KindVirtualServer, Service: "[192.0.2.1]:tcp:80", State: "DOWN", Reason: "live weight 0",
+			Subject: "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - DOWN", Body: "=> Lost quorum 2+1=1 <= 0 <="},
+		{Kind: KindVRRPInstance, Instance: "VI_1", State: "MASTER",
+			Subject: "[LVS_1] VRRP Instance VI_1 - Entering MASTER state", Body: "=> VRRP Instance is now owning VRRP VIPs <="},
+		{Kind: KindVRRPInstance, Instance: "VI_1", State: "STOP",
+			Subject: "[LVS_1] VRRP Instance VI_1 - Stopping", Body: "=> VRRP Instance stopping <="},
+	}
+	for i, w := range want {
+		w.Time, w.RouterID = at, "LVS_1"
+		if evs[i] != w {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i, evs[i], w)
+		}
+	}
+	s.Close(5 * time.Second)
+	if len(col.events) != 4 {
+		t.Errorf("%d events, want 4 (alert: false must send nothing)", len(col.events))
+	}
+}
+
+// TestQueueNeverBlocks checks that alerts are dropped, not waited for, when
+// a webhook hangs: the health path must never block on alerts.
+func TestQueueNeverBlocks(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	s := New(quiet())
+	s.Apply(testConfig(t, "alerts:\n  webhooks: ["+srv.URL+"]\n"))
+	start := time.Now()
+	for i := 0; i < 3*QueueSize; i++ {
+		s.RealServer("tcp/192.0.2.1:80", netip.MustParseAddrPort("10.0.0.1:8080"), i%2 == 0, "", time.Now())
+	}
+	if d := s.Dropped(); d < QueueSize {
+		t.Errorf("%d alerts dropped, want at least %d (the queue is bounded)", d, QueueSize)
+	}
+	t.Logf("%d alerts offered in %v", 3*QueueSize, time.Since(start))
+}
+
+// startExim runs Debian's exim4 on a loopback port, delivering every
+// recipient's mail to one mbox file.
+func startExim(t *testing.T) (addr, mbox string) {
+	t.Helper()
+	exim, err := exec.LookPath("exim4")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("exim4 missing (apt-get install exim4-daemon-light)")
+		}
+		t.Skip("exim4 missing (apt-get install exim4-daemon-light)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("exim4 as a test MTA needs root")
+	}
+	// exim drops root for its own user (-C): it must reach the directory.
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o777)
+	for _, d := range []string{"spool", "log"} {
+		os.Mkdir(filepath.Join(dir, d), 0o777)
+		os.Chmod(filepath.Join(dir, d), 0o777)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	mbox = filepath.Join(dir, "mbox")
+	conf := strings.NewReplacer("DIR", dir, "PORT", strconv.Itoa(port)).Replace(`primary_hostname = mta.test
+daemon_smtp_ports = PORT
+local_interfaces = 127.0.0.1
+spool_directory = DIR/spool
+log_file_path = DIR/log/%slog
+keep_environment =
+tls_advertise_hosts =
+never_users =
+recipient_unqualified_hosts = *
+sender_unqualified_hosts = *
+qualify_domain = mta.test
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  accept
+begin routers
+all:
+  driver = accept
+  transport = tofile
+begin transports
+tofile:
+  driver = appendfile
+  file = DIR/mbox
+  mode = 0666
+  user = Debian-exim
+begin retry
+*  *  F,1m,10s
+`)
+	confFile := filepath.Join(dir, "exim.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exim, "-C", confFile, "-bdf", "-odi")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("exim does not listen on %s", addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return addr, mbox
+}
+
+// waitMail waits until the mbox holds n messages and returns it.
+func waitMail(t *testing.T, mbox string, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(mbox)
+		if strings.Count(string(b), "\nX-Mailer: govs\n") >= n {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the MTA delivered %d messages, want %d:\n%s", strings.Count(string(b), "\nX-Mailer: govs\n"), n, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMailThroughMTA sends keepalived's alert mails through a real MTA
+// (Debian's exim4 on loopback) and reads what it delivered.
+func TestMailThroughMTA(t *testing.T) {
+	addr, mbox := startExim(t)
+	s := New(quiet())
+	s.Apply(testConfig(t, `alerts:
+  router_id: LVS_DEVEL
+  email:
+    to: [ops@example.test, acassen]
+    from: lb@example.test
+    smtp_server: `+addr+`
+    timeout: 10s
+`))
+	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	s.RealServer("tcp/192.0.2.1:80", netip.MustParseAddrPort("10.0.0.1:8080"), false, "refused", at)
+	s.VRRP("VI_1", "BACKUP", at)
+	s.Close(30 * time.Second)
+	// Two recipients, two messages: four deliveries.
+	got := waitMail(t, mbox, 4)
+	for _, want := range []string{
+		"Subject: [LVS_DEVEL] Realserver [10.0.0.1]:tcp:8080 of virtual server [192.0.2.1]:tcp:80 - DOWN\n",
+		"\n=> TCP CHECK failed on service <=\n",
+		"Subject: [LVS_DEVEL] VRRP Instance VI_1 - Entering BACKUP state\n",
+		"\n=> VRRP Instance is no longer owning VRRP VIPs <=\n",
+		"From: lb@example.test\n",
+		"To: ops@example.test,\n acassen@mta.test\n", // the MTA qualifies keepalived-style bare names
+		"Date: Thu, 03 Dec 2026 14:00:00 +0000\n",
+		"envelope-from <lb@example.test>",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the delivered mail lacks %q:\n%s", want, got)
+		}
+	}
+}

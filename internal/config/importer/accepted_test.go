@@ -1,0 +1,60 @@
+package importer
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestImportAcceptedAsKeepalived checks the lines keepalived 2.2.7 accepts
+// with a warning (keepalived -t) and govs once refused: each loads, with
+// keepalived's meaning and a warning at the line.
+func TestImportAcceptedAsKeepalived(t *testing.T) {
+	const vi = "vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n"
+	for _, tc := range []struct {
+		name, src, warn string
+		check           func(t *testing.T, src string)
+	}{
+		{name: "track_script of an undefined script",
+			src:  vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n",
+			warn: `k.conf:8:5: warning: track_script chk: no vrrp_script "chk" is defined, ignoring it, as keepalived does`},
+		{name: "vrrp_script without script",
+			src: "vrrp_script chk {\n  interval 1\n}\n" + vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk\n  }\n}\n",
+			warn: "k.conf:1:1: warning: vrrp_script chk has no script: removed, as keepalived does\n" +
+				`k.conf:11:5: warning: track_script chk: no vrrp_script "chk" is defined, ignoring it, as keepalived does`},
+		{name: "address twice, with a label",
+			src:  vi + "  virtual_ipaddress {\n    10.0.0.1\n    10.0.0.1 label eth0:1\n  }\n}\n",
+			warn: "k.conf:6:5: warning: virtual_ipaddress 10.0.0.1 is listed at line 5 already: added once, as keepalived does (this line is ignored)"},
+		{name: "old sync group syntax",
+			src:  "vrrp_sync_group G {\n  V\n}\n" + vi + "  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			warn: "k.conf:2:3: warning: V: unknown keyword in vrrp_sync_group (ignored, as keepalived: members go inside group { })\nk.conf:1:1: warning: vrrp_sync_group G has no instances: removed, as keepalived does"},
+		{name: "lvs_sync_daemon_interface",
+			src:  vi + "  lvs_sync_daemon_interface eth1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			warn: "k.conf:4:3: warning: lvs_sync_daemon_interface has no govs equivalent (ignored)"},
+		{name: "auth_type AH, BACKUP",
+			src:  vi + "  state BACKUP\n  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			warn: "k.conf:6:15: warning: auth_type AH is not implemented by govs: V runs without authentication (keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)"},
+		{name: "auth_type AH, MASTER",
+			src:  vi + "  state MASTER\n  authentication {\n    auth_type AH\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			warn: "k.conf:6:15: warning: auth_type AH is not implemented by govs: V runs without authentication (keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)\nk.conf:4:9: warning: state MASTER of V is incompatible with AH authentication: BACKUP, as keepalived does"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warns := mustParseKA(t, tc.src)
+			if got := warningLines(warns); got != tc.warn {
+				t.Errorf("warnings:\n%s\nwant\n%s", got, tc.warn)
+			}
+			v := c.VRRPInstances[0]
+			switch {
+			case len(v.TrackScripts) != 0:
+				t.Errorf("track scripts %v, want none", v.TrackScripts)
+			case len(v.VirtualIPAddresses) != 1 || v.VirtualIPAddresses[0].Label != "":
+				t.Errorf("virtual addresses %v, want the first line's", v.VirtualIPAddresses)
+			case len(c.VRRPSyncGroups) != 0:
+				t.Errorf("sync groups %v, want none", c.VRRPSyncGroups)
+			case v.Authentication != nil:
+				t.Errorf("authentication %+v, want none", v.Authentication)
+			case strings.Contains(tc.src, "MASTER") && v.State != "BACKUP":
+				t.Errorf("state %s, want BACKUP", v.State)
+			}
+		})
+	}
+}
