@@ -10,6 +10,7 @@ import (
 // globals are the global_defs that become defaults of other sections.
 type globals struct {
 	tcpTimeout, udpTimeout        opt[config.Duration]
+	tcpfinTimeout                 opt[config.Duration]
 	vrrpVersion                   opt[int]
 	garpDelay, garpRefresh        opt[config.Duration]
 	garpRepeat, garpRefreshRepeat opt[int]
@@ -97,7 +98,7 @@ func (im *importer) lvsTimeoutsLine(n *keepalived.Node) {
 		case "udp":
 			im.glob.udpTimeout = im.seconds(n, i+1)
 		case "tcpfin":
-			im.warnf(n.ArgPosition(i), "lvs_timeouts tcpfin has no govs equivalent (ignored)")
+			im.glob.tcpfinTimeout = im.seconds(n, i+1)
 		default:
 			im.errorf(n.ArgPosition(i), "lvs_timeouts: unknown timeout %q (tcp, tcpfin or udp)", n.Args[i])
 		}
@@ -105,7 +106,8 @@ func (im *importer) lvsTimeoutsLine(n *keepalived.Node) {
 }
 
 // lvsTimeouts applies lvs_timeouts tcp and udp as the idle_timeout of every
-// virtual server of that protocol.
+// virtual server of that protocol, and tcpfin as the tcpfin_timeout of the
+// TCP ones.
 // Forwarding nat leaves idle flows to conntrack's timeouts, so the value
 // only matters once a service is switched to proxy: a warning says so.
 func (im *importer) lvsTimeouts() {
@@ -114,6 +116,9 @@ func (im *importer) lvsTimeouts() {
 		t, proto := im.glob.tcpTimeout, "tcp"
 		if vs.Protocol == config.UDP {
 			t, proto = im.glob.udpTimeout, "udp"
+		}
+		if vs.Protocol == config.TCP {
+			set(&vs.Meta, "tcpfin_timeout", &vs.TCPFinTimeout, im.glob.tcpfinTimeout)
 		}
 		if !set(&vs.Meta, "idle_timeout", &vs.IdleTimeout, t) {
 			continue

@@ -76,7 +76,7 @@ var sampleWarnReasons = map[string]string{
 	"VI_2":                      "keepalived warns: unknown keyword (old vrrp_sync_group syntax)",
 	"VI_3":                      "keepalived warns: unknown keyword (old vrrp_sync_group syntax)",
 	"vrrp_sync_group":           "keepalived warns: sync group has no virtual router(s), removing",
-	"lvs_sync_daemon_interface": "keepalived warns: deprecated; documented: govs has no connection sync yet",
+	"lvs_sync_daemon_interface": "keepalived warns: deprecated; documented: govs syncs connections through an authenticated sync: section (docs/sync.md), which keepalived.conf cannot express (no key)",
 	// Firewall marks.
 	"virtual_server": "documented: no firewall-mark services yet; keepalived warns about this file too",
 	"fwmark":         "documented: no firewall-mark services yet",
