@@ -1,0 +1,347 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// The SYN probe: the tcp check's half-open mode, when the director may
+// open a raw socket (root, or CAP_NET_RAW).
+//
+// A probe is one SYN sent from a raw IPPROTO_TCP socket (one per address
+// family, shared by every check of the process), from a source port in a
+// range that the kernel does not hand to its own sockets (above or below
+// net.ipv4.ip_local_port_range). The real server answers SYN-ACK if the
+// port listens (up) or RST if not (down); no answer by the check's timeout
+// is down too. The raw socket sees a copy of the answer; the kernel's own
+// TCP, which owns no socket on that port, answers the SYN-ACK with a RST,
+// which ends the half-open connection on the real server: a check costs
+// three packets and no handshake, no socket, no file descriptor, no
+// goroutine and no timer (its timeout is a slot in the Runner's wheel).
+// One reader goroutine per family matches the answers to the outstanding
+// probes by (real server, port, source port) and acknowledgment number.
+//
+// The raw socket is given a BPF filter, so that of all the TCP packets the
+// host receives only SYN-ACKs and RSTs to the probes' port range are
+// queued to it.
+//
+// Without root (EPERM) or when the socket cannot be opened, or with
+// GOVS_HEALTH_TCP=connect in the environment, the tcp check connects, as
+// before; the reason is logged once.
+
+// asyncChecker is a check that waits for its answer without a goroutine.
+type asyncChecker interface {
+	// ready is false when the check must run as a Checker instead.
+	ready() bool
+	// begin sends try gen of job j's check; its answer comes back through
+	// j's Runner's complete, or its timeout through the wheel. An error
+	// is a failed check.
+	begin(j *Job, gen uint32) error
+	// cancel forgets j's outstanding probe, if any; timedOut says it
+	// timed out (called from the Runner's loop, like ready and begin).
+	cancel(j *Job, timedOut bool)
+}
+
+// synProber is a family's raw socket and its outstanding probes.
+type synProber struct {
+	v4     bool
+	conn   *net.IPConn
+	fd     int // conn's, for sendto without the poller (a raw send never blocks long)
+	lo, hi uint16
+
+	mu   sync.Mutex
+	m    matcher
+	next uint16
+}
+
+var (
+	probers  [2]*synProber // IPv4, IPv6; nil: connect instead
+	proberMu sync.Mutex
+	proberOK [2]bool // tried
+)
+
+// proberFor is the family's prober, opened on first use; nil means
+// connect.
+func proberFor(v4 bool) *synProber {
+	i := 1
+	if v4 {
+		i = 0
+	}
+	proberMu.Lock()
+	defer proberMu.Unlock()
+	if !proberOK[i] {
+		proberOK[i] = true
+		p, err := openProber(v4)
+		if err != nil {
+			slog.Info("health: tcp checks connect (no SYN probes)", "family", map[bool]string{true: "ipv4", false: "ipv6"}[v4], "reason", err.Error())
+		} else {
+			probers[i] = p
+			go p.read()
+		}
+	}
+	return probers[i]
+}
+
+// openProber opens the family's raw socket, with its port range and filter.
+func openProber(v4 bool) (*synProber, error) {
+	if m := os.Getenv("GOVS_HEALTH_TCP"); m == "connect" {
+		return nil, errors.New("GOVS_HEALTH_TCP=connect")
+	}
+	lo, hi, err := probePorts()
+	if err != nil {
+		return nil, err
+	}
+	network := "ip6:tcp"
+	if v4 {
+		network = "ip4:tcp"
+	}
+	conn, err := net.ListenIP(network, nil)
+	if err != nil {
+		return nil, fmt.Errorf("raw socket: %w", err)
+	}
+	p := &synProber{v4: v4, conn: conn, lo: lo, hi: hi, m: newMatcher()}
+	p.next = lo + uint16(rand.N(int(hi-lo)+1))
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	filter, err := replyFilter(v4, lo, hi)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		p.fd = int(fd)
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		if serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); serr != nil {
+			serr = fmt.Errorf("filter: %w", serr)
+			return
+		}
+		// Room for a burst of answers while the reader reports.
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		if !v4 {
+			// The kernel computes (and checks) the checksum at offset 16.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); serr != nil {
+				serr = fmt.Errorf("IPV6_CHECKSUM: %w", serr)
+			}
+		}
+	})
+	if err := errors.Join(cerr, serr); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// probePorts is the source port range of the probes: the larger of the
+// ranges above and below the kernel's ephemeral ports (ports below 1024
+// excluded), so that no connection of the kernel's uses a probe's port.
+func probePorts() (lo, hi uint16, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	elo, err1 := strconv.Atoi(f[0])
+	ehi, err2 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %w", err)
+	}
+	return portsOutside(elo, ehi)
+}
+
+// portsOutside picks the probe range outside the ephemeral range [elo, ehi].
+func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
+	above, below := 65535-ehi, elo-1024
+	switch {
+	case above >= below && above >= 256:
+		return uint16(ehi + 1), 65535, nil
+	case below >= 256:
+		return 1024, uint16(elo - 1), nil
+	}
+	return 0, 0, fmt.Errorf("ip_local_port_range %d-%d leaves no port range for SYN probes", elo, ehi)
+}
+
+// replyFilter is a classic BPF program that accepts only SYN-ACKs and
+// RSTs to a port in [lo, hi]: the raw socket would otherwise get a copy of
+// every TCP packet the host receives.
+func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
+	var prog []bpf.Instruction
+	if v4 {
+		// X = IP header length; then TCP fields at X+off.
+		prog = append(prog,
+			bpf.LoadMemShift{Off: 0},
+			bpf.LoadIndirect{Off: 2, Size: 2},
+		)
+	} else {
+		prog = append(prog, bpf.LoadAbsolute{Off: 2, Size: 2})
+	}
+	// A = destination port.
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(lo), SkipTrue: 7},
+		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(hi), SkipTrue: 6},
+	)
+	if v4 {
+		prog = append(prog, bpf.LoadIndirect{Off: 13, Size: 1})
+	} else {
+		prog = append(prog, bpf.LoadAbsolute{Off: 13, Size: 1})
+	}
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: tcpRST, SkipTrue: 3},
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: tcpSYN | tcpACK, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff}, // accept (RST lands here too)
+		bpf.RetConstant{Val: 0},      // wrong port
+	)
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+// send sends a SYN for j to dst from src (src matters for IPv4's
+// checksum only), registering it first so that no answer can beat it.
+func (p *synProber) send(j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
+	seq := rand.Uint32()
+	p.mu.Lock()
+	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
+	for range int(p.hi-p.lo) + 1 {
+		k.lport = p.next
+		if p.next == p.hi {
+			p.next = p.lo
+		} else {
+			p.next++
+		}
+		if p.m.add(k, outstanding{j: j, gen: gen, seq: seq}) {
+			j.pkey, j.pset = k, true
+			break
+		}
+		k.lport = 0
+	}
+	p.mu.Unlock()
+	if k.lport == 0 {
+		return errors.New("no free source port")
+	}
+	var b [synLen]byte
+	buildSYN(b[:], src, dst.Addr(), k.lport, dst.Port(), seq)
+	var sa unix.Sockaddr
+	if p.v4 {
+		sa = &unix.SockaddrInet4{Addr: dst.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16()}
+	}
+	for {
+		err := unix.Sendto(p.fd, b[:], 0, sa)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			p.cancel(j)
+			return fmt.Errorf("send: %w", err)
+		}
+		return nil
+	}
+}
+
+// cancel forgets j's outstanding probe.
+func (p *synProber) cancel(j *Job) {
+	p.mu.Lock()
+	if j.pset {
+		p.m.forget(j.pkey, j)
+		j.pset = false
+	}
+	p.mu.Unlock()
+}
+
+var (
+	synUp   = Result{OK: true, Msg: "syn-ack"}
+	synDown = Result{Msg: "connect: " + syscall.ECONNREFUSED.Error()}
+)
+
+// read is the family's reader: it reads the answers that pass the filter,
+// all that are queued at each wake-up, and completes their probes.
+func (p *synProber) read() {
+	rc, err := p.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 1500)
+	type done struct {
+		j   *Job
+		gen uint32
+		up  bool
+	}
+	var batch []done
+	for {
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, from, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					// EAGAIN: wait for more, unless there are answers
+					// to report first (then the next call finds EAGAIN
+					// again and waits). Go's poller is edge-triggered:
+					// it must not wait while packets are queued.
+					return len(batch) > 0 || err != unix.EAGAIN
+				}
+				var src netip.Addr
+				if sa, ok := from.(*unix.SockaddrInet6); ok {
+					src = netip.AddrFrom16(sa.Addr)
+				}
+				r, ok := parseReply(buf[:n], p.v4, src)
+				if !ok {
+					continue
+				}
+				p.mu.Lock()
+				o, up, ok := p.m.match(r)
+				if ok && o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
+					o.j.pset = false
+				}
+				p.mu.Unlock()
+				if ok {
+					batch = append(batch, done{o.j, o.gen, up})
+				}
+				if len(batch) >= 64 {
+					return true // report, then read on
+				}
+			}
+		})
+		for i, d := range batch {
+			res := synDown
+			if d.up {
+				res = synUp
+			}
+			d.j.r.complete(d.j, d.gen, res)
+			batch[i] = done{}
+		}
+		batch = batch[:0]
+		if err != nil {
+			return // closed
+		}
+	}
+}
