@@ -54,10 +54,10 @@ type Runner struct {
 	// no wake-up, so a finished check costs the loop nothing.
 	sleepTick int64
 	wake      chan struct{}
-	pool     *Pool[*Job] // no queue: a due check waits in the loop for a worker
-	ctx      context.Context
-	cancel   context.CancelFunc
-	loopDone chan struct{}
+	pool      *Pool[*Job] // no queue: a due check waits in the loop for a worker
+	ctx       context.Context
+	cancel    context.CancelFunc
+	loopDone  chan struct{}
 }
 
 // Job is one real server's scheduled check.

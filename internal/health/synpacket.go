@@ -30,7 +30,7 @@ func buildSYN(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32) {
 	binary.BigEndian.PutUint16(b[0:], sport)
 	binary.BigEndian.PutUint16(b[2:], dport)
 	binary.BigEndian.PutUint32(b[4:], seq)
-	binary.BigEndian.PutUint32(b[8:], 0)   // ack
+	binary.BigEndian.PutUint32(b[8:], 0)      // ack
 	b[12] = (synLen / 4) << 4                 // data offset
 	b[13] = tcpSYN                            // flags
 	binary.BigEndian.PutUint16(b[14:], 64240) // window, as Linux's first SYN
