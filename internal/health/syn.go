@@ -60,6 +60,9 @@ type synProber struct {
 	conn   *net.IPConn
 	fd     int // conn's, for sendto without the poller (a raw send never blocks long)
 	lo, hi uint16
+	// route is the source address of the route to a target (routeSource;
+	// a test's looks in its namespace).
+	route func(netip.AddrPort) (netip.Addr, error)
 
 	mu   sync.Mutex
 	m    matcher
@@ -111,7 +114,7 @@ func openProber(v4 bool) (*synProber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	p := &synProber{v4: v4, conn: conn, lo: lo, hi: hi, m: newMatcher()}
+	p := &synProber{v4: v4, conn: conn, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
 	p.next = lo + uint16(rand.N(int(hi-lo)+1))
 	rc, err := conn.SyscallConn()
 	if err != nil {
@@ -147,9 +150,11 @@ func openProber(v4 bool) (*synProber, error) {
 	return p, nil
 }
 
-// probePorts is the source port range of the probes: the larger of the
-// ranges above and below the kernel's ephemeral ports (ports below 1024
-// excluded), so that no connection of the kernel's uses a probe's port.
+// probePorts is the source port range of the probes: the ports above the
+// kernel's ephemeral ports (61000-65535 by default), or those below them
+// (1024 and up) if too few are above, so that no connection of the
+// kernel's uses a probe's port. A probe's key includes the real server's
+// address and port, so a few hundred ports are plenty.
 func probePorts() (lo, hi uint16, err error) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
@@ -171,7 +176,7 @@ func probePorts() (lo, hi uint16, err error) {
 func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
 	above, below := 65535-ehi, elo-1024
 	switch {
-	case above >= below && above >= 256:
+	case above >= 256: // above first: fewer servers listen up there
 		return uint16(ehi + 1), 65535, nil
 	case below >= 256:
 		return 1024, uint16(elo - 1), nil
@@ -183,6 +188,20 @@ func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
 // RSTs to a port in [lo, hi]: the raw socket would otherwise get a copy of
 // every TCP packet the host receives.
 func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(replyProgram(v4, lo, hi))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+// replyProgram is replyFilter's program, before assembly (the tests run
+// it in x/net/bpf's VM).
+func replyProgram(v4 bool, lo, hi uint16) []bpf.Instruction {
 	var prog []bpf.Instruction
 	if v4 {
 		// X = IP header length; then TCP fields at X+off.
@@ -211,15 +230,7 @@ func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
 		bpf.RetConstant{Val: 0xffff}, // accept (RST lands here too)
 		bpf.RetConstant{Val: 0},      // wrong port
 	)
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	return out, nil
+	return prog
 }
 
 // send sends a SYN for j to dst from src (src matters for IPv4's

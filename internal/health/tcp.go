@@ -52,7 +52,7 @@ func (c *tcpChecker) ready() bool {
 
 func (c *tcpChecker) begin(j *Job, gen uint32) error {
 	if c.family == unix.AF_INET && !c.src.IsValid() {
-		src, err := routeSource(c.target)
+		src, err := c.prober.route(c.target)
 		if err != nil {
 			return err
 		}
