@@ -1,0 +1,87 @@
+package health
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkSYNLoopbackFloor is the floor under a SYN check on loopback:
+// b.N SYNs sent from the raw socket to a listening loopback port, their
+// SYN-ACKs read back by a reader like the prober's, without runner,
+// matcher or report. On loopback the listener's side of the exchange (the
+// SYN-ACK it builds, the RST it takes) and the kernel's RST are processed
+// in the sender's system call, so this CPU time is the share of
+// BenchmarkHealthChecks10k's that a remote real server would take on its
+// own CPU, or that no check can avoid. Reports CPU µs per probe.
+//
+//	go test -run XXX -bench SYNLoopbackFloor ./internal/health/
+func BenchmarkSYNLoopbackFloor(b *testing.B) {
+	if syscall.Geteuid() != 0 {
+		b.Skip("needs root (a raw socket)")
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := openProber(true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.conn.Close()
+	got := make(chan int, 1)
+	go func() { // the reader's work: read and parse each answer
+		rc, _ := p.conn.SyscallConn()
+		buf := make([]byte, 1500)
+		n := 0
+		rc.Read(func(fd uintptr) bool {
+			for {
+				m, err := unix.Read(int(fd), buf)
+				if err != nil {
+					return err != unix.EAGAIN
+				}
+				if _, ok := parseReply(buf[:m], true, netip.Addr{}); ok {
+					n++
+				}
+			}
+		})
+		got <- n
+	}()
+	dst := ln.Addr().(*net.TCPAddr).AddrPort()
+	src := dst.Addr()
+	sa := &unix.SockaddrInet4{Addr: dst.Addr().As4()}
+	var pkt [synLen]byte
+	const perTick = 100 // 10,000 a second, in 10 ms ticks, as the benchmark
+	cpu0 := rusageCPU()
+	b.ResetTimer()
+	next := time.Now()
+	for i := 0; i < b.N; i++ {
+		buildSYN(pkt[:], src, dst.Addr(), p.lo+uint16(i%int(p.hi-p.lo)), dst.Port(), uint32(i))
+		if err := unix.Sendto(p.fd, pkt[:], 0, sa); err != nil {
+			b.Fatal(err)
+		}
+		if i%perTick == perTick-1 {
+			next = next.Add(10 * time.Millisecond)
+			time.Sleep(time.Until(next))
+		}
+	}
+	b.StopTimer()
+	time.Sleep(50 * time.Millisecond)
+	cpu := rusageCPU() - cpu0
+	p.conn.Close()
+	if n := <-got; n < b.N*9/10 {
+		b.Logf("only %d answers to %d SYNs", n, b.N)
+	}
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/probe")
+}
+
+func rusageCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
