@@ -58,6 +58,7 @@ type Runner struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	loopDone  chan struct{}
+	syns      synBatch // the loop's: SYNs staged by dispatch, sent by flush
 }
 
 // Job is one real server's scheduled check.
@@ -230,6 +231,7 @@ func (r *Runner) loop() {
 			}
 			due[i] = nil
 		}
+		r.flush()
 		if len(due) > 0 {
 			continue // time passed while starting them: look again
 		}
@@ -265,12 +267,27 @@ func (r *Runner) dispatch(j *Job) bool {
 		j.r.w.add(j, tickOf(now+j.t.Timeout))
 		gen := j.gen
 		r.mu.Unlock()
-		if err := j.async.begin(j, gen); err != nil {
+		if err := j.async.begin(j, gen, &r.syns); err != nil {
 			r.complete(j, gen, failErr(r.ctx, "probe", err))
+		}
+		if len(r.syns.ents) >= maxSYNBatch {
+			r.flush()
 		}
 		return true
 	}
+	r.flush() // Submit may wait for a worker: the SYNs go first
 	return r.pool.Submit(j)
+}
+
+// maxSYNBatch bounds the SYNs of one sendmmsg.
+const maxSYNBatch = 256
+
+// flush sends the SYNs staged by dispatch.
+func (r *Runner) flush() {
+	if len(r.syns.ents) == 0 {
+		return
+	}
+	r.syns.flush(func(j *Job, gen uint32, err error) { r.complete(j, gen, failErr(r.ctx, "probe", err)) })
 }
 
 // complete is the answer of an asynchronous check (try gen of job j),

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -45,10 +47,10 @@ import (
 type asyncChecker interface {
 	// ready is false when the check must run as a Checker instead.
 	ready() bool
-	// begin sends try gen of job j's check; its answer comes back through
-	// j's Runner's complete, or its timeout through the wheel. An error
-	// is a failed check.
-	begin(j *Job, gen uint32) error
+	// begin stages try gen of job j's check in b, which the Runner's loop
+	// sends; its answer comes back through j's Runner's complete, or its
+	// timeout through the wheel. An error is a failed check.
+	begin(j *Job, gen uint32, b *synBatch) error
 	// cancel forgets j's outstanding probe, if any; timedOut says it
 	// timed out (called from the Runner's loop, like ready and begin).
 	cancel(j *Job, timedOut bool)
@@ -233,9 +235,28 @@ func replyProgram(v4 bool, lo, hi uint16) []bpf.Instruction {
 	return prog
 }
 
-// send sends a SYN for j to dst from src (src matters for IPv4's
-// checksum only), registering it first so that no answer can beat it.
-func (p *synProber) send(j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
+// synBatch is the SYNs that the Runner's loop sends with one sendmmsg per
+// prober: the checks due in a tick leave together, and their answers wake
+// the reader about once, not once each.
+type synBatch struct {
+	ents  []synEnt
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // room for either family's
+}
+
+type synEnt struct {
+	p   *synProber
+	j   *Job
+	gen uint32
+	dst netip.Addr
+	pkt [synLen]byte
+}
+
+// stage registers a probe of j to dst from src (src matters for IPv4's
+// checksum only) and queues its SYN in b; registered before it is sent,
+// so that no answer can beat it.
+func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
 	seq := rand.Uint32()
 	p.mu.Lock()
 	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
@@ -256,25 +277,68 @@ func (p *synProber) send(j *Job, gen uint32, src netip.Addr, dst netip.AddrPort)
 	if k.lport == 0 {
 		return errors.New("no free source port")
 	}
-	var b [synLen]byte
-	buildSYN(b[:], src, dst.Addr(), k.lport, dst.Port(), seq)
-	var sa unix.Sockaddr
-	if p.v4 {
-		sa = &unix.SockaddrInet4{Addr: dst.Addr().As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16()}
-	}
-	for {
-		err := unix.Sendto(p.fd, b[:], 0, sa)
-		if err == unix.EINTR {
-			continue
+	b.ents = append(b.ents, synEnt{p: p, j: j, gen: gen, dst: dst.Addr()})
+	buildSYN(b.ents[len(b.ents)-1].pkt[:], src, dst.Addr(), k.lport, dst.Port(), seq)
+	return nil
+}
+
+// flush sends the staged SYNs; fail is told of each that could not be
+// sent (its probe is forgotten).
+func (b *synBatch) flush(fail func(j *Job, gen uint32, err error)) {
+	for start := 0; start < len(b.ents); {
+		end := start + 1
+		for end < len(b.ents) && b.ents[end].p == b.ents[start].p {
+			end++
 		}
-		if err != nil {
-			p.cancel(j)
-			return fmt.Errorf("send: %w", err)
-		}
-		return nil
+		b.send(b.ents[start:end], fail)
+		start = end
 	}
+	clear(b.ents)
+	b.ents = b.ents[:0]
+}
+
+// send sends ents, all of one prober, with sendmmsg.
+func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error)) {
+	n := len(ents)
+	if cap(b.hdrs) < n {
+		b.hdrs, b.iovs, b.names = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([]unix.RawSockaddrInet6, n)
+	}
+	hdrs, iovs, names := b.hdrs[:n], b.iovs[:n], b.names[:n]
+	p := ents[0].p
+	for i := range ents {
+		e := &ents[i]
+		iovs[i] = unix.Iovec{Base: &e.pkt[0]}
+		iovs[i].SetLen(synLen)
+		hdrs[i] = unix.Mmsghdr{}
+		hdrs[i].Hdr.Iov = &iovs[i]
+		hdrs[i].Hdr.SetIovlen(1)
+		hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
+		if p.v4 {
+			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&names[i]))
+			*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: e.dst.As4()}
+			hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		} else {
+			names[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.As16()}
+			hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		}
+	}
+	for off := 0; off < n; {
+		sent, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd),
+			uintptr(unsafe.Pointer(&hdrs[off])), uintptr(n-off), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+		case errno != 0:
+			// The first message failed: report it, go on with the rest.
+			p.cancel(ents[off].j)
+			fail(ents[off].j, ents[off].gen, fmt.Errorf("send: %w", errno))
+			off++
+		default:
+			off += int(sent)
+		}
+	}
+	runtime.KeepAlive(ents)
+	clear(hdrs) // no pointers kept into ents
+	clear(iovs)
 }
 
 // cancel forgets j's outstanding probe.
@@ -309,7 +373,14 @@ func (p *synProber) read() {
 	for {
 		err := rc.Read(func(fd uintptr) bool {
 			for {
-				n, from, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+				var n int
+				var from unix.Sockaddr
+				var err error
+				if p.v4 {
+					n, err = unix.Read(int(fd), buf) // the IP header has the sender
+				} else {
+					n, from, err = unix.Recvfrom(int(fd), buf, 0)
+				}
 				if err == unix.EINTR {
 					continue
 				}

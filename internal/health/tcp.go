@@ -50,7 +50,7 @@ func (c *tcpChecker) ready() bool {
 	return c.prober != nil
 }
 
-func (c *tcpChecker) begin(j *Job, gen uint32) error {
+func (c *tcpChecker) begin(j *Job, gen uint32, b *synBatch) error {
 	if c.family == unix.AF_INET && !c.src.IsValid() {
 		src, err := c.prober.route(c.target)
 		if err != nil {
@@ -58,7 +58,7 @@ func (c *tcpChecker) begin(j *Job, gen uint32) error {
 		}
 		c.src = src
 	}
-	err := c.prober.send(j, gen, c.src, c.target)
+	err := c.prober.stage(b, j, gen, c.src, c.target)
 	if err != nil {
 		c.src = netip.Addr{}
 	}
