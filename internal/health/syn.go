@@ -363,7 +363,7 @@ func (p *synProber) read() {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, 1500)
+	rb := newRecvBatch(recvBatchSize)
 	type done struct {
 		j   *Job
 		gen uint32
@@ -373,14 +373,7 @@ func (p *synProber) read() {
 	for {
 		err := rc.Read(func(fd uintptr) bool {
 			for {
-				var n int
-				var from unix.Sockaddr
-				var err error
-				if p.v4 {
-					n, err = unix.Read(int(fd), buf) // the IP header has the sender
-				} else {
-					n, from, err = unix.Recvfrom(int(fd), buf, 0)
-				}
+				n, err := rb.recv(int(fd))
 				if err == unix.EINTR {
 					continue
 				}
@@ -391,24 +384,23 @@ func (p *synProber) read() {
 					// it must not wait while packets are queued.
 					return len(batch) > 0 || err != unix.EAGAIN
 				}
-				var src netip.Addr
-				if sa, ok := from.(*unix.SockaddrInet6); ok {
-					src = netip.AddrFrom16(sa.Addr)
-				}
-				r, ok := parseReply(buf[:n], p.v4, src)
-				if !ok {
-					continue
-				}
 				p.mu.Lock()
-				o, up, ok := p.m.match(r)
-				if ok && o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
-					o.j.pset = false
-				}
-				p.mu.Unlock()
-				if ok {
+				for i := range n {
+					r, ok := parseReply(rb.packet(i), p.v4, rb.from(i))
+					if !ok {
+						continue
+					}
+					o, up, ok := p.m.match(r)
+					if !ok {
+						continue
+					}
+					if o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
+						o.j.pset = false
+					}
 					batch = append(batch, done{o.j, o.gen, up})
 				}
-				if len(batch) >= 64 {
+				p.mu.Unlock()
+				if len(batch) >= recvBatchSize {
 					return true // report, then read on
 				}
 			}
@@ -426,4 +418,58 @@ func (p *synProber) read() {
 			return // closed
 		}
 	}
+}
+
+// recvBatchSize is the answers read by one recvmmsg.
+const recvBatchSize = 64
+
+// recvBatch reads a raw socket's packets with recvmmsg, many a system call.
+type recvBatch struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	bufs  [][]byte
+	names []unix.RawSockaddrInet6
+}
+
+func newRecvBatch(n int) *recvBatch {
+	b := &recvBatch{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n),
+		bufs: make([][]byte, n), names: make([]unix.RawSockaddrInet6, n)}
+	for i := range n {
+		// An answer is an IP header and a TCP header with options: 128
+		// bytes hold it; a longer packet is truncated, which parseReply
+		// does not mind (it reads the headers only).
+		b.bufs[i] = make([]byte, 128)
+		b.iovs[i] = unix.Iovec{Base: &b.bufs[i][0]}
+		b.iovs[i].SetLen(len(b.bufs[i]))
+	}
+	return b
+}
+
+// recv reads up to len(b.hdrs) packets without blocking.
+func (b *recvBatch) recv(fd int) (int, error) {
+	for i := range b.hdrs {
+		b.hdrs[i] = unix.Mmsghdr{}
+		b.hdrs[i].Hdr.Iov = &b.iovs[i]
+		b.hdrs[i].Hdr.SetIovlen(1)
+		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
+		uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// packet is the i-th packet read.
+func (b *recvBatch) packet(i int) []byte { return b.bufs[i][:b.hdrs[i].Len] }
+
+// from is the i-th packet's sender when it is IPv6 (an IPv4 packet's is
+// in its header).
+func (b *recvBatch) from(i int) netip.Addr {
+	if b.names[i].Family == unix.AF_INET6 {
+		return netip.AddrFrom16(b.names[i].Addr)
+	}
+	return netip.Addr{}
 }
