@@ -39,6 +39,15 @@ import (
 // host receives only SYN-ACKs and RSTs to the probes' port range are
 // queued to it.
 //
+// The socket is IPPROTO_TCP without IP_HDRINCL (no AF_PACKET): the kernel
+// builds the IP header, routes the SYN and chooses its source address, so
+// probes work in any namespace and through any route, and netfilter sees
+// them as locally sent packets (OUTPUT and POSTROUTING, never PREROUTING,
+// where govs's DNAT to real servers lives). The TCP checksum covers the
+// source address, so for IPv4 the checker looks the route's source up once
+// (a connected UDP socket's address, again after a failure); for IPv6 the
+// kernel computes it (IPV6_CHECKSUM).
+//
 // Without root (EPERM) or when the socket cannot be opened, or with
 // GOVS_HEALTH_TCP=connect in the environment, the tcp check connects, as
 // before; the reason is logged once.
