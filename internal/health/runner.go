@@ -1,8 +1,8 @@
 package health
 
 import (
-	"container/heap"
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -33,42 +33,66 @@ func (s Spec) Timing() Timing {
 const DefaultMaxInFlight = 256
 
 // Runner runs the checks of many real servers. One goroutine keeps them in
-// a heap by due time and hands each due check to a Pool of workers, at most
-// maxInFlight (started as needed, kept for the runner's life, so a check
-// costs no goroutine or stack growth; the same pool design runs the
-// director's agent probes); a check's next run is one interval (with a
-// little jitter, so checks started together drift apart) after its start.
+// a timer wheel (wheel.go) by due time, wakes once per tick that has due
+// checks, and starts each: a check that waits for its answer without a
+// goroutine (the tcp check's SYN probe, syn.go) it starts itself, and its
+// answer comes back through complete, or its timeout through the same wheel;
+// any other check goes to a Pool of workers, at most maxInFlight (started
+// as needed, kept for the runner's life, so a check costs no goroutine or
+// stack growth; the same pool design runs the director's agent probes). A
+// check's next run is one interval (with a little jitter, so checks
+// started together drift apart) after its start. There is no timer per
+// check: one timer, the loop's, for all of them.
 type Runner struct {
 	mu     sync.Mutex
-	q      jobQueue
+	w      wheel
 	closed bool
 	epoch  time.Time // due times are monotonic durations since epoch
 
-	wake     chan struct{}
-	pool     *Pool[*Job] // no queue: a due check waits in the heap's loop for a worker
-	ctx      context.Context
-	cancel   context.CancelFunc
-	loopDone chan struct{}
+	// sleepTick is the tick the loop sleeps until (math.MaxInt64: no
+	// timer; 0: awake): a job queued earlier wakes it, a later one needs
+	// no wake-up, so a finished check costs the loop nothing.
+	sleepTick int64
+	wake      chan struct{}
+	pool      *Pool[*Job] // no queue: a due check waits in the loop for a worker
+	ctx       context.Context
+	cancel    context.CancelFunc
+	loopDone  chan struct{}
+	syns      synBatch // the loop's: SYNs staged by dispatch, sent by flush
 }
 
 // Job is one real server's scheduled check.
 type Job struct {
 	r      *Runner
 	c      Checker
+	async  asyncChecker // c, when it can run without a goroutine; else nil
 	typ    string
 	t      Timing
 	report func(Result)
 
 	// guarded by r.mu
-	next     time.Duration // since r.epoch
-	index    int           // in the heap, -1 when not queued
+	due      int64 // wheel tick
+	slot     int32 // in the wheel, -1 when not queued
+	pos      int32
 	attempt  int
 	stopped  bool
 	sinceTry time.Duration // first try of the current attempt series
+	// An asynchronous check in flight: it sits in the wheel at its
+	// deadline; gen tells its answer from a late one of an earlier try.
+	inflight bool
+	gen      uint32
+	sentAt   time.Time
+	sentMono time.Duration
+	timedOut bool // handed to the pool to report its timeout
+
+	// guarded by the prober's mu (syn.go)
+	pkey probeKey
+	pset bool
 }
 
 // NewRunner starts a runner that runs at most maxInFlight checks at once
-// (DefaultMaxInFlight if 0).
+// on its workers (DefaultMaxInFlight if 0); asynchronous checks in flight
+// hold no worker and are not counted.
 func NewRunner(maxInFlight int) *Runner {
 	if maxInFlight <= 0 {
 		maxInFlight = DefaultMaxInFlight
@@ -84,8 +108,8 @@ func NewRunner(maxInFlight int) *Runner {
 }
 
 // Start schedules c, a check of type typ; report receives each result, on
-// the check's goroutine, never two at once for one job. The first check
-// runs after a random delay of up to t.Warmup.
+// a goroutine of the runner's, never two at once for one job. The first
+// check runs after a random delay of up to t.Warmup.
 func (r *Runner) Start(c Checker, typ string, t Timing, report func(Result)) *Job {
 	if t.Interval <= 0 {
 		t.Interval = time.Second
@@ -93,14 +117,17 @@ func (r *Runner) Start(c Checker, typ string, t Timing, report func(Result)) *Jo
 	if t.Timeout <= 0 {
 		t.Timeout = t.Interval
 	}
-	j := &Job{r: r, c: c, typ: typ, t: t, report: report, index: -1}
+	j := &Job{r: r, c: c, typ: typ, t: t, report: report, slot: -1, pos: -1}
+	if a, ok := c.(asyncChecker); ok {
+		j.async = a
+	}
 	warm := t.Warmup
 	if warm == 0 {
 		warm = t.Interval
 	}
-	j.next = r.now()
+	next := r.now()
 	if warm > 0 {
-		j.next += rand.N(warm)
+		next += rand.N(warm)
 	}
 	r.mu.Lock()
 	if r.closed {
@@ -108,9 +135,8 @@ func (r *Runner) Start(c Checker, typ string, t Timing, report func(Result)) *Jo
 		r.mu.Unlock()
 		return j
 	}
-	heap.Push(&r.q, j)
+	j.push(next)
 	r.mu.Unlock()
-	r.poke()
 	return j
 }
 
@@ -119,17 +145,21 @@ func (j *Job) Stop() {
 	r := j.r
 	r.mu.Lock()
 	j.stopped = true
-	if j.index >= 0 {
-		heap.Remove(&r.q, j.index)
-	}
+	r.w.remove(j)
+	inflight := j.inflight
+	j.inflight = false
 	r.mu.Unlock()
+	if inflight {
+		j.async.cancel(j, false)
+	}
 }
 
-// Len is the number of scheduled jobs.
+// Len is the number of scheduled jobs (an asynchronous check in flight
+// counts: it waits in the wheel for its timeout).
 func (r *Runner) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.q)
+	return r.w.len()
 }
 
 // Close stops every job, cancels the checks in progress and waits for them.
@@ -140,11 +170,19 @@ func (r *Runner) Close() {
 		return
 	}
 	r.closed = true
-	for _, j := range r.q {
-		j.stopped, j.index = true, -1
+	all := r.w.drain(nil)
+	var cancel []*Job
+	for _, j := range all {
+		j.stopped = true
+		if j.inflight {
+			j.inflight = false
+			cancel = append(cancel, j)
+		}
 	}
-	r.q = nil
 	r.mu.Unlock()
+	for _, j := range cancel {
+		j.async.cancel(j, false)
+	}
 	r.cancel()
 	<-r.loopDone
 	r.pool.Close()
@@ -166,14 +204,25 @@ func (r *Runner) loop() {
 	var due []*Job
 	for {
 		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return
+		}
 		now := r.now()
-		due = due[:0]
-		for len(r.q) > 0 && r.q[0].next <= now {
-			due = append(due, heap.Pop(&r.q).(*Job))
+		due = r.w.advance(tickOf(now), due[:0])
+		for _, j := range due {
+			if j.inflight { // an asynchronous check's timeout
+				j.inflight, j.timedOut = false, true
+			}
 		}
 		wait := time.Hour
-		if len(r.q) > 0 {
-			wait = r.q[0].next - now
+		r.sleepTick = math.MaxInt64
+		if t, ok := r.w.next(tickOf(now)); ok {
+			wait = time.Duration(t)*wheelTick - now
+			r.sleepTick = t
+		}
+		if len(due) > 0 {
+			r.sleepTick = 0 // looks again at once
 		}
 		r.mu.Unlock()
 		for i, j := range due {
@@ -182,6 +231,7 @@ func (r *Runner) loop() {
 			}
 			due[i] = nil
 		}
+		r.flush()
 		if len(due) > 0 {
 			continue // time passed while starting them: look again
 		}
@@ -195,12 +245,79 @@ func (r *Runner) loop() {
 	}
 }
 
-// dispatch hands j to an idle worker, or to a new one while there are
-// fewer than max, or else waits for one: checks then run late rather than
-// too many at once. It is false when the runner closes.
-func (r *Runner) dispatch(j *Job) bool { return r.pool.Submit(j) }
+// dispatch starts j: an asynchronous check here, anything else (and a
+// timeout to report) on a worker: an idle one, or a new one while there
+// are fewer than max, or else it waits for one: checks then run late
+// rather than too many at once. It is false when the runner closes.
+func (r *Runner) dispatch(j *Job) bool {
+	if j.async != nil && j.async.ready() {
+		r.mu.Lock()
+		if j.stopped || r.closed || j.timedOut {
+			stopped := j.stopped || r.closed
+			r.mu.Unlock()
+			if stopped {
+				return true
+			}
+			j.async.cancel(j, true)
+			return r.pool.Submit(j) // report the timeout
+		}
+		now := r.now()
+		j.gen++
+		j.inflight, j.sentAt, j.sentMono = true, time.Now(), now
+		j.r.w.add(j, tickOf(now+j.t.Timeout))
+		gen := j.gen
+		r.mu.Unlock()
+		if err := j.async.begin(j, gen, &r.syns); err != nil {
+			r.complete(j, gen, failErr(r.ctx, "probe", err))
+		}
+		if len(r.syns.ents) >= maxSYNBatch {
+			r.flush()
+		}
+		return true
+	}
+	r.flush() // Submit may wait for a worker: the SYNs go first
+	return r.pool.Submit(j)
+}
+
+// maxSYNBatch bounds the SYNs of one sendmmsg.
+const maxSYNBatch = 256
+
+// flush sends the SYNs staged by dispatch.
+func (r *Runner) flush() {
+	if len(r.syns.ents) == 0 {
+		return
+	}
+	r.syns.flush(func(j *Job, gen uint32, err error) { r.complete(j, gen, failErr(r.ctx, "probe", err)) })
+}
+
+// complete is the answer of an asynchronous check (try gen of job j),
+// from the prober's reader; a late one (timed out, stopped, an earlier
+// try's) is dropped.
+func (r *Runner) complete(j *Job, gen uint32, res Result) {
+	r.mu.Lock()
+	if !j.inflight || j.gen != gen || j.stopped || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	j.inflight = false
+	r.w.remove(j)
+	res.Type, res.At, res.Latency = j.typ, j.sentAt, time.Since(j.sentAt)
+	r.finishLocked(j, res, j.sentMono)
+}
 
 func (r *Runner) run(parent context.Context, j *Job) {
+	r.mu.Lock()
+	if j.timedOut {
+		j.timedOut = false
+		res := Result{Msg: "connect: timed out", Type: j.typ, At: j.sentAt, Latency: j.t.Timeout}
+		if j.stopped || r.closed {
+			r.mu.Unlock()
+			return
+		}
+		r.finishLocked(j, res, j.sentMono)
+		return
+	}
+	r.mu.Unlock()
 	start := time.Now()
 	startMono := r.now()
 	ctx := &checkCtx{parent: parent, deadline: start.Add(j.t.Timeout)}
@@ -213,6 +330,12 @@ func (r *Runner) run(parent context.Context, j *Job) {
 		r.mu.Unlock()
 		return
 	}
+	r.finishLocked(j, res, startMono)
+}
+
+// finishLocked retries a failed check, or reports res and schedules the
+// next check; it is called with r.mu held and releases it.
+func (r *Runner) finishLocked(j *Job, res Result, startMono time.Duration) {
 	if !res.OK && j.attempt < j.t.Retry {
 		if j.attempt == 0 {
 			j.sinceTry = startMono
@@ -220,7 +343,6 @@ func (r *Runner) run(parent context.Context, j *Job) {
 		j.attempt++
 		j.push(r.now() + j.t.DelayBeforeRetry)
 		r.mu.Unlock()
-		r.poke()
 		return
 	}
 	first := startMono
@@ -236,7 +358,7 @@ func (r *Runner) run(parent context.Context, j *Job) {
 	j.report(res)
 
 	r.mu.Lock()
-	if !j.stopped && !r.closed {
+	if !j.stopped && !r.closed && !j.inflight && j.slot < 0 {
 		next := first + jitter(j.t.Interval)
 		if now := r.now(); next < now {
 			next = now
@@ -244,13 +366,18 @@ func (r *Runner) run(parent context.Context, j *Job) {
 		j.push(next)
 	}
 	r.mu.Unlock()
-	r.poke()
 }
 
-// push queues j for at; r.mu held.
+// push queues j for at, and pokes the loop if it sleeps past that; r.mu
+// held.
 func (j *Job) push(at time.Duration) {
-	j.next = at
-	heap.Push(&j.r.q, j)
+	r := j.r
+	t := tickOf(at)
+	r.w.add(j, t)
+	if j.due < r.sleepTick {
+		r.sleepTick = 0
+		r.poke()
+	}
 }
 
 // jitter spreads d by up to ±5%, so that checks started at the same moment
@@ -261,29 +388,6 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d + time.Duration(rand.Int64N(2*spread+1)-spread)
-}
-
-// jobQueue is a min-heap of jobs by due time.
-type jobQueue []*Job
-
-func (q jobQueue) Len() int           { return len(q) }
-func (q jobQueue) Less(a, b int) bool { return q[a].next < q[b].next }
-func (q jobQueue) Swap(a, b int) {
-	q[a], q[b] = q[b], q[a]
-	q[a].index, q[b].index = a, b
-}
-func (q *jobQueue) Push(x any) {
-	j := x.(*Job)
-	j.index = len(*q)
-	*q = append(*q, j)
-}
-func (q *jobQueue) Pop() any {
-	old := *q
-	j := old[len(old)-1]
-	old[len(old)-1] = nil
-	j.index = -1
-	*q = old[:len(old)-1]
-	return j
 }
 
 // checkCtx is a check's context: the runner's, with the check's deadline.

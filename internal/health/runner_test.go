@@ -186,3 +186,83 @@ func TestJitter(t *testing.T) {
 		t.Fatal("default warmup")
 	}
 }
+
+// fakeAsync is an asynchronous check whose answers the test gives.
+type fakeAsync struct {
+	begun    chan [2]any // job, gen
+	timeouts atomic.Int32
+}
+
+func (f *fakeAsync) Check(context.Context) Result { panic("an asynchronous check ran as a Checker") }
+func (f *fakeAsync) ready() bool                  { return true }
+func (f *fakeAsync) begin(j *Job, gen uint32, _ *synBatch) error {
+	f.begun <- [2]any{j, gen}
+	return nil
+}
+func (f *fakeAsync) cancel(_ *Job, timedOut bool) {
+	if timedOut {
+		f.timeouts.Add(1)
+	}
+}
+
+// TestRunnerAsync drives the runner's asynchronous path (the SYN probe's)
+// without a socket: an answer is reported, a stale one (an earlier try's)
+// and a late one (after the timeout) are dropped, a silent check is
+// reported down at its timeout, and a failure is retried before it is
+// reported.
+func TestRunnerAsync(t *testing.T) {
+	r := NewRunner(0)
+	defer r.Close()
+	f := &fakeAsync{begun: make(chan [2]any, 16)}
+	var got collect
+	r.Start(f, "fake", Timing{Interval: 20 * time.Millisecond, Timeout: 100 * time.Millisecond, Retry: 1,
+		DelayBeforeRetry: time.Millisecond, Warmup: -1}, got.report)
+	next := func() (*Job, uint32) {
+		t.Helper()
+		select {
+		case b := <-f.begun:
+			return b[0].(*Job), b[1].(uint32)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the check did not start")
+		}
+		return nil, 0
+	}
+	j, gen := next()
+	r.complete(j, gen-1, Result{Msg: "stale"}) // an earlier try's: dropped
+	r.complete(j, gen, Result{OK: true, Msg: "syn-ack"})
+	r.complete(j, gen, Result{Msg: "twice"}) // answered already: dropped
+	waitUntil(t, "the answer's report", func() bool { return got.n() == 1 })
+	if res := got.all()[0]; !res.OK || res.Msg != "syn-ack" || res.Type != "fake" || res.At.IsZero() {
+		t.Fatalf("report %+v", res)
+	}
+
+	// A failure is retried once (Retry 1), then reported.
+	j, gen = next()
+	r.complete(j, gen, Result{Msg: "connect: connection refused"})
+	j, gen = next()
+	r.complete(j, gen, Result{Msg: "connect: connection refused"})
+	waitUntil(t, "the failure's report", func() bool { return got.n() == 2 })
+	if res := got.all()[1]; res.OK || !strings.Contains(res.Msg, "after 1 retries") {
+		t.Fatalf("report %+v", res)
+	}
+
+	// No answer: the try and its retry time out, then down is reported;
+	// their answers, late, are dropped.
+	j, gen = next()
+	j2, gen2 := next()
+	waitUntil(t, "the timeout's report", func() bool { return got.n() == 3 })
+	r.complete(j, gen, Result{OK: true})
+	r.complete(j2, gen2, Result{OK: true})
+	if res := got.all()[2]; res.OK || !strings.Contains(res.Msg, "timed out") {
+		t.Fatalf("report %+v", res)
+	}
+	if f.timeouts.Load() != 2 {
+		t.Fatalf("%d probes forgotten at their timeout, want 2", f.timeouts.Load())
+	}
+	time.Sleep(30 * time.Millisecond)
+	for _, res := range got.all()[3:] {
+		if res.OK {
+			t.Fatalf("a late answer was reported: %+v", res)
+		}
+	}
+}

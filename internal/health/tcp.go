@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -28,15 +29,68 @@ func init() {
 type tcpChecker struct {
 	family int
 	sa     unix.Sockaddr
+	target netip.AddrPort
+
+	// The SYN probe's (syn.go): the family's prober, nil when connecting;
+	// src is the address the route to the target leaves from (for the
+	// IPv4 checksum), looked up again after a failure.
+	prober *synProber
+	probed bool
+	src    netip.Addr
+}
+
+// ready says whether the check sends SYNs: a prober was opened.
+func (c *tcpChecker) ready() bool {
+	if !c.probed {
+		c.probed = true
+		if c.target.Addr().Zone() == "" { // a scoped address connects
+			c.prober = proberFor(c.family == unix.AF_INET)
+		}
+	}
+	return c.prober != nil
+}
+
+func (c *tcpChecker) begin(j *Job, gen uint32, b *synBatch) error {
+	if c.family == unix.AF_INET && !c.src.IsValid() {
+		src, err := c.prober.route(c.target)
+		if err != nil {
+			return err
+		}
+		c.src = src
+	}
+	err := c.prober.stage(b, j, gen, c.src, c.target)
+	if err != nil {
+		c.src = netip.Addr{}
+	}
+	return err
+}
+
+func (c *tcpChecker) cancel(j *Job, timedOut bool) {
+	if timedOut {
+		c.src = netip.Addr{} // the route may have changed
+	}
+	c.prober.cancel(j)
+}
+
+// routeSource is the local address that the route to dst leaves from: a
+// UDP socket's after connect (which sends nothing).
+func routeSource(dst netip.AddrPort) (netip.Addr, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("route: %w", err)
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
 func newTCP(addr netip.AddrPort) *tcpChecker {
 	a := addr.Addr().Unmap()
+	target := netip.AddrPortFrom(a, addr.Port())
 	if a.Is4() {
-		return &tcpChecker{family: unix.AF_INET, sa: &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}}
+		return &tcpChecker{family: unix.AF_INET, sa: &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}, target: target}
 	}
-	sa := &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
-	return &tcpChecker{family: unix.AF_INET6, sa: sa}
+	sa := &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16(), ZoneId: zoneID(a.Zone())}
+	return &tcpChecker{family: unix.AF_INET6, sa: sa, target: target}
 }
 
 var connected = Result{OK: true, Msg: "connected"}
@@ -96,6 +150,17 @@ func (c *tcpChecker) Check(ctx context.Context) Result {
 		return failErr(ctx, "connect", cerr)
 	}
 	return connected
+}
+
+// zoneID is the interface index of a link-local address's zone.
+func zoneID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
 }
 
 // soError is the socket's pending error (a failed connect's).

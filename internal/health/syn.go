@@ -1,0 +1,484 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// The SYN probe: the tcp check's half-open mode, when the director may
+// open a raw socket (root, or CAP_NET_RAW).
+//
+// A probe is one SYN sent from a raw IPPROTO_TCP socket (one per address
+// family, shared by every check of the process), from a source port in a
+// range that the kernel does not hand to its own sockets (above or below
+// net.ipv4.ip_local_port_range). The real server answers SYN-ACK if the
+// port listens (up) or RST if not (down); no answer by the check's timeout
+// is down too. The raw socket sees a copy of the answer; the kernel's own
+// TCP, which owns no socket on that port, answers the SYN-ACK with a RST,
+// which ends the half-open connection on the real server: a check costs
+// three packets and no handshake, no socket, no file descriptor, no
+// goroutine and no timer (its timeout is a slot in the Runner's wheel).
+// One reader goroutine per family matches the answers to the outstanding
+// probes by (real server, port, source port) and acknowledgment number.
+//
+// The raw socket is given a BPF filter, so that of all the TCP packets the
+// host receives only SYN-ACKs and RSTs to the probes' port range are
+// queued to it.
+//
+// The socket is IPPROTO_TCP without IP_HDRINCL (no AF_PACKET): the kernel
+// builds the IP header, routes the SYN and chooses its source address, so
+// probes work in any namespace and through any route, and netfilter sees
+// them as locally sent packets (OUTPUT and POSTROUTING, never PREROUTING,
+// where govs's DNAT to real servers lives). The TCP checksum covers the
+// source address, so for IPv4 the checker looks the route's source up once
+// (a connected UDP socket's address, again after a failure); for IPv6 the
+// kernel computes it (IPV6_CHECKSUM).
+//
+// Without root (EPERM) or when the socket cannot be opened, or with
+// GOVS_HEALTH_TCP=connect in the environment, the tcp check connects, as
+// before; the reason is logged once.
+
+// asyncChecker is a check that waits for its answer without a goroutine.
+type asyncChecker interface {
+	// ready is false when the check must run as a Checker instead.
+	ready() bool
+	// begin stages try gen of job j's check in b, which the Runner's loop
+	// sends; its answer comes back through j's Runner's complete, or its
+	// timeout through the wheel. An error is a failed check.
+	begin(j *Job, gen uint32, b *synBatch) error
+	// cancel forgets j's outstanding probe, if any; timedOut says it
+	// timed out (called from the Runner's loop, like ready and begin).
+	cancel(j *Job, timedOut bool)
+}
+
+// synProber is a family's raw socket and its outstanding probes.
+type synProber struct {
+	v4     bool
+	conn   *net.IPConn
+	fd     int // conn's, for sendto without the poller (a raw send never blocks long)
+	lo, hi uint16
+	// route is the source address of the route to a target (routeSource;
+	// a test's looks in its namespace).
+	route func(netip.AddrPort) (netip.Addr, error)
+
+	mu   sync.Mutex
+	m    matcher
+	next uint16
+}
+
+var (
+	probers  [2]*synProber // IPv4, IPv6; nil: connect instead
+	proberMu sync.Mutex
+	proberOK [2]bool // tried
+)
+
+// proberFor is the family's prober, opened on first use; nil means
+// connect.
+func proberFor(v4 bool) *synProber {
+	i := 1
+	if v4 {
+		i = 0
+	}
+	proberMu.Lock()
+	defer proberMu.Unlock()
+	if !proberOK[i] {
+		proberOK[i] = true
+		p, err := openProber(v4)
+		if err != nil {
+			slog.Info("health: tcp checks connect (no SYN probes)", "family", map[bool]string{true: "ipv4", false: "ipv6"}[v4], "reason", err.Error())
+		} else {
+			probers[i] = p
+			go p.read()
+		}
+	}
+	return probers[i]
+}
+
+// openProber opens the family's raw socket, with its port range and filter.
+func openProber(v4 bool) (*synProber, error) {
+	if m := os.Getenv("GOVS_HEALTH_TCP"); m == "connect" {
+		return nil, errors.New("GOVS_HEALTH_TCP=connect")
+	}
+	lo, hi, err := probePorts()
+	if err != nil {
+		return nil, err
+	}
+	network := "ip6:tcp"
+	if v4 {
+		network = "ip4:tcp"
+	}
+	conn, err := net.ListenIP(network, nil)
+	if err != nil {
+		return nil, fmt.Errorf("raw socket: %w", err)
+	}
+	p := &synProber{v4: v4, conn: conn, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
+	p.next = lo + uint16(rand.N(int(hi-lo)+1))
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	filter, err := replyFilter(v4, lo, hi)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		p.fd = int(fd)
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		if serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); serr != nil {
+			serr = fmt.Errorf("filter: %w", serr)
+			return
+		}
+		// Room for a burst of answers while the reader reports.
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		if !v4 {
+			// The kernel computes (and checks) the checksum at offset 16.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); serr != nil {
+				serr = fmt.Errorf("IPV6_CHECKSUM: %w", serr)
+			}
+		}
+	})
+	if err := errors.Join(cerr, serr); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// probePorts is the source port range of the probes: the ports above the
+// kernel's ephemeral ports (61000-65535 by default), or those below them
+// (1024 and up) if too few are above, so that no connection of the
+// kernel's uses a probe's port. A probe's key includes the real server's
+// address and port, so a few hundred ports are plenty.
+func probePorts() (lo, hi uint16, err error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	elo, err1 := strconv.Atoi(f[0])
+	ehi, err2 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("ip_local_port_range: %w", err)
+	}
+	return portsOutside(elo, ehi)
+}
+
+// portsOutside picks the probe range outside the ephemeral range [elo, ehi].
+func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
+	above, below := 65535-ehi, elo-1024
+	switch {
+	case above >= 256: // above first: fewer servers listen up there
+		return uint16(ehi + 1), 65535, nil
+	case below >= 256:
+		return 1024, uint16(elo - 1), nil
+	}
+	return 0, 0, fmt.Errorf("ip_local_port_range %d-%d leaves no port range for SYN probes", elo, ehi)
+}
+
+// replyFilter is a classic BPF program that accepts only SYN-ACKs and
+// RSTs to a port in [lo, hi]: the raw socket would otherwise get a copy of
+// every TCP packet the host receives.
+func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(replyProgram(v4, lo, hi))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+// replyProgram is replyFilter's program, before assembly (the tests run
+// it in x/net/bpf's VM).
+func replyProgram(v4 bool, lo, hi uint16) []bpf.Instruction {
+	var prog []bpf.Instruction
+	if v4 {
+		// X = IP header length; then TCP fields at X+off.
+		prog = append(prog,
+			bpf.LoadMemShift{Off: 0},
+			bpf.LoadIndirect{Off: 2, Size: 2},
+		)
+	} else {
+		prog = append(prog, bpf.LoadAbsolute{Off: 2, Size: 2})
+	}
+	// A = destination port.
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(lo), SkipTrue: 7},
+		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(hi), SkipTrue: 6},
+	)
+	if v4 {
+		prog = append(prog, bpf.LoadIndirect{Off: 13, Size: 1})
+	} else {
+		prog = append(prog, bpf.LoadAbsolute{Off: 13, Size: 1})
+	}
+	prog = append(prog,
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: tcpRST, SkipTrue: 3},
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: tcpSYN | tcpACK, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff}, // accept (RST lands here too)
+		bpf.RetConstant{Val: 0},      // wrong port
+	)
+	return prog
+}
+
+// synBatch is the SYNs that the Runner's loop sends with one sendmmsg per
+// prober: the checks due in a tick leave together, and their answers wake
+// the reader about once, not once each.
+type synBatch struct {
+	ents  []synEnt
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6 // room for either family's
+}
+
+type synEnt struct {
+	p   *synProber
+	j   *Job
+	gen uint32
+	dst netip.Addr
+	pkt [synLen]byte
+}
+
+// stage registers a probe of j to dst from src (src matters for IPv4's
+// checksum only) and queues its SYN in b; registered before it is sent,
+// so that no answer can beat it.
+func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
+	seq := rand.Uint32()
+	p.mu.Lock()
+	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
+	for range int(p.hi-p.lo) + 1 {
+		k.lport = p.next
+		if p.next == p.hi {
+			p.next = p.lo
+		} else {
+			p.next++
+		}
+		if p.m.add(k, outstanding{j: j, gen: gen, seq: seq}) {
+			j.pkey, j.pset = k, true
+			break
+		}
+		k.lport = 0
+	}
+	p.mu.Unlock()
+	if k.lport == 0 {
+		return errors.New("no free source port")
+	}
+	b.ents = append(b.ents, synEnt{p: p, j: j, gen: gen, dst: dst.Addr()})
+	buildSYN(b.ents[len(b.ents)-1].pkt[:], src, dst.Addr(), k.lport, dst.Port(), seq)
+	return nil
+}
+
+// flush sends the staged SYNs; fail is told of each that could not be
+// sent (its probe is forgotten).
+func (b *synBatch) flush(fail func(j *Job, gen uint32, err error)) {
+	for start := 0; start < len(b.ents); {
+		end := start + 1
+		for end < len(b.ents) && b.ents[end].p == b.ents[start].p {
+			end++
+		}
+		b.send(b.ents[start:end], fail)
+		start = end
+	}
+	clear(b.ents)
+	b.ents = b.ents[:0]
+}
+
+// send sends ents, all of one prober, with sendmmsg.
+func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error)) {
+	n := len(ents)
+	if cap(b.hdrs) < n {
+		b.hdrs, b.iovs, b.names = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([]unix.RawSockaddrInet6, n)
+	}
+	hdrs, iovs, names := b.hdrs[:n], b.iovs[:n], b.names[:n]
+	p := ents[0].p
+	for i := range ents {
+		e := &ents[i]
+		iovs[i] = unix.Iovec{Base: &e.pkt[0]}
+		iovs[i].SetLen(synLen)
+		hdrs[i] = unix.Mmsghdr{}
+		hdrs[i].Hdr.Iov = &iovs[i]
+		hdrs[i].Hdr.SetIovlen(1)
+		hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&names[i]))
+		if p.v4 {
+			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&names[i]))
+			*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: e.dst.As4()}
+			hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		} else {
+			names[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.As16()}
+			hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		}
+	}
+	for off := 0; off < n; {
+		sent, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd),
+			uintptr(unsafe.Pointer(&hdrs[off])), uintptr(n-off), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+		case errno != 0:
+			// The first message failed: report it, go on with the rest.
+			p.cancel(ents[off].j)
+			fail(ents[off].j, ents[off].gen, fmt.Errorf("send: %w", errno))
+			off++
+		default:
+			off += int(sent)
+		}
+	}
+	runtime.KeepAlive(ents)
+	clear(hdrs) // no pointers kept into ents
+	clear(iovs)
+}
+
+// cancel forgets j's outstanding probe.
+func (p *synProber) cancel(j *Job) {
+	p.mu.Lock()
+	if j.pset {
+		p.m.forget(j.pkey, j)
+		j.pset = false
+	}
+	p.mu.Unlock()
+}
+
+var (
+	synUp   = Result{OK: true, Msg: "syn-ack"}
+	synDown = Result{Msg: "connect: " + syscall.ECONNREFUSED.Error()}
+)
+
+// read is the family's reader: it reads the answers that pass the filter,
+// all that are queued at each wake-up, and completes their probes.
+func (p *synProber) read() {
+	rc, err := p.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	rb := newRecvBatch(recvBatchSize)
+	type done struct {
+		j   *Job
+		gen uint32
+		up  bool
+	}
+	var batch []done
+	for {
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := rb.recv(int(fd))
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					// EAGAIN: wait for more, unless there are answers
+					// to report first (then the next call finds EAGAIN
+					// again and waits). Go's poller is edge-triggered:
+					// it must not wait while packets are queued.
+					return len(batch) > 0 || err != unix.EAGAIN
+				}
+				p.mu.Lock()
+				for i := range n {
+					r, ok := parseReply(rb.packet(i), p.v4, rb.from(i))
+					if !ok {
+						continue
+					}
+					o, up, ok := p.m.match(r)
+					if !ok {
+						continue
+					}
+					if o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
+						o.j.pset = false
+					}
+					batch = append(batch, done{o.j, o.gen, up})
+				}
+				p.mu.Unlock()
+				if len(batch) >= recvBatchSize {
+					return true // report, then read on
+				}
+			}
+		})
+		for i, d := range batch {
+			res := synDown
+			if d.up {
+				res = synUp
+			}
+			d.j.r.complete(d.j, d.gen, res)
+			batch[i] = done{}
+		}
+		batch = batch[:0]
+		if err != nil {
+			return // closed
+		}
+	}
+}
+
+// recvBatchSize is the answers read by one recvmmsg.
+const recvBatchSize = 64
+
+// recvBatch reads a raw socket's packets with recvmmsg, many a system call.
+type recvBatch struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	bufs  [][]byte
+	names []unix.RawSockaddrInet6
+}
+
+func newRecvBatch(n int) *recvBatch {
+	b := &recvBatch{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n),
+		bufs: make([][]byte, n), names: make([]unix.RawSockaddrInet6, n)}
+	for i := range n {
+		// An answer is an IP header and a TCP header with options: 128
+		// bytes hold it; a longer packet is truncated, which parseReply
+		// does not mind (it reads the headers only).
+		b.bufs[i] = make([]byte, 128)
+		b.iovs[i] = unix.Iovec{Base: &b.bufs[i][0]}
+		b.iovs[i].SetLen(len(b.bufs[i]))
+	}
+	return b
+}
+
+// recv reads up to len(b.hdrs) packets without blocking.
+func (b *recvBatch) recv(fd int) (int, error) {
+	for i := range b.hdrs {
+		b.hdrs[i] = unix.Mmsghdr{}
+		b.hdrs[i].Hdr.Iov = &b.iovs[i]
+		b.hdrs[i].Hdr.SetIovlen(1)
+		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
+		uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// packet is the i-th packet read.
+func (b *recvBatch) packet(i int) []byte { return b.bufs[i][:b.hdrs[i].Len] }
+
+// from is the i-th packet's sender when it is IPv6 (an IPv4 packet's is
+// in its header).
+func (b *recvBatch) from(i int) netip.Addr {
+	if b.names[i].Family == unix.AF_INET6 {
+		return netip.AddrFrom16(b.names[i].Addr)
+	}
+	return netip.Addr{}
+}
