@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,48 +16,12 @@ import (
 	"github.com/govs-lb/govs/test/loopback"
 )
 
-// startRsyslogd runs Debian's rsyslogd with a configuration of its own:
-// imudp and imtcp on loopback ports, everything written to a file as
-// "INPUT APP-NAME MSGID MSG". It is stopped (by its PID) at cleanup.
-func startRsyslogd(t *testing.T) (udp, tcp, out string) {
-	t.Helper()
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("rsyslogd not installed (apt-get install rsyslog)")
-		}
-		t.Fatal("rsyslogd not installed")
-	}
-	dir := t.TempDir()
-	udp, tcp = loopback.Addr(t, "udp"), loopback.Addr(t, "tcp")
-	out = filepath.Join(dir, "received.log")
-	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
-	cf := filepath.Join(dir, "rsyslog.conf")
-	writeFile(t, cf, fmt.Sprintf(`global(workDirectory="%s")
-module(load="imudp")
-module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="%s")
-input(type="imtcp" address="127.0.0.1" port="%s")
-template(name="raw" type="string" string="%%inputname%% %%app-name%% %%msgid%% %%msg%%\n")
-*.* action(type="omfile" file="%s" template="raw")
-`, dir, port(udp), port(tcp), out))
-	runDaemon(t, "rsyslogd", exec.Command(bin, "-n", "-f", cf, "-i", filepath.Join(dir, "rsyslogd.pid")), 5*time.Second)
-	loopback.WaitFor(t, "rsyslogd listening on TCP", func() bool {
-		c, err := net.Dial("tcp", tcp)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return udp, tcp, out
-}
-
 // TestAccessLogSyslog: govs run sends its access log to a real rsyslogd
 // over UDP, then, after a reload that changes access_log, over TCP; every
 // connection's line arrives once, parseable, through the input it was
 // sent to.
 func TestAccessLogSyslog(t *testing.T) {
-	udp, tcp, out := startRsyslogd(t)
+	udp, tcp, out := loopback.Rsyslogd(t)
 	dir := t.TempDir()
 	a := loopback.LineServer(t, "a")
 	vip := loopback.Addr(t, "tcp")

@@ -3,16 +3,13 @@ package accesslog
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,63 +142,6 @@ func TestWriteAllocs(t *testing.T) {
 	}
 }
 
-// rsyslog runs a real rsyslogd listening on loopback UDP and TCP ports,
-// writing what it receives (app name, msgid, message) to a file.
-func rsyslog(t *testing.T) (udp, tcp, out string) {
-	t.Helper()
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("rsyslogd not installed (apt-get install rsyslog)")
-		}
-		t.Fatal("rsyslogd not installed")
-	}
-	dir := t.TempDir()
-	udp, tcp = loopback.Addr(t, "udp"), loopback.Addr(t, "tcp")
-	out = filepath.Join(dir, "out.log")
-	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
-	conf := fmt.Sprintf(`global(workDirectory="%s" maxMessageSize="64k")
-module(load="imudp")
-module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="%s")
-input(type="imtcp" address="127.0.0.1" port="%s")
-template(name="raw" type="string" string="%%inputname%% %%app-name%% %%msgid%% %%msg%%\n")
-*.* action(type="omfile" file="%s" template="raw")
-`, dir, port(udp), port(tcp), out)
-	cf := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-n", "-f", cf, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("rsyslogd output:\n%s", stderr.String())
-		}
-	})
-	loopback.WaitFor(t, "rsyslogd listening on TCP", func() bool {
-		c, err := net.Dial("tcp", tcp)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return udp, tcp, out
-}
-
 // received reads rsyslogd's file: per input, the records that came as
 // govs access-log messages.
 func received(t *testing.T, out string) map[string][]Entry {
@@ -228,7 +168,7 @@ func received(t *testing.T, out string) map[string][]Entry {
 // TestSyslogRsyslogd sends records over UDP and TCP to a real rsyslogd:
 // every record arrives, parseable, with govs's APP-NAME and MSGID.
 func TestSyslogRsyslogd(t *testing.T) {
-	udp, tcp, out := rsyslog(t)
+	udp, tcp, out := loopback.Rsyslogd(t)
 	const n = 50
 	for _, c := range []struct{ input, target string }{{"imudp", "syslog+udp://" + udp}, {"imtcp", "syslog+tcp://" + tcp}} {
 		w, err := OpenWriter(c.target, quiet())
