@@ -11,12 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// exposedMetrics are the metric families govs's collector describes, with
+// exposedMetrics are the metric families govs's collectors describe, with
 // their labels.
 func exposedMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	ch := make(chan *prometheus.Desc, 64)
+	ch := make(chan *prometheus.Desc, 128)
 	(&collector{}).Describe(ch)
+	// The connection sync's and BGP's, registered when they are configured.
+	(&syncCollector{}).Describe(ch)
+	bgpCollector{}.Describe(ch)
 	close(ch)
 	nameRE := regexp.MustCompile(`fqName: "([^"]+)"`)
 	labelsRE := regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
