@@ -556,6 +556,12 @@ func dashboardQueries(t *testing.T) []string {
 				t.Fatal(err)
 			}
 			for _, tg := range p.Targets {
+				// This run configures neither connection sync nor BGP, so
+				// their panels stay empty (TestGrafanaDashboard checks
+				// their metric names).
+				if strings.Contains(tg.Expr, "govs_sync_") || strings.Contains(tg.Expr, "govs_bgp_") {
+					continue
+				}
 				out = append(out, vars.Replace(tg.Expr))
 			}
 			walk(p.Panels)

@@ -11,12 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// exposedMetrics are the metric families govs's collector describes, with
+// exposedMetrics are the metric families govs's collectors describe, with
 // their labels.
 func exposedMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	ch := make(chan *prometheus.Desc, 64)
+	ch := make(chan *prometheus.Desc, 128)
 	(&collector{}).Describe(ch)
+	// The connection sync's and BGP's, registered when they are configured.
+	(&syncCollector{}).Describe(ch)
+	bgpCollector{}.Describe(ch)
 	close(ch)
 	nameRE := regexp.MustCompile(`fqName: "([^"]+)"`)
 	labelsRE := regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
@@ -210,7 +213,9 @@ func TestGrafanaDashboard(t *testing.T) {
 		"govs_backend_connect_duration_seconds_bucket", "govs_backend_connection_duration_seconds_bucket",
 		"govs_service_quorum_up", "govs_service_sorry_active", "govs_service_udp_flows", "govs_service_udp_max_flows",
 		"govs_service_udp_flow_limit_drops_total", "process_open_fds", "process_max_fds",
-		"govs_config_last_reload_successful", "govs_config_last_reload_success_timestamp_seconds", "govs_build_info"} {
+		"govs_config_last_reload_successful", "govs_config_last_reload_success_timestamp_seconds", "govs_build_info",
+		// and connection sync's and BGP's.
+		"govs_sync_lag_seconds", "govs_sync_messages_total", "govs_sync_drops_total", "govs_bgp_session_up", "govs_bgp_announced"} {
 		if !used[m] {
 			t.Errorf("no panel queries %s", m)
 		}
