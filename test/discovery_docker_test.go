@@ -1,9 +1,7 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -211,18 +209,7 @@ virtual_servers:
 		if err := d.ns.Do(func() (err error) { c, err = net.DialTimeout("tcp", vip, 2*time.Second); return }); err != nil {
 			return "", err
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "hi\n")
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			return "", err
-		}
-		name, rest, _ := strings.Cut(line, " ")
-		if rest != "hi\n" {
-			return "", fmt.Errorf("bad answer %q", line)
-		}
-		return name, nil
+		return askOn(c)
 	}
 	l := startLoadWith(askNS)
 	defer func() {

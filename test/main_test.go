@@ -115,6 +115,12 @@ func ask(addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return askOn(c)
+}
+
+// askOn sends "hi" on c, a connection to a line server, closes it, and
+// returns the name of the server that answered.
+func askOn(c net.Conn) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "hi\n")

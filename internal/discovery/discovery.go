@@ -98,3 +98,15 @@ type Status struct {
 func sortEntries(es []Entry) {
 	slices.SortFunc(es, func(a, b Entry) int { return a.Addr.Compare(b.Addr) })
 }
+
+// sessions runs session again and again, interval apart, until ctx ends:
+// the watching sources (docker, etcd) start over after every error.
+func sessions(ctx context.Context, interval time.Duration, session func()) {
+	for ctx.Err() == nil {
+		session()
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}

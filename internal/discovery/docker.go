@@ -57,13 +57,7 @@ func (s *dockerSource) Run(ctx context.Context, report func(Update)) {
 		return
 	}
 	defer cli.Close()
-	for ctx.Err() == nil {
-		s.session(ctx, cli, report)
-		select {
-		case <-ctx.Done():
-		case <-time.After(s.interval):
-		}
-	}
+	sessions(ctx, s.interval, func() { s.session(ctx, cli, report) })
 }
 
 func (s *dockerSource) session(ctx context.Context, cli *client.Client, report func(Update)) {

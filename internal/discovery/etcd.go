@@ -54,13 +54,7 @@ func (s *etcdSource) Run(ctx context.Context, report func(Update)) {
 		return
 	}
 	defer cli.Close()
-	for ctx.Err() == nil {
-		s.session(ctx, cli, report)
-		select {
-		case <-ctx.Done():
-		case <-time.After(s.interval):
-		}
-	}
+	sessions(ctx, s.interval, func() { s.session(ctx, cli, report) })
 }
 
 // session reads the prefix, then follows the watch from that revision,
