@@ -44,7 +44,7 @@ var (
 	descBackendUp = prometheus.NewDesc("govs_backend_up",
 		"1 if the real server is in service by health (always 1 without a health check), 0 if not.", rsLabels, nil)
 	descBackendDrained = prometheus.NewDesc("govs_backend_drained",
-		"1 if the real server is draining (an operator's or an agent's drain).", rsLabels, nil)
+		"1 if an operator drained the real server (govsadm, the API); an agent's drain shows in its health state and weight 0.", rsLabels, nil)
 	descCheckDuration = prometheus.NewDesc("govs_healthcheck_duration_seconds",
 		"Duration of the real server's last health check.", []string{"service", "backend", "check"}, nil)
 	descCheckOK = prometheus.NewDesc("govs_healthcheck_success",
