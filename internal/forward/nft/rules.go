@@ -99,7 +99,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 	for _, p := range plans {
 		if p.dr {
 			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain || p.retired); err != nil {
-				return fmt.Errorf("%s: %w", p.vs.Key, err)
+				return fmt.Errorf("%s: %w", p.key, err)
 			}
 			continue
 		}
@@ -108,7 +108,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 			continue
 		}
 		if err := programService(x, p, queue, dnat, snat, q); err != nil {
-			return fmt.Errorf("%s: %w", p.vs.Key, err)
+			return fmt.Errorf("%s: %w", p.key, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
