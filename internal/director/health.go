@@ -39,14 +39,14 @@ type directorHealth struct {
 	runner *health.Runner
 	now    func() time.Time
 	effects
-	probes probePool // prequal's agent probes (prober.go)
+	probes *health.AgentProbes // prequal's agent probes (prober.go)
 }
 
 func (h *directorHealth) init() {
 	h.runner = health.NewRunner(0)
 	h.now = time.Now
 	h.effects.init()
-	h.probes.init()
+	h.probes = health.NewAgentProbes()
 }
 
 // svcHealth is a virtual service's share; guarded by its mu.
@@ -66,7 +66,7 @@ type rsHealth struct {
 	job          *health.Job
 	gen          uint64 // bumped when the job changes; older results are dropped
 	upper, lower int
-	probe        probeState // prequal's probes of its agent (prober.go); atomics
+	probe        health.AgentProbe // prequal's probes of its agent (prober.go); atomics
 }
 
 // HealthStatus is a real server's health, for the API and the dashboard.
@@ -208,7 +208,7 @@ func (vs *VirtualService) stopRealHealthLocked(rs *RealServer) {
 		h.job = nil
 	}
 	h.gen++
-	h.probe.target.Store(nil) // its probes are passive from now on
+	h.probe.Stop() // its probes are passive from now on
 }
 
 // configureCheckLocked (re)starts a real server's check when it changed
@@ -462,7 +462,7 @@ func (vs *VirtualService) rampTick() {
 // services that had their quorum, as keepalived does on shutdown.
 func (d *Director) stopHealthChecks(services []*VirtualService) {
 	d.hc.runner.Close()
-	d.hc.probes.close()
+	d.hc.probes.Close()
 	for _, vs := range services {
 		var acts healthActions
 		vs.mu.Lock()
