@@ -62,10 +62,14 @@ func hookName(h nftables.ChainHook) string {
 	return fmt.Sprint(h)
 }
 
-func (r *recorder) DelChain(c *nftables.Chain)   { r.line("delete chain %s %s", tableName(c.Table), c.Name) }
-func (r *recorder) FlushChain(c *nftables.Chain) { r.line("flush chain %s %s", tableName(c.Table), c.Name) }
-func (r *recorder) DelSet(s *nftables.Set)       { r.line("delete set %s %s", tableName(s.Table), s.Name) }
-func (r *recorder) Flush() error                 { r.line("commit"); return nil }
+func (r *recorder) DelChain(c *nftables.Chain) {
+	r.line("delete chain %s %s", tableName(c.Table), c.Name)
+}
+func (r *recorder) FlushChain(c *nftables.Chain) {
+	r.line("flush chain %s %s", tableName(c.Table), c.Name)
+}
+func (r *recorder) DelSet(s *nftables.Set) { r.line("delete set %s %s", tableName(s.Table), s.Name) }
+func (r *recorder) Flush() error           { r.line("commit"); return nil }
 
 func (r *recorder) AddRule(rl *nftables.Rule) *nftables.Rule {
 	parts := make([]string, len(rl.Exprs))
