@@ -152,6 +152,14 @@ type nftTx struct {
 // snapshot with a service starts the dataplane (probes the kernel, creates
 // the empty table, opens the queues).
 func (d *Dataplane) Prepare(s *director.Snapshot) (director.Transaction, error) {
+	return d.prepare(s, true)
+}
+
+// prepare is Prepare; checkRoutes says to check the DR real servers'
+// routes, which only a reload can change (the real servers and sorry
+// server a service lists are the configuration's, whatever health
+// decides), so Apply skips them.
+func (d *Dataplane) prepare(s *director.Snapshot, checkRoutes bool) (director.Transaction, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed || d.draining {
@@ -170,8 +178,10 @@ func (d *Dataplane) Prepare(s *director.Snapshot) (director.Transaction, error) 
 			return nil, err
 		}
 	}
-	if err := d.checkDR(s.Services); err != nil {
-		return nil, err
+	if checkRoutes {
+		if err := d.checkDR(s.Services); err != nil {
+			return nil, err
+		}
 	}
 	// Retired first: a removed dr service's pinned flows keep their chain
 	// in the same transaction (retiredDRPlans).
@@ -213,7 +223,7 @@ func (*nftTx) Abort() {}
 // health decision only the maps of the services whose weights or set
 // changed differ, and a snapshot that changes no rule programs nothing.
 func (d *Dataplane) Apply(s *director.Snapshot) error {
-	tx, err := d.Prepare(s)
+	tx, err := d.prepare(s, false)
 	if err != nil {
 		return err
 	}
