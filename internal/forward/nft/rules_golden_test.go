@@ -197,3 +197,30 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// BenchmarkPlanSnapshot is the planning a health decision's Apply costs
+// the kernel dataplane: every service of the snapshot is planned again
+// (only the rules of a changed description are sent to the kernel).
+func BenchmarkPlanSnapshot(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		sched string
+		n     int
+	}{{"rr-100", "rr", 100}, {"mh-10", "mh", 10}} {
+		var services []*desired.Service
+		for i := range tc.n {
+			services = append(services, svc(fmt.Sprintf("10.9.%d.%d:80", i/200, i%200+1), desired.NAT, tc.sched,
+				"10.8.1.1:80/1", "10.8.1.2:80/2", "10.8.1.3:80/3", "10.8.1.4:80/1"))
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, s := range services {
+					if _, err := planService(i, s, func(netip.AddrPort) uint32 { return 1 }); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
