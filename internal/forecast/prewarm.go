@@ -125,12 +125,12 @@ func (p *Prewarmer) Decide(now time.Time, in PrewarmInput) PrewarmDecision {
 	return d
 }
 
-// Peak is the highest forecast mean over the next h steps.
-func (m *Model) Peak(h int) float64 {
-	var peak float64
+// Peak is the highest forecast over the next h steps, mean and upper end
+// of the band.
+func (m *Model) Peak(h int) (mean, upper float64) {
 	for k := 1; k <= max(h, 1); k++ {
-		mean, _, _ := m.Forecast(k)
-		peak = max(peak, mean)
+		f, _, hi := m.Forecast(k)
+		mean, upper = max(mean, f), max(upper, hi)
 	}
-	return peak
+	return mean, upper
 }

@@ -90,7 +90,7 @@ func TestModelPeak(t *testing.T) {
 	}
 	first, _, _ := m.Forecast(1)
 	fifth, _, _ := m.Forecast(5)
-	if p := m.Peak(5); p != fifth || fifth <= first+3 {
+	if p, hi := m.Peak(5); p != fifth || fifth <= first+3 || hi <= p {
 		t.Errorf("peak over 5 steps %.2f, forecasts at 1 and 5 steps %.2f and %.2f: want the rising fifth", p, first, fifth)
 	}
 }
