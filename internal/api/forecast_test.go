@@ -19,7 +19,7 @@ func TestForecasts(t *testing.T) {
 		t.Fatalf("before any sample: %d %s", code, body)
 	}
 	for k := range 1800 {
-		h.s.forecasts.sample(h.d, t0.Add(time.Duration(k)*2*time.Second))
+		h.d.SampleForecasts(t0.Add(time.Duration(k) * 2 * time.Second))
 		vs.Stats.Conns.Add(20)
 	}
 	code, body := h.do("GET", "/api/v1/forecasts", "")
