@@ -158,11 +158,7 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 	} else if k, ok := f.capa.Estimate(); ok {
 		f.perWeight, f.source = k, "learned"
 	}
-	f.lastPeak = 0
-	if f.series.M.Ready() {
-		steps := max(int(horizon/f.series.M.Config().Step), 1)
-		_, f.lastPeak = f.series.M.Peak(steps)
-	}
+	f.lastPeak = f.series.M.Expect(max(int(horizon/f.series.M.Config().Step), 1))
 
 	// Pre-warming: the service's machine lists its standby servers.
 	vs.mu.Lock()

@@ -125,6 +125,44 @@ func (p *Prewarmer) Decide(now time.Time, in PrewarmInput) PrewarmDecision {
 	return d
 }
 
+// Seasonal is the highest rate the last season says comes within h
+// steps, scaled to today: the last step's rate x[t] times the largest
+// x[t+j-S] / x[t-S], j from 1 to h (x[t] plus the difference when x[t-S]
+// is 0); 0 until the model has seen a season and a step. It is the
+// seasonal-naive forecast of the change, as a ratio so that a day busier
+// than yesterday expects a busier rush. Holt-Winters with the defaults (a
+// high alpha) follows a recurring jump (a rush hour) mostly with its
+// level, and learns it into its season over weeks: its forecast of the
+// jump is a fraction of it.
+func (m *Model) Seasonal(h int) float64 {
+	if m.n <= m.cfg.Season {
+		return 0
+	}
+	k := m.slot(m.last)
+	now, base := m.hist[k], m.prev[k]
+	var out float64
+	for j := 1; j <= min(max(h, 1), m.cfg.Season-1); j++ {
+		next := m.hist[(k+j)%m.cfg.Season]
+		if base > 0 {
+			out = max(out, now*next/base)
+		} else {
+			out = max(out, now+next)
+		}
+	}
+	return out
+}
+
+// Expect is the highest rate pre-warming expects within h steps: the
+// higher of Holt-Winters' forecasts (mean) and Seasonal. 0 before the
+// model has seen a whole season.
+func (m *Model) Expect(h int) float64 {
+	if !m.Ready() {
+		return 0
+	}
+	mean, _ := m.Peak(h)
+	return max(mean, m.Seasonal(h))
+}
+
 // Peak is the highest forecast over the next h steps, mean and upper end
 // of the band.
 func (m *Model) Peak(h int) (mean, upper float64) {

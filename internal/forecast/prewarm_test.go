@@ -94,3 +94,44 @@ func TestModelPeak(t *testing.T) {
 		t.Errorf("peak over 5 steps %.2f, forecasts at 1 and 5 steps %.2f and %.2f: want the rising fifth", p, first, fifth)
 	}
 }
+
+// TestModelSeasonal: a rush hour seen yesterday is expected today, whole
+// and scaled to today's rate; Holt-Winters alone forecasts a fraction of
+// it.
+func TestModelSeasonal(t *testing.T) {
+	m, err := New(Config{Season: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := func(s int64) float64 {
+		base := 20.0
+		if s >= 100 {
+			base = 30 // the second day is busier
+		}
+		if s%100 >= 50 && s%100 < 60 {
+			return 4 * base
+		}
+		return base
+	}
+	for s := range int64(100 + 46) { // a day, then to slot 45 of the second
+		if m.Seasonal(5) != 0 && s <= 100 {
+			t.Fatalf("a seasonal forecast before a whole season and a step: %v", m.Seasonal(5))
+		}
+		m.Observe(s, rate(s))
+	}
+	if r := m.Seasonal(4); r != 30 {
+		t.Errorf("seasonal over 4 steps from slot 45: %.1f, want 30 (the rush is at 50)", r)
+	}
+	if r := m.Seasonal(5); r != 120 {
+		t.Errorf("seasonal over 5 steps from slot 45: %.1f, want 120", r)
+	}
+	mean, _ := m.Peak(10)
+	if e := m.Expect(10); e != 120 || mean >= 120 {
+		t.Errorf("expect %.1f (want 120), Holt-Winters' peak %.1f (want less)", e, mean)
+	}
+	fresh, _ := New(Config{Season: 100})
+	fresh.Observe(0, 5)
+	if e := fresh.Expect(10); e != 0 {
+		t.Errorf("a young model expects %.1f, want 0", e)
+	}
+}

@@ -123,10 +123,7 @@ func (s *sim) prewarmTick() {
 	if s.arrived < s.total {
 		s.at(s.now+pw.Step, evPrewarm, 0, 0)
 	}
-	in := forecast.PrewarmInput{Rate: rate, PerWeight: st.perW}
-	if st.model.Ready() { // before a whole season, the forecast is the level alone
-		_, in.Peak = st.model.Peak(max(int(pw.Horizon/pw.Step+0.5), 1))
-	}
+	in := forecast.PrewarmInput{Rate: rate, PerWeight: st.perW, Peak: st.model.Expect(max(int(pw.Horizon/pw.Step+0.5), 1))}
 	var waiting []int
 	for i := range s.servers {
 		srv := &s.servers[i]
