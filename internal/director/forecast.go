@@ -118,6 +118,13 @@ func (d *Director) SampleForecasts(now time.Time) {
 	}
 	b.mu.Unlock()
 	for _, ev := range events {
+		switch {
+		case ev.Kind != CapacityAlertKind: // a call, logged by the health machine
+		case ev.To == "capacity exceeded":
+			d.log.Warn("capacity alert: the forecast exceeds the service's capacity", "service", ev.Service, "reason", ev.Reason)
+		default:
+			d.log.Info("capacity alert cleared", "service", ev.Service, "reason", ev.Reason)
+		}
 		d.hc.record(ev)
 		d.emit(ev)
 	}
