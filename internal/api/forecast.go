@@ -167,6 +167,9 @@ func (c forecastCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStandby, prometheus.GaugeValue, float64(f.Standby.Waiting), f.Service, "waiting")
 		ch <- prometheus.MustNewConstMetric(descStandby, prometheus.GaugeValue, float64(f.Standby.Called), f.Service, "called")
 		for _, h := range f.Forecasts {
+			if f.Observations == 0 {
+				break // no step closed yet: no forecast
+			}
 			ch <- prometheus.MustNewConstMetric(descForecast, prometheus.GaugeValue, h.CPS, f.Service, h.Horizon)
 			ch <- prometheus.MustNewConstMetric(descForecastLower, prometheus.GaugeValue, h.Lower, f.Service, h.Horizon)
 			ch <- prometheus.MustNewConstMetric(descForecastUpper, prometheus.GaugeValue, h.Upper, f.Service, h.Horizon)

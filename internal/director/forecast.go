@@ -217,19 +217,24 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 }
 
 // ServiceForecast returns vs's forecast at the horizons asked, and false
-// before its first step.
+// before its first sample (its forecasts are 0 until its first step, a
+// minute; its capacity and standby servers are there from the first
+// sample).
 func (d *Director) ServiceForecast(vs *VirtualService, horizons []time.Duration) (ForecastReport, bool) {
 	b := &d.fc
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f := b.svc[&vs.Stats]
-	if f == nil || f.series.M.Observations() == 0 {
+	if f == nil {
 		return ForecastReport{}, false
 	}
 	m := f.series.M
 	cfg := m.Config()
-	r := ForecastReport{Observations: m.Observations(), Ready: m.Ready(), Step: cfg.Step,
-		End: time.Unix(0, (m.LastStep()+1)*int64(cfg.Step)).UTC(), Capacity: f.lastCapa, PerWeight: f.perWeight,
+	end := f.at.Truncate(cfg.Step).UTC()
+	if m.Observations() > 0 {
+		end = time.Unix(0, (m.LastStep()+1)*int64(cfg.Step)).UTC()
+	}
+	r := ForecastReport{Observations: m.Observations(), Ready: m.Ready(), Step: cfg.Step, End: end, Capacity: f.lastCapa, PerWeight: f.perWeight,
 		Source: f.source, CapacitySamples: f.capa.Samples(), Peak: f.lastPeak, Alert: f.alert,
 		Mode: f.pw.Config().Mode, Waiting: f.waiting, Called: f.called}
 	if st := vs.Settings(); st != nil {
