@@ -62,6 +62,13 @@ virtual_servers:
 	if f := forecasts(); f.Standby.Waiting != 1 || f.Standby.Called != 0 || f.Capacity.Source != "configured" || f.Capacity.CPS != 10 {
 		t.Fatalf("after the light load: %+v", f)
 	}
+	svcs, err := cl.Services(context.Background())
+	if err != nil || len(svcs) != 1 || len(svcs[0].RealServers) != 2 {
+		t.Fatalf("services: %+v, %v", svcs, err)
+	}
+	if st := svcs[0].RealServers[1].Status; !st.Standby || st.Weight != 0 || !st.Up {
+		t.Fatalf("the standby real server's status: %+v", st)
+	}
 
 	// About 50 connections a second until the standby server answers one.
 	busy := time.Now()
