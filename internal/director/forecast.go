@@ -146,7 +146,9 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 	}
 	if dt := now.Sub(f.at).Seconds(); !f.at.IsZero() && dt > 0 && conns >= f.conns && n >= f.latN {
 		f.rate = float64(conns-f.conns) / dt
-		if dn := n - f.latN; dn > 0 && weight > 0 {
+		// A UDP flow's duration is mostly its idle timeout: only TCP
+		// connections say how long the real servers took.
+		if dn := n - f.latN; dn > 0 && weight > 0 && vc.Protocol == config.TCP {
 			f.capa.Observe(now, f.rate/float64(weight), (sum-f.latSum)/float64(dn))
 		}
 	}
