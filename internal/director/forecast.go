@@ -91,6 +91,7 @@ type ForecastPoint struct {
 // cleared (recorded as events and sent to the event hook).
 func (d *Director) SampleForecasts(now time.Time) {
 	var events []HealthEvent
+	var calls []*healthActions
 	b := &d.fc
 	b.mu.Lock()
 	if b.svc == nil {
@@ -109,7 +110,11 @@ func (d *Director) SampleForecasts(now time.Time) {
 			f = &svcForecast{series: se, capa: forecast.NewCapacity(forecast.CapacityConfig{}), pw: forecast.NewPrewarmer(forecast.PrewarmConfig{})}
 			b.svc[&vs.Stats] = f
 		}
-		events = append(events, f.sample(vs, st.Config, now)...)
+		evs, acts := f.sample(vs, st.Config, now)
+		events = append(events, evs...)
+		if acts != nil {
+			calls = append(calls, acts)
+		}
 	}
 	for st := range b.svc {
 		if !alive[st] {
@@ -117,6 +122,9 @@ func (d *Director) SampleForecasts(now time.Time) {
 		}
 	}
 	b.mu.Unlock()
+	for _, acts := range calls { // logs, and the dataplanes told, outside every lock
+		acts.run()
+	}
 	for _, ev := range events {
 		switch {
 		case ev.Kind != CapacityAlertKind: // a call, logged by the health machine
@@ -130,8 +138,10 @@ func (d *Director) SampleForecasts(now time.Time) {
 	}
 }
 
-// sample is one service's step; called under the book's lock.
-func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now time.Time) []HealthEvent {
+// sample is one service's step; called under the book's lock. It returns
+// the events to record and, when it called standby servers, the actions
+// of their decisions, to run once the lock is released.
+func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now time.Time) ([]HealthEvent, *healthActions) {
 	var out []HealthEvent
 	conns := vs.Stats.Snapshot().Conns
 	f.series.Sample(now, conns)
@@ -179,18 +189,20 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 	}
 	dec := f.pw.Decide(now, forecast.PrewarmInput{Rate: f.rate, Peak: f.lastPeak, PerWeight: f.perWeight,
 		Active: active, Waiting: weights})
-	var acts healthActions
+	acts := &healthActions{}
 	var called []netip.AddrPort
 	for _, addr := range waiting[:dec.Call] {
 		hd, ok := m.Call(now, addr, dec.Reason)
 		if ok {
-			vs.applyLocked(vs.Settings().Scheduler, vs.RealServers(), hd, false, &acts)
+			vs.applyLocked(vs.Settings().Scheduler, vs.RealServers(), hd, false, acts)
 			called = append(called, addr)
 		}
 	}
 	f.waiting = len(waiting) - len(called)
 	vs.mu.Unlock()
-	acts.run()
+	if len(called) == 0 {
+		acts = nil
+	}
 	for _, addr := range called {
 		f.called++
 		out = append(out, HealthEvent{Time: now, Service: vc.Name, Key: vs.Key, Backend: addr, From: "standby", To: "called", Reason: dec.Reason})
@@ -201,7 +213,7 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 	f.lastCapa = f.perWeight * float64(all)
 	if !fc.AlertOn() || f.lastCapa <= 0 {
 		f.alert = false
-		return out
+		return out, acts
 	}
 	switch {
 	case !f.alert && f.lastPeak > f.lastCapa:
@@ -215,7 +227,7 @@ func (f *svcForecast) sample(vs *VirtualService, vc *config.VirtualServer, now t
 			From: "capacity exceeded", To: "capacity ok",
 			Reason: fmt.Sprintf("forecast %.1f connections/s within %s is below %.0f%% of the %s capacity %.1f", f.lastPeak, horizon, capacityClear*100, f.source, f.lastCapa)})
 	}
-	return out
+	return out, acts
 }
 
 // ServiceForecast returns vs's forecast at the horizons asked, and false
