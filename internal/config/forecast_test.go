@@ -19,6 +19,19 @@ func TestForecastKeys(t *testing.T) {
 	if f.Mode != ForecastPrewarm || f.HorizonOrDefault() != 10*time.Minute || f.Capacity != 250 || f.AlertOn() || !vs.RealServers[1].Standby {
 		t.Fatalf("parsed %+v, standby %v", f, vs.RealServers[1].Standby)
 	}
+	// govs convert and the API's edits write the configuration back.
+	out, err := EncodeYAML(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("g.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if f2 := c2.VirtualServers[0].Forecast; f2 == nil || f2.Mode != ForecastPrewarm || f2.Capacity != 250 || f2.AlertOn() ||
+		!c2.VirtualServers[0].RealServers[1].Standby {
+		t.Fatalf("written back and read again:\n%s", out)
+	}
 	var none *Forecast
 	if none.HorizonOrDefault() != DefaultForecastHorizon || !none.AlertOn() {
 		t.Fatal("defaults without a forecast block")
