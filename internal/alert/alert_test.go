@@ -208,3 +208,35 @@ func TestMailThroughMTA(t *testing.T) {
 		}
 	}
 }
+
+// TestCapacityAlert: the capacity alert reaches a webhook on loopback,
+// raised and cleared, and capacity_alert: false silences it.
+func TestCapacityAlert(t *testing.T) {
+	col := &collector{got: make(chan struct{}, 16)}
+	srv := httptest.NewServer(col)
+	defer srv.Close()
+	s := New(quiet())
+	s.Backoff = 10 * time.Millisecond
+	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	key := "tcp/192.0.2.1:80"
+	s.Apply(testConfig(t, "alerts:\n  router_id: LVS_1\n  webhooks: ["+srv.URL+"]\n"))
+	s.Capacity(key, true, "forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0", at)
+	s.Capacity(key, false, "forecast 700.0 connections/s within 15m0s is below 90% of the learned capacity 800.0", at)
+	evs := col.wait(t, 2)
+	want := Event{Time: at, RouterID: "LVS_1", Kind: KindCapacity, Service: "[192.0.2.1]:tcp:80", State: "EXCEEDED",
+		Reason:  "forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0",
+		Subject: "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - capacity EXCEEDED",
+		Body:    "=> forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0 <="}
+	if evs[0] != want || evs[1].State != "OK" || evs[1].Subject != "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - capacity OK" {
+		t.Fatalf("events:\n%+v\n%+v\nwant first %+v", evs[0], evs[1], want)
+	}
+	c := testConfig(t, "alerts:\n  webhooks: ["+srv.URL+"]\n")
+	off := false
+	c.VirtualServers[0].Forecast = &config.Forecast{CapacityAlert: &off}
+	s.Apply(c)
+	s.Capacity(key, true, "off", at)
+	s.Close(5 * time.Second)
+	if len(col.events) != 2 {
+		t.Errorf("%d events, want 2 (capacity_alert: false must send nothing)", len(col.events))
+	}
+}

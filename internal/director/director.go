@@ -59,6 +59,7 @@ type Director struct {
 	hc directorHealth // health.go
 
 	disc   discoveredSets                    // discovered.go
+	fc     forecastBook                      // forecast.go
 	events atomic.Pointer[func(HealthEvent)] // events.go
 }
 

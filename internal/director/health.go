@@ -248,7 +248,7 @@ func (vs *VirtualService) configureCheckLocked(rs *RealServer, rc *config.RealSe
 	}
 	sc := health.ServerConfig{Addr: rs.Addr, NotifyUp: rc.NotifyUp, NotifyDown: rc.NotifyDown, MaxConn: rc.MaxConnections,
 		Alpha: vc.Alpha, Params: health.Params{Weight: *rc.Weight, SlowStart: vc.SlowStart.D(), Inhibit: vc.InhibitOnFailure,
-			Checked: spec != nil, Rise: 1, Fall: 1}}
+			Checked: spec != nil, Rise: 1, Fall: 1, Standby: rc.Standby}}
 	if rc.InhibitOnFailure != nil {
 		sc.Params.Inhibit = *rc.InhibitOnFailure
 	}
