@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,58 +21,22 @@ import (
 // receiver listen too. r1 becoming MASTER and the real server being killed
 // produce keepalived's mails, delivered by the MTA, and the webhook's POSTs.
 func TestAlerts(t *testing.T) {
-	exim, err := exec.LookPath("exim4")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("exim4 missing (apt-get install exim4-daemon-light)")
-		}
-		t.Skip("exim4 missing (apt-get install exim4-daemon-light)")
-	}
 	l := newVRRPLab(t, false)
 	r1 := l.routers[0]
 	const clientIP = "10.88.0.2"
 
 	// The MTA, in the client namespace.
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o777)
-	for _, d := range []string{"spool", "log"} {
-		os.Mkdir(filepath.Join(dir, d), 0o777)
-		os.Chmod(filepath.Join(dir, d), 0o777)
-	}
-	mbox := filepath.Join(dir, "mbox")
 	const smtpPort = 2525
-	conf := strings.NewReplacer("DIR", dir, "PORT", strconv.Itoa(smtpPort), "ADDR", clientIP).Replace(`primary_hostname = mta.test
-daemon_smtp_ports = PORT
-local_interfaces = ADDR
-spool_directory = DIR/spool
-log_file_path = DIR/log/%slog
-keep_environment =
-tls_advertise_hosts =
-never_users =
-host_lookup =
-rfc1413_hosts =
-qualify_domain = mta.test
-acl_smtp_rcpt = acl_rcpt
-begin acl
-acl_rcpt:
-  accept
-begin routers
-all:
-  driver = accept
-  transport = tofile
-begin transports
-tofile:
-  driver = appendfile
-  file = DIR/mbox
-  mode = 0666
-  user = Debian-exim
-begin retry
-*  *  F,1m,10s
-`)
-	writeFile(t, filepath.Join(dir, "exim.conf"), conf)
-	mta := runDaemon(t, "exim", exec.Command("ip", "netns", "exec", l.client.Name, exim, "-C", filepath.Join(dir, "exim.conf"), "-bdf", "-odi"), 5*time.Second)
-	_ = mta
+	smtpAddr := net.JoinHostPort(clientIP, strconv.Itoa(smtpPort))
+	mbox := loopback.MTA(t, smtpAddr, []string{"ip", "netns", "exec", l.client.Name}, func() bool {
+		return l.client.Do(func() error {
+			c, err := net.Dial("tcp", smtpAddr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}) == nil
+	})
 
 	// The webhook receiver and the real server, in the client namespace.
 	var hookLn, rsLn net.Listener

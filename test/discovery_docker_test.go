@@ -7,125 +7,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/govs-lb/govs/internal/api"
-	"github.com/govs-lb/govs/test/netns"
 )
-
-// discDockerd is a Docker engine in a network namespace of the test's,
-// with its default bridge (containers get addresses there) and
-// --live-restore, so that stopping the engine (an outage of the source)
-// leaves its containers serving.
-type discDockerd struct {
-	ns         *netns.NS
-	root, sock string
-	bin        string
-	env        []string
-	cmd        *exec.Cmd
-	done       chan struct{}
-}
-
-func startDiscDockerd(t *testing.T) *discDockerd {
-	t.Helper()
-	needRoot(t)
-	netns.Require(t)
-	d := &discDockerd{bin: needTool(t, "dockerd")}
-	needTool(t, "docker")
-	needTool(t, "nsenter")
-	d.ns = netns.New(t, "ddisc")
-	root, err := os.MkdirTemp("", "govs-ddisc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.root, d.sock = root, filepath.Join(root, "docker.sock")
-	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_API_VERSION=1.41")
-	t.Cleanup(func() {
-		// Containers first (live-restore keeps them past the engine).
-		if out, err := d.docker("ps", "-aq"); err == nil && strings.TrimSpace(out) != "" {
-			d.docker(append([]string{"rm", "-f"}, strings.Fields(out)...)...)
-		}
-		d.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(root, "dockerd.log"))
-			t.Logf("dockerd log (tail):\n%s", tail(string(b), 3000))
-		}
-		unmountUnder(t, root)
-		os.RemoveAll(root)
-	})
-	d.start(t)
-	return d
-}
-
-func (d *discDockerd) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+d.ns.Name, d.bin,
-		"--iptables=false", "--ip6tables=false", "--ip-masq=false", "--live-restore",
-		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
-		"--pidfile", filepath.Join(d.root, "docker.pid"), "-H", "unix://"+d.sock)
-	logf, err := os.OpenFile(filepath.Join(d.root, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd, d.done = cmd, make(chan struct{})
-	done := d.done
-	go func() { cmd.Wait(); close(done) }()
-	waitFor(t, "dockerd to answer", func() bool {
-		select {
-		case <-done:
-			t.Fatal("dockerd exited")
-		default:
-		}
-		_, err := d.docker("version", "--format", "{{.Server.Version}}")
-		return err == nil
-	})
-}
-
-func (d *discDockerd) stop() {
-	if d.done == nil {
-		return
-	}
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM) // nsenter execs dockerd: this PID is dockerd's
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-}
-
-func (d *discDockerd) docker(args ...string) (string, error) {
-	cmd := exec.Command("docker", args...)
-	cmd.Env = d.env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (d *discDockerd) must(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := d.docker(args...)
-	if err != nil {
-		t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(out)
-}
 
 // importLineImage builds, offline, an image whose /reply answers each line
 // with "$NAME line" (the test's line protocol) on port 8080, from the
 // static busybox.
-func (d *discDockerd) importLineImage(t *testing.T) string {
+func (d *dockerd) importLineImage(t *testing.T) string {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -162,7 +53,7 @@ func (d *discDockerd) importLineImage(t *testing.T) string {
 	return "govs-disc-line:test"
 }
 
-func (d *discDockerd) run(t *testing.T, image, name string) {
+func (d *dockerd) run(t *testing.T, image, name string) {
 	t.Helper()
 	d.must(t, "run", "-d", "--pull=never", "--init", "--name", "disc-"+name, "--label", "govs.test=web", "--label", "govs.port=8080",
 		"-e", "NAME="+name, image, "/bin/nc", "-ll", "-p", "8080", "-e", "/reply")
@@ -172,7 +63,7 @@ func (d *discDockerd) run(t *testing.T, image, name string) {
 // start and leave it as they stop, with real traffic through govs (in the
 // engine's namespace) to them; the engine's outage keeps the pool.
 func TestDiscoveryDocker(t *testing.T) {
-	d := startDiscDockerd(t)
+	d := startDockerd(t, dockerdOpts{bridge: true, liveRestore: true})
 	image := d.importLineImage(t)
 	d.run(t, image, "a")
 	d.run(t, image, "b")

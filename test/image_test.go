@@ -7,128 +7,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/govs-lb/govs/test/loopback"
-	"github.com/govs-lb/govs/test/netns"
 )
-
-// dockerd is a Docker engine a test started in a network namespace of its
-// own, with its own data and exec roots, so that the machine's network and
-// any other engine are untouched.
-type dockerd struct {
-	ns   *netns.NS
-	sock string
-	env  []string
-}
-
-// startDockerd starts dockerd in a new namespace (nsenter, not ip netns
-// exec, which remounts /sys and breaks its cgroup setup) and stops it at
-// cleanup, with the nsfs mounts it leaves behind.
-func startDockerd(t *testing.T) *dockerd {
-	t.Helper()
-	needRoot(t)
-	netns.Require(t)
-	bin := needTool(t, "dockerd")
-	needTool(t, "docker")
-	needTool(t, "nsenter")
-	ns := netns.New(t, "docker")
-	// Not t.TempDir: the roots must outlive dockerd, which cleanup stops
-	// first, and then hold mounts to undo before removal.
-	root, err := os.MkdirTemp("", "govs-dockerd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &dockerd{ns: ns, sock: filepath.Join(root, "docker.sock")}
-	// The docker client may be newer than Debian's dockerd 20.10 (API
-	// 1.41); the classic builder needs no buildx plugin.
-	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+d.sock, "DOCKER_API_VERSION=1.41", "DOCKER_BUILDKIT=0")
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns.Name, bin,
-		"--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
-		"--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"),
-		"--pidfile", filepath.Join(root, "docker.pid"), "-H", "unix://"+d.sock)
-	logf, err := os.Create(filepath.Join(root, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // nsenter execs dockerd: this PID is dockerd's
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("dockerd log (tail):\n%s", tail(string(b), 3000))
-		}
-		unmountUnder(t, root)
-		if err := os.RemoveAll(root); err != nil {
-			t.Errorf("removing dockerd's roots: %v", err)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if out, err := d.docker("version", "--format", "{{.Server.Version}}"); err == nil {
-			t.Logf("dockerd %s", strings.TrimSpace(out))
-			break
-		}
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("dockerd exited:\n%s", tail(string(b), 3000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("dockerd did not answer in 60s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return d
-}
-
-func (d *dockerd) docker(args ...string) (string, error) {
-	cmd := exec.Command("docker", args...)
-	cmd.Env = d.env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// unmountUnder undoes the mounts left under dir (the engine's nsfs and
-// overlay mounts), deepest first.
-func unmountUnder(t *testing.T, dir string) {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	var mnts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			mnts = append(mnts, f[1])
-		}
-	}
-	for i := len(mnts) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(mnts[i], syscall.MNT_DETACH); err != nil {
-			t.Errorf("umount %s: %v", mnts[i], err)
-		}
-	}
-}
 
 // make image builds the FROM scratch image offline; the image prints its
 // version and serves a proxy configuration as nobody, which govsadm in the
 // container lists, and stops cleanly on docker stop.
 func TestImage(t *testing.T) {
-	d := startDockerd(t)
+	d := startDockerd(t, dockerdOpts{})
 	image := fmt.Sprintf("govs-test-%d", os.Getpid())
 	start := time.Now()
 	build := exec.Command("make", "-C", "..", "image", "IMAGE="+image)

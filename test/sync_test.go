@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -303,7 +302,7 @@ func (l *syncLab) start(d *syncDirector, prio int) {
 	}
 	cmd := exec.Command("ip", "netns", "exec", d.ns.Name, bin, "run", "-c", file)
 	cmd.Env = append(cmd.Environ(), "GOVS_SOCKET="+d.sock)
-	d.govs = runDaemonTB(t, "govs in "+d.name, cmd)
+	d.govs = runDaemon(t, "govs in "+d.name, cmd, 10*time.Second)
 	g := d.govs
 	loopback.WaitFor(t, "govs to start in "+d.name, func() bool {
 		select {
@@ -313,35 +312,6 @@ func (l *syncLab) start(d *syncDirector, prio int) {
 		}
 		return strings.Contains(g.log(), "govs running")
 	})
-}
-
-// runDaemonTB is runDaemon for benchmarks too: it starts cmd and, at
-// cleanup, stops it with SIGTERM (SIGKILL after 10 s).
-func runDaemonTB(t testing.TB, name string, cmd *exec.Cmd) *daemon {
-	t.Helper()
-	d := &daemon{cmd: cmd, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = d, d
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(10 * time.Second):
-			}
-			cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, d.log())
-		}
-	})
-	return d
 }
 
 func (d *syncDirector) hasVIP() bool {

@@ -204,10 +204,14 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 
 // healthAlerts turns the director's health events into alerts: a real
 // server going from up to down or back, a service gaining or losing its
-// quorum.
+// quorum, the forecast crossing a service's capacity.
 func healthAlerts(a *alert.Sender) func(director.HealthEvent) {
 	isUp := func(s string) bool { return s == health.StateUp || s == health.StateDraining }
 	return func(ev director.HealthEvent) {
+		if ev.Kind == director.CapacityAlertKind {
+			a.Capacity(ev.Key, ev.To == "capacity exceeded", ev.Reason, ev.Time)
+			return
+		}
 		if !ev.Backend.IsValid() {
 			var w int
 			fmt.Sscanf(ev.Reason, "live weight %d", &w)

@@ -18,6 +18,7 @@ func simCmd() *cobra.Command {
 		requests, parallel    int
 		format, plot          string
 		list                  bool
+		prewarm               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -32,7 +33,8 @@ or YAML files (see docs/sim.md). A run is deterministic for a given --seed.
 		Example: `  govs sim
   govs sim --scenario heterogeneous --schedulers wlc,prequal,adaptive-weights --requests 1000000
   govs sim --scenario my-service.yaml --format csv > results.csv
-  govs sim --plot latency.svg`,
+  govs sim --plot latency.svg
+  govs sim --scenario standby --prewarm forecast-only,prewarm --schedulers wlc`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -65,7 +67,17 @@ or YAML files (see docs/sim.md). A run is deterministic for a given --seed.
 				if err != nil {
 					return err
 				}
-				su.Scenarios = append(su.Scenarios, sc)
+				if len(prewarm) == 0 || sc.Prewarm == nil {
+					su.Scenarios = append(su.Scenarios, sc)
+					continue
+				}
+				for _, mode := range prewarm {
+					c, err := sc.WithPrewarmMode(strings.TrimSpace(mode))
+					if err != nil {
+						return err
+					}
+					su.Scenarios = append(su.Scenarios, c)
+				}
 			}
 			rs, err := su.Run()
 			if err != nil {
@@ -96,5 +108,6 @@ or YAML files (see docs/sim.md). A run is deterministic for a given --seed.
 	f.StringVar(&format, "format", "table", "output format: table, csv or json")
 	f.StringVar(&plot, "plot", "", "also draw the latency distributions into this SVG file")
 	f.BoolVar(&list, "list", false, "list the built-in scenarios and exit")
+	f.StringSliceVar(&prewarm, "prewarm", nil, "run each scenario with standby servers in these pre-warming modes (forecast-only, prewarm), as NAME/MODE")
 	return cmd
 }

@@ -27,6 +27,7 @@ const (
 	KindRealServer    = "real_server"
 	KindVirtualServer = "virtual_server"
 	KindVRRPInstance  = "vrrp_instance"
+	KindCapacity      = "capacity" // the forecast crosses a service's capacity (docs/forecast.md)
 )
 
 // Event is one alert, as the webhook receives it.
@@ -83,6 +84,7 @@ type service struct {
 	name          string // [VIP]:tcp:PORT
 	proto         string
 	alert         bool
+	capacity      bool // capacity alerts (forecast.capacity_alert)
 	quorum, hyst  int
 	realAlert     map[netip.AddrPort]bool
 	realCheckType map[netip.AddrPort]string
@@ -116,7 +118,7 @@ func (s *Sender) Apply(c *config.Config) {
 			continue
 		}
 		sv := &service{name: trio(vs.Address.Addr, string(vs.Protocol), vs.Address.Port), proto: string(vs.Protocol),
-			alert: on(vs.Alert), quorum: config.DefaultQuorum, hyst: vs.QuorumHysteresis,
+			alert: on(vs.Alert), capacity: vs.Forecast.AlertOn(), quorum: config.DefaultQuorum, hyst: vs.QuorumHysteresis,
 			realAlert: map[netip.AddrPort]bool{}, realCheckType: map[netip.AddrPort]string{}}
 		if sv.proto == "" {
 			sv.proto = "tcp"
@@ -208,6 +210,25 @@ func (s *Sender) Quorum(key string, up bool, weight int, at time.Time) {
 	ev.Reason = fmt.Sprintf("live weight %d", weight)
 	ev.Subject = fmt.Sprintf("[%s] Virtualserver %s - %s", st.routerID, sv.name, ev.State)
 	ev.Body = fmt.Sprintf("=> %s %d+%d=%d <= %d <=", what, sv.quorum, sv.hyst, threshold, weight)
+	s.enqueue(st, ev)
+}
+
+// Capacity alerts that the forecast of the service key crossed its
+// capacity (exceeded) or fell back below it; reason has the figures.
+// keepalived has no such alert: the subject follows its virtual server
+// alerts' form.
+func (s *Sender) Capacity(key string, exceeded bool, reason string, at time.Time) {
+	st := s.state.Load()
+	sv := st.services[key]
+	if sv == nil || !sv.capacity {
+		return
+	}
+	ev := Event{Time: at, RouterID: st.routerID, Kind: KindCapacity, Service: sv.name, State: "OK", Reason: reason}
+	if exceeded {
+		ev.State = "EXCEEDED"
+	}
+	ev.Subject = fmt.Sprintf("[%s] Virtualserver %s - capacity %s", st.routerID, sv.name, ev.State)
+	ev.Body = "=> " + reason + " <="
 	s.enqueue(st, ev)
 }
 

@@ -4,20 +4,18 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -159,88 +157,6 @@ func TestQueueNeverBlocks(t *testing.T) {
 	t.Logf("%d alerts offered in %v", 3*QueueSize, time.Since(start))
 }
 
-// startExim runs Debian's exim4 on a loopback port, delivering every
-// recipient's mail to one mbox file.
-func startExim(t *testing.T) (addr, mbox string) {
-	t.Helper()
-	exim, err := exec.LookPath("exim4")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("exim4 missing (apt-get install exim4-daemon-light)")
-		}
-		t.Skip("exim4 missing (apt-get install exim4-daemon-light)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("exim4 as a test MTA needs root")
-	}
-	// exim drops root for its own user (-C): it must reach the directory.
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
-	os.Chmod(dir, 0o777)
-	for _, d := range []string{"spool", "log"} {
-		os.Mkdir(filepath.Join(dir, d), 0o777)
-		os.Chmod(filepath.Join(dir, d), 0o777)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	mbox = filepath.Join(dir, "mbox")
-	conf := strings.NewReplacer("DIR", dir, "PORT", strconv.Itoa(port)).Replace(`primary_hostname = mta.test
-daemon_smtp_ports = PORT
-local_interfaces = 127.0.0.1
-spool_directory = DIR/spool
-log_file_path = DIR/log/%slog
-keep_environment =
-tls_advertise_hosts =
-never_users =
-recipient_unqualified_hosts = *
-sender_unqualified_hosts = *
-qualify_domain = mta.test
-acl_smtp_rcpt = acl_rcpt
-begin acl
-acl_rcpt:
-  accept
-begin routers
-all:
-  driver = accept
-  transport = tofile
-begin transports
-tofile:
-  driver = appendfile
-  file = DIR/mbox
-  mode = 0666
-  user = Debian-exim
-begin retry
-*  *  F,1m,10s
-`)
-	confFile := filepath.Join(dir, "exim.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exim, "-C", confFile, "-bdf", "-odi")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("exim does not listen on %s", addr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return addr, mbox
-}
-
 // waitMail waits until the mbox holds n messages and returns it.
 func waitMail(t *testing.T, mbox string, n int) string {
 	t.Helper()
@@ -260,7 +176,8 @@ func waitMail(t *testing.T, mbox string, n int) string {
 // TestMailThroughMTA sends keepalived's alert mails through a real MTA
 // (Debian's exim4 on loopback) and reads what it delivered.
 func TestMailThroughMTA(t *testing.T) {
-	addr, mbox := startExim(t)
+	addr := loopback.Addr(t, "tcp")
+	mbox := loopback.MTA(t, addr, nil, nil)
 	s := New(quiet())
 	s.Apply(testConfig(t, `alerts:
   router_id: LVS_DEVEL
@@ -289,5 +206,37 @@ func TestMailThroughMTA(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("the delivered mail lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestCapacityAlert: the capacity alert reaches a webhook on loopback,
+// raised and cleared, and capacity_alert: false silences it.
+func TestCapacityAlert(t *testing.T) {
+	col := &collector{got: make(chan struct{}, 16)}
+	srv := httptest.NewServer(col)
+	defer srv.Close()
+	s := New(quiet())
+	s.Backoff = 10 * time.Millisecond
+	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
+	key := "tcp/192.0.2.1:80"
+	s.Apply(testConfig(t, "alerts:\n  router_id: LVS_1\n  webhooks: ["+srv.URL+"]\n"))
+	s.Capacity(key, true, "forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0", at)
+	s.Capacity(key, false, "forecast 700.0 connections/s within 15m0s is below 90% of the learned capacity 800.0", at)
+	evs := col.wait(t, 2)
+	want := Event{Time: at, RouterID: "LVS_1", Kind: KindCapacity, Service: "[192.0.2.1]:tcp:80", State: "EXCEEDED",
+		Reason:  "forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0",
+		Subject: "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - capacity EXCEEDED",
+		Body:    "=> forecast 900.0 connections/s within 15m0s exceeds the learned capacity 800.0 <="}
+	if evs[0] != want || evs[1].State != "OK" || evs[1].Subject != "[LVS_1] Virtualserver [192.0.2.1]:tcp:80 - capacity OK" {
+		t.Fatalf("events:\n%+v\n%+v\nwant first %+v", evs[0], evs[1], want)
+	}
+	c := testConfig(t, "alerts:\n  webhooks: ["+srv.URL+"]\n")
+	off := false
+	c.VirtualServers[0].Forecast = &config.Forecast{CapacityAlert: &off}
+	s.Apply(c)
+	s.Capacity(key, true, "off", at)
+	s.Close(5 * time.Second)
+	if len(col.events) != 2 {
+		t.Errorf("%d events, want 2 (capacity_alert: false must send nothing)", len(col.events))
 	}
 }

@@ -19,7 +19,7 @@ func TestForecasts(t *testing.T) {
 		t.Fatalf("before any sample: %d %s", code, body)
 	}
 	for k := range 1800 {
-		h.s.forecasts.sample(h.d, t0.Add(time.Duration(k)*2*time.Second))
+		h.d.SampleForecasts(t0.Add(time.Duration(k) * 2 * time.Second))
 		vs.Stats.Conns.Add(20)
 	}
 	code, body := h.do("GET", "/api/v1/forecasts", "")
@@ -35,6 +35,10 @@ func TestForecasts(t *testing.T) {
 		fs[1].Forecasts[0].CPS != 0 {
 		t.Fatalf("forecasts: %s", body)
 	}
+	// Nothing configured, nothing learned (no latencies): no capacity.
+	if c := fs[0].Capacity; c.CPS != 0 || c.Source != "" || c.Alert || c.Horizon != "15m0s" || fs[0].Mode != "forecast-only" {
+		t.Errorf("capacity %+v, mode %q", c, fs[0].Mode)
+	}
 	for _, f := range fs[0].Forecasts {
 		if math.Abs(f.CPS-10) > 0.01 || f.Lower > f.CPS || f.Upper < f.CPS {
 			t.Errorf("horizon %s: %.3f [%.3f, %.3f], want 10", f.Horizon, f.CPS, f.Lower, f.Upper)
@@ -46,6 +50,8 @@ func TestForecasts(t *testing.T) {
 		`govs_service_forecast_connections_per_second_lower{horizon="1h",service="web"}`,
 		`govs_service_forecast_connections_per_second_upper{horizon="15m",service="web"}`,
 		`govs_service_forecast_ready{service="web"} 0`,
+		`govs_service_capacity_alert{service="web"} 0`,
+		`govs_service_standby_real_servers{service="web",state="waiting"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

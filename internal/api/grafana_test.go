@@ -20,6 +20,7 @@ func exposedMetrics(t *testing.T) map[string][]string {
 	// The connection sync's and BGP's, registered when they are configured.
 	(&syncCollector{}).Describe(ch)
 	bgpCollector{}.Describe(ch)
+	forecastCollector{}.Describe(ch) // forecast.go: forecasts, capacity, standby
 	close(ch)
 	nameRE := regexp.MustCompile(`fqName: "([^"]+)"`)
 	labelsRE := regexp.MustCompile(`variableLabels: \{([^}]*)\}`)

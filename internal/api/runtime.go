@@ -71,6 +71,7 @@ func (s *Server) realServerRuntime(vs *director.VirtualService, rs *director.Rea
 		InactiveConnections:   rs.Dest.InactiveConns(),
 		PersistentConnections: rs.Dest.PersistConns(),
 		Drained:               hs.Draining,
+		Standby:               hs.Standby,
 		Up:                    hs.Up || hs.State == "",
 		Health:                toHealth(hs),
 		Stats:                 s.stats.stats(&rs.Stats),

@@ -56,12 +56,15 @@ type RealServerStatus struct {
 	InactiveConnections int `json:"inactive_connections"`
 	// PersistentConnections is IPVS's PersistConn: the persistence
 	// templates that send clients here.
-	PersistentConnections int    `json:"persistent_connections"`
-	Drained               bool   `json:"drained"`
-	Up                    bool   `json:"up"`
-	Health                Health `json:"health"`
-	Stats                 Stats  `json:"stats"`
-	Rates                 Rates  `json:"rates"`
+	PersistentConnections int  `json:"persistent_connections"`
+	Drained               bool `json:"drained"`
+	// Standby says a standby real server the pre-warming has not called
+	// yet: up, at weight 0 (docs/forecast.md).
+	Standby bool   `json:"standby,omitempty"`
+	Up      bool   `json:"up"`
+	Health  Health `json:"health"`
+	Stats   Stats  `json:"stats"`
+	Rates   Rates  `json:"rates"`
 	// Agent is what the real server's agent said last (internal/api/agent.go).
 	Agent *AgentFigures `json:"agent,omitempty"`
 }

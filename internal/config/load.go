@@ -198,6 +198,7 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 		errs.add(vs.At("expire_quiescent_template"), "expire_quiescent_template needs persistence_timeout")
 	}
 	vs.validateLifecycle(errs) // health.go
+	vs.validateForecast(errs)  // forecast.go
 	if vs.ConnectTimeout == 0 {
 		vs.ConnectTimeout = Duration(DefaultConnectTimeout)
 	}

@@ -80,6 +80,9 @@ type VirtualServer struct {
 	Omega            bool         `yaml:"omega,omitempty"`
 	HealthCheck      *HealthCheck `yaml:"health_check,omitempty"`
 	SlowStart        Duration     `yaml:"slow_start,omitempty"`
+	// Forecast uses the service's load forecast: pre-warming of its
+	// standby real servers and the capacity alert (forecast.go).
+	Forecast *Forecast `yaml:"forecast,omitempty"`
 
 	// Proxy forwarding settings.
 	ConnectTimeout Duration      `yaml:"connect_timeout,omitempty"`
@@ -141,6 +144,9 @@ type RealServer struct {
 	Alert            *bool `yaml:"alert,omitempty"`
 	InhibitOnFailure *bool `yaml:"inhibit_on_failure,omitempty"`
 	Alpha            *bool `yaml:"alpha,omitempty"`
+	// Standby keeps the real server at weight 0 until the service's
+	// pre-warming calls it (docs/forecast.md).
+	Standby bool `yaml:"standby,omitempty"`
 
 	// Origin names the discovery source of a discovered real server
 	// ("dns:_http._tcp.example.test"); empty for a written one. Only the

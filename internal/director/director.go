@@ -43,6 +43,7 @@ type Director struct {
 	hc directorHealth // health.go
 
 	disc   discoveredSets                    // discovered.go
+	fc     forecastBook                      // forecast.go
 	events atomic.Pointer[func(HealthEvent)] // events.go
 }
 
@@ -287,6 +288,7 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 // so its position and state) when neither its name nor its options changed.
 func newSettings(vc *config.VirtualServer, old *Settings) (*Settings, error) {
 	st := &Settings{
+		cfg:           vc,
 		Name:          vc.Name,
 		SchedulerName: vc.Scheduler,
 		Forwarding:    vc.Forwarding,

@@ -259,7 +259,7 @@ func (vs *VirtualService) configureCheckLocked(rs *RealServer, rc *config.RealSe
 func serverHealthConfig(addr netip.AddrPort, rc *config.RealServer, vc *config.VirtualServer, checked bool) health.ServerConfig {
 	sc := health.ServerConfig{Addr: addr, NotifyUp: rc.NotifyUp, NotifyDown: rc.NotifyDown, MaxConn: rc.MaxConnections,
 		Alpha: vc.Alpha, Params: health.Params{Weight: *rc.Weight, SlowStart: vc.SlowStart.D(), Inhibit: vc.InhibitOnFailure,
-			Checked: checked, Rise: 1, Fall: 1}}
+			Checked: checked, Rise: 1, Fall: 1, Standby: rc.Standby}}
 	if rc.InhibitOnFailure != nil {
 		sc.Params.Inhibit = *rc.InhibitOnFailure
 	}

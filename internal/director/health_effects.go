@@ -33,6 +33,9 @@ type HealthEvent struct {
 	From    string // up, down, draining, maint; quorum events: quorum up, quorum lost
 	To      string
 	Reason  string
+	// Kind is CapacityAlertKind for a capacity alert (forecast.go), empty
+	// for transitions and quorum changes.
+	Kind string
 }
 
 // effects is the director's executor: the event ring and the notify

@@ -24,6 +24,9 @@ type Settings struct {
 	Forwarding    config.Forwarding
 
 	schedOpts sched.Options
+	// cfg is the configuration these settings were built from, for the
+	// director's own use (forecast.go); dataplanes read the snapshot.
+	cfg *config.VirtualServer
 }
 
 // VirtualService is a running virtual service. Its identity (protocol and

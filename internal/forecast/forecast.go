@@ -88,6 +88,9 @@ type Model struct {
 	last         int64   // the step of the last observation
 	mse          float64 // EWMA of squared one-step errors
 	first        []bool  // season slots seen in the first season
+	// hist holds each slot's last observation, prev the one before it (a
+	// season earlier): what Rise reads.
+	hist, prev []float64
 }
 
 // New returns an empty model.
@@ -96,7 +99,8 @@ func New(cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Model{cfg: cfg, season: make([]float64, cfg.Season), first: make([]bool, cfg.Season)}, nil
+	return &Model{cfg: cfg, season: make([]float64, cfg.Season), first: make([]bool, cfg.Season),
+		hist: make([]float64, cfg.Season), prev: make([]float64, cfg.Season)}, nil
 }
 
 // Config returns the model's settings, defaults filled in.
@@ -128,6 +132,8 @@ func (m *Model) Observe(step int64, x float64) {
 		return
 	}
 	c := m.cfg
+	k := m.slot(step)
+	m.prev[k], m.hist[k] = m.hist[k], x
 	if m.n == 0 {
 		m.level, m.last, m.n = x, step, 1
 		m.first[m.slot(step)] = true
@@ -137,7 +143,6 @@ func (m *Model) Observe(step int64, x float64) {
 		// Coast over a gap: the state moves as if the forecast came true.
 		m.level += m.trend
 	}
-	k := m.slot(step)
 	if m.n < c.Season && !m.first[k] {
 		// Learning the first season: the level follows an EWMA and the
 		// slot starts at its deviation from it.

@@ -317,6 +317,38 @@ func (m *ServiceMachine) Shutdown(now time.Time) Decision {
 	return Decision{Effects: m.effects}
 }
 
+// Call brings the waiting standby server addr in (the pre-warming decided
+// the load needs it): it joins with a slow-start ramp. ok is false when
+// addr is unknown or not waiting.
+func (m *ServiceMachine) Call(now time.Time, addr netip.AddrPort, why string) (d Decision, ok bool) {
+	m.begin()
+	s := m.byAddr[addr]
+	if s == nil || !s.tr.Call(now) {
+		return Decision{}, false
+	}
+	m.log(slog.LevelInfo, addr, now, "standby real server called: "+why)
+	return m.reconcile(now, false), true
+}
+
+// Standby lists what pre-warming looks at: the base weight of the real
+// servers up and serving (called standby ones included), and the waiting
+// standby servers that are up, in configuration order, with their base
+// weights.
+func (m *ServiceMachine) Standby() (active int, waiting []netip.AddrPort, weights []int) {
+	for _, s := range m.servers {
+		if !s.tr.Up() || !s.tr.InService() {
+			continue
+		}
+		if s.tr.Waiting() {
+			waiting = append(waiting, s.cfg.Addr)
+			weights = append(weights, s.tr.BaseWeight())
+		} else if s.inSet {
+			active += s.tr.BaseWeight()
+		}
+	}
+	return active, waiting, weights
+}
+
 // Forget drops a retired real server's state.
 func (m *ServiceMachine) Forget(addr netip.AddrPort) { delete(m.retired, addr) }
 

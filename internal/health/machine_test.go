@@ -305,3 +305,49 @@ func TestMachineObserveDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per confirming result", n)
 	}
 }
+
+// TestMachineStandby: a standby server stays at weight 0, out of the
+// quorum's count, until called; then it ramps as slow start says, and a
+// reload keeps it called.
+func TestMachineStandby(t *testing.T) {
+	m := NewServiceMachine()
+	a := msrv(rsA, 10, 1, 1)
+	b := msrv(rsB, 20, 1, 1)
+	b.Params.Standby, b.Params.SlowStart = true, 10*time.Second
+	d := m.Configure(t0, false, ServiceConfig{Quorum: 1}, []ServerConfig{a, b})
+	if s := state(t, d, rsB); s.Weight != 0 || !s.InSet {
+		t.Fatalf("waiting standby server: %+v", s)
+	}
+	if active, waiting, weights := m.Standby(); active != 10 || len(waiting) != 1 || waiting[0] != rsB || weights[0] != 20 {
+		t.Fatalf("Standby() = %d %v %v", active, waiting, weights)
+	}
+	if st, _, _ := m.Status(rsB, t0); !st.Standby || st.State != StateUp {
+		t.Fatalf("status %+v", st)
+	}
+	// Its checks pass and fail as anyone's; it stays at 0 meanwhile.
+	if d := m.Observe(t0, rsB, ok()); d.Changed {
+		t.Fatalf("a passing check changed a waiting server: %+v", d)
+	}
+	// Losing the active server loses the quorum: the standby one counts 0.
+	if d := m.Observe(t0, rsA, bad()); m.QuorumUp() || !strings.Contains(effects(d), "quorum lost") {
+		t.Fatalf("quorum with only a standby server up: %v, %s", m.QuorumUp(), effects(d))
+	}
+	m.Observe(t0, rsA, ok())
+	d, called := m.Call(t0.Add(time.Second), rsB, "the forecast")
+	if !called || state(t, d, rsB).Weight != 1 || d.Next.IsZero() || !strings.Contains(effects(d), "standby real server called: the forecast") {
+		t.Fatalf("called: %v %+v %s", called, d, effects(d))
+	}
+	if _, again := m.Call(t0.Add(time.Second), rsB, "again"); again {
+		t.Fatal("called twice")
+	}
+	if d := m.Tick(t0.Add(11 * time.Second)); state(t, d, rsB).Weight != 20 {
+		t.Fatalf("after the ramp: %+v", d)
+	}
+	if active, waiting, _ := m.Standby(); active != 30 || len(waiting) != 0 {
+		t.Fatalf("Standby() after the call = %d %v", active, waiting)
+	}
+	d = m.Configure(t0.Add(20*time.Second), true, ServiceConfig{Quorum: 1}, []ServerConfig{a, b})
+	if s := state(t, d, rsB); s.Weight != 20 {
+		t.Fatalf("a reload sent the called server back to standby: %+v", s)
+	}
+}

@@ -25,6 +25,9 @@ type Params struct {
 	// Checked says an active check runs. An unchecked real server is always
 	// up: nothing could bring it back.
 	Checked bool
+	// Standby keeps the real server at weight 0 until Call: the service's
+	// pre-warming calls it when the load needs it (docs/forecast.md).
+	Standby bool
 }
 
 // Transition is a change of a real server's State, with what caused it.
@@ -62,6 +65,7 @@ type Tracker struct {
 	agentWhy     string // the description the agent gave with down
 	operatorHold bool   // an operator's drain
 	suspect      bool   // down because the dataplane saw a failure
+	called       bool   // a standby server the pre-warming called in
 
 	last    Result
 	checks  uint64
@@ -217,6 +221,26 @@ func (t *Tracker) SetDrain(on bool, now time.Time) (Transition, bool) {
 	return t.emit(now, reason)
 }
 
+// Waiting reports a standby real server not called yet: it takes no new
+// connections and counts for nothing in the quorum.
+func (t *Tracker) Waiting() bool { return t.p.Standby && !t.called }
+
+// Call brings a waiting standby server in: it then ramps as slow start
+// says, from now (or when it comes up, if it is down). It reports whether
+// it was waiting.
+func (t *Tracker) Call(now time.Time) bool {
+	if !t.Waiting() {
+		return false
+	}
+	t.called = true
+	if t.up {
+		t.startRamp(now)
+	} else {
+		t.rampOnUp = true
+	}
+	return true
+}
+
 // Draining reports an operator's drain.
 func (t *Tracker) Draining() bool { return t.operatorHold }
 
@@ -298,7 +322,7 @@ func (t *Tracker) BaseWeight() int {
 // ramps linearly from 1; it is 0 when the server is down, drained or in
 // maintenance.
 func (t *Tracker) Weight(now time.Time) int {
-	if !t.up || t.agentMaint || t.operatorHold || t.agentDrain {
+	if !t.up || t.agentMaint || t.operatorHold || t.agentDrain || t.Waiting() {
 		return 0
 	}
 	w := t.BaseWeight()
@@ -318,7 +342,7 @@ func (t *Tracker) InService() bool {
 // LiveWeight is what the server counts towards its service's quorum: its
 // base weight when up, else 0.
 func (t *Tracker) LiveWeight() int {
-	if !t.up || t.agentMaint {
+	if !t.up || t.agentMaint || t.Waiting() {
 		return 0
 	}
 	return t.BaseWeight()
@@ -359,6 +383,7 @@ type Status struct {
 	Changed    time.Time
 	Reason     string
 	RampEnd    time.Time
+	Standby    bool // a standby server the pre-warming has not called yet
 	// Agent is the agent's last reply (its figures for the API and
 	// /metrics), received at AgentAt; zero AgentAt: none yet.
 	Agent   AgentReply
@@ -371,7 +396,7 @@ func (t *Tracker) Status(now time.Time) Status {
 		State: t.State(), Checked: t.p.Checked, Up: t.up, Suspect: t.suspect,
 		Draining: t.operatorHold, AgentDrain: t.agentDrain, AgentMaint: t.agentMaint, AgentDown: t.agentDown,
 		Percent: t.percent, Checks: t.checks, Passes: t.passes, Fails: t.fails, Last: t.last,
-		Changed: t.changed, Reason: t.reason, RampEnd: t.RampEnd(now),
+		Changed: t.changed, Reason: t.reason, RampEnd: t.RampEnd(now), Standby: t.Waiting(),
 		Agent: t.agentReply, AgentAt: t.agentAt,
 	}
 }

@@ -42,6 +42,11 @@ type Result struct {
 	// 0 when none timed out.
 	Timeouts         int     `json:"timeouts,omitempty"`
 	FirstTimeoutLoad float64 `json:"first_timeout_load,omitempty"`
+	// With pre-warming (prewarm.go): the p99 of the requests that arrived
+	// during the scenario's window (the ramp), and when each standby
+	// server was called (simulated seconds).
+	WindowP99 float64   `json:"window_p99_ms,omitempty"`
+	CalledAt  []float64 `json:"called_at,omitempty"`
 
 	hist *histogram
 }
@@ -154,6 +159,9 @@ type sim struct {
 	arrEpoch              int32
 	hist                  *histogram
 	lastDone, firstArrive float64
+
+	pw    *prewarmState // prewarm.go; nil: no pre-warming
+	whist *histogram    // the requests of the pre-warming's window
 }
 
 func (s *sim) at(t float64, kind uint8, a, b int32) {
@@ -190,22 +198,23 @@ func Run(sc *Scenario, scheduler string, o RunOptions) (*Result, error) {
 		sc:    sc,
 		total: n,
 		rate:  sc.Rate(),
-		arr:   stream(o.Seed, sc.Name, 1),
-		svc:   stream(o.Seed, sc.Name, 2),
-		misc:  stream(o.Seed, sc.Name, 3),
+		arr:   stream(o.Seed, sc.streamName(), 1),
+		svc:   stream(o.Seed, sc.streamName(), 2),
+		misc:  stream(o.Seed, sc.streamName(), 3),
 		hist:  newHistogram(),
+		whist: newHistogram(),
 	}
 	if err := sc.check(); err != nil {
 		return nil, err
 	}
 	nd := max(sc.Directors, 1)
 	if nd > 1 {
-		s.route = stream(o.Seed, sc.Name, 5)
+		s.route = stream(o.Seed, sc.streamName(), 5)
 	}
 	if len(sc.Antagonists) > 0 {
-		s.antag = stream(o.Seed, sc.Name, 6)
+		s.antag = stream(o.Seed, sc.streamName(), 6)
 	}
-	rnd := stream(o.Seed, sc.Name, 4)
+	rnd := stream(o.Seed, sc.streamName(), 4)
 	s.dirs = make([]director, nd)
 	s.servers = make([]server, len(sc.Servers))
 	for i, spec := range sc.Servers {
@@ -217,7 +226,7 @@ func Run(sc *Scenario, scheduler string, o RunOptions) (*Result, error) {
 		// stream a single director always had, so old runs repeat.
 		r := rnd
 		if k > 0 {
-			r = stream(o.Seed, sc.Name, 100+uint64(k))
+			r = stream(o.Seed, sc.streamName(), 100+uint64(k))
 		}
 		opts := sched.Options{Clock: s.clock, Rand: r.Uint64, Prober: prober{s, k}, Fallback: true}
 		if scheduler == Oracle {
@@ -241,6 +250,9 @@ func Run(sc *Scenario, scheduler string, o RunOptions) (*Result, error) {
 		defer dr.sched.Update(nil)
 	}
 	s.start()
+	if err := s.startPrewarm(s.length); err != nil {
+		return nil, err
+	}
 	s.loop()
 	return s.result(scheduler), nil
 }
@@ -354,6 +366,10 @@ func (s *sim) loop() {
 			s.timeout(e.a, uint32(e.b))
 		case evAntagonist:
 			s.antagonist(e)
+		case evPrewarm:
+			s.prewarmTick()
+		case evRamp:
+			s.rampTick()
 		case evFail:
 			s.fail(int(e.a))
 		case evRecover:
@@ -569,6 +585,9 @@ func (s *sim) done(ji int32) {
 		s.dest(j.dir, j.srv).Unbind(true)
 		s.observe(dir, j.srv, sched.Duration, lat, 0)
 		s.hist.add(s.now - j.arrive)
+		if s.pw.inWindow(j.arrive) {
+			s.whist.add(s.now - j.arrive)
+		}
 		s.completed++
 		s.open--
 		s.lastDone = s.now
@@ -639,7 +658,7 @@ func (s *sim) healthDone(ji int32) {
 	s.observe(int(dir), int32(i), sched.HealthLatency, lat, 0)
 	if dr := &s.dirs[dir]; dr.down[i] {
 		dr.down[i] = false
-		dr.dests[i].SetWeight(s.servers[i].spec.Weight)
+		dr.dests[i].SetWeight(s.weightNow(i))
 		dr.sched.Update(slices.Clone(dr.dests))
 	}
 }
@@ -712,6 +731,10 @@ func (s *sim) result(scheduler string) *Result {
 	}
 	if s.timeouts > 0 {
 		r.FirstTimeoutLoad = s.firstTimeout
+	}
+	if s.pw != nil {
+		r.WindowP99 = s.whist.quantile(0.99) * 1e3
+		r.CalledAt = s.pw.calledAt
 	}
 	if span := end - s.firstArrive; span > 0 {
 		r.Throughput = float64(s.completed) / span

@@ -29,6 +29,8 @@ const (
 	evProbeBack                // a probe's answer (v: RIF, w: latency) is back from server a (b: director)
 	evTimeout                  // a: job's client gives up (b: the job's generation)
 	evAntagonist               // a: server's antagonist now takes share v of it (b: antagonist)
+	evPrewarm                  // the pre-warming's next step (prewarm.go)
+	evRamp                     // the called standby servers' next slow-start step
 )
 
 // atc schedules an event that names a director (or any third value) in c.

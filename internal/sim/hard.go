@@ -26,10 +26,12 @@ type LoadProfile struct {
 	Flash     []Flash
 }
 
-// Flash is a flash crowd: the load multiplied by Factor for a while.
+// Flash is a flash crowd: the load multiplied by Factor for a while,
+// again every Every seconds when Every is set (a daily peak hour).
 type Flash struct {
 	At, For When
 	Factor  float64
+	Every   float64
 }
 
 func (l *LoadProfile) active() bool { return l.Ramp || l.Day > 0 || len(l.Flash) > 0 }
@@ -65,7 +67,11 @@ func (l *LoadProfile) factor(t, length float64) float64 {
 		}
 	}
 	for _, fl := range l.Flash {
-		if at := fl.At.In(length); t >= at && t < at+fl.For.In(length) {
+		at := fl.At.In(length)
+		if fl.Every > 0 && t >= at {
+			at += math.Floor((t-at)/fl.Every) * fl.Every
+		}
+		if t >= at && t < at+fl.For.In(length) {
 			f *= fl.Factor
 		}
 	}
@@ -188,7 +194,7 @@ func (p *parser) load(n *yaml.Node) LoadProfile {
 			return l
 		}
 		for _, fn := range v.Content {
-			ff := p.fields(fn, "a flash crowd", "at", "for", "factor")
+			ff := p.fields(fn, "a flash crowd", "at", "for", "factor", "every")
 			fl := Flash{Factor: 2}
 			if x := ff["at"]; x != nil {
 				fl.At = p.when(x, "at")
@@ -202,6 +208,9 @@ func (p *parser) load(n *yaml.Node) LoadProfile {
 			}
 			if x := ff["factor"]; x != nil {
 				fl.Factor = p.number(x, "factor", 0.01, 100)
+			}
+			if x := ff["every"]; x != nil {
+				fl.Every = p.duration(x, "every", time.Millisecond)
 			}
 			l.Flash = append(l.Flash, fl)
 		}

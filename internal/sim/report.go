@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -127,6 +128,16 @@ func WriteTable(w io.Writer, rs []*Result) error {
 	for _, r := range rs {
 		if r.Timeouts > 0 {
 			fmt.Fprintf(w, "%s/%s: %d timed out; the first at %.2fx the capacity\n", r.Scenario, r.Scheduler, r.Timeouts, r.FirstTimeoutLoad)
+		}
+	}
+	for _, r := range rs {
+		if r.WindowP99 > 0 || len(r.CalledAt) > 0 {
+			called := make([]string, len(r.CalledAt))
+			for i, at := range r.CalledAt {
+				called[i] = strconv.FormatFloat(at, 'f', 1, 64) + "s"
+			}
+			fmt.Fprintf(w, "%s/%s: p99 %.2f ms in the window; standby servers called at [%s]\n", r.Scenario, r.Scheduler,
+				r.WindowP99, strings.Join(called, " "))
 		}
 	}
 	return nil

@@ -49,6 +49,9 @@ type Scenario struct {
 	Timeout     float64
 	Load        LoadProfile
 	Antagonists []Antagonist
+	// Prewarm calls the standby servers in (prewarm.go); nil: none.
+	Prewarm *Prewarm
+	base    string // the name random streams are drawn for (streamName)
 }
 
 // Server is one real server.
@@ -61,6 +64,9 @@ type Server struct {
 	// WarmupSlowdown x at first, then less, linearly, to nominal. 0: none.
 	Warmup         float64
 	WarmupSlowdown float64
+	// Standby: the server takes no connections until the pre-warming calls
+	// it (prewarm.go).
+	Standby bool
 }
 
 // Dist is a service-time distribution.
@@ -152,7 +158,7 @@ var builtinFS embed.FS
 // Builtins lists the built-in scenarios, in the order they are run.
 func Builtins() []string {
 	return []string{"homogeneous", "heterogeneous", "noisy-neighbour", "failure", "burst",
-		"multi-director", "multi-director-antagonist", "ramp", "diurnal"}
+		"multi-director", "multi-director-antagonist", "ramp", "diurnal", "standby"}
 }
 
 // Load returns the built-in scenario called name, or else reads the file
@@ -376,7 +382,7 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 	}
 	f := p.fields(n, "the scenario", "name", "description", "utilisation", "requests", "rtt", "connect_timeout",
 		"retries", "passive_health", "service", "capacity", "weight", "arrivals", "health", "agent_interval", "probe_delay", "servers", "events",
-		"directors", "timeout", "load", "antagonists")
+		"directors", "timeout", "load", "antagonists", "prewarm")
 	if v := f["name"]; v != nil {
 		sc.Name, _ = p.scalar(v, "name")
 	}
@@ -443,6 +449,16 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 	}
 	if v := f["antagonists"]; v != nil {
 		sc.Antagonists = p.antagonists(v, len(sc.Servers))
+	}
+	if v := f["prewarm"]; v != nil {
+		sc.Prewarm = p.prewarm(v)
+	}
+	standby := false
+	for _, s := range sc.Servers {
+		standby = standby || s.Standby
+	}
+	if standby && sc.Prewarm == nil {
+		p.errorf(n, "standby servers need a prewarm block (what calls them)")
 	}
 	return sc
 }
@@ -570,7 +586,7 @@ func (p *parser) servers(n *yaml.Node, def Server) []Server {
 	}
 	var out []Server
 	for _, g := range n.Content {
-		f := p.fields(g, "a server group", "count", "weight", "capacity", "slowdown", "service", "warmup", "warmup_slowdown")
+		f := p.fields(g, "a server group", "count", "weight", "capacity", "slowdown", "service", "warmup", "warmup_slowdown", "standby")
 		s, count := def, 1
 		if v := f["count"]; v != nil {
 			count = p.integer(v, "count", 1, 100000)
@@ -596,6 +612,9 @@ func (p *parser) servers(n *yaml.Node, def Server) []Server {
 			if f["warmup"] == nil {
 				p.errorf(v, "warmup_slowdown needs warmup (how long)")
 			}
+		}
+		if v := f["standby"]; v != nil {
+			s.Standby = p.boolean(v, "standby")
 		}
 		for range count {
 			out = append(out, s)

@@ -452,7 +452,12 @@
     setText(refs.active, fmtNum(s.active));
     setText(refs.inactive, fmtNum(s.inactive));
     const fc = forecasts.get(s.key);
-    setText(refs.forecast, fc ? 'in 5 min: ' + fmtNum(fc.connections_per_second) + '/s (' + fmtNum(fc.lower) + '–' + fmtNum(fc.upper) + ')' : '');
+    let fcText = fc ? 'in 5 min: ' + fmtNum(fc.connections_per_second) + '/s (' + fmtNum(fc.lower) + '–' + fmtNum(fc.upper) + ')' : '';
+    if (fc && fc.capacity.connections_per_second > 0) {
+      // The capacity the director learned (or was told), and its alert.
+      fcText += ' · capacity ' + fmtNum(fc.capacity.connections_per_second) + '/s' + (fc.capacity.alert ? ' — forecast exceeds it' : '');
+    }
+    setText(refs.forecast, fcText);
     setText(refs.total, fmtNum(s.stats.connections) + ' conns · ' + bytesText(s.stats.in_bytes + s.stats.out_bytes) + ' total');
     const err = (label, n) => [h('b', { class: n ? 'nz' : '', text: fmtNum(n) }), ' ' + label];
     refs.errs.replaceChildren(...err('connect', s.stats.connect_errors), ' · ', ...err('refused', s.stats.refused),
@@ -645,7 +650,7 @@
       forecasts.clear();
       for (const f of fs || []) {
         const h5 = (f.forecasts || []).find((x) => x.horizon === '5m');
-        if (h5) forecasts.set(f.key, h5);
+        if (h5) forecasts.set(f.key, { ...h5, capacity: f.capacity || {} });
       }
     }).catch(() => {});
   }
