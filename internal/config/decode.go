@@ -170,6 +170,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Uint32: // a firewall mark
+		u, err := strconv.ParseUint(n.Value, 10, 32)
+		if n.Kind != yaml.ScalarNode || err != nil || len(n.Value) > 1 && n.Value[0] == '0' {
+			d.errs.add(d.pos(n), "expected a whole number from 0 to 4294967295 (no sign or leading zero), found %s", kindName(n))
+			return
+		}
+		v.SetUint(u)
 	default:
 		d.errs.add(d.pos(n), "internal: cannot decode into %s", v.Type())
 	}
