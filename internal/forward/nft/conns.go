@@ -52,7 +52,7 @@ func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow
 		Service: vs.Key, Protocol: config.UDP, State: "UDP",
 		Expires:    time.Duration(f.Timeout) * time.Second,
 		Client:     netip.AddrPortFrom(o.IP.SourceAddress.Unmap(), o.Proto.SourcePort),
-		Virtual:    vs.Address,
+		Virtual:    netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort), // a fwmark flow's own VIP:port
 		RealServer: rs,
 		InBytes:    f.CountersOrig.Bytes, OutBytes: f.CountersReply.Bytes,
 		InPackets: f.CountersOrig.Packets, OutPackets: f.CountersReply.Packets,

@@ -1,0 +1,209 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govs-lb/govs/test/netns"
+)
+
+// Firewall-mark services (docs/fwmark.md): the operator's own nft rule
+// marks the packets of several ports, and one govs service balances them
+// all, with one persistence.
+
+// markPorts installs the operator's marking rule in ns: packets of protos
+// to vip's ports get mark, at priority raw - 10, before govs's chains
+// (forwarding dr's run at raw). The table goes at the test's end.
+func markPorts(t *testing.T, ns *netns.NS, vip netip.Addr, ports []int, mark int) {
+	t.Helper()
+	fam, table := "ip", "fwm_test"
+	if vip.Is6() {
+		fam = "ip6"
+	}
+	var ps []string
+	for _, p := range ports {
+		ps = append(ps, fmt.Sprint(p))
+	}
+	script := fmt.Sprintf(`table inet %s {
+	chain pre {
+		type filter hook prerouting priority raw - 10; policy accept;
+		%s daddr %s meta l4proto { tcp, udp } th dport { %s } meta mark set %d
+	}
+}
+`, table, fam, vip, strings.Join(ps, ", "), mark)
+	path := filepath.Join(t.TempDir(), "mark.nft")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ns.Exec("nft", "-f", path); err != nil {
+		t.Fatalf("nft -f %s: %v: %s", path, err, out)
+	}
+	t.Cleanup(func() { ns.Exec("nft", "delete", "table", "inet", table) })
+}
+
+// fwmServe runs a line server on every real server of l on each port,
+// answering "rsN:PORT PEER": which real server, on which port.
+func fwmServe(l *natLab, ports ...int) {
+	for _, port := range ports {
+		for i, rs := range l.Reals {
+			serveKillable(l.t, rs, fmt.Sprintf("rs%d:%d", i+1, port), netip.AddrPortFrom(l.RealAddrs[i], uint16(port)))
+		}
+	}
+}
+
+// HTTP and HTTPS (8080, 8443) and a UDP port marked into one nat service,
+// persistent: each client keeps its real server across both ports and
+// UDP, the real servers see the port the client asked for, and the clients
+// spread over the real servers. An unmarked port of the VIP is not served.
+func TestFWMarkNATPersistence(t *testing.T) {
+	l := newNATLab(t, 3)
+	fwmServe(l, 8080, 8443)
+	l.serveUDP(5353)
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443, 5353}, 7)
+	var b strings.Builder
+	b.WriteString("grace_period: 2s\nvirtual_servers:\n  - fwmark: 7\n    forwarding: nat\n    scheduler: rr\n    persistence_timeout: 5m\n    real_servers:\n")
+	for _, a := range l.RealAddrs {
+		fmt.Fprintf(&b, "      - address: %s\n", a) // no port: the packet's own
+	}
+	l.apply(b.String())
+
+	srcs := l.AddClientAddrs(6)
+	clientsOf := map[string]int{}
+	for _, src := range srcs {
+		var first string
+		for round := range 3 {
+			for _, port := range []int{8080, 8443} {
+				name, peer, err := l.askFrom(src, port)
+				if err != nil {
+					t.Fatalf("client %s round %d port %d: %v", src, round, port, err)
+				}
+				rs, got, _ := strings.Cut(name, ":")
+				if got != fmt.Sprint(port) {
+					t.Fatalf("client %s asked port %d, real server %s answered on %s", src, port, rs, got)
+				}
+				if h := peerHost(t, peer); h != src {
+					t.Fatalf("%s saw %v, want the client %v (nat)", rs, h, src)
+				}
+				if first == "" {
+					first = rs
+					clientsOf[rs]++
+				} else if rs != first {
+					t.Fatalf("client %s went to %s, then to %s on port %d: persistence must hold across the ports of a fwmark service", src, first, rs, port)
+				}
+			}
+		}
+		// UDP is marked into the same service: the same real server.
+		name, err := l.askUDPFrom(netip.AddrPortFrom(src, 40000), 5353)
+		if err != nil {
+			t.Fatalf("udp from %s: %v", src, err)
+		}
+		if name != first {
+			t.Fatalf("client %s: udp went to %s, tcp to %s", src, name, first)
+		}
+	}
+	// rr schedules each new client's template in turn: two clients each.
+	if len(clientsOf) != 3 || clientsOf["rs1"] != 2 || clientsOf["rs2"] != 2 || clientsOf["rs3"] != 2 {
+		t.Fatalf("clients per real server %v, want 2 each of rs1..rs3", clientsOf)
+	}
+	vs := l.d.Service("fwm/7")
+	if vs == nil {
+		t.Fatal("no service fwm/7")
+	}
+	// Every connection and flow was scheduled by govs (persistence), each
+	// once: 6 clients x 3 rounds x 2 ports + 6 udp flows.
+	if n := vs.Stats.Conns.Load(); n != 42 {
+		t.Fatalf("service scheduled %d connections and flows, want 42", n)
+	}
+	if _, _, err := l.askFrom(srcs[0], 8081); err == nil {
+		t.Fatal("port 8081 is not marked, yet it was served")
+	}
+}
+
+// fullnat in the kernel (rr, no NFQUEUE): both marked ports reach every
+// real server, on the port asked, from the director's local address.
+func TestFWMarkFullNAT(t *testing.T) {
+	l := newNATLab(t, 2)
+	fwmServe(l, 8080, 8443)
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 0x10)
+	local := l.DirectorRealSide[0]
+	l.apply(fmt.Sprintf(`grace_period: 2s
+virtual_servers:
+  - fwmark: 0x10
+    forwarding: fullnat
+    scheduler: rr
+    local_addresses: [%s]
+    real_servers: [{address: %s}, {address: %s}]
+`, local, l.RealAddrs[0], l.RealAddrs[1]))
+	seen := map[string]int{}
+	for i := range 8 {
+		port := []int{8080, 8443}[i/2%2] // two on each port in turn: rr alternates the servers
+		name, peer, err := l.askOnce(port)
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		if !strings.HasSuffix(name, fmt.Sprintf(":%d", port)) {
+			t.Fatalf("asked port %d, %s answered", port, name)
+		}
+		if h := peerHost(t, peer); h != local {
+			t.Fatalf("%s saw %v, want the local address %v", name, h, local)
+		}
+		seen[name]++
+	}
+	if len(seen) != 4 {
+		t.Fatalf("answers %v, want both real servers on both ports", seen)
+	}
+	if vs := l.d.Service("fwm/16"); vs == nil {
+		t.Fatal("no service fwm/16")
+	}
+}
+
+// dr: the marked packets go unchanged to the real server's MAC; with
+// persistence (scheduled through NFQUEUE and dr_pick) the client keeps its
+// real server across ports 80 and 443.
+func TestFWMarkDRPersistence(t *testing.T) {
+	l := newDRLab(t, 2, false)
+	any := netip.IPv4Unspecified()
+	for i, rs := range l.Reals {
+		serveKillable(t, rs, fmt.Sprintf("rs%d", i+1), netip.AddrPortFrom(any, 443))
+	}
+	markPorts(t, l.Director, l.VIP, []int{80, 443}, 9)
+	l.apply(fmt.Sprintf(`virtual_servers:
+  - fwmark: 9
+    forwarding: dr
+    scheduler: rr
+    persistence_timeout: 5m
+    real_servers: [{address: %s}, {address: %s}]
+`, l.RealAddrs[0], l.RealAddrs[1]))
+	var first string
+	for i := range 6 {
+		port := []int{80, 443}[i%2]
+		var c net.Conn
+		err := l.Client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, uint16(port)).String(), 3*time.Second)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		name, _, err := (&clientConn{c: c, r: bufio.NewReader(c)}).ask()
+		c.Close()
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		if first == "" {
+			first = name
+		} else if name != first {
+			t.Fatalf("connection %d (port %d) went to %s, the first to %s: persistence must hold across ports", i, port, name, first)
+		}
+	}
+	if n := l.d.Service("fwm/9").Stats.Conns.Load(); n != 6 {
+		t.Fatalf("service scheduled %d connections, want 6", n)
+	}
+}
