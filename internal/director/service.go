@@ -42,7 +42,7 @@ type VirtualService struct {
 	// service), IPv6 its family (a fwmark service has no address to tell).
 	FWMark uint32
 	IPv6   bool
-	Stats    Stats
+	Stats  Stats
 	// Flows is the number of UDP flows in the proxy's flow table, which
 	// max_flows bounds.
 	Flows atomic.Int64
