@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/test/loopback"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -159,8 +160,54 @@ virtual_servers:
 	if len(seen) != 4 {
 		t.Fatalf("answers %v, want both real servers on both ports", seen)
 	}
-	if vs := l.d.Service("fwm/16"); vs == nil {
+	// The kernel scheduled them: the statistics come from conntrack, which
+	// tells the service's flows by their conntrack mark and their real
+	// server (without a port) by its address.
+	vs := l.d.Service("fwm/16")
+	if vs == nil {
 		t.Fatal("no service fwm/16")
+	}
+	loopback.WaitFor(t, "the conntrack statistics", func() bool { return vs.Stats.Conns.Load() == 8 })
+	for _, rs := range vs.RealServers() {
+		if n := rs.Stats.Conns.Load(); n != 4 || rs.Addr.Port() != 0 {
+			t.Errorf("real server %s counted %d connections, want 4", rs.Addr, n)
+		}
+	}
+}
+
+// IPv6 (family: ipv6, ipvsadm's -6): the same service over the IPv6 lab,
+// in the kernel (sh: by client address), both ports to one real server.
+func TestFWMarkNAT6(t *testing.T) {
+	l := newNATLab6(t, 2)
+	fwmServe(l, 8080, 8443)
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 3)
+	l.apply(fmt.Sprintf(`grace_period: 2s
+virtual_servers:
+  - fwmark: 3
+    family: ipv6
+    forwarding: nat
+    scheduler: sh
+    real_servers: [{address: "%s"}, {address: "%s"}]
+`, l.RealAddrs[0], l.RealAddrs[1]))
+	var first string
+	for i := range 4 {
+		port := []int{8080, 8443}[i%2]
+		name, peer, err := l.askOnce(port)
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		rs, got, _ := strings.Cut(name, ":")
+		if got != fmt.Sprint(port) || peerHost(t, peer) != l.ClientAddr {
+			t.Fatalf("asked port %d: %s answered, saw %s", port, name, peer)
+		}
+		if first == "" {
+			first = rs
+		} else if rs != first {
+			t.Fatalf("sh sent the client to %s, then %s", first, rs)
+		}
+	}
+	if l.d.Service("fwm6/3") == nil {
+		t.Fatal("no service fwm6/3")
 	}
 }
 
