@@ -197,7 +197,7 @@ var virtualServerOptions = func() block[*vsBlock] {
 			}
 			set(&b.vs.Meta, "protocol", &b.vs.Protocol, im.protocol(c))
 		},
-		"ip_family": (*importer).ipFamily,
+		"ip_family":           (*importer).ipFamily,
 		"persistence_timeout": (*importer).persistenceTimeout,
 		"persistence_granularity": func(im *importer, b *vsBlock, c *keepalived.Node) {
 			b.granularity = im.str(c)
