@@ -20,9 +20,11 @@ import (
 // all, with one persistence.
 
 // markPorts installs the operator's marking rule in ns: packets of protos
-// to vip's ports get mark, at priority raw - 10, before govs's chains
-// (forwarding dr's run at raw). The table goes at the test's end.
-func markPorts(t *testing.T, ns *netns.NS, vip netip.Addr, ports []int, mark int) {
+// to vip's ports get mark, at priority prio: "raw - 10", before every govs
+// chain (forwarding dr's run at raw), or "mangle", LVS's classic place,
+// which nat and fullnat follow whichever table was loaded first. The table
+// goes at the test's end.
+func markPorts(t *testing.T, ns *netns.NS, vip netip.Addr, ports []int, mark int, prio string) {
 	t.Helper()
 	fam, table := "ip", "fwm_test"
 	if vip.Is6() {
@@ -34,11 +36,11 @@ func markPorts(t *testing.T, ns *netns.NS, vip netip.Addr, ports []int, mark int
 	}
 	script := fmt.Sprintf(`table inet %s {
 	chain pre {
-		type filter hook prerouting priority raw - 10; policy accept;
+		type filter hook prerouting priority %s; policy accept;
 		%s daddr %s meta l4proto { tcp, udp } th dport { %s } meta mark set %d
 	}
 }
-`, table, fam, vip, strings.Join(ps, ", "), mark)
+`, table, prio, fam, vip, strings.Join(ps, ", "), mark)
 	path := filepath.Join(t.TempDir(), "mark.nft")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
@@ -67,7 +69,10 @@ func TestFWMarkNATPersistence(t *testing.T) {
 	l := newNATLab(t, 3)
 	fwmServe(l, 8080, 8443)
 	l.serveUDP(5353)
-	markPorts(t, l.Director, l.VIP, []int{8080, 8443, 5353}, 7)
+	// Marked in mangle (iptables -t mangle's priority) by a table loaded
+	// before govs's: of chains of one priority the last registered runs
+	// first, so govs's queue chain must come after mangle, not at it.
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443, 5353}, 7, "mangle")
 	var b strings.Builder
 	b.WriteString("grace_period: 2s\nvirtual_servers:\n  - fwmark: 7\n    forwarding: nat\n    scheduler: rr\n    persistence_timeout: 5m\n    real_servers:\n")
 	for _, a := range l.RealAddrs {
@@ -132,7 +137,7 @@ func TestFWMarkNATPersistence(t *testing.T) {
 func TestFWMarkFullNAT(t *testing.T) {
 	l := newNATLab(t, 2)
 	fwmServe(l, 8080, 8443)
-	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 0x10)
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 0x10, "raw - 10")
 	local := l.DirectorRealSide[0]
 	l.apply(fmt.Sprintf(`grace_period: 2s
 virtual_servers:
@@ -180,7 +185,7 @@ virtual_servers:
 func TestFWMarkNAT6(t *testing.T) {
 	l := newNATLab6(t, 2)
 	fwmServe(l, 8080, 8443)
-	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 3)
+	markPorts(t, l.Director, l.VIP, []int{8080, 8443}, 3, "mangle")
 	l.apply(fmt.Sprintf(`grace_period: 2s
 virtual_servers:
   - fwmark: 3
@@ -220,7 +225,7 @@ func TestFWMarkDRPersistence(t *testing.T) {
 	for i, rs := range l.Reals {
 		serveKillable(t, rs, fmt.Sprintf("rs%d", i+1), netip.AddrPortFrom(any, 443))
 	}
-	markPorts(t, l.Director, l.VIP, []int{80, 443}, 9)
+	markPorts(t, l.Director, l.VIP, []int{80, 443}, 9, "raw - 10")
 	l.apply(fmt.Sprintf(`virtual_servers:
   - fwmark: 9
     forwarding: dr

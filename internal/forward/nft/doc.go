@@ -21,7 +21,7 @@
 // one replaces the table again. Established flows are not disturbed by a
 // change: their translation lives in conntrack.
 //
-//	chain queue  (filter, prerouting, priority mangle -150)
+//	chain queue  (filter, prerouting, priority mangle + 1, -149)
 //	    first packet of a flow to a queue-scheduled service -> NFQUEUE
 //	chain dnat   (nat, prerouting, priority dstnat -100)
 //	    VIP:port -> jump to the service's chain

@@ -25,6 +25,12 @@ const (
 	nfqFlagCPUFanout = 0x2
 )
 
+// queuePriority is the queue chain's: just after mangle (-150), so that an
+// operator's marks set in mangle (iptables -t mangle, LVS's classic recipe
+// for firewall-mark services) are in place whichever table was loaded first
+// (of chains of one priority, the one registered last runs first).
+var queuePriority = nftables.ChainPriorityRef(*nftables.ChainPriorityMangle + 1)
+
 // ruleset is govs's table as the last transaction left it, so that the
 // next one changes only what it must.
 type ruleset struct {
@@ -61,7 +67,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 	t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
 	accept := nftables.ChainPolicyAccept
 	queue := &nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
+		Hooknum: nftables.ChainHookPrerouting, Priority: queuePriority, Policy: &accept}
 	dnat := &nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
 	snat := &nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT,
