@@ -303,7 +303,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 			// answers with it.
 			for _, rs := range servedBy(reals, sorry) {
 				mk, ok := d.marks[rs]
-				if !ok {
+				if !ok || fwmarks[mk] { // (a fwmark service added since takes the mark over)
 					// Never a fwmark service's mark: conntrack's marks tell
 					// the fwmark flows apart (fwmark.go).
 					for d.nextMark++; d.nextMark == 0 || fwmarks[d.nextMark]; d.nextMark++ {
