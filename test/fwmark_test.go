@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/internal/forward/nft"
 
 	"github.com/govs-lb/govs/test/loopback"
 	"github.com/govs-lb/govs/test/netns"
@@ -258,4 +261,68 @@ func TestFWMarkDRPersistence(t *testing.T) {
 	if n := l.d.Service("fwm/9").Stats.Conns.Load(); n != 6 {
 		t.Fatalf("service scheduled %d connections, want 6", n)
 	}
+}
+
+// The govs binary run on a keepalived.conf with keepalived's own
+// firewall-mark service (as in its sample keepalived.conf.fwmark): the
+// operator's mangle rule marks two ports, each client keeps its real server
+// across both, and govsadm -L -n lists the service as ipvsadm does.
+func TestFWMarkKeepalivedConf(t *testing.T) {
+	lab := netns.NewLVS(t, 2)
+	if rep := nft.ProbeKernel(lab.Director.FD()); rep.Err() != nil {
+		t.Skipf("kernel dataplane not available here: %v", rep.Err())
+	}
+	adm, err := buildGovsadm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &natLab{LVS: lab, t: t}
+	fwmServe(l, 8080, 8443)
+	markPorts(t, lab.Director, lab.VIP, []int{8080, 8443}, 5, "mangle")
+	var b strings.Builder
+	b.WriteString("virtual_server fwmark 5 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  persistence_timeout 600\n  protocol TCP\n")
+	for _, a := range lab.RealAddrs {
+		fmt.Fprintf(&b, "  real_server %s {\n    weight 1\n    TCP_CHECK {\n      connect_port 8080\n      connect_timeout 1\n    }\n  }\n", a)
+	}
+	b.WriteString("}\n")
+	dir := t.TempDir()
+	conf, sock := filepath.Join(dir, "keepalived.conf"), filepath.Join(dir, "govs.sock")
+	writeFile(t, conf, b.String())
+	d := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", lab.Director.Name, govsBin, "--socket", sock, "run", "-c", conf), 5*time.Second)
+	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(d.log(), "govs running") })
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := lab.Director.Exec("nft", "list", "ruleset")
+			t.Logf("ruleset at failure:\n%s", out)
+		}
+	})
+	srcs := lab.AddClientAddrs(4)
+	loopback.WaitFor(t, "govs to serve the marked ports", func() bool { _, _, err := l.askFrom(srcs[0], 8080); return err == nil })
+	used := map[string]bool{}
+	for _, src := range srcs {
+		var first string
+		for i := range 4 {
+			port := []int{8080, 8443}[i%2]
+			name, _, err := l.askFrom(src, port)
+			if err != nil {
+				t.Fatalf("client %s port %d: %v", src, port, err)
+			}
+			rs, _, _ := strings.Cut(name, ":")
+			if first == "" {
+				first = rs
+				used[rs] = true
+			} else if rs != first {
+				t.Fatalf("client %s went to %s, then to %s on port %d", src, first, rs, port)
+			}
+		}
+	}
+	if len(used) != 2 {
+		t.Fatalf("4 clients used %v, want both real servers", used)
+	}
+	out, err := exec.Command(adm, "--socket", sock, "-L", "-n").CombinedOutput()
+	want := fmt.Sprintf("FWM  5 rr persistent 600\n  -> %-28s Masq    1      ", lab.RealAddrs[0].String()+":0")
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("govsadm -L -n: %v\n%s\nwant it to contain %q", err, out, want)
+	}
+	t.Logf("govsadm -L -n:\n%s", out)
 }
