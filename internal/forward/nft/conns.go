@@ -48,6 +48,11 @@ func (d *Dataplane) Connections(yield func(director.Connection) bool) error {
 
 func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow) director.Connection {
 	o := f.TupleOrig
+	if rs.Port() == 0 {
+		// A fwmark service's real server without a port: the port this
+		// flow reached, as IPVS's connection entry shows it.
+		rs = netip.AddrPortFrom(rs.Addr(), f.TupleReply.Proto.SourcePort)
+	}
 	c := director.Connection{
 		Service: vs.Key, Protocol: config.UDP, State: "UDP",
 		Expires:    time.Duration(f.Timeout) * time.Second,
