@@ -325,4 +325,25 @@ func TestFWMarkKeepalivedConf(t *testing.T) {
 		t.Fatalf("govsadm -L -n: %v\n%s\nwant it to contain %q", err, out, want)
 	}
 	t.Logf("govsadm -L -n:\n%s", out)
+	// The connection table shows a flow with the VIP:port and real server
+	// port it used (IPVS's entries do), not the real server's port 0.
+	var c net.Conn
+	if err := lab.Client.Do(func() (err error) {
+		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(srcs[0], 0))}
+		c, err = d.Dial("tcp", l.vip(8443).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	name, _, err := (&clientConn{c: c, r: bufio.NewReader(c)}).ask()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := map[string]int{"rs1": 0, "rs2": 1}[strings.Split(name, ":")[0]]
+	want = fmt.Sprintf("ESTABLISHED %-18s %-18s %s:8443", c.LocalAddr(), l.vip(8443), lab.RealAddrs[idx])
+	out, err = exec.Command(adm, "--socket", sock, "-L", "-c", "-n").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("govsadm -L -c -n: %v\n%s\nwant a line with %q", err, out, want)
+	}
 }
