@@ -77,9 +77,9 @@ func (vs *VirtualServer) IsIPv6() bool {
 	return vs.Address.Addr.Is6()
 }
 
-// Display is the service as ipvsadm -L -n lists it, without the
-// protocol for a fwmark service: "FWM  1", "FWM  1 IPv6" (ipvsadm's two
-// spaces), or "TCP  10.0.0.1:80".
+// Display names the service for people: "FWM 1" ("FWM 1 IPv6") for a
+// fwmark service, keepalived's name for it and the default name (ipvsadm
+// lists it with two spaces, "FWM  1"); "TCP 10.0.0.1:80" otherwise.
 func (vs *VirtualServer) Display() string {
 	if vs.FWMark != 0 {
 		s := "FWM " + strconv.FormatUint(uint64(vs.FWMark), 10)

@@ -32,6 +32,9 @@
 //	chain hold_conntrack   (no hook, nothing jumps to it)
 //	    one rule reading ct state: keeps conntrack on while the table exists
 //
+// Firewall-mark services match by mark instead of VIP:port, ahead of the
+// others, in these same chains: see fwmark.go.
+//
 // Established flows keep their translation through a stop and through
 // every reload, the one removing the last service included (drain.go):
 // conntrack runs only while some rule needs it, and hold_conntrack is
