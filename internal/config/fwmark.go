@@ -161,7 +161,7 @@ func (vs *VirtualServer) validateFWMark(errs *ErrorList) {
 			continue
 		}
 		*first = d
-		if vs.Forwarding == DR || ported == nil || portless == nil {
+		if vs.Forwarding == DR || vs.Forwarding == Proxy || ported == nil || portless == nil {
 			continue
 		}
 		if d == ported {
