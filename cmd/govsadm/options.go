@@ -129,7 +129,9 @@ type service struct {
 	proto     string // "tcp" or "udp"
 	addr      netip.Addr
 	port      uint16
-	fwmark    bool
+	fwmark    bool   // -f: a firewall-mark service
+	mark      uint32 // -f's mark
+	v6        bool   // -6: the fwmark service's family is IPv6
 	sched     string
 	persist   bool
 	timeout   uint
@@ -437,11 +439,13 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		if err = set(optService); err != nil {
 			return err
 		}
-		if n, err := strconv.ParseUint(t.arg, 10, 32); err != nil || n == 0 {
+		// As ipvsadm's parse_fwmark: decimal, 1 to 2^32-1; the protocol
+		// is set to a sane value though a fwmark service does not use it.
+		n, perr := strconv.ParseUint(t.arg, 10, 32)
+		if perr != nil || n == 0 {
 			return fail(2, "invalid fwmark value `%s' specified", t.arg)
 		}
-		e.svc.proto, e.svc.fwmark = "tcp", true
-		e.unsupported = "firewall-mark virtual services are not supported by govs"
+		e.svc.proto, e.svc.fwmark, e.svc.mark = "tcp", true, uint32(n)
 	case "s":
 		err = set(optScheduler)
 		e.svc.sched = t.arg
@@ -459,7 +463,7 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 	case "M":
 		err = set(optNetmask)
 		*netmask = t.arg
-		*netmaskV6 = e.svc.addr.Is6()
+		*netmaskV6 = e.svc.addr.Is6() || e.svc.v6
 	case "r":
 		if err = set(optServer); err != nil {
 			return err
@@ -525,6 +529,7 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		if !e.svc.fwmark {
 			return fail(2, "-6 used before -f\n")
 		}
+		e.svc.v6 = true
 	case "o":
 		err = set(optOnePacket)
 		e.svc.onePacket = true
@@ -618,7 +623,11 @@ func (e *entry) check() error {
 			e.svc.sched = "wlc"
 		}
 	case cmdAddDest, cmdEditDest:
-		if e.dest.addr.Is4() != e.svc.addr.Is4() && e.dest.fwd != fwdTunnel {
+		svc4 := e.svc.addr.Is4()
+		if e.svc.fwmark {
+			svc4 = !e.svc.v6 // a fwmark service's family is -6's
+		}
+		if e.dest.addr.Is4() != svc4 && e.dest.fwd != fwdTunnel {
 			return fail(2, "Different address family is allowed only for tunneling servers")
 		}
 		if e.options&(1<<optTunType|1<<optTunPort|1<<optTunNoCsum|1<<optTunCsum|1<<optTunRemCsum) != 0 && e.dest.fwd != fwdTunnel {

@@ -124,6 +124,9 @@ func (s *Sender) Apply(c *config.Config) {
 			sv.proto = "tcp"
 			sv.name = trio(vs.Address.Addr, "tcp", vs.Address.Port)
 		}
+		if vs.FWMark != 0 {
+			sv.name = vs.Display() // keepalived's "FWM N"
+		}
 		if vs.Quorum != nil {
 			sv.quorum = *vs.Quorum
 		}

@@ -562,7 +562,9 @@ func (c *Config) validateTrackServices(errs *ErrorList) {
 			continue
 		}
 		name := vs.Name
-		if name == "" {
+		if name == "" && vs.FWMark != 0 {
+			name = vs.Display()
+		} else if name == "" {
 			proto := vs.Protocol
 			if proto == "" {
 				proto = TCP

@@ -95,7 +95,7 @@ func (d *Director) mergeDiscovered(c *config.Config) {
 	d.disc.mu.Lock()
 	defer d.disc.mu.Unlock()
 	for _, vs := range c.VirtualServers {
-		if vs == nil || vs.Address.IsZero() {
+		if vs == nil || (vs.Address.IsZero() && vs.FWMark == 0) {
 			continue
 		}
 		kept := vs.RealServers[:0:0]
@@ -181,7 +181,7 @@ func sameDiscovery(cur, next *config.Config) error {
 		}
 	}
 	for _, vs := range next.VirtualServers {
-		if vs == nil || vs.Address.IsZero() {
+		if vs == nil || (vs.Address.IsZero() && vs.FWMark == 0) {
 			continue
 		}
 		b := before[vs.Key()]

@@ -29,7 +29,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.SSL_GET":               {warns: []string{"20 auth_type", "14 state"}},
 	"keepalived.conf.UDP_CHECK":             {warns: nil},
 	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
-	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "7 virtual_server"}},
+	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "12 protocol"}},
 	"keepalived.conf.inhibit":               {warns: nil},
 	"keepalived.conf.misc_check":            {warns: nil},
 	"keepalived.conf.misc_check_arg":        {warns: nil},
@@ -38,7 +38,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.sample.in":             {warns: []string{"14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "20 state", "25 authentication"}},
 	"keepalived.conf.status_code":           {warns: nil},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id"}},
-	"keepalived.conf.virtual_server_group":  {warns: []string{"18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
+	"keepalived.conf.virtual_server_group":  {warns: nil, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
 	"keepalived.conf.virtualhost":           {warns: nil},
 	"keepalived.conf.vrrp":                  {warns: []string{"32 virtual_ipaddress"}},
 	"keepalived.conf.vrrp.localcheck":       {warns: nil},
@@ -78,8 +78,7 @@ var sampleWarnReasons = map[string]string{
 	"vrrp_sync_group":           "keepalived warns: sync group has no virtual router(s), removing",
 	"lvs_sync_daemon_interface": "keepalived warns: deprecated; documented: govs syncs connections through an authenticated sync: section (docs/sync.md), which keepalived.conf cannot express (no key)",
 	// Firewall marks.
-	"virtual_server": "documented: no firewall-mark services yet; keepalived warns about this file too",
-	"fwmark":         "documented: no firewall-mark services yet",
+	"protocol": "keepalived warns: protocol specified for fwmark - protocol will be ignored",
 }
 
 func TestKeepalivedSamples(t *testing.T) {

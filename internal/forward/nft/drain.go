@@ -35,7 +35,7 @@ func (d *Dataplane) retire(old []*plan, services []*director.VirtualService) {
 	}
 	for _, p := range old {
 		if !now[p.vs] && p.vs.Context().Err() == nil {
-			d.retired[p.vs] = vipKey{p.proto, p.vip}
+			d.retired[p.vs] = p.key()
 		}
 	}
 	d.pruneRetired()
@@ -109,7 +109,7 @@ func countLive(flows []conntrack.Flow, v *view, extra map[vipKey]bool) int {
 				continue
 			}
 		}
-		if extra[origVIP(f)] {
+		if extra[origVIP(f)] || (f.Mark != 0 && extra[flowMarkKey(f)]) {
 			n++
 		}
 	}

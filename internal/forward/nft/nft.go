@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,14 +97,23 @@ type Dataplane struct {
 // view is what the packet path needs, swapped whole on every change.
 type view struct {
 	byVIP map[vipKey]*director.VirtualService
-	modes map[*director.VirtualService]mode
-	marks map[*director.RealServer]uint32
-	dr    map[*director.VirtualService]bool // forwarding dr
+	// byMark holds the fwmark services (fwmark.go), by markKey; drRIP the
+	// fwmark dr services by real server address, for the DR flow map,
+	// whose keys carry no mark.
+	byMark map[vipKey]*director.VirtualService
+	drRIP  map[netip.Addr]*director.VirtualService
+	modes  map[*director.VirtualService]mode
+	marks  map[*director.RealServer]uint32
+	dr     map[*director.VirtualService]bool // forwarding dr
 }
 
+// vipKey is an address service's protocol and VIP:port, or a fwmark
+// service's mark and family (markKey).
 type vipKey struct {
 	proto uint8
 	addr  netip.AddrPort
+	mark  uint32
+	v6    bool
 }
 
 // New returns a kernel dataplane. It does nothing to the kernel until the
@@ -188,13 +198,18 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 	}
 	d.plans = plans
 	v := &view{byVIP: map[vipKey]*director.VirtualService{}, modes: map[*director.VirtualService]mode{},
-		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{}}
+		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{},
+		byMark: map[vipKey]*director.VirtualService{}, drRIP: map[netip.Addr]*director.VirtualService{}}
 	live := map[*director.RealServer]bool{}
 	for _, p := range plans {
 		if p.retired {
 			continue // no new flows, no statistics: its pinned flows only
 		}
-		v.byVIP[vipKey{p.proto, p.vip}] = p.vs
+		if p.fwmark != 0 {
+			v.addFWMark(p)
+		} else {
+			v.byVIP[p.key()] = p.vs
+		}
 		v.modes[p.vs] = p.mode
 		v.dr[p.vs] = p.dr
 		sorry, _ := p.vs.SorryServer()
@@ -230,6 +245,7 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 	var b strings.Builder
 	fmt.Fprintf(&b, "drain=%v\n", drain)
 	plans := make([]*plan, 0, len(services))
+	fwmarks := fwmarksOf(services)
 	for i, vs := range services {
 		st := vs.Settings()
 		vc := st.Config
@@ -242,6 +258,11 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 			p.proto = 17
 		default:
 			return nil, "", fmt.Errorf("%s: protocol %s not supported by the kernel dataplane", vs.Key, vs.Protocol)
+		}
+		if vs.FWMark != 0 {
+			// A fwmark service takes marked TCP and UDP alike: its tcp plan
+			// here, its udp twin below (fwmark.go).
+			p.fwmark, p.v6, p.proto = vs.FWMark, vs.IPv6, 6
 		}
 		reals := vs.RealServers()
 		sorry, sorryActive := vs.SorryServer()
@@ -282,10 +303,10 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 			// answers with it.
 			for _, rs := range servedBy(reals, sorry) {
 				mk, ok := d.marks[rs]
-				if !ok {
-					d.nextMark++
-					if d.nextMark == 0 {
-						d.nextMark = 1
+				if !ok || fwmarks[mk] { // (a fwmark service added since takes the mark over)
+					// Never a fwmark service's mark: conntrack's marks tell
+					// the fwmark flows apart (fwmark.go).
+					for d.nextMark++; d.nextMark == 0 || fwmarks[d.nextMark]; d.nextMark++ {
 					}
 					mk = d.nextMark
 					d.marks[rs] = mk
@@ -308,8 +329,17 @@ func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*pl
 				p.snat = expandRanges(ranges, 256)
 			}
 		}
-		p.describe(&b)
+		p.noPort = noPort(p)
 		plans = append(plans, p)
+		if p.fwmark != 0 {
+			plans = append(plans, udpTwin(p))
+		}
+	}
+	// fwmark services first: IPVS looks a packet's mark up before its
+	// address (ip_vs_service_find), and so do the base chains.
+	slices.SortStableFunc(plans, func(a, b *plan) int { return cmpBool(b.fwmark != 0, a.fwmark != 0) })
+	for _, p := range plans {
+		p.describe(&b)
 	}
 	plans = append(plans, d.retiredDRPlans(plans, &b)...)
 	return plans, b.String(), nil

@@ -60,6 +60,8 @@ type plan struct {
 	retired bool         // a dr service a reload removed, in its grace period: pinned flows only
 	snat    []netip.Addr // fullnat source addresses; none: masquerade
 	snatR   *config.AddrRange
+	fwmark  uint32 // a fwmark service's mark (fwmark.go); vip is then invalid
+	noPort  bool   // fwmark: the real servers keep the packet's port
 }
 
 // describe is the plan as text: two plans program the same rules exactly
@@ -69,6 +71,9 @@ func (p *plan) describe(b *strings.Builder) {
 		p.fullnat, p.dr, p.snat)
 	if p.retired {
 		b.WriteString(" retired")
+	}
+	if p.fwmark != 0 {
+		fmt.Fprintf(b, " fwmark=%d v6=%v noport=%v", p.fwmark, p.v6, p.noPort)
 	}
 	if p.snatR != nil {
 		fmt.Fprintf(b, " %v-%v", p.snatR.First, p.snatR.Last)
