@@ -1,0 +1,246 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+
+	"github.com/govs-lb/govs/internal/accesslog"
+	"github.com/govs-lb/govs/test/loopback"
+)
+
+// The access log of kernel-forwarded flows (internal/forward/nft/natlog.go):
+// govs writes one line per nat or fullnat flow from conntrack's destroy
+// events. The lab's director runs the kernel dataplane in this process, so
+// the process's access-log writer (a file here) takes the lines.
+
+// natLogLab is a NAT lab whose director writes its access log to a file,
+// with short conntrack timeouts so that flows end soon after they close
+// (TIME_WAIT 2 s, CLOSE 1 s), and conntrack accounting on in the client's
+// namespace: the client's own conntrack counts the bytes of each of its
+// connections, the independent figure the lines' bytes must equal.
+type natLogLab struct {
+	*natLab
+	path string
+}
+
+func newNATLogLab(t *testing.T, reals int) *natLogLab {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip("nft not installed (apt-get install nftables)")
+		}
+		t.Fatal("nft not installed")
+	}
+	l := &natLogLab{natLab: newNATLab(t, reals), path: filepath.Join(t.TempDir(), "access.log")}
+	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "2")
+	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_close", "1")
+	l.Client.Sysctl("net.netfilter.nf_conntrack_acct", "1")
+	if out, err := l.Client.Exec("nft", "add table inet count; add chain inet count out { type filter hook output priority 0; }; add rule inet count out ct state new counter"); err != nil {
+		t.Fatalf("client conntrack: %v: %s", err, out)
+	}
+	w, err := accesslog.OpenWriter(l.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := accesslog.SetWriter(w)
+	t.Cleanup(func() {
+		accesslog.SetWriter(prev)
+		w.Close()
+	})
+	accesslog.Terminations.Reset()
+	return l
+}
+
+// config is natConfig's service with the access log to the lab's file.
+func (l *natLogLab) config(body string) string {
+	return fmt.Sprintf("logging: {access_log: %q}\n%s", l.path, body)
+}
+
+// apply loads the configuration, then waits for the access log's reader:
+// the kernel attaches event delivery to a flow when it creates it, and
+// only while someone listens (nf_conntrack_events=2, the default), so the
+// flows of a connection opened before the reader subscribed have no
+// destroy event. The reader installs its label table once subscribed.
+func (l *natLogLab) apply(yaml string) {
+	l.t.Helper()
+	l.natLab.apply(yaml)
+	loopback.WaitFor(l.t, "the access log's conntrack reader", func() bool {
+		_, err := l.Director.Exec("nft", "list", "table", "inet", "govs_log")
+		return err == nil
+	})
+}
+
+// lines are the access log's lines so far.
+func (l *natLogLab) lines() []accesslog.Entry {
+	l.t.Helper()
+	b, err := os.ReadFile(l.path)
+	if err != nil && !os.IsNotExist(err) {
+		l.t.Fatal(err)
+	}
+	var out []accesslog.Entry
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var e accesslog.Entry
+		if err := accesslog.Parse(line, &e); err != nil {
+			l.t.Fatalf("access log line %d %q: %v", i+1, line, err)
+		}
+		e.Service, e.Client, e.RealServer = bytes.Clone(e.Service), bytes.Clone(e.Client), bytes.Clone(e.RealServer)
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitLines waits (30 s at most: flows end 2 s after their last packet,
+// and the director reaps them at its next conntrack dump) until the log
+// has n lines, then a moment more for any line too many.
+func (l *natLogLab) waitLines(n int) []accesslog.Entry {
+	l.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(l.lines()) < n {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%d access-log lines after 30s, want %d:\n%s", len(l.lines()), n, l.dump())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	got := l.lines()
+	if len(got) != n {
+		l.t.Fatalf("%d access-log lines, want %d:\n%s", len(got), n, l.dump())
+	}
+	return got
+}
+
+func (l *natLogLab) dump() string { b, _ := os.ReadFile(l.path); return string(b) }
+
+// clientFlows are the client namespace's conntrack flows to the VIP, by
+// client port.
+func (l *natLogLab) clientFlows() map[uint16]conntrack.Flow {
+	l.t.Helper()
+	c, err := conntrack.Dial(&netlink.Config{NetNS: l.Client.FD()})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	out := map[uint16]conntrack.Flow{}
+	for _, f := range flows {
+		if f.TupleOrig.IP.DestinationAddress.Unmap() == l.VIP {
+			out[f.TupleOrig.Proto.SourcePort] = f
+		}
+	}
+	return out
+}
+
+// TestNATAccessLog: N connections through nat, then through fullnat, give
+// N access-log lines, one per client port, each naming the real server
+// that answered, with the bytes the client's own conntrack counted both
+// ways (layer-3 bytes, as conntrack counts), the duration from the first
+// packet to the last (not the 2 s of TIME_WAIT that follow), a normal end;
+// and the termination counts of /metrics agree.
+func TestNATAccessLog(t *testing.T) {
+	for _, fwd := range []string{"nat", "fullnat"} {
+		t.Run(fwd, func(t *testing.T) {
+			l := newNATLogLab(t, 2)
+			l.serveTCP(8090)
+			extra := ""
+			if fwd == "fullnat" {
+				extra = fmt.Sprintf("    local_addresses: [%s]\n", l.DirectorRealSide[0])
+			}
+			l.apply(l.config(natConfig(fwd, "rr", l.vip(8090), "tcp", l.RealAddrs, nil, extra)))
+			const n = 20
+			hold := 50 * time.Millisecond
+			began := time.Now()
+			served := map[uint16]netip.AddrPort{} // client port: the real server that answered
+			sent := map[uint16]int{}
+			for i := range n {
+				cc, err := l.dial(8090)
+				if err != nil {
+					t.Fatal(err)
+				}
+				port := cc.c.LocalAddr().(*net.TCPAddr).AddrPort().Port()
+				cc.c.SetDeadline(time.Now().Add(5 * time.Second))
+				msg := "hi " + strings.Repeat("x", i*97) + "\n"
+				io.WriteString(cc.c, msg)
+				line, err := cc.r.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				name, _, _ := strings.Cut(line, " ")
+				var idx int
+				if _, err := fmt.Sscanf(name, "rs%d", &idx); err != nil || idx < 1 || idx > 2 {
+					t.Fatalf("answer %q", line)
+				}
+				served[port] = netip.AddrPortFrom(l.RealAddrs[idx-1], 8090)
+				sent[port] = len(msg)
+				time.Sleep(hold)
+				cc.c.Close()
+			}
+			got := l.waitLines(n)
+			flows := l.clientFlows()
+			seen := map[uint16]bool{}
+			perRS := map[netip.AddrPort]uint64{}
+			for _, e := range got {
+				client, err := netip.ParseAddrPort(string(e.Client))
+				if err != nil || client.Addr() != l.ClientAddr {
+					t.Fatalf("client %q, want %v:PORT", e.Client, l.ClientAddr)
+				}
+				p := client.Port()
+				want, ok := served[p]
+				if !ok || seen[p] {
+					t.Fatalf("line for client port %d: unknown or twice", p)
+				}
+				seen[p] = true
+				f, ok := flows[p]
+				if !ok {
+					t.Fatalf("the client's conntrack has no flow from port %d", p)
+				}
+				if string(e.Service) != "web" || string(e.RealServer) != want.String() || e.Termination.String() != "--" {
+					t.Errorf("port %d: service %q real server %q code %s, want web %v --", p, e.Service, e.RealServer, e.Termination, want)
+				}
+				if e.BytesIn != f.CountersOrig.Bytes || e.BytesOut != f.CountersReply.Bytes {
+					t.Errorf("port %d: bytes in/out %d/%d, the client's conntrack counted %d/%d", p, e.BytesIn, e.BytesOut,
+						f.CountersOrig.Bytes, f.CountersReply.Bytes)
+				}
+				if e.BytesIn <= uint64(sent[p]) {
+					t.Errorf("port %d: %d bytes in for a %d-byte request", p, e.BytesIn, sent[p])
+				}
+				if e.HasConnect {
+					t.Errorf("port %d: connect_ms %v: the kernel does not time connects", p, e.ConnectMs)
+				}
+				// From the first packet to the last: at least the hold
+				// (less the kernel's clock tick, 4 ms at HZ=250: conntrack
+				// times its timeouts in jiffies), and without the 2 s
+				// TIME_WAIT the flow spent after.
+				if e.DurationMs < float64(hold.Milliseconds()-10) || e.DurationMs >= 2000 {
+					t.Errorf("port %d: duration %vms, want %v up to 2s", p, e.DurationMs, hold)
+				}
+				if at := time.Unix(0, e.Time); at.Before(began.Add(-time.Second)) || at.After(time.Now()) {
+					t.Errorf("port %d: time %v, not during the test", p, at)
+				}
+				perRS[want]++
+			}
+			for rs, c := range perRS {
+				if g := accesslog.Terminations.Get("web", rs, accesslog.Normal); g != c {
+					t.Errorf("termination count of %v: %d, want %d", rs, g, c)
+				}
+			}
+		})
+	}
+}
