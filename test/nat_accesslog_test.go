@@ -72,12 +72,12 @@ func (l *natLogLab) config(body string) string {
 // the kernel attaches event delivery to a flow when it creates it, and
 // only while someone listens (nf_conntrack_events=2, the default), so the
 // flows of a connection opened before the reader subscribed have no
-// destroy event. The reader installs its label table once subscribed.
+// destroy event. The reader installs its mark tables once subscribed.
 func (l *natLogLab) apply(yaml string) {
 	l.t.Helper()
 	l.natLab.apply(yaml)
 	loopback.WaitFor(l.t, "the access log's conntrack reader", func() bool {
-		_, err := l.Director.Exec("nft", "list", "table", "inet", "govs_log")
+		_, err := l.Director.Exec("nft", "list", "table", "ip", "govs_log")
 		return err == nil
 	})
 }
@@ -242,5 +242,115 @@ func TestNATAccessLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// natLogWant is the line a flow of TestNATAccessLogEnds must have.
+type natLogWant struct {
+	client netip.AddrPort // zero: the client's address, any port
+	rs     netip.AddrPort
+	code   string
+}
+
+// TestNATAccessLogEnds: the termination codes of kernel-forwarded flows,
+// each made to happen for real: a client's reset (CD), a connect the
+// real server refuses (SC), a real server's reset (SD: its process
+// killed), and a flow govs deletes because its real server was removed
+// with expire_nodest_conn (KD). Who reset comes from govs's label rules.
+func TestNATAccessLogEnds(t *testing.T) {
+	l := newNATLogLab(t, 2)
+	rs1, rs2 := l.RealAddrs[0], l.RealAddrs[1]
+	l.serveTCP(8090)
+	doomed := serveKillable(t, l.Reals[1], "rs2", netip.AddrPortFrom(rs2, 8092))
+	serveKillable(t, l.Reals[0], "rs1", netip.AddrPortFrom(rs1, 8093))
+	serveKillable(t, l.Reals[1], "rs2", netip.AddrPortFrom(rs2, 8093))
+	conf := func(gone string) string {
+		return l.config(fmt.Sprintf(`grace_period: 5s
+virtual_servers:
+  - {name: web, address: "%[1]s:8090", protocol: tcp, scheduler: rr, forwarding: nat, real_servers: [{address: "%[2]s:8090"}]}
+  - {name: refused, address: "%[1]s:8091", protocol: tcp, scheduler: rr, forwarding: nat, real_servers: [{address: "%[2]s:8091"}]}
+  - {name: doomed, address: "%[1]s:8092", protocol: tcp, scheduler: rr, forwarding: nat, real_servers: [{address: "%[3]s:8092"}]}
+  - {name: gone, address: "%[1]s:8093", protocol: tcp, scheduler: rr, forwarding: nat, expire_nodest_conn: true,
+     real_servers: [%[4]s]}
+`, l.VIP, rs1, rs2, gone))
+	}
+	l.apply(conf(fmt.Sprintf(`{address: "%s:8093"}, {address: "%s:8093"}`, rs1, rs2)))
+	want := map[string]natLogWant{}
+	port := func(c net.Conn) netip.AddrPort { return c.LocalAddr().(*net.TCPAddr).AddrPort() }
+
+	// CD: the client resets an established connection.
+	cc, err := l.dial(8090)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cc.ask(); err != nil {
+		t.Fatal(err)
+	}
+	cc.c.(*net.TCPConn).SetLinger(0)
+	cc.c.Close()
+	want["web"] = natLogWant{port(cc.c), netip.AddrPortFrom(rs1, 8090), "CD"}
+
+	// SC: nothing listens on the real server's port: it refuses.
+	if c, err := l.dial(8091); err == nil {
+		c.c.Close()
+		t.Fatal("connected to the refusing service")
+	}
+	want["refused"] = natLogWant{netip.AddrPort{}, netip.AddrPortFrom(rs1, 8091), "SC"}
+
+	// SD: the real server's process dies with the connection open: the
+	// kernel resets it.
+	cd, err := l.dial(8092)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.c.Close()
+	if _, _, err := cd.ask(); err != nil {
+		t.Fatal(err)
+	}
+	doomed.kill()
+	cd.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cd.r.ReadByte(); err == nil {
+		t.Fatal("the killed real server's connection still answers")
+	}
+	want["doomed"] = natLogWant{port(cd.c), netip.AddrPortFrom(rs2, 8092), "SD"}
+
+	// KD: a reload removes the real server of an open connection, whose
+	// flow govs then deletes (expire_nodest_conn).
+	cg, err := l.dial(8093)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.c.Close()
+	name, _, err := cg.ask()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, kept := rs1, rs2
+	if name == "rs2" {
+		gone, kept = rs2, rs1
+	}
+	l.apply(conf(fmt.Sprintf(`{address: "%s:8093"}`, kept)))
+	want["gone"] = natLogWant{port(cg.c), netip.AddrPortFrom(gone, 8093), "KD"}
+
+	got := l.waitLines(len(want))
+	for _, e := range got {
+		w, ok := want[string(e.Service)]
+		if !ok {
+			t.Errorf("line of service %q", e.Service)
+			continue
+		}
+		delete(want, string(e.Service))
+		client, _ := netip.ParseAddrPort(string(e.Client))
+		if (w.client.IsValid() && client != w.client) || client.Addr() != l.ClientAddr ||
+			string(e.RealServer) != w.rs.String() || e.Termination.String() != w.code {
+			t.Errorf("%s: client %s real server %s code %s, want %v %v %s", e.Service, e.Client, e.RealServer,
+				e.Termination, w.client, w.rs, w.code)
+		}
+		if g := accesslog.Terminations.Get(string(e.Service), w.rs, e.Termination); g != 1 {
+			t.Errorf("%s: termination count %d, want 1", e.Service, g)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no line for %v", want)
 	}
 }

@@ -58,23 +58,21 @@ type Tuple struct {
 // Event is a conntrack event. Fields the kernel did not send are zero:
 // counters without nf_conntrack_acct, times without
 // nf_conntrack_timestamp, the TCP state of other protocols. A destroy
-// event carries the counters, the times and the TCP state, not the
-// timeout; new and update events carry the timeout, not the times.
+// event carries the mark, the counters, the times and the TCP state; new
+// and update events carry the timeout, not the times.
 type Event struct {
-	Kind    Kind
-	Proto   uint8
-	State   uint8 // TCP conntrack state (TCP_CONNTRACK_*)
-	Zone    uint16
-	Orig    Tuple
-	Reply   Tuple
-	Status  uint32 // IPS_* bits
-	Mark    uint32
-	ID      uint32
-	Timeout uint32 // seconds left
-	// Labels are the first 16 bytes of the flow's conntrack labels, as
-	// the kernel holds them; HasLabels tells they were sent.
-	Labels    [16]byte
-	HasLabels bool
+	Kind   Kind
+	Proto  uint8
+	State  uint8 // TCP conntrack state (TCP_CONNTRACK_*)
+	Zone   uint16
+	Orig   Tuple
+	Reply  Tuple
+	Status uint32 // IPS_* bits
+	Mark   uint32
+	ID     uint32
+	// Timeout is the seconds left. A destroy event carries it (on recent
+	// kernels) only when the flow was deleted before it timed out.
+	Timeout uint32
 	// Counters, original direction (client to server) and reply.
 	OrigPackets, OrigBytes, ReplyPackets, ReplyBytes uint64
 	HasCounters                                      bool
@@ -110,7 +108,6 @@ const (
 	ctaID         = 12
 	ctaZone       = 18
 	ctaTimestamp  = 20
-	ctaLabels     = 22
 
 	ctaTupleIP    = 1
 	ctaTupleProto = 2
@@ -328,8 +325,6 @@ func Parse(b []byte) (Event, bool) {
 			if len(v) == 2 {
 				ev.Zone = binary.BigEndian.Uint16(v)
 			}
-		case ctaLabels:
-			ev.HasLabels = copy(ev.Labels[:], v) > 0
 		case ctaCountOrig:
 			ev.OrigPackets, ev.OrigBytes = counters(v)
 			ev.HasCounters = true

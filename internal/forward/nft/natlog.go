@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,8 +49,9 @@ type natLog struct {
 	d        *Dataplane
 	r        *ctevent.Reader
 	evs      []ctevent.Event
-	nft      *nftables.Conn // the label table's
-	labels   bool           // the label rules are in force
+	nft      *nftables.Conn // the mark table's
+	marks    bool           // the mark rules are in force
+	vips     []vipKey       // the services in the mark table's sets
 	timeouts ctTimeouts
 	readAt   time.Time // when timeouts were read
 	view     *view     // services was built from it
@@ -71,7 +73,11 @@ func wantNATLog(v *view) bool {
 }
 
 // accessLogLoop runs the reader while some service wants it, until the
-// dataplane stops.
+// dataplane stops. It checks every natLogTimeout: a flow created before
+// the reader subscribes has no destroy event (the kernel attaches event
+// delivery to a flow at its creation, while someone listens), so the
+// flows of the first moments after a start or a reload that turns the
+// access log on may have no line.
 func (d *Dataplane) accessLogLoop() {
 	defer d.wg.Done()
 	var nl *natLog
@@ -94,7 +100,7 @@ func (d *Dataplane) accessLogLoop() {
 		switch {
 		case want && nl == nil && time.Now().After(retry):
 			var err error
-			if nl, err = d.openNATLog(); err != nil {
+			if nl, err = d.openNATLog(v); err != nil {
 				d.log.Warn("no access log for nat and fullnat flows", "err", err)
 				retry = time.Now().Add(10 * time.Second)
 			}
@@ -116,9 +122,9 @@ func (d *Dataplane) accessLogLoop() {
 }
 
 // openNATLog turns conntrack's accounting and timestamps on, reads the
-// timeouts, installs the label rules and subscribes to destroy events, in
+// timeouts, subscribes to destroy events and installs the mark rules, in
 // the dataplane's namespace.
-func (d *Dataplane) openNATLog() (*natLog, error) {
+func (d *Dataplane) openNATLog(v *view) (*natLog, error) {
 	nl := &natLog{d: d}
 	if err := ctevent.InNetNS(d.opts.NetNS, func() error {
 		for _, s := range []string{"nf_conntrack_acct", "nf_conntrack_timestamp"} {
@@ -140,24 +146,26 @@ func (d *Dataplane) openNATLog() (*natLog, error) {
 		return nil, err
 	}
 	nl.r = r
+	nl.follow(v)
+	nl.vips = sortedVIPs(nl.services)
 	c, err := nftables.New(nftables.WithNetNSFd(d.opts.NetNS))
 	if err == nil {
-		err = programLabels(c, d.opts.Table)
+		err = programMarks(c, d.opts.Table, nl.vips)
 	}
 	if err != nil {
-		d.log.Warn("conntrack label rules not installed: who reset or closed a nat flow first is unknown in its termination code", "err", err)
+		d.log.Warn("conntrack mark rules not installed: who reset or closed a nat flow first is unknown in its termination code", "err", err)
 	} else {
-		nl.nft, nl.labels = c, true
+		nl.nft, nl.marks = c, true
 	}
-	d.log.Info("access log of nat and fullnat flows: reading conntrack destroy events", "labels", nl.labels)
+	d.log.Info("access log of nat and fullnat flows: reading conntrack destroy events", "mark_rules", nl.marks)
 	return nl, nil
 }
 
 func (nl *natLog) close() {
 	nl.r.Close()
 	if nl.nft != nil {
-		if err := removeLabels(nl.nft, nl.d.opts.Table); err != nil {
-			nl.d.log.Warn("removing the conntrack label rules", "table", labelTable(nl.d.opts.Table), "err", err)
+		if err := removeMarks(nl.nft, nl.d.opts.Table); err != nil {
+			nl.d.log.Warn("removing the conntrack mark rules", "table", labelTable(nl.d.opts.Table), "err", err)
 		}
 	}
 }
@@ -205,6 +213,16 @@ func (nl *natLog) follow(v *view) {
 		}
 	}
 	nl.services = m
+	if nl.nft == nil {
+		return
+	}
+	if vips := sortedVIPs(m); !slices.Equal(vips, nl.vips) {
+		if err := setMarkVIPs(nl.nft, nl.d.opts.Table, vips); err != nil {
+			nl.d.log.Warn("updating the services of the conntrack mark rules", "err", err)
+			return
+		}
+		nl.vips = vips
+	}
 }
 
 // event writes the line of a destroyed flow of a service.

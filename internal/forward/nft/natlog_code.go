@@ -14,27 +14,26 @@ import (
 //
 // What conntrack tells at destroy: the TCP state, the IPS_ASSURED status
 // bit (the three-way handshake completed), the counters, the start and
-// stop times, and the labels. It does not say who sent a reset or the
-// first FIN: govs's label rules (natlog_rules.go) record that in four
-// labels of the flow. Nor does it say whether the flow timed out or was
-// deleted (conntrack -D, expire_nodest_conn): a flow can only have timed
-// out once its state's timeout has passed since its start, so a flow that
-// ended sooner was deleted; one that ended later is taken to have timed
-// out. The stop time of a flow that timed out is its expiry (the kernel
-// corrects it so), so its last packet was its state's timeout before it.
+// stop times, and the mark. It does not say who sent a reset or the first
+// FIN: govs's mark rules (natlog_rules.go) record that in four bits of the
+// flow's mark. Whether the flow timed out or was deleted (conntrack -D,
+// expire_nodest_conn): recent kernels send the time left of a deleted flow
+// only; and a flow can only have timed out once its state's timeout has
+// passed since its start, so a flow that ended sooner was deleted. The
+// stop time of a flow that timed out is its expiry (the kernel corrects it
+// so), so its last packet was its state's timeout before it.
 
-// Labels govs sets on the flows of its services (the last byte of the 128
-// conntrack label bits as the kernel holds them: labels 124 to 127 on a
-// little-endian machine). The first RST and the first FIN are recorded,
-// each with its direction.
+// Bits of the conntrack mark govs sets on the flows of its services
+// (natlog_rules.go): a flow of govs's, the direction of its first RST and
+// of its first FIN.
 const (
-	labelByte      = 15
-	labelClientRST = 0x10
-	labelServerRST = 0x20
-	labelClientFIN = 0x40
-	labelServerFIN = 0x80
-	labelRST       = labelClientRST | labelServerRST
-	labelFIN       = labelClientFIN | labelServerFIN
+	markGovs      = 0x08000000
+	markClientRST = 0x10000000
+	markServerRST = 0x20000000
+	markClientFIN = 0x40000000
+	markServerFIN = 0x80000000
+	markRST       = markClientRST | markServerRST
+	markFIN       = markClientFIN | markServerFIN
 )
 
 // TCP conntrack states not in conntrack.go.
@@ -104,10 +103,10 @@ func flowEnd(ev *ctevent.Event, t *ctTimeouts) natEnd {
 	var e natEnd
 	timeout := t.timeout(ev)
 	// Without timestamps a flow is taken to have timed out (most do).
-	expired := true
+	expired := ev.Timeout == 0
 	if ev.Start > 0 && ev.Stop >= ev.Start {
 		life := time.Duration(ev.Stop - ev.Start)
-		expired = timeout > 0 && life >= timeout
+		expired = expired && timeout > 0 && life >= timeout
 		last := life
 		if expired {
 			last -= timeout
@@ -130,10 +129,7 @@ func flowCode(ev *ctevent.Event, expired bool) accesslog.Termination {
 		}
 		return killed(accesslog.InData)
 	}
-	var l byte
-	if ev.HasLabels {
-		l = ev.Labels[labelByte]
-	}
+	m := ev.Mark
 	switch ev.State {
 	case tcpTimeWait, tcpLastAck, tcpNone:
 		// Both sides closed (a LAST_ACK that expired lost only the
@@ -141,16 +137,16 @@ func flowCode(ev *ctevent.Event, expired bool) accesslog.Termination {
 		return accesslog.Normal
 	case tcpClose:
 		// A reset ended it (or it was deleted after one). Without the
-		// labels who reset is unknown: S, as for a refused connect, the
-		// commonest.
+		// mark rules who reset is unknown: S, as for a refused connect,
+		// the commonest.
 		by := byte(accesslog.ByServer)
-		if l&labelRST == labelClientRST {
+		if m&markRST == markClientRST {
 			by = accesslog.ByClient
 		}
 		switch {
 		case ev.Status&ctevent.StatusAssured == 0:
 			return accesslog.Termination{by, accesslog.InConnect}
-		case l&labelFIN != 0:
+		case m&markFIN != 0:
 			return accesslog.Termination{by, accesslog.InClosing}
 		}
 		return accesslog.Termination{by, accesslog.InData}
@@ -172,7 +168,7 @@ func flowCode(ev *ctevent.Event, expired bool) accesslog.Termination {
 			return killed(accesslog.InClosing)
 		}
 		// One side closed, the other never did.
-		if l&labelFIN == labelServerFIN {
+		if m&markFIN == markServerFIN {
 			return accesslog.Termination{accesslog.ByClientTimeout, accesslog.InClosing}
 		}
 		return accesslog.Termination{accesslog.ByServerTimeout, accesslog.InClosing}

@@ -3,92 +3,197 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
-// The label rules: conntrack does not record who reset a flow or who
+// The mark rules: conntrack does not record who reset a flow or who
 // closed first, which the termination code needs (natlog_code.go). While
-// the access log of kernel-forwarded flows is on, a table of its own,
-// "inet TABLE_log" (govs_log by default), holds one chain at prerouting
-// (after conntrack, before NAT) whose four rules mark, on the translated
-// flows only (ct status dnat), the direction of the first RST and of the
-// first FIN in four conntrack labels:
+// the access log of kernel-forwarded flows is on, two tables of their own,
+// "ip TABLE_log" and "ip6 TABLE_log" (govs_log by default), mark the TCP
+// flows of govs's services as such, and on them the direction of the first
+// RST and of the first FIN, in five high bits of the conntrack mark, which
+// conntrack's destroy event carries:
 //
-//	chain labels (filter, prerouting, priority mangle -150)
-//	    tcp flags rst, no RST label yet, ct direction original: label client-RST
-//	    tcp flags rst, no RST label yet, ct direction reply:    label server-RST
-//	    tcp flags fin, no FIN label yet, ...: label client-FIN / server-FIN
+//	set vips  the addresses of the nat and fullnat services
+//	chain marks (filter, prerouting, priority mangle -150)
+//	    tcp, ct direction original, no govs bit, ip daddr @vips: ct mark set ct mark | govs
+//	    tcp flags rst, govs bit and no RST bit, ct direction original:
+//	        ct mark set ct mark | client-RST
+//	    the same for reply (server-RST), and for FIN (client-FIN, server-FIN)
 //
-// A table apart from govs's rules, so that it comes and goes with the
-// access log without touching them. Labels cost 16 bytes per conntrack
-// entry while the table exists (the kernel adds the labels extension to
-// the flows created after the first label rule).
+// Tables apart from govs's rules, so that they come and go with the
+// access log without touching them. By address (nft shows no
+// concatenation with a flow's original port): the TCP flows to other
+// ports of a VIP get the bits too, harmless to them. govs's own use of the
+// conntrack mark (the real server chosen through NFQUEUE, small numbers)
+// is read at a flow's first packet only; it overwrites the whole mark
+// then, and the next packet from the client sets the govs bit again.
 
-// labelTable is the name of the label rules' table.
+// labelTable is the name of the mark rules' tables.
 func labelTable(table string) string { return table + "_log" }
 
-// programLabels replaces the label table of the namespace c programs.
-func programLabels(c *nftables.Conn, table string) error {
-	t := &nftables.Table{Name: labelTable(table), Family: nftables.TableFamilyINet}
-	// Add, delete, add: one left by a crashed run goes.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "labels", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
-	for _, r := range []struct {
-		flag  byte // TCP flag
-		seen  byte // labels that say it was seen already
-		dir   byte // conntrack direction: 0 original, 1 reply
-		label byte // label to set
-	}{
-		{0x04, labelRST, 0, labelClientRST},
-		{0x04, labelRST, 1, labelServerRST},
-		{0x01, labelFIN, 0, labelClientFIN},
-		{0x01, labelFIN, 1, labelServerFIN},
-	} {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: labelRule(r.flag, r.seen, r.dir, r.label)})
+// markRule is one mark rule: a TCP flag seen in a direction on a flow of
+// govs's sets a bit unless one of the bits of seen is set already.
+type markRule struct {
+	flag byte   // TCP flag
+	seen uint32 // mark bits that say it was seen already
+	dir  byte   // conntrack direction: 0 original, 1 reply
+	mark uint32 // the bit to set
+}
+
+var markRules = []markRule{
+	{0x04, markRST, 0, markClientRST},
+	{0x04, markRST, 1, markServerRST},
+	{0x01, markFIN, 0, markClientFIN},
+	{0x01, markFIN, 1, markServerFIN},
+}
+
+// markTables are the mark tables and their sets, IPv4 then IPv6.
+func markTables(table string) (ts [2]*nftables.Table, sets [2]*nftables.Set) {
+	for i, f := range []struct {
+		fam  nftables.TableFamily
+		addr nftables.SetDatatype
+	}{{nftables.TableFamilyIPv4, nftables.TypeIPAddr}, {nftables.TableFamilyIPv6, nftables.TypeIP6Addr}} {
+		ts[i] = &nftables.Table{Name: labelTable(table), Family: f.fam}
+		sets[i] = &nftables.Set{Table: ts[i], Name: "vips", KeyType: f.addr}
+	}
+	return ts, sets
+}
+
+// programMarks replaces the mark tables of the namespace c programs, with
+// the services vips.
+func programMarks(c *nftables.Conn, table string, vips []vipKey) error {
+	ts, sets := markTables(table)
+	elems := vipElements(vips)
+	for i, t := range ts {
+		// Add, delete, add: one left by a crashed run goes.
+		c.AddTable(t)
+		c.DelTable(t)
+		c.AddTable(t)
+		if err := c.AddSet(sets[i], elems[i]); err != nil {
+			return err
+		}
+		accept := nftables.ChainPolicyAccept
+		ch := c.AddChain(&nftables.Chain{Name: "marks", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: govsExprs(sets[i], i == 1)})
+		for _, r := range markRules {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs()})
+		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: label rules (table inet %s): %w", labelTable(table), err)
+		return fmt.Errorf("nftables: mark rules (tables ip and ip6 %s): %w", labelTable(table), err)
 	}
 	return nil
 }
 
-// labelRule: meta l4proto tcp, tcp flags & flag != 0, ct status & dnat !=
-// 0, ct label & seen == 0, ct direction dir: ct label set label.
-func labelRule(flag, seen, dir, label byte) []expr.Any {
-	var mask, set, zero [16]byte
-	mask[labelByte], set[labelByte] = seen, label
-	status := make([]byte, 4)
-	binary.NativeEndian.PutUint32(status, 1<<5) // IPS_DST_NAT
+// setMarkVIPs replaces the services in the mark tables' sets.
+func setMarkVIPs(c *nftables.Conn, table string, vips []vipKey) error {
+	_, sets := markTables(table)
+	elems := vipElements(vips)
+	for i, s := range sets {
+		c.FlushSet(s)
+		if err := c.SetAddElements(s, elems[i]); err != nil {
+			return err
+		}
+	}
+	return c.Flush()
+}
+
+// vipElements are the set elements of the addresses of vips, IPv4 then
+// IPv6.
+func vipElements(vips []vipKey) (out [2][]nftables.SetElement) {
+	seen := map[netip.Addr]bool{}
+	for _, k := range vips {
+		a := k.addr.Addr().Unmap()
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		i := 0
+		if a.Is6() {
+			i = 1
+		}
+		out[i] = append(out[i], nftables.SetElement{Key: a.AsSlice()})
+	}
+	return out
+}
+
+func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
+// markExprs: ct mark & mask == want.
+func markIs(mask, want uint32) []expr.Any {
 	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{flag}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
-		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: status, Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask[:], Xor: zero[:]},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: zero[:]},
-		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
-		&expr.Immediate{Register: 1, Data: set[:]},
-		&expr.Ct{Key: expr.CtKeyLABELS, Register: 1, SourceRegister: true},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(want)},
 	}
 }
 
-// removeLabels deletes the label table, if it is there.
-func removeLabels(c *nftables.Conn, table string) error {
-	t := &nftables.Table{Name: labelTable(table), Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
-	return c.Flush()
+// setMark: ct mark set ct mark | bit.
+func setMark(bit uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: u32(^bit), Xor: u32(bit)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+	}
+}
+
+func isTCP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+func direction(dir byte) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
+	}
+}
+
+// govsExprs: meta l4proto tcp, ct direction original, ct mark & govs ==
+// 0, ip daddr @set: ct mark set ct mark | govs.
+func govsExprs(set *nftables.Set, v6 bool) []expr.Any {
+	off, l := uint32(16), uint32(4)
+	if v6 {
+		off, l = 24, 16
+	}
+	e := append(isTCP(), direction(0)...)
+	e = append(e, markIs(markGovs, 0)...)
+	e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID})
+	return append(e, setMark(markGovs)...)
+}
+
+// exprs: meta l4proto tcp, tcp flags & flag != 0, ct mark & (govs|seen)
+// == govs, ct direction dir: ct mark set ct mark | mark.
+func (r markRule) exprs() []expr.Any {
+	e := append(isTCP(),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{r.flag}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}})
+	e = append(e, markIs(markGovs|r.seen, markGovs)...)
+	e = append(e, direction(r.dir)...)
+	return append(e, setMark(r.mark)...)
+}
+
+// removeMarks deletes the mark tables, if they are there.
+func removeMarks(c *nftables.Conn, table string) error { return removeTable(c, labelTable(table)) }
+
+// sortedVIPs are the keys of m in a stable order.
+func sortedVIPs[V any](m map[vipKey]V) []vipKey {
+	return slices.SortedFunc(maps.Keys(m), func(a, b vipKey) int {
+		if a.proto != b.proto {
+			return int(a.proto) - int(b.proto)
+		}
+		return a.addr.Compare(b.addr)
+	})
 }
