@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -32,10 +33,19 @@ import (
 // connections, the independent figure the lines' bytes must equal.
 type natLogLab struct {
 	*natLab
-	path string
+	path   string
+	target string // where the access log goes: path, or a syslog server
 }
 
 func newNATLogLab(t *testing.T, reals int) *natLogLab {
+	t.Helper()
+	l := newNATLogLabTo(t, reals, "")
+	return l
+}
+
+// newNATLogLabTo is newNATLogLab with the access log sent to target
+// ("": the lab's file).
+func newNATLogLabTo(t *testing.T, reals int, target string) *natLogLab {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		if os.Getenv("CI") == "" {
@@ -50,7 +60,11 @@ func newNATLogLab(t *testing.T, reals int) *natLogLab {
 	if out, err := l.Client.Exec("nft", "add table inet count; add chain inet count out { type filter hook output priority 0; }; add rule inet count out ct state new counter"); err != nil {
 		t.Fatalf("client conntrack: %v: %s", err, out)
 	}
-	w, err := accesslog.OpenWriter(l.path, nil)
+	if target == "" {
+		target = l.path
+	}
+	l.target = target
+	w, err := accesslog.OpenWriter(target, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +77,9 @@ func newNATLogLab(t *testing.T, reals int) *natLogLab {
 	return l
 }
 
-// config is natConfig's service with the access log to the lab's file.
+// config is natConfig's service with the access log to the lab's target.
 func (l *natLogLab) config(body string) string {
-	return fmt.Sprintf("logging: {access_log: %q}\n%s", l.path, body)
+	return fmt.Sprintf("logging: {access_log: %q}\n%s", l.target, body)
 }
 
 // apply loads the configuration, then waits for the access log's reader:
@@ -241,6 +255,24 @@ func TestNATAccessLog(t *testing.T) {
 					t.Errorf("termination count of %v: %d, want %d", rs, g, c)
 				}
 			}
+			// govs logs reads these lines: its per-server report equals
+			// the counts made here, bytes from the client's conntrack.
+			rep := natLogsReport(t, l.path, "servers")
+			if len(rep) != len(perRS) {
+				t.Errorf("govs logs: %d real servers, want %d: %v", len(rep), len(perRS), rep)
+			}
+			for rs, c := range perRS {
+				var in, out uint64
+				for p, want := range served {
+					if want == rs {
+						in, out = in+flows[p].CountersOrig.Bytes, out+flows[p].CountersReply.Bytes
+					}
+				}
+				r := rep[rs.String()]
+				if r["conns"] != float64(c) || r["errors"] != 0.0 || r["bytes_in"] != float64(in) || r["bytes_out"] != float64(out) {
+					t.Errorf("govs logs, %v: %v, want %d conns, 0 errors, %d bytes in, %d out", rs, r, c, in, out)
+				}
+			}
 		})
 	}
 }
@@ -346,11 +378,96 @@ virtual_servers:
 			t.Errorf("%s: client %s real server %s code %s, want %v %v %s", e.Service, e.Client, e.RealServer,
 				e.Termination, w.client, w.rs, w.code)
 		}
+		// Reset at once: their duration is not the 1 s CLOSE timeout
+		// that followed.
+		if w.code != "KD" && e.DurationMs >= 500 {
+			t.Errorf("%s: duration %vms, want well under the 1s CLOSE timeout", e.Service, e.DurationMs)
+		}
 		if g := accesslog.Terminations.Get(string(e.Service), w.rs, e.Termination); g != 1 {
 			t.Errorf("%s: termination count %d, want 1", e.Service, g)
 		}
 	}
 	if len(want) > 0 {
 		t.Errorf("no line for %v", want)
+	}
+	// govs logs counts the four codes, each an error.
+	rep := natLogsReport(t, l.path, "terminations")
+	for _, code := range []string{"CD", "SC", "SD", "KD"} {
+		if rep[code]["conns"] != 1.0 {
+			t.Errorf("govs logs: %s: %v, want 1 connection", code, rep[code])
+		}
+	}
+	if srv := natLogsReport(t, l.path, "servers"); srv[netip.AddrPortFrom(rs1, 8091).String()]["errors"] != 1.0 {
+		t.Errorf("govs logs: the refusing real server's errors: %v", srv)
+	}
+}
+
+// natLogsReport runs govs logs --report report --format json on path and
+// returns the report's rows by their first column.
+func natLogsReport(t *testing.T, path, report string) map[string]map[string]any {
+	t.Helper()
+	out, err := exec.Command(govsBin, "logs", "--report", report, "--format", "json", path).Output()
+	if err != nil {
+		t.Fatalf("govs logs: %v", err)
+	}
+	var doc struct {
+		Bad     uint64                      `json:"bad_lines"`
+		Reports map[string][]map[string]any `json:"reports"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("govs logs: %v: %s", err, out)
+	}
+	if doc.Bad != 0 {
+		t.Errorf("govs logs: %d bad lines", doc.Bad)
+	}
+	key := map[string]string{"servers": "real_server", "terminations": "termination"}[report]
+	rows := map[string]map[string]any{}
+	for _, r := range doc.Reports[report] {
+		rows[fmt.Sprint(r[key])] = r
+	}
+	return rows
+}
+
+// TestNATAccessLogSyslog: the lines of nat flows go to a real rsyslogd
+// over TCP (RFC 5424, octet-counted), one per connection, with the real
+// server that answered.
+func TestNATAccessLogSyslog(t *testing.T) {
+	_, tcp, out := loopback.Rsyslogd(t)
+	l := newNATLogLabTo(t, 2, "syslog+tcp://"+tcp)
+	l.serveTCP(8090)
+	l.apply(l.config(natConfig("nat", "rr", l.vip(8090), "tcp", l.RealAddrs, nil, "")))
+	served := map[string]string{} // client: real server
+	for range 10 {
+		cc, err := l.dial(8090)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _, err := cc.ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx int
+		fmt.Sscanf(name, "rs%d", &idx)
+		served[cc.c.LocalAddr().String()] = netip.AddrPortFrom(l.RealAddrs[idx-1], 8090).String()
+		cc.c.Close()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(syslogLines(t, out)) < len(served) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // any duplicate would be there by now
+	got := syslogLines(t, out)
+	if len(got) != len(served) {
+		t.Fatalf("%d lines at rsyslogd, want %d", len(got), len(served))
+	}
+	for client, rs := range served {
+		sl, ok := got[client]
+		if !ok {
+			t.Errorf("no line for client %s", client)
+			continue
+		}
+		if sl.input != "imtcp" || sl.Service != "web" || sl.RealServer != rs || sl.Termination != "--" || sl.BytesIn <= 3 {
+			t.Errorf("client %s: %+v, want through imtcp, web, %s, --", client, sl, rs)
+		}
 	}
 }

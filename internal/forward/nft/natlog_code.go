@@ -88,6 +88,9 @@ func (t *ctTimeouts) timeout(ev *ctevent.Event) time.Duration {
 	return 0
 }
 
+// tickSlack is more than a kernel clock tick (10 ms at HZ=100).
+const tickSlack = 15 * time.Millisecond
+
 // natEnd is what a destroy event says of a flow's end.
 type natEnd struct {
 	code accesslog.Termination
@@ -106,10 +109,13 @@ func flowEnd(ev *ctevent.Event, t *ctTimeouts) natEnd {
 	expired := ev.Timeout == 0
 	if ev.Start > 0 && ev.Stop >= ev.Start {
 		life := time.Duration(ev.Stop - ev.Start)
-		expired = expired && timeout > 0 && life >= timeout
+		// Conntrack times its timeouts in jiffies, which lag the clock
+		// by up to a tick: a flow that expired can show a life a few
+		// milliseconds short of its timeout.
+		expired = expired && timeout > 0 && life+tickSlack >= timeout
 		last := life
 		if expired {
-			last -= timeout
+			last = max(0, life-timeout)
 		}
 		e.start, e.duration = time.Unix(0, ev.Start), last
 	}

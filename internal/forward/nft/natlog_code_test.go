@@ -28,6 +28,7 @@ func TestFlowEnd(t *testing.T) {
 		{"TIME_WAIT deleted early", 6, tcpTimeWait, assured, markServerFIN, time.Second, "--", time.Second},
 		{"LAST_ACK expired", 6, tcpLastAck, assured, markClientFIN, 31 * time.Second, "--", time.Second},
 		{"refused: the server's RST to the SYN", 6, tcpClose, ctevent.StatusDstNAT | ctevent.StatusSeenReply, markServerRST, 10*time.Second + 2*time.Millisecond, "SC", 2 * time.Millisecond},
+		{"reset a tick short of the CLOSE timeout (jiffies)", 6, tcpClose, assured, markClientRST, 10*time.Second - 3*time.Millisecond, "CD", 0},
 		{"client reset while connecting", 6, tcpClose, ctevent.StatusDstNAT, markClientRST, 10 * time.Second, "CC", 0},
 		{"client reset in data", 6, tcpClose, assured, markClientRST, 15 * time.Second, "CD", 5 * time.Second},
 		{"server reset in data", 6, tcpClose, assured, markServerRST, 12 * time.Second, "SD", 2 * time.Second},
@@ -58,6 +59,13 @@ func TestFlowEnd(t *testing.T) {
 		Start: t0.UnixNano(), Stop: t0.Add(432001 * time.Second).UnixNano()}
 	if e := flowEnd(&ev0, &to); e.code.String() != "KD" || e.duration != 432001*time.Second {
 		t.Errorf("deleted with time left: %s %v, want KD and its whole life", e.code, e.duration)
+	}
+	// A refused connect: conntrack kills it at the RST, with the SYN's
+	// time left and before the mark rules see the RST.
+	ev1 := ctevent.Event{Kind: ctevent.Destroy, Proto: 6, State: tcpClose, Status: ctevent.StatusDstNAT | ctevent.StatusSeenReply,
+		Mark: markGovs, Timeout: 120, Start: t0.UnixNano(), Stop: t0.Add(11 * time.Microsecond).UnixNano()}
+	if e := flowEnd(&ev1, &to); e.code.String() != "SC" || e.duration != 11*time.Microsecond {
+		t.Errorf("refused: %s %v, want SC 11µs", e.code, e.duration)
 	}
 	// Without timestamps: no start, no duration, the state taken as
 	// expired.
