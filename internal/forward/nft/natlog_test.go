@@ -74,7 +74,7 @@ virtual_servers:
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 8, byte(i >> 16), byte(i >> 8)}), uint16(i))
 		ev := ctevent.Event{Kind: ctevent.Destroy, Proto: 6, State: tcpTimeWait,
 			Status: ctevent.StatusDstNAT | ctevent.StatusAssured | ctevent.StatusSeenReply,
-			Orig: ctevent.Tuple{Src: client, Dst: vip}, Reply: ctevent.Tuple{Src: rs, Dst: client},
+			Orig:   ctevent.Tuple{Src: client, Dst: vip}, Reply: ctevent.Tuple{Src: rs, Dst: client},
 			OrigPackets: 6, OrigBytes: 400, ReplyPackets: 5, ReplyBytes: 300, HasCounters: true,
 			Start: start, Stop: start + int64(121*time.Second)}
 		nl.event(&ev)
@@ -117,7 +117,7 @@ virtual_servers:
 	start := time.Now().UnixNano()
 	ev := ctevent.Event{Kind: ctevent.Destroy, Proto: 6, State: tcpTimeWait,
 		Status: ctevent.StatusDstNAT | ctevent.StatusAssured | ctevent.StatusSeenReply,
-		Orig: ctevent.Tuple{Src: client, Dst: vip}, Reply: ctevent.Tuple{Src: rs, Dst: client},
+		Orig:   ctevent.Tuple{Src: client, Dst: vip}, Reply: ctevent.Tuple{Src: rs, Dst: client},
 		OrigPackets: 6, OrigBytes: 400, ReplyPackets: 5, ReplyBytes: 300, HasCounters: true,
 		Start: start, Stop: start + int64(121*time.Second)}
 	b.ReportAllocs()
