@@ -471,3 +471,44 @@ func TestNATAccessLogSyslog(t *testing.T) {
 		}
 	}
 }
+
+// TestNATAccessLogAtStop: at a stop, the flows that have closed but wait
+// out conntrack's TIME_WAIT (2 minutes here) get their lines, with their
+// real duration, and leave conntrack: a govs started later would not log
+// them again.
+func TestNATAccessLogAtStop(t *testing.T) {
+	l := newNATLogLab(t, 2)
+	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "120")
+	l.serveTCP(8090)
+	l.apply(l.config(natConfig("nat", "rr", l.vip(8090), "tcp", l.RealAddrs, nil, "")))
+	const n = 6
+	clients := map[string]bool{}
+	for range n {
+		cc, err := l.dial(8090)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := cc.ask(); err != nil {
+			t.Fatal(err)
+		}
+		clients[cc.c.LocalAddr().String()] = true
+		cc.c.Close()
+	}
+	time.Sleep(500 * time.Millisecond) // the closes complete
+	if got := l.lines(); len(got) != 0 {
+		t.Fatalf("%d lines before the stop: TIME_WAIT is 2 minutes", len(got))
+	}
+	if err := l.d.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := l.waitLines(n)
+	for _, e := range got {
+		if !clients[string(e.Client)] || e.Termination.String() != "--" || e.DurationMs >= 2000 {
+			t.Errorf("line %s %s %vms, want one of the clients, --, its real duration", e.Client, e.Termination, e.DurationMs)
+		}
+		delete(clients, string(e.Client))
+	}
+	if out, _ := l.Director.Exec("conntrack", "-L", "-d", l.VIP.String()); strings.Contains(out, "TIME_WAIT") {
+		t.Errorf("flows left in conntrack after the stop wrote them:\n%s", out)
+	}
+}

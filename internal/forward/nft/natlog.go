@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/ti-mo/conntrack"
 
 	"github.com/govs-lb/govs/internal/accesslog"
 	"github.com/govs-lb/govs/internal/ctevent"
@@ -83,6 +84,7 @@ func (d *Dataplane) accessLogLoop() {
 	var nl *natLog
 	defer func() {
 		if nl != nil {
+			nl.flushFinished()
 			nl.close()
 		}
 	}()
@@ -225,22 +227,27 @@ func (nl *natLog) follow(v *view) {
 	}
 }
 
-// event writes the line of a destroyed flow of a service.
-func (nl *natLog) event(ev *ctevent.Event) {
+// event writes the line of a destroyed flow of a service; false if it is
+// not one.
+func (nl *natLog) event(ev *ctevent.Event) bool { return nl.write(ev, false) }
+
+// write writes the line of the flow of ev if it is a service's; with
+// expiring, the flow is known to end by its timeout.
+func (nl *natLog) write(ev *ctevent.Event, expiring bool) bool {
 	if ev.Kind != ctevent.Destroy || ev.Status&ctevent.StatusDstNAT == 0 {
-		return
+		return false
 	}
 	o := ev.Orig
 	vs := nl.services[vipKey{ev.Proto, unmapAP(o.Dst)}]
 	if vs == nil {
-		return
+		return false
 	}
 	if ev.HasCounters && ev.OrigPackets == 0 && ev.ReplyPackets == 0 {
 		// No packet crossed this director: a flow the connection sync
 		// installed from a peer.
-		return
+		return false
 	}
-	end := flowEnd(ev, &nl.timeouts)
+	end := flowEndAs(ev, &nl.timeouts, expiring)
 	start := end.start
 	if start.IsZero() {
 		start = time.Now() // no timestamps: the time of its end
@@ -256,6 +263,67 @@ func (nl *natLog) event(ev *ctevent.Event) {
 			slog.Uint64("bytes_out", r.BytesOut), slog.Duration("duration", end.duration),
 			slog.String("termination", r.Termination.String()))
 	}
+	return true
+}
+
+// flushFinished, at a stop, writes the lines of the TCP flows of the
+// services that have finished (TIME_WAIT, CLOSE, LAST_ACK) but wait in
+// conntrack for their timeout (TIME_WAIT's is 2 minutes): no reader would
+// see their end. Their last packet was their state's timeout less the
+// time they have left. Each is deleted once written, so that a govs
+// started later does not write it again. Flows still open end unseen.
+func (nl *natLog) flushFinished() {
+	c, err := dialConntrack(nl.d.opts.NetNS)
+	if err != nil {
+		nl.d.log.Warn("access log of nat flows at stop", "err", err)
+		return
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		nl.d.log.Warn("access log of nat flows at stop", "err", err)
+		return
+	}
+	now, n := time.Now(), 0
+	for i := range flows {
+		f := &flows[i]
+		if f.TupleOrig.Proto.Protocol != 6 || f.ProtoInfo.TCP == nil {
+			continue
+		}
+		switch f.ProtoInfo.TCP.State {
+		case tcpTimeWait, tcpClose, tcpLastAck:
+		default:
+			continue
+		}
+		ev := finishedEvent(f, now)
+		if nl.write(&ev, true) {
+			c.Delete(*f)
+			n++
+		}
+	}
+	nl.d.log.Info("access log: lines of the finished nat flows written at stop", "flows", n)
+}
+
+// finishedEvent is the destroy event a finished flow will have when it
+// expires, its time left from now (conntrack gives whole seconds: the
+// middle of that second).
+func finishedEvent(f *conntrack.Flow, now time.Time) ctevent.Event {
+	ap := func(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
+	o, r := f.TupleOrig, f.TupleReply
+	ev := ctevent.Event{Kind: ctevent.Destroy, Proto: o.Proto.Protocol, Status: uint32(f.Status), Mark: f.Mark,
+		Orig:        ctevent.Tuple{Src: ap(o.IP.SourceAddress, o.Proto.SourcePort), Dst: ap(o.IP.DestinationAddress, o.Proto.DestinationPort)},
+		Reply:       ctevent.Tuple{Src: ap(r.IP.SourceAddress, r.Proto.SourcePort), Dst: ap(r.IP.DestinationAddress, r.Proto.DestinationPort)},
+		OrigPackets: f.CountersOrig.Packets, OrigBytes: f.CountersOrig.Bytes,
+		ReplyPackets: f.CountersReply.Packets, ReplyBytes: f.CountersReply.Bytes,
+		Stop: now.Add(time.Duration(f.Timeout)*time.Second + time.Second/2).UnixNano()}
+	ev.HasCounters = ev.OrigPackets+ev.ReplyPackets > 0
+	if f.ProtoInfo.TCP != nil {
+		ev.State = f.ProtoInfo.TCP.State
+	}
+	if !f.Timestamp.Start.IsZero() {
+		ev.Start = f.Timestamp.Start.UnixNano()
+	}
+	return ev
 }
 
 func unmapAP(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }

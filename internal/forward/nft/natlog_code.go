@@ -102,7 +102,11 @@ type natEnd struct {
 }
 
 // flowEnd reads a destroy event.
-func flowEnd(ev *ctevent.Event, t *ctTimeouts) natEnd {
+func flowEnd(ev *ctevent.Event, t *ctTimeouts) natEnd { return flowEndAs(ev, t, false) }
+
+// flowEndAs reads a destroy event; with expiring, the flow is known to end
+// by its timeout (ev a finished flow's end to come, finishedEvent).
+func flowEndAs(ev *ctevent.Event, t *ctTimeouts, expiring bool) natEnd {
 	var e natEnd
 	timeout := t.timeout(ev)
 	// Without timestamps a flow is taken to have timed out (most do).
@@ -112,7 +116,7 @@ func flowEnd(ev *ctevent.Event, t *ctTimeouts) natEnd {
 		// Conntrack times its timeouts in jiffies, which lag the clock
 		// by up to a tick: a flow that expired can show a life a few
 		// milliseconds short of its timeout.
-		expired = expired && timeout > 0 && life+tickSlack >= timeout
+		expired = expiring || expired && timeout > 0 && life+tickSlack >= timeout
 		last := life
 		if expired {
 			last = max(0, life-timeout)
