@@ -39,13 +39,12 @@ type natLogLab struct {
 
 func newNATLogLab(t *testing.T, reals int) *natLogLab {
 	t.Helper()
-	l := newNATLogLabTo(t, reals, "")
-	return l
+	return newNATLogLabTo(t, newNATLab(t, reals), "")
 }
 
-// newNATLogLabTo is newNATLogLab with the access log sent to target
-// ("": the lab's file).
-func newNATLogLabTo(t *testing.T, reals int, target string) *natLogLab {
+// newNATLogLabTo is newNATLogLab on the lab nl (IPv4 or IPv6) with the
+// access log sent to target ("": the lab's file).
+func newNATLogLabTo(t *testing.T, nl *natLab, target string) *natLogLab {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		if os.Getenv("CI") == "" {
@@ -53,7 +52,7 @@ func newNATLogLabTo(t *testing.T, reals int, target string) *natLogLab {
 		}
 		t.Fatal("nft not installed")
 	}
-	l := &natLogLab{natLab: newNATLab(t, reals), path: filepath.Join(t.TempDir(), "access.log")}
+	l := &natLogLab{natLab: nl, path: filepath.Join(t.TempDir(), "access.log")}
 	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "2")
 	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_close", "1")
 	l.Client.Sysctl("net.netfilter.nf_conntrack_acct", "1")
@@ -91,7 +90,7 @@ func (l *natLogLab) apply(yaml string) {
 	l.t.Helper()
 	l.natLab.apply(yaml)
 	loopback.WaitFor(l.t, "the access log's conntrack reader", func() bool {
-		_, err := l.Director.Exec("nft", "list", "table", "ip", "govs_log")
+		_, err := l.Director.Exec("nft", "list", "table", "ip6", "govs_log")
 		return err == nil
 	})
 }
@@ -155,23 +154,28 @@ func (l *natLogLab) clientFlows() map[uint16]conntrack.Flow {
 	}
 	out := map[uint16]conntrack.Flow{}
 	for _, f := range flows {
-		if f.TupleOrig.IP.DestinationAddress.Unmap() == l.VIP {
+		if f.TupleOrig.IP.DestinationAddress.Unmap() == l.VIP.Unmap() {
 			out[f.TupleOrig.Proto.SourcePort] = f
 		}
 	}
 	return out
 }
 
-// TestNATAccessLog: N connections through nat, then through fullnat, give
+// TestNATAccessLog: N connections through nat, fullnat, and nat over IPv6 give
 // N access-log lines, one per client port, each naming the real server
 // that answered, with the bytes the client's own conntrack counted both
 // ways (layer-3 bytes, as conntrack counts), the duration from the first
 // packet to the last (not the 2 s of TIME_WAIT that follow), a normal end;
 // and the termination counts of /metrics agree.
 func TestNATAccessLog(t *testing.T) {
-	for _, fwd := range []string{"nat", "fullnat"} {
+	for _, fwd := range []string{"nat", "fullnat", "nat6"} {
 		t.Run(fwd, func(t *testing.T) {
-			l := newNATLogLab(t, 2)
+			var l *natLogLab
+			if fwd == "nat6" {
+				l, fwd = newNATLogLabTo(t, newNATLab6(t, 2), ""), "nat"
+			} else {
+				l = newNATLogLab(t, 2)
+			}
 			l.serveTCP(8090)
 			extra := ""
 			if fwd == "fullnat" {
@@ -433,7 +437,7 @@ func natLogsReport(t *testing.T, path, report string) map[string]map[string]any 
 // server that answered.
 func TestNATAccessLogSyslog(t *testing.T) {
 	_, tcp, out := loopback.Rsyslogd(t)
-	l := newNATLogLabTo(t, 2, "syslog+tcp://"+tcp)
+	l := newNATLogLabTo(t, newNATLab(t, 2), "syslog+tcp://"+tcp)
 	l.serveTCP(8090)
 	l.apply(l.config(natConfig("nat", "rr", l.vip(8090), "tcp", l.RealAddrs, nil, "")))
 	served := map[string]string{} // client: real server
