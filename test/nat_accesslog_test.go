@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 	"github.com/ti-mo/conntrack"
 
 	"github.com/govs-lb/govs/internal/accesslog"
+	"github.com/govs-lb/govs/internal/forward/nft"
 	"github.com/govs-lb/govs/test/loopback"
+	"github.com/govs-lb/govs/test/netns"
 )
 
 // The access log of kernel-forwarded flows (internal/forward/nft/natlog.go):
@@ -514,5 +517,61 @@ func TestNATAccessLogAtStop(t *testing.T) {
 	}
 	if out, _ := l.Director.Exec("conntrack", "-L", "-d", l.VIP.String()); strings.Contains(out, "TIME_WAIT") {
 		t.Errorf("flows left in conntrack after the stop wrote them:\n%s", out)
+	}
+}
+
+// TestNATAccessLogBinary: the govs binary in the director's namespace
+// writes the lines of its nat flows to its access-log file; it turns
+// conntrack's timestamps on there, and leaves no table of its own behind
+// when it stops.
+func TestNATAccessLogBinary(t *testing.T) {
+	l := &natLogLab{natLab: &natLab{LVS: netns.NewLVS(t, 2), t: t}, path: filepath.Join(t.TempDir(), "access.log")}
+	if rep := nft.ProbeKernel(l.Director.FD()); rep.Err() != nil {
+		t.Skipf("kernel dataplane not available here: %v", rep.Err())
+	}
+	l.target = l.path
+	l.Director.Sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", "2")
+	l.serveTCP(8090)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "govs.yaml")
+	writeFile(t, cfg, l.config(natConfig("nat", "rr", l.vip(8090), "tcp", l.RealAddrs, nil, "")))
+	gov := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", l.Director.Name, govsBin,
+		"--socket", filepath.Join(dir, "govs.sock"), "run", "-c", cfg), 5*time.Second)
+	loopback.WaitFor(t, "govs to start", func() bool { return strings.Contains(gov.log(), "govs running") })
+	loopback.WaitFor(t, "the access log's conntrack reader", func() bool {
+		_, err := l.Director.Exec("nft", "list", "table", "ip", "govs_log")
+		return err == nil
+	})
+	served := map[string]string{}
+	for range 8 {
+		cc, err := l.dial(8090)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _, err := cc.ask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx int
+		fmt.Sscanf(name, "rs%d", &idx)
+		served[cc.c.LocalAddr().String()] = netip.AddrPortFrom(l.RealAddrs[idx-1], 8090).String()
+		cc.c.Close()
+	}
+	for _, e := range l.waitLines(len(served)) {
+		if rs, ok := served[string(e.Client)]; !ok || string(e.RealServer) != rs || e.Termination.String() != "--" || e.BytesIn == 0 {
+			t.Errorf("line %s %s %s %d bytes in, want one of %v, --", e.Client, e.RealServer, e.Termination, e.BytesIn, served)
+		}
+	}
+	if !strings.Contains(gov.log(), "enabled net.netfilter.nf_conntrack_timestamp") {
+		t.Error("govs did not say it turned conntrack timestamps on")
+	}
+	gov.signal(t, syscall.SIGTERM)
+	select {
+	case <-gov.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("govs did not stop")
+	}
+	if out, _ := l.Director.Exec("nft", "list", "tables"); strings.Contains(out, "govs") {
+		t.Errorf("tables left after the stop:\n%s", out)
 	}
 }
