@@ -408,9 +408,10 @@ func (d *Dataplane) start() error {
 		d.wg.Add(1)
 		go q.run()
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.pollLoop()
 	go d.statsLoop()
+	go d.accessLogLoop() // natlog.go
 	return nil
 }
 
