@@ -77,8 +77,10 @@ type Config struct {
 	// Accept is RFC 5798 Accept_Mode, passed through on VIP actions.
 	Accept bool
 
-	// AuthType and AuthPass are VRRPv2 authentication: AuthNone or
-	// AuthSimple with a password of at most 8 bytes (zero padded).
+	// AuthType and AuthPass are VRRPv2 authentication: AuthNone, or
+	// AuthSimple or AuthAH (IPv4 only) with a password of at most 8 bytes
+	// (zero padded): the clear text password, or the HMAC-MD5 key of the
+	// IPsec AH header (ah.go).
 	AuthType AuthType
 	AuthPass string
 
@@ -194,6 +196,7 @@ func (e Event) String() string {
 type Action struct {
 	Kind     ActionKind
 	Priority uint8         // ActSendAdvert: priority to advertise (0 when leaving master)
+	Seq      uint32        // ActSendAdvert with AuthAH: the AH sequence number to send (AHParams.Seq)
 	Count    int           // ActGARP: messages per VIP
 	Accept   bool          // ActAddVIPs, ActRemoveVIPs: Accept_Mode (always true for the owner)
 	State    State         // ActNotify: the new state
@@ -207,6 +210,9 @@ type Action struct {
 func (a Action) String() string {
 	switch a.Kind {
 	case ActSendAdvert:
+		if a.Seq != 0 {
+			return fmt.Sprintf("send-advert priority %d seq %d", a.Priority, a.Seq)
+		}
 		return fmt.Sprintf("send-advert priority %d", a.Priority)
 	case ActAddVIPs, ActRemoveVIPs:
 		return fmt.Sprintf("%s accept=%t", a.Kind, a.Accept)
@@ -276,6 +282,13 @@ type Machine struct {
 	hold         bool            // SetHold: no MASTER, no preemption
 	addrMismatch bool
 	group        *SyncGroup
+
+	// ahSeq is keepalived's AH sequence counter, one for both directions:
+	// the highest number received, and the last one sent. ahCycle says it
+	// reached the top (2^32-3): adverts then repeat it, so peers take over,
+	// and it restarts from 0 when we next become master.
+	ahSeq   uint32
+	ahCycle bool
 
 	actions []Action
 	stats   Stats
@@ -350,13 +363,13 @@ func NewMachine(cfg Config) (*Machine, error) {
 	m := &Machine{cfg: cfg, faults: map[string]bool{}}
 	switch cfg.AuthType {
 	case AuthNone:
-	case AuthSimple:
+	case AuthSimple, AuthAH: // AH: VRRPv2, so IPv4 only (checked above)
 		if len(cfg.AuthPass) > AuthLen {
 			return bad("auth_pass longer than %d bytes", AuthLen)
 		}
 		copy(m.authPass[:], cfg.AuthPass)
 	default:
-		return bad("auth type %d not supported (only none and PASS)", cfg.AuthType)
+		return bad("auth type %d not supported (none, PASS or AH)", cfg.AuthType)
 	}
 	if cfg.PreemptDelay < 0 {
 		return bad("negative preempt delay")
@@ -418,6 +431,10 @@ func (m *Machine) Advert(priority uint8) Packet {
 	}
 	return p
 }
+
+// AuthKey returns the VRRPv2 password, zero padded to 8 bytes: the key of
+// AppendAH and DecodeAH for AuthAH.
+func (m *Machine) AuthKey() [AuthLen]byte { return m.authPass }
 
 // Ready returns the actions queued since the last call, oldest first, and
 // clears the queue. The slice belongs to the caller.
@@ -579,11 +596,24 @@ func (m *Machine) check(p *Packet, src netip.Addr) error {
 		return ErrOwnAdvert
 	}
 	if m.cfg.Version == V2 {
-		if p.AuthType != m.cfg.AuthType {
+		// keepalived: the AH header must be there exactly when the
+		// instance uses AH, and the Auth Type must be the configured one.
+		if p.AuthType != m.cfg.AuthType || p.AH != (m.cfg.AuthType == AuthAH) {
 			return ErrAuthMismatch
 		}
 		if p.AuthType == AuthSimple && subtle.ConstantTimeCompare(p.AuthData[:], m.authPass[:]) != 1 {
 			return ErrAuthFailure
+		}
+		if p.AH {
+			// Anti-replay, before the other checks as in keepalived:
+			// every authentic advert moves the counter up.
+			if p.Seq <= m.ahSeq {
+				return ErrReplay
+			}
+			m.ahSeq = p.Seq
+			if m.state == StateBackup {
+				m.ahCycle = false
+			}
 		}
 		// RFC 3768 7.1: MUST verify the interval matches; keepalived drops.
 		if p.Interval() != m.cfg.Interval {
@@ -666,6 +696,7 @@ func (m *Machine) stepMaster(now time.Time, p *Packet, src netip.Addr) {
 		m.log(Action{Event: EventOwnerConflict, Peer: src, PeerPrio: p.Priority})
 	case higher:
 		m.log(Action{Event: EventHigherPriority, Peer: src, PeerPrio: p.Priority})
+		m.ahCycle = false
 		if m.cfg.Version == V3 {
 			m.learnInterval(p, src)
 		}
@@ -677,6 +708,10 @@ func (m *Machine) stepMaster(now time.Time, p *Packet, src netip.Addr) {
 	default:
 		m.stats.SplitBrain++
 		m.log(Action{Event: EventSplitBrain, Peer: src, PeerPrio: p.Priority})
+		if p.AH {
+			// keepalived "IPSEC-AH : Syncing seq_num - Increment seq".
+			m.ahSeq, m.ahCycle = p.Seq+1, false
+		}
 		if !m.cfg.LowerPrioNoAdvert {
 			m.sendAdvert(m.prio) // keepalived: "forcing new election"
 		}
@@ -782,6 +817,10 @@ func (m *Machine) goMaster(now time.Time) {
 func (m *Machine) toMaster(now time.Time) {
 	m.stopTimers()
 	m.wantMaster = false
+	if m.ahCycle {
+		// keepalived: becoming master resets the anti-replay counter.
+		m.ahSeq, m.ahCycle = 0, false
+	}
 	m.stats.BecameMaster++
 	m.master, m.masterPrio = m.cfg.PrimaryIP, m.prio
 	m.emit(Action{Kind: ActAddVIPs, Accept: m.accept()})
@@ -839,7 +878,18 @@ func (m *Machine) sendAdvert(prio uint8) {
 	if prio == PriorityStop {
 		m.stats.PriorityZeroSent++
 	}
-	m.emit(Action{Kind: ActSendAdvert, Priority: prio})
+	a := Action{Kind: ActSendAdvert, Priority: prio}
+	if m.cfg.AuthType == AuthAH {
+		// keepalived numbers each advert (not each unicast copy) from
+		// the shared counter, and stops counting at 2^32-3.
+		if m.ahSeq > 0xfffffffd {
+			m.ahCycle = true
+		} else {
+			m.ahSeq++
+		}
+		a.Seq = m.ahSeq
+	}
+	m.emit(a)
 }
 
 func (m *Machine) setState(s State) {

@@ -612,7 +612,8 @@ func TestNewMachineRejects(t *testing.T) {
 		{"v2 ipv6", func(c *Config) { c.PrimaryIP = ip("fe80::1"); c.VIPs = []netip.Addr{ip("fe80::100")} }},
 		{"mixed vips", func(c *Config) { c.VIPs = append(c.VIPs, ip("fe80::100")) }},
 		{"long password", func(c *Config) { c.AuthType, c.AuthPass = AuthSimple, "123456789" }},
-		{"AH", func(c *Config) { c.AuthType = AuthAH }},
+		{"auth type 3", func(c *Config) { c.AuthType = 3 }},
+		{"AH long password", func(c *Config) { c.AuthType, c.AuthPass = AuthAH, "123456789" }},
 		{"negative preempt delay", func(c *Config) { c.PreemptDelay = -1 }},
 	}
 	for _, tt := range tests {
