@@ -72,8 +72,9 @@ type VRRPInstance struct {
 	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert,omitempty"`
 }
 
-// VRRPAuth is VRRPv2 authentication. Only PASS (simple password) exists in
-// govs; keepalived's AH is refused.
+// VRRPAuth is VRRPv2 authentication: PASS (the password in clear in every
+// advert) or AH (keepalived's IPsec Authentication Header: an HMAC-MD5-96 of
+// the advert keyed with the password, and a sequence number against replay).
 type VRRPAuth struct {
 	Meta `yaml:"-"`
 
@@ -253,8 +254,32 @@ func (vi *VRRPInstance) Is6() bool {
 	return len(vi.VirtualIPAddresses) > 0 && vi.VirtualIPAddresses[0].Addr().Is6()
 }
 
-// StartAsMaster reports whether the initial state hint is MASTER.
-func (vi *VRRPInstance) StartAsMaster() bool { return vi.State == "MASTER" }
+// StartAsMaster reports whether the initial state hint is MASTER. With AH
+// authentication it is not, unless the instance is the address owner:
+// keepalived clears it ("Initial state master is incompatible with AH
+// authentication - clearing"), because a router must hear an advert's
+// sequence number before it can number its own above it.
+func (vi *VRRPInstance) StartAsMaster() bool {
+	return vi.State == "MASTER" && !(vi.AuthAH() && vi.Priority != 255)
+}
+
+// AuthAH reports whether the instance authenticates with IPsec AH.
+func (vi *VRRPInstance) AuthAH() bool {
+	return vi.Authentication != nil && vi.Authentication.AuthType == "AH"
+}
+
+// VRRPWarnings are what keepalived reports and runs anyway: an instance
+// with AH authentication and state MASTER starts as BACKUP.
+func (c *Config) VRRPWarnings() []Warning {
+	var out []Warning
+	for _, vi := range c.VRRPInstances {
+		if vi != nil && vi.State == "MASTER" && !vi.StartAsMaster() {
+			out = append(out, Warning{vi.At("state"), fmt.Sprintf("vrrp instance %s: initial state MASTER is incompatible with AH "+
+				"authentication: it starts as BACKUP, as keepalived does (it must hear the master's sequence number first)", vi.Name)})
+		}
+	}
+	return out
+}
 
 func validIfName(s string) bool {
 	return s != "" && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n")
@@ -405,16 +430,14 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 		switch {
 		case vi.Version == 3:
 			errs.add(vi.At("authentication"), "authentication is VRRP version 2 only (RFC 5798 removed it)")
-		case strings.ToUpper(a.AuthType) == "AH":
-			errs.add(a.At("auth_type"), "auth_type AH is not supported (PASS only)")
-		case strings.ToUpper(a.AuthType) != "PASS":
-			errs.add(a.At("auth_type"), "invalid auth_type %q (PASS)", a.AuthType)
+		case strings.ToUpper(a.AuthType) != "PASS" && strings.ToUpper(a.AuthType) != "AH":
+			errs.add(a.At("auth_type"), "invalid auth_type %q (PASS or AH)", a.AuthType)
 		case a.AuthPass == "":
 			errs.add(a.Pos, "authentication needs auth_pass")
 		case len(a.AuthPass) > 8:
 			errs.add(a.At("auth_pass"), "auth_pass is longer than 8 bytes (VRRP carries 8)")
 		default:
-			a.AuthType = "PASS"
+			a.AuthType = strings.ToUpper(a.AuthType)
 		}
 	}
 	if vi.Has("accept") && !vi.Accept {

@@ -75,6 +75,28 @@ func TestParseVRRP(t *testing.T) {
 	}
 }
 
+// AH authentication is accepted; with state MASTER the instance starts as
+// BACKUP, with keepalived's warning, unless it is the address owner.
+func TestVRRPAuthAH(t *testing.T) {
+	src := `vrrp_instances:
+  - {name: a, interface: eth0, virtual_router_id: 1, state: MASTER, priority: 150, authentication: {auth_type: ah, auth_pass: secret}, virtual_ipaddresses: [10.0.0.1]}
+  - {name: b, interface: eth0, virtual_router_id: 2, state: MASTER, priority: 255, authentication: {auth_type: AH, auth_pass: secret}, virtual_ipaddresses: [10.0.0.2]}
+  - {name: c, interface: eth0, virtual_router_id: 3, state: MASTER, authentication: {auth_type: PASS, auth_pass: secret}, virtual_ipaddresses: [10.0.0.3]}
+`
+	c, err := Parse("v.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, pass := c.VRRPInstances[0], c.VRRPInstances[1], c.VRRPInstances[2]
+	if !a.AuthAH() || a.Authentication.AuthType != "AH" || a.StartAsMaster() || !b.StartAsMaster() || pass.AuthAH() || !pass.StartAsMaster() {
+		t.Fatalf("AH %v %v, start as master %v %v %v", a.AuthAH(), pass.AuthAH(), a.StartAsMaster(), b.StartAsMaster(), pass.StartAsMaster())
+	}
+	w := c.VRRPWarnings()
+	if len(w) != 1 || !strings.HasPrefix(w[0].String(), "v.yaml:2:61: warning: vrrp instance a: initial state MASTER is incompatible with AH authentication") {
+		t.Fatalf("warnings %v", w)
+	}
+}
+
 func TestVRRPErrors(t *testing.T) {
 	const head = "vrrp_instances:\n  - {name: a, interface: eth0, "
 	for _, tc := range []struct {
@@ -94,8 +116,8 @@ func TestVRRPErrors(t *testing.T) {
 			"advert_int 15ms: VRRP version 3 counts centiseconds"},
 		{"auth v3", head + "virtual_router_id: 1, version: 3, authentication: {auth_type: PASS, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
 			"{auth_type", "authentication is VRRP version 2 only"},
-		{"auth AH", head + "virtual_router_id: 1, authentication: {auth_type: AH, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
-			"AH", "auth_type AH is not supported"},
+		{"auth type", head + "virtual_router_id: 1, authentication: {auth_type: MD5, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
+			"MD5", `invalid auth_type "MD5" (PASS or AH)`},
 		{"auth long", head + "virtual_router_id: 1, authentication: {auth_type: PASS, auth_pass: 123456789}, virtual_ipaddresses: [10.0.0.1]}\n",
 			"123456789", "auth_pass is longer than 8 bytes"},
 		{"v2 ipv6", head + "virtual_router_id: 1, version: 2, virtual_ipaddresses: ['2001:db8::1']}\n", "2, virtual",

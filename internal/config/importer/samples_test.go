@@ -26,7 +26,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: nil},
 	"keepalived.conf.SMTP_CHECK":            {warns: nil},
-	"keepalived.conf.SSL_GET":               {warns: []string{"20 auth_type", "14 state"}},
+	"keepalived.conf.SSL_GET":               {warns: []string{"14 state"}},
 	"keepalived.conf.UDP_CHECK":             {warns: nil},
 	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
 	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "7 virtual_server"}},

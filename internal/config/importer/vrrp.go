@@ -158,24 +158,23 @@ func (im *importer) vrrpInstance(n *keepalived.Node) {
 	im.glob.vrrpDefaults(vi)
 	vrrpInstanceOptions.read(im, vi, n)
 	im.strictMode(vi)
+	if a := vi.Authentication; a != nil && a.AuthPass == "" {
+		im.warnAt(a.Pos, im.top, "authentication of %s: Authentication specified but no password given. Ignoring, as keepalived does: no authentication", vi.Name)
+		vi.Authentication = nil
+	}
 	if a := vi.Authentication; a != nil && strings.EqualFold(a.AuthType, "AH") {
 		im.authAH(vi)
 	}
 	im.cfg.VRRPInstances = append(im.cfg.VRRPInstances, vi)
 }
 
-// authAH maps auth_type AH, IPsec-AH-like authentication, which govs does
-// not implement: the instance runs without authentication. keepalived
-// itself starts an AH instance whose state is MASTER as BACKUP (it needs an
-// advert's AH sequence number before taking over); so does govs, to elect
-// the same master.
+// authAH maps auth_type AH, keepalived's IPsec AH authentication, which
+// govs speaks too. keepalived starts an AH instance whose state is MASTER as
+// BACKUP (it needs an advert's AH sequence number before taking over), with
+// a warning; so does govs.
 func (im *importer) authAH(vi *config.VRRPInstance) {
-	a := vi.Authentication
-	im.warnAt(a.At("auth_type"), im.top, "auth_type AH is not implemented by govs: %s runs without authentication "+
-		"(keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)", vi.Name)
-	vi.Authentication = nil
 	if strings.EqualFold(vi.State, "MASTER") && vi.Priority != 255 {
-		im.warnAt(vi.At("state"), im.top, "state MASTER of %s is incompatible with AH authentication: BACKUP, as keepalived does", vi.Name)
+		im.warnAt(vi.At("state"), im.top, "state MASTER of %s: Initial state master is incompatible with AH authentication - clearing: BACKUP, as keepalived does", vi.Name)
 		set(&vi.Meta, "state", &vi.State, some("BACKUP", vi.At("state")))
 	}
 }

@@ -390,6 +390,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 	}
 	if a := vi.Authentication; a != nil {
 		mc.AuthType, mc.AuthPass = vrrp.AuthSimple, a.AuthPass
+		if a.AuthType == "AH" {
+			mc.AuthType = vrrp.AuthAH
+		}
 	}
 	if in.m, err = vrrp.NewMachine(mc); err != nil {
 		return nil, err
@@ -473,14 +476,14 @@ func (d *Daemon) start(u *unit) error {
 // opening it on first use, and registers the instance's VRID on it.
 func (d *Daemon) acquire(in *instance) (*conn, error) {
 	attrs := in.link.Attrs()
-	key := connKey{attrs.Index, in.cfg.Is6()}
+	key := connKey{attrs.Index, in.cfg.Is6(), in.ah()}
 	c := d.conns[key]
 	if c == nil {
 		ifi, err := net.InterfaceByIndex(attrs.Index)
 		if err != nil {
 			return nil, err
 		}
-		if c, err = openConn(d.log, ifi, key.v6); err != nil {
+		if c, err = openConn(d.log, ifi, key.v6, key.ah); err != nil {
 			return nil, err
 		}
 		d.conns[key] = c

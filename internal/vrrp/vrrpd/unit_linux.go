@@ -55,8 +55,9 @@ type instance struct {
 	// first, then track_interfaces and track_scripts.
 	tracks []*tracked
 
-	pkt vrrp.Packet
-	buf []byte
+	pkt  vrrp.Packet
+	buf  []byte
+	ipID uint16 // the IPv4 identification of the last AH advert
 
 	decodeDrops     [vrrp.NumReasons]uint64
 	sendErrors      uint64
@@ -325,9 +326,17 @@ func (in *instance) applyTracks(now time.Time) {
 	in.m.SetPriorityDelta(now, delta)
 }
 
+func (in *instance) ah() bool { return in.m.Config().AuthType == vrrp.AuthAH }
+
 // receive decodes and steps one advert.
 func (in *instance) receive(now time.Time, ev packetEvent) {
-	if err := vrrp.Decode(ev.b, ev.info, &in.pkt); err != nil {
+	var err error
+	if in.ah() {
+		ev.info, err = vrrp.DecodeAH(ev.b, in.m.AuthKey(), ev.info.Unicast, &in.pkt)
+	} else {
+		err = vrrp.Decode(ev.b, ev.info, &in.pkt)
+	}
+	if err != nil {
 		in.decodeDrops[vrrp.ReasonOf(err)]++
 		in.log().Debug("vrrp advert dropped", "instance", in.cfg.Name, "from", ev.info.Src, "reason", vrrp.ReasonOf(err).String())
 		return
@@ -340,7 +349,7 @@ func (in *instance) receive(now time.Time, ev packetEvent) {
 func (in *instance) perform(now time.Time, a vrrp.Action) {
 	switch a.Kind {
 	case vrrp.ActSendAdvert:
-		in.sendAdvert(a.Priority)
+		in.sendAdvert(a)
 	case vrrp.ActAddVIPs:
 		in.addVIPs()
 	case vrrp.ActRemoveVIPs:
@@ -382,11 +391,11 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 	}
 }
 
-func (in *instance) sendAdvert(prio uint8) {
+func (in *instance) sendAdvert(a vrrp.Action) {
 	if in.conn == nil {
 		return
 	}
-	p := in.m.Advert(prio)
+	p := in.m.Advert(a.Priority)
 	dsts := in.peers
 	if len(dsts) == 0 {
 		dsts = []netip.Addr{vrrp.MulticastIPv4}
@@ -395,10 +404,23 @@ func (in *instance) sendAdvert(prio uint8) {
 		}
 	}
 	for _, dst := range dsts {
-		b, err := p.Append(in.buf[:0], in.src, dst)
-		if err == nil {
-			in.buf = b
+		var b []byte
+		var err error
+		if in.ah() {
+			// keepalived counts the identification up, skipping 0 (which
+			// the kernel would replace, after the ICV covered it).
+			if in.ipID++; in.ipID == 0 {
+				in.ipID++
+			}
+			b, err = p.AppendAH(in.buf[:0], vrrp.AHParams{Src: in.src, Dst: dst, ID: in.ipID, Seq: a.Seq, Unicast: len(in.peers) > 0}, in.m.AuthKey())
+			if err == nil {
+				err = in.conn.writeRaw(b, dst)
+			}
+		} else if b, err = p.Append(in.buf[:0], in.src, dst); err == nil {
 			err = in.conn.write(b, in.src, dst)
+		}
+		if b != nil {
+			in.buf = b
 		}
 		if err != nil {
 			in.sendErrors++
