@@ -67,6 +67,12 @@ type VRRPInstance struct {
 	GARPMasterRepeat        int       `yaml:"garp_master_repeat,omitempty"`
 	GARPMasterRefresh       *Duration `yaml:"garp_master_refresh,omitempty"`
 	GARPMasterRefreshRepeat int       `yaml:"garp_master_refresh_repeat,omitempty"`
+	// GARPInterval and GNAInterval space the gratuitous ARPs (IPv4) and
+	// unsolicited NAs (IPv6) of each burst (keepalived's
+	// vrrp_garp_interval, vrrp_gna_interval); 0, the default, sends a
+	// burst back to back.
+	GARPInterval Duration `yaml:"garp_interval,omitempty"`
+	GNAInterval  Duration `yaml:"gna_interval,omitempty"`
 	// LowerPrioNoAdvert: a master hearing a lower priority master does not
 	// answer at once (keepalived lower_prio_no_advert).
 	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert,omitempty"`

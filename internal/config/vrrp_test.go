@@ -146,6 +146,8 @@ func TestVRRPErrors(t *testing.T) {
 			`weight 300 out of range (-254..254)`},
 		{"track weight", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], track_interfaces: [eth1 weight x]}\n", "eth1 weight",
 			`track interface "eth1 weight x": invalid weight "x"`},
+		{"garp interval", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], garp_interval: -1s}\n", "-1s",
+			`duration "-1s" must not be negative`},
 		{"peer family", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], unicast_peers: ['fe80::1']}\n", "['fe80",
 			`unicast peer fe80::1 is not of the virtual addresses' family`},
 	} {

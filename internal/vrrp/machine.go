@@ -96,6 +96,12 @@ type Config struct {
 	GARPMasterRefresh time.Duration
 	// GARPRefreshRepeat is the number sent per VIP in each refresh; 0 means 1.
 	GARPRefreshRepeat int
+	// GARPInterval (IPv4) and GNAInterval (IPv6) are keepalived's
+	// vrrp_garp_interval and vrrp_gna_interval: the delay between two
+	// gratuitous ARPs / unsolicited NAs of a burst. 0 sends a burst back to
+	// back in one ActGARP; otherwise each message is its own ActGARP (Count
+	// 1, Addr the VIP), in keepalived's order (every VIP, then again).
+	GARPInterval, GNAInterval time.Duration
 
 	// LowerPrioNoAdvert (keepalived lower_prio_no_advert): when a master hears
 	// a lower priority master, do not answer at once with an advert; only the
@@ -198,6 +204,7 @@ type Action struct {
 	Priority uint8         // ActSendAdvert: priority to advertise (0 when leaving master)
 	Seq      uint32        // ActSendAdvert with AuthAH: the AH sequence number to send (AHParams.Seq)
 	Count    int           // ActGARP: messages per VIP
+	Addr     netip.Addr    // ActGARP: only this VIP (spaced messages), or every VIP when invalid
 	Accept   bool          // ActAddVIPs, ActRemoveVIPs: Accept_Mode (always true for the owner)
 	State    State         // ActNotify: the new state
 	Event    Event         // ActLog
@@ -217,6 +224,9 @@ func (a Action) String() string {
 	case ActAddVIPs, ActRemoveVIPs:
 		return fmt.Sprintf("%s accept=%t", a.Kind, a.Accept)
 	case ActGARP:
+		if a.Addr.IsValid() {
+			return fmt.Sprintf("garp %s", a.Addr)
+		}
 		return fmt.Sprintf("garp x%d", a.Count)
 	case ActNotify:
 		return "notify " + a.State.String()
@@ -273,6 +283,11 @@ type Machine struct {
 	advertAt      time.Time // master: Adver_Timer
 	garpDelayAt   time.Time // master: second GARP burst
 	garpRefreshAt time.Time // master: next GARP refresh
+	// announceAt is when the next spaced GARP / NA goes out (GARPInterval),
+	// announceLeft how many are still to send, announceNext the VIP index.
+	announceAt   time.Time
+	announceLeft int
+	announceNext int
 	downAt        time.Time // backup: Master_Down_Timer
 	preemptAt     time.Time // backup: end of preempt_delay; zero when not running
 
@@ -374,6 +389,9 @@ func NewMachine(cfg Config) (*Machine, error) {
 	if cfg.PreemptDelay < 0 {
 		return bad("negative preempt delay")
 	}
+	if cfg.GARPInterval < 0 || cfg.GNAInterval < 0 {
+		return bad("negative gratuitous ARP / NA interval")
+	}
 	m.prio = cfg.Priority
 	m.masterAdverInt = cfg.Interval
 	return m, nil
@@ -458,6 +476,7 @@ func (m *Machine) NextDeadline() (time.Time, bool) {
 		earliest(m.advertAt)
 		earliest(m.garpDelayAt)
 		earliest(m.garpRefreshAt)
+		earliest(m.announceAt)
 	case StateBackup:
 		earliest(m.downAt)
 	}
@@ -523,12 +542,16 @@ func (m *Machine) Tick(now time.Time) {
 			m.sendAdvert(m.prio)
 			m.advertAt = next(m.advertAt, m.cfg.Interval, now)
 		}
+		if due(m.announceAt, now) {
+			m.announceAt = time.Time{}
+			m.announceOne(now)
+		}
 		if due(m.garpDelayAt, now) {
-			m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPMasterRepeat})
+			m.garp(now, m.cfg.GARPMasterRepeat)
 			m.garpDelayAt = time.Time{}
 		}
 		if due(m.garpRefreshAt, now) {
-			m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPRefreshRepeat})
+			m.garp(now, m.cfg.GARPRefreshRepeat)
 			m.garpRefreshAt = next(m.garpRefreshAt, m.cfg.GARPMasterRefresh, now)
 		}
 	case StateBackup:
@@ -825,7 +848,7 @@ func (m *Machine) toMaster(now time.Time) {
 	m.master, m.masterPrio = m.cfg.PrimaryIP, m.prio
 	m.emit(Action{Kind: ActAddVIPs, Accept: m.accept()})
 	m.sendAdvert(m.prio)
-	m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPMasterRepeat})
+	m.garp(now, m.cfg.GARPMasterRepeat)
 	m.advertAt = now.Add(m.cfg.Interval)
 	if m.cfg.GARPMasterDelay > 0 {
 		m.garpDelayAt = now.Add(m.cfg.GARPMasterDelay)
@@ -869,6 +892,41 @@ func (m *Machine) leaveMaster() {
 
 func (m *Machine) stopTimers() {
 	m.advertAt, m.garpDelayAt, m.garpRefreshAt, m.downAt, m.preemptAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.announceAt, m.announceLeft, m.announceNext = time.Time{}, 0, 0
+}
+
+// garp sends a burst of count gratuitous ARPs / NAs per VIP: at once, or
+// spaced by the interval of the VIPs' family, after any still queued.
+func (m *Machine) garp(now time.Time, count int) {
+	iv := m.announceInterval()
+	if iv <= 0 || len(m.cfg.VIPs) == 0 {
+		m.emit(Action{Kind: ActGARP, Count: count})
+		return
+	}
+	busy := m.announceLeft > 0
+	m.announceLeft += count * len(m.cfg.VIPs)
+	if !busy {
+		m.announceOne(now)
+	}
+}
+
+// announceOne sends the next spaced message and schedules the one after.
+func (m *Machine) announceOne(now time.Time) {
+	if m.announceLeft <= 0 {
+		return
+	}
+	m.emit(Action{Kind: ActGARP, Count: 1, Addr: m.cfg.VIPs[m.announceNext]})
+	m.announceNext = (m.announceNext + 1) % len(m.cfg.VIPs)
+	if m.announceLeft--; m.announceLeft > 0 {
+		m.announceAt = now.Add(m.announceInterval())
+	}
+}
+
+func (m *Machine) announceInterval() time.Duration {
+	if m.cfg.PrimaryIP.Is4() {
+		return m.cfg.GARPInterval
+	}
+	return m.cfg.GNAInterval
 }
 
 func (m *Machine) accept() bool { return m.cfg.Accept || m.owner() }

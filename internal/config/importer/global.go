@@ -14,6 +14,7 @@ type globals struct {
 	vrrpVersion                   opt[int]
 	garpDelay, garpRefresh        opt[config.Duration]
 	garpRepeat, garpRefreshRepeat opt[int]
+	garpInterval, gnaInterval     opt[config.Duration]
 	lowerPrioNoAdvert             opt[bool]
 	defaultInterface              opt[string]
 	mail                          mailGlobals // alerts.go
@@ -32,6 +33,8 @@ var globalOptions = block[*globals]{
 	"vrrp_garp_master_refresh_repeat": func(im *importer, g *globals, c *keepalived.Node) {
 		g.garpRefreshRepeat = im.integer(c, 0)
 	},
+	"vrrp_garp_interval": func(im *importer, g *globals, c *keepalived.Node) { g.garpInterval = im.seconds(c, 0) },
+	"vrrp_gna_interval":  func(im *importer, g *globals, c *keepalived.Node) { g.gnaInterval = im.seconds(c, 0) },
 	"vrrp_lower_prio_no_advert": func(im *importer, g *globals, c *keepalived.Node) {
 		g.lowerPrioNoAdvert = im.boolean(c)
 	},
@@ -161,4 +164,6 @@ func (g *globals) vrrpDefaults(vi *config.VRRPInstance) {
 	set(&vi.Meta, "garp_master_repeat", &vi.GARPMasterRepeat, g.garpRepeat)
 	set(&vi.Meta, "garp_master_refresh_repeat", &vi.GARPMasterRefreshRepeat, g.garpRefreshRepeat)
 	set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, g.lowerPrioNoAdvert)
+	set(&vi.Meta, "garp_interval", &vi.GARPInterval, g.garpInterval)
+	set(&vi.Meta, "gna_interval", &vi.GNAInterval, g.gnaInterval)
 }

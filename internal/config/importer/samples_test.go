@@ -21,7 +21,7 @@ var sampleExpect = map[string]struct {
 	warns []string
 	err   string
 }{
-	"keepalived.conf":                       {warns: []string{"14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "20 state", "25 authentication"}},
+	"keepalived.conf":                       {warns: []string{"14 vrrp_strict", "20 state", "25 authentication"}},
 	"keepalived.conf.HTTP_GET.port":         {warns: nil},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: nil},
@@ -35,7 +35,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.misc_check_arg":        {warns: nil},
 	"keepalived.conf.quorum":                {warns: nil},
 	"keepalived.conf.sample":                {warns: nil},
-	"keepalived.conf.sample.in":             {warns: []string{"14 vrrp_strict", "15 vrrp_garp_interval", "16 vrrp_gna_interval", "20 state", "25 authentication"}},
+	"keepalived.conf.sample.in":             {warns: []string{"14 vrrp_strict", "20 state", "25 authentication"}},
 	"keepalived.conf.status_code":           {warns: nil},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id"}},
 	"keepalived.conf.virtual_server_group":  {warns: []string{"18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},

@@ -375,6 +375,8 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		GARPMasterRepeat:  vi.GARPMasterRepeat,
 		GARPRefreshRepeat: vi.GARPMasterRefreshRepeat,
 		LowerPrioNoAdvert: vi.LowerPrioNoAdvert,
+		GARPInterval:      vi.GARPInterval.D(),
+		GNAInterval:       vi.GNAInterval.D(),
 	}
 	if d := vi.GARPMasterDelay; d != nil {
 		mc.GARPMasterDelay = d.D()

@@ -355,7 +355,16 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 	case vrrp.ActRemoveVIPs:
 		in.removeVIPs(false)
 	case vrrp.ActGARP:
-		in.announce(a.Count, nil)
+		var only *vip
+		for i := range in.vips {
+			if in.vips[i].prefix.Addr() == a.Addr {
+				only = &in.vips[i]
+			}
+		}
+		if a.Addr.IsValid() && only == nil {
+			return
+		}
+		in.announce(a.Count, only)
 	case vrrp.ActNotify:
 		in.since = now
 		in.log().Info("vrrp state", "instance", in.cfg.Name, "state", a.State.String(), "priority", in.m.Priority())
