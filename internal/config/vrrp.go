@@ -129,6 +129,9 @@ type VRRPSyncGroup struct {
 	NotifyFault  string   `yaml:"notify_fault,omitempty"`
 	NotifyStop   string   `yaml:"notify_stop,omitempty"`
 	Notify       string   `yaml:"notify,omitempty"`
+	// Alert sends alerts on the group's state changes (default true;
+	// keepalived's smtp_alert in vrrp_sync_group).
+	Alert *bool `yaml:"alert,omitempty"`
 }
 
 // VRRP defaults (keepalived's).

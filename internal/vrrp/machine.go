@@ -288,8 +288,8 @@ type Machine struct {
 	announceAt   time.Time
 	announceLeft int
 	announceNext int
-	downAt        time.Time // backup: Master_Down_Timer
-	preemptAt     time.Time // backup: end of preempt_delay; zero when not running
+	downAt       time.Time // backup: Master_Down_Timer
+	preemptAt    time.Time // backup: end of preempt_delay; zero when not running
 
 	faults       map[string]bool // own fault sources currently down
 	groupFault   bool            // held in fault by the sync group

@@ -418,6 +418,9 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 	b["group"] = func(_ *importer, g *config.VRRPSyncGroup, c *keepalived.Node) {
 		set(&g.Meta, "instances", &g.Instances, some(c.BlockWords(), here(c)))
 	}
+	b["smtp_alert"] = func(im *importer, g *config.VRRPSyncGroup, c *keepalived.Node) {
+		setPtr(&g.Meta, "alert", &g.Alert, im.boolean(c))
+	}
 	return b
 }()
 
@@ -425,7 +428,7 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 // govs does not map.
 var syncGroupKeywords = map[string]bool{
 	"global_tracking": true, "sync_group_tracking_weight": true, "track_interface": true, "track_script": true,
-	"track_file": true, "track_bfd": true, "track_process": true, "smtp_alert": true, "notify_priority_changes": true,
+	"track_file": true, "track_bfd": true, "track_process": true, "notify_priority_changes": true,
 }
 
 func (im *importer) syncGroup(n *keepalived.Node) {

@@ -32,6 +32,8 @@ type Options struct {
 	// MASTER, BACKUP, FAULT, or STOP when it stops (alerts). It must not
 	// block.
 	OnState func(instance, state string, at time.Time)
+	// OnGroupState likewise for each state a sync group enters.
+	OnGroupState func(group, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.

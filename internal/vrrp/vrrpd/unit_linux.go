@@ -259,6 +259,9 @@ func (u *unit) drain(now time.Time) {
 		u.d.log.Info("vrrp sync group state", "group", g.Name, "state", a.State.String())
 		u.runNotify("group "+g.Name, g.Name, "GROUP", a.State, 0,
 			[...]string{g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop, g.Notify})
+		if f := u.d.opts.OnGroupState; f != nil {
+			f(g.Name, stateWord(a.State), now)
+		}
 	}
 }
 
@@ -326,6 +329,15 @@ func (in *instance) applyTracks(now time.Time) {
 	in.m.SetPriorityDelta(now, delta)
 }
 
+// stateWord names a state entered as notify scripts and alerts do: Init is
+// STOP.
+func stateWord(s vrrp.State) string {
+	if s == vrrp.StateInit {
+		return "STOP"
+	}
+	return s.String()
+}
+
 func (in *instance) ah() bool { return in.m.Config().AuthType == vrrp.AuthAH }
 
 // receive decodes and steps one advert.
@@ -372,11 +384,7 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 		in.u.runNotify("instance "+c.Name, c.Name, "INSTANCE", a.State, in.m.Priority(),
 			[...]string{c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify})
 		if f := in.u.d.opts.OnState; f != nil {
-			word := a.State.String()
-			if a.State == vrrp.StateInit {
-				word = "STOP"
-			}
-			f(c.Name, word, now)
+			f(c.Name, stateWord(a.State), now)
 		}
 	case vrrp.ActLog:
 		lvl := slog.LevelInfo
