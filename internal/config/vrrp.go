@@ -76,6 +76,14 @@ type VRRPInstance struct {
 	// LowerPrioNoAdvert: a master hearing a lower priority master does not
 	// answer at once (keepalived lower_prio_no_advert).
 	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert,omitempty"`
+	// StrictMode follows RFC 3768 / RFC 5798 to the letter, as keepalived's
+	// vrrp_strict (strict_mode): no authentication, no unicast peers, state
+	// MASTER for the address owner only, no preempt_delay; a master never
+	// answers a lower priority master at once (lower_prio_no_advert); and a
+	// master that is not the address owner drops traffic to its VIPs, in
+	// govs's nftables table govs_vrrp, except for the virtual services this
+	// configuration serves on them (docs/vrrp.md, "vrrp_strict").
+	StrictMode bool `yaml:"strict_mode,omitempty"`
 }
 
 // VRRPAuth is VRRPv2 authentication: PASS (the password in clear in every
@@ -486,6 +494,9 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 			errs.add(vi.At(key), "%s needs a command", key)
 		}
 	}
+	if vi.StrictMode {
+		vi.validateStrict(errs)
+	}
 	if vi.GARPMasterRepeat < 0 || vi.GARPMasterRepeat > 100 {
 		errs.add(vi.At("garp_master_repeat"), "garp_master_repeat %d out of range (1..100)", vi.GARPMasterRepeat)
 	}
@@ -494,6 +505,30 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 	}
 	if d := vi.GARPMasterRefresh; d != nil && *d != 0 && d.D() < time.Second {
 		errs.add(vi.At("garp_master_refresh"), "garp_master_refresh %v: at least 1s (or 0s for off)", d.D())
+	}
+}
+
+// validateStrict refuses what keepalived's strict mode does not allow. Where
+// keepalived changes the setting and warns, a govs configuration is refused
+// instead, so that what runs is what is written (the keepalived importer
+// makes keepalived's changes, with its warnings).
+func (vi *VRRPInstance) validateStrict(errs *ErrorList) {
+	const why = "strict_mode (vrrp_strict)"
+	if vi.Authentication != nil {
+		errs.add(vi.At("authentication"), "%s does not allow authentication (RFC 3768 removed it; keepalived: \"Strict mode does not support authentication\")", why)
+	}
+	if len(vi.UnicastPeers) > 0 {
+		errs.add(vi.At("unicast_peers"), "%s does not allow unicast_peers (VRRP is multicast; keepalived: \"Unicast peers are not supported in strict mode\")", why)
+	}
+	if (vi.State == "MASTER") != (vi.Priority == 255) {
+		errs.add(vi.At("state"), "%s: state MASTER is for the address owner (priority 255) only, and the owner starts as MASTER: write state: %s (keepalived: \"State MASTER must match being address owner\")",
+			why, map[bool]string{true: "MASTER", false: "BACKUP"}[vi.Priority == 255])
+	}
+	if vi.PreemptDelay != 0 {
+		errs.add(vi.At("preempt_delay"), "%s does not allow preempt_delay (keepalived: \"preempt_delay is incompatible with strict mode\")", why)
+	}
+	if vi.Has("lower_prio_no_advert") && !vi.LowerPrioNoAdvert {
+		errs.add(vi.At("lower_prio_no_advert"), "%s requires lower_prio_no_advert (keepalived: \"Strict mode requires no lower priority advert\")", why)
 	}
 }
 

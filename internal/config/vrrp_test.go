@@ -166,3 +166,28 @@ func TestVRRPErrors(t *testing.T) {
 		})
 	}
 }
+
+// strict_mode refuses what keepalived's vrrp_strict does not allow, each
+// with keepalived's reason, and accepts a plain instance.
+func TestVRRPStrictMode(t *testing.T) {
+	const head = "vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, strict_mode: true, virtual_ipaddresses: [10.0.0.1]"
+	if _, err := Parse("v.yaml", []byte(head+"}\n")); err != nil {
+		t.Fatalf("plain strict instance: %v", err)
+	}
+	if _, err := Parse("v.yaml", []byte(head+", priority: 255, state: MASTER}\n")); err != nil {
+		t.Fatalf("strict address owner: %v", err)
+	}
+	for extra, want := range map[string]string{
+		", authentication: {auth_type: PASS, auth_pass: x}": "strict_mode (vrrp_strict) does not allow authentication",
+		", unicast_peers: [10.0.0.9]":                       "strict_mode (vrrp_strict) does not allow unicast_peers",
+		", state: MASTER":                                   "state MASTER is for the address owner (priority 255) only, and the owner starts as MASTER: write state: BACKUP",
+		", priority: 255":                                   "write state: MASTER",
+		", preempt_delay: 5s":                               "strict_mode (vrrp_strict) does not allow preempt_delay",
+		", lower_prio_no_advert: false":                     "strict_mode (vrrp_strict) requires lower_prio_no_advert",
+	} {
+		_, err := Parse("v.yaml", []byte(head+extra+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", extra, err, want)
+		}
+	}
+}

@@ -21,7 +21,7 @@ var sampleExpect = map[string]struct {
 	warns []string
 	err   string
 }{
-	"keepalived.conf":                       {warns: []string{"14 vrrp_strict", "20 state", "25 authentication"}},
+	"keepalived.conf":                       {warns: []string{"20 state", "25 authentication"}},
 	"keepalived.conf.HTTP_GET.port":         {warns: nil},
 	"keepalived.conf.IPv6":                  {warns: []string{"4 router_id"}},
 	"keepalived.conf.PING_CHECK":            {warns: nil},
@@ -35,7 +35,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.misc_check_arg":        {warns: nil},
 	"keepalived.conf.quorum":                {warns: nil},
 	"keepalived.conf.sample":                {warns: nil},
-	"keepalived.conf.sample.in":             {warns: []string{"14 vrrp_strict", "20 state", "25 authentication"}},
+	"keepalived.conf.sample.in":             {warns: []string{"20 state", "25 authentication"}},
 	"keepalived.conf.status_code":           {warns: nil},
 	"keepalived.conf.track_interface":       {warns: []string{"4 router_id"}},
 	"keepalived.conf.virtual_server_group":  {warns: []string{"18 fwmark", "19 fwmark"}, err: "keepalived.conf.virtual_server_group:29:17: real server 192.168.200.1:1358 is virtual server VSG_1/tcp/192.168.200.1:1358 (at keepalived.conf.virtual_server_group:16:2), of the same protocol: connections would go through govs again; use that service's real servers"},
@@ -58,10 +58,7 @@ var sampleWarnReasons = map[string]string{
 	"router_id":  "documented: router_id only names the director in alerts",
 	"smtp_alert": "documented: no alerts without notification_email and smtp_server",
 	// VRRP.
-	"vrrp_strict":               "documented: two of its rules are applied, not the others",
 	"authentication":            "keepalived warns: strict mode does not support authentication, ignoring",
-	"vrrp_garp_interval":        "keepalived warns: 0 is invalid",
-	"vrrp_gna_interval":         "keepalived warns: 0 is invalid",
 	"use_vmac":                  "documented: no virtual MAC interface",
 	"static_routes":             "documented: a route with an option govs does not set is left out",
 	"static_rules":              "keepalived warns: rule without preference (it sets 16384, ...), invalid rule address",
@@ -69,7 +66,6 @@ var sampleWarnReasons = map[string]string{
 	"virtual_routes":            "documented: a route with an option govs does not set (\"or\" multipath) is left out; keepalived warns about this file too",
 	"virtual_rules":             "keepalived warns: rule without preference (it sets 16383, ...), invalid rule address",
 	"virtual_ipaddress":         "documented: an address listed twice is added once, as keepalived does; an address option govs does not set (scope) is ignored",
-	"auth_type":                 "documented: AH is not implemented; the instance runs without authentication",
 	"state":                     "keepalived warns: initial state MASTER is incompatible with AH, or in strict mode with not being the address owner",
 	"vrrp_script":               "keepalived warns: a vrrp_script without script is removed",
 	"track_script":              "keepalived warns: track script not found, ignoring",

@@ -127,6 +127,9 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["no_accept"] = func(im *importer, _ *config.VRRPInstance, c *keepalived.Node) {
 		im.ignoredWhy(c, "govs always accepts the traffic for its VIPs")
 	}
+	b["strict_mode"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		set(&vi.Meta, "strict_mode", &vi.StrictMode, im.boolean(c))
+	}
 	b["lower_prio_no_advert"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, im.boolean(c))
 	}
