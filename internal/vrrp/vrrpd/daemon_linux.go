@@ -49,6 +49,7 @@ type Daemon struct {
 	log  *slog.Logger
 	opts Options
 	ann  *announcer
+	fw   firewall // strict_mode's nftables tables (strict_linux.go)
 
 	mu          sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
 	static      map[string]*netlink.Route // static_routes installed, by their text
@@ -193,6 +194,17 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		next = append(next, u)
 		fresh = append(fresh, u)
 	}
+	strict := false
+	for _, vi := range cfg.VRRPInstances {
+		strict = strict || vi.StrictMode
+	}
+	if strict {
+		// Before any instance starts: a strict master's VIPs go into the
+		// drop sets before they go on the interface.
+		if err := d.fw.sync(true, strictServices(cfg)); err != nil {
+			return err
+		}
+	}
 	var stopping []*unit
 	for _, u := range old {
 		if !kept[u] {
@@ -212,6 +224,11 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		started = append(started, u)
 	}
 	d.units.Store(&started)
+	if !strict && len(cfg.VRRPInstances) > 0 {
+		if err := d.fw.sync(false, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	d.applyStaticAddrs(cfg.StaticIPAddresses) // routes_linux.go; before the routes, whose src they may be
 	d.applyStatic(cfg.StaticRoutes)
 	d.applyStaticRules(cfg.StaticRules) // rules_linux.go
@@ -238,6 +255,9 @@ func (d *Daemon) Stop() {
 	}
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
+	if err := d.fw.remove(); err != nil {
+		d.log.Error("vrrp: stop", "err", err)
+	}
 	d.applyStaticRules(nil)
 	d.applyStatic(nil)
 	d.applyStaticAddrs(nil)
@@ -376,7 +396,7 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		Accept:            vi.Accept,
 		GARPMasterRepeat:  vi.GARPMasterRepeat,
 		GARPRefreshRepeat: vi.GARPMasterRefreshRepeat,
-		LowerPrioNoAdvert: vi.LowerPrioNoAdvert,
+		LowerPrioNoAdvert: vi.LowerPrioNoAdvert || vi.StrictMode,
 		GARPInterval:      vi.GARPInterval.D(),
 		GNAInterval:       vi.GNAInterval.D(),
 	}

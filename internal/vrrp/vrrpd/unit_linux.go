@@ -463,7 +463,27 @@ func (v vip) nl() *netlink.Addr {
 	return a
 }
 
+// strictDrop says the instance drops traffic to its VIPs while master:
+// strict_mode turns Accept_Mode off, except for the address owner.
+func (in *instance) strictDrop() bool { return in.cfg.StrictMode && in.m.Config().Priority != vrrp.PriorityOwner }
+
+// setStrict puts the VIPs in the strict_mode drop sets, or takes them out.
+func (in *instance) setStrict(on bool) {
+	if !in.strictDrop() {
+		return
+	}
+	addrs := make([]netip.Addr, len(in.vips))
+	for i, v := range in.vips {
+		addrs[i] = v.prefix.Addr()
+	}
+	if err := in.u.d.fw.setVIPs(addrs, on); err != nil {
+		in.addrErrors++
+		in.log().Error("vrrp: strict_mode drop rules", "instance", in.cfg.Name, "add", on, "err", err)
+	}
+}
+
 func (in *instance) addVIPs() {
+	in.setStrict(true)
 	for _, v := range in.vips {
 		if err := netlink.AddrReplace(v.link, v.nl()); err != nil {
 			in.addrErrors++
@@ -491,6 +511,9 @@ func (in *instance) removeVIPs(stale bool) {
 			in.addrErrors++
 			in.log().Error("vrrp: cannot remove virtual address", "instance", in.cfg.Name, "address", v.prefix, "err", err)
 		}
+	}
+	if !stale {
+		in.setStrict(false)
 	}
 	if stale && removed > 0 {
 		in.log().Warn("vrrp: removed virtual addresses left from an earlier run", "instance", in.cfg.Name, "addresses", removed)
