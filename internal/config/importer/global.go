@@ -55,9 +55,9 @@ var globalOptions = block[*globals]{
 	// keepalived only logs adverts whose addresses differ from its own,
 	// as govs does; skipping the check changes nothing else.
 	"vrrp_skip_check_adv_addr": func(im *importer, _ *globals, c *keepalived.Node) { im.boolean(c) },
-	"vrrp_strict": func(_ *importer, g *globals, c *keepalived.Node) { g.strict = present(c) },
-	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
-	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
+	"vrrp_strict":              func(_ *importer, g *globals, c *keepalived.Node) { g.strict = present(c) },
+	"default_interface":        func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
+	"lvs_timeouts":             func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
 	"script_user": func(im *importer, _ *globals, c *keepalived.Node) {
 		u := im.str(c)
 		if u.set && len(c.Args) > 1 {

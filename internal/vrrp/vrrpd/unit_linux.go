@@ -465,7 +465,9 @@ func (v vip) nl() *netlink.Addr {
 
 // strictDrop says the instance drops traffic to its VIPs while master:
 // strict_mode turns Accept_Mode off, except for the address owner.
-func (in *instance) strictDrop() bool { return in.cfg.StrictMode && in.m.Config().Priority != vrrp.PriorityOwner }
+func (in *instance) strictDrop() bool {
+	return in.cfg.StrictMode && in.m.Config().Priority != vrrp.PriorityOwner
+}
 
 // setStrict puts the VIPs in the strict_mode drop sets, or takes them out.
 func (in *instance) setStrict(on bool) {
