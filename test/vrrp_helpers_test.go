@@ -54,6 +54,9 @@ type router struct {
 	ns   *netns.NS
 	addr netip.Addr
 	port string // its bridge port in the client namespace
+	// vipDev is where the VIP goes when master: eth0, or the VMAC
+	// interface of use_vmac.
+	vipDev string
 
 	govs *daemon
 	ka   *keepalived
@@ -139,10 +142,14 @@ func (r *router) echo() {
 	}()
 }
 
-// hasVIP reports whether the router's eth0 holds the VIP.
+// hasVIP reports whether the router's eth0 (or vipDev) holds the VIP.
 func (r *router) hasVIP() bool {
-	out := r.ns.IP("-br", "addr", "show", "dev", "eth0")
-	return strings.Contains(out, " "+r.lab.vipCIDR())
+	dev := r.vipDev
+	if dev == "" {
+		dev = "eth0"
+	}
+	out, err := r.ns.Exec("ip", "-br", "addr", "show", "dev", dev)
+	return err == nil && strings.Contains(out, " "+r.lab.vipCIDR())
 }
 
 // waitMaster waits until r holds the VIP and the other routers do not.

@@ -84,6 +84,19 @@ type VRRPInstance struct {
 	// govs's nftables table govs_vrrp, except for the virtual services this
 	// configuration serves on them (docs/vrrp.md, "vrrp_strict").
 	StrictMode bool `yaml:"strict_mode,omitempty"`
+	// UseVMAC gives the instance keepalived's virtual MAC interface
+	// (use_vmac): a macvlan of Interface, VMACInterface, with the VRRP
+	// virtual router MAC 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6),
+	// created at start and removed at stop. The VIPs go on it while master
+	// (unless they name another dev), adverts and gratuitous ARPs leave
+	// from it, so the network sees the MAC move, not the VIP's ARP entry.
+	UseVMAC bool `yaml:"use_vmac,omitempty"`
+	// VMACInterface names it; default keepalived's: vrrp.VRID (the next
+	// free of vrrp6.VRID, vrrp1.VRID, ... when taken by another instance).
+	VMACInterface string `yaml:"vmac_interface,omitempty"`
+	// VMACXmitBase sends and receives the adverts on Interface rather than
+	// on the VMAC interface (keepalived's vmac_xmit_base).
+	VMACXmitBase bool `yaml:"vmac_xmit_base,omitempty"`
 }
 
 // VRRPAuth is VRRPv2 authentication: PASS (the password in clear in every
@@ -345,6 +358,7 @@ func (c *Config) validateVRRP(errs *ErrorList) {
 			}
 		}
 	}
+	c.nameVMACs(errs)
 	inGroup := map[string]*VRRPSyncGroup{}
 	groups := map[string]*VRRPSyncGroup{}
 	for _, g := range c.VRRPSyncGroups {
@@ -497,6 +511,7 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 	if vi.StrictMode {
 		vi.validateStrict(errs)
 	}
+	vi.validateVMAC(errs)
 	if vi.GARPMasterRepeat < 0 || vi.GARPMasterRepeat > 100 {
 		errs.add(vi.At("garp_master_repeat"), "garp_master_repeat %d out of range (1..100)", vi.GARPMasterRepeat)
 	}
@@ -530,6 +545,72 @@ func (vi *VRRPInstance) validateStrict(errs *ErrorList) {
 	if vi.Has("lower_prio_no_advert") && !vi.LowerPrioNoAdvert {
 		errs.add(vi.At("lower_prio_no_advert"), "%s requires lower_prio_no_advert (keepalived: \"Strict mode requires no lower priority advert\")", why)
 	}
+}
+
+// validateVMAC checks use_vmac and its options.
+func (vi *VRRPInstance) validateVMAC(errs *ErrorList) {
+	if !vi.UseVMAC {
+		for _, key := range []string{"vmac_interface", "vmac_xmit_base"} {
+			if vi.Has(key) {
+				errs.add(vi.At(key), "%s needs use_vmac: true", key)
+			}
+		}
+		return
+	}
+	if vi.VMACInterface != "" && !validIfName(vi.VMACInterface) {
+		errs.add(vi.At("vmac_interface"), "invalid interface name %q", vi.VMACInterface)
+	}
+	if vi.VMACInterface != "" && vi.VMACInterface == vi.Interface {
+		errs.add(vi.At("vmac_interface"), "vmac_interface %s is the instance's interface: name the macvlan govs creates", vi.VMACInterface)
+	}
+	if len(vi.UnicastPeers) > 0 && !vi.VMACXmitBase {
+		errs.add(vi.At("use_vmac"), "use_vmac with unicast_peers needs vmac_xmit_base: true (the adverts go from %s; keepalived sets it)", vi.Interface)
+	}
+	if vi.StrictMode && vi.VMACXmitBase {
+		errs.add(vi.At("vmac_xmit_base"), "strict_mode (vrrp_strict) does not allow vmac_xmit_base (keepalived: \"xmit_base is incompatible with strict mode\")")
+	}
+}
+
+// nameVMACs gives each use_vmac instance without a vmac_interface
+// keepalived's default name, and refuses two instances naming the same one.
+func (c *Config) nameVMACs(errs *ErrorList) {
+	taken := map[string]*VRRPInstance{}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil || !vi.UseVMAC || vi.VMACInterface == "" {
+			continue
+		}
+		if first := taken[vi.VMACInterface]; first != nil {
+			errs.add(vi.At("vmac_interface"), "vmac_interface %s is also vrrp instance %q's (at %s)", vi.VMACInterface, first.Name, first.At("vmac_interface"))
+		}
+		taken[vi.VMACInterface] = vi
+	}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil || !vi.UseVMAC || vi.VMACInterface != "" || vi.VirtualRouterID < 1 || vi.VirtualRouterID > 255 {
+			continue
+		}
+		// keepalived's create_vmac_name: vrrp.VRID, then vrrpN.VRID with
+		// N = 1, 2, ... (IPv6 tries 6 first).
+		seq := []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+		if vi.Is6() {
+			seq = []int{6, 1, 2, 3, 4, 5, 7, 8, 9}
+		}
+		name := fmt.Sprintf("vrrp.%d", vi.VirtualRouterID)
+		for i := 0; taken[name] != nil && i < len(seq); i++ {
+			name = fmt.Sprintf("vrrp%d.%d", seq[i], vi.VirtualRouterID)
+		}
+		vi.VMACInterface = name
+		taken[name] = vi
+	}
+}
+
+// VMACAddr is the VRRP virtual router MAC of the instance (RFC 5798
+// section 7.3): 00:00:5e:00:01:VRID, or 00:00:5e:00:02:VRID for IPv6.
+func (vi *VRRPInstance) VMACAddr() [6]byte {
+	fam := byte(1)
+	if vi.Is6() {
+		fam = 2
+	}
+	return [6]byte{0, 0, 0x5e, 0, fam, byte(vi.VirtualRouterID)}
 }
 
 // validateAddrs checks the virtual and unicast addresses.

@@ -191,3 +191,45 @@ func TestVRRPStrictMode(t *testing.T) {
 		}
 	}
 }
+
+// use_vmac: keepalived's default names (vrrp.VRID, then the next free),
+// the virtual MAC, and the refusals.
+func TestVRRPUseVMAC(t *testing.T) {
+	src := `vrrp_instances:
+  - {name: a, interface: eth0, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: [10.0.0.1]}
+  - {name: b, interface: eth1, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: [10.0.1.1]}
+  - {name: c, interface: eth0, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: ['fe80::51']}
+  - {name: d, interface: eth0, virtual_router_id: 52, use_vmac: true, vmac_interface: vmac52, vmac_xmit_base: true, virtual_ipaddresses: [10.0.0.2]}
+`
+	c, err := Parse("v.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, vi := range c.VRRPInstances {
+		names = append(names, vi.VMACInterface)
+	}
+	if strings.Join(names, " ") != "vrrp.51 vrrp1.51 vrrp6.51 vmac52" {
+		t.Errorf("names %v", names)
+	}
+	if m := c.VRRPInstances[0].VMACAddr(); m != [6]byte{0, 0, 0x5e, 0, 1, 51} {
+		t.Errorf("IPv4 virtual MAC % x", m)
+	}
+	if m := c.VRRPInstances[2].VMACAddr(); m != [6]byte{0, 0, 0x5e, 0, 2, 51} {
+		t.Errorf("IPv6 virtual MAC % x", m)
+	}
+	const head = "vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, virtual_ipaddresses: [10.0.0.1]"
+	for extra, want := range map[string]string{
+		", vmac_interface: x":                                       "vmac_interface needs use_vmac: true",
+		", use_vmac: true, vmac_interface: eth0":                    "vmac_interface eth0 is the instance's interface",
+		", use_vmac: true, unicast_peers: [10.0.0.9]":               "use_vmac with unicast_peers needs vmac_xmit_base: true",
+		", use_vmac: true, vmac_xmit_base: true, strict_mode: true": "does not allow vmac_xmit_base",
+		", use_vmac: true, vmac_interface: 'a b'":                   `invalid interface name "a b"`,
+		", use_vmac: true, vmac_interface: v}\n  - {name: b, interface: eth0, virtual_router_id: 2, virtual_ipaddresses: [10.0.0.2], use_vmac: true, vmac_interface: v": `vmac_interface v is also vrrp instance "a"'s`,
+	} {
+		_, err := Parse("v.yaml", []byte(head+extra+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", extra, err, want)
+		}
+	}
+}

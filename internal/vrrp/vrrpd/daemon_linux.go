@@ -56,6 +56,7 @@ type Daemon struct {
 	staticIPs   map[string]vip            // static_ipaddresses added, by their text
 	staticRules map[string]*netlink.Rule  // static_rules installed, by their text
 	conns       map[connKey]*conn
+	vmacBases   map[string]*baseSave // use_vmac base interfaces' saved sysctls (vmac_linux.go)
 	watchDone   chan struct{}
 	stopped     bool
 
@@ -353,7 +354,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 			}
 			links[dev] = l
 		}
-		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label})
+		// With use_vmac the VIPs without a dev of their own go on the
+		// macvlan, which start creates.
+		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label, onVMAC: vi.UseVMAC && v.Dev == ""})
 		addrs = append(addrs, v.Addr())
 	}
 	for _, r := range vi.VirtualRoutes {
@@ -479,14 +482,22 @@ func primaryAddr(link netlink.Link, v6 bool, vips map[netip.Addr]bool) (netip.Ad
 // an earlier run and starts the driver loop.
 func (d *Daemon) start(u *unit) error {
 	for i, in := range u.insts {
-		c, err := d.acquire(in)
+		var err error
+		if in.cfg.UseVMAC {
+			err = d.createVMAC(in) // vmac_linux.go
+		}
+		if err == nil {
+			in.conn, err = d.acquire(in)
+			if err != nil {
+				d.deleteVMAC(in)
+			}
+		}
 		if err != nil {
 			for _, prev := range u.insts[:i] {
 				d.release(prev)
 			}
 			return fmt.Errorf("vrrp instance %s: %w", in.cfg.Name, err)
 		}
-		in.conn = c
 	}
 	for _, in := range u.insts {
 		in.removeVIPs(true)
@@ -499,7 +510,7 @@ func (d *Daemon) start(u *unit) error {
 // acquire returns the raw socket of the instance's interface and family,
 // opening it on first use, and registers the instance's VRID on it.
 func (d *Daemon) acquire(in *instance) (*conn, error) {
-	attrs := in.link.Attrs()
+	attrs := in.sockLink().Attrs()
 	key := connKey{attrs.Index, in.cfg.Is6(), in.ah()}
 	c := d.conns[key]
 	if c == nil {
@@ -527,6 +538,7 @@ func (d *Daemon) acquire(in *instance) (*conn, error) {
 }
 
 func (d *Daemon) release(in *instance) {
+	defer d.deleteVMAC(in)
 	c := in.conn
 	if c == nil {
 		return

@@ -43,7 +43,8 @@ type instance struct {
 	u     *unit
 	cfg   *config.VRRPInstance
 	m     *vrrp.Machine
-	link  netlink.Link
+	link  netlink.Link // the interface
+	vmac  netlink.Link // use_vmac: its macvlan, while running (vmac_linux.go)
 	conn  *conn
 	src   netip.Addr
 	peers []netip.Addr
@@ -74,6 +75,7 @@ type vip struct {
 	prefix netip.Prefix
 	link   netlink.Link
 	label  string
+	onVMAC bool // goes on the instance's VMAC interface (use_vmac, no dev of its own)
 }
 
 // tracked is a tracked interface (iface set), script (script set) or
