@@ -79,3 +79,23 @@ func TestImportAuthAH(t *testing.T) {
 		}
 	}
 }
+
+// TestImportUseVMAC: use_vmac [NAME] [MAC] and vmac_xmit_base; unicast
+// peers get vmac_xmit_base as keepalived sets it.
+func TestImportUseVMAC(t *testing.T) {
+	const vi = "vrrp_instance V {\n  interface eth0\n  virtual_router_id 7\n  virtual_ipaddress {\n    10.0.0.1\n  }\n"
+	c, warns := mustParseKA(t, vi+"  use_vmac\n}\n")
+	if v := c.VRRPInstances[0]; len(warns) != 0 || !v.UseVMAC || v.VMACInterface != "vrrp.7" || v.VMACXmitBase {
+		t.Errorf("use_vmac: %+v, warnings %s", v, warningLines(warns))
+	}
+	c, warns = mustParseKA(t, vi+"  use_vmac vmac7 00:00:5e:00:01:07\n  vmac_xmit_base\n}\n")
+	if v := c.VRRPInstances[0]; !v.UseVMAC || v.VMACInterface != "vmac7" || !v.VMACXmitBase ||
+		warningLines(warns) != "k.conf:7:18: warning: use_vmac MAC address 00:00:5e:00:01:07 has no govs equivalent (ignored): govs uses the virtual router MAC 00:00:5e:00:01:VRID" {
+		t.Errorf("use_vmac NAME MAC: %+v, warnings %s", v, warningLines(warns))
+	}
+	c, warns = mustParseKA(t, vi+"  use_vmac\n  unicast_peer {\n    10.0.0.9\n  }\n}\n")
+	if v := c.VRRPInstances[0]; !v.VMACXmitBase ||
+		warningLines(warns) != "k.conf:7:3: warning: use_vmac in V: unicast with use_vmac requires vmac_xmit_base - setting, as keepalived does" {
+		t.Errorf("use_vmac with unicast: %+v, warnings %s", v, warningLines(warns))
+	}
+}

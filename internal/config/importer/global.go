@@ -155,6 +155,10 @@ func (im *importer) strictMode(vi *config.VRRPInstance) {
 		im.warnAt(vi.At("authentication"), im.top, "authentication of %s: vrrp_strict does not support authentication, ignored as keepalived does", vi.Name)
 		vi.Authentication = nil
 	}
+	if vi.VMACXmitBase {
+		im.warnAt(vi.At("vmac_xmit_base"), im.top, "vmac_xmit_base of %s is incompatible with strict mode: reset, as keepalived does", vi.Name)
+		vi.VMACXmitBase = false
+	}
 	if vi.PreemptDelay != 0 {
 		im.warnAt(vi.At("preempt_delay"), im.top, "preempt_delay of %s is incompatible with strict mode: reset to 0, as keepalived does", vi.Name)
 		vi.PreemptDelay = 0

@@ -28,7 +28,7 @@ var sampleExpect = map[string]struct {
 	"keepalived.conf.SMTP_CHECK":            {warns: nil},
 	"keepalived.conf.SSL_GET":               {warns: []string{"14 state"}},
 	"keepalived.conf.UDP_CHECK":             {warns: nil},
-	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "23 use_vmac", "25 track_script"}},
+	"keepalived.conf.conditional_conf":      {warns: []string{"6 vrrp_script", "25 track_script"}},
 	"keepalived.conf.fwmark":                {warns: []string{"4 router_id", "7 virtual_server"}},
 	"keepalived.conf.inhibit":               {warns: nil},
 	"keepalived.conf.misc_check":            {warns: nil},
@@ -59,7 +59,6 @@ var sampleWarnReasons = map[string]string{
 	"smtp_alert": "documented: no alerts without notification_email and smtp_server",
 	// VRRP.
 	"authentication":            "keepalived warns: strict mode does not support authentication, ignoring",
-	"use_vmac":                  "documented: no virtual MAC interface",
 	"static_routes":             "documented: a route with an option govs does not set is left out",
 	"static_rules":              "keepalived warns: rule without preference (it sets 16384, ...), invalid rule address",
 	"static_ipaddress":          "documented: no static addresses",

@@ -127,6 +127,19 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["no_accept"] = func(im *importer, _ *config.VRRPInstance, c *keepalived.Node) {
 		im.ignoredWhy(c, "govs always accepts the traffic for its VIPs")
 	}
+	b["use_vmac"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		// use_vmac [NAME] [MAC]: govs uses the RFC's virtual router MAC.
+		set(&vi.Meta, "use_vmac", &vi.UseVMAC, present(c))
+		if len(c.Args) > 0 {
+			set(&vi.Meta, "vmac_interface", &vi.VMACInterface, some(c.Args[0], at(c, 0)))
+		}
+		if len(c.Args) > 1 {
+			im.warnf(c.ArgPosition(1), "use_vmac MAC address %s has no govs equivalent (ignored): govs uses the virtual router MAC 00:00:5e:00:01:VRID", strings.Join(c.Args[1:], " "))
+		}
+	}
+	b["vmac_xmit_base"] = func(_ *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		set(&vi.Meta, "vmac_xmit_base", &vi.VMACXmitBase, present(c))
+	}
 	b["strict_mode"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		set(&vi.Meta, "strict_mode", &vi.StrictMode, im.boolean(c))
 	}
@@ -160,6 +173,10 @@ func (im *importer) vrrpInstance(n *keepalived.Node) {
 	named(&vi.Meta, n)
 	im.glob.vrrpDefaults(vi)
 	vrrpInstanceOptions.read(im, vi, n)
+	if vi.UseVMAC && len(vi.UnicastPeers) > 0 && !vi.VMACXmitBase {
+		im.warnAt(vi.At("use_vmac"), im.top, "use_vmac in %s: unicast with use_vmac requires vmac_xmit_base - setting, as keepalived does", vi.Name)
+		set(&vi.Meta, "vmac_xmit_base", &vi.VMACXmitBase, some(true, vi.At("use_vmac")))
+	}
 	im.strictMode(vi)
 	if a := vi.Authentication; a != nil && a.AuthPass == "" {
 		im.warnAt(a.Pos, im.top, "authentication of %s: Authentication specified but no password given. Ignoring, as keepalived does: no authentication", vi.Name)
