@@ -160,6 +160,11 @@ func TestVRRPv2AHKeepalivedToGovs(t *testing.T) {
 	(&failover{master: "keepalived", backup: "govs", version: 2, interval: time.Second, trials: 2, auth: "s3cret", ah: true}).run(t)
 }
 
+// AH to unicast peers: the TTL is left out of the ICV on both sides.
+func TestVRRPv2AHUnicastGovsToKeepalived(t *testing.T) {
+	(&failover{master: "govs", backup: "keepalived", version: 2, interval: time.Second, trials: 1, auth: "s3cret", ah: true, unicast: true}).run(t)
+}
+
 // Unicast adverts both ways, no multicast group joined.
 func TestVRRPv3UnicastGovsToKeepalived(t *testing.T) {
 	(&failover{master: "govs", backup: "keepalived", version: 3, interval: 100 * time.Millisecond, trials: 2, unicast: true}).run(t)

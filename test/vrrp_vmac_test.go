@@ -17,14 +17,24 @@ import (
 // change, the bridge moves the MAC to the other port, and the client is
 // answered from the new master. A router stopped cleanly removes its
 // macvlan and puts back its interface's arp_ignore.
-func TestVRRPUseVMAC(t *testing.T) {
-	l := newVRRPLab(t, false)
+func TestVRRPUseVMAC(t *testing.T) { testUseVMAC(t, false) }
+
+// With IPv6 the MAC is 00:00:5e:00:02:VRID, the adverts leave the macvlan
+// from the interface's link-local address, and the client's neighbour
+// entry comes from neighbour discovery.
+func TestVRRPUseVMAC6(t *testing.T) { testUseVMAC(t, true) }
+
+func testUseVMAC(t *testing.T, v6 bool) {
+	l := newVRRPLab(t, v6)
 	r1, r2 := l.routers[0], l.routers[1]
-	const vmac, mac = "vrrp.51", "00:00:5e:00:01:33"
+	vmac, mac := "vrrp.51", "00:00:5e:00:01:33"
+	o := vrrpOpts{version: 2, interval: time.Second, extra: "    use_vmac: true\n"}
+	if v6 {
+		mac, o.version = "00:00:5e:00:02:33", 3
+	}
 	for _, r := range l.routers {
 		r.vipDev = vmac
 	}
-	o := vrrpOpts{version: 2, interval: time.Second, extra: "    use_vmac: true\n"}
 	o1, o2 := o, o
 	o1.priority, o1.master = 150, true
 	o2.priority = 100
@@ -37,6 +47,9 @@ func TestVRRPUseVMAC(t *testing.T) {
 			t.Fatalf("%s: %s: %v\n%s", r.name, vmac, err, out)
 		}
 		for key, want := range map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"} {
+			if v6 {
+				break // IPv4 settings
+			}
 			if v, _ := r.ns.Exec("cat", "/proc/sys/net/ipv4/conf/eth0/"+key); strings.TrimSpace(v) != want {
 				t.Errorf("%s: eth0 %s %q, want %s (it must not answer nor announce the VIP with its own MAC)", r.name, key, v, want)
 			}
@@ -77,6 +90,9 @@ func TestVRRPUseVMAC(t *testing.T) {
 		t.Errorf("%s left after govs stopped:\n%s", vmac, out)
 	}
 	for _, key := range []string{"arp_ignore", "arp_filter", "arp_announce"} {
+		if v6 {
+			break
+		}
 		if v, _ := r2.ns.Exec("cat", "/proc/sys/net/ipv4/conf/eth0/"+key); strings.TrimSpace(v) != "0" {
 			t.Errorf("eth0 %s %q after govs stopped, want 0 again", key, v)
 		}
