@@ -299,13 +299,21 @@ func (vi *VRRPInstance) AuthAH() bool {
 }
 
 // VRRPWarnings are what keepalived reports and runs anyway: an instance
-// with AH authentication and state MASTER starts as BACKUP.
+// with AH authentication and state MASTER starts as BACKUP; a strict IPv6
+// instance's first VIP should be link-local (RFC 5798 section 5.2.9).
 func (c *Config) VRRPWarnings() []Warning {
 	var out []Warning
 	for _, vi := range c.VRRPInstances {
-		if vi != nil && vi.State == "MASTER" && !vi.StartAsMaster() {
+		if vi == nil {
+			continue
+		}
+		if vi.State == "MASTER" && !vi.StartAsMaster() {
 			out = append(out, Warning{vi.At("state"), fmt.Sprintf("vrrp instance %s: initial state MASTER is incompatible with AH "+
 				"authentication: it starts as BACKUP, as keepalived does (it must hear the master's sequence number first)", vi.Name)})
+		}
+		if vi.StrictMode && vi.Is6() && len(vi.UnicastPeers) == 0 && !vi.VirtualIPAddresses[0].Addr().IsLinkLocalUnicast() {
+			out = append(out, Warning{vi.At("virtual_ipaddresses"), fmt.Sprintf("vrrp instance %s: strict_mode: the first IPv6 VIP address "+
+				"must be link local (RFC 5798; keepalived says so too, and runs)", vi.Name)})
 		}
 	}
 	return out

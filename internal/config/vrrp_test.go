@@ -170,6 +170,13 @@ func TestVRRPErrors(t *testing.T) {
 // strict_mode refuses what keepalived's vrrp_strict does not allow, each
 // with keepalived's reason, and accepts a plain instance.
 func TestVRRPStrictMode(t *testing.T) {
+	c, err := Parse("v.yaml", []byte("vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, strict_mode: true, virtual_ipaddresses: ['2001:db8::1']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.VRRPWarnings(); len(w) != 1 || !strings.Contains(w[0].Msg, "the first IPv6 VIP address must be link local") {
+		t.Errorf("warnings %v", w)
+	}
 	const head = "vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, strict_mode: true, virtual_ipaddresses: [10.0.0.1]"
 	if _, err := Parse("v.yaml", []byte(head+"}\n")); err != nil {
 		t.Fatalf("plain strict instance: %v", err)

@@ -155,6 +155,10 @@ func (im *importer) strictMode(vi *config.VRRPInstance) {
 		im.warnAt(vi.At("authentication"), im.top, "authentication of %s: vrrp_strict does not support authentication, ignored as keepalived does", vi.Name)
 		vi.Authentication = nil
 	}
+	if vi.Version == 2 && vi.Is6() {
+		im.warnAt(vi.At("version"), im.top, "version 2 of %s: cannot use IPv6 with VRRP version 2; setting version 3, as keepalived does in strict mode", vi.Name)
+		vi.Version = 3
+	}
 	if vi.VMACXmitBase {
 		im.warnAt(vi.At("vmac_xmit_base"), im.top, "vmac_xmit_base of %s is incompatible with strict mode: reset, as keepalived does", vi.Name)
 		vi.VMACXmitBase = false

@@ -75,6 +75,10 @@ vrrp_instance B {
 	if got := warningLines(warns); got != want {
 		t.Errorf("warnings:\n%s\nwant\n%s", got, want)
 	}
+	c, warns = mustParseKA(t, glob+"vrrp_instance C {\n  interface eth0\n  virtual_router_id 3\n  version 2\n  virtual_ipaddress {\n    fe80::3\n  }\n}\n")
+	if v := c.VRRPInstances[0]; v.Version != 3 || !strings.Contains(warningLines(warns), "k.conf:7:11: warning: version 2 of C: cannot use IPv6 with VRRP version 2; setting version 3") {
+		t.Errorf("IPv6 version 2 under vrrp_strict: version %d, warnings:\n%s", v.Version, warningLines(warns))
+	}
 	_, _, err := parseKA(t, glob+"vrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  unicast_peer {\n    10.0.0.9\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n")
 	if err == nil || !strings.Contains(err.Error(), "k.conf:7:3: unicast_peer in A: Unicast peers are not supported in strict mode") {
 		t.Errorf("unicast under vrrp_strict: %v", err)
