@@ -20,11 +20,17 @@ import (
 // VIP:8080 answers; the drop set in govs's own table holds the VIP while
 // master; stopping govs removes the table and the echo answers again (from
 // the address left behind on purpose).
-func TestVRRPStrictMode(t *testing.T) {
+func TestVRRPStrictMode(t *testing.T) { testStrictMode(t, false) }
+
+// With IPv6 neighbour discovery still passes (the client resolves the VIP
+// and the master's unsolicited NAs leave), the rest is dropped as for IPv4.
+func TestVRRPStrictMode6(t *testing.T) { testStrictMode(t, true) }
+
+func testStrictMode(t *testing.T, v6 bool) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft to read the ruleset (apt-get install nftables)")
 	}
-	l := newVRRPLab(t, false)
+	l := newVRRPLab(t, v6)
 	r1 := l.routers[0]
 	var ln net.Listener
 	if err := r1.ns.Do(func() (err error) {
@@ -86,7 +92,7 @@ func TestVRRPStrictMode(t *testing.T) {
 
 	// A table left by a govs that crashed while master is removed by the
 	// next one, strict or not: it would drop what that one serves.
-	if out, err := r1.ns.Exec("nft", "add table ip govs_vrrp; add set ip govs_vrrp vips { type ipv4_addr; }"); err != nil {
+	if out, err := r1.ns.Exec("nft", "add table ip6 govs_vrrp; add set ip6 govs_vrrp vips { type ipv6_addr; }"); err != nil {
 		t.Fatalf("nft: %v\n%s", err, out)
 	}
 	r1.ns.IP("addr", "del", l.vipCIDR(), "dev", "eth0")
