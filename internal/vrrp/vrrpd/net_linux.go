@@ -203,8 +203,9 @@ func (c *conn) readLoop() {
 		if c.ipc != nil {
 			// The whole IPv4 packet: DecodeAH needs its header.
 			var from *net.IPAddr
-			n, _, _, from, err = c.ipc.ReadMsgIP(buf, nil)
-			src = from
+			if n, _, _, from, err = c.ipc.ReadMsgIP(buf, nil); from != nil {
+				src = from
+			}
 		} else if c.p6 != nil {
 			var cm *ipv6.ControlMessage
 			n, cm, src, err = c.p6.ReadFrom(buf)
