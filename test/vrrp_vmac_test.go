@@ -17,20 +17,26 @@ import (
 // change, the bridge moves the MAC to the other port, and the client is
 // answered from the new master. A router stopped cleanly removes its
 // macvlan and puts back its interface's arp_ignore.
-func TestVRRPUseVMAC(t *testing.T) { testUseVMAC(t, false) }
+func TestVRRPUseVMAC(t *testing.T) { testUseVMAC(t, false, false) }
 
-// With IPv6 the MAC is 00:00:5e:00:02:VRID, the adverts leave the macvlan
-// from the interface's link-local address, and the client's neighbour
-// entry comes from neighbour discovery.
-func TestVRRPUseVMAC6(t *testing.T) { testUseVMAC(t, true) }
+// With IPv6 the MAC is 00:00:5e:00:02:VRID and the client's neighbour entry
+// comes from neighbour discovery. Here both routers send and receive their
+// adverts on eth0 (vmac_xmit_base), from its link-local address.
+func TestVRRPUseVMAC6XmitBase(t *testing.T) { testUseVMAC(t, true, true) }
 
-func testUseVMAC(t *testing.T, v6 bool) {
+func testUseVMAC(t *testing.T, v6, xmitBase bool) {
 	l := newVRRPLab(t, v6)
 	r1, r2 := l.routers[0], l.routers[1]
 	vmac, mac := "vrrp.51", "00:00:5e:00:01:33"
 	o := vrrpOpts{version: 2, interval: time.Second, extra: "    use_vmac: true\n"}
 	if v6 {
 		mac, o.version = "00:00:5e:00:02:33", 3
+	}
+	if xmitBase {
+		// Every router of the VRID alike: a router's macvlan takes the
+		// frames that carry its own MAC, the peer's adverts from its
+		// macvlan among them, before its base interface sees them.
+		o.extra += "    vmac_xmit_base: true\n"
 	}
 	for _, r := range l.routers {
 		r.vipDev = vmac
@@ -41,6 +47,8 @@ func testUseVMAC(t *testing.T, v6 bool) {
 	r1.startGovs(o1)
 	l.waitMaster(r1, 5*time.Second)
 	d2 := r2.startGovs(o2)
+	time.Sleep(4 * time.Second) // more than r2's Master_Down_Interval: r2 hears r1 and stays backup
+	l.waitMaster(r1, time.Second)
 	for _, r := range l.routers {
 		out, err := r.ns.Exec("ip", "-d", "link", "show", "dev", vmac)
 		if err != nil || !strings.Contains(out, "link/ether "+mac) || !strings.Contains(out, "macvlan mode private") || !strings.Contains(out, "@eth0") {

@@ -95,7 +95,9 @@ type VRRPInstance struct {
 	// free of vrrp6.VRID, vrrp1.VRID, ... when taken by another instance).
 	VMACInterface string `yaml:"vmac_interface,omitempty"`
 	// VMACXmitBase sends and receives the adverts on Interface rather than
-	// on the VMAC interface (keepalived's vmac_xmit_base).
+	// on the VMAC interface (keepalived's vmac_xmit_base). Every router of
+	// the VRID must agree: a macvlan takes the frames carrying its MAC (the
+	// peer's adverts from its own VMAC) before the base interface sees them.
 	VMACXmitBase bool `yaml:"vmac_xmit_base,omitempty"`
 }
 
