@@ -70,7 +70,7 @@ type kubeCluster struct {
 
 const kubeAdminToken, kubeGovsToken = "govs-test-admin-token", "govs-test-discovery-token"
 
-func startKube(t *testing.T, ns *netns.NS) *kubeCluster {
+func startKube(t testing.TB, ns *netns.NS) *kubeCluster {
 	t.Helper()
 	apiBin := kubeAPIServerBin(t)
 	etcdBin, err := exec.LookPath("etcd")
@@ -175,19 +175,19 @@ func (k *kubeCluster) command(name string, args ...string) *exec.Cmd {
 }
 
 // start runs the apiserver (again, after stop) on the same etcd.
-func (k *kubeCluster) start(t *testing.T) {
+func (k *kubeCluster) start(t testing.TB) {
 	t.Helper()
 	k.apiserver = runDaemon(t, "kube-apiserver", k.command(k.apiCmd[0], k.apiCmd[1:]...), 10*time.Second)
 }
 
 // stop kills the apiserver (an outage); etcd keeps the state.
-func (k *kubeCluster) stop(t *testing.T) {
+func (k *kubeCluster) stop(t testing.TB) {
 	t.Helper()
 	k.apiserver.cmd.Process.Kill()
 	<-k.apiserver.done
 }
 
-func (k *kubeCluster) waitReady(t *testing.T) {
+func (k *kubeCluster) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute) // a loaded 2-core machine
 	var last error
