@@ -167,6 +167,13 @@ func (s *kubeSource) session(ctx context.Context, report func(Update)) {
 	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go inf.RunWithContext(ictx)
+	go func() {
+		// The first list's events may all be handled before the informer
+		// counts itself synced: answer once it is (an empty Service too).
+		if cache.WaitForCacheSync(ictx.Done(), inf.HasSynced) {
+			poke()
+		}
+	}()
 	where := fmt.Sprintf("EndpointSlices of service %s/%s at %s", ns, s.service, cfg.Host)
 	answer := func() {
 		if !inf.HasSynced() {
