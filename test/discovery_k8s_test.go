@@ -69,7 +69,7 @@ virtual_servers:
       port: http
       interval: 500ms
       settle: 300ms
-      drain: 30s
+      drain: 10s
     real_servers: []
 `, vip, forwarding, k.kubeconfig))
 	d := runDaemon(t, "govs", exec.Command("ip", "netns", "exec", lab.Director.Name, govsBin, "--socket", sock, "run", "-c", file), 10*time.Second)
