@@ -18,7 +18,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
+	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/govs-lb/govs/test/loopback"
@@ -62,7 +64,7 @@ type kubeCluster struct {
 	dir        string
 	url        string // https://127.0.0.1:PORT
 	kubeconfig string // govs's
-	cs         *kubernetes.Clientset
+	cs         kubeClients
 	etcd       *daemon
 	apiserver  *daemon
 	apiCmd     []string
@@ -137,7 +139,7 @@ func startKube(t testing.TB, ns *netns.NS) *kubeCluster {
 			return c, err
 		}
 	}
-	if k.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+	if k.cs, err = newKubeClients(cfg); err != nil {
 		t.Fatal(err)
 	}
 	k.waitReady(t)
@@ -165,6 +167,31 @@ current-context: govs
 `, k.url, kubeGovsToken))
 	return k
 }
+
+// kubeClients are the typed clients the tests use (not the whole
+// clientset: every API group's client would be compiled into the tests).
+type kubeClients struct {
+	core      *corev1client.CoreV1Client
+	discovery *discoveryv1client.DiscoveryV1Client
+	rbac      *rbacv1client.RbacV1Client
+}
+
+func newKubeClients(cfg *rest.Config) (kubeClients, error) {
+	var c kubeClients
+	var err error
+	if c.core, err = corev1client.NewForConfig(cfg); err != nil {
+		return c, err
+	}
+	if c.discovery, err = discoveryv1client.NewForConfig(cfg); err != nil {
+		return c, err
+	}
+	c.rbac, err = rbacv1client.NewForConfig(cfg)
+	return c, err
+}
+
+func (c kubeClients) CoreV1() *corev1client.CoreV1Client                { return c.core }
+func (c kubeClients) DiscoveryV1() *discoveryv1client.DiscoveryV1Client { return c.discovery }
+func (c kubeClients) RbacV1() *rbacv1client.RbacV1Client                { return c.rbac }
 
 // command runs name in the cluster's namespace.
 func (k *kubeCluster) command(name string, args ...string) *exec.Cmd {
@@ -198,7 +225,7 @@ func (k *kubeCluster) waitReady(t testing.TB) {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := k.cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		_, err := k.cs.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil {
 			_, err = k.cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
 		}
