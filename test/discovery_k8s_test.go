@@ -35,6 +35,7 @@ func testKubeRollingUpdate(t *testing.T, forwarding string) {
 	if testing.Short() {
 		t.Skip("starts a kube-apiserver")
 	}
+	kubeAPIServerBin(t) // skips (outside CI) before building the lab
 	lab := netns.NewLVS(t, 4)
 	l := &natLab{LVS: lab, t: t} // the lab's helpers; govs is the binary
 	const port = 8090
