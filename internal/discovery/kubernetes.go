@@ -114,8 +114,10 @@ func (s *kubeSource) restConfig() (*rest.Config, string, error) {
 
 func (s *kubeSource) Run(ctx context.Context, report func(Update)) {
 	klogOnce.Do(func() {
-		// client-go logs through klog; its errors reach the status and
-		// the source's own log lines, its chatter goes to WARN and up.
+		// client-go logs through klog, one logger for the process: the
+		// first kubernetes source's (its service attribute may name
+		// another source's lines). Its errors reach every source's status
+		// and log lines anyway; of its own lines WARN and up are kept.
 		klog.SetSlogLogger(slog.New(levelFloor{s.log.Handler(), slog.LevelWarn}).With("component", "client-go"))
 	})
 	sessions(ctx, s.interval, func() { s.session(ctx, report) })
