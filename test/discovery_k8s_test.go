@@ -91,21 +91,7 @@ virtual_servers:
 	waitFor(t, "traffic on rs1 and rs2", func() bool { return !ld.lastSeen("rs1").IsZero() && !ld.lastSeen("rs2").IsZero() })
 
 	// An established connection to rs1, which is replaced first.
-	var held *clientConn
-	for range 100 {
-		cc, err := l.dial(80)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name, _, err := cc.ask(); err == nil && name == "rs1" {
-			held = cc
-			break
-		}
-		cc.c.Close()
-	}
-	if held == nil {
-		t.Fatal("no connection reached rs1")
-	}
+	held := l.flowTo(80, "rs1")
 	defer held.c.Close()
 
 	// The rolling update: rs3 replaces rs1, then rs4 replaces rs2.
@@ -184,4 +170,22 @@ virtual_servers:
 	if st := r.status(t); st.Found != 1 || st.Errors == 0 || !st.OK {
 		t.Errorf("status after the test: %+v", st)
 	}
+}
+
+// flowTo opens connections from the client to the VIP until one reaches
+// the real server named want, and returns it (at most 100 tries).
+func (l *natLab) flowTo(port int, want string) *clientConn {
+	l.t.Helper()
+	for range 100 {
+		cc, err := l.dial(port)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		if name, _, err := cc.ask(); err == nil && name == want {
+			return cc
+		}
+		cc.c.Close()
+	}
+	l.t.Fatalf("no connection reached %s", want)
+	return nil
 }
