@@ -202,6 +202,8 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 		return c.listTimeouts(ctx)
 	case e.options&(1<<optDaemon) != 0:
 		return c.listDaemon(ctx)
+	case e.options&(1<<optDiscovery) != 0:
+		return c.listDiscovery(ctx)
 	}
 	if !hasService {
 		return c.listAll(ctx, e.format)

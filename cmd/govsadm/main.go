@@ -215,6 +215,7 @@ Options:
   --exact                             expand numbers (display exact values)
   --thresholds                        output of thresholds information
   --agent                             output of the real servers' agent figures (govs)
+  --discovery                         output of the discovery sources' status (govs)
   --tun-info                          output of tunnel information
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility

@@ -68,7 +68,8 @@ const (
 	optTunNoCsum
 	optTunCsum
 	optTunRemCsum
-	optAgent // govs: -L --agent, the real servers' agent figures
+	optAgent     // govs: -L --agent, the real servers' agent figures
+	optDiscovery // govs: -L --discovery, the discovery sources' status
 	numOpts
 )
 
@@ -77,27 +78,27 @@ var optNames = []string{
 	"forwarding-method", "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon",
 	"stats", "rate", "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen", "tun-info", "tun-type",
-	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "agent",
+	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "agent", "discovery",
 }
 
 // cmdVsOpts is ipvsadm's table of legal combinations of commands and
 // options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional. One
 // row per command, one column per option.
 var cmdVsOpts = [...]string{
-	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx ",
-	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
-	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
-	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx 1",
+	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
+	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
+	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // Listing formats.
@@ -211,6 +212,8 @@ var optDefs = []optDef{
 	{"proxy", 0, 0, "proxy"}, {"fullnat", 0, 0, "fullnat"},
 	// govs: the agents' figures (docs/agent.md).
 	{"agent", 0, 0, "agent"},
+	// govs: the discovery sources' status (docs/discovery.md).
+	{"discovery", 0, 0, "discovery"},
 }
 
 // token is one option as found on the command line.
@@ -566,6 +569,8 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 	case "agent":
 		err = set(optAgent)
 		e.format |= fmtAgent
+	case "discovery":
+		err = set(optDiscovery)
 	case "tun-info":
 		err = set(optTunInfo)
 		e.format |= fmtTunInfo
@@ -634,9 +639,9 @@ func (e *entry) check() error {
 			return fail(2, "Tunnel options conflict with forward method")
 		}
 	case cmdList:
-		if e.options&(1<<optConnection|1<<optTimeout|1<<optDaemon) != 0 &&
-			e.options&(1<<optStats|1<<optRate|1<<optThresholds) != 0 ||
-			e.options&(1<<optTimeout|1<<optDaemon) != 0 && e.options&(1<<optPersistentConn) != 0 {
+		if e.options&(1<<optConnection|1<<optTimeout|1<<optDaemon|1<<optDiscovery) != 0 &&
+			e.options&(1<<optStats|1<<optRate|1<<optThresholds|1<<optAgent) != 0 ||
+			e.options&(1<<optTimeout|1<<optDaemon|1<<optDiscovery) != 0 && e.options&(1<<optPersistentConn) != 0 {
 			return fail(2, "options conflicts in the list command")
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -75,7 +76,7 @@ func (d *Director) SetDiscovered(key string, servers []*config.RealServer) error
 		restore()
 		return ErrNoService
 	}
-	next := CopyConfig(cur)
+	next := copyWritten(cur)
 	d.mergeDiscovered(next)
 	if err := next.Validate(); err != nil {
 		restore()
@@ -86,6 +87,24 @@ func (d *Director) SetDiscovered(key string, servers []*config.RealServer) error
 		return &ChangeError{err}
 	}
 	return nil
+}
+
+// copyWritten is CopyConfig without the discovered real servers, which
+// mergeDiscovered drops and replaces anyway: a 5,000-server set is not
+// deep-copied (reflection, 5,000 allocations and more) on every change.
+func copyWritten(c *config.Config) *config.Config {
+	shallow := *c
+	shallow.VirtualServers = make([]*config.VirtualServer, len(c.VirtualServers))
+	for i, vs := range c.VirtualServers {
+		shallow.VirtualServers[i] = vs
+		if vs == nil || !slices.ContainsFunc(vs.RealServers, func(rs *config.RealServer) bool { return rs != nil && rs.Origin != "" }) {
+			continue
+		}
+		v := *vs
+		v.RealServers = slices.DeleteFunc(slices.Clone(vs.RealServers), func(rs *config.RealServer) bool { return rs != nil && rs.Origin != "" })
+		shallow.VirtualServers[i] = &v
+	}
+	return CopyConfig(&shallow)
 }
 
 // mergeDiscovered replaces the discovered real servers in c with the
