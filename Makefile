@@ -70,7 +70,7 @@ staticcheck:
 # Unit and end-to-end tests in one run (test/ builds the real binaries).
 # Tests that need root and network namespaces skip with a message otherwise.
 unit:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 demo:
 	$(GO) run ./cmd/govs demo

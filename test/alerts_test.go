@@ -18,8 +18,9 @@ import (
 // TestAlerts runs govs with alerts in the VRRP lab: router r1 holds a
 // VRRP instance and a virtual service whose real server is a TCP listener
 // in the client namespace, where a real MTA (Debian's exim4) and a webhook
-// receiver listen too. r1 becoming MASTER and the real server being killed
-// produce keepalived's mails, delivered by the MTA, and the webhook's POSTs.
+// receiver listen too. r1 becoming MASTER (its instance, and the sync group
+// the instance is in) and the real server being killed produce keepalived's
+// mails, delivered by the MTA, and the webhook's POSTs.
 func TestAlerts(t *testing.T) {
 	l := newVRRPLab(t, false)
 	r1 := l.routers[0]
@@ -83,6 +84,8 @@ func TestAlerts(t *testing.T) {
     smtp_server: %s:%d
     timeout: 10s
   webhooks: [http://%s/hook]
+vrrp_sync_groups:
+  - {name: VG_1, instances: [VI_1]}
 virtual_servers:
   - address: 10.88.0.11:8080
     forwarding: proxy
@@ -108,6 +111,10 @@ virtual_servers:
 		return strings.Contains(mail(), "Subject: [LVS_TEST] VRRP Instance VI_1 - Entering MASTER state\n")
 	})
 	loopback.WaitFor(t, "the MASTER webhook", func() bool { return hookWith("subject", "[LVS_TEST] VRRP Instance VI_1 - Entering MASTER state") })
+	loopback.WaitFor(t, "the sync group's MASTER mail", func() bool {
+		return strings.Contains(mail(), "Subject: [LVS_TEST] VRRP Group VG_1 - Entering MASTER state\n")
+	})
+	loopback.WaitFor(t, "the sync group's webhook", func() bool { return hookWith("group", "VG_1") })
 
 	rsLn.Close() // the real server dies
 	rsSubject := fmt.Sprintf("[LVS_TEST] Realserver [%s]:tcp:%d of virtual server [10.88.0.11]:tcp:8080 - DOWN",
@@ -116,6 +123,7 @@ virtual_servers:
 	loopback.WaitFor(t, "the real server's DOWN webhook", func() bool { return hookWith("subject", rsSubject) })
 	m := mail()
 	for _, want := range []string{"\n=> TCP CHECK failed on service <=\n", "\n=> VRRP Instance is now owning VRRP VIPs <=\n",
+		"\n=> All VRRP group instances are now in MASTER state <=\n",
 		"From: lb@example.test\n", "To: ops@example.test\n", "X-Mailer: govs\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("the mails lack %q:\n%s", want, m)

@@ -105,21 +105,7 @@ virtual_servers:
 	waitFor(t, "traffic on rs3", func() bool { return last("rs3").After(added) })
 
 	// Hold a flow to rs1, then remove rs1 from the file.
-	var held *clientConn
-	for range 50 {
-		cc, err := l.dial(8090)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name, _, err := cc.ask(); err == nil && name == "rs1" {
-			held = cc
-			break
-		}
-		cc.c.Close()
-	}
-	if held == nil {
-		t.Fatal("no flow reached rs1")
-	}
+	held := l.flowTo(8090, "rs1")
 	defer held.c.Close()
 	list(1, 2)
 	rs1 := l.RealAddrs[0].String()

@@ -135,7 +135,7 @@ func askOn(c net.Conn) (string, error) {
 	return name, nil
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	// Write and rename, as an operator's deployment tool does, so a reload
 	// never reads a half-written file.

@@ -54,6 +54,9 @@ type router struct {
 	ns   *netns.NS
 	addr netip.Addr
 	port string // its bridge port in the client namespace
+	// vipDev is where the VIP goes when master: eth0, or the VMAC
+	// interface of use_vmac.
+	vipDev string
 
 	govs *daemon
 	ka   *keepalived
@@ -139,10 +142,14 @@ func (r *router) echo() {
 	}()
 }
 
-// hasVIP reports whether the router's eth0 holds the VIP.
+// hasVIP reports whether the router's eth0 (or vipDev) holds the VIP.
 func (r *router) hasVIP() bool {
-	out := r.ns.IP("-br", "addr", "show", "dev", "eth0")
-	return strings.Contains(out, " "+r.lab.vipCIDR())
+	dev := r.vipDev
+	if dev == "" {
+		dev = "eth0"
+	}
+	out, err := r.ns.Exec("ip", "-br", "addr", "show", "dev", dev)
+	return err == nil && strings.Contains(out, " "+r.lab.vipCIDR())
 }
 
 // waitMaster waits until r holds the VIP and the other routers do not.
@@ -180,7 +187,8 @@ type vrrpOpts struct {
 	master   bool   // state MASTER hint
 	extra    string // extra govs YAML keys for the instance, indented 4
 	top      string // top-level govs YAML; default "virtual_servers: []"
-	auth     string // VRRPv2 PASS password
+	auth     string // VRRPv2 PASS password (the AH key with ah)
+	ah       bool   // auth_type AH instead of PASS
 	unicast  bool   // unicast to the other router instead of multicast
 }
 
@@ -192,6 +200,13 @@ func (r *router) peer() netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+func authType(o vrrpOpts) string {
+	if o.ah {
+		return "AH"
+	}
+	return "PASS"
 }
 
 // startGovs runs govs in the router's namespace with one VRRP instance.
@@ -206,7 +221,7 @@ func (r *router) startGovs(o vrrpOpts) *daemon {
 		o.top = "virtual_servers: []\n"
 	}
 	if o.auth != "" {
-		o.extra += "    authentication: {auth_type: PASS, auth_pass: " + o.auth + "}\n"
+		o.extra += "    authentication: {auth_type: " + authType(o) + ", auth_pass: " + o.auth + "}\n"
 	}
 	if o.unicast {
 		o.extra += fmt.Sprintf("    unicast_src_ip: %s\n    unicast_peers: [%s]\n", r.addr, r.peer())
@@ -262,7 +277,7 @@ func (r *router) startKeepalived(o vrrpOpts) *keepalived {
 	adv := strconv.FormatFloat(o.interval.Seconds(), 'f', -1, 64)
 	extra := ""
 	if o.auth != "" {
-		extra += "  authentication {\n    auth_type PASS\n    auth_pass " + o.auth + "\n  }\n"
+		extra += "  authentication {\n    auth_type " + authType(o) + "\n    auth_pass " + o.auth + "\n  }\n"
 	}
 	if o.unicast {
 		extra += fmt.Sprintf("  unicast_src_ip %s\n  unicast_peer {\n    %s\n  }\n", r.addr, r.peer())

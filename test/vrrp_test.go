@@ -31,6 +31,7 @@ type failover struct {
 	trials         int
 	v6             bool
 	auth           string // VRRPv2 PASS password
+	ah             bool   // auth_type AH with auth as its key
 	unicast        bool
 	// setup runs once the lab is built, before the routers start;
 	// afterTakeover once r2 is master, the first time.
@@ -63,10 +64,12 @@ func (f *failover) run(t *testing.T) {
 	if !strict {
 		complain = t.Logf
 	}
-	o1 := vrrpOpts{version: f.version, interval: f.interval, priority: 150, master: true, auth: f.auth, unicast: f.unicast}
-	o2 := vrrpOpts{version: f.version, interval: f.interval, priority: 100, top: f.backupTop, auth: f.auth, unicast: f.unicast}
+	o1 := vrrpOpts{version: f.version, interval: f.interval, priority: 150, master: true, auth: f.auth, ah: f.ah, unicast: f.unicast}
+	o2 := vrrpOpts{version: f.version, interval: f.interval, priority: 100, top: f.backupTop, auth: f.auth, ah: f.ah, unicast: f.unicast}
 	start(r1, f.master, o1)
-	l.waitMaster(r1, 3*f.interval+2*time.Second)
+	// With AH, state MASTER is cleared (keepalived's rule, govs's too): r1
+	// takes over after its Master_Down_Interval.
+	l.waitMaster(r1, 4*f.interval+2*time.Second)
 	start(r2, f.backup, o2)
 	p := l.probe()
 	t0 := time.Now()
@@ -106,6 +109,11 @@ func (f *failover) run(t *testing.T) {
 			complain("after preemption both routers answer: %v", by)
 		}
 	}
+	for _, r := range l.routers {
+		if f.ah && r.ka != nil && strings.Contains(r.ka.out.log(), "invalid IPSEC HMAC-MD5") {
+			t.Errorf("keepalived in %s refused an AH advert's ICV:\n%s", r.name, r.ka.out.log())
+		}
+	}
 	slices.Sort(outages)
 	slices.Sort(gaps)
 	family := "IPv4"
@@ -116,7 +124,7 @@ func (f *failover) run(t *testing.T) {
 		family += " unicast"
 	}
 	if f.auth != "" {
-		family += " auth PASS"
+		family += " auth " + authType(o1)
 	}
 	vrrpResult(t, "VRRPv%d %s advert_int=%v: %s master crashes, %s backup takes over: outage seen by the client min %v median %v max %v over %d (Master_Down_Interval %v); %s preempts back: longest gap %v",
 		f.version, family, f.interval, f.master, f.backup, ms(outages[0]), ms(outages[len(outages)/2]), ms(outages[len(outages)-1]),
@@ -139,6 +147,22 @@ func TestVRRPv2GovsToKeepalived(t *testing.T) {
 // With VRRPv2 simple password authentication.
 func TestVRRPv2KeepalivedToGovs(t *testing.T) {
 	(&failover{master: "keepalived", backup: "govs", version: 2, interval: time.Second, trials: 1, auth: "s3cret"}).run(t)
+}
+
+// auth_type AH (IPsec AH with HMAC-MD5-96 and keepalived's sequence numbers)
+// both ways: the two agree on the master through every failover and
+// preemption, each numbering its adverts above the other's.
+func TestVRRPv2AHGovsToKeepalived(t *testing.T) {
+	(&failover{master: "govs", backup: "keepalived", version: 2, interval: time.Second, trials: 2, auth: "s3cret", ah: true}).run(t)
+}
+
+func TestVRRPv2AHKeepalivedToGovs(t *testing.T) {
+	(&failover{master: "keepalived", backup: "govs", version: 2, interval: time.Second, trials: 2, auth: "s3cret", ah: true}).run(t)
+}
+
+// AH to unicast peers: the TTL is left out of the ICV on both sides.
+func TestVRRPv2AHUnicastGovsToKeepalived(t *testing.T) {
+	(&failover{master: "govs", backup: "keepalived", version: 2, interval: time.Second, trials: 1, auth: "s3cret", ah: true, unicast: true}).run(t)
 }
 
 // Unicast adverts both ways, no multicast group joined.

@@ -40,7 +40,8 @@ func (lf *loadFlags) load(file string) (*config.Config, []config.Warning, error)
 	if err != nil {
 		return nil, warns, err
 	}
-	warns = append(warns, cfg.BGPWarnings()...) // flows a director change breaks (docs/bgp.md)
+	warns = append(warns, cfg.BGPWarnings()...)  // flows a director change breaks (docs/bgp.md)
+	warns = append(warns, cfg.VRRPWarnings()...) // what keepalived changes and runs anyway (AH and state MASTER)
 	return checkHost(cfg, warns)
 }
 

@@ -139,7 +139,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	}()
 	// VRRP starts once the dataplane is ready: a backup keeps it ready
 	// without the VIPs, which move with the master.
-	vd := vrrpd.New(log, vrrpd.Options{Services: d, OnState: alerts.VRRP})
+	vd := vrrpd.New(log, vrrpd.Options{Services: d, OnState: alerts.VRRP, OnGroupState: alerts.VRRPGroup})
 	srv.SetVRRP(vd)
 	sr, err := startSync(log, cfg, vd) // before VRRP: it may hold it in backup (sync.go)
 	if err != nil {

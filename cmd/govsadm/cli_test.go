@@ -106,7 +106,10 @@ func TestMessagesAndExitCodes(t *testing.T) {
 		{"-A -t", 255, "-t: missing argument\n"},
 		{"--set 1 x 3", 2, "invalid timeout value `x' specified\n"},
 		{"--set 1 2", 2, "--set option requires 3 timeout values\n"},
-		{"-A -f 1", 255, "firewall-mark virtual services are not supported by govs\n"},
+		{"-A -f 0", 2, "invalid fwmark value `0' specified\n"},
+		{"-A -f x1", 2, "invalid fwmark value `x1' specified\n"},
+		{"-A -6 -f 1", 2, "-6 used before -f\n"},
+		{"-a -f 1 -r [::1]:80", 2, "Different address family is allowed only for tunneling servers\n"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			_, stderr, code := govsadm(t, sock, "", strings.Fields(tc.args)...)

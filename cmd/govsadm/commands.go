@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 	if e.unsupported != "" {
 		return fail(255, "%s", e.unsupported)
 	}
-	svcAddr := netip.AddrPortFrom(e.svc.addr, e.svc.port).String()
+	proto, svcAddr := e.svc.apiID()
 	hasService := e.options&(1<<optService) != 0
 	switch e.cmd {
 	case cmdList:
@@ -36,6 +37,15 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 		}
 	case cmdAdd:
 		spec := map[string]any{"address": svcAddr, "protocol": e.svc.proto, "scheduler": e.svc.sched}
+		if e.svc.fwmark {
+			// Only the kernel matches marks: nat until a real server's
+			// -g or --fullnat says otherwise (a service without real
+			// servers takes its first one's method).
+			spec = map[string]any{"fwmark": e.svc.mark, "scheduler": e.svc.sched, "forwarding": "nat"}
+			if e.svc.v6 {
+				spec["family"] = "ipv6"
+			}
+		}
 		for k, v := range serviceSettings(e) {
 			if v != nil {
 				spec[k] = v
@@ -47,17 +57,16 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 	case cmdEdit:
 		patch := serviceSettings(e)
 		patch["scheduler"] = e.svc.sched
-		if _, err := c.api().PatchService(ctx, e.svc.proto, svcAddr, patch); err != nil {
+		if _, err := c.api().PatchService(ctx, proto, svcAddr, patch); err != nil {
 			return c.apiError(err, false)
 		}
 	case cmdDel:
-		if err := c.api().DeleteService(ctx, e.svc.proto, svcAddr); err != nil {
+		if err := c.api().DeleteService(ctx, proto, svcAddr); err != nil {
 			return c.apiError(err, false)
 		}
 	case cmdZero:
-		proto := ""
-		if hasService {
-			proto = e.svc.proto
+		if !hasService {
+			proto = ""
 		}
 		if err := c.api().Zero(ctx, proto, svcAddr); err != nil {
 			return c.apiError(err, false)
@@ -69,21 +78,21 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 		}
 		settings := destSettings(e)
 		if e.cmd == cmdAddDest {
-			spec := map[string]any{"address": destAddress(e)}
+			spec := map[string]any{"address": destAddrPort(e)}
 			for k, v := range settings {
 				if v != nil {
 					spec[k] = v
 				}
 			}
-			_, err = c.api().CreateRealServer(ctx, e.svc.proto, svcAddr, spec, fwd)
+			_, err = c.api().CreateRealServer(ctx, proto, svcAddr, spec, fwd)
 		} else {
-			_, err = c.api().PatchRealServer(ctx, e.svc.proto, svcAddr, destAddrPort(e), settings, fwd)
+			_, err = c.api().PatchRealServer(ctx, proto, svcAddr, destAddrPort(e), settings, fwd)
 		}
 		if err != nil {
 			return c.apiError(err, true)
 		}
 	case cmdDelDest:
-		if err := c.api().DeleteRealServer(ctx, e.svc.proto, svcAddr, destAddrPort(e)); err != nil {
+		if err := c.api().DeleteRealServer(ctx, proto, svcAddr, destAddrPort(e)); err != nil {
 			return c.apiError(err, true)
 		}
 	case cmdTimeout:
@@ -132,19 +141,29 @@ func destSettings(e *entry) map[string]any {
 	return m
 }
 
-// destAddress is the real server's address for the API; without a port it
-// takes the virtual service's, as with ipvsadm.
-func destAddress(e *entry) string {
-	if !e.dest.hasPort {
-		return destAddrPort(e)
+// apiID is the service's protocol and address in the API's paths:
+// "fwm" (IPv6 "fwm6") and the mark for a fwmark service.
+func (s *service) apiID() (proto, addr string) {
+	if s.fwmark {
+		if s.v6 {
+			return "fwm6", strconv.FormatUint(uint64(s.mark), 10)
+		}
+		return "fwm", strconv.FormatUint(uint64(s.mark), 10)
 	}
-	return netip.AddrPortFrom(e.dest.addr, e.dest.port).String()
+	return s.proto, netip.AddrPortFrom(s.addr, s.port).String()
 }
 
+// destAddrPort is the real server's address for the API: ADDRESS:PORT,
+// without a port the virtual service's, as with ipvsadm; or, for a fwmark
+// service's real server without a port (or port 0, as ipvsadm -S writes
+// it), its address alone: it keeps each packet's port.
 func destAddrPort(e *entry) string {
 	port := e.dest.port
 	if !e.dest.hasPort {
 		port = e.svc.port
+	}
+	if e.svc.fwmark && port == 0 {
+		return e.dest.addr.String()
 	}
 	return netip.AddrPortFrom(e.dest.addr, port).String()
 }
@@ -183,11 +202,14 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 		return c.listTimeouts(ctx)
 	case e.options&(1<<optDaemon) != 0:
 		return c.listDaemon(ctx)
+	case e.options&(1<<optDiscovery) != 0:
+		return c.listDiscovery(ctx)
 	}
 	if !hasService {
 		return c.listAll(ctx, e.format)
 	}
-	svc, err := c.api().Service(ctx, e.svc.proto, svcAddr)
+	proto, _ := e.svc.apiID()
+	svc, err := c.api().Service(ctx, proto, svcAddr)
 	if err != nil {
 		f := c.apiError(err, false)
 		if f.code == 255 {
@@ -314,7 +336,8 @@ func (c *cli) setTimeouts(ctx context.Context, t [3]int) error {
 		if len(patch) == 0 {
 			continue
 		}
-		if _, err := c.api().PatchService(ctx, svc.Protocol, svc.Address, patch); err != nil {
+		p, a := svcID(&svc)
+		if _, err := c.api().PatchService(ctx, p, a, patch); err != nil {
 			return c.apiError(err, false)
 		}
 	}

@@ -56,6 +56,20 @@ func goldenState() []api.Service {
 					Stats: st(3000, 40000, 0, 3000000, 0), Rates: rt(30, 400, 0, 30000, 0)}},
 			}},
 		{Name: "empty", Address: "10.1.1.1:80", Protocol: "tcp", Scheduler: "mh", Forwarding: "proxy", RealServers: []api.RealServer{}},
+		// fwmark services: the API writes no address, and a real server
+		// without a port (it keeps the packet's) as its address alone.
+		{Name: "FWM 7", FWMark: 7, Protocol: "tcp", Scheduler: "wlc", Forwarding: "fullnat",
+			RealServers: []api.RealServer{{Address: "10.0.0.9:443", Weight: 3, Status: api.RealServerStatus{Weight: 3}}}},
+		{Name: "FWM 1 IPv6", FWMark: 1, Family: "ipv6", Protocol: "tcp", Scheduler: "wlc", Forwarding: "dr",
+			RealServers: []api.RealServer{{Address: "2001:db8::20", Weight: 1, Status: api.RealServerStatus{Weight: 1, ActiveConnections: 1}}}},
+		{Name: "FWM 1", FWMark: 1, Protocol: "tcp", Scheduler: "rr", Forwarding: "nat", PersistenceTimeout: "5m0s",
+			Status: api.ServiceStatus{Stats: st(40, 400, 300, 40000, 300000), Rates: rt(4, 40, 30, 4000, 30000)},
+			RealServers: []api.RealServer{
+				{Address: "10.0.0.8", Weight: 2, Status: api.RealServerStatus{Weight: 2, ActiveConnections: 7, InactiveConnections: 8,
+					PersistentConnections: 4, Stats: st(30, 300, 200, 30000, 200000), Rates: rt(3, 30, 20, 3000, 20000)}},
+				{Address: "10.0.0.7", Weight: 1, Status: api.RealServerStatus{Weight: 1, ActiveConnections: 5, InactiveConnections: 6,
+					PersistentConnections: 2, Stats: st(10, 100, 100, 10000, 100000), Rates: rt(1, 10, 10, 1000, 10000)}},
+			}},
 	}
 }
 

@@ -192,14 +192,37 @@ func (p *printer) one(svc *api.Service) {
 
 type parsedService struct {
 	ap      netip.AddrPort
+	v6      bool
 	timeout uint   // persistence, seconds; 0: not persistent
 	mask    string // " mask ..." text, "" for the default
 	rule    string // " -M ..." text
 }
 
+// svcID is the service's protocol and address in the API's paths.
+func svcID(svc *api.Service) (proto, addr string) {
+	if svc.FWMark != 0 {
+		if svc.Family == "ipv6" {
+			return "fwm6", strconv.FormatUint(uint64(svc.FWMark), 10)
+		}
+		return "fwm", strconv.FormatUint(uint64(svc.FWMark), 10)
+	}
+	return svc.Protocol, svc.Address
+}
+
+// parseDest reads a real server's address: ADDRESS:PORT, or a fwmark
+// service's ADDRESS alone, which ipvsadm lists as port 0.
+func parseDest(s string) netip.AddrPort {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap
+	}
+	a, _ := netip.ParseAddr(strings.Trim(s, "[]"))
+	return netip.AddrPortFrom(a, 0)
+}
+
 func parseAPIService(svc *api.Service) parsedService {
 	ps := parsedService{}
 	ps.ap, _ = netip.ParseAddrPort(svc.Address)
+	ps.v6 = ps.ap.Addr().Is6() || svc.Family == "ipv6"
 	if d, err := time.ParseDuration(svc.PersistenceTimeout); err == nil && d > 0 {
 		ps.timeout = uint((d + time.Second - 1) / time.Second)
 	}
@@ -207,7 +230,7 @@ func parseAPIService(svc *api.Service) parsedService {
 		return ps
 	}
 	m := strings.TrimPrefix(strings.TrimSpace(svc.PersistenceNetmask), "/")
-	if ps.ap.Addr().Is4() {
+	if !ps.v6 {
 		var mask netip.Addr
 		if a, err := netip.ParseAddr(m); err == nil {
 			mask = a
@@ -250,12 +273,24 @@ func schedFlags(svc *api.Service) string {
 // service is ipvsadm's print_service_entry.
 func (p *printer) service(svc *api.Service) {
 	ps := parseAPIService(svc)
-	vname := p.anyname(ps.ap, svc.Protocol)
 	var name string
-	if p.format&fmtRule != 0 {
-		name = protocolOption(svc.Protocol) + " " + vname
-	} else {
-		name = fmt.Sprintf("%-4s %s", protocolName(svc.Protocol), vname)
+	switch {
+	case svc.FWMark != 0 && p.format&fmtRule != 0:
+		// ipvsadm's print_service_entry: "-f N" ("-f N -6"), "FWM  N"
+		// ("FWM  N IPv6").
+		name = fmt.Sprintf("-f %d", svc.FWMark)
+		if ps.v6 {
+			name += " -6"
+		}
+	case svc.FWMark != 0:
+		name = fmt.Sprintf("FWM  %d", svc.FWMark)
+		if ps.v6 {
+			name += " IPv6"
+		}
+	case p.format&fmtRule != 0:
+		name = protocolOption(svc.Protocol) + " " + p.anyname(ps.ap, svc.Protocol)
+	default:
+		name = fmt.Sprintf("%-4s %s", protocolName(svc.Protocol), p.anyname(ps.ap, svc.Protocol))
 		if !ps.ap.Addr().Is6() && len(name) > 33 {
 			name = name[:33]
 		}
@@ -305,7 +340,7 @@ func (p *printer) service(svc *api.Service) {
 
 // dest prints one real server of print_service_entry.
 func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
-	ap, _ := netip.ParseAddrPort(rs.Address)
+	ap := parseDest(rs.Address)
 	dname := p.anyname(ap, svc.Protocol)
 	if p.format&fmtRule == 0 && !ap.Addr().Is6() && len(dname) > 28 {
 		dname = dname[:28]
@@ -345,10 +380,17 @@ func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
 	}
 }
 
-// sortServices orders services as ipvsadm does: by address family,
-// protocol, address and port.
+// sortServices orders services as ipvsadm does (ipvs_cmp_services): by
+// fwmark (address services, mark 0, first), address family, protocol,
+// address and port.
 func sortServices(s []api.Service) {
 	sort.SliceStable(s, func(i, j int) bool {
+		if s[i].FWMark != s[j].FWMark {
+			return s[i].FWMark < s[j].FWMark
+		}
+		if s[i].FWMark != 0 {
+			return s[i].Family != "ipv6" && s[j].Family == "ipv6"
+		}
 		a, _ := netip.ParseAddrPort(s[i].Address)
 		b, _ := netip.ParseAddrPort(s[j].Address)
 		if a.Addr().Is4() != b.Addr().Is4() {
@@ -364,8 +406,7 @@ func sortServices(s []api.Service) {
 // sortDests orders real servers by address and port.
 func sortDests(d []api.RealServer) {
 	sort.SliceStable(d, func(i, j int) bool {
-		a, _ := netip.ParseAddrPort(d[i].Address)
-		b, _ := netip.ParseAddrPort(d[j].Address)
+		a, b := parseDest(d[i].Address), parseDest(d[j].Address)
 		if a.Addr().Is4() != b.Addr().Is4() {
 			return a.Addr().Is4()
 		}

@@ -190,6 +190,8 @@ Either long or short options are allowed.
 virtual-service:
   --tcp-service|-t  service-address   service-address is host[:port]
   --udp-service|-u  service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+  --ipv6         -6                   fwmark entry uses IPv6
 
 Options:
   --scheduler    -s scheduler         one of the govs schedulers (docs/schedulers.md),
@@ -213,6 +215,7 @@ Options:
   --exact                             expand numbers (display exact values)
   --thresholds                        output of thresholds information
   --agent                             output of the real servers' agent figures (govs)
+  --discovery                         output of the discovery sources' status (govs)
   --tun-info                          output of tunnel information
   --nosort                            disable sorting output of service/server entries
   --sort                              does nothing, for backwards compatibility

@@ -68,7 +68,8 @@ const (
 	optTunNoCsum
 	optTunCsum
 	optTunRemCsum
-	optAgent // govs: -L --agent, the real servers' agent figures
+	optAgent     // govs: -L --agent, the real servers' agent figures
+	optDiscovery // govs: -L --discovery, the discovery sources' status
 	numOpts
 )
 
@@ -77,27 +78,27 @@ var optNames = []string{
 	"forwarding-method", "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon",
 	"stats", "rate", "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen", "tun-info", "tun-type",
-	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "agent",
+	"tun-port", "tun-nocsum", "tun-csum", "tun-remcsum", "agent", "discovery",
 }
 
 // cmdVsOpts is ipvsadm's table of legal combinations of commands and
 // options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional. One
 // row per command, one column per option.
 var cmdVsOpts = [...]string{
-	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
-	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx ",
-	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
-	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
-	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
-	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdAdd - 1:         "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	cmdEdit - 1:        "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+	cmdDel - 1:         "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdFlush - 1:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdList - 1:        " 11xxxxxxxxx11       xxxxxxx xxxxx 1",
+	cmdAddDest - 1:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	cmdDelDest - 1:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdEditDest - 1:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+	cmdTimeout - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdStartDaemon - 1: "xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
+	cmdStopDaemon - 1:  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
+	cmdRestore - 1:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdSave - 1:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	cmdZero - 1:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // Listing formats.
@@ -129,7 +130,9 @@ type service struct {
 	proto     string // "tcp" or "udp"
 	addr      netip.Addr
 	port      uint16
-	fwmark    bool
+	fwmark    bool   // -f: a firewall-mark service
+	mark      uint32 // -f's mark
+	v6        bool   // -6: the fwmark service's family is IPv6
 	sched     string
 	persist   bool
 	timeout   uint
@@ -209,6 +212,8 @@ var optDefs = []optDef{
 	{"proxy", 0, 0, "proxy"}, {"fullnat", 0, 0, "fullnat"},
 	// govs: the agents' figures (docs/agent.md).
 	{"agent", 0, 0, "agent"},
+	// govs: the discovery sources' status (docs/discovery.md).
+	{"discovery", 0, 0, "discovery"},
 }
 
 // token is one option as found on the command line.
@@ -437,11 +442,13 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		if err = set(optService); err != nil {
 			return err
 		}
-		if n, err := strconv.ParseUint(t.arg, 10, 32); err != nil || n == 0 {
+		// As ipvsadm's parse_fwmark: decimal, 1 to 2^32-1; the protocol
+		// is set to a sane value though a fwmark service does not use it.
+		n, perr := strconv.ParseUint(t.arg, 10, 32)
+		if perr != nil || n == 0 {
 			return fail(2, "invalid fwmark value `%s' specified", t.arg)
 		}
-		e.svc.proto, e.svc.fwmark = "tcp", true
-		e.unsupported = "firewall-mark virtual services are not supported by govs"
+		e.svc.proto, e.svc.fwmark, e.svc.mark = "tcp", true, uint32(n)
 	case "s":
 		err = set(optScheduler)
 		e.svc.sched = t.arg
@@ -459,7 +466,7 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 	case "M":
 		err = set(optNetmask)
 		*netmask = t.arg
-		*netmaskV6 = e.svc.addr.Is6()
+		*netmaskV6 = e.svc.addr.Is6() || e.svc.v6
 	case "r":
 		if err = set(optServer); err != nil {
 			return err
@@ -525,6 +532,7 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		if !e.svc.fwmark {
 			return fail(2, "-6 used before -f\n")
 		}
+		e.svc.v6 = true
 	case "o":
 		err = set(optOnePacket)
 		e.svc.onePacket = true
@@ -561,6 +569,8 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 	case "agent":
 		err = set(optAgent)
 		e.format |= fmtAgent
+	case "discovery":
+		err = set(optDiscovery)
 	case "tun-info":
 		err = set(optTunInfo)
 		e.format |= fmtTunInfo
@@ -618,16 +628,20 @@ func (e *entry) check() error {
 			e.svc.sched = "wlc"
 		}
 	case cmdAddDest, cmdEditDest:
-		if e.dest.addr.Is4() != e.svc.addr.Is4() && e.dest.fwd != fwdTunnel {
+		svc4 := e.svc.addr.Is4()
+		if e.svc.fwmark {
+			svc4 = !e.svc.v6 // a fwmark service's family is -6's
+		}
+		if e.dest.addr.Is4() != svc4 && e.dest.fwd != fwdTunnel {
 			return fail(2, "Different address family is allowed only for tunneling servers")
 		}
 		if e.options&(1<<optTunType|1<<optTunPort|1<<optTunNoCsum|1<<optTunCsum|1<<optTunRemCsum) != 0 && e.dest.fwd != fwdTunnel {
 			return fail(2, "Tunnel options conflict with forward method")
 		}
 	case cmdList:
-		if e.options&(1<<optConnection|1<<optTimeout|1<<optDaemon) != 0 &&
-			e.options&(1<<optStats|1<<optRate|1<<optThresholds) != 0 ||
-			e.options&(1<<optTimeout|1<<optDaemon) != 0 && e.options&(1<<optPersistentConn) != 0 {
+		if e.options&(1<<optConnection|1<<optTimeout|1<<optDaemon|1<<optDiscovery) != 0 &&
+			e.options&(1<<optStats|1<<optRate|1<<optThresholds|1<<optAgent) != 0 ||
+			e.options&(1<<optTimeout|1<<optDaemon|1<<optDiscovery) != 0 && e.options&(1<<optPersistentConn) != 0 {
 			return fail(2, "options conflicts in the list command")
 		}
 	}

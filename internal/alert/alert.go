@@ -1,7 +1,7 @@
 // Package alert sends govs's alerts: a mail in keepalived's format
 // (keepalived/core/smtp.c and its callers) and a JSON POST to each webhook,
 // when a real server goes up or down, a virtual service gains or loses its
-// quorum, or a VRRP instance changes state.
+// quorum, or a VRRP instance or sync group changes state.
 //
 // Sending never blocks the caller (the health checks, the VRRP state
 // machine): each sink has a bounded queue and one worker; an alert that
@@ -28,6 +28,7 @@ const (
 	KindVirtualServer = "virtual_server"
 	KindVRRPInstance  = "vrrp_instance"
 	KindCapacity      = "capacity" // the forecast crosses a service's capacity (docs/forecast.md)
+	KindVRRPGroup     = "vrrp_sync_group"
 )
 
 // Event is one alert, as the webhook receives it.
@@ -36,10 +37,12 @@ type Event struct {
 	RouterID string    `json:"router_id"`
 	Kind     string    `json:"kind"`
 	// Service is the virtual server, in keepalived's form [VIP]:tcp:PORT;
-	// RealServer the real server likewise; Instance the VRRP instance.
+	// RealServer the real server likewise; Instance the VRRP instance;
+	// Group the VRRP sync group.
 	Service    string `json:"service,omitempty"`
 	RealServer string `json:"real_server,omitempty"`
 	Instance   string `json:"instance,omitempty"`
+	Group      string `json:"group,omitempty"`
 	// State is UP or DOWN (real and virtual servers), or the VRRP state:
 	// MASTER, BACKUP, FAULT, STOP.
 	State  string `json:"state"`
@@ -78,6 +81,7 @@ type settings struct {
 	webhooks []string
 	services map[string]*service // by the director's key, tcp/VIP:PORT
 	vrrp     map[string]bool     // instance name: alerts on
+	groups   map[string]bool     // sync group name: alerts on
 }
 
 type service struct {
@@ -106,7 +110,7 @@ func (s *Sender) Dropped() uint64 { return s.dropped.Load() }
 
 // Apply takes the alert settings of a validated configuration.
 func (s *Sender) Apply(c *config.Config) {
-	st := &settings{services: map[string]*service{}, vrrp: map[string]bool{}}
+	st := &settings{services: map[string]*service{}, vrrp: map[string]bool{}, groups: map[string]bool{}}
 	if a := c.Alerts; a != nil {
 		st.routerID, st.email, st.webhooks = a.RouterID, a.Email, a.Webhooks
 	}
@@ -123,6 +127,9 @@ func (s *Sender) Apply(c *config.Config) {
 		if sv.proto == "" {
 			sv.proto = "tcp"
 			sv.name = trio(vs.Address.Addr, "tcp", vs.Address.Port)
+		}
+		if vs.FWMark != 0 {
+			sv.name = vs.Display() // keepalived's "FWM N"
 		}
 		if vs.Quorum != nil {
 			sv.quorum = *vs.Quorum
@@ -146,6 +153,11 @@ func (s *Sender) Apply(c *config.Config) {
 	for _, vi := range c.VRRPInstances {
 		if vi != nil {
 			st.vrrp[vi.Name] = on(vi.Alert)
+		}
+	}
+	for _, g := range c.VRRPSyncGroups {
+		if g != nil {
+			st.groups[g.Name] = on(g.Alert)
 		}
 	}
 	s.state.Store(st)
@@ -248,6 +260,23 @@ func (s *Sender) VRRP(instance, state string, at time.Time) {
 		what, body = "Stopping", "=> VRRP Instance stopping <="
 	}
 	ev.Subject = fmt.Sprintf("[%s] VRRP Instance %s - %s", st.routerID, instance, what)
+	ev.Body = body
+	s.enqueue(st, ev)
+}
+
+// VRRPGroup alerts that the sync group entered state (MASTER, BACKUP,
+// FAULT; STOP when it stops): keepalived's vrrp_sync_smtp_notifier.
+func (s *Sender) VRRPGroup(group, state string, at time.Time) {
+	st := s.state.Load()
+	if enabled, known := st.groups[group]; !known || !enabled {
+		return
+	}
+	ev := Event{Time: at, RouterID: st.routerID, Kind: KindVRRPGroup, Group: group, State: state}
+	what, body := "Entering "+state+" state", "=> All VRRP group instances are now in "+state+" state <="
+	if state == "STOP" {
+		what, body = "Stopping", "=> All VRRP group instances are now stopping <="
+	}
+	ev.Subject = fmt.Sprintf("[%s] VRRP Group %s - %s", st.routerID, group, what)
 	ev.Body = body
 	s.enqueue(st, ev)
 }

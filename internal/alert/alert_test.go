@@ -46,6 +46,9 @@ vrrp_instances:
     virtual_router_id: 52
     virtual_ipaddresses: [192.0.2.2/24]
     alert: false
+vrrp_sync_groups:
+  - {name: G1, instances: [VI_1]}
+  - {name: G2, instances: [VI_2], alert: false}
 `
 	file := filepath.Join(t.TempDir(), "govs.yaml")
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
@@ -115,7 +118,10 @@ func TestWebhookEvents(t *testing.T) {
 	s.Quorum(key, false, 0, at)
 	s.VRRP("VI_1", "MASTER", at)
 	s.VRRP("VI_1", "STOP", at)
-	evs := col.wait(t, 4)
+	s.VRRPGroup("G2", "MASTER", at) // alert: false
+	s.VRRPGroup("G1", "FAULT", at)
+	s.VRRPGroup("G1", "STOP", at)
+	evs := col.wait(t, 6)
 	want := []Event{
 		{Kind: KindRealServer, Service: "[192.0.2.1]:tcp:80", RealServer: "[10.0.0.1]:tcp:8080", State: "DOWN", Reason: "connection refused",
 			Subject: "[LVS_1] Realserver [10.0.0.1]:tcp:8080 of virtual server [192.0.2.1]:tcp:80 - DOWN", Body: "=> TCP CHECK failed on service <="},
@@ -125,6 +131,10 @@ func TestWebhookEvents(t *testing.T) {
 			Subject: "[LVS_1] VRRP Instance VI_1 - Entering MASTER state", Body: "=> VRRP Instance is now owning VRRP VIPs <="},
 		{Kind: KindVRRPInstance, Instance: "VI_1", State: "STOP",
 			Subject: "[LVS_1] VRRP Instance VI_1 - Stopping", Body: "=> VRRP Instance stopping <="},
+		{Kind: KindVRRPGroup, Group: "G1", State: "FAULT",
+			Subject: "[LVS_1] VRRP Group G1 - Entering FAULT state", Body: "=> All VRRP group instances are now in FAULT state <="},
+		{Kind: KindVRRPGroup, Group: "G1", State: "STOP",
+			Subject: "[LVS_1] VRRP Group G1 - Stopping", Body: "=> All VRRP group instances are now stopping <="},
 	}
 	for i, w := range want {
 		w.Time, w.RouterID = at, "LVS_1"
@@ -133,8 +143,8 @@ func TestWebhookEvents(t *testing.T) {
 		}
 	}
 	s.Close(5 * time.Second)
-	if len(col.events) != 4 {
-		t.Errorf("%d events, want 4 (alert: false must send nothing)", len(col.events))
+	if len(col.events) != 6 {
+		t.Errorf("%d events, want 6 (alert: false must send nothing)", len(col.events))
 	}
 }
 
@@ -190,14 +200,17 @@ func TestMailThroughMTA(t *testing.T) {
 	at := time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 	s.RealServer("tcp/192.0.2.1:80", netip.MustParseAddrPort("10.0.0.1:8080"), false, "refused", at)
 	s.VRRP("VI_1", "BACKUP", at)
+	s.VRRPGroup("G1", "MASTER", at)
 	s.Close(30 * time.Second)
-	// Two recipients, two messages: four deliveries.
-	got := waitMail(t, mbox, 4)
+	// Two recipients, three messages: six deliveries.
+	got := waitMail(t, mbox, 6)
 	for _, want := range []string{
 		"Subject: [LVS_DEVEL] Realserver [10.0.0.1]:tcp:8080 of virtual server [192.0.2.1]:tcp:80 - DOWN\n",
 		"\n=> TCP CHECK failed on service <=\n",
 		"Subject: [LVS_DEVEL] VRRP Instance VI_1 - Entering BACKUP state\n",
 		"\n=> VRRP Instance is no longer owning VRRP VIPs <=\n",
+		"Subject: [LVS_DEVEL] VRRP Group G1 - Entering MASTER state\n",
+		"\n=> All VRRP group instances are now in MASTER state <=\n",
 		"From: lb@example.test\n",
 		"To: ops@example.test,\n acassen@mta.test\n", // the MTA qualifies keepalived-style bare names
 		"Date: Thu, 03 Dec 2026 14:00:00 +0000\n",

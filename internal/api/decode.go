@@ -112,12 +112,18 @@ func decodeService(obj map[string]any) (*config.VirtualServer, *document, error)
 	return cfg.VirtualServers[0], doc, nil
 }
 
-// decodeRealServer decodes obj as a real server of a service with the given
-// protocol and address.
-func decodeRealServer(obj map[string]any, proto, vip string) (*config.RealServer, *document, error) {
+// decodeRealServer decodes obj as a real server of the service t names.
+func decodeRealServer(obj map[string]any, t target) (*config.RealServer, *document, error) {
 	delete(obj, "origin") // a discovered address is refused by the director, naming its source
-	wrap := map[string]any{"virtual_servers": []any{map[string]any{
-		"protocol": proto, "address": vip, "real_servers": []any{obj}}}}
+	vs := map[string]any{"protocol": t.proto, "address": t.vip, "real_servers": []any{obj}}
+	if t.fwmark != 0 {
+		// Any kernel forwarding will do: the real server alone is decoded.
+		vs = map[string]any{"fwmark": t.fwmark, "forwarding": "nat", "real_servers": []any{obj}}
+		if t.proto == "fwm6" {
+			vs["family"] = config.FamilyIPv6
+		}
+	}
+	wrap := map[string]any{"virtual_servers": []any{vs}}
 	cfg, doc, err := decode(wrap, []string{"virtual_servers", "0", "real_servers", "0"})
 	if err != nil {
 		return nil, doc, err

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/govs-lb/govs/internal/discovery"
+	discovery "github.com/govs-lb/govs/internal/discovery/status"
 )
 
 // Discovery sources' status: GET /api/v1/discovery and the

@@ -135,15 +135,45 @@ func statusOf(code string) int {
 
 // target is a virtual service (and real server) named by a request path.
 type target struct {
-	proto, vip string // as in the configuration: "tcp", "10.0.0.1:80"
+	proto, vip string // as in the configuration: "tcp", "10.0.0.1:80"; "fwm" (or "fwm6"), "7"
 	key        string
 	backend    netip.AddrPort
+	fwmark     uint32 // a fwmark service's mark, from /services/fwm/MARK
+}
+
+// ServiceID is the protocol and address segments of a virtual service's
+// API path: "tcp", "10.0.0.1:80"; "fwm" (IPv6: "fwm6"), "7" for a fwmark
+// service.
+func ServiceID(vs *config.VirtualServer) (proto, addr string) {
+	if vs.FWMark != 0 {
+		p, n, _ := strings.Cut(vs.Key(), "/")
+		return p, n
+	}
+	return string(vs.Protocol), vs.Address.String()
+}
+
+// backendID is t's real server as the configuration writes it: without a
+// port when it has none (a fwmark service's, which keeps the packet's).
+func (t target) backendID() string {
+	if t.fwmark != 0 && t.backend.Port() == 0 {
+		return t.backend.Addr().String()
+	}
+	return t.backend.String()
 }
 
 func serviceTarget(r *http.Request) (target, error) {
 	proto := strings.ToLower(r.PathValue("proto"))
+	if proto == "fwm" || proto == "fwm6" {
+		m, err := config.ParseFWMark(r.PathValue("addr"))
+		if err != nil {
+			return target{}, invalid("fwmark", "%v in path", err)
+		}
+		key := config.FWMarkKey(m, proto == "fwm6")
+		_, n, _ := strings.Cut(key, "/")
+		return target{proto: proto, vip: n, key: key, fwmark: m}, nil
+	}
 	if proto != string(config.TCP) && proto != string(config.UDP) {
-		return target{}, invalid("protocol", "invalid protocol %q in path (tcp or udp)", r.PathValue("proto"))
+		return target{}, invalid("protocol", "invalid protocol %q in path (tcp or udp; fwm or fwm6 for a firewall-mark service)", r.PathValue("proto"))
 	}
 	ap, err := config.ParseAddrPort(r.PathValue("addr"))
 	if err != nil {
@@ -158,6 +188,16 @@ func backendTarget(r *http.Request) (target, error) {
 		return t, err
 	}
 	ap, err := config.ParseAddrPort(r.PathValue("server"))
+	if err != nil && t.fwmark != 0 {
+		// A fwmark service's real server may have no port (ADDRESS, or
+		// port 0 as ipvsadm lists it): it keeps the packet's.
+		srv := r.PathValue("server")
+		if a, aerr := netip.ParseAddr(strings.Trim(srv, "[]")); aerr == nil {
+			ap, err = netip.AddrPortFrom(a.Unmap(), 0), nil
+		} else if p, perr := netip.ParseAddrPort(srv); perr == nil && p.Port() == 0 {
+			ap, err = netip.AddrPortFrom(p.Addr().Unmap(), 0), nil
+		}
+	}
 	if err != nil {
 		return t, invalid("server", "invalid real server address in path: %v; want ADDRESS:PORT or [ADDRESS]:PORT", err)
 	}
@@ -239,7 +279,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 		return &requestError{err, doc}
 	}
 	s.log.Info("virtual service added through the API", append(s.svcAttrs(vs.Key()), "forwarding", string(vs.Forwarding))...)
-	w.Header().Set("Location", ServicePath(string(vs.Protocol), vs.Address.String()))
+	w.Header().Set("Location", ServicePath(ServiceID(vs)))
 	// vs is now part of the configuration in force, which is never
 	// changed in place: it is what was written, whatever changes follow.
 	return s.writeService(w, http.StatusCreated, vs)
@@ -293,11 +333,17 @@ func (s *Server) changeService(w http.ResponseWriter, t target, build func(*conf
 		if err != nil {
 			return err
 		}
-		if err := sameIdentity(obj, "protocol", t.proto); err != nil {
-			return err
-		}
-		if err := sameIdentity(obj, "address", t.vip); err != nil {
-			return err
+		if t.fwmark != 0 {
+			if err := sameMark(obj, t); err != nil {
+				return err
+			}
+		} else {
+			if err := sameIdentity(obj, "protocol", t.proto); err != nil {
+				return err
+			}
+			if err := sameIdentity(obj, "address", t.vip); err != nil {
+				return err
+			}
 		}
 		_, hasReals := obj["real_servers"]
 		vs, d, err := decodeService(obj)
@@ -352,6 +398,34 @@ func sameIdentity(obj map[string]any, key, want string) error {
 		return invalid(key, "%v differs from the path's %s: the %s identifies the entry and cannot change (delete it and create another)", v, want, key)
 	}
 	obj[key] = want
+	return nil
+}
+
+// sameMark is sameIdentity for a fwmark service: its fwmark and family.
+func sameMark(obj map[string]any, t target) error {
+	if v, ok := obj["fwmark"]; ok {
+		m, err := config.ParseFWMark(fmt.Sprint(v))
+		if err != nil || m != t.fwmark {
+			return invalid("fwmark", "%v differs from the path's %d: the fwmark identifies the service and cannot change (delete it and create another)", v, t.fwmark)
+		}
+	}
+	obj["fwmark"] = t.fwmark
+	want := config.FamilyIPv4
+	if t.proto == "fwm6" {
+		want = config.FamilyIPv6
+	}
+	if v, ok := obj["family"]; ok {
+		got := fmt.Sprint(v)
+		if got == "" {
+			got = config.FamilyIPv4
+		}
+		if got != want {
+			return invalid("family", "%v differs from the path's %s: the family identifies the service and cannot change (delete it and create another)", v, want)
+		}
+	}
+	if want == config.FamilyIPv6 {
+		obj["family"] = want
+	}
 	return nil
 }
 
@@ -463,7 +537,7 @@ func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	rs, doc, err := decodeRealServer(obj, t.proto, t.vip)
+	rs, doc, err := decodeRealServer(obj, t)
 	if err != nil {
 		return &requestError{err, doc}
 	}
@@ -477,7 +551,7 @@ func (s *Server) createRealServer(w http.ResponseWriter, r *http.Request) error 
 	t.backend = rs.Address.AddrPort()
 	s.log.Info("real server added through the API", append(s.svcAttrs(t.key), "backend", t.backend.String(), "weight", rs.Weight)...)
 	s.logForwardingChange(t.key, fwdBefore)
-	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backend.String()))
+	w.Header().Set("Location", RealServerPath(t.proto, t.vip, t.backendID()))
 	// rs is in the configuration applied: the answer describes what was
 	// written even if another request deletes or changes it meanwhile
 	// (reading it back by address answered 404 then).
@@ -530,10 +604,10 @@ func (s *Server) changeRealServer(w http.ResponseWriter, r *http.Request, t targ
 		if err != nil {
 			return err
 		}
-		if err := sameIdentity(obj, "address", t.backend.String()); err != nil {
+		if err := sameIdentity(obj, "address", t.backendID()); err != nil {
 			return err
 		}
-		rs, d, err := decodeRealServer(obj, t.proto, t.vip)
+		rs, d, err := decodeRealServer(obj, t)
 		doc = d
 		if err != nil {
 			return err

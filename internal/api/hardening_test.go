@@ -190,7 +190,7 @@ func TestCommandFieldsClassified(t *testing.T) {
 	}
 	notCommands := map[string]bool{
 		"VirtualServer.name": true, "VirtualServer.scheduler": true, "VirtualServer.persistence_netmask": true,
-		"VirtualServer.protocol": true, "VirtualServer.forwarding": true, "VirtualServer.send_proxy": true,
+		"VirtualServer.protocol": true, "VirtualServer.forwarding": true, "VirtualServer.family": true, "VirtualServer.send_proxy": true,
 		"RealServer.send_proxy": true, "RealServer.name": true, "RealServer.origin": true,
 		"HealthCheck.type": true, "HealthCheck.path": true, "HealthCheck.expect_digest": true, "HealthCheck.host": true,
 		"HealthCheck.sni": true, "HealthCheck.tls_ca": true, "HealthCheck.query_name": true, "HealthCheck.query_type": true,

@@ -18,6 +18,9 @@ var (
 	descAccessLogDropped = prometheus.NewDesc("govs_access_log_dropped_total",
 		"Access-log lines lost: the queue to the sink was full, or the sink failed (syslog server unreachable, "+
 			"disk full).", []string{"target"}, nil)
+	descConntrackOverruns = prometheus.NewDesc("govs_access_log_conntrack_overruns_total",
+		"Times the kernel dropped conntrack destroy events because govs read them too slowly: access-log lines of "+
+			"nat and fullnat flows are missing (how many is unknown).", nil, nil)
 )
 
 // terminationCollector exposes the dataplane's termination counts and the
@@ -30,6 +33,7 @@ func (terminationCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descBackendTerminations
 	ch <- descAccessLogLines
 	ch <- descAccessLogDropped
+	ch <- descConntrackOverruns
 }
 
 func (terminationCollector) Collect(ch chan<- prometheus.Metric) {
@@ -45,4 +49,5 @@ func (terminationCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAccessLogLines, prometheus.CounterValue, float64(w.Written()), w.Target())
 		ch <- prometheus.MustNewConstMetric(descAccessLogDropped, prometheus.CounterValue, float64(w.Dropped()), w.Target())
 	}
+	ch <- prometheus.MustNewConstMetric(descConntrackOverruns, prometheus.CounterValue, float64(accesslog.ConntrackOverruns.Load()))
 }

@@ -15,6 +15,8 @@ import (
 type Service struct {
 	Name               string        `json:"name"`
 	Address            string        `json:"address"`
+	FWMark             uint32        `json:"fwmark,omitempty"` // a firewall-mark service's mark, instead of an address
+	Family             string        `json:"family,omitempty"` // a fwmark service's family: ipv6, or ipv4 when empty
 	Protocol           string        `json:"protocol"`
 	Scheduler          string        `json:"scheduler"`
 	Forwarding         string        `json:"forwarding"`
@@ -30,7 +32,7 @@ type Service struct {
 
 // ServiceStatus is the runtime state of a virtual service.
 type ServiceStatus struct {
-	Key   string `json:"key"` // PROTOCOL/VIP:PORT, the service's identity
+	Key   string `json:"key"` // PROTOCOL/VIP:PORT (fwm/MARK, fwm6/MARK), the service's identity
 	Stats Stats  `json:"stats"`
 	Rates Rates  `json:"rates"`
 }

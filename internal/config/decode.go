@@ -170,6 +170,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth int) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Uint32: // a firewall mark: decimal, or hexadecimal as nft and iptables write marks
+		u, err := strconv.ParseUint(n.Value, 10, 32)
+		if h, ok := strings.CutPrefix(strings.ToLower(n.Value), "0x"); ok && h != "" && h[0] != '+' && h[0] != '-' {
+			u, err = strconv.ParseUint(h, 16, 32)
+		} else if len(n.Value) > 1 && n.Value[0] == '0' {
+			err = strconv.ErrSyntax
+		}
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.errs.add(d.pos(n), "expected a whole number from 0 to 4294967295 (decimal without sign or leading zero, or 0x hexadecimal), found %s", kindName(n))
+			return
+		}
+		v.SetUint(u)
 	default:
 		d.errs.add(d.pos(n), "internal: cannot decode into %s", v.Type())
 	}

@@ -15,8 +15,7 @@ import (
 type Discovery struct {
 	Meta `yaml:"-"`
 
-	// Type is the source: docker, dns, etcd or file (kubernetes is
-	// reserved and not built yet).
+	// Type is the source: kubernetes, docker, dns, etcd or file.
 	Type string `yaml:"type"`
 	// FailPolicy says what a failing source does to the pool: keep_last
 	// (the default) keeps the last good set, set_empty drains it.
@@ -64,7 +63,8 @@ type Discovery struct {
 	// file
 	Path string `yaml:"path,omitempty"`
 
-	// kubernetes (reserved)
+	// kubernetes: kubeconfig ("" for in-cluster), namespace ("" for the
+	// kubeconfig context's or the pod's), the Service's name
 	Kubeconfig string `yaml:"kubeconfig,omitempty"`
 	Namespace  string `yaml:"namespace,omitempty"`
 	Service    string `yaml:"service,omitempty"`
@@ -130,13 +130,10 @@ func (vs *VirtualServer) validateDiscovery(grace Duration, errs *ErrorList) {
 	keys, known := discoveryKeys[d.Type]
 	switch {
 	case d.Type == "":
-		errs.add(d.Pos, "discovery needs a type (docker, dns, etcd or file)")
+		errs.add(d.Pos, "discovery needs a type (kubernetes, docker, dns, etcd or file)")
 		return
 	case !known:
-		errs.add(d.At("type"), "unknown discovery type %q (docker, dns, etcd or file)", d.Type)
-		return
-	case d.Type == "kubernetes":
-		errs.add(d.At("type"), "discovery type kubernetes is not built yet (docker, dns, etcd or file)")
+		errs.add(d.At("type"), "unknown discovery type %q (kubernetes, docker, dns, etcd or file)", d.Type)
 		return
 	}
 	for _, k := range discoveryAllKeys {
@@ -219,6 +216,21 @@ func (vs *VirtualServer) validateDiscovery(grace Duration, errs *ErrorList) {
 		if d.Path == "" {
 			errs.add(d.Pos, "discovery type file needs path: a JSON or YAML file, or a directory of them")
 		}
+	case "kubernetes":
+		if d.Service == "" {
+			errs.add(d.Pos, "discovery type kubernetes needs service: the name of the Service whose EndpointSlices are followed")
+		} else if !validKubeName(d.Service, 63) {
+			errs.add(d.At("service"), "invalid kubernetes service name %q: lowercase letters, digits and '-', at most 63", d.Service)
+		}
+		if d.Namespace != "" && !validKubeName(d.Namespace, 63) {
+			errs.add(d.At("namespace"), "invalid kubernetes namespace %q: lowercase letters, digits and '-', at most 63", d.Namespace)
+		}
+		if d.Port != "" && !validKubePortName(d.Port) {
+			if _, err := ParsePort(d.Port); err != nil {
+				errs.add(d.At("port"), "invalid kubernetes port %q: a port name (as in the Service) or a number 1-65535", d.Port)
+			}
+		}
+		return
 	}
 	if d.Port != "" {
 		if _, err := ParsePort(d.Port); err != nil {
@@ -227,6 +239,28 @@ func (vs *VirtualServer) validateDiscovery(grace Duration, errs *ErrorList) {
 	} else if portRequired {
 		errs.add(d.At("name"), "dns name %q is a host name: give port, or use an SRV name (_service._proto.name)", d.Name)
 	}
+}
+
+// validKubeName is an RFC 1123 label: what Service and namespace names are.
+func validKubeName(s string, max int) bool {
+	if s == "" || len(s) > max || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validKubePortName is an IANA service name, what a Service's port names
+// are: at most 15 lowercase letters, digits and '-', with a letter.
+func validKubePortName(s string) bool {
+	if !validKubeName(s, 15) || strings.Contains(s, "--") {
+		return false
+	}
+	return strings.ContainsFunc(s, func(c rune) bool { return c >= 'a' && c <= 'z' })
 }
 
 // Origin returns the origin discovered real servers of this block carry:
@@ -242,6 +276,9 @@ func (d *Discovery) Origin() string {
 	case "file":
 		return "file:" + d.Path
 	case "kubernetes":
+		if d.Namespace == "" {
+			return "kubernetes:" + d.Service
+		}
 		return "kubernetes:" + d.Namespace + "/" + d.Service
 	}
 	return d.Type

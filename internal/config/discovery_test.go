@@ -8,7 +8,12 @@ import (
 func TestDiscoveryValidation(t *testing.T) {
 	base := "virtual_servers:\n  - address: 127.0.0.1:80\n    real_servers: []\n    discovery: "
 	for _, tc := range []struct{ block, want string }{
-		{"{type: kubernetes, namespace: a, service: b}", "govs.yaml:4:23: discovery type kubernetes is not built yet"},
+		{"{type: kubernetes, namespace: a}", "govs.yaml:4:16: discovery type kubernetes needs service"},
+		{"{type: kubernetes, service: Web}", `govs.yaml:4:44: invalid kubernetes service name "Web"`},
+		{"{type: kubernetes, service: web, namespace: a_b}", `invalid kubernetes namespace "a_b"`},
+		{"{type: kubernetes, service: web, port: http_alt}", `invalid kubernetes port "http_alt"`},
+		{"{type: kubernetes, service: web, port: 70000}", `invalid kubernetes port "70000"`},
+		{"{type: kubernetes, service: web, path: /x}", "path does not apply to discovery type kubernetes"},
 		{"{type: consul}", `unknown discovery type "consul"`},
 		{"{path: /x}", "discovery needs a type"},
 		{"{type: file}", "discovery type file needs path"},
@@ -39,5 +44,16 @@ func TestDiscoveryValidation(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil { // runtime changes validate again
 		t.Fatal(err)
+	}
+	for _, ok := range []string{"{type: kubernetes, service: web}", "{type: kubernetes, service: web, port: http, namespace: shop, kubeconfig: /etc/govs/kubeconfig}",
+		"{type: kubernetes, service: web, port: 8080}"} {
+		c, err := Parse("govs.yaml", []byte(base+ok+"\n"))
+		if err != nil {
+			t.Errorf("%s: %v", ok, err)
+			continue
+		}
+		if o := c.VirtualServers[0].Discovery.Origin(); !strings.HasPrefix(o, "kubernetes:") {
+			t.Errorf("%s: origin %q", ok, o)
+		}
 	}
 }

@@ -57,10 +57,12 @@ func (vs *VirtualServer) validateLifecycle(errs *ErrorList) {
 		if vs.SorryServer.Addr.IsUnspecified() {
 			errs.add(vs.At("sorry_server"), "sorry_server %s is not a host address", vs.SorryServer.Addr)
 		}
-		if !vs.SorryServer.HasPort {
+		if !vs.SorryServer.HasPort && vs.FWMark == 0 {
 			vs.SorryServer.Port, vs.SorryServer.HasPort = vs.Address.Port, true
 		}
-		if vs.SorryServer.Port == 0 {
+		// A fwmark service's sorry server may keep the packet's port, as
+		// its real servers (fwmark.go).
+		if vs.SorryServer.Port == 0 && vs.FWMark == 0 {
 			errs.add(vs.At("sorry_server"), "sorry_server %s needs a port", vs.SorryServer)
 		}
 		for _, rs := range vs.RealServers {

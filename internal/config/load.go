@@ -99,12 +99,15 @@ func (c *Config) Validate() error {
 		}
 		vs.validate(&errs)
 		vs.validateDiscovery(c.GracePeriod, &errs) // discovery.go
-		if vs.Address.IsZero() {
+		if vs.Address.IsZero() && vs.FWMark == 0 {
 			continue
 		}
-		key := vs.Key()
+		key, where := vs.Key(), "address"
+		if vs.FWMark != 0 {
+			where = "fwmark"
+		}
 		if first, dup := byAddr[key]; dup {
-			errs.add(vs.At("address"), "duplicate virtual server %s (first defined at %s)", key, first.At("address"))
+			errs.add(vs.At(where), "duplicate virtual server %s (first defined at %s)", key, first.At(where))
 			continue
 		}
 		byAddr[key] = vs
@@ -146,15 +149,23 @@ func (a *API) validate(errs *ErrorList) {
 	}
 }
 
-// Key identifies a virtual service: protocol and VIP:port, e.g. "tcp/10.0.0.1:80".
-func (vs *VirtualServer) Key() string { return string(vs.Protocol) + "/" + vs.Address.String() }
+// Key identifies a virtual service: protocol and VIP:port, e.g.
+// "tcp/10.0.0.1:80", or a firewall mark, "fwm/1" ("fwm6/1" for IPv6).
+func (vs *VirtualServer) Key() string {
+	if vs.FWMark != 0 {
+		return FWMarkKey(vs.FWMark, vs.IsIPv6())
+	}
+	return string(vs.Protocol) + "/" + vs.Address.String()
+}
 
 func (vs *VirtualServer) validate(errs *ErrorList) {
 	if vs.Protocol == "" {
 		vs.Protocol = TCP
 	}
-	if vs.Address.IsZero() {
-		errs.add(vs.Pos, "virtual server needs an address (VIP:PORT)")
+	if vs.isFWMark() {
+		// Checked at the end (fwmark.go), once the defaults are in.
+	} else if vs.Address.IsZero() {
+		errs.add(vs.Pos, "virtual server needs an address (VIP:PORT), or a fwmark")
 	} else if !vs.Address.HasPort || vs.Address.Port == 0 {
 		errs.add(vs.At("address"), "virtual server address %s needs a port", vs.Address)
 	} else if vs.Protocol == UDP && vs.Address.Addr.IsUnspecified() {
@@ -164,6 +175,8 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 	}
 	if vs.Name == "" && !vs.Address.IsZero() {
 		vs.Name = vs.Key()
+	} else if vs.Name == "" && vs.FWMark != 0 {
+		vs.Name = vs.Display()
 	}
 	if vs.Scheduler == "" {
 		vs.Scheduler = DefaultScheduler
@@ -253,6 +266,9 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 			seen[key] = rs
 		}
 	}
+	if vs.isFWMark() {
+		vs.validateFWMark(errs) // fwmark.go
+	}
 }
 
 func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
@@ -261,11 +277,13 @@ func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
 	}
 	if rs.Address.IsZero() {
 		errs.add(rs.Pos, "real server needs an address (IP:PORT)")
-	} else if !rs.Address.HasPort {
-		// As ipvsadm: no port means the virtual service's port.
+	} else if !rs.Address.HasPort && vs.FWMark == 0 {
+		// As ipvsadm: no port means the virtual service's port; a
+		// firewall-mark service's real server without one takes each
+		// packet's own destination port (port 0 in IPVS).
 		rs.Address.Port, rs.Address.HasPort = vs.Address.Port, true
 	}
-	if rs.Address.HasPort && rs.Address.Port == 0 {
+	if rs.Address.HasPort && rs.Address.Port == 0 && vs.FWMark == 0 {
 		errs.add(rs.At("address"), "real server %s needs a port", rs.Address)
 	}
 	if !rs.Address.IsZero() && rs.Address.Addr.IsUnspecified() {
@@ -344,8 +362,14 @@ func (vs *VirtualServer) validateKernel(errs *ErrorList) {
 		}
 	}
 	for _, rs := range vs.RealServers {
-		if rs == nil || rs.Address.IsZero() || vs.Address.IsZero() {
+		if rs == nil || rs.Address.IsZero() || (vs.Address.IsZero() && vs.FWMark == 0) {
 			continue
+		}
+		if rs.SendProxy != ProxyNone {
+			errs.add(rs.At("send_proxy"), "send_proxy applies to proxy forwarding only")
+		}
+		if vs.Address.IsZero() {
+			continue // a fwmark service (fwmark.go)
 		}
 		if vs.Forwarding == DR && rs.Address.Port != vs.Address.Port {
 			// The packet reaches the real server unchanged, its
@@ -354,9 +378,6 @@ func (vs *VirtualServer) validateKernel(errs *ErrorList) {
 		}
 		if rs.Address.Addr.Is4() != vs.Address.Addr.Is4() {
 			errs.add(rs.At("address"), "real server %s is not of the VIP's address family (forwarding %s translates addresses, not families)", rs.Address, vs.Forwarding)
-		}
-		if rs.SendProxy != ProxyNone {
-			errs.add(rs.At("send_proxy"), "send_proxy applies to proxy forwarding only")
 		}
 	}
 }

@@ -52,8 +52,16 @@ type Config struct {
 type VirtualServer struct {
 	Meta `yaml:"-"`
 
-	Name       string     `yaml:"name,omitempty"`
-	Address    Endpoint   `yaml:"address"`
+	Name    string   `yaml:"name,omitempty"`
+	Address Endpoint `yaml:"address,omitempty"`
+	// FWMark, instead of Address, makes a firewall-mark service (ipvsadm
+	// -f, keepalived's virtual_server fwmark): it takes the packets the
+	// operator's own rules marked with this packet mark, whatever their
+	// destination address, port or protocol (fwmark.go, docs/fwmark.md).
+	// Kernel forwarding only. Family is its address family, ipv4 (the
+	// default) or ipv6, as ipvsadm's -6.
+	FWMark     uint32     `yaml:"fwmark,omitempty"`
+	Family     string     `yaml:"family,omitempty"`
 	Protocol   Protocol   `yaml:"protocol,omitempty"`
 	Scheduler  string     `yaml:"scheduler,omitempty"`
 	Forwarding Forwarding `yaml:"forwarding,omitempty"`

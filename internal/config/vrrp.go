@@ -67,13 +67,43 @@ type VRRPInstance struct {
 	GARPMasterRepeat        int       `yaml:"garp_master_repeat,omitempty"`
 	GARPMasterRefresh       *Duration `yaml:"garp_master_refresh,omitempty"`
 	GARPMasterRefreshRepeat int       `yaml:"garp_master_refresh_repeat,omitempty"`
+	// GARPInterval and GNAInterval space the gratuitous ARPs (IPv4) and
+	// unsolicited NAs (IPv6) of each burst (keepalived's
+	// vrrp_garp_interval, vrrp_gna_interval); 0, the default, sends a
+	// burst back to back.
+	GARPInterval Duration `yaml:"garp_interval,omitempty"`
+	GNAInterval  Duration `yaml:"gna_interval,omitempty"`
 	// LowerPrioNoAdvert: a master hearing a lower priority master does not
 	// answer at once (keepalived lower_prio_no_advert).
 	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert,omitempty"`
+	// StrictMode follows RFC 3768 / RFC 5798 to the letter, as keepalived's
+	// vrrp_strict (strict_mode): no authentication, no unicast peers, state
+	// MASTER for the address owner only, no preempt_delay; a master never
+	// answers a lower priority master at once (lower_prio_no_advert); and a
+	// master that is not the address owner drops traffic to its VIPs, in
+	// govs's nftables table govs_vrrp, except for the virtual services this
+	// configuration serves on them (docs/vrrp.md, "vrrp_strict").
+	StrictMode bool `yaml:"strict_mode,omitempty"`
+	// UseVMAC gives the instance keepalived's virtual MAC interface
+	// (use_vmac): a macvlan of Interface, VMACInterface, with the VRRP
+	// virtual router MAC 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6),
+	// created at start and removed at stop. The VIPs go on it while master
+	// (unless they name another dev), adverts and gratuitous ARPs leave
+	// from it, so the network sees the MAC move, not the VIP's ARP entry.
+	UseVMAC bool `yaml:"use_vmac,omitempty"`
+	// VMACInterface names it; default keepalived's: vrrp.VRID (the next
+	// free of vrrp6.VRID, vrrp1.VRID, ... when taken by another instance).
+	VMACInterface string `yaml:"vmac_interface,omitempty"`
+	// VMACXmitBase sends and receives the adverts on Interface rather than
+	// on the VMAC interface (keepalived's vmac_xmit_base). Every router of
+	// the VRID must agree: a macvlan takes the frames carrying its MAC (the
+	// peer's adverts from its own VMAC) before the base interface sees them.
+	VMACXmitBase bool `yaml:"vmac_xmit_base,omitempty"`
 }
 
-// VRRPAuth is VRRPv2 authentication. Only PASS (simple password) exists in
-// govs; keepalived's AH is refused.
+// VRRPAuth is VRRPv2 authentication: PASS (the password in clear in every
+// advert) or AH (keepalived's IPsec Authentication Header: an HMAC-MD5-96 of
+// the advert keyed with the password, and a sequence number against replay).
 type VRRPAuth struct {
 	Meta `yaml:"-"`
 
@@ -122,6 +152,9 @@ type VRRPSyncGroup struct {
 	NotifyFault  string   `yaml:"notify_fault,omitempty"`
 	NotifyStop   string   `yaml:"notify_stop,omitempty"`
 	Notify       string   `yaml:"notify,omitempty"`
+	// Alert sends alerts on the group's state changes (default true;
+	// keepalived's smtp_alert in vrrp_sync_group).
+	Alert *bool `yaml:"alert,omitempty"`
 }
 
 // VRRP defaults (keepalived's).
@@ -253,8 +286,40 @@ func (vi *VRRPInstance) Is6() bool {
 	return len(vi.VirtualIPAddresses) > 0 && vi.VirtualIPAddresses[0].Addr().Is6()
 }
 
-// StartAsMaster reports whether the initial state hint is MASTER.
-func (vi *VRRPInstance) StartAsMaster() bool { return vi.State == "MASTER" }
+// StartAsMaster reports whether the initial state hint is MASTER. With AH
+// authentication it is not, unless the instance is the address owner:
+// keepalived clears it ("Initial state master is incompatible with AH
+// authentication - clearing"), because a router must hear an advert's
+// sequence number before it can number its own above it.
+func (vi *VRRPInstance) StartAsMaster() bool {
+	return vi.State == "MASTER" && !(vi.AuthAH() && vi.Priority != 255)
+}
+
+// AuthAH reports whether the instance authenticates with IPsec AH.
+func (vi *VRRPInstance) AuthAH() bool {
+	return vi.Authentication != nil && vi.Authentication.AuthType == "AH"
+}
+
+// VRRPWarnings are what keepalived reports and runs anyway: an instance
+// with AH authentication and state MASTER starts as BACKUP; a strict IPv6
+// instance's first VIP should be link-local (RFC 5798 section 5.2.9).
+func (c *Config) VRRPWarnings() []Warning {
+	var out []Warning
+	for _, vi := range c.VRRPInstances {
+		if vi == nil {
+			continue
+		}
+		if vi.State == "MASTER" && !vi.StartAsMaster() {
+			out = append(out, Warning{vi.At("state"), fmt.Sprintf("vrrp instance %s: initial state MASTER is incompatible with AH "+
+				"authentication: it starts as BACKUP, as keepalived does (it must hear the master's sequence number first)", vi.Name)})
+		}
+		if vi.StrictMode && vi.Is6() && len(vi.UnicastPeers) == 0 && !vi.VirtualIPAddresses[0].Addr().IsLinkLocalUnicast() {
+			out = append(out, Warning{vi.At("virtual_ipaddresses"), fmt.Sprintf("vrrp instance %s: strict_mode: the first IPv6 VIP address "+
+				"must be link local (RFC 5798; keepalived says so too, and runs)", vi.Name)})
+		}
+	}
+	return out
+}
 
 func validIfName(s string) bool {
 	return s != "" && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n")
@@ -303,6 +368,7 @@ func (c *Config) validateVRRP(errs *ErrorList) {
 			}
 		}
 	}
+	c.nameVMACs(errs)
 	inGroup := map[string]*VRRPSyncGroup{}
 	groups := map[string]*VRRPSyncGroup{}
 	for _, g := range c.VRRPSyncGroups {
@@ -405,16 +471,14 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 		switch {
 		case vi.Version == 3:
 			errs.add(vi.At("authentication"), "authentication is VRRP version 2 only (RFC 5798 removed it)")
-		case strings.ToUpper(a.AuthType) == "AH":
-			errs.add(a.At("auth_type"), "auth_type AH is not supported (PASS only)")
-		case strings.ToUpper(a.AuthType) != "PASS":
-			errs.add(a.At("auth_type"), "invalid auth_type %q (PASS)", a.AuthType)
+		case strings.ToUpper(a.AuthType) != "PASS" && strings.ToUpper(a.AuthType) != "AH":
+			errs.add(a.At("auth_type"), "invalid auth_type %q (PASS or AH)", a.AuthType)
 		case a.AuthPass == "":
 			errs.add(a.Pos, "authentication needs auth_pass")
 		case len(a.AuthPass) > 8:
 			errs.add(a.At("auth_pass"), "auth_pass is longer than 8 bytes (VRRP carries 8)")
 		default:
-			a.AuthType = "PASS"
+			a.AuthType = strings.ToUpper(a.AuthType)
 		}
 	}
 	if vi.Has("accept") && !vi.Accept {
@@ -454,6 +518,10 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 			errs.add(vi.At(key), "%s needs a command", key)
 		}
 	}
+	if vi.StrictMode {
+		vi.validateStrict(errs)
+	}
+	vi.validateVMAC(errs)
 	if vi.GARPMasterRepeat < 0 || vi.GARPMasterRepeat > 100 {
 		errs.add(vi.At("garp_master_repeat"), "garp_master_repeat %d out of range (1..100)", vi.GARPMasterRepeat)
 	}
@@ -463,6 +531,96 @@ func (vi *VRRPInstance) validate(errs *ErrorList) {
 	if d := vi.GARPMasterRefresh; d != nil && *d != 0 && d.D() < time.Second {
 		errs.add(vi.At("garp_master_refresh"), "garp_master_refresh %v: at least 1s (or 0s for off)", d.D())
 	}
+}
+
+// validateStrict refuses what keepalived's strict mode does not allow. Where
+// keepalived changes the setting and warns, a govs configuration is refused
+// instead, so that what runs is what is written (the keepalived importer
+// makes keepalived's changes, with its warnings).
+func (vi *VRRPInstance) validateStrict(errs *ErrorList) {
+	const why = "strict_mode (vrrp_strict)"
+	if vi.Authentication != nil {
+		errs.add(vi.At("authentication"), "%s does not allow authentication (RFC 3768 removed it; keepalived: \"Strict mode does not support authentication\")", why)
+	}
+	if len(vi.UnicastPeers) > 0 {
+		errs.add(vi.At("unicast_peers"), "%s does not allow unicast_peers (VRRP is multicast; keepalived: \"Unicast peers are not supported in strict mode\")", why)
+	}
+	if (vi.State == "MASTER") != (vi.Priority == 255) {
+		errs.add(vi.At("state"), "%s: state MASTER is for the address owner (priority 255) only, and the owner starts as MASTER: write state: %s (keepalived: \"State MASTER must match being address owner\")",
+			why, map[bool]string{true: "MASTER", false: "BACKUP"}[vi.Priority == 255])
+	}
+	if vi.PreemptDelay != 0 {
+		errs.add(vi.At("preempt_delay"), "%s does not allow preempt_delay (keepalived: \"preempt_delay is incompatible with strict mode\")", why)
+	}
+	if vi.Has("lower_prio_no_advert") && !vi.LowerPrioNoAdvert {
+		errs.add(vi.At("lower_prio_no_advert"), "%s requires lower_prio_no_advert (keepalived: \"Strict mode requires no lower priority advert\")", why)
+	}
+}
+
+// validateVMAC checks use_vmac and its options.
+func (vi *VRRPInstance) validateVMAC(errs *ErrorList) {
+	if !vi.UseVMAC {
+		for _, key := range []string{"vmac_interface", "vmac_xmit_base"} {
+			if vi.Has(key) {
+				errs.add(vi.At(key), "%s needs use_vmac: true", key)
+			}
+		}
+		return
+	}
+	if vi.VMACInterface != "" && !validIfName(vi.VMACInterface) {
+		errs.add(vi.At("vmac_interface"), "invalid interface name %q", vi.VMACInterface)
+	}
+	if vi.VMACInterface != "" && vi.VMACInterface == vi.Interface {
+		errs.add(vi.At("vmac_interface"), "vmac_interface %s is the instance's interface: name the macvlan govs creates", vi.VMACInterface)
+	}
+	if len(vi.UnicastPeers) > 0 && !vi.VMACXmitBase {
+		errs.add(vi.At("use_vmac"), "use_vmac with unicast_peers needs vmac_xmit_base: true (the adverts go from %s; keepalived sets it)", vi.Interface)
+	}
+	if vi.StrictMode && vi.VMACXmitBase {
+		errs.add(vi.At("vmac_xmit_base"), "strict_mode (vrrp_strict) does not allow vmac_xmit_base (keepalived: \"xmit_base is incompatible with strict mode\")")
+	}
+}
+
+// nameVMACs gives each use_vmac instance without a vmac_interface
+// keepalived's default name, and refuses two instances naming the same one.
+func (c *Config) nameVMACs(errs *ErrorList) {
+	taken := map[string]*VRRPInstance{}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil || !vi.UseVMAC || vi.VMACInterface == "" {
+			continue
+		}
+		if first := taken[vi.VMACInterface]; first != nil {
+			errs.add(vi.At("vmac_interface"), "vmac_interface %s is also vrrp instance %q's (at %s)", vi.VMACInterface, first.Name, first.At("vmac_interface"))
+		}
+		taken[vi.VMACInterface] = vi
+	}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil || !vi.UseVMAC || vi.VMACInterface != "" || vi.VirtualRouterID < 1 || vi.VirtualRouterID > 255 {
+			continue
+		}
+		// keepalived's create_vmac_name: vrrp.VRID, then vrrpN.VRID with
+		// N = 1, 2, ... (IPv6 tries 6 first).
+		seq := []int{1, 2, 3, 4, 5, 6, 7, 8, 9}
+		if vi.Is6() {
+			seq = []int{6, 1, 2, 3, 4, 5, 7, 8, 9}
+		}
+		name := fmt.Sprintf("vrrp.%d", vi.VirtualRouterID)
+		for i := 0; taken[name] != nil && i < len(seq); i++ {
+			name = fmt.Sprintf("vrrp%d.%d", seq[i], vi.VirtualRouterID)
+		}
+		vi.VMACInterface = name
+		taken[name] = vi
+	}
+}
+
+// VMACAddr is the VRRP virtual router MAC of the instance (RFC 5798
+// section 7.3): 00:00:5e:00:01:VRID, or 00:00:5e:00:02:VRID for IPv6.
+func (vi *VRRPInstance) VMACAddr() [6]byte {
+	fam := byte(1)
+	if vi.Is6() {
+		fam = 2
+	}
+	return [6]byte{0, 0, 0x5e, 0, fam, byte(vi.VirtualRouterID)}
 }
 
 // validateAddrs checks the virtual and unicast addresses.
@@ -562,7 +720,9 @@ func (c *Config) validateTrackServices(errs *ErrorList) {
 			continue
 		}
 		name := vs.Name
-		if name == "" {
+		if name == "" && vs.FWMark != 0 {
+			name = vs.Display()
+		} else if name == "" {
 			proto := vs.Protocol
 			if proto == "" {
 				proto = TCP

@@ -75,6 +75,28 @@ func TestParseVRRP(t *testing.T) {
 	}
 }
 
+// AH authentication is accepted; with state MASTER the instance starts as
+// BACKUP, with keepalived's warning, unless it is the address owner.
+func TestVRRPAuthAH(t *testing.T) {
+	src := `vrrp_instances:
+  - {name: a, interface: eth0, virtual_router_id: 1, state: MASTER, priority: 150, authentication: {auth_type: ah, auth_pass: secret}, virtual_ipaddresses: [10.0.0.1]}
+  - {name: b, interface: eth0, virtual_router_id: 2, state: MASTER, priority: 255, authentication: {auth_type: AH, auth_pass: secret}, virtual_ipaddresses: [10.0.0.2]}
+  - {name: c, interface: eth0, virtual_router_id: 3, state: MASTER, authentication: {auth_type: PASS, auth_pass: secret}, virtual_ipaddresses: [10.0.0.3]}
+`
+	c, err := Parse("v.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, pass := c.VRRPInstances[0], c.VRRPInstances[1], c.VRRPInstances[2]
+	if !a.AuthAH() || a.Authentication.AuthType != "AH" || a.StartAsMaster() || !b.StartAsMaster() || pass.AuthAH() || !pass.StartAsMaster() {
+		t.Fatalf("AH %v %v, start as master %v %v %v", a.AuthAH(), pass.AuthAH(), a.StartAsMaster(), b.StartAsMaster(), pass.StartAsMaster())
+	}
+	w := c.VRRPWarnings()
+	if len(w) != 1 || !strings.HasPrefix(w[0].String(), "v.yaml:2:61: warning: vrrp instance a: initial state MASTER is incompatible with AH authentication") {
+		t.Fatalf("warnings %v", w)
+	}
+}
+
 func TestVRRPErrors(t *testing.T) {
 	const head = "vrrp_instances:\n  - {name: a, interface: eth0, "
 	for _, tc := range []struct {
@@ -94,8 +116,8 @@ func TestVRRPErrors(t *testing.T) {
 			"advert_int 15ms: VRRP version 3 counts centiseconds"},
 		{"auth v3", head + "virtual_router_id: 1, version: 3, authentication: {auth_type: PASS, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
 			"{auth_type", "authentication is VRRP version 2 only"},
-		{"auth AH", head + "virtual_router_id: 1, authentication: {auth_type: AH, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
-			"AH", "auth_type AH is not supported"},
+		{"auth type", head + "virtual_router_id: 1, authentication: {auth_type: MD5, auth_pass: x}, virtual_ipaddresses: [10.0.0.1]}\n",
+			"MD5", `invalid auth_type "MD5" (PASS or AH)`},
 		{"auth long", head + "virtual_router_id: 1, authentication: {auth_type: PASS, auth_pass: 123456789}, virtual_ipaddresses: [10.0.0.1]}\n",
 			"123456789", "auth_pass is longer than 8 bytes"},
 		{"v2 ipv6", head + "virtual_router_id: 1, version: 2, virtual_ipaddresses: ['2001:db8::1']}\n", "2, virtual",
@@ -124,6 +146,8 @@ func TestVRRPErrors(t *testing.T) {
 			`weight 300 out of range (-254..254)`},
 		{"track weight", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], track_interfaces: [eth1 weight x]}\n", "eth1 weight",
 			`track interface "eth1 weight x": invalid weight "x"`},
+		{"garp interval", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], garp_interval: -1s}\n", "-1s",
+			`duration "-1s" must not be negative`},
 		{"peer family", head + "virtual_router_id: 7, virtual_ipaddresses: [10.0.0.1], unicast_peers: ['fe80::1']}\n", "['fe80",
 			`unicast peer fe80::1 is not of the virtual addresses' family`},
 	} {
@@ -140,5 +164,79 @@ func TestVRRPErrors(t *testing.T) {
 				t.Fatalf("got %v\nwant %s", err, want)
 			}
 		})
+	}
+}
+
+// strict_mode refuses what keepalived's vrrp_strict does not allow, each
+// with keepalived's reason, and accepts a plain instance.
+func TestVRRPStrictMode(t *testing.T) {
+	c, err := Parse("v.yaml", []byte("vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, strict_mode: true, virtual_ipaddresses: ['2001:db8::1']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.VRRPWarnings(); len(w) != 1 || !strings.Contains(w[0].Msg, "the first IPv6 VIP address must be link local") {
+		t.Errorf("warnings %v", w)
+	}
+	const head = "vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, strict_mode: true, virtual_ipaddresses: [10.0.0.1]"
+	if _, err := Parse("v.yaml", []byte(head+"}\n")); err != nil {
+		t.Fatalf("plain strict instance: %v", err)
+	}
+	if _, err := Parse("v.yaml", []byte(head+", priority: 255, state: MASTER}\n")); err != nil {
+		t.Fatalf("strict address owner: %v", err)
+	}
+	for extra, want := range map[string]string{
+		", authentication: {auth_type: PASS, auth_pass: x}": "strict_mode (vrrp_strict) does not allow authentication",
+		", unicast_peers: [10.0.0.9]":                       "strict_mode (vrrp_strict) does not allow unicast_peers",
+		", state: MASTER":                                   "state MASTER is for the address owner (priority 255) only, and the owner starts as MASTER: write state: BACKUP",
+		", priority: 255":                                   "write state: MASTER",
+		", preempt_delay: 5s":                               "strict_mode (vrrp_strict) does not allow preempt_delay",
+		", lower_prio_no_advert: false":                     "strict_mode (vrrp_strict) requires lower_prio_no_advert",
+	} {
+		_, err := Parse("v.yaml", []byte(head+extra+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", extra, err, want)
+		}
+	}
+}
+
+// use_vmac: keepalived's default names (vrrp.VRID, then the next free),
+// the virtual MAC, and the refusals.
+func TestVRRPUseVMAC(t *testing.T) {
+	src := `vrrp_instances:
+  - {name: a, interface: eth0, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: [10.0.0.1]}
+  - {name: b, interface: eth1, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: [10.0.1.1]}
+  - {name: c, interface: eth0, virtual_router_id: 51, use_vmac: true, virtual_ipaddresses: ['fe80::51']}
+  - {name: d, interface: eth0, virtual_router_id: 52, use_vmac: true, vmac_interface: vmac52, vmac_xmit_base: true, virtual_ipaddresses: [10.0.0.2]}
+`
+	c, err := Parse("v.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, vi := range c.VRRPInstances {
+		names = append(names, vi.VMACInterface)
+	}
+	if strings.Join(names, " ") != "vrrp.51 vrrp1.51 vrrp6.51 vmac52" {
+		t.Errorf("names %v", names)
+	}
+	if m := c.VRRPInstances[0].VMACAddr(); m != [6]byte{0, 0, 0x5e, 0, 1, 51} {
+		t.Errorf("IPv4 virtual MAC % x", m)
+	}
+	if m := c.VRRPInstances[2].VMACAddr(); m != [6]byte{0, 0, 0x5e, 0, 2, 51} {
+		t.Errorf("IPv6 virtual MAC % x", m)
+	}
+	const head = "vrrp_instances:\n  - {name: a, interface: eth0, virtual_router_id: 1, virtual_ipaddresses: [10.0.0.1]"
+	for extra, want := range map[string]string{
+		", vmac_interface: x":                                       "vmac_interface needs use_vmac: true",
+		", use_vmac: true, vmac_interface: eth0":                    "vmac_interface eth0 is the instance's interface",
+		", use_vmac: true, unicast_peers: [10.0.0.9]":               "use_vmac with unicast_peers needs vmac_xmit_base: true",
+		", use_vmac: true, vmac_xmit_base: true, strict_mode: true": "does not allow vmac_xmit_base",
+		", use_vmac: true, vmac_interface: 'a b'":                   `invalid interface name "a b"`,
+		", use_vmac: true, vmac_interface: v}\n  - {name: b, interface: eth0, virtual_router_id: 2, virtual_ipaddresses: [10.0.0.2], use_vmac: true, vmac_interface: v": `vmac_interface v is also vrrp instance "a"'s`,
+	} {
+		_, err := Parse("v.yaml", []byte(head+extra+"}\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", extra, err, want)
+		}
 	}
 }

@@ -54,10 +54,14 @@ type State struct {
 
 // Service is one virtual service as the dataplanes must serve it.
 type Service struct {
-	Key        string // "tcp/VIP:PORT", the service's identity
-	Name       string
-	Protocol   Protocol
-	VIP        netip.AddrPort
+	Key      string // "tcp/VIP:PORT" or "fwm/MARK", the service's identity
+	Name     string
+	Protocol Protocol
+	VIP      netip.AddrPort // invalid for a fwmark service
+	// FWMark is a firewall-mark service's packet mark (0: an address
+	// service); IPv6 its family, which it has no address to tell.
+	FWMark     uint32
+	IPv6       bool
 	Forwarding Forwarding
 	Scheduler  Scheduler
 	// Persistence is nil for a service without persistence_timeout.

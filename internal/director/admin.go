@@ -188,7 +188,7 @@ func (d *Director) DeleteRealServer(key string, addr netip.AddrPort) error {
 
 func findService(c *config.Config, key string) int {
 	for i, vs := range c.VirtualServers {
-		if vs != nil && !vs.Address.IsZero() && vs.Key() == key {
+		if vs != nil && (!vs.Address.IsZero() || vs.FWMark != 0) && vs.Key() == key {
 			return i
 		}
 	}

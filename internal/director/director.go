@@ -276,6 +276,8 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 		Key:      vc.Key(),
 		Protocol: vc.Protocol,
 		Address:  vc.Address.AddrPort(),
+		FWMark:   vc.FWMark,
+		IPv6:     vc.IsIPv6(),
 		retiring: map[netip.AddrPort]*RealServer{},
 		ctx:      ctx,
 		cancel:   cancel,

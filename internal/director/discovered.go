@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/govs-lb/govs/internal/config"
@@ -75,7 +76,7 @@ func (d *Director) SetDiscovered(key string, servers []*config.RealServer) error
 		restore()
 		return ErrNoService
 	}
-	next := CopyConfig(cur)
+	next := copyWritten(cur)
 	d.mergeDiscovered(next)
 	if err := next.Validate(); err != nil {
 		restore()
@@ -88,6 +89,24 @@ func (d *Director) SetDiscovered(key string, servers []*config.RealServer) error
 	return nil
 }
 
+// copyWritten is CopyConfig without the discovered real servers, which
+// mergeDiscovered drops and replaces anyway: a 5,000-server set is not
+// deep-copied (reflection, 5,000 allocations and more) on every change.
+func copyWritten(c *config.Config) *config.Config {
+	shallow := *c
+	shallow.VirtualServers = make([]*config.VirtualServer, len(c.VirtualServers))
+	for i, vs := range c.VirtualServers {
+		shallow.VirtualServers[i] = vs
+		if vs == nil || !slices.ContainsFunc(vs.RealServers, func(rs *config.RealServer) bool { return rs != nil && rs.Origin != "" }) {
+			continue
+		}
+		v := *vs
+		v.RealServers = slices.DeleteFunc(slices.Clone(vs.RealServers), func(rs *config.RealServer) bool { return rs != nil && rs.Origin != "" })
+		shallow.VirtualServers[i] = &v
+	}
+	return CopyConfig(&shallow)
+}
+
 // mergeDiscovered replaces the discovered real servers in c with the
 // director's record: the ones c has (from the configuration in force, or
 // echoed by an API client) are dropped, the recorded ones appended.
@@ -95,7 +114,7 @@ func (d *Director) mergeDiscovered(c *config.Config) {
 	d.disc.mu.Lock()
 	defer d.disc.mu.Unlock()
 	for _, vs := range c.VirtualServers {
-		if vs == nil || vs.Address.IsZero() {
+		if vs == nil || (vs.Address.IsZero() && vs.FWMark == 0) {
 			continue
 		}
 		kept := vs.RealServers[:0:0]
@@ -181,7 +200,7 @@ func sameDiscovery(cur, next *config.Config) error {
 		}
 	}
 	for _, vs := range next.VirtualServers {
-		if vs == nil || vs.Address.IsZero() {
+		if vs == nil || (vs.Address.IsZero() && vs.FWMark == 0) {
 			continue
 		}
 		b := before[vs.Key()]

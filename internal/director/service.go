@@ -34,8 +34,12 @@ type Settings struct {
 type VirtualService struct {
 	Key      string
 	Protocol config.Protocol
-	Address  netip.AddrPort
-	Stats    Stats
+	Address  netip.AddrPort // invalid for a fwmark service
+	// FWMark is a firewall-mark service's packet mark (0: an address
+	// service), IPv6 its family (a fwmark service has no address to tell).
+	FWMark uint32
+	IPv6   bool
+	Stats  Stats
 	// Flows is the number of UDP flows in the proxy's flow table, which
 	// max_flows bounds.
 	Flows atomic.Int64

@@ -251,6 +251,7 @@ func (vs *VirtualService) Desired() *desired.Service { return vs.want.Load() }
 func serviceSpec(vc *config.VirtualServer, cfg *config.Config) (*desired.Service, error) {
 	s := &desired.Service{
 		Key: vc.Key(), Name: vc.Name, Protocol: desired.Protocol(vc.Protocol), VIP: vc.Address.AddrPort(),
+		FWMark: vc.FWMark, IPv6: vc.IsIPv6(),
 		Forwarding:       desired.Forwarding(vc.Forwarding),
 		Scheduler:        desired.Scheduler{Name: vc.Scheduler, Flags: append([]string(nil), vc.SchedulerFlags...)},
 		ExpireNodestConn: vc.ExpireNodestConn,

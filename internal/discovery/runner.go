@@ -110,6 +110,9 @@ func (r *Runner) start(vs *config.VirtualServer, seed []Entry) {
 		close(ru.done)
 		return
 	}
+	if ks, ok := src.(*kubeSource); ok && !vs.Address.IsZero() {
+		ks.family = vs.Address.Addr
+	}
 	go r.loop(ctx, ru, key, src, log, seed)
 }
 
@@ -259,7 +262,7 @@ func NewSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
 	case "docker":
 		return newDockerSource(dc, log)
 	case "kubernetes":
-		return nil, fmt.Errorf("discovery type kubernetes is not built yet")
+		return newKubeSource(dc, log)
 	}
 	return nil, fmt.Errorf("unknown discovery type %q", dc.Type)
 }

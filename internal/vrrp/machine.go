@@ -77,8 +77,10 @@ type Config struct {
 	// Accept is RFC 5798 Accept_Mode, passed through on VIP actions.
 	Accept bool
 
-	// AuthType and AuthPass are VRRPv2 authentication: AuthNone or
-	// AuthSimple with a password of at most 8 bytes (zero padded).
+	// AuthType and AuthPass are VRRPv2 authentication: AuthNone, or
+	// AuthSimple or AuthAH (IPv4 only) with a password of at most 8 bytes
+	// (zero padded): the clear text password, or the HMAC-MD5 key of the
+	// IPsec AH header (ah.go).
 	AuthType AuthType
 	AuthPass string
 
@@ -94,6 +96,12 @@ type Config struct {
 	GARPMasterRefresh time.Duration
 	// GARPRefreshRepeat is the number sent per VIP in each refresh; 0 means 1.
 	GARPRefreshRepeat int
+	// GARPInterval (IPv4) and GNAInterval (IPv6) are keepalived's
+	// vrrp_garp_interval and vrrp_gna_interval: the delay between two
+	// gratuitous ARPs / unsolicited NAs of a burst. 0 sends a burst back to
+	// back in one ActGARP; otherwise each message is its own ActGARP (Count
+	// 1, Addr the VIP), in keepalived's order (every VIP, then again).
+	GARPInterval, GNAInterval time.Duration
 
 	// LowerPrioNoAdvert (keepalived lower_prio_no_advert): when a master hears
 	// a lower priority master, do not answer at once with an advert; only the
@@ -194,7 +202,9 @@ func (e Event) String() string {
 type Action struct {
 	Kind     ActionKind
 	Priority uint8         // ActSendAdvert: priority to advertise (0 when leaving master)
+	Seq      uint32        // ActSendAdvert with AuthAH: the AH sequence number to send (AHParams.Seq)
 	Count    int           // ActGARP: messages per VIP
+	Addr     netip.Addr    // ActGARP: only this VIP (spaced messages), or every VIP when invalid
 	Accept   bool          // ActAddVIPs, ActRemoveVIPs: Accept_Mode (always true for the owner)
 	State    State         // ActNotify: the new state
 	Event    Event         // ActLog
@@ -207,10 +217,16 @@ type Action struct {
 func (a Action) String() string {
 	switch a.Kind {
 	case ActSendAdvert:
+		if a.Seq != 0 {
+			return fmt.Sprintf("send-advert priority %d seq %d", a.Priority, a.Seq)
+		}
 		return fmt.Sprintf("send-advert priority %d", a.Priority)
 	case ActAddVIPs, ActRemoveVIPs:
 		return fmt.Sprintf("%s accept=%t", a.Kind, a.Accept)
 	case ActGARP:
+		if a.Addr.IsValid() {
+			return fmt.Sprintf("garp %s", a.Addr)
+		}
 		return fmt.Sprintf("garp x%d", a.Count)
 	case ActNotify:
 		return "notify " + a.State.String()
@@ -267,8 +283,13 @@ type Machine struct {
 	advertAt      time.Time // master: Adver_Timer
 	garpDelayAt   time.Time // master: second GARP burst
 	garpRefreshAt time.Time // master: next GARP refresh
-	downAt        time.Time // backup: Master_Down_Timer
-	preemptAt     time.Time // backup: end of preempt_delay; zero when not running
+	// announceAt is when the next spaced GARP / NA goes out (GARPInterval),
+	// announceLeft how many are still to send, announceNext the VIP index.
+	announceAt   time.Time
+	announceLeft int
+	announceNext int
+	downAt       time.Time // backup: Master_Down_Timer
+	preemptAt    time.Time // backup: end of preempt_delay; zero when not running
 
 	faults       map[string]bool // own fault sources currently down
 	groupFault   bool            // held in fault by the sync group
@@ -276,6 +297,13 @@ type Machine struct {
 	hold         bool            // SetHold: no MASTER, no preemption
 	addrMismatch bool
 	group        *SyncGroup
+
+	// ahSeq is keepalived's AH sequence counter, one for both directions:
+	// the highest number received, and the last one sent. ahCycle says it
+	// reached the top (2^32-3): adverts then repeat it, so peers take over,
+	// and it restarts from 0 when we next become master.
+	ahSeq   uint32
+	ahCycle bool
 
 	actions []Action
 	stats   Stats
@@ -350,16 +378,19 @@ func NewMachine(cfg Config) (*Machine, error) {
 	m := &Machine{cfg: cfg, faults: map[string]bool{}}
 	switch cfg.AuthType {
 	case AuthNone:
-	case AuthSimple:
+	case AuthSimple, AuthAH: // AH: VRRPv2, so IPv4 only (checked above)
 		if len(cfg.AuthPass) > AuthLen {
 			return bad("auth_pass longer than %d bytes", AuthLen)
 		}
 		copy(m.authPass[:], cfg.AuthPass)
 	default:
-		return bad("auth type %d not supported (only none and PASS)", cfg.AuthType)
+		return bad("auth type %d not supported (none, PASS or AH)", cfg.AuthType)
 	}
 	if cfg.PreemptDelay < 0 {
 		return bad("negative preempt delay")
+	}
+	if cfg.GARPInterval < 0 || cfg.GNAInterval < 0 {
+		return bad("negative gratuitous ARP / NA interval")
 	}
 	m.prio = cfg.Priority
 	m.masterAdverInt = cfg.Interval
@@ -419,6 +450,10 @@ func (m *Machine) Advert(priority uint8) Packet {
 	return p
 }
 
+// AuthKey returns the VRRPv2 password, zero padded to 8 bytes: the key of
+// AppendAH and DecodeAH for AuthAH.
+func (m *Machine) AuthKey() [AuthLen]byte { return m.authPass }
+
 // Ready returns the actions queued since the last call, oldest first, and
 // clears the queue. The slice belongs to the caller.
 func (m *Machine) Ready() []Action {
@@ -441,6 +476,7 @@ func (m *Machine) NextDeadline() (time.Time, bool) {
 		earliest(m.advertAt)
 		earliest(m.garpDelayAt)
 		earliest(m.garpRefreshAt)
+		earliest(m.announceAt)
 	case StateBackup:
 		earliest(m.downAt)
 	}
@@ -506,12 +542,16 @@ func (m *Machine) Tick(now time.Time) {
 			m.sendAdvert(m.prio)
 			m.advertAt = next(m.advertAt, m.cfg.Interval, now)
 		}
+		if due(m.announceAt, now) {
+			m.announceAt = time.Time{}
+			m.announceOne(now)
+		}
 		if due(m.garpDelayAt, now) {
-			m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPMasterRepeat})
+			m.garp(now, m.cfg.GARPMasterRepeat)
 			m.garpDelayAt = time.Time{}
 		}
 		if due(m.garpRefreshAt, now) {
-			m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPRefreshRepeat})
+			m.garp(now, m.cfg.GARPRefreshRepeat)
 			m.garpRefreshAt = next(m.garpRefreshAt, m.cfg.GARPMasterRefresh, now)
 		}
 	case StateBackup:
@@ -579,11 +619,24 @@ func (m *Machine) check(p *Packet, src netip.Addr) error {
 		return ErrOwnAdvert
 	}
 	if m.cfg.Version == V2 {
-		if p.AuthType != m.cfg.AuthType {
+		// keepalived: the AH header must be there exactly when the
+		// instance uses AH, and the Auth Type must be the configured one.
+		if p.AuthType != m.cfg.AuthType || p.AH != (m.cfg.AuthType == AuthAH) {
 			return ErrAuthMismatch
 		}
 		if p.AuthType == AuthSimple && subtle.ConstantTimeCompare(p.AuthData[:], m.authPass[:]) != 1 {
 			return ErrAuthFailure
+		}
+		if p.AH {
+			// Anti-replay, before the other checks as in keepalived:
+			// every authentic advert moves the counter up.
+			if p.Seq <= m.ahSeq {
+				return ErrReplay
+			}
+			m.ahSeq = p.Seq
+			if m.state == StateBackup {
+				m.ahCycle = false
+			}
 		}
 		// RFC 3768 7.1: MUST verify the interval matches; keepalived drops.
 		if p.Interval() != m.cfg.Interval {
@@ -666,6 +719,7 @@ func (m *Machine) stepMaster(now time.Time, p *Packet, src netip.Addr) {
 		m.log(Action{Event: EventOwnerConflict, Peer: src, PeerPrio: p.Priority})
 	case higher:
 		m.log(Action{Event: EventHigherPriority, Peer: src, PeerPrio: p.Priority})
+		m.ahCycle = false
 		if m.cfg.Version == V3 {
 			m.learnInterval(p, src)
 		}
@@ -677,6 +731,10 @@ func (m *Machine) stepMaster(now time.Time, p *Packet, src netip.Addr) {
 	default:
 		m.stats.SplitBrain++
 		m.log(Action{Event: EventSplitBrain, Peer: src, PeerPrio: p.Priority})
+		if p.AH {
+			// keepalived "IPSEC-AH : Syncing seq_num - Increment seq".
+			m.ahSeq, m.ahCycle = p.Seq+1, false
+		}
 		if !m.cfg.LowerPrioNoAdvert {
 			m.sendAdvert(m.prio) // keepalived: "forcing new election"
 		}
@@ -782,11 +840,15 @@ func (m *Machine) goMaster(now time.Time) {
 func (m *Machine) toMaster(now time.Time) {
 	m.stopTimers()
 	m.wantMaster = false
+	if m.ahCycle {
+		// keepalived: becoming master resets the anti-replay counter.
+		m.ahSeq, m.ahCycle = 0, false
+	}
 	m.stats.BecameMaster++
 	m.master, m.masterPrio = m.cfg.PrimaryIP, m.prio
 	m.emit(Action{Kind: ActAddVIPs, Accept: m.accept()})
 	m.sendAdvert(m.prio)
-	m.emit(Action{Kind: ActGARP, Count: m.cfg.GARPMasterRepeat})
+	m.garp(now, m.cfg.GARPMasterRepeat)
 	m.advertAt = now.Add(m.cfg.Interval)
 	if m.cfg.GARPMasterDelay > 0 {
 		m.garpDelayAt = now.Add(m.cfg.GARPMasterDelay)
@@ -830,6 +892,7 @@ func (m *Machine) leaveMaster() {
 
 func (m *Machine) stopTimers() {
 	m.advertAt, m.garpDelayAt, m.garpRefreshAt, m.downAt, m.preemptAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	m.announceAt, m.announceLeft, m.announceNext = time.Time{}, 0, 0
 }
 
 func (m *Machine) accept() bool { return m.cfg.Accept || m.owner() }
@@ -839,7 +902,18 @@ func (m *Machine) sendAdvert(prio uint8) {
 	if prio == PriorityStop {
 		m.stats.PriorityZeroSent++
 	}
-	m.emit(Action{Kind: ActSendAdvert, Priority: prio})
+	a := Action{Kind: ActSendAdvert, Priority: prio}
+	if m.cfg.AuthType == AuthAH {
+		// keepalived numbers each advert (not each unicast copy) from
+		// the shared counter, and stops counting at 2^32-3.
+		if m.ahSeq > 0xfffffffd {
+			m.ahCycle = true
+		} else {
+			m.ahSeq++
+		}
+		a.Seq = m.ahSeq
+	}
+	m.emit(a)
 }
 
 func (m *Machine) setState(s State) {

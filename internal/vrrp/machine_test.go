@@ -612,7 +612,8 @@ func TestNewMachineRejects(t *testing.T) {
 		{"v2 ipv6", func(c *Config) { c.PrimaryIP = ip("fe80::1"); c.VIPs = []netip.Addr{ip("fe80::100")} }},
 		{"mixed vips", func(c *Config) { c.VIPs = append(c.VIPs, ip("fe80::100")) }},
 		{"long password", func(c *Config) { c.AuthType, c.AuthPass = AuthSimple, "123456789" }},
-		{"AH", func(c *Config) { c.AuthType = AuthAH }},
+		{"auth type 3", func(c *Config) { c.AuthType = 3 }},
+		{"AH long password", func(c *Config) { c.AuthType, c.AuthPass = AuthAH, "123456789" }},
 		{"negative preempt delay", func(c *Config) { c.PreemptDelay = -1 }},
 	}
 	for _, tt := range tests {
@@ -642,5 +643,66 @@ func TestStrings(t *testing.T) {
 	}
 	if (Action{}).String() != "unknown action" {
 		t.Error("Action.String")
+	}
+}
+
+// vrrp_garp_interval: the messages of each burst are spaced, VIP after VIP
+// and then again (keepalived's order); a burst due while one is still
+// going waits behind it; leaving MASTER drops what is left.
+func TestGARPInterval(t *testing.T) {
+	c := cfg4("10.0.0.2", 255)
+	c.VIPs = []netip.Addr{ip("10.0.0.100"), ip("10.0.0.101")}
+	c.GARPMasterRepeat, c.GARPMasterDelay, c.GARPMasterRefresh = 2, 500*time.Millisecond, -1
+	c.GARPInterval = 200 * time.Millisecond
+	c.GNAInterval = time.Hour // the other family's: unused
+	m := newM(t, c)
+	m.Start(t0)
+	expect(t, m, "add-vips accept=true; send-advert priority 255; garp 10.0.0.100; notify MASTER")
+	expectDeadline(t, m, at(ms(200)))
+	m.Tick(at(ms(200)))
+	expect(t, m, "garp 10.0.0.101")
+	m.Tick(at(ms(400)))
+	expect(t, m, "garp 10.0.0.100")
+	// The second burst (garp_master_delay 500ms) queues behind the first.
+	m.Tick(at(ms(500)))
+	expect(t, m, "")
+	expectDeadline(t, m, at(ms(600)))
+	var got []string
+	for now := ms(600); now <= ms(1600); now += ms(200) {
+		m.Tick(at(now))
+		got = append(got, kinds(m.Ready()))
+	}
+	want := []string{"garp 10.0.0.101", "garp 10.0.0.100", "send-advert priority 255; garp 10.0.0.101", "garp 10.0.0.100", "garp 10.0.0.101", ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("spaced bursts:\n got %q\nwant %q", got, want)
+	}
+	expectDeadline(t, m, at(2*time.Second)) // only the advert timer is left
+
+	// Leaving MASTER drops the rest of a burst.
+	m.garp(at(2*time.Second), 5)
+	m.Ready()
+	m.SetFault(at(2*time.Second), "interface eth0", true)
+	m.Ready()
+	if _, ok := m.NextDeadline(); ok || m.announceLeft != 0 {
+		t.Fatalf("a burst survives FAULT: %d left", m.announceLeft)
+	}
+}
+
+// gna_interval spaces IPv6 bursts; without an interval a burst is one
+// action, as before.
+func TestGNAInterval(t *testing.T) {
+	c := Config{VRID: 1, Version: V3, Priority: 255, PrimaryIP: ip("fe80::1"), VIPs: []netip.Addr{ip("2001:db8::1")},
+		GARPMasterRepeat: 2, GARPMasterDelay: -1, GARPMasterRefresh: -1, GNAInterval: ms(30), GARPInterval: time.Hour}
+	m := newM(t, c)
+	m.Start(t0)
+	expect(t, m, "add-vips accept=true; send-advert priority 255; garp 2001:db8::1; notify MASTER")
+	m.Tick(at(ms(30)))
+	expect(t, m, "garp 2001:db8::1")
+	c.GNAInterval = 0
+	m = newM(t, c)
+	m.Start(t0)
+	expect(t, m, "add-vips accept=true; send-advert priority 255; garp x2; notify MASTER")
+	if _, err := NewMachine(Config{VRID: 1, PrimaryIP: ip("10.0.0.1"), GARPInterval: -1}); err == nil {
+		t.Fatal("negative interval accepted")
 	}
 }

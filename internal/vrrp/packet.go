@@ -40,7 +40,7 @@ type AuthType uint8
 const (
 	AuthNone   AuthType = 0 // no authentication
 	AuthSimple AuthType = 1 // keepalived "auth_type PASS": 8-byte clear text password
-	AuthAH     AuthType = 2 // IPsec AH (keepalived "auth_type AH"): decoded, rejected as unsupported
+	AuthAH     AuthType = 2 // IPsec AH (keepalived "auth_type AH"): the advert travels inside an AH header (ah.go)
 )
 
 // AuthLen is the size of the VRRPv2 Authentication Data field.
@@ -88,6 +88,12 @@ type Packet struct {
 	// AuthSimple and is zero otherwise (RFC 3768: ignored on reception).
 	AuthType AuthType
 	AuthData [AuthLen]byte
+	// AH says the advert came authenticated inside an IPsec AH header
+	// (DecodeAH), and Seq is that header's sequence number. Decode clears
+	// both: an advert whose Auth Type says AH but that came without the
+	// header is refused by Machine.Step as an auth type mismatch.
+	AH  bool
+	Seq uint32
 	// Addrs are the virtual addresses: IPv4 for VRRPv2, IPv4 or IPv6 (the
 	// family of the IP header) for VRRPv3.
 	Addrs []netip.Addr
@@ -116,12 +122,13 @@ const (
 	ReasonLength            // length does not match Count IPvX Addr (+ auth data)
 	ReasonChecksum          // checksum mismatch
 	ReasonAuthType          // unknown VRRPv2 auth type
-	ReasonAuthAH            // VRRPv2 IPsec AH authentication: not supported
+	ReasonNotVRRP           // an IPsec AH packet of another protocol than VRRP (ignored)
 	ReasonInterval          // interval is 0, or (VRRPv2) differs from the configured one
 	// Reasons found by Machine.Step, which knows the configuration.
 	ReasonVRID         // not our virtual router: the caller may hand it to another Machine
 	ReasonAuthMismatch // VRRPv2 auth type differs from the configured one
-	ReasonAuthFailure  // VRRPv2 simple password differs
+	ReasonAuthFailure  // VRRPv2 simple password differs, or the AH ICV or SPI is wrong
+	ReasonReplay       // AH sequence number not above the highest seen (replay)
 	ReasonAddrList     // address list differs and StrictAddrCheck is set
 	ReasonOwnAdvert    // our own advertisement looped back
 	NumReasons         // number of reasons, for counter arrays
@@ -137,11 +144,12 @@ var reasonNames = [NumReasons]string{
 	ReasonLength:       "length mismatch",
 	ReasonChecksum:     "bad checksum",
 	ReasonAuthType:     "unknown auth type",
-	ReasonAuthAH:       "unsupported auth type AH",
+	ReasonNotVRRP:      "AH for another protocol",
 	ReasonInterval:     "advertisement interval mismatch",
 	ReasonVRID:         "vrid mismatch",
 	ReasonAuthMismatch: "auth type mismatch",
 	ReasonAuthFailure:  "auth failure",
+	ReasonReplay:       "AH sequence number replayed",
 	ReasonAddrList:     "address list mismatch",
 	ReasonOwnAdvert:    "own advertisement",
 }
@@ -169,11 +177,12 @@ var (
 	ErrLength       = &Error{ReasonLength}
 	ErrChecksum     = &Error{ReasonChecksum}
 	ErrAuthType     = &Error{ReasonAuthType}
-	ErrAuthAH       = &Error{ReasonAuthAH}
+	ErrNotVRRP      = &Error{ReasonNotVRRP}
 	ErrInterval     = &Error{ReasonInterval}
 	ErrVRID         = &Error{ReasonVRID}
 	ErrAuthMismatch = &Error{ReasonAuthMismatch}
 	ErrAuthFailure  = &Error{ReasonAuthFailure}
+	ErrReplay       = &Error{ReasonReplay}
 	ErrAddrList     = &Error{ReasonAddrList}
 	ErrOwnAdvert    = &Error{ReasonOwnAdvert}
 )
@@ -244,15 +253,14 @@ func Decode(b []byte, ip IPInfo, p *Packet) error {
 	p.VRID = b[1]
 	p.Priority = b[2]
 	p.AuthData = [AuthLen]byte{}
+	p.AH, p.Seq = false, 0
 	if v == V2 {
 		p.AuthType = AuthType(b[4])
 		p.AdverInt = uint16(b[5])
 		switch p.AuthType {
-		case AuthNone:
+		case AuthNone, AuthAH: // AH's data is in the AH header (DecodeAH)
 		case AuthSimple:
 			copy(p.AuthData[:], b[want-AuthLen:])
-		case AuthAH:
-			return ErrAuthAH
 		default:
 			return ErrAuthType
 		}
@@ -335,7 +343,7 @@ func (p *Packet) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 	if p.AdverInt == 0 || (p.Version == V2 && p.AdverInt > MaxAdverIntV2) || p.AdverInt > MaxAdverIntV3 {
 		return b, errEncInterval
 	}
-	if p.Version == V2 && p.AuthType != AuthNone && p.AuthType != AuthSimple {
+	if p.Version == V2 && p.AuthType > AuthAH {
 		return b, errEncAuth
 	}
 

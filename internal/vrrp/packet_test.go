@@ -190,7 +190,6 @@ func TestDecodeRejects(t *testing.T) {
 			return fixsum(b, true, v6)
 		}), v6, ErrAddrFamily},
 		{"v3v6 checksum", mutate(goldenV3v6, func(b []byte) []byte { b[20]++; return b }), v6, ErrChecksum},
-		{"auth AH", mutate(goldenV2, func(b []byte) []byte { b[4] = 2; return fixsum(b, false, v4) }), v4, ErrAuthAH},
 		{"auth 3", mutate(goldenV2, func(b []byte) []byte { b[4] = 3; return fixsum(b, false, v4) }), v4, ErrAuthType},
 		{"v2 interval 0", mutate(goldenV2, func(b []byte) []byte { b[5] = 0; return fixsum(b, false, v4) }), v4, ErrInterval},
 		{"v3 interval 0", mutate(goldenV3v4, func(b []byte) []byte { b[4], b[5] = 0xf0, 0; return fixsum(b, true, v4) }), v4, ErrInterval},
@@ -261,7 +260,7 @@ func TestAppendRejects(t *testing.T) {
 		{"interval 0", Packet{Version: V3}, s4, d4},
 		{"v2 interval", Packet{Version: V2, AdverInt: 256}, s4, d4},
 		{"v3 interval", Packet{Version: V3, AdverInt: 4096}, s4, d4},
-		{"v2 AH", Packet{Version: V2, AdverInt: 1, AuthType: AuthAH}, s4, d4},
+		{"v2 auth 3", Packet{Version: V2, AdverInt: 1, AuthType: 3}, s4, d4},
 		{"invalid addr", Packet{Version: V2, AdverInt: 1, Addrs: []netip.Addr{{}}}, s4, d4},
 	}
 	for _, tt := range tests {

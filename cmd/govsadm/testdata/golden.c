@@ -36,6 +36,10 @@ struct svc {
 	unsigned long long st[5], rt[5];
 	int ndests;
 	struct dest d[3];
+	unsigned fwmark;		/* a firewall-mark service (name unused); ipvsadm
+				 * prints marks with %d, so marks from 2^31 on show
+				 * negative there, which -R cannot read back: govs
+				 * prints them unsigned, and the state here stays below */
 };
 
 /* The state, in ipvsadm's sort order. */
@@ -61,6 +65,17 @@ static struct svc svcs[] = {
 	{"TCP", "-t", "[2001:db8::1]:80", 1, "wlc", "", 600, "64", 0, "Proxy", "--proxy",
 	 {0}, {0}, 1,
 	 {{"[2001:db8::10]:8080", 5, 0, 0, 1, 0, {0}, {0}, 3}}},
+	/* fwmark services, after the others: by mark, then family */
+	{"TCP", "-t", "", 0, "rr", "", 300, "", 0, "Masq", "-m",
+	 {40, 400, 300, 40000, 300000}, {4, 40, 30, 4000, 30000}, 2,
+	 {{"10.0.0.7:0", 1, 0, 0, 5, 6, {10, 100, 100, 10000, 100000}, {1, 10, 10, 1000, 10000}, 2},
+	  {"10.0.0.8:0", 2, 0, 0, 7, 8, {30, 300, 200, 30000, 200000}, {3, 30, 20, 3000, 20000}, 4}}, 1},
+	{"TCP", "-t", "", 1, "wlc", "", 0, "", 0, "Route", "-g",
+	 {0}, {0}, 1,
+	 {{"[2001:db8::20]:0", 1, 0, 0, 1, 0, {0}, {0}}}, 1},
+	{"TCP", "-t", "", 0, "wlc", "", 0, "", 0, "FullNat", "--fullnat",
+	 {0}, {0}, 1,
+	 {{"10.0.0.9:443", 3, 0, 0, 0, 0, {0}, {0}}}, 7},
 };
 
 static FILE *out;
@@ -107,7 +122,13 @@ static void service(struct svc *s, int fmt)
 	char name[1024];
 	int i, k;
 
-	if (fmt & RULE)
+	if (s->fwmark) {
+		/* ipvsadm's print_service_entry */
+		if (fmt & RULE)
+			snprintf(name, sizeof(name), s->v6 ? "-f %d -6" : "-f %d", s->fwmark);
+		else
+			snprintf(name, sizeof(name), s->v6 ? "FWM  %d IPv6" : "FWM  %d", s->fwmark);
+	} else if (fmt & RULE)
 		snprintf(name, sizeof(name), "%s %s", s->opt, s->name);
 	else {
 		snprintf(name, sizeof(name), "%-4s %s", s->proto, s->name);

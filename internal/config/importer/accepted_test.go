@@ -30,12 +30,9 @@ func TestImportAcceptedAsKeepalived(t *testing.T) {
 		{name: "lvs_sync_daemon_interface",
 			src:  vi + "  lvs_sync_daemon_interface eth1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
 			warn: "k.conf:4:3: warning: lvs_sync_daemon_interface has no govs equivalent (ignored)"},
-		{name: "auth_type AH, BACKUP",
-			src:  vi + "  state BACKUP\n  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
-			warn: "k.conf:6:15: warning: auth_type AH is not implemented by govs: V runs without authentication (keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)"},
-		{name: "auth_type AH, MASTER",
-			src:  vi + "  state MASTER\n  authentication {\n    auth_type AH\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
-			warn: "k.conf:6:15: warning: auth_type AH is not implemented by govs: V runs without authentication (keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)\nk.conf:4:9: warning: state MASTER of V is incompatible with AH authentication: BACKUP, as keepalived does"},
+		{name: "authentication without auth_pass",
+			src:  vi + "  state BACKUP\n  authentication {\n    auth_type AH\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			warn: "k.conf:5:3: warning: authentication of V: Authentication specified but no password given. Ignoring, as keepalived does: no authentication"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, warns := mustParseKA(t, tc.src)
@@ -56,5 +53,49 @@ func TestImportAcceptedAsKeepalived(t *testing.T) {
 				t.Errorf("state %s, want BACKUP", v.State)
 			}
 		})
+	}
+}
+
+// TestImportAuthAH: auth_type AH is kept (govs speaks keepalived's AH);
+// state MASTER becomes BACKUP with keepalived's warning, except for the
+// address owner.
+func TestImportAuthAH(t *testing.T) {
+	for _, tc := range []struct {
+		state, prio, warn, want string
+	}{
+		{"BACKUP", "100", "", "BACKUP"},
+		{"MASTER", "100", "k.conf:4:9: warning: state MASTER of V: Initial state master is incompatible with AH authentication - clearing: BACKUP, as keepalived does", "BACKUP"},
+		{"MASTER", "255", "", "MASTER"},
+	} {
+		src := "vrrp_instance V {\n  interface eth0\n  virtual_router_id 1\n  state " + tc.state + "\n  priority " + tc.prio +
+			"\n  authentication {\n    auth_type AH\n    auth_pass secret\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n"
+		c, warns := mustParseKA(t, src)
+		if got := warningLines(warns); got != tc.warn {
+			t.Errorf("%s %s: warnings:\n%s\nwant\n%s", tc.state, tc.prio, got, tc.warn)
+		}
+		v := c.VRRPInstances[0]
+		if a := v.Authentication; a == nil || a.AuthType != "AH" || a.AuthPass != "secret" || v.State != tc.want {
+			t.Errorf("%s %s: authentication %+v, state %s", tc.state, tc.prio, a, v.State)
+		}
+	}
+}
+
+// TestImportUseVMAC: use_vmac [NAME] [MAC] and vmac_xmit_base; unicast
+// peers get vmac_xmit_base as keepalived sets it.
+func TestImportUseVMAC(t *testing.T) {
+	const vi = "vrrp_instance V {\n  interface eth0\n  virtual_router_id 7\n  virtual_ipaddress {\n    10.0.0.1\n  }\n"
+	c, warns := mustParseKA(t, vi+"  use_vmac\n}\n")
+	if v := c.VRRPInstances[0]; len(warns) != 0 || !v.UseVMAC || v.VMACInterface != "vrrp.7" || v.VMACXmitBase {
+		t.Errorf("use_vmac: %+v, warnings %s", v, warningLines(warns))
+	}
+	c, warns = mustParseKA(t, vi+"  use_vmac vmac7 00:00:5e:00:01:07\n  vmac_xmit_base\n}\n")
+	if v := c.VRRPInstances[0]; !v.UseVMAC || v.VMACInterface != "vmac7" || !v.VMACXmitBase ||
+		warningLines(warns) != "k.conf:7:18: warning: use_vmac MAC address 00:00:5e:00:01:07 has no govs equivalent (ignored): govs uses the virtual router MAC 00:00:5e:00:01:VRID" {
+		t.Errorf("use_vmac NAME MAC: %+v, warnings %s", v, warningLines(warns))
+	}
+	c, warns = mustParseKA(t, vi+"  use_vmac\n  unicast_peer {\n    10.0.0.9\n  }\n}\n")
+	if v := c.VRRPInstances[0]; !v.VMACXmitBase ||
+		warningLines(warns) != "k.conf:7:3: warning: use_vmac in V: unicast with use_vmac requires vmac_xmit_base - setting, as keepalived does" {
+		t.Errorf("use_vmac with unicast: %+v, warnings %s", v, warningLines(warns))
 	}
 }

@@ -117,4 +117,7 @@ func (im *importer) alerts() {
 	for _, vi := range im.cfg.VRRPInstances {
 		off(&vi.Meta, "alert", &vi.Alert, viOn)
 	}
+	for _, g := range im.cfg.VRRPSyncGroups {
+		off(&g.Meta, "alert", &g.Alert, viOn)
+	}
 }

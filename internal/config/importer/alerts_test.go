@@ -42,6 +42,17 @@ vrrp_instance VI_2 {
         192.0.2.2
     }
 }
+vrrp_sync_group G1 {
+    group {
+        VI_1
+    }
+}
+vrrp_sync_group G2 {
+    group {
+        VI_2
+    }
+    smtp_alert
+}
 `
 	c, warns := mustParseKA(t, `global_defs {
     notification_email {
@@ -78,6 +89,8 @@ vrrp_instance VI_2 {
 		"real server with smtp_alert off":   {flag(vs0.RealServers[1].Alert), "off"},
 		"instance without smtp_alert":       {flag(c.VRRPInstances[0].Alert), "off"},
 		"instance with smtp_alert":          {flag(c.VRRPInstances[1].Alert), "on"},
+		"sync group without smtp_alert":     {flag(c.VRRPSyncGroups[0].Alert), "off"},
+		"sync group with smtp_alert":        {flag(c.VRRPSyncGroups[1].Alert), "on"},
 	} {
 		if got[0] != got[1] {
 			t.Errorf("%s: alert %s, want %s", what, got[0], got[1])

@@ -14,6 +14,7 @@ type globals struct {
 	vrrpVersion                   opt[int]
 	garpDelay, garpRefresh        opt[config.Duration]
 	garpRepeat, garpRefreshRepeat opt[int]
+	garpInterval, gnaInterval     opt[config.Duration]
 	lowerPrioNoAdvert             opt[bool]
 	defaultInterface              opt[string]
 	mail                          mailGlobals // alerts.go
@@ -32,6 +33,8 @@ var globalOptions = block[*globals]{
 	"vrrp_garp_master_refresh_repeat": func(im *importer, g *globals, c *keepalived.Node) {
 		g.garpRefreshRepeat = im.integer(c, 0)
 	},
+	"vrrp_garp_interval": func(im *importer, g *globals, c *keepalived.Node) { g.garpInterval = im.seconds(c, 0) },
+	"vrrp_gna_interval":  func(im *importer, g *globals, c *keepalived.Node) { g.gnaInterval = im.seconds(c, 0) },
 	"vrrp_lower_prio_no_advert": func(im *importer, g *globals, c *keepalived.Node) {
 		g.lowerPrioNoAdvert = im.boolean(c)
 	},
@@ -52,13 +55,9 @@ var globalOptions = block[*globals]{
 	// keepalived only logs adverts whose addresses differ from its own,
 	// as govs does; skipping the check changes nothing else.
 	"vrrp_skip_check_adv_addr": func(im *importer, _ *globals, c *keepalived.Node) { im.boolean(c) },
-	"vrrp_strict": func(im *importer, g *globals, c *keepalived.Node) {
-		g.strict = present(c)
-		im.warnf(c.Pos, "vrrp_strict: govs applies two of its rules, as keepalived: no authentication, "+
-			"state MASTER for the address owner only (its other checks and its filtering of traffic to the VIPs are not applied)")
-	},
-	"default_interface": func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
-	"lvs_timeouts":      func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
+	"vrrp_strict":              func(_ *importer, g *globals, c *keepalived.Node) { g.strict = present(c) },
+	"default_interface":        func(im *importer, g *globals, c *keepalived.Node) { g.defaultInterface = im.str(c) },
+	"lvs_timeouts":             func(im *importer, _ *globals, c *keepalived.Node) { im.lvsTimeoutsLine(c) },
 	"script_user": func(im *importer, _ *globals, c *keepalived.Node) {
 		u := im.str(c)
 		if u.set && len(c.Args) > 1 {
@@ -131,11 +130,17 @@ func (im *importer) lvsTimeouts() {
 	}
 }
 
-// strictMode applies the rules of vrrp_strict that keepalived enforces at
-// each instance by changing it: the initial state is MASTER exactly for the
-// address owner (priority 255), and there is no authentication.
+// strictMode applies vrrp_strict (or an instance's strict_mode): the
+// instance gets strict_mode, and what keepalived changes at each instance to
+// make it strict is changed here too, with keepalived's warning: the initial
+// state is MASTER exactly for the address owner (priority 255), no
+// authentication, no preempt_delay, lower_prio_no_advert. Unicast peers make
+// keepalived refuse the configuration: an error.
 func (im *importer) strictMode(vi *config.VRRPInstance) {
-	if !im.glob.strict.set {
+	if !vi.Has("strict_mode") { // an instance's own strict_mode wins, as in keepalived
+		set(&vi.Meta, "strict_mode", &vi.StrictMode, im.glob.strict)
+	}
+	if !vi.StrictMode {
 		return
 	}
 	if vi.State != "" && strings.EqualFold(vi.State, "MASTER") != (vi.Priority == 255) {
@@ -150,6 +155,25 @@ func (im *importer) strictMode(vi *config.VRRPInstance) {
 		im.warnAt(vi.At("authentication"), im.top, "authentication of %s: vrrp_strict does not support authentication, ignored as keepalived does", vi.Name)
 		vi.Authentication = nil
 	}
+	if vi.Version == 2 && vi.Is6() {
+		im.warnAt(vi.At("version"), im.top, "version 2 of %s: cannot use IPv6 with VRRP version 2; setting version 3, as keepalived does in strict mode", vi.Name)
+		vi.Version = 3
+	}
+	if vi.VMACXmitBase {
+		im.warnAt(vi.At("vmac_xmit_base"), im.top, "vmac_xmit_base of %s is incompatible with strict mode: reset, as keepalived does", vi.Name)
+		vi.VMACXmitBase = false
+	}
+	if vi.PreemptDelay != 0 {
+		im.warnAt(vi.At("preempt_delay"), im.top, "preempt_delay of %s is incompatible with strict mode: reset to 0, as keepalived does", vi.Name)
+		vi.PreemptDelay = 0
+	}
+	if vi.Has("lower_prio_no_advert") && !vi.LowerPrioNoAdvert {
+		im.warnAt(vi.At("lower_prio_no_advert"), im.top, "lower_prio_no_advert off in %s: strict mode requires no lower priority advert, reset as keepalived does", vi.Name)
+	}
+	set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, some(true, vi.At("strict_mode")))
+	if len(vi.UnicastPeers) > 0 {
+		im.errorf(keepalived.Position(vi.At("unicast_peers")), "unicast_peer in %s: Unicast peers are not supported in strict mode (keepalived refuses it too)", vi.Name)
+	}
 }
 
 // vrrpDefaults gives an instance the global_defs that are its defaults.
@@ -161,4 +185,6 @@ func (g *globals) vrrpDefaults(vi *config.VRRPInstance) {
 	set(&vi.Meta, "garp_master_repeat", &vi.GARPMasterRepeat, g.garpRepeat)
 	set(&vi.Meta, "garp_master_refresh_repeat", &vi.GARPMasterRefreshRepeat, g.garpRefreshRepeat)
 	set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, g.lowerPrioNoAdvert)
+	set(&vi.Meta, "garp_interval", &vi.GARPInterval, g.garpInterval)
+	set(&vi.Meta, "gna_interval", &vi.GNAInterval, g.gnaInterval)
 }

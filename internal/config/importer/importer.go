@@ -14,8 +14,9 @@ type orderedWarning struct {
 }
 
 type groupMember struct {
-	addr config.Endpoint
-	pos  config.Pos
+	addr   config.Endpoint
+	fwmark uint32 // a "fwmark N" member instead of an address
+	pos    config.Pos
 }
 
 type importer struct {

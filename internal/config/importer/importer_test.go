@@ -470,6 +470,7 @@ virtual_server group G {
     persistence_timeout 60
     real_server 10.0.0.1 {
         TCP_CHECK {
+            connect_port 80
         }
     }
 }
@@ -478,12 +479,17 @@ virtual_server group G {
 	for _, vs := range c.VirtualServers {
 		got = append(got, vs.Name)
 	}
-	want := "G/tcp/192.0.2.1:80 G/tcp/192.0.2.10:80 G/tcp/192.0.2.11:80 G/tcp/192.0.2.12:80 G/tcp/192.0.2.20:8080 G/tcp/192.0.2.21:8080 G/tcp/192.0.2.32:443 G/tcp/192.0.2.33:443"
+	// The fwmark member is a fwmark service; its real server keeps the
+	// packet's port.
+	want := "G/tcp/192.0.2.1:80 G/tcp/192.0.2.10:80 G/tcp/192.0.2.11:80 G/tcp/192.0.2.12:80 G/tcp/192.0.2.20:8080 G/tcp/192.0.2.21:8080 G/tcp/192.0.2.32:443 G/tcp/192.0.2.33:443 G/FWM 3"
 	if strings.Join(got, " ") != want {
 		t.Errorf("names = %s\nwant %s", got, want)
 	}
-	if w := warningLines(warns); w != "k.conf:6:5: warning: fwmark has no govs equivalent (ignored): govs has no firewall-mark services" {
-		t.Errorf("warnings (once, not once per address):\n%s", w)
+	if w := warningLines(warns); w != "" {
+		t.Errorf("warnings:\n%s", w)
+	}
+	if f := c.VirtualServers[8]; f.Key() != "fwm/3" || f.At("fwmark") != (pos("k.conf", 6, 12)) || f.RealServers[0].Address.String() != "10.0.0.1" {
+		t.Errorf("fwmark member = %s at %v, real server %s", f.Key(), f.At("fwmark"), f.RealServers[0].Address)
 	}
 	vs := c.VirtualServers[2]
 	if vs.At("address") != (pos("k.conf", 3, 5)) || vs.Pos != (pos("k.conf", 8, 1)) || vs.RealServers[0].Address.String() != "10.0.0.1:80" ||

@@ -17,8 +17,16 @@ import (
 func (im *importer) virtualServer(n *keepalived.Node) {
 	switch n.Arg(0) {
 	case "fwmark":
-		im.warnf(n.Pos, "virtual_server fwmark has no govs equivalent (ignored): govs has no firewall-mark services; "+
-			"write one virtual server per address and port")
+		s, ok := im.value(n, 1)
+		if !ok {
+			return
+		}
+		m, err := config.ParseFWMark(s)
+		if err != nil {
+			im.errorf(n.ArgPosition(1), "virtual_server fwmark: %v", err)
+			return
+		}
+		im.virtualServerBody(n, groupMember{fwmark: m, pos: at(n, 1)}, "")
 		return
 	case "group":
 		name, ok := im.value(n, 1)
@@ -33,13 +41,13 @@ func (im *importer) virtualServer(n *keepalived.Node) {
 		members := im.groupMembers(name, g)
 		for i, m := range members {
 			im.quiet = i > 0
-			im.virtualServerBody(n, m.addr, m.pos, name)
+			im.virtualServerBody(n, m, name)
 		}
 		im.quiet = false
 		return
 	}
 	if ep := im.endpoint(n, 0, true); ep.set {
-		im.virtualServerBody(n, ep.v, ep.pos, "")
+		im.virtualServerBody(n, groupMember{addr: ep.v, pos: ep.pos}, "")
 	}
 }
 
@@ -51,7 +59,12 @@ func (im *importer) groupMembers(name string, g *keepalived.Node) []groupMember 
 	var out []groupMember
 	for _, e := range g.Children {
 		if e.Keyword == "fwmark" {
-			im.ignoredWhy(e, "govs has no firewall-mark services")
+			m, err := config.ParseFWMark(e.Arg(0))
+			if err != nil {
+				im.errorf(e.ArgPosition(0), "virtual_server_group %s: fwmark: %v", name, err)
+				continue
+			}
+			out = append(out, groupMember{fwmark: m, pos: at(e, 0)})
 			continue
 		}
 		addrs, err := expandRange(e.Keyword)
@@ -74,7 +87,7 @@ func (im *importer) groupMembers(name string, g *keepalived.Node) []groupMember 
 		}
 		for _, a := range addrs {
 			ep.Addr = a
-			out = append(out, groupMember{ep, here(e)})
+			out = append(out, groupMember{addr: ep, pos: here(e)})
 		}
 	}
 	if len(out) == 0 {
@@ -151,6 +164,7 @@ type vsBlock struct {
 	realServers, flags []*keepalived.Node
 	granularity        opt[string]
 	persistence        bool
+	family             bool // ip_family was written
 }
 
 // scheduler flags keepalived writes as keywords.
@@ -175,8 +189,15 @@ var virtualServerOptions = func() block[*vsBlock] {
 			}
 		},
 		"protocol": func(im *importer, b *vsBlock, c *keepalived.Node) {
+			if b.vs.FWMark != 0 {
+				// As keepalived: "protocol specified for fwmark - protocol
+				// will be ignored".
+				im.warnf(c.Pos, "protocol specified for fwmark is ignored, as keepalived ignores it: a fwmark service takes the marked TCP and UDP packets alike")
+				return
+			}
 			set(&b.vs.Meta, "protocol", &b.vs.Protocol, im.protocol(c))
 		},
+		"ip_family":           (*importer).ipFamily,
 		"persistence_timeout": (*importer).persistenceTimeout,
 		"persistence_granularity": func(im *importer, b *vsBlock, c *keepalived.Node) {
 			b.granularity = im.str(c)
@@ -246,10 +267,44 @@ func (im *importer) persistenceTimeout(b *vsBlock, c *keepalived.Node) {
 	b.persistence = set(&b.vs.Meta, "persistence_timeout", &b.vs.PersistenceTimeout, t)
 }
 
-func (im *importer) virtualServerBody(n *keepalived.Node, addr config.Endpoint, addrPos config.Pos, group string) {
+// ipFamily reads ip_family inet|inet6: a fwmark service's family; an
+// address service's must be its address's.
+func (im *importer) ipFamily(b *vsBlock, c *keepalived.Node) {
+	s, ok := im.value(c, 0)
+	if !ok {
+		return
+	}
+	var v6 bool
+	switch strings.ToLower(s) {
+	case "inet":
+	case "inet6":
+		v6 = true
+	default:
+		im.errorf(c.ArgPosition(0), "ip_family: unknown family %q (inet or inet6)", s)
+		return
+	}
+	if b.vs.FWMark == 0 {
+		if b.vs.Address.Addr.Is6() != v6 {
+			im.errorf(c.ArgPosition(0), "ip_family %s: the virtual server's address %s is of the other family", s, b.vs.Address.Addr)
+		}
+		return
+	}
+	if v6 {
+		set(&b.vs.Meta, "family", &b.vs.Family, some(config.FamilyIPv6, at(c, 0)))
+	}
+	b.family = true
+}
+
+func (im *importer) virtualServerBody(n *keepalived.Node, m groupMember, group string) {
+	addr := m.addr
 	vs := &config.VirtualServer{Address: addr, Forwarding: config.NAT}
 	vs.Pos = here(n)
-	vs.SetKey("address", addrPos)
+	if m.fwmark != 0 {
+		vs.Address, vs.FWMark = config.Endpoint{}, m.fwmark
+		vs.SetKey("fwmark", m.pos)
+	} else {
+		vs.SetKey("address", m.pos)
+	}
 	// keepalived's default lb_kind is NAT.
 	vs.SetKey("forwarding", here(n))
 	b := &vsBlock{vs: vs}
@@ -264,12 +319,27 @@ func (im *importer) virtualServerBody(n *keepalived.Node, addr config.Endpoint, 
 			vs.RealServers = append(vs.RealServers, rs)
 		}
 	}
+	if vs.FWMark != 0 && !b.family && len(vs.RealServers) > 0 {
+		// As keepalived: without ip_family, a fwmark service is of its
+		// real servers' family.
+		v6 := true
+		for _, rs := range vs.RealServers {
+			v6 = v6 && rs.Address.Addr.Is6()
+		}
+		if v6 {
+			vs.Family = config.FamilyIPv6
+			vs.SetKey("family", vs.At("fwmark"))
+		}
+	}
 	if group != "" {
 		proto := vs.Protocol
 		if proto == "" {
 			proto = config.TCP
 		}
 		vs.Name = group + "/" + string(proto) + "/" + addr.String()
+		if vs.FWMark != 0 {
+			vs.Name = group + "/" + vs.Display()
+		}
 		vs.SetKey("name", at(n, 1))
 	}
 	im.cfg.VirtualServers = append(im.cfg.VirtualServers, vs)

@@ -127,6 +127,22 @@ var vrrpInstanceOptions = func() block[*config.VRRPInstance] {
 	b["no_accept"] = func(im *importer, _ *config.VRRPInstance, c *keepalived.Node) {
 		im.ignoredWhy(c, "govs always accepts the traffic for its VIPs")
 	}
+	b["use_vmac"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		// use_vmac [NAME] [MAC]: govs uses the RFC's virtual router MAC.
+		set(&vi.Meta, "use_vmac", &vi.UseVMAC, present(c))
+		if len(c.Args) > 0 {
+			set(&vi.Meta, "vmac_interface", &vi.VMACInterface, some(c.Args[0], at(c, 0)))
+		}
+		if len(c.Args) > 1 {
+			im.warnf(c.ArgPosition(1), "use_vmac MAC address %s has no govs equivalent (ignored): govs uses the virtual router MAC 00:00:5e:00:01:VRID", strings.Join(c.Args[1:], " "))
+		}
+	}
+	b["vmac_xmit_base"] = func(_ *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		set(&vi.Meta, "vmac_xmit_base", &vi.VMACXmitBase, present(c))
+	}
+	b["strict_mode"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
+		set(&vi.Meta, "strict_mode", &vi.StrictMode, im.boolean(c))
+	}
 	b["lower_prio_no_advert"] = func(im *importer, vi *config.VRRPInstance, c *keepalived.Node) {
 		set(&vi.Meta, "lower_prio_no_advert", &vi.LowerPrioNoAdvert, im.boolean(c))
 	}
@@ -157,25 +173,28 @@ func (im *importer) vrrpInstance(n *keepalived.Node) {
 	named(&vi.Meta, n)
 	im.glob.vrrpDefaults(vi)
 	vrrpInstanceOptions.read(im, vi, n)
+	if vi.UseVMAC && len(vi.UnicastPeers) > 0 && !vi.VMACXmitBase {
+		im.warnAt(vi.At("use_vmac"), im.top, "use_vmac in %s: unicast with use_vmac requires vmac_xmit_base - setting, as keepalived does", vi.Name)
+		set(&vi.Meta, "vmac_xmit_base", &vi.VMACXmitBase, some(true, vi.At("use_vmac")))
+	}
 	im.strictMode(vi)
+	if a := vi.Authentication; a != nil && a.AuthPass == "" {
+		im.warnAt(a.Pos, im.top, "authentication of %s: Authentication specified but no password given. Ignoring, as keepalived does: no authentication", vi.Name)
+		vi.Authentication = nil
+	}
 	if a := vi.Authentication; a != nil && strings.EqualFold(a.AuthType, "AH") {
 		im.authAH(vi)
 	}
 	im.cfg.VRRPInstances = append(im.cfg.VRRPInstances, vi)
 }
 
-// authAH maps auth_type AH, IPsec-AH-like authentication, which govs does
-// not implement: the instance runs without authentication. keepalived
-// itself starts an AH instance whose state is MASTER as BACKUP (it needs an
-// advert's AH sequence number before taking over); so does govs, to elect
-// the same master.
+// authAH maps auth_type AH, keepalived's IPsec AH authentication, which
+// govs speaks too. keepalived starts an AH instance whose state is MASTER as
+// BACKUP (it needs an advert's AH sequence number before taking over), with
+// a warning; so does govs.
 func (im *importer) authAH(vi *config.VRRPInstance) {
-	a := vi.Authentication
-	im.warnAt(a.At("auth_type"), im.top, "auth_type AH is not implemented by govs: %s runs without authentication "+
-		"(keepalived peers using AH ignore its adverts; use PASS or no authentication on every router)", vi.Name)
-	vi.Authentication = nil
 	if strings.EqualFold(vi.State, "MASTER") && vi.Priority != 255 {
-		im.warnAt(vi.At("state"), im.top, "state MASTER of %s is incompatible with AH authentication: BACKUP, as keepalived does", vi.Name)
+		im.warnAt(vi.At("state"), im.top, "state MASTER of %s: Initial state master is incompatible with AH authentication - clearing: BACKUP, as keepalived does", vi.Name)
 		set(&vi.Meta, "state", &vi.State, some("BACKUP", vi.At("state")))
 	}
 }
@@ -419,6 +438,9 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 	b["group"] = func(_ *importer, g *config.VRRPSyncGroup, c *keepalived.Node) {
 		set(&g.Meta, "instances", &g.Instances, some(c.BlockWords(), here(c)))
 	}
+	b["smtp_alert"] = func(im *importer, g *config.VRRPSyncGroup, c *keepalived.Node) {
+		setPtr(&g.Meta, "alert", &g.Alert, im.boolean(c))
+	}
 	return b
 }()
 
@@ -426,7 +448,7 @@ var syncGroupOptions = func() block[*config.VRRPSyncGroup] {
 // govs does not map.
 var syncGroupKeywords = map[string]bool{
 	"global_tracking": true, "sync_group_tracking_weight": true, "track_interface": true, "track_script": true,
-	"track_file": true, "track_bfd": true, "track_process": true, "smtp_alert": true, "notify_priority_changes": true,
+	"track_file": true, "track_bfd": true, "track_process": true, "notify_priority_changes": true,
 }
 
 func (im *importer) syncGroup(n *keepalived.Node) {

@@ -47,11 +47,16 @@ func (d *Dataplane) Connections(yield func(director.Connection) bool) error {
 
 func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow) director.Connection {
 	o := f.TupleOrig
+	if rs.Port() == 0 {
+		// A fwmark service's real server without a port: the port this
+		// flow reached, as IPVS's connection entry shows it.
+		rs = netip.AddrPortFrom(rs.Addr(), f.TupleReply.Proto.SourcePort)
+	}
 	c := director.Connection{
 		Service: vs.Key, Protocol: vs.Protocol, State: "UDP",
 		Expires:    time.Duration(f.Timeout) * time.Second,
 		Client:     netip.AddrPortFrom(o.IP.SourceAddress.Unmap(), o.Proto.SourcePort),
-		Virtual:    vs.Address,
+		Virtual:    netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort), // a fwmark flow's own VIP:port
 		RealServer: rs,
 		InBytes:    f.CountersOrig.Bytes, OutBytes: f.CountersReply.Bytes,
 		InPackets: f.CountersOrig.Packets, OutPackets: f.CountersReply.Packets,

@@ -87,11 +87,16 @@ func statsInterval(base, lastDump time.Duration) time.Duration {
 // origVIP is the protocol and the original destination of a flow.
 func origVIP(f *conntrack.Flow) vipKey {
 	o := f.TupleOrig
-	return vipKey{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}
+	return vipKey{proto: o.Proto.Protocol, addr: netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}
 }
 
-// flowService finds the service and real server of a flow.
+// flowService finds the service and real server of a flow: a fwmark
+// service's by the flow's conntrack mark, first, as IPVS looks marks up
+// first (fwmark.go), or an address service's by its original VIP:port.
 func flowService(v *view, f *conntrack.Flow) (*director.VirtualService, netip.AddrPort, bool) {
+	if vs, rs, ok := flowMarkService(v, f); ok {
+		return vs, rs, true
+	}
 	vs := v.byVIP[origVIP(f)]
 	if vs == nil {
 		return nil, netip.AddrPort{}, false

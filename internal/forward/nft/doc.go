@@ -21,7 +21,7 @@
 // one replaces the table again. Established flows are not disturbed by a
 // change: their translation lives in conntrack.
 //
-//	chain queue  (filter, prerouting, priority mangle -150)
+//	chain queue  (filter, prerouting, priority mangle + 1, -149)
 //	    first packet of a flow to a queue-scheduled service -> NFQUEUE
 //	chain dnat   (nat, prerouting, priority dstnat -100)
 //	    VIP:port -> jump to the service's chain
@@ -31,6 +31,9 @@
 //	    fullnat services: SNAT to local_addresses (or masquerade; sNgG_snat)
 //	chain hold_conntrack   (no hook, nothing jumps to it)
 //	    one rule reading ct state: keeps conntrack on while the table exists
+//
+// Firewall-mark services match by mark instead of VIP:port, ahead of the
+// others, in these same chains: see fwmark.go.
 //
 // Established flows keep their translation through a stop and through
 // every reload, the one removing the last service included (drain.go):

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -327,7 +328,22 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 		pname := name + "p"
 		pch := c.AddChain(&nftables.Chain{Name: pname, Table: d.t})
 		d.chains = append(d.chains, pname)
-		c.AddRule(&nftables.Rule{Table: d.t, Chain: d.pick, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: pname})})
+		if p.fwmark != 0 {
+			// The verdict replaced the operator's mark with the real
+			// server's: jump by those, or by the service's mark when the
+			// queue was bypassed (fwmark.go).
+			marks := []uint32{p.fwmark}
+			for m := range p.marks {
+				marks = append(marks, m)
+			}
+			slices.Sort(marks)
+			for _, m := range marks {
+				c.AddRule(&nftables.Rule{Table: d.t, Chain: d.pick, Exprs: append(markMatch(p, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, m),
+					&expr.Verdict{Kind: expr.VerdictJump, Chain: pname})})
+			}
+		} else {
+			c.AddRule(&nftables.Rule{Table: d.t, Chain: d.pick, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: pname})})
+		}
 		if len(p.marks) > 0 {
 			var keys []uint32
 			var vals []netip.Addr
@@ -342,6 +358,7 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 				&expr.Meta{Key: expr.MetaKeyMARK, Register: data},
 				&expr.Lookup{SourceRegister: data, DestRegister: data, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
 			}
+			e = append(e, restoreMark(p)...)
 			e = append(e, drKey(d.v6)...)
 			c.AddRule(&nftables.Rule{Table: d.t, Chain: pch, Exprs: append(e, drForward(d, protoTimeout(p))...)})
 		}

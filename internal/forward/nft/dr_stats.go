@@ -98,7 +98,7 @@ func fam2name(v6 bool) string {
 func drFamilies(v *view) (fams [2]bool) {
 	for vs, dr := range v.dr {
 		if dr {
-			fams[famIndex(vs.Address.Addr().Is6())] = true
+			fams[famIndex(vsIPv6(vs))] = true
 		}
 	}
 	return fams
@@ -145,7 +145,7 @@ func (d *Dataplane) collectDR(v *view) error {
 			continue
 		}
 		for _, fl := range flows {
-			vs := v.byVIP[vipKey{fl.proto, fl.vip}]
+			vs := drFlowService(v, fl)
 			if vs == nil || !v.dr[vs] {
 				continue
 			}
@@ -196,14 +196,19 @@ func (d *Dataplane) collectDR(v *view) error {
 func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPort) (int, error) {
 	d.drMu.Lock()
 	defer d.drMu.Unlock()
-	v6 := vs.Address.Addr().Is6()
+	v6 := vsIPv6(vs)
 	flows, s, err := d.drFlows(v6)
 	if err != nil {
 		return 0, err
 	}
+	v := d.view.Load()
 	var del []nftables.SetElement
 	for _, fl := range flows {
-		if fl.vip == vs.Address && fl.rs == addr.Addr() && fl.proto == desired.Protocol(vs.Protocol).Number() {
+		mine := fl.vip == vs.Address && fl.proto == desired.Protocol(vs.Protocol).Number()
+		if vs.FWMark != 0 {
+			mine = v != nil && drFlowService(v, fl) == vs
+		}
+		if mine && fl.rs == addr.Addr() {
 			del = append(del, nftables.SetElement{Key: fl.elem.Key})
 		}
 	}
@@ -242,12 +247,13 @@ func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool)
 	}
 	d.drMu.Unlock()
 	for _, fl := range all {
-		vs := v.byVIP[vipKey{fl.proto, fl.vip}]
+		vs := drFlowService(v, fl)
 		if vs == nil || !v.dr[vs] {
 			continue
 		}
+		// DR keeps the destination port: the VIP's, or a fwmark flow's own.
 		c := director.Connection{Service: vs.Key, Protocol: vs.Protocol, State: "UDP", Expires: fl.expires,
-			Client: fl.client, Virtual: vs.Address, RealServer: netip.AddrPortFrom(fl.rs, vs.Address.Port()),
+			Client: fl.client, Virtual: fl.vip, RealServer: netip.AddrPortFrom(fl.rs, fl.vip.Port()),
 			InBytes: fl.bytes, InPackets: fl.pkts}
 		if fl.proto == 6 {
 			c.State = "ESTABLISHED"
@@ -283,7 +289,7 @@ func (d *Dataplane) drLive(v *view) int {
 			continue
 		}
 		for _, fl := range flows {
-			if vs := v.byVIP[vipKey{fl.proto, fl.vip}]; vs != nil && v.dr[vs] && fl.proto == 6 && fl.expires > drFinTimeout {
+			if vs := drFlowService(v, fl); vs != nil && v.dr[vs] && fl.proto == 6 && fl.expires > drFinTimeout {
 				n++
 			}
 		}
@@ -299,7 +305,7 @@ func (d *Dataplane) drLive(v *view) int {
 func retiredDRPlans(current []*plan, retired map[*director.VirtualService]retiredService, b *strings.Builder) []*plan {
 	taken := map[vipKey]bool{}
 	for _, p := range current {
-		taken[vipKey{p.proto, p.vip}] = true
+		taken[p.key()] = true
 	}
 	var out []*plan
 	for vs, r := range retired {
@@ -307,11 +313,19 @@ func retiredDRPlans(current []*plan, retired map[*director.VirtualService]retire
 		if !r.dr || vs.Context().Err() != nil || taken[k] {
 			continue
 		}
-		out = append(out, &plan{key: vs.Key, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
+		if k.mark != 0 { // a fwmark service: its tcp and udp plans
+			p := &plan{svc: vs.Key, v6: k.v6, proto: 6, fwmark: k.mark, dr: true, retired: true}
+			out = append(out, p, udpTwin(p))
+			continue
+		}
+		out = append(out, &plan{svc: vs.Key, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].svc < out[j].svc })
 	for i, p := range out {
 		p.chain = fmt.Sprintf("s%d", len(current)+i)
+		if p.fwmark != 0 && p.proto == 17 {
+			p.chain += "u"
+		}
 		p.describe(b)
 	}
 	return out

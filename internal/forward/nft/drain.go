@@ -42,7 +42,7 @@ func (d *Dataplane) retiredAfter(services []director.ServiceSnapshot) map[*direc
 	}
 	for _, e := range d.services {
 		if vs := e.Live; !now[vs] && vs.Context().Err() == nil {
-			out[vs] = retiredService{vipKey{e.Desired.Protocol.Number(), e.Desired.VIP}, e.Desired.Forwarding == desired.DR}
+			out[vs] = retiredService{serviceKey(e.Desired), e.Desired.Forwarding == desired.DR}
 		}
 	}
 	return out
@@ -116,7 +116,7 @@ func countLive(flows []conntrack.Flow, v *view, extra map[vipKey]bool) int {
 				continue
 			}
 		}
-		if extra[origVIP(f)] {
+		if extra[origVIP(f)] || (f.Mark != 0 && extra[flowMarkKey(f)]) {
 			n++
 		}
 	}

@@ -55,7 +55,7 @@ type Dataplane struct {
 	nft        *nftables.Conn
 	rules      *ruleset                   // what the table holds
 	services   []director.ServiceSnapshot // what the last commit serves
-	marks      map[markKey]uint32
+	marks      map[realMark]uint32
 	nextMark   uint32
 	programmed string                             // description of the rules in force
 	lastReals  map[string]map[netip.AddrPort]bool // by service key, for expire_nodest_conn
@@ -90,28 +90,37 @@ type Dataplane struct {
 // every commit.
 type view struct {
 	byVIP map[vipKey]*director.VirtualService
-	modes map[*director.VirtualService]mode
-	want  map[*director.VirtualService]*desired.Service
-	marks map[*director.VirtualService]map[netip.AddrPort]uint32 // queue-scheduled services
-	dr    map[*director.VirtualService]bool                      // forwarding dr
+	// byMark holds the fwmark services (fwmark.go), by markKey; drRIP the
+	// fwmark dr services by real server address, for the DR flow map,
+	// whose keys carry no mark.
+	byMark map[vipKey]*director.VirtualService
+	drRIP  map[netip.Addr]*director.VirtualService
+	modes  map[*director.VirtualService]mode
+	want   map[*director.VirtualService]*desired.Service
+	marks  map[*director.VirtualService]map[netip.AddrPort]uint32 // queue-scheduled services
+	dr     map[*director.VirtualService]bool                      // forwarding dr
 }
 
-// markKey names a real server (or sorry server) of a service: the packet
+// realMark names a real server (or sorry server) of a service: the packet
 // mark NFQUEUE verdicts carry for it.
-type markKey struct {
+type realMark struct {
 	service string
 	addr    netip.AddrPort
 }
 
 // retiredService is a service a commit removed, in its grace period.
 type retiredService struct {
-	vip vipKey
+	vip vipKey // its VIP, or its mark (markKey)
 	dr  bool
 }
 
+// vipKey is an address service's protocol and VIP:port, or a fwmark
+// service's mark and family (markKey).
 type vipKey struct {
 	proto uint8
 	addr  netip.AddrPort
+	mark  uint32
+	v6    bool
 }
 
 // New returns a kernel dataplane. It does nothing to the kernel until the
@@ -129,7 +138,7 @@ func New(log *slog.Logger, opts Options) *Dataplane {
 	if opts.StatsInterval <= 0 {
 		opts.StatsInterval = time.Second
 	}
-	d := &Dataplane{log: log, opts: opts, marks: map[markKey]uint32{},
+	d := &Dataplane{log: log, opts: opts, marks: map[realMark]uint32{},
 		lastReals: map[string]map[netip.AddrPort]bool{},
 		retired:   map[*director.VirtualService]retiredService{},
 		stop:      make(chan struct{}), reap: make(chan struct{}, 1)}
@@ -255,19 +264,24 @@ func (d *Dataplane) publish(plans []*plan, services []director.ServiceSnapshot) 
 	}
 	v := &view{byVIP: map[vipKey]*director.VirtualService{}, modes: map[*director.VirtualService]mode{},
 		want: map[*director.VirtualService]*desired.Service{}, marks: map[*director.VirtualService]map[netip.AddrPort]uint32{},
-		dr: map[*director.VirtualService]bool{}}
-	live := map[markKey]bool{}
+		dr: map[*director.VirtualService]bool{}, byMark: map[vipKey]*director.VirtualService{},
+		drRIP: map[netip.Addr]*director.VirtualService{}}
+	live := map[realMark]bool{}
 	for _, p := range plans {
-		e, ok := byKey[p.key]
+		e, ok := byKey[p.svc]
 		if p.retired || !ok {
 			continue // no new flows, no statistics: its pinned flows only
 		}
 		vs := e.Live
-		v.byVIP[vipKey{p.proto, p.vip}] = vs
+		if p.fwmark != 0 {
+			v.addFWMark(p, e)
+		} else {
+			v.byVIP[p.key()] = vs
+		}
 		v.modes[vs], v.want[vs], v.dr[vs] = p.mode, e.Desired, p.dr
 		marks := map[netip.AddrPort]uint32{}
 		for _, r := range e.Desired.Served() {
-			k := markKey{p.key, r.Addr}
+			k := realMark{p.svc, r.Addr}
 			live[k] = true
 			if m, ok := d.marks[k]; ok {
 				marks[r.Addr] = m
@@ -301,30 +315,32 @@ func (d *Dataplane) plan(services []director.ServiceSnapshot, retired map[*direc
 	drain bool) ([]*plan, string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "drain=%v\n", drain)
-	plans := make([]*plan, 0, len(services))
+	want := make([]*desired.Service, len(services))
 	for i, e := range services {
-		key := e.Desired.Key
-		p, err := planService(i, e.Desired, func(a netip.AddrPort) uint32 { return d.mark(key, a) })
-		if err != nil {
-			return nil, "", err
-		}
+		want[i] = e.Desired
+	}
+	fwmarks := fwmarksOf(want)
+	plans, err := planAll(want, func(key string, a netip.AddrPort) uint32 { return d.mark(key, a, fwmarks) })
+	if err != nil {
+		return nil, "", err
+	}
+	for _, p := range plans {
 		p.describe(&b)
-		plans = append(plans, p)
 	}
 	plans = append(plans, retiredDRPlans(plans, retired, &b)...)
 	return plans, b.String(), nil
 }
 
 // mark is the packet mark of the real server at addr of service key,
-// given on first use and kept while the server is served. Called with d.mu
-// held.
-func (d *Dataplane) mark(key string, addr netip.AddrPort) uint32 {
-	k := markKey{key, addr}
+// given on first use and kept while the server is served, never one of
+// fwmarks. Called with d.mu held.
+func (d *Dataplane) mark(key string, addr netip.AddrPort, fwmarks map[uint32]bool) uint32 {
+	k := realMark{key, addr}
 	mk, ok := d.marks[k]
-	if !ok {
-		d.nextMark++
-		if d.nextMark == 0 {
-			d.nextMark = 1
+	if !ok || fwmarks[mk] { // (a fwmark service added since takes the mark over)
+		// Never a fwmark service's mark: conntrack's marks tell the fwmark
+		// flows apart (fwmark.go).
+		for d.nextMark++; d.nextMark == 0 || fwmarks[d.nextMark]; d.nextMark++ {
 		}
 		mk = d.nextMark
 		d.marks[k] = mk
@@ -387,8 +403,9 @@ func (d *Dataplane) start() error {
 		d.wg.Add(1)
 		go q.run()
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.statsLoop()
+	go d.accessLogLoop() // natlog.go
 	return nil
 }
 

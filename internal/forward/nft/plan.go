@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/govs-lb/govs/internal/desired"
@@ -44,7 +45,7 @@ const MaglevTableSize = 4093
 
 // plan is one virtual service as programmed in the kernel.
 type plan struct {
-	key     string // the service's key, "tcp/VIP:PORT"
+	svc     string // the service's key, "tcp/VIP:PORT" or "fwm/N"
 	chain   string // "s0", "s1", ...
 	v6      bool
 	proto   uint8
@@ -59,6 +60,8 @@ type plan struct {
 	retired bool         // a dr service a reload removed, in its grace period: pinned flows only
 	snat    []netip.Addr // fullnat source addresses; none: masquerade
 	snatR   *desired.AddrRange
+	fwmark  uint32 // a fwmark service's mark (fwmark.go); vip is then invalid
+	noPort  bool   // fwmark: the real servers keep the packet's port
 }
 
 // describe is the plan as text: two plans program the same rules exactly
@@ -68,6 +71,9 @@ func (p *plan) describe(b *strings.Builder) {
 		p.fullnat, p.dr, p.snat)
 	if p.retired {
 		b.WriteString(" retired")
+	}
+	if p.fwmark != 0 {
+		fmt.Fprintf(b, " fwmark=%d v6=%v noport=%v", p.fwmark, p.v6, p.noPort)
 	}
 	if p.snatR != nil {
 		fmt.Fprintf(b, " %v-%v", p.snatR.First, p.snatR.Last)
@@ -97,13 +103,18 @@ func slotsText(slots []netip.AddrPort) string {
 // function of the snapshot (and of mark, the packet mark of each server of
 // a queue-scheduled service), which the golden tests pin.
 func planService(i int, s *desired.Service, mark func(netip.AddrPort) uint32) (*plan, error) {
-	p := &plan{key: s.Key, chain: fmt.Sprintf("s%d", i), v6: s.VIP.Addr().Is6(), vip: s.VIP,
+	p := &plan{svc: s.Key, chain: fmt.Sprintf("s%d", i), v6: s.VIP.Addr().Is6(), vip: s.VIP,
 		fullnat: s.Forwarding == desired.FullNAT, dr: s.Forwarding == desired.DR}
 	switch s.Protocol {
 	case desired.TCP, desired.UDP:
 		p.proto = s.Protocol.Number()
 	default:
 		return nil, fmt.Errorf("%s: protocol %s not supported by the kernel dataplane", s.Key, s.Protocol)
+	}
+	if s.FWMark != 0 {
+		// A fwmark service takes marked TCP and UDP alike: its tcp plan
+		// here, its udp twin in planAll (fwmark.go).
+		p.fwmark, p.v6, p.proto, p.vip = s.FWMark, s.IPv6, 6, netip.AddrPort{}
 	}
 	m, kernel := kernelSchedulable(s)
 	p.mode = m
@@ -149,7 +160,32 @@ func planService(i int, s *desired.Service, mark func(netip.AddrPort) uint32) (*
 			p.snat = expandRanges(s.SNAT, 256)
 		}
 	}
+	p.noPort = noPort(p)
 	return p, nil
+}
+
+// planAll is the plans of a snapshot's services, in the order the base
+// chains take them: fwmark services (a tcp plan and its udp twin each)
+// first, as IPVS looks a packet's mark up before its address
+// (ip_vs_service_find), then the address services, each group in
+// configuration order. mark gives the packet mark of a real server of a
+// queue-scheduled service (by service key and address). Pure: the rule
+// goldens run it.
+func planAll(services []*desired.Service, mark func(key string, addr netip.AddrPort) uint32) ([]*plan, error) {
+	plans := make([]*plan, 0, len(services))
+	for i, s := range services {
+		key := s.Key
+		p, err := planService(i, s, func(a netip.AddrPort) uint32 { return mark(key, a) })
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, p)
+		if p.fwmark != 0 {
+			plans = append(plans, udpTwin(p))
+		}
+	}
+	slices.SortStableFunc(plans, func(a, b *plan) int { return cmpBool(b.fwmark != 0, a.fwmark != 0) })
+	return plans, nil
 }
 
 // kernelSchedulable reports whether the kernel can run s's scheduler as

@@ -173,11 +173,11 @@ func (q *queue) run() {
 			if m.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_QUEUE<<8|nfqMsgPacket) || len(m.Data) < 4 {
 				continue
 			}
-			id, payload, ok := parsePacket(m.Data[4:])
+			id, payload, pmark, ok := parsePacket(m.Data[4:])
 			if !ok {
 				continue
 			}
-			verdict, mark := q.d.decide(payload)
+			verdict, mark := q.d.decide(payload, pmark)
 			attrs := []netlink.Attribute{{Type: nfqaVerdictHdr, Data: binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, verdict), id)}}
 			if mark != 0 {
 				attrs = append(attrs, netlink.Attribute{Type: nfqaMark, Data: binary.BigEndian.AppendUint32(nil, mark)})
@@ -217,11 +217,11 @@ func (q *queue) sendVerdicts(in <-chan netlink.Message, done chan<- struct{}) {
 	}
 }
 
-// parsePacket returns a queued packet's id and payload.
-func parsePacket(b []byte) (id uint32, payload []byte, ok bool) {
+// parsePacket returns a queued packet's id, payload and packet mark.
+func parsePacket(b []byte) (id uint32, payload []byte, mark uint32, ok bool) {
 	ad, err := netlink.NewAttributeDecoder(b)
 	if err != nil {
-		return 0, nil, false
+		return 0, nil, 0, false
 	}
 	ad.ByteOrder = binary.BigEndian
 	var haveID bool
@@ -233,9 +233,11 @@ func parsePacket(b []byte) (id uint32, payload []byte, ok bool) {
 			}
 		case nfqaPayload:
 			payload = ad.Bytes()
+		case nfqaMark:
+			mark = pktMark(ad.Bytes())
 		}
 	}
-	return id, payload, haveID && ad.Err() == nil
+	return id, payload, mark, haveID && ad.Err() == nil
 }
 
 // flowOf reads protocol, client and destination from an IP packet.
@@ -274,15 +276,21 @@ func flowOf(p []byte) (proto uint8, client, dst netip.AddrPort, ok bool) {
 // decide schedules a queued first packet: accept with the chosen real
 // server's mark, accept unmarked (the kernel's round robin fallback takes
 // it) when govs does not know the flow, or drop when no real server can
-// take it.
-func (d *Dataplane) decide(payload []byte) (verdict, mark uint32) {
+// take it. pmark is the packet's mark: a fwmark service's, looked up first.
+func (d *Dataplane) decide(payload []byte, pmark uint32) (verdict, mark uint32) {
 	d.queued.Add(1)
 	proto, client, dst, ok := flowOf(payload)
 	if !ok {
 		return nfAccept, 0
 	}
 	v := d.view.Load()
-	vs := v.byVIP[vipKey{proto, dst}]
+	var vs *director.VirtualService
+	if pmark != 0 {
+		vs = v.byMark[markKey(pmark, !dst.Addr().Is4())]
+	}
+	if vs == nil {
+		vs = v.byVIP[vipKey{proto: proto, addr: dst}]
+	}
 	if vs == nil {
 		return nfAccept, 0
 	}

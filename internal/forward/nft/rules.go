@@ -43,6 +43,12 @@ type batch interface {
 
 var _ batch = (*nftables.Conn)(nil)
 
+// queuePriority is the queue chain's: just after mangle (-150), so that an
+// operator's marks set in mangle (iptables -t mangle, LVS's classic recipe
+// for firewall-mark services) are in place whichever table was loaded first
+// (of chains of one priority, the one registered last runs first).
+var queuePriority = nftables.ChainPriorityRef(*nftables.ChainPriorityMangle + 1)
+
 // ruleset is govs's table as the last transaction left it, so that the
 // next one changes only what it must.
 type ruleset struct {
@@ -79,7 +85,7 @@ func (r *ruleset) program(c batch, plans []*plan, q queueConfig, drain bool) err
 	t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
 	accept := nftables.ChainPolicyAccept
 	queue := &nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept}
+		Hooknum: nftables.ChainHookPrerouting, Priority: queuePriority, Policy: &accept}
 	dnat := &nftables.Chain{Name: "dnat", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
 	snat := &nftables.Chain{Name: "snat", Table: t, Type: nftables.ChainTypeNAT,
@@ -117,7 +123,7 @@ func (r *ruleset) program(c batch, plans []*plan, q queueConfig, drain bool) err
 	for _, p := range plans {
 		if p.dr {
 			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain || p.retired); err != nil {
-				return fmt.Errorf("%s: %w", p.key, err)
+				return fmt.Errorf("%s: %w", p.svc, err)
 			}
 			continue
 		}
@@ -126,7 +132,7 @@ func (r *ruleset) program(c batch, plans []*plan, q queueConfig, drain bool) err
 			continue
 		}
 		if err := programService(x, p, queue, dnat, snat, q); err != nil {
-			return fmt.Errorf("%s: %w", p.key, err)
+			return fmt.Errorf("%s: %w", p.svc, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -254,7 +260,7 @@ func removeTable(c *nftables.Conn, name string) error {
 func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueConfig) error {
 	c, t, name := x.c, x.t, x.chainName(p)
 	ch := x.addChain(name)
-	c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchVIP(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: name})})
+	c.AddRule(&nftables.Rule{Table: t, Chain: dnat, Exprs: append(matchNew(p), &expr.Verdict{Kind: expr.VerdictJump, Chain: name})})
 
 	natFam, protoReg := uint32(unix.NFPROTO_IPV4), uint32(unix.NFT_REG32_01)
 	addrType := nftables.TypeIPAddr
@@ -266,6 +272,14 @@ func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueC
 		return err
 	}
 	dnatTo := &expr.NAT{Type: expr.NATTypeDestNAT, Family: natFam, RegAddrMin: 1, RegProtoMin: protoReg, Specified: true}
+	if p.noPort {
+		// Real servers without a port (fwmark.go): the address alone, the
+		// packet keeps its destination port.
+		dataType, dnatTo = addrType, &expr.NAT{Type: expr.NATTypeDestNAT, Family: natFam, RegAddrMin: 1}
+	}
+	if p.fwmark != 0 && p.mode != modeQueue {
+		c.AddRule(&nftables.Rule{Table: t, Chain: queue, Exprs: fwmQueueRule(p, nil)})
+	}
 
 	// addMap adds a map from a 4-byte key to real servers.
 	addMap := func(suffix string, keyType nftables.SetDatatype, keys []uint32, vals []netip.AddrPort) (*nftables.Set, error) {
@@ -273,7 +287,7 @@ func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueC
 			KeyByteOrder: binaryutil.NativeEndian}
 		var elems []nftables.SetElement
 		for i, k := range keys {
-			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(k), Val: addrPortData(vals[i])})
+			elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(k), Val: natData(p, vals[i])})
 		}
 		return s, x.addSet(s, elems)
 	}
@@ -339,14 +353,13 @@ func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueC
 		binary.NativeEndian.PutUint16(info[2:], q.total)
 		binary.NativeEndian.PutUint16(info[4:], nfqFlagBypass|nfqFlagCPUFanout)
 		xinfo := xt.Unknown(info)
-		c.AddRule(&nftables.Rule{Table: t, Chain: queue, Exprs: append(matchVIP(p),
+		target := &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &xinfo}
+		if p.fwmark != 0 {
+			c.AddRule(&nftables.Rule{Table: t, Chain: queue, Exprs: fwmQueueRule(p, target)})
+		} else {
 			// ct status & confirmed == 0: only the flow's first packet.
-			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(1 << ipsConfirmedBit), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
-			&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &xinfo},
-		)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: queue, Exprs: append(append(matchVIP(p), unconfirmed()...), target)})
+		}
 		if len(p.marks) > 0 {
 			var keys []uint32
 			var vals []netip.AddrPort
@@ -357,15 +370,23 @@ func programService(x *txn, p *plan, queue, dnat, snat *nftables.Chain, q queueC
 			if err != nil {
 				return err
 			}
-			// ct mark set meta mark; meta mark set 0; dnat to ct mark map @sNgG_marks
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-				&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
-				&expr.Immediate{Register: 1, Data: make([]byte, 4)},
-				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
-				&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-				lookup(s), dnatTo,
-			}})
+			if p.fwmark != 0 {
+				// dnat to meta mark map @sNgG_marks, the packet mark set
+				// back to the service's: the conntrack mark stays the
+				// service's (fwmark.go).
+				e := []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, lookup(s)}
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append(e, restoreMark(p)...), dnatTo)})
+			} else {
+				// ct mark set meta mark; meta mark set 0; dnat to ct mark map @sNgG_marks
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+					&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+					&expr.Immediate{Register: 1, Data: make([]byte, 4)},
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+					&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+					lookup(s), dnatTo,
+				}})
+			}
 		}
 		// Fail-open fallback: unmarked flows (bypass, full queue) go
 		// round-robin over the available servers.
@@ -406,6 +427,9 @@ func programSNAT(x *txn, p *plan, snat *nftables.Chain) error {
 		&expr.Ct{Key: expr.CtKeyPROTODST, Register: 1, Direction: 0},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
 	}
+	if p.fwmark != 0 {
+		match = matchCtMark(p) // every flow of the service, whatever its VIP
+	}
 	switch {
 	case p.snatR != nil:
 		match = append(match,
@@ -444,8 +468,12 @@ func nfproto(v6 bool) int {
 	return unix.NFPROTO_IPV4
 }
 
-// matchVIP matches packets to p's VIP:port and protocol.
+// matchVIP matches packets to p's VIP:port and protocol, or a fwmark
+// service's packets by their mark (matchMark).
 func matchVIP(p *plan) []expr.Any {
+	if p.fwmark != 0 {
+		return matchMark(p)
+	}
 	off, l := uint32(16), uint32(4)
 	if p.v6 {
 		off, l = 24, 16

@@ -42,6 +42,12 @@ func svc(vip string, fwd desired.Forwarding, sched string, reals ...string) *des
 
 func with(s *desired.Service, f func(*desired.Service)) *desired.Service { f(s); return s }
 
+// fwm makes s the firewall-mark service of mark.
+func fwm(s *desired.Service, mark uint32, v6 bool) *desired.Service {
+	s.FWMark, s.IPv6, s.VIP, s.Key = mark, v6, netip.AddrPort{}, fmt.Sprintf("fwm/%d", mark)
+	return s
+}
+
 // goldenCases are the snapshots whose rules are pinned: every forwarding,
 // every kernel-run scheduler, the queue, the sorry server, persistence,
 // IPv6, fullnat's source addresses.
@@ -82,10 +88,19 @@ func goldenCases() map[string][]*desired.Service {
 		"ipv6-fullnat-mh": {with(svc("[fd00:9::101]:80", desired.FullNAT, "mh", "[fd00:9:1::1]:80", "[fd00:9:1::2]:80"), func(s *desired.Service) {
 			s.SNAT = []desired.AddrRange{{First: netip.MustParseAddr("fd00:9::10"), Last: netip.MustParseAddr("fd00:9::11")}}
 		})},
-		"dr-rr":        {svc("10.9.0.102:80", desired.DR, "rr", "10.9.1.1:80", "10.9.1.2:80/2")},
-		"dr-sh-udp":    {with(svc("10.9.0.102:53", desired.DR, "sh", "10.9.1.1:53", "10.9.1.2:53"), func(s *desired.Service) { s.Protocol, s.Key = desired.UDP, "udp/10.9.0.102:53" })},
-		"dr-wlc-queue": {svc("10.9.0.102:80", desired.DR, "wlc", "10.9.1.1:80", "10.9.1.2:80")},
-		"ipv6-dr-mh":   {svc("[fd00:9::102]:80", desired.DR, "mh", "[fd00:9:1::1]:80", "[fd00:9:1::2]:80")},
+		"dr-rr":          {svc("10.9.0.102:80", desired.DR, "rr", "10.9.1.1:80", "10.9.1.2:80/2")},
+		"dr-sh-udp":      {with(svc("10.9.0.102:53", desired.DR, "sh", "10.9.1.1:53", "10.9.1.2:53"), func(s *desired.Service) { s.Protocol, s.Key = desired.UDP, "udp/10.9.0.102:53" })},
+		"dr-wlc-queue":   {svc("10.9.0.102:80", desired.DR, "wlc", "10.9.1.1:80", "10.9.1.2:80")},
+		"ipv6-dr-mh":     {svc("[fd00:9::102]:80", desired.DR, "mh", "[fd00:9:1::1]:80", "[fd00:9:1::2]:80")},
+		"fwmark-nat-wlc": {fwm(svc("0.0.0.0:0", desired.NAT, "wlc", "10.9.1.1:80", "10.9.1.2:80/2"), 7, false)},
+		"fwmark-fullnat-noport": {with(fwm(svc("0.0.0.0:0", desired.FullNAT, "rr", "10.9.1.1:0", "10.9.1.2:0"), 3, false), func(s *desired.Service) {
+			s.SNAT = []desired.AddrRange{{First: netip.MustParseAddr("10.9.0.20"), Last: netip.MustParseAddr("10.9.0.21")}}
+		})},
+		"fwmark-ipv6-dr-sh": {fwm(svc("[::]:0", desired.DR, "sh", "[fd00:9:1::1]:0", "[fd00:9:1::2]:0"), 5, true)},
+		"fwmark-and-address": {
+			svc("10.9.0.100:80", desired.NAT, "lc", r3...),
+			fwm(svc("0.0.0.0:0", desired.NAT, "wlc", r3...), 1, false),
+		},
 		"mixed": {
 			svc("10.9.0.100:80", desired.NAT, "rr", r3...),
 			svc("10.9.0.101:80", desired.FullNAT, "lc", r3...),
@@ -100,24 +115,24 @@ func goldenCases() map[string][]*desired.Service {
 // be sent them.
 func renderRules(t *testing.T, services []*desired.Service) string {
 	t.Helper()
-	var plans []*plan
 	var desc strings.Builder
 	next := uint32(0)
-	marks := map[netip.AddrPort]uint32{}
-	for i, s := range services {
-		p, err := planService(i, s, func(a netip.AddrPort) uint32 {
-			if m, ok := marks[a]; ok {
-				return m
-			}
-			next++
-			marks[a] = next
-			return next
-		})
-		if err != nil {
-			t.Fatal(err)
+	marks := map[string]uint32{}
+	fwmarks := fwmarksOf(services)
+	plans, err := planAll(services, func(key string, a netip.AddrPort) uint32 {
+		if m, ok := marks[key+" "+a.String()]; ok {
+			return m
 		}
+		for next++; fwmarks[next]; next++ {
+		}
+		marks[key+" "+a.String()] = next
+		return next
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plans {
 		p.describe(&desc)
-		plans = append(plans, p)
 	}
 	q := queueConfig{base: DefaultQueueBase, total: 2}
 	rec := &recorder{}

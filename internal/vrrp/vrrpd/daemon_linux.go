@@ -32,6 +32,8 @@ type Options struct {
 	// MASTER, BACKUP, FAULT, or STOP when it stops (alerts). It must not
 	// block.
 	OnState func(instance, state string, at time.Time)
+	// OnGroupState likewise for each state a sync group enters.
+	OnGroupState func(group, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.
@@ -47,12 +49,14 @@ type Daemon struct {
 	log  *slog.Logger
 	opts Options
 	ann  *announcer
+	fw   firewall // strict_mode's nftables tables (strict_linux.go)
 
 	mu          sync.Mutex                // serialises Apply and Stop; guards conns, watchDone, static
 	static      map[string]*netlink.Route // static_routes installed, by their text
 	staticIPs   map[string]vip            // static_ipaddresses added, by their text
 	staticRules map[string]*netlink.Rule  // static_rules installed, by their text
 	conns       map[connKey]*conn
+	vmacBases   map[string]*baseSave // use_vmac base interfaces' saved sysctls (vmac_linux.go)
 	watchDone   chan struct{}
 	stopped     bool
 
@@ -191,6 +195,17 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		next = append(next, u)
 		fresh = append(fresh, u)
 	}
+	strict := false
+	for _, vi := range cfg.VRRPInstances {
+		strict = strict || vi.StrictMode
+	}
+	if strict {
+		// Before any instance starts: a strict master's VIPs go into the
+		// drop sets before they go on the interface.
+		if err := d.fw.sync(true, strictServices(cfg)); err != nil {
+			return err
+		}
+	}
 	var stopping []*unit
 	for _, u := range old {
 		if !kept[u] {
@@ -210,6 +225,11 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		started = append(started, u)
 	}
 	d.units.Store(&started)
+	if !strict && len(cfg.VRRPInstances) > 0 {
+		if err := d.fw.sync(false, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	d.applyStaticAddrs(cfg.StaticIPAddresses) // routes_linux.go; before the routes, whose src they may be
 	d.applyStatic(cfg.StaticRoutes)
 	d.applyStaticRules(cfg.StaticRules) // rules_linux.go
@@ -236,6 +256,9 @@ func (d *Daemon) Stop() {
 	}
 	d.stopped = true
 	d.stopUnits(*d.units.Load())
+	if err := d.fw.remove(); err != nil {
+		d.log.Error("vrrp: stop", "err", err)
+	}
 	d.applyStaticRules(nil)
 	d.applyStatic(nil)
 	d.applyStaticAddrs(nil)
@@ -331,7 +354,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 			}
 			links[dev] = l
 		}
-		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label})
+		// With use_vmac the VIPs without a dev of their own go on the
+		// macvlan, which start creates.
+		in.vips = append(in.vips, vip{prefix: v.Prefix, link: l, label: v.Label, onVMAC: vi.UseVMAC && v.Dev == ""})
 		addrs = append(addrs, v.Addr())
 	}
 	for _, r := range vi.VirtualRoutes {
@@ -374,7 +399,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 		Accept:            vi.Accept,
 		GARPMasterRepeat:  vi.GARPMasterRepeat,
 		GARPRefreshRepeat: vi.GARPMasterRefreshRepeat,
-		LowerPrioNoAdvert: vi.LowerPrioNoAdvert,
+		LowerPrioNoAdvert: vi.LowerPrioNoAdvert || vi.StrictMode,
+		GARPInterval:      vi.GARPInterval.D(),
+		GNAInterval:       vi.GNAInterval.D(),
 	}
 	if d := vi.GARPMasterDelay; d != nil {
 		mc.GARPMasterDelay = d.D()
@@ -390,6 +417,9 @@ func (d *Daemon) buildInstance(u *unit, vi *config.VRRPInstance, vipSet map[neti
 	}
 	if a := vi.Authentication; a != nil {
 		mc.AuthType, mc.AuthPass = vrrp.AuthSimple, a.AuthPass
+		if a.AuthType == "AH" {
+			mc.AuthType = vrrp.AuthAH
+		}
 	}
 	if in.m, err = vrrp.NewMachine(mc); err != nil {
 		return nil, err
@@ -452,14 +482,22 @@ func primaryAddr(link netlink.Link, v6 bool, vips map[netip.Addr]bool) (netip.Ad
 // an earlier run and starts the driver loop.
 func (d *Daemon) start(u *unit) error {
 	for i, in := range u.insts {
-		c, err := d.acquire(in)
+		var err error
+		if in.cfg.UseVMAC {
+			err = d.createVMAC(in) // vmac_linux.go
+		}
+		if err == nil {
+			in.conn, err = d.acquire(in)
+			if err != nil {
+				d.deleteVMAC(in)
+			}
+		}
 		if err != nil {
 			for _, prev := range u.insts[:i] {
 				d.release(prev)
 			}
 			return fmt.Errorf("vrrp instance %s: %w", in.cfg.Name, err)
 		}
-		in.conn = c
 	}
 	for _, in := range u.insts {
 		in.removeVIPs(true)
@@ -472,15 +510,15 @@ func (d *Daemon) start(u *unit) error {
 // acquire returns the raw socket of the instance's interface and family,
 // opening it on first use, and registers the instance's VRID on it.
 func (d *Daemon) acquire(in *instance) (*conn, error) {
-	attrs := in.link.Attrs()
-	key := connKey{attrs.Index, in.cfg.Is6()}
+	attrs := in.sockLink().Attrs()
+	key := connKey{attrs.Index, in.cfg.Is6(), in.ah()}
 	c := d.conns[key]
 	if c == nil {
 		ifi, err := net.InterfaceByIndex(attrs.Index)
 		if err != nil {
 			return nil, err
 		}
-		if c, err = openConn(d.log, ifi, key.v6); err != nil {
+		if c, err = openConn(d.log, ifi, key.v6, key.ah); err != nil {
 			return nil, err
 		}
 		d.conns[key] = c
@@ -500,6 +538,7 @@ func (d *Daemon) acquire(in *instance) (*conn, error) {
 }
 
 func (d *Daemon) release(in *instance) {
+	defer d.deleteVMAC(in)
 	c := in.conn
 	if c == nil {
 		return

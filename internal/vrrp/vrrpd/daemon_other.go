@@ -15,6 +15,7 @@ type Options struct {
 	NotifyTimeout time.Duration
 	Services      ServiceStates
 	OnState       func(instance, state string, at time.Time)
+	OnGroupState  func(group, state string, at time.Time)
 }
 
 // ServiceStates is what the daemon needs of the director.

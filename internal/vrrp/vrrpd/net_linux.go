@@ -24,11 +24,13 @@ import (
 // (IPTOS_PREC_INTERNETCONTROL, as keepalived sends them).
 const tosInternetControl = 0xc0
 
-// connKey identifies a raw socket: one per interface and family, shared by
-// the instances on it, which it tells apart by VRID.
+// connKey identifies a raw socket: one per interface, family and protocol
+// (VRRP, or IPsec AH for auth_type AH), shared by the instances on it, which
+// it tells apart by VRID.
 type connKey struct {
 	ifindex int
 	v6      bool
+	ah      bool
 }
 
 // conn is a raw IP protocol 112 socket bound to one interface.
@@ -39,6 +41,9 @@ type conn struct {
 	pc     net.PacketConn
 	p4     *ipv4.PacketConn
 	p6     *ipv6.PacketConn
+	// ipc is the socket of an AH conn (key.ah): IPv4 protocol 51 with
+	// IP_HDRINCL, read and written as whole IP packets (vrrp.AppendAH).
+	ipc *net.IPConn
 
 	mu     sync.RWMutex
 	byVRID map[uint8]*instance
@@ -67,17 +72,20 @@ func bindToDevice(name string) func(network, address string, c syscall.RawConn) 
 // interface, TTL / hop limit 255 for multicast and unicast, multicast loop
 // off, and the TTL / hop limit and destination of received packets
 // reported in control messages.
-func openConn(log *slog.Logger, ifi *net.Interface, v6 bool) (*conn, error) {
+func openConn(log *slog.Logger, ifi *net.Interface, v6, ah bool) (*conn, error) {
 	network, laddr := "ip4:112", "0.0.0.0"
 	if v6 {
 		network, laddr = "ip6:112", "::"
+	}
+	if ah {
+		network = "ip4:51"
 	}
 	lc := net.ListenConfig{Control: bindToDevice(ifi.Name)}
 	pc, err := lc.ListenPacket(context.Background(), network, laddr)
 	if err != nil {
 		return nil, fmt.Errorf("raw socket on %s: %w", ifi.Name, err)
 	}
-	c := &conn{log: log, key: connKey{ifi.Index, v6}, ifname: ifi.Name, pc: pc, byVRID: map[uint8]*instance{}}
+	c := &conn{log: log, key: connKey{ifi.Index, v6, ah}, ifname: ifi.Name, pc: pc, byVRID: map[uint8]*instance{}}
 	var errs []error
 	if v6 {
 		p := ipv6.NewPacketConn(pc)
@@ -95,6 +103,10 @@ func openConn(log *slog.Logger, ifi *net.Interface, v6 bool) (*conn, error) {
 			p.SetMulticastTTL(vrrp.TTL), p.SetTTL(vrrp.TTL),
 			p.SetMulticastLoopback(false), p.SetMulticastInterface(ifi),
 			p.SetTOS(tosInternetControl))
+		if ah {
+			c.ipc = pc.(*net.IPConn)
+			errs = append(errs, setHeaderIncluded(c.ipc))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		pc.Close()
@@ -143,6 +155,26 @@ func (c *conn) unregister(in *instance) {
 
 func (c *conn) close() { c.pc.Close() }
 
+// setHeaderIncluded sets IP_HDRINCL: we write the IPv4 header, whose
+// identification the AH ICV covers.
+func setHeaderIncluded(c *net.IPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// writeRaw sends a whole IPv4 packet (an AH advert) to dst.
+func (c *conn) writeRaw(b []byte, dst netip.Addr) error {
+	_, err := c.ipc.WriteToIP(b, &net.IPAddr{IP: dst.AsSlice()})
+	return err
+}
+
 // write sends one advert from src to dst.
 func (c *conn) write(b []byte, src, dst netip.Addr) error {
 	to := &net.IPAddr{IP: dst.AsSlice()}
@@ -168,7 +200,13 @@ func (c *conn) readLoop() {
 			src  net.Addr
 			err  error
 		)
-		if c.p6 != nil {
+		if c.ipc != nil {
+			// The whole IPv4 packet: DecodeAH needs its header.
+			var from *net.IPAddr
+			if n, _, _, from, err = c.ipc.ReadMsgIP(buf, nil); from != nil {
+				src = from
+			}
+		} else if c.p6 != nil {
 			var cm *ipv6.ControlMessage
 			n, cm, src, err = c.p6.ReadFrom(buf)
 			if cm != nil {
@@ -195,12 +233,16 @@ func (c *conn) readLoop() {
 			info.Src, _ = netip.AddrFromSlice(ip.IP)
 		}
 		info.Src, info.Dst = info.Src.Unmap(), info.Dst.Unmap()
-		if n < 2 {
+		vridAt := 1
+		if c.ipc != nil {
+			vridAt = int(buf[0]&0x0f)*4 + vrrp.AHLen + 1
+		}
+		if n <= vridAt {
 			c.unknownVRID.Add(1)
 			continue
 		}
 		c.mu.RLock()
-		in := c.byVRID[buf[1]]
+		in := c.byVRID[buf[vridAt]]
 		c.mu.RUnlock()
 		if in == nil {
 			c.unknownVRID.Add(1)

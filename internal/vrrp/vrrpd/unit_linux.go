@@ -43,7 +43,8 @@ type instance struct {
 	u     *unit
 	cfg   *config.VRRPInstance
 	m     *vrrp.Machine
-	link  netlink.Link
+	link  netlink.Link // the interface
+	vmac  netlink.Link // use_vmac: its macvlan, while running (vmac_linux.go)
 	conn  *conn
 	src   netip.Addr
 	peers []netip.Addr
@@ -55,8 +56,9 @@ type instance struct {
 	// first, then track_interfaces and track_scripts.
 	tracks []*tracked
 
-	pkt vrrp.Packet
-	buf []byte
+	pkt  vrrp.Packet
+	buf  []byte
+	ipID uint16 // the IPv4 identification of the last AH advert
 
 	decodeDrops     [vrrp.NumReasons]uint64
 	sendErrors      uint64
@@ -73,6 +75,7 @@ type vip struct {
 	prefix netip.Prefix
 	link   netlink.Link
 	label  string
+	onVMAC bool // goes on the instance's VMAC interface (use_vmac, no dev of its own)
 }
 
 // tracked is a tracked interface (iface set), script (script set) or
@@ -258,6 +261,9 @@ func (u *unit) drain(now time.Time) {
 		u.d.log.Info("vrrp sync group state", "group", g.Name, "state", a.State.String())
 		u.runNotify("group "+g.Name, g.Name, "GROUP", a.State, 0,
 			[...]string{g.NotifyMaster, g.NotifyBackup, g.NotifyFault, g.NotifyStop, g.Notify})
+		if f := u.d.opts.OnGroupState; f != nil {
+			f(g.Name, stateWord(a.State), now)
+		}
 	}
 }
 
@@ -325,9 +331,26 @@ func (in *instance) applyTracks(now time.Time) {
 	in.m.SetPriorityDelta(now, delta)
 }
 
+// stateWord names a state entered as notify scripts and alerts do: Init is
+// STOP.
+func stateWord(s vrrp.State) string {
+	if s == vrrp.StateInit {
+		return "STOP"
+	}
+	return s.String()
+}
+
+func (in *instance) ah() bool { return in.m.Config().AuthType == vrrp.AuthAH }
+
 // receive decodes and steps one advert.
 func (in *instance) receive(now time.Time, ev packetEvent) {
-	if err := vrrp.Decode(ev.b, ev.info, &in.pkt); err != nil {
+	var err error
+	if in.ah() {
+		ev.info, err = vrrp.DecodeAH(ev.b, in.m.AuthKey(), ev.info.Unicast, &in.pkt)
+	} else {
+		err = vrrp.Decode(ev.b, ev.info, &in.pkt)
+	}
+	if err != nil {
 		in.decodeDrops[vrrp.ReasonOf(err)]++
 		in.log().Debug("vrrp advert dropped", "instance", in.cfg.Name, "from", ev.info.Src, "reason", vrrp.ReasonOf(err).String())
 		return
@@ -340,13 +363,22 @@ func (in *instance) receive(now time.Time, ev packetEvent) {
 func (in *instance) perform(now time.Time, a vrrp.Action) {
 	switch a.Kind {
 	case vrrp.ActSendAdvert:
-		in.sendAdvert(a.Priority)
+		in.sendAdvert(a)
 	case vrrp.ActAddVIPs:
 		in.addVIPs()
 	case vrrp.ActRemoveVIPs:
 		in.removeVIPs(false)
 	case vrrp.ActGARP:
-		in.announce(a.Count, nil)
+		var only *vip
+		for i := range in.vips {
+			if in.vips[i].prefix.Addr() == a.Addr {
+				only = &in.vips[i]
+			}
+		}
+		if a.Addr.IsValid() && only == nil {
+			return
+		}
+		in.announce(a.Count, only)
 	case vrrp.ActNotify:
 		in.since = now
 		in.log().Info("vrrp state", "instance", in.cfg.Name, "state", a.State.String(), "priority", in.m.Priority())
@@ -354,11 +386,7 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 		in.u.runNotify("instance "+c.Name, c.Name, "INSTANCE", a.State, in.m.Priority(),
 			[...]string{c.NotifyMaster, c.NotifyBackup, c.NotifyFault, c.NotifyStop, c.Notify})
 		if f := in.u.d.opts.OnState; f != nil {
-			word := a.State.String()
-			if a.State == vrrp.StateInit {
-				word = "STOP"
-			}
-			f(c.Name, word, now)
+			f(c.Name, stateWord(a.State), now)
 		}
 	case vrrp.ActLog:
 		lvl := slog.LevelInfo
@@ -382,11 +410,11 @@ func (in *instance) perform(now time.Time, a vrrp.Action) {
 	}
 }
 
-func (in *instance) sendAdvert(prio uint8) {
+func (in *instance) sendAdvert(a vrrp.Action) {
 	if in.conn == nil {
 		return
 	}
-	p := in.m.Advert(prio)
+	p := in.m.Advert(a.Priority)
 	dsts := in.peers
 	if len(dsts) == 0 {
 		dsts = []netip.Addr{vrrp.MulticastIPv4}
@@ -395,10 +423,23 @@ func (in *instance) sendAdvert(prio uint8) {
 		}
 	}
 	for _, dst := range dsts {
-		b, err := p.Append(in.buf[:0], in.src, dst)
-		if err == nil {
-			in.buf = b
+		var b []byte
+		var err error
+		if in.ah() {
+			// keepalived counts the identification up, skipping 0 (which
+			// the kernel would replace, after the ICV covered it).
+			if in.ipID++; in.ipID == 0 {
+				in.ipID++
+			}
+			b, err = p.AppendAH(in.buf[:0], vrrp.AHParams{Src: in.src, Dst: dst, ID: in.ipID, Seq: a.Seq, Unicast: len(in.peers) > 0}, in.m.AuthKey())
+			if err == nil {
+				err = in.conn.writeRaw(b, dst)
+			}
+		} else if b, err = p.Append(in.buf[:0], in.src, dst); err == nil {
 			err = in.conn.write(b, in.src, dst)
+		}
+		if b != nil {
+			in.buf = b
 		}
 		if err != nil {
 			in.sendErrors++
@@ -424,7 +465,29 @@ func (v vip) nl() *netlink.Addr {
 	return a
 }
 
+// strictDrop says the instance drops traffic to its VIPs while master:
+// strict_mode turns Accept_Mode off, except for the address owner.
+func (in *instance) strictDrop() bool {
+	return in.cfg.StrictMode && in.m.Config().Priority != vrrp.PriorityOwner
+}
+
+// setStrict puts the VIPs in the strict_mode drop sets, or takes them out.
+func (in *instance) setStrict(on bool) {
+	if !in.strictDrop() {
+		return
+	}
+	addrs := make([]netip.Addr, len(in.vips))
+	for i, v := range in.vips {
+		addrs[i] = v.prefix.Addr()
+	}
+	if err := in.u.d.fw.setVIPs(addrs, on); err != nil {
+		in.addrErrors++
+		in.log().Error("vrrp: strict_mode drop rules", "instance", in.cfg.Name, "add", on, "err", err)
+	}
+}
+
 func (in *instance) addVIPs() {
+	in.setStrict(true)
 	for _, v := range in.vips {
 		if err := netlink.AddrReplace(v.link, v.nl()); err != nil {
 			in.addrErrors++
@@ -452,6 +515,9 @@ func (in *instance) removeVIPs(stale bool) {
 			in.addrErrors++
 			in.log().Error("vrrp: cannot remove virtual address", "instance", in.cfg.Name, "address", v.prefix, "err", err)
 		}
+	}
+	if !stale {
+		in.setStrict(false)
 	}
 	if stale && removed > 0 {
 		in.log().Warn("vrrp: removed virtual addresses left from an earlier run", "instance", in.cfg.Name, "addresses", removed)

@@ -427,7 +427,7 @@
     if (!card) { card = newCard(s); cards.set(s.key, card); }
     const { el, refs } = card;
     setText(refs.title, s.name);
-    refs.vip.hidden = s.name === s.key;
+    refs.vip.hidden = s.name === s.key || s.name === s.address;
     setText(refs.vip, s.address);
     const tags = [s.scheduler, s.forwarding];
     if (s.persistence) tags.push('persistent ' + s.persistence);
@@ -591,7 +591,7 @@
     const live = new Set();
     const out = services.map((svc) => {
       const st = svc.status || {};
-      const key = st.key || svc.protocol + '/' + svc.address;
+      const key = st.key || (svc.fwmark ? (svc.family === 'ipv6' ? 'fwm6/' : 'fwm/') + svc.fwmark : svc.protocol + '/' + svc.address);
       const name = svc.name || key;
       const reals = (svc.real_servers || []).map((rs) => {
         const rst = rs.status || {};
@@ -612,8 +612,10 @@
       const inactive = reals.reduce((a, r) => a + r.inactive, 0);
       live.add(key);
       sample(key, t, st.stats || {}, st.rates, active);
+      // A firewall-mark service has no address: it shows as ipvsadm lists it.
+      const address = svc.fwmark ? 'FWM ' + svc.fwmark + (svc.family === 'ipv6' ? ' IPv6' : '') : svc.address;
       return {
-        key, name, address: svc.address, protocol: svc.protocol || 'tcp', scheduler: svc.scheduler, forwarding: svc.forwarding,
+        key, name, address, protocol: svc.protocol || 'tcp', scheduler: svc.scheduler, forwarding: svc.forwarding,
         persistence: svc.persistence_timeout, flags: svc.scheduler_flags, reals, active, inactive, stats: st.stats || {},
       };
     });
