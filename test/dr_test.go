@@ -531,12 +531,11 @@ func TestDRRefusals(t *testing.T) {
 	}
 }
 
+// buildGovsadm builds govsadm once per test binary, beside govsBin:
+// TestMain removes it with that directory (a test's own cleanup would take
+// it from the tests that run after it).
 var buildGovsadm = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "govsadm-dr-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "govsadm")
+	bin := filepath.Join(filepath.Dir(govsBin), "govsadm")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/govsadm").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building govsadm: %v: %s", err, out)
 	}
@@ -551,7 +550,6 @@ func TestDRGovsadm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(adm)) })
 	cfg := filepath.Join(t.TempDir(), "govs.yaml")
 	writeFile(t, cfg, "virtual_servers: []\n")
 	sock := filepath.Join(t.TempDir(), "govs.sock")
