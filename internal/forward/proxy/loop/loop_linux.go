@@ -1,0 +1,216 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives the events of the descriptors registered with it.
+type Handler interface {
+	// Event is called on the loop's goroutine with the epoll event mask
+	// (unix.EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP) of fd.
+	Event(fd int, events uint32)
+}
+
+// Events every descriptor is registered for, once: edge-triggered reads and
+// writes, and the peer's FIN (EPOLLRDHUP) so that a short read that came
+// with it is followed by the read that returns EOF.
+const registered = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// slot is what the loop knows of a registered descriptor. gen tells a stale
+// event (of a descriptor closed in the same batch, its number since reused)
+// from a current one: it travels in the event's data.
+type slot struct {
+	h   Handler
+	gen uint32
+}
+
+// Loop is one event loop. Create it with New, run it with Run on a
+// goroutine of its own, stop it with Stop.
+type Loop struct {
+	epfd, evfd int
+	slots      []slot // by descriptor number
+	gen        uint32
+	events     []unix.EpollEvent
+
+	mu     sync.Mutex
+	tasks  []func()
+	spare  []func()
+	woken  atomic.Bool // an eventfd write is pending
+	closed atomic.Bool // Stop has run: Post refuses
+
+	timers  timerHeap
+	now     int64 // loop clock: nanoseconds since base, read once per wakeup
+	stopped bool
+	done    chan struct{}
+}
+
+// base is the origin of every loop's clock, so that values from different
+// loops compare.
+var base = time.Now()
+
+// Clock is the loop clock's reading now, for code off the loop.
+func Clock() int64 { return int64(time.Since(base)) }
+
+// New creates a loop: an epoll instance and an eventfd to wake it.
+func New() (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock()}
+	// The eventfd is level-triggered: a wakeup is read once per batch.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	return l, nil
+}
+
+// Now is the loop clock as of the current wakeup (nanoseconds since base):
+// one clock read per batch of events, not one per event.
+func (l *Loop) Now() int64 { return l.now }
+
+// Register adds fd, edge-triggered for reading and writing, with h as its
+// handler. Loop goroutine only (or before Run).
+func (l *Loop) Register(fd int, h Handler) error {
+	if fd < 0 {
+		return errors.New("loop: negative descriptor")
+	}
+	for fd >= len(l.slots) {
+		l.slots = append(l.slots, make([]slot, max(64, len(l.slots)))...)
+	}
+	l.gen++
+	l.slots[fd] = slot{h: h, gen: l.gen}
+	ev := unix.EpollEvent{Events: registered, Fd: int32(fd), Pad: int32(l.gen)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.slots[fd] = slot{}
+		return fmt.Errorf("epoll_ctl add: %w", err)
+	}
+	return nil
+}
+
+// Forget drops fd's handler before the caller closes it (closing removes
+// it from epoll). Loop goroutine only.
+func (l *Loop) Forget(fd int) {
+	if fd >= 0 && fd < len(l.slots) {
+		l.slots[fd] = slot{}
+	}
+}
+
+// Post runs fn on the loop's goroutine soon. It reports false, and fn never
+// runs, once the loop has stopped. Any goroutine.
+func (l *Loop) Post(fn func()) bool {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return false
+	}
+	l.tasks = append(l.tasks, fn)
+	l.mu.Unlock()
+	if l.woken.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		unix.Write(l.evfd, one[:]) // EAGAIN only when the counter is huge: a wakeup is pending anyway
+	}
+	return true
+}
+
+// Run waits for events and serves them until Stop. It returns when the loop
+// has stopped; descriptors still registered are left to their owners.
+func (l *Loop) Run() {
+	defer close(l.done)
+	for !l.stopped {
+		n, err := unix.EpollWait(l.epfd, l.events, l.timeout())
+		l.now = Clock()
+		if err != nil && err != unix.EINTR {
+			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
+			panic(fmt.Sprintf("loop: epoll_wait: %v", err))
+		}
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.evfd {
+				l.runTasks()
+				continue
+			}
+			if fd < len(l.slots) {
+				if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
+					s.h.Event(fd, ev.Events)
+				}
+			}
+		}
+		if n == len(l.events) && n < 4096 {
+			l.events = make([]unix.EpollEvent, 2*n)
+		}
+		l.runTimers()
+	}
+}
+
+// timeout is epoll_wait's: until the next timer, in whole milliseconds
+// rounded up, or forever.
+func (l *Loop) timeout() int {
+	if len(l.timers) == 0 {
+		return -1
+	}
+	d := l.timers[0].when - Clock()
+	if d <= 0 {
+		return 0
+	}
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+func (l *Loop) runTimers() {
+	for len(l.timers) > 0 && l.timers[0].when <= l.now {
+		t := l.timers[0]
+		l.timers.remove(0)
+		t.fn()
+	}
+}
+
+func (l *Loop) runTasks() {
+	var buf [8]byte
+	unix.Read(l.evfd, buf[:])
+	// Cleared before the queue is taken: a Post after this point writes
+	// the eventfd again, so no task waits for an unrelated wakeup.
+	l.woken.Store(false)
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.mu.Unlock()
+	for i, fn := range tasks {
+		fn()
+		tasks[i] = nil
+	}
+	l.spare = tasks
+}
+
+// Stop ends Run after the tasks already posted, waits for it, and closes
+// the loop's own descriptors. Not from the loop's goroutine.
+func (l *Loop) Stop() {
+	if !l.Post(func() { l.stopped = true }) {
+		return
+	}
+	<-l.done
+	l.mu.Lock()
+	l.closed.Store(true)
+	rest := l.tasks
+	l.tasks = nil
+	l.mu.Unlock()
+	for _, fn := range rest {
+		fn() // posted after the stop: run here, the loop is gone
+	}
+	unix.Close(l.epfd)
+	unix.Close(l.evfd)
+}
