@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,8 +46,10 @@ type Loop struct {
 	woken  atomic.Bool // an eventfd write is pending
 	closed atomic.Bool // Stop has run: Post refuses
 
-	timers  timerHeap
-	now     int64 // loop clock: nanoseconds since base, read once per wakeup
+	f        *os.File // epfd, for Go's poller to watch
+	timers   timerHeap
+	deadline int64 // of the park, loop clock; -1 for none
+	now      int64 // loop clock: nanoseconds since base, read once per wakeup
 	stopped bool
 	done    chan struct{}
 }
@@ -68,14 +72,23 @@ func New() (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock()}
-	// The eventfd is level-triggered: a wakeup is read once per batch.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	// Non-blocking, so that os.NewFile hands it to Go's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1}
+	// Edge-triggered as everything else: once all is, an epoll_wait that
+	// returned fewer events than it could take left none behind, and Go's
+	// poller hears of every new one.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(evfd)}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
+	l.f = os.NewFile(uintptr(epfd), "epoll")
 	return l, nil
 }
 
@@ -129,15 +142,49 @@ func (l *Loop) Post(fn func()) bool {
 
 // Run waits for events and serves them until Stop. It returns when the loop
 // has stopped; descriptors still registered are left to their owners.
+//
+// The loop does not block in epoll_wait: a goroutine blocked in a syscall
+// keeps its P until sysmon takes it back (up to 10 ms when the process is
+// quiet), which on a small machine starves every other goroutine, the
+// other loops included. Its epoll descriptor is instead itself watched by
+// Go's poller: the loop polls it without waiting (epoll_wait with timeout
+// 0, raw: no scheduler hand-off) and parks like any goroutine waiting for
+// a socket when it is empty; its timers are the park's deadline.
 func (l *Loop) Run() {
 	defer close(l.done)
+	defer l.f.Close()
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		panic(fmt.Sprintf("loop: epoll descriptor: %v", err))
+	}
 	for !l.stopped {
-		n, err := unix.EpollWait(l.epfd, l.events, l.timeout())
+		l.setDeadline()
+		err := rc.Read(l.poll)
 		l.now = Clock()
-		if err != nil && err != unix.EINTR {
-			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
-			panic(fmt.Sprintf("loop: epoll_wait: %v", err))
+		l.runTimers()
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(fmt.Sprintf("loop: waiting on epoll: %v", err))
 		}
+	}
+}
+
+// poll serves the events ready now; false when there were none (park).
+func (l *Loop) poll(uintptr) bool {
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+			uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		n := int(r)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
+			panic(fmt.Sprintf("loop: epoll_wait: %v", errno))
+		}
+		if n == 0 {
+			return l.stopped
+		}
+		l.now = Clock()
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -154,21 +201,25 @@ func (l *Loop) Run() {
 		if n == len(l.events) && n < 4096 {
 			l.events = make([]unix.EpollEvent, 2*n)
 		}
-		l.runTimers()
+		return true
 	}
 }
 
-// timeout is epoll_wait's: until the next timer, in whole milliseconds
-// rounded up, or forever.
-func (l *Loop) timeout() int {
-	if len(l.timers) == 0 {
-		return -1
+// setDeadline makes the park end at the next timer.
+func (l *Loop) setDeadline() {
+	var when int64 = -1
+	if len(l.timers) > 0 {
+		when = l.timers[0].when
 	}
-	d := l.timers[0].when - Clock()
-	if d <= 0 {
-		return 0
+	if when == l.deadline {
+		return
 	}
-	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+	l.deadline = when
+	if when < 0 {
+		l.f.SetReadDeadline(time.Time{})
+		return
+	}
+	l.f.SetReadDeadline(base.Add(time.Duration(when)))
 }
 
 func (l *Loop) runTimers() {
@@ -211,6 +262,5 @@ func (l *Loop) Stop() {
 	for _, fn := range rest {
 		fn() // posted after the stop: run here, the loop is gone
 	}
-	unix.Close(l.epfd)
-	unix.Close(l.evfd)
+	unix.Close(l.evfd) // Run closed epfd
 }
