@@ -25,6 +25,10 @@
 #   HAPROXY_MAXCONN  default max(8000, IDLE_N+200)
 #   HAPROXY_SPLICE=1  add "option splice-auto" to haproxy (off by default, as in haproxy)
 #   GOVS_BIN=path  use this govs binary instead of building bench/out/govs
+#   GOVSGO=1       also run "govsgo": the same govs binary with GOVS_PROXY_LOOPS=off
+#                  (the goroutine-per-connection data path), port BASE+4, as a
+#                  before/after in the same run; GOVSGO=0 leaves it out
+#   GOVS_LOOPS=    GOVS_PROXY_LOOPS for the "govs" target (default: unset, one loop per GOMAXPROCS)
 #   RESULTS=path   default bench/RESULTS.md;  KEEP_TMP=1 keep the temp dir (configs, logs)
 set -euo pipefail
 
@@ -51,6 +55,8 @@ BASE_PORT=${BASE_PORT:-27080}
 PROXY_WORKERS=${PROXY_WORKERS:-2}
 BACKEND_WORKERS=${BACKEND_WORKERS:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
+GOVSGO=${GOVSGO:-1}
+GOVS_LOOPS=${GOVS_LOOPS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 HOST=127.0.0.1 # never anything else: loopback only
 
@@ -62,12 +68,16 @@ done
 # Bounds so that a typo cannot turn this into a long or heavy run.
 ((DURATION <= 120 && WARMUP <= 60 && ROUNDS <= 20 && CONNS <= 2000 && BULK_MB <= 1024 && BULK_COUNT <= 100)) ||
 	{ echo "run.sh: settings out of bounds (DURATION<=120 WARMUP<=60 ROUNDS<=20 CONNS<=2000 BULK_MB<=1024 BULK_COUNT<=100)" >&2; exit 2; }
-((BASE_PORT >= 1024 && BASE_PORT + 3 <= 65535)) || { echo "run.sh: BASE_PORT out of range" >&2; exit 2; }
+((BASE_PORT >= 1024 && BASE_PORT + 4 <= 65535)) || { echo "run.sh: BASE_PORT out of range" >&2; exit 2; }
 
 P_BACKEND=$BASE_PORT
-declare -A PORT=([direct]=$BASE_PORT [govs]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)))
+declare -A PORT=([direct]=$BASE_PORT [govs]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)) [govsgo]=$((BASE_PORT + 4)))
 TARGETS=(direct govs haproxy nginx)
 PROXIES=(govs haproxy nginx)
+if [[ $GOVSGO == 1 ]]; then
+	TARGETS=(direct govs govsgo haproxy nginx)
+	PROXIES=(govs govsgo haproxy nginx)
+fi
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -312,14 +322,19 @@ nginx -t -q -p "$TMP/backend" -c "$TMP/backend/nginx.conf" -e "$TMP/logs/backend
 nginx -t -q -p "$TMP/nginxproxy" -c "$TMP/nginxproxy/nginx.conf" -e "$TMP/logs/nginx-start.log" ||
 	die "nginx stream config rejected (see above)"
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy config rejected"
+sed -e "s/name: bench/name: benchgo/" -e "s/:${PORT[govs]}\$/:${PORT[govsgo]}/" "$TMP/govs.yaml" >"$TMP/govsgo.yaml"
 "$GOVS_BIN" check -c "$TMP/govs.yaml" >/dev/null || die "govs config rejected"
+"$GOVS_BIN" check -c "$TMP/govsgo.yaml" >/dev/null || die "govs config rejected"
 
 # ---- proxies -----------------------------------------------------------------
 declare -A PPID_OF=()
 start_target() { # NAME
 	local name=$1
 	case $name in
-	govs) start_bg "$TMP/logs/govs.log" "$GOVS_BIN" run -c "$TMP/govs.yaml" ;;
+	# Each govs on a control socket of its own: the default one may be
+	# another govs's on this machine.
+	govs) start_bg "$TMP/logs/govs.log" env ${GOVS_LOOPS:+GOVS_PROXY_LOOPS=$GOVS_LOOPS} "$GOVS_BIN" run --socket "$TMP/govs.sock" -c "$TMP/govs.yaml" ;;
+	govsgo) start_bg "$TMP/logs/govsgo.log" env GOVS_PROXY_LOOPS=off "$GOVS_BIN" run --socket "$TMP/govsgo.sock" -c "$TMP/govsgo.yaml" ;;
 	haproxy) start_bg "$TMP/logs/haproxy.log" haproxy -db -f "$TMP/haproxy.cfg" ;;
 	nginx) start_bg "$TMP/logs/nginx.log" nginx -p "$TMP/nginxproxy" -c "$TMP/nginxproxy/nginx.conf" \
 		-e "$TMP/logs/nginx-start.log" -g 'daemon off;' ;;
@@ -491,10 +506,13 @@ done
 for t in "${PROXIES[@]}"; do
 	[[ -n ${PPID_OF[$t]:-} ]] && ! kill -0 "${PPID_OF[$t]}" 2>/dev/null && anomaly "$t exited during the run (see its log)"
 done
-GOVS_LOG_ISSUES=$(grep -cE 'level=(WARN|ERROR)' "$TMP/logs/govs.log" 2>/dev/null || true)
-if [[ ${GOVS_LOG_ISSUES:-0} -gt 0 ]]; then
-	anomaly "govs log (throughput phase): $GOVS_LOG_ISSUES WARN/ERROR lines, first: $(grep -m1 -E 'level=(WARN|ERROR)' "$TMP/logs/govs.log")"
-fi
+for g in govs govsgo; do
+	[[ -f $TMP/logs/$g.log ]] || continue
+	GOVS_LOG_ISSUES=$(grep -cE 'level=(WARN|ERROR)' "$TMP/logs/$g.log" 2>/dev/null || true)
+	if [[ ${GOVS_LOG_ISSUES:-0} -gt 0 ]]; then
+		anomaly "$g log (throughput phase): $GOVS_LOG_ISSUES WARN/ERROR lines, first: $(grep -m1 -E 'level=(WARN|ERROR)' "$TMP/logs/$g.log")"
+	fi
+done
 for f in backend-error nginx-error; do
 	n=$(grep -cE '\[(error|crit|alert|emerg)\]' "$TMP/logs/$f.log" 2>/dev/null || true)
 	[[ ${n:-0} -gt 0 ]] && anomaly "$f.log: $n error lines, first: $(grep -m1 -E '\[(error|crit|alert|emerg)\]' "$TMP/logs/$f.log")"
@@ -534,8 +552,13 @@ declare -A FIG_DEC=([conn]=0 [ka]=0 [p99]=2 [bulk]=0 [mem]=2)
 declare -A FIG_DIR=([conn]=up [ka]=up [p99]=down [bulk]=up [mem]=down)
 table() { # median|best
 	local f t row
-	echo "| figure | direct | govs | haproxy | nginx | govs/haproxy | govs/direct | nginx/haproxy |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	local head="| figure" rule="| ---"
+	for t in "${TARGETS[@]}"; do head+=" | $t"; rule+=" | ---:"; done
+	head+=" | govs/haproxy | govs/direct | nginx/haproxy |"
+	rule+=" | ---: | ---: | ---: |"
+	[[ $GOVSGO == 1 ]] && { head+=" govs/govsgo |"; rule+=" ---: |"; }
+	echo "$head"
+	echo "$rule"
 	for f in "${FIGS[@]}"; do
 		local -A M=()
 		for t in "${TARGETS[@]}"; do
@@ -544,6 +567,7 @@ table() { # median|best
 		row="| ${FIG_NAME[$f]}"
 		for t in "${TARGETS[@]}"; do row+=" | $(fmt "${M[$t]}" "${FIG_DEC[$f]}")"; done
 		row+=" | $(ratio "${M[govs]}" "${M[haproxy]}") | $(ratio "${M[govs]}" "${M[direct]}") | $(ratio "${M[nginx]}" "${M[haproxy]}") |"
+		[[ $GOVSGO == 1 ]] && row+=" $(ratio "${M[govs]}" "${M[govsgo]}") |"
 		echo "$row"
 		unset M
 	done
@@ -555,7 +579,7 @@ ver_wrk=$( (wrk -v 2>&1 || true) | awk 'NR==1{print $2}')
 ver_curl=$(curl --version | awk 'NR==1{print $2}')
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT IDLE_N=$IDLE_N IDLE_ROUNDS=$IDLE_ROUNDS HAPROXY_SPLICE=$HAPROXY_SPLICE PROXY_WORKERS=$PROXY_WORKERS BACKEND_WORKERS=$BACKEND_WORKERS"
+env_cmd="QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT IDLE_N=$IDLE_N IDLE_ROUNDS=$IDLE_ROUNDS HAPROXY_SPLICE=$HAPROXY_SPLICE PROXY_WORKERS=$PROXY_WORKERS BACKEND_WORKERS=$BACKEND_WORKERS GOVSGO=$GOVSGO GOVS_LOOPS=$GOVS_LOOPS"
 
 SECTION=$TMP/section.md
 {
@@ -568,7 +592,7 @@ SECTION=$TMP/section.md
 	echo "- Date: $START_DATE"
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	echo "- Versions: govs $ver_govs, haproxy $ver_haproxy, nginx $ver_nginx, wrk $ver_wrk, curl $ver_curl"
-	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)). haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
+	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)), event loops (GOVS_PROXY_LOOPS=${GOVS_LOOPS:-unset: one per GOMAXPROCS}).$([[ $GOVSGO == 1 ]] && echo " govsgo: the same binary with GOVS_PROXY_LOOPS=off (a goroutine per connection direction, the data path before the event loops).") haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
 	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians."
 	echo "- Memory: $IDLE_N idle connections held through a freshly started proxy (bench/idleconns), (RSS after - RSS before) / connections that reached the backend, RSS from /proc/PID/status VmRSS (nginx: master + workers); median of $IDLE_ROUNDS round(s). N is bounded by the open-file hard limit ($HARD_NOFILE, not raisable here): one proxy process holds the client and the backend side of each connection. Memory preallocated at start (nginx connection array, haproxy fd table) is in \"before\", so not counted.${IDLE_NOTE:+ $IDLE_NOTE}"
 	echo
