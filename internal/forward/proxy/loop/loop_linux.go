@@ -3,8 +3,8 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -50,8 +50,8 @@ type Loop struct {
 	timers   timerHeap
 	deadline int64 // of the park, loop clock; -1 for none
 	now      int64 // loop clock: nanoseconds since base, read once per wakeup
-	stopped bool
-	done    chan struct{}
+	stopped  bool
+	done     chan struct{}
 }
 
 // base is the origin of every loop's clock, so that values from different
