@@ -227,11 +227,9 @@ func (c *evConn) flush(d *evDir, dst *sockFlags, dfd int, up bool) bool {
 		var n int
 		var err error
 		if d.p != nil {
-			var n64 int64
-			n64, err = unix.Splice(d.p.r, nil, dfd, nil, d.inPipe, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-			n = int(n64)
+			n, err = rawSplice(d.p.r, dfd, d.inPipe)
 		} else {
-			n, err = unix.Write(dfd, (*d.buf)[d.off:d.n])
+			n, err = rawWrite(dfd, (*d.buf)[d.off:d.n])
 		}
 		switch {
 		case err == unix.EINTR:
@@ -280,7 +278,7 @@ func (c *evConn) fill(d *evDir, src *sockFlags, sfd int, up bool) bool {
 		for {
 			// No short-read shortcut here: a splice also stops short when
 			// the pipe is full, with bytes left in the socket.
-			n, err := unix.Splice(sfd, nil, d.p.w, nil, pipeSize, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
+			n, err := rawSplice(sfd, d.p.w, pipeSize)
 			switch {
 			case err == unix.EINTR:
 				continue
@@ -300,7 +298,7 @@ func (c *evConn) fill(d *evDir, src *sockFlags, sfd int, up bool) bool {
 				d.eof = true
 				return true
 			}
-			d.inPipe = int(n)
+			d.inPipe = n
 			c.readAt(up)
 			if n < copyBufSize {
 				if d.smallRuns++; d.smallRuns >= smallAfter {
@@ -316,7 +314,7 @@ func (c *evConn) fill(d *evDir, src *sockFlags, sfd int, up bool) bool {
 		d.buf = copyBufPool.Get().(*[]byte)
 	}
 	for {
-		n, err := unix.Read(sfd, *d.buf)
+		n, err := rawRead(sfd, *d.buf)
 		switch {
 		case err == unix.EINTR:
 			continue

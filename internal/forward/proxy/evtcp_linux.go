@@ -137,7 +137,7 @@ func (a *evListener) accept() {
 			a.retryIn(min(max(2*a.backoff, time.Millisecond), 100*time.Millisecond))
 			return
 		}
-		nfd, sa, err := unix.Accept4(a.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, client, err := rawAccept(a.fd)
 		if err != nil {
 			fds.give(2)
 			switch err {
@@ -155,7 +155,7 @@ func (a *evListener) accept() {
 		}
 		a.backoff = 0
 		a.s.p.conns.Add(1)
-		a.s.serve(a.l, nfd, sa)
+		a.s.serve(a.l, nfd, client)
 	}
 }
 
@@ -170,11 +170,10 @@ func (a *evListener) retryIn(d time.Duration) {
 
 // serve takes an accepted connection: the per-client limit, then a connect
 // to a real server, all on the loop.
-func (s *evServer) serve(l *loop.Loop, cfd int, sa unix.Sockaddr) {
+func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
 	accepted := time.Now()
 	vs := s.vs
 	st := vs.Settings()
-	clientAP := sockAddr(sa)
 	limit := maxPerClient(st)
 	if limit > 0 && !s.clients.add(clientAP.Addr(), limit) {
 		vs.Stats.ClientLimited.Add(1)
