@@ -202,6 +202,19 @@ wait_listen() { # PORT PID LOG: wait up to 10 s
 
 backend_established() { ss -Htn state established "( sport = :$P_BACKEND )" 2>/dev/null | wc -l; }
 
+# CPU time (utime + stime, clock ticks) of PID plus its children (nginx
+# workers): what a proxy spent, whatever else ran on the machine.
+cpu_ticks() {
+	local total=0 p v
+	[[ -n ${1:-} ]] || { echo 0; return; }
+	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true)
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # RSS in KiB of PID plus its children (nginx workers)
 rss_kib() {
 	local total=0 p v
@@ -368,7 +381,11 @@ run_wrk() {
 	out=$TMP/wrk/$target.$mode.$tag.txt
 	args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency)
 	[[ $mode == close ]] && args+=(-H 'Connection: close')
+	local c0 c1 reqs
+	c0=$(cpu_ticks "${PPID_OF[$target]:-}")
 	timeout $((secs + 30)) wrk "${args[@]}" "http://$HOST:${PORT[$target]}/" >"$out" 2>&1 || echo "wrk exit status $?" >>"$out"
+	c1=$(cpu_ticks "${PPID_OF[$target]:-}")
+	reqs=$(awk '/requests in/{print $1}' "$out")
 	rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
 	p99=$(awk '$1=="99%"{print $2}' "$out")
 	errs=$(grep -E 'Socket errors|Non-2xx|exit status|unable to connect' "$out" || true)
@@ -379,6 +396,10 @@ run_wrk() {
 	if [[ -z $rps ]]; then
 		anomaly "$target $mode ($tag): wrk printed no Requests/sec: $(tail -n 3 "$out" | tr '\n' ' ')"
 		return 0
+	fi
+	# The proxy's CPU per request (µs), not for direct (no proxy).
+	if [[ $target != direct && -n $reqs && $reqs -gt 0 ]]; then
+		awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.1f\n", t / hz * 1e6 / n}' >>"$RES/cpu$mode.$target"
 	fi
 	if [[ $mode == close ]]; then
 		echo "$rps" >>"$RES/conn.$target"
@@ -393,13 +414,20 @@ run_bulk() { # TARGET COUNT TAG
 	local target=$1 count=$2 tag=$3 out args=() i mbs bad
 	out=$TMP/wrk/$target.bulk.$tag.txt
 	for ((i = 0; i < count; i++)); do args+=(-o /dev/null "http://$HOST:${PORT[$target]}/big.bin"); done
+	local c0 c1
+	c0=$(cpu_ticks "${PPID_OF[$target]:-}")
 	timeout $((count * 60 + 10)) curl -sS --max-time 60 -w '%{http_code} %{size_download} %{time_total}\n' \
 		"${args[@]}" >"$out" 2>&1 || echo "curl exit status $?" >>"$out"
+	c1=$(cpu_ticks "${PPID_OF[$target]:-}")
 	bad=$(awk -v want="$BULK_BYTES" 'NF!=3 || $1!=200 || $2!=want' "$out")
 	[[ -n $bad ]] && anomaly "$target bulk ($tag): $(echo "$bad" | head -n 3 | tr '\n' ';')"
 	[[ $tag == warmup ]] && return 0
 	mbs=$(awk -v want="$BULK_BYTES" 'NF==3 && $1==200 && $2==want {b+=$2; t+=$3} END{if (t>0) printf "%.1f\n", b/t/1e6}' "$out")
 	[[ -n $mbs ]] && echo "$mbs" >>"$RES/bulk.$target"
+	if [[ $target != direct ]]; then # the proxy's CPU ms per GB moved
+		awk -v want="$BULK_BYTES" -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'NF==3 && $1==200 && $2==want {b+=$2}
+			END{if (b>0) printf "%.1f\n", t / hz * 1e3 / (b / 1e9)}' "$out" >>"$RES/cpubulk.$target"
+	fi
 	return 0
 }
 
@@ -540,16 +568,19 @@ ratio() { # A B
 	awk -v a="$1" -v b="$2" 'BEGIN{if (b==0) print "n/a"; else printf "%.2f\n", a/b}'
 }
 
-FIGS=(conn ka p99 bulk mem)
+FIGS=(conn ka p99 bulk mem cpuclose cpuka cpubulk)
 declare -A FIG_NAME=(
 	[conn]="new connections/s (wrk, Connection: close) ↑"
 	[ka]="requests/s, keep-alive ↑"
 	[p99]="p99 latency, keep-alive run (ms) ↓"
 	[bulk]="bulk throughput (MB/s, curl ${BULK_MB} MiB) ↑"
 	[mem]="memory per idle connection (KiB) ↓"
+	[cpuclose]="proxy CPU per new connection (µs) ↓"
+	[cpuka]="proxy CPU per keep-alive request (µs) ↓"
+	[cpubulk]="proxy CPU per GB of bulk (ms) ↓"
 )
-declare -A FIG_DEC=([conn]=0 [ka]=0 [p99]=2 [bulk]=0 [mem]=2)
-declare -A FIG_DIR=([conn]=up [ka]=up [p99]=down [bulk]=up [mem]=down)
+declare -A FIG_DEC=([conn]=0 [ka]=0 [p99]=2 [bulk]=0 [mem]=2 [cpuclose]=1 [cpuka]=1 [cpubulk]=0)
+declare -A FIG_DIR=([conn]=up [ka]=up [p99]=down [bulk]=up [mem]=down [cpuclose]=down [cpuka]=down [cpubulk]=down)
 table() { # median|best
 	local f t row
 	local head="| figure" rule="| ---"
@@ -593,7 +624,7 @@ SECTION=$TMP/section.md
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	echo "- Versions: govs $ver_govs, haproxy $ver_haproxy, nginx $ver_nginx, wrk $ver_wrk, curl $ver_curl"
 	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)), event loops (GOVS_PROXY_LOOPS=${GOVS_LOOPS:-unset: one per GOMAXPROCS}).$([[ $GOVSGO == 1 ]] && echo " govsgo: the same binary with GOVS_PROXY_LOOPS=off (a goroutine per connection direction, the data path before the event loops).") haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
-	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians."
+	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians. CPU figures: the proxy process's utime+stime (nginx: master + workers, /proc/PID/stat) over each wrk or curl run, per request completed or per GB moved: what a proxy spends, much less sensitive than rates to other work on a shared machine."
 	echo "- Memory: $IDLE_N idle connections held through a freshly started proxy (bench/idleconns), (RSS after - RSS before) / connections that reached the backend, RSS from /proc/PID/status VmRSS (nginx: master + workers); median of $IDLE_ROUNDS round(s). N is bounded by the open-file hard limit ($HARD_NOFILE, not raisable here): one proxy process holds the client and the backend side of each connection. Memory preallocated at start (nginx connection array, haproxy fd table) is in \"before\", so not counted.${IDLE_NOTE:+ $IDLE_NOTE}"
 	echo
 	table median
