@@ -206,7 +206,15 @@ func (c *evConn) pump(up bool) {
 		}
 		if d.eof {
 			// The source sent FIN: pass it on, keep the other direction.
-			unix.Shutdown(dfd, unix.SHUT_WR)
+			// When that one has ended too, the close in finish sends the
+			// FIN: no shutdown call.
+			other := &c.down
+			if !up {
+				other = &c.up
+			}
+			if !other.done {
+				unix.Shutdown(dfd, unix.SHUT_WR)
+			}
 			d.done = true
 			c.finDir(up)
 			return

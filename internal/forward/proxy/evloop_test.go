@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +128,25 @@ func TestGoroutineDataPath(t *testing.T) {
 			t.Setenv(loopsEnv, "off")
 			test(t)
 		})
+	}
+}
+
+// TestSecondDirectorOnSameVIP: a VIP another process (here another
+// director) already serves is refused, as one plain listener was, although
+// the loops' listeners share their address with SO_REUSEPORT: a second govs
+// must not join the group and take half the connections.
+func TestSecondDirectorOnSameVIP(t *testing.T) {
+	be := startBackend(t, "a")
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	cfg := fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, be.addr)
+	startDirector(t, cfg)
+	d2 := director.New(testLog(), New(testLog()))
+	t.Cleanup(func() { d2.Shutdown(time.Second) })
+	err := apply(t, d2, cfg)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second director on %s: %v, want address already in use", vip, err)
+	}
+	if name, err := ask(t, vip); err != nil || name != "a" {
+		t.Errorf("the first director stopped serving: %q, %v", name, err)
 	}
 }
