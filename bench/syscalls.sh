@@ -57,7 +57,8 @@ P_BACKEND=$BASE_PORT
 declare -A PORT=([govs]=$((BASE_PORT + 1)) [govsgo]=$((BASE_PORT + 2)) [haproxy]=$((BASE_PORT + 3)))
 NGINX_USER=""
 ((EUID == 0)) && NGINX_USER="user root;"
-mkdir -p "$TMP/backend"
+mkdir -p "$TMP/backend" "$TMP/www"
+head -c $((64 << 20)) /dev/urandom >"$TMP/www/big.bin"
 cat >"$TMP/backend/nginx.conf" <<CONF
 $NGINX_USER
 worker_processes 1;
@@ -72,7 +73,8 @@ http {
     uwsgi_temp_path $TMP/backend/uwsgi;
     scgi_temp_path $TMP/backend/scgi;
     keepalive_requests 100000000;
-    server { listen $HOST:$P_BACKEND; location = / { default_type text/plain; return 200 "ok\n"; } }
+    sendfile on;
+    server { listen $HOST:$P_BACKEND; root $TMP/www; location = / { default_type text/plain; return 200 "ok\n"; } location = /big.bin { } }
 }
 CONF
 for g in govs govsgo; do
@@ -114,10 +116,17 @@ count() {
 	timeout $((SECONDS_RUN + 30)) strace -f -c -o "$TMP/strace.$t.$mode" -p "${PID[$t]}" &
 	local sp=$!
 	sleep 1
-	timeout $((SECONDS_RUN + 30)) wrk "${args[@]}" "http://$HOST:${PORT[$t]}/" >"$TMP/wrk.$t.$mode" 2>&1 || true
+	if [[ $mode == bulk ]]; then # 4 x 64 MiB: "requests" are MB moved
+		local i urls=()
+		for i in 1 2 3 4; do urls+=(-o /dev/null "http://$HOST:${PORT[$t]}/big.bin"); done
+		timeout 120 curl -sS --max-time 60 "${urls[@]}" || true
+		reqs=$((4 * 64 * 1048576 / 1000000))
+	else
+		timeout $((SECONDS_RUN + 30)) wrk "${args[@]}" "http://$HOST:${PORT[$t]}/" >"$TMP/wrk.$t.$mode" 2>&1 || true
+		reqs=$(awk '/requests in/{print $1}' "$TMP/wrk.$t.$mode")
+	fi
 	kill -INT "$sp" 2>/dev/null || true
 	wait "$sp" 2>/dev/null || true
-	reqs=$(awk '/requests in/{print $1}' "$TMP/wrk.$t.$mode")
 	awk -v n="${reqs:-0}" '
 		$1 ~ /^[0-9.]+$/ && NF >= 5 { name=$NF; calls=($4 ~ /^[0-9]+$/ && NF==6) ? $4 : $4; c[name]=calls }
 		$NF=="total" { total=$(NF-2) }
@@ -136,11 +145,11 @@ SECTION=$TMP/section.md
 	echo "Written by \`bench/syscalls.sh\`; do not edit between the markers."
 	echo
 	echo "- Command: \`SECONDS_RUN=$SECONDS_RUN CONNS=$CONNS bench/syscalls.sh\`; $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "- Method: \`strace -f -c\` attached to the proxy while \`wrk -t1 -c$CONNS -d${SECONDS_RUN}s\` runs against it (keep-alive, then \`Connection: close\`); calls / requests wrk completed. strace slows the proxy, not what it calls per request. Backend: nginx, 1 worker; haproxy 2 threads, no splice; govs and govsgo the same binary, govsgo with \`GOVS_PROXY_LOOPS=off\`."
+	echo "- Method: \`strace -f -c\` attached to the proxy while \`wrk -t1 -c$CONNS -d${SECONDS_RUN}s\` runs against it (keep-alive, then \`Connection: close\`); calls / requests wrk completed; bulk: 4 sequential curl downloads of a 64 MiB file, calls per MB (10^6 bytes). strace slows the proxy, not what it calls per request. Backend: nginx, 1 worker; haproxy 2 threads, no splice; govs and govsgo the same binary, govsgo with \`GOVS_PROXY_LOOPS=off\`."
 	echo
 	echo "| target | mode | calls per request | by call (>= 0.05 per request) |"
 	echo "| --- | --- | ---: | --- |"
-	for mode in ka close; do
+	for mode in ka close bulk; do
 		for t in govs govsgo haproxy; do
 			echo "| $t | $mode | $(count "$t" "$mode") |"
 		done
