@@ -1,3 +1,5 @@
+//go:build linux
+
 package loop
 
 // Timer is a function the loop calls at a time on its own clock (Now). It
