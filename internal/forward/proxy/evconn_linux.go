@@ -255,10 +255,13 @@ func (c *evConn) flush(d *evDir, dst *sockFlags, dfd int, up bool) bool {
 			d.off += n
 		}
 		c.count(up, n)
-		if d.pending() > 0 {
+		if d.pending() > 0 && d.p == nil {
 			dst.writable = false // a short write: the socket buffer is full
 			return false
 		}
+		// A short splice is retried at once: in bulk the peer is reading
+		// while we write, and waiting for EPOLLOUT (a third of the buffer
+		// free) costs more than the call that may find room or EAGAIN.
 	}
 	if d.p != nil {
 		pipePool.Put(d.p)
