@@ -55,6 +55,9 @@ type bgpLab struct {
 	dirs   []*bgpDirector
 	bfd    bool
 	v6     bool // IPv6 too: addresses, a second session and a service on bgpVIP6
+	// fastBFD gives FRR's BFD sessions 100 ms intervals (profile "fast"),
+	// to match directors with bfd_interval: 100ms: detection in 300 ms.
+	fastBFD bool
 }
 
 type bgpDirector struct {
@@ -166,9 +169,13 @@ func (l *bgpLab) startFRR() {
 		t.Fatalf("chown frr: %v: %s", err, out)
 	}
 	t.Cleanup(func() { os.RemoveAll(run) })
-	bfd := ""
+	bfd, bfdConf := "", ""
 	if l.bfd {
 		bfd = " neighbor DIRS bfd\n"
+	}
+	if l.bfd && l.fastBFD {
+		bfd = " neighbor DIRS bfd profile fast\n"
+		bfdConf = "bfd\n profile fast\n  receive-interval 100\n  transmit-interval 100\n !\n!\n"
 	}
 	// With BFD the directors are explicit neighbors (FRR does not start
 	// BFD for listen-range peers), and the hold time is 30s, so a route
@@ -206,7 +213,7 @@ func (l *bgpLab) startFRR() {
 	}
 	conf := map[string]string{
 		"zebra": "hostname rt\nlog stdout informational\n",
-		"bfdd":  "hostname rt\nlog stdout informational\n",
+		"bfdd":  "hostname rt\nlog stdout informational\n" + bfdConf,
 		"bgpd": `hostname rt
 log stdout informational
 router bgp 65000
