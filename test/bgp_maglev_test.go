@@ -44,7 +44,7 @@ type aaLab struct {
 // aaConns is how many long-lived connections the proof keeps.
 const aaConns = 300
 
-func newAALab(t *testing.T) *aaLab {
+func newAALab(t testing.TB) *aaLab {
 	t.Helper()
 	netns.Require(t)
 	requireFRR(t)
@@ -243,7 +243,7 @@ func (l *aaLab) waitServersUp(d *bgpDirector, reals ...int) {
 // line every 50 ms, each checking that the same real server answers, and a
 // stream of new connections.
 type aaTraffic struct {
-	t      *testing.T
+	t      testing.TB
 	flows  []*flow
 	broken atomic.Int64
 	stop   chan struct{}
@@ -552,7 +552,7 @@ func (l *aaLab) newConnections(n int) map[string]int {
 }
 
 // waitExit waits for a stopped director's govs to exit 0.
-func waitExit(t *testing.T, d *bgpDirector) {
+func waitExit(t testing.TB, d *bgpDirector) {
 	t.Helper()
 	select {
 	case <-d.govs.done:
@@ -561,5 +561,57 @@ func waitExit(t *testing.T, d *bgpDirector) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not exit within 30s of SIGTERM", d.name)
+	}
+}
+
+// BenchmarkBGPActiveActiveNewConns measures new connections/s through 1,
+// 2 and 3 directors (dr, mh) behind the FRR router, in one lab and one
+// run: d1 alone, then d2 joins, then d3. Each connection connects, exchanges
+// one line with a real server and closes; 8 clients in parallel. On a
+// shared 2-core machine the client, router, directors and real servers
+// share the cores: the ratio between the three matters, not the figure.
+//
+//	go test -run XXX -bench BGPActiveActiveNewConns -benchtime 5s ./test/
+func BenchmarkBGPActiveActiveNewConns(b *testing.B) {
+	l := newAALab(b)
+	// Many short connections from one client address: reuse TIME_WAIT
+	// ports, and use the whole port range.
+	l.client.Sysctl("net.ipv4.tcp_tw_reuse", "1")
+	l.client.Sysctl("net.ipv4.ip_local_port_range", "1024 65000")
+	for _, d := range l.dirs {
+		l.writeConfig(d, "mh", 1, 2, 3, 4)
+	}
+	for n := 1; n <= 3; n++ {
+		l.dirs[n-1].start()
+		l.waitSteady(fmt.Sprintf("%d directors", n), l.dirs[:n]...)
+		b.Run(fmt.Sprintf("directors=%d", n), func(b *testing.B) {
+			var next, failed atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						var c net.Conn
+						err := l.client.Do(func() (err error) {
+							c, err = net.DialTimeout("tcp", bgpVIP+":80", 3*time.Second)
+							return err
+						})
+						if err == nil {
+							_, err = aaPing(&flow{c: c, r: bufio.NewReader(c)})
+							c.Close()
+						}
+						if err != nil {
+							failed.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+			b.ReportMetric(float64(failed.Load()), "failed")
+		})
 	}
 }

@@ -47,7 +47,7 @@ const (
 )
 
 type bgpLab struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	client *netns.NS
 	side   *netns.NS
@@ -72,7 +72,7 @@ type bgpDirector struct {
 	govs *daemon
 }
 
-func requireFRR(t *testing.T) {
+func requireFRR(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd", "/usr/bin/vtysh"} {
 		if _, err := os.Stat(bin); err != nil {
@@ -424,7 +424,7 @@ type nameServer struct {
 	conns      map[net.Conn]bool
 }
 
-func (s *nameServer) start(t *testing.T) {
+func (s *nameServer) start(t testing.TB) {
 	t.Helper()
 	err := s.ns.Do(func() (err error) {
 		s.ln, err = net.Listen("tcp", s.addr)

@@ -74,7 +74,7 @@ func startGovs(t *testing.T, file string) *daemon {
 // exec, which execs it: either way the PID is govs's), collecting its
 // output. At cleanup, if it still runs, it gets SIGTERM and up to termWait
 // to stop (0: none), then SIGKILL; its log is shown if the test failed.
-func runDaemon(t *testing.T, name string, cmd *exec.Cmd, termWait time.Duration) *daemon {
+func runDaemon(t testing.TB, name string, cmd *exec.Cmd, termWait time.Duration) *daemon {
 	t.Helper()
 	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr, cmd.Stdout = d, d
@@ -103,7 +103,7 @@ func runDaemon(t *testing.T, name string, cmd *exec.Cmd, termWait time.Duration)
 	return d
 }
 
-func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
+func (d *daemon) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func askOn(c net.Conn) (string, error) {
 	return name, nil
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	// Write and rename, as an operator's deployment tool does, so a reload
 	// never reads a half-written file.
