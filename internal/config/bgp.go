@@ -313,6 +313,15 @@ func (c *Config) bgpFlowWarning(vs *VirtualServer) (Warning, bool) {
 			return Warning{vs.At("forwarding"), fmt.Sprintf("virtual server %s: fullnat forwarding without connection sync keeps "+
 				"its connections' state on this director: %s is reset; add a sync section (docs/sync.md)", vs.Name, moved)}, true
 		}
+		// With sync, a moved flow keeps its NAT mapping, so the real server
+		// still answers the first director's local address: the flow lives
+		// while that address does, and past that director's death only if
+		// the address moves to a survivor (a VRRP virtual address).
+		if !c.localAddressesMove(vs) {
+			return Warning{vs.At("forwarding"), fmt.Sprintf("virtual server %s: fullnat with sync and bgp: a flow keeps the "+
+				"local address of the director that first translated it, and the real server answers that address; when that "+
+				"director fails its flows break unless its local_addresses are VRRP virtual addresses that move to another director", vs.Name)}, true
+		}
 	case DR:
 		if vs.Scheduler != "mh" {
 			return Warning{vs.At("scheduler"), fmt.Sprintf("virtual server %s: dr with scheduler %s: %s is scheduled afresh "+
@@ -328,4 +337,39 @@ func (c *Config) bgpFlowWarning(vs *VirtualServer) (Warning, bool) {
 		}
 	}
 	return Warning{}, false
+}
+
+// localAddressesMove reports whether every fullnat local address of vs is a
+// virtual address of one of this file's VRRP instances (so it moves to a
+// surviving director); false without local_addresses (masquerade: the
+// director's own address).
+func (c *Config) localAddressesMove(vs *VirtualServer) bool {
+	if len(vs.LocalAddresses) == 0 {
+		return false
+	}
+	vips := map[netip.Addr]bool{}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil {
+			continue
+		}
+		for _, v := range vi.VirtualIPAddresses {
+			vips[v.Addr().Unmap()] = true
+		}
+	}
+	for _, s := range vs.LocalAddresses {
+		r, err := ParseAddrRange(s)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for a := r.First; a.IsValid() && !r.Last.Less(a); a = a.Next() {
+			if !vips[a] {
+				return false
+			}
+			if n++; n > 256 {
+				return false // a range too large to be VRRP addresses
+			}
+		}
+	}
+	return true
 }

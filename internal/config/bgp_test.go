@@ -140,7 +140,13 @@ func TestBGPConfigFlowWarnings(t *testing.T) {
 			"b.yaml:3:95: warning: virtual server a: real server 10.0.1.1:80: connection limits"},
 		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
 			"b.yaml:3:51: warning: virtual server a: fullnat forwarding without connection sync"},
-		{sync + "virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n", ""},
+		{sync + "virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
+			"fullnat with sync and bgp: a flow keeps the local address"},
+		{sync + "vrrp_instances: [{name: VI_1, interface: eth1, virtual_router_id: 51, priority: 100, virtual_ipaddresses: [10.0.1.250/24, 10.0.1.251/24]}]\n" +
+			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, local_addresses: [10.0.1.250-10.0.1.251], real_servers: [{address: 10.0.1.1}]}\n", ""},
+		{sync + "vrrp_instances: [{name: VI_1, interface: eth1, virtual_router_id: 51, priority: 100, virtual_ipaddresses: [10.0.1.250/24]}]\n" +
+			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, local_addresses: [10.0.1.250-10.0.1.251], real_servers: [{address: 10.0.1.1}]}\n",
+			"fullnat with sync and bgp"},
 		{"sync: {interface: eth1, sync_id: 1, key_file: /etc/govs/sync.key, forwarding: [nat]}\n" +
 			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
 			"fullnat forwarding without connection sync"},
