@@ -166,7 +166,8 @@ func (l *aaLab) fibHops() []string {
 // of them has BFD up, and that holds for 2 s: FRR restarts a new BFD
 // session once, which GoBGP takes for a failure and resets the BGP session
 // once (docs/bgp.md), so a director's first route comes and goes.
-func (l *aaLab) waitSteady(what string, dirs ...*bgpDirector) {
+// It returns when the final steady state was first seen.
+func (l *aaLab) waitSteady(what string, dirs ...*bgpDirector) time.Time {
 	l.t.Helper()
 	var want []string
 	for _, d := range dirs {
@@ -190,11 +191,12 @@ func (l *aaLab) waitSteady(what string, dirs ...*bgpDirector) {
 		case since.IsZero():
 			since = time.Now()
 		case time.Since(since) >= 2*time.Second:
-			return
+			return since
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	l.t.Fatalf("%s: the router's next hops are %v (want %v, steady, BFD up)\n%s", what, l.fibHops(), want, l.vtysh("show bfd peers brief"))
+	return time.Time{}
 }
 
 // waitHopsWithout waits until addr is no longer a next hop of the VIP and
@@ -382,7 +384,6 @@ type aaPhase struct {
 	alive, broken  int
 	newOK, newFail int
 	newBy          map[string]int
-	detect         time.Duration
 	survivedPct    float64
 }
 
@@ -421,7 +422,6 @@ func TestBGPActiveActiveFlows(t *testing.T) {
 	l := newAALab(t)
 	d1, d2, d3 := l.dirs[0], l.dirs[1], l.dirs[2]
 	var phases []aaPhase
-	var detect []time.Duration
 
 	// events runs the director events with sched on every director, each
 	// on connections established before it: d3 stops (SIGTERM); d3 joins
@@ -429,15 +429,18 @@ func TestBGPActiveActiveFlows(t *testing.T) {
 	events := func(sched string) (stop, join, kill aaPhase, tr *aaTraffic) {
 		tr = l.startTraffic(aaConns)
 		stop = tr.phase(sched+": d3 stopped (SIGTERM)", 3*time.Second, func() {
+			t0 := time.Now()
 			d3.govs.signal(t, syscall.SIGTERM)
-			l.waitHopsWithout(d3.addr, time.Now())
+			t.Logf("AA: converge: SIGTERM of d3 to its route gone from the router's FIB: %v", l.waitHopsWithout(d3.addr, t0).Round(time.Millisecond))
 		})
 		waitExit(t, d3)
 		tr.close()
 		tr = l.startTraffic(aaConns)
 		join = tr.phase(sched+": d3 joins", 2*time.Second, func() {
+			t0 := time.Now()
 			d3.start()
-			l.waitSteady("d3 back with "+sched, d1, d2, d3)
+			seen := l.waitSteady("d3 back with "+sched, d1, d2, d3)
+			t.Logf("AA: converge: start of d3 to its route in the router's FIB for good: %v (govs start, health checks, announce_delay 1s, FRR's first BFD reset)", seen.Sub(t0).Round(time.Millisecond))
 		})
 		// A director dies: its link is cut and its govs killed with -9 at
 		// the same instant, so no BGP notification or TCP close reaches
@@ -449,8 +452,6 @@ func TestBGPActiveActiveFlows(t *testing.T) {
 			d2.govs.cmd.Process.Kill()
 			took = l.waitHopsWithout(d2.addr, t0)
 		})
-		kill.detect = took
-		detect = append(detect, took)
 		t.Logf("AA: detect: kill -9 + link cut of d2 to its route gone from the router's FIB: %v (BFD 100ms x 3; hold time 30s)", took.Round(time.Millisecond))
 		if took > 15*time.Second {
 			t.Errorf("d2's death noticed after %v: not by BFD (the hold time is 30s)", took)
