@@ -55,8 +55,8 @@ type bgpLab struct {
 	dirs   []*bgpDirector
 	bfd    bool
 	v6     bool // IPv6 too: addresses, a second session and a service on bgpVIP6
-	// fastBFD gives FRR's BFD sessions 100 ms intervals (profile "fast"),
-	// to match directors with bfd_interval: 100ms: detection in 300 ms.
+	// fastBFD gives FRR's BFD sessions 200 ms intervals (profile "fast"),
+	// to match directors with bfd_interval: 200ms: detection in 600 ms.
 	fastBFD bool
 }
 
@@ -175,7 +175,7 @@ func (l *bgpLab) startFRR() {
 	}
 	if l.bfd && l.fastBFD {
 		bfd = " neighbor DIRS bfd profile fast\n"
-		bfdConf = "bfd\n profile fast\n  receive-interval 100\n  transmit-interval 100\n !\n!\n"
+		bfdConf = "bfd\n profile fast\n  receive-interval 200\n  transmit-interval 200\n !\n!\n"
 	}
 	// With BFD the directors are explicit neighbors (FRR does not start
 	// BFD for listen-range peers), and the hold time is 30s, so a route
