@@ -72,7 +72,7 @@ SEC="$TMP/section.md"
 	echo
 	echo "\`bench/activeactive.sh\` ($(date -u +%Y-%m-%d), RUNS=$RUNS, BENCHTIME=$BENCHTIME; $(nproc) cores shared with other work, load average"
 	echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end). Three govs directors (\`forwarding: dr\`) announce the VIP over BGP with BFD"
-	echo "(100 ms x 3) to a real FRR 8.4 router (ECMP, \`fib_multipath_hash_policy=1\`); four real servers answer with their names;"
+	echo "(200 ms x 3) to a real FRR 8.4 router (ECMP, \`fib_multipath_hash_policy=1\`); four real servers answer with their names;"
 	echo "300 long-lived connections exchange a line every 50 ms while new connections stream in. \"Survived\" is the share"
 	echo "of the connections established before the event that kept their real server with no error; median and worst"
 	echo "of $RUNS runs (test/bgp_maglev_test.go, TestBGPActiveActiveFlows)."
@@ -101,15 +101,20 @@ SEC="$TMP/section.md"
 	echo "| SIGTERM to the route gone (withdraw) | $(echo "$stopc" | median) ms | $(echo $stopc) |"
 	echo "| start to the route in the FIB for good (start, checks, announce_delay 1s, FRR's first BFD reset) | $(echo "$joinc" | median) ms | $(echo $joinc) |"
 	echo
-	echo "New connections/s (connect, one line, close; 8 clients) through 1, 2 and 3 directors (mh), one lab, one run"
-	echo "(\`go test -run XXX -bench BGPActiveActiveNewConns -benchtime $BENCHTIME ./test/\`):"
+	echo "New connections/s (connect, one line, close; 8 clients) through 1, 2 and 3 directors (mh), one lab, one run:"
+	echo "directors join one by one, then leave again (\"again\": the drift of the shared machine over the run)"
+	echo "(\`go test -run XXX -bench BGPActiveActiveNewConns -benchtime $BENCHTIME ./test/\`); govs CPU is the directors'"
+	echo "govs processes summed (the kernel's forwarding is not in it); flaps are BGP sessions lost during the measure."
 	echo
-	echo "| directors | conns/s | failed |"
-	echo "| --- | --- | --- |"
+	echo "| directors | conns/s | failed | govs CPU | flaps |"
+	echo "| --- | --- | --- | --- | --- |"
 	awk '/^BenchmarkBGPActiveActiveNewConns\/directors=/ {
-		split($1, a, "="); n = a[2]; sub(/-[0-9]+$/, "", n)
-		for (i = 1; i <= NF; i++) { if ($i == "conns/s") c = $(i-1); if ($i == "failed") f = $(i-1) }
-		print "| " n " | " c " | " f " |" }' "$TMP/bench.log"
+		split($1, a, "="); n = a[2]; sub(/-[0-9]+$/, "", n); sub(/#[0-9]+$/, " (again)", n)
+		for (i = 1; i <= NF; i++) {
+			if ($i == "conns/s") c = $(i-1); if ($i == "failed") f = $(i-1)
+			if ($i == "govs-cpu-%") u = $(i-1); if ($i == "flaps") x = $(i-1)
+		}
+		print "| " n " | " c " | " f + 0 " | " u "% | " x + 0 " |" }' "$TMP/bench.log"
 	echo
 	echo "Command: \`bench/activeactive.sh\` (RUNS=$RUNS BENCHTIME=$BENCHTIME)."
 	echo "<!-- bench/activeactive.sh end -->"

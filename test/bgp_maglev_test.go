@@ -598,10 +598,15 @@ func waitExit(t testing.TB, d *bgpDirector) {
 
 // BenchmarkBGPActiveActiveNewConns measures new connections/s through 1,
 // 2 and 3 directors (dr, mh) behind the FRR router, in one lab and one
-// run: d1 alone, then d2 joins, then d3. Each connection connects, exchanges
-// one line with a real server and closes; 8 clients in parallel. On a
-// shared 2-core machine the client, router, directors and real servers
-// share the cores: the ratio between the three matters, not the figure.
+// run: d1 alone, then d2 joins, then d3, then d3 and d2 stop again (the
+// second visits show how much the shared machine drifted meanwhile). Each
+// connection connects, exchanges one line with a real server and closes; 8
+// clients in parallel. "flaps" counts the BGP sessions that went down
+// during the measure (a BFD false alarm under load shows there);
+// "govs-cpu-%" is the CPU the directors' govs processes used, summed (the
+// kernel's forwarding is not in it). On a
+// shared 2-core machine the client, router, directors and real servers share
+// the cores: the ratio between the figures matters, not the figures.
 //
 //	go test -run XXX -bench BGPActiveActiveNewConns -benchtime 5s ./test/
 func BenchmarkBGPActiveActiveNewConns(b *testing.B) {
@@ -613,10 +618,23 @@ func BenchmarkBGPActiveActiveNewConns(b *testing.B) {
 	for _, d := range l.dirs {
 		l.writeConfig(d, "mh", 1, 2, 3, 4)
 	}
-	for n := 1; n <= 3; n++ {
-		l.dirs[n-1].start()
-		l.waitSteady(fmt.Sprintf("%d directors", n), l.dirs[:n]...)
+	measure := func(n int) {
+		up := l.dirs[:n]
+		l.waitSteady(fmt.Sprintf("%d directors", n), up...)
 		b.Run(fmt.Sprintf("directors=%d", n), func(b *testing.B) {
+			flaps := func() (f uint32) {
+				for _, d := range up {
+					f += d.status().Peers[0].Flaps
+				}
+				return f
+			}
+			cpu := func() (c time.Duration) {
+				for _, d := range up {
+					c += cpuOf(b, d.govs)
+				}
+				return c
+			}
+			f0, c0 := flaps(), cpu()
 			var next, failed atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -642,8 +660,21 @@ func BenchmarkBGPActiveActiveNewConns(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+			el := time.Since(start)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "conns/s")
+			b.ReportMetric(100*(cpu()-c0).Seconds()/el.Seconds(), "govs-cpu-%")
 			b.ReportMetric(float64(failed.Load()), "failed")
+			b.ReportMetric(float64(flaps()-f0), "flaps")
 		})
+	}
+	for n := 1; n <= 3; n++ {
+		l.dirs[n-1].start()
+		measure(n)
+	}
+	for n := 2; n >= 1; n-- {
+		d := l.dirs[n]
+		d.govs.signal(b, syscall.SIGTERM)
+		waitExit(b, d)
+		measure(n)
 	}
 }
