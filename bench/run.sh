@@ -25,6 +25,10 @@
 #   HAPROXY_MAXCONN  default max(8000, IDLE_N+200)
 #   HAPROXY_SPLICE=1  add "option splice-auto" to haproxy (off by default, as in haproxy)
 #   GOVS_BIN=path  use this govs binary instead of building bench/out/govs
+#   GOVSGO=1       also run "govsgo": the same govs binary with GOVS_PROXY_LOOPS=off
+#                  (the goroutine-per-connection data path), port BASE+4, as a
+#                  before/after in the same run; GOVSGO=0 leaves it out
+#   GOVS_LOOPS=    GOVS_PROXY_LOOPS for the "govs" target (default: unset, one loop per GOMAXPROCS)
 #   RESULTS=path   default bench/RESULTS.md;  KEEP_TMP=1 keep the temp dir (configs, logs)
 set -euo pipefail
 
@@ -51,6 +55,8 @@ BASE_PORT=${BASE_PORT:-27080}
 PROXY_WORKERS=${PROXY_WORKERS:-2}
 BACKEND_WORKERS=${BACKEND_WORKERS:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
+GOVSGO=${GOVSGO:-1}
+GOVS_LOOPS=${GOVS_LOOPS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 HOST=127.0.0.1 # never anything else: loopback only
 
@@ -62,12 +68,16 @@ done
 # Bounds so that a typo cannot turn this into a long or heavy run.
 ((DURATION <= 120 && WARMUP <= 60 && ROUNDS <= 20 && CONNS <= 2000 && BULK_MB <= 1024 && BULK_COUNT <= 100)) ||
 	{ echo "run.sh: settings out of bounds (DURATION<=120 WARMUP<=60 ROUNDS<=20 CONNS<=2000 BULK_MB<=1024 BULK_COUNT<=100)" >&2; exit 2; }
-((BASE_PORT >= 1024 && BASE_PORT + 3 <= 65535)) || { echo "run.sh: BASE_PORT out of range" >&2; exit 2; }
+((BASE_PORT >= 1024 && BASE_PORT + 4 <= 65535)) || { echo "run.sh: BASE_PORT out of range" >&2; exit 2; }
 
 P_BACKEND=$BASE_PORT
-declare -A PORT=([direct]=$BASE_PORT [govs]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)))
+declare -A PORT=([direct]=$BASE_PORT [govs]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)) [govsgo]=$((BASE_PORT + 4)))
 TARGETS=(direct govs haproxy nginx)
 PROXIES=(govs haproxy nginx)
+if [[ $GOVSGO == 1 ]]; then
+	TARGETS=(direct govs govsgo haproxy nginx)
+	PROXIES=(govs govsgo haproxy nginx)
+fi
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -192,6 +202,19 @@ wait_listen() { # PORT PID LOG: wait up to 10 s
 
 backend_established() { ss -Htn state established "( sport = :$P_BACKEND )" 2>/dev/null | wc -l; }
 
+# CPU time (utime + stime, clock ticks) of PID plus its children (nginx
+# workers): what a proxy spent, whatever else ran on the machine.
+cpu_ticks() {
+	local total=0 p v
+	[[ -n ${1:-} ]] || { echo 0; return; }
+	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true)
+		total=$((total + ${v:-0}))
+	done
+	echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 # RSS in KiB of PID plus its children (nginx workers)
 rss_kib() {
 	local total=0 p v
@@ -312,14 +335,19 @@ nginx -t -q -p "$TMP/backend" -c "$TMP/backend/nginx.conf" -e "$TMP/logs/backend
 nginx -t -q -p "$TMP/nginxproxy" -c "$TMP/nginxproxy/nginx.conf" -e "$TMP/logs/nginx-start.log" ||
 	die "nginx stream config rejected (see above)"
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy config rejected"
+sed -e "s/name: bench/name: benchgo/" -e "s/:${PORT[govs]}\$/:${PORT[govsgo]}/" "$TMP/govs.yaml" >"$TMP/govsgo.yaml"
 "$GOVS_BIN" check -c "$TMP/govs.yaml" >/dev/null || die "govs config rejected"
+"$GOVS_BIN" check -c "$TMP/govsgo.yaml" >/dev/null || die "govs config rejected"
 
 # ---- proxies -----------------------------------------------------------------
 declare -A PPID_OF=()
 start_target() { # NAME
 	local name=$1
 	case $name in
-	govs) start_bg "$TMP/logs/govs.log" "$GOVS_BIN" run -c "$TMP/govs.yaml" ;;
+	# Each govs on a control socket of its own: the default one may be
+	# another govs's on this machine.
+	govs) start_bg "$TMP/logs/govs.log" env ${GOVS_LOOPS:+GOVS_PROXY_LOOPS=$GOVS_LOOPS} "$GOVS_BIN" run --socket "$TMP/govs.sock" -c "$TMP/govs.yaml" ;;
+	govsgo) start_bg "$TMP/logs/govsgo.log" env GOVS_PROXY_LOOPS=off "$GOVS_BIN" run --socket "$TMP/govsgo.sock" -c "$TMP/govsgo.yaml" ;;
 	haproxy) start_bg "$TMP/logs/haproxy.log" haproxy -db -f "$TMP/haproxy.cfg" ;;
 	nginx) start_bg "$TMP/logs/nginx.log" nginx -p "$TMP/nginxproxy" -c "$TMP/nginxproxy/nginx.conf" \
 		-e "$TMP/logs/nginx-start.log" -g 'daemon off;' ;;
@@ -353,7 +381,11 @@ run_wrk() {
 	out=$TMP/wrk/$target.$mode.$tag.txt
 	args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency)
 	[[ $mode == close ]] && args+=(-H 'Connection: close')
+	local c0 c1 reqs
+	c0=$(cpu_ticks "${PPID_OF[$target]:-}")
 	timeout $((secs + 30)) wrk "${args[@]}" "http://$HOST:${PORT[$target]}/" >"$out" 2>&1 || echo "wrk exit status $?" >>"$out"
+	c1=$(cpu_ticks "${PPID_OF[$target]:-}")
+	reqs=$(awk '/requests in/{print $1}' "$out")
 	rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
 	p99=$(awk '$1=="99%"{print $2}' "$out")
 	errs=$(grep -E 'Socket errors|Non-2xx|exit status|unable to connect' "$out" || true)
@@ -364,6 +396,10 @@ run_wrk() {
 	if [[ -z $rps ]]; then
 		anomaly "$target $mode ($tag): wrk printed no Requests/sec: $(tail -n 3 "$out" | tr '\n' ' ')"
 		return 0
+	fi
+	# The proxy's CPU per request (µs), not for direct (no proxy).
+	if [[ $target != direct && -n $reqs && $reqs -gt 0 ]]; then
+		awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.1f\n", t / hz * 1e6 / n}' >>"$RES/cpu$mode.$target"
 	fi
 	if [[ $mode == close ]]; then
 		echo "$rps" >>"$RES/conn.$target"
@@ -378,13 +414,20 @@ run_bulk() { # TARGET COUNT TAG
 	local target=$1 count=$2 tag=$3 out args=() i mbs bad
 	out=$TMP/wrk/$target.bulk.$tag.txt
 	for ((i = 0; i < count; i++)); do args+=(-o /dev/null "http://$HOST:${PORT[$target]}/big.bin"); done
+	local c0 c1
+	c0=$(cpu_ticks "${PPID_OF[$target]:-}")
 	timeout $((count * 60 + 10)) curl -sS --max-time 60 -w '%{http_code} %{size_download} %{time_total}\n' \
 		"${args[@]}" >"$out" 2>&1 || echo "curl exit status $?" >>"$out"
+	c1=$(cpu_ticks "${PPID_OF[$target]:-}")
 	bad=$(awk -v want="$BULK_BYTES" 'NF!=3 || $1!=200 || $2!=want' "$out")
 	[[ -n $bad ]] && anomaly "$target bulk ($tag): $(echo "$bad" | head -n 3 | tr '\n' ';')"
 	[[ $tag == warmup ]] && return 0
 	mbs=$(awk -v want="$BULK_BYTES" 'NF==3 && $1==200 && $2==want {b+=$2; t+=$3} END{if (t>0) printf "%.1f\n", b/t/1e6}' "$out")
 	[[ -n $mbs ]] && echo "$mbs" >>"$RES/bulk.$target"
+	if [[ $target != direct ]]; then # the proxy's CPU ms per GB moved
+		awk -v want="$BULK_BYTES" -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'NF==3 && $1==200 && $2==want {b+=$2}
+			END{if (b>0) printf "%.1f\n", t / hz * 1e3 / (b / 1e9)}' "$out" >>"$RES/cpubulk.$target"
+	fi
 	return 0
 }
 
@@ -491,10 +534,13 @@ done
 for t in "${PROXIES[@]}"; do
 	[[ -n ${PPID_OF[$t]:-} ]] && ! kill -0 "${PPID_OF[$t]}" 2>/dev/null && anomaly "$t exited during the run (see its log)"
 done
-GOVS_LOG_ISSUES=$(grep -cE 'level=(WARN|ERROR)' "$TMP/logs/govs.log" 2>/dev/null || true)
-if [[ ${GOVS_LOG_ISSUES:-0} -gt 0 ]]; then
-	anomaly "govs log (throughput phase): $GOVS_LOG_ISSUES WARN/ERROR lines, first: $(grep -m1 -E 'level=(WARN|ERROR)' "$TMP/logs/govs.log")"
-fi
+for g in govs govsgo; do
+	[[ -f $TMP/logs/$g.log ]] || continue
+	GOVS_LOG_ISSUES=$(grep -cE 'level=(WARN|ERROR)' "$TMP/logs/$g.log" 2>/dev/null || true)
+	if [[ ${GOVS_LOG_ISSUES:-0} -gt 0 ]]; then
+		anomaly "$g log (throughput phase): $GOVS_LOG_ISSUES WARN/ERROR lines, first: $(grep -m1 -E 'level=(WARN|ERROR)' "$TMP/logs/$g.log")"
+	fi
+done
 for f in backend-error nginx-error; do
 	n=$(grep -cE '\[(error|crit|alert|emerg)\]' "$TMP/logs/$f.log" 2>/dev/null || true)
 	[[ ${n:-0} -gt 0 ]] && anomaly "$f.log: $n error lines, first: $(grep -m1 -E '\[(error|crit|alert|emerg)\]' "$TMP/logs/$f.log")"
@@ -522,20 +568,28 @@ ratio() { # A B
 	awk -v a="$1" -v b="$2" 'BEGIN{if (b==0) print "n/a"; else printf "%.2f\n", a/b}'
 }
 
-FIGS=(conn ka p99 bulk mem)
+FIGS=(conn ka p99 bulk mem cpuclose cpuka cpubulk)
 declare -A FIG_NAME=(
 	[conn]="new connections/s (wrk, Connection: close) ↑"
 	[ka]="requests/s, keep-alive ↑"
 	[p99]="p99 latency, keep-alive run (ms) ↓"
 	[bulk]="bulk throughput (MB/s, curl ${BULK_MB} MiB) ↑"
 	[mem]="memory per idle connection (KiB) ↓"
+	[cpuclose]="proxy CPU per new connection (µs) ↓"
+	[cpuka]="proxy CPU per keep-alive request (µs) ↓"
+	[cpubulk]="proxy CPU per GB of bulk (ms) ↓"
 )
-declare -A FIG_DEC=([conn]=0 [ka]=0 [p99]=2 [bulk]=0 [mem]=2)
-declare -A FIG_DIR=([conn]=up [ka]=up [p99]=down [bulk]=up [mem]=down)
+declare -A FIG_DEC=([conn]=0 [ka]=0 [p99]=2 [bulk]=0 [mem]=2 [cpuclose]=1 [cpuka]=1 [cpubulk]=0)
+declare -A FIG_DIR=([conn]=up [ka]=up [p99]=down [bulk]=up [mem]=down [cpuclose]=down [cpuka]=down [cpubulk]=down)
 table() { # median|best
 	local f t row
-	echo "| figure | direct | govs | haproxy | nginx | govs/haproxy | govs/direct | nginx/haproxy |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	local head="| figure" rule="| ---"
+	for t in "${TARGETS[@]}"; do head+=" | $t"; rule+=" | ---:"; done
+	head+=" | govs/haproxy | govs/direct | nginx/haproxy |"
+	rule+=" | ---: | ---: | ---: |"
+	[[ $GOVSGO == 1 ]] && { head+=" govs/govsgo |"; rule+=" ---: |"; }
+	echo "$head"
+	echo "$rule"
 	for f in "${FIGS[@]}"; do
 		local -A M=()
 		for t in "${TARGETS[@]}"; do
@@ -544,6 +598,7 @@ table() { # median|best
 		row="| ${FIG_NAME[$f]}"
 		for t in "${TARGETS[@]}"; do row+=" | $(fmt "${M[$t]}" "${FIG_DEC[$f]}")"; done
 		row+=" | $(ratio "${M[govs]}" "${M[haproxy]}") | $(ratio "${M[govs]}" "${M[direct]}") | $(ratio "${M[nginx]}" "${M[haproxy]}") |"
+		[[ $GOVSGO == 1 ]] && row+=" $(ratio "${M[govs]}" "${M[govsgo]}") |"
 		echo "$row"
 		unset M
 	done
@@ -555,7 +610,7 @@ ver_wrk=$( (wrk -v 2>&1 || true) | awk 'NR==1{print $2}')
 ver_curl=$(curl --version | awk 'NR==1{print $2}')
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT IDLE_N=$IDLE_N IDLE_ROUNDS=$IDLE_ROUNDS HAPROXY_SPLICE=$HAPROXY_SPLICE PROXY_WORKERS=$PROXY_WORKERS BACKEND_WORKERS=$BACKEND_WORKERS"
+env_cmd="QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT IDLE_N=$IDLE_N IDLE_ROUNDS=$IDLE_ROUNDS HAPROXY_SPLICE=$HAPROXY_SPLICE PROXY_WORKERS=$PROXY_WORKERS BACKEND_WORKERS=$BACKEND_WORKERS GOVSGO=$GOVSGO GOVS_LOOPS=$GOVS_LOOPS"
 
 SECTION=$TMP/section.md
 {
@@ -568,8 +623,8 @@ SECTION=$TMP/section.md
 	echo "- Date: $START_DATE"
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	echo "- Versions: govs $ver_govs, haproxy $ver_haproxy, nginx $ver_nginx, wrk $ver_wrk, curl $ver_curl"
-	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)). haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
-	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians."
+	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)), event loops (GOVS_PROXY_LOOPS=${GOVS_LOOPS:-unset: one per GOMAXPROCS}).$([[ $GOVSGO == 1 ]] && echo " govsgo: the same binary with GOVS_PROXY_LOOPS=off (a goroutine per connection direction, the data path before the event loops).") haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
+	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians. CPU figures: the proxy process's utime+stime (nginx: master + workers, /proc/PID/stat) over each wrk or curl run, per request completed or per GB moved: what a proxy spends, much less sensitive than rates to other work on a shared machine."
 	echo "- Memory: $IDLE_N idle connections held through a freshly started proxy (bench/idleconns), (RSS after - RSS before) / connections that reached the backend, RSS from /proc/PID/status VmRSS (nginx: master + workers); median of $IDLE_ROUNDS round(s). N is bounded by the open-file hard limit ($HARD_NOFILE, not raisable here): one proxy process holds the client and the backend side of each connection. Memory preallocated at start (nginx connection array, haproxy fd table) is in \"before\", so not counted.${IDLE_NOTE:+ $IDLE_NOTE}"
 	echo
 	table median

@@ -47,7 +47,7 @@ const (
 )
 
 type bgpLab struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	client *netns.NS
 	side   *netns.NS
@@ -55,6 +55,9 @@ type bgpLab struct {
 	dirs   []*bgpDirector
 	bfd    bool
 	v6     bool // IPv6 too: addresses, a second session and a service on bgpVIP6
+	// fastBFD gives FRR's BFD sessions 200 ms intervals (profile "fast"),
+	// to match directors with bfd_interval: 200ms: detection in 600 ms.
+	fastBFD bool
 }
 
 type bgpDirector struct {
@@ -69,7 +72,7 @@ type bgpDirector struct {
 	govs *daemon
 }
 
-func requireFRR(t *testing.T) {
+func requireFRR(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "/usr/lib/frr/bfdd", "/usr/bin/vtysh"} {
 		if _, err := os.Stat(bin); err != nil {
@@ -166,9 +169,13 @@ func (l *bgpLab) startFRR() {
 		t.Fatalf("chown frr: %v: %s", err, out)
 	}
 	t.Cleanup(func() { os.RemoveAll(run) })
-	bfd := ""
+	bfd, bfdConf := "", ""
 	if l.bfd {
 		bfd = " neighbor DIRS bfd\n"
+	}
+	if l.bfd && l.fastBFD {
+		bfd = " neighbor DIRS bfd profile fast\n"
+		bfdConf = "bfd\n profile fast\n  receive-interval 200\n  transmit-interval 200\n !\n!\n"
 	}
 	// With BFD the directors are explicit neighbors (FRR does not start
 	// BFD for listen-range peers), and the hold time is 30s, so a route
@@ -206,7 +213,7 @@ func (l *bgpLab) startFRR() {
 	}
 	conf := map[string]string{
 		"zebra": "hostname rt\nlog stdout informational\n",
-		"bfdd":  "hostname rt\nlog stdout informational\n",
+		"bfdd":  "hostname rt\nlog stdout informational\n" + bfdConf,
 		"bgpd": `hostname rt
 log stdout informational
 router bgp 65000
@@ -417,7 +424,7 @@ type nameServer struct {
 	conns      map[net.Conn]bool
 }
 
-func (s *nameServer) start(t *testing.T) {
+func (s *nameServer) start(t testing.TB) {
 	t.Helper()
 	err := s.ns.Do(func() (err error) {
 		s.ln, err = net.Listen("tcp", s.addr)

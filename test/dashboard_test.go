@@ -50,9 +50,16 @@ func TestDashboard(t *testing.T) {
 	apiVIP := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	file := filepath.Join(dir, "govs.yaml")
+	// A BGP peer where nothing listens: the BGP panel shows its session
+	// down and the VIP the speaker would announce.
+	bgpPort := loopback.FreePort(t, "tcp")
 	writeFile(t, file, fmt.Sprintf(`api:
   http: %s
   token_file: %s
+bgp:
+  asn: 65001
+  router_id: 127.0.0.1
+  peers: [{address: 127.0.0.1, asn: 65000, port: %d}]
 virtual_servers:
   - name: web
     address: %s
@@ -69,7 +76,7 @@ virtual_servers:
     real_servers:
       - {address: %s}
       - {address: %s}
-`, httpAddr, tokenFile, web, a, b, c, apiVIP, d, dead))
+`, httpAddr, tokenFile, bgpPort, web, a, b, c, apiVIP, d, dead))
 	vrrpIface := os.Getenv("GOVS_DASHBOARD_VRRP")
 	if vrrpIface != "" {
 		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
@@ -172,6 +179,10 @@ virtual_servers:
 	} else {
 		page.waitFor(t, "the VRRP instance", `document.getElementById('vrrp-body').dataset.vrrp === 'MASTER'`)
 	}
+	page.waitFor(t, "the BGP panel", `document.getElementById('bgp-body').dataset.bgp.startsWith('0/1 ') && `+
+		`document.querySelector('[data-bgp-peer="127.0.0.1"] .badge.down') !== null && `+
+		`document.querySelector('[data-bgp-prefix="127.0.0.1/32"]') !== null && `+
+		`document.getElementById('bgp-summary').textContent.includes('AS 65001')`)
 	page.waitFor(t, "the version", `document.getElementById('version').textContent !== ''`)
 	page.waitFor(t, "the down real server's transition", fmt.Sprintf(`[...document.querySelectorAll('#events li[data-event="down"]')].some(li => li.textContent.includes('%s'))`, dead))
 

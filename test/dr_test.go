@@ -427,6 +427,36 @@ func testDRZeroBrokenFlows(t *testing.T, v6 bool) {
 		t.Cleanup(func() { c.Close() })
 		break
 	}
+	// A new connection on the port of one the client closed is scheduled
+	// afresh even when its real server is available (IPVS reuses a
+	// TIME_WAIT entry so): two in a row from one port go to two real
+	// servers under rr. (A stale pin would send both to the first: with mh
+	// on several directors, a director would then disagree with the others
+	// about a reused port.)
+	var reused []string
+	port := 0
+	for range 2 {
+		var c net.Conn
+		err := l.Client.Do(func() (err error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{Port: port}, Timeout: 3 * time.Second}
+			c, err = d.Dial("tcp", netip.AddrPortFrom(l.VIP, 80).String())
+			return err
+		})
+		if err != nil {
+			t.Fatalf("port reuse: %v", err)
+		}
+		port = c.LocalAddr().(*net.TCPAddr).Port
+		n, _, err := (&clientConn{c: c, r: bufio.NewReader(c)}).ask()
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		if err != nil {
+			t.Fatalf("port reuse: %v", err)
+		}
+		reused = append(reused, n)
+	}
+	if reused[0] == reused[1] {
+		t.Fatalf("two connections in a row from port %d went to %v: the second followed the first's pin", port, reused)
+	}
 	l.apply(l.config("wrr", "", 3, 0, 1, 1))
 	check("rs1 weight 3, scheduler wrr")
 	l.apply(l.config("wrr", "", 3, 0, 1, 1))

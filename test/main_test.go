@@ -103,7 +103,7 @@ func runDaemon(t testing.TB, name string, cmd *exec.Cmd, termWait time.Duration)
 	return d
 }
 
-func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
+func (d *daemon) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)

@@ -269,9 +269,16 @@ func sameServiceBGP(a, b *ServiceBGP) bool {
 }
 
 // BGPWarnings names the announced services whose established flows do not
-// survive the router moving them to another director (docs/bgp.md, "Which
-// forwarding keeps flows"). They are warnings, not errors: one director
-// alone, or an active-standby pair over BGP, is fine with any of them.
+// survive the router moving them to another director (docs/bgp.md, "Several
+// directors: which combinations keep flows"). They are warnings, not
+// errors: one director alone, or an active-standby pair over BGP (the others
+// prepend or have a higher MED), is fine with any of them, and one file
+// cannot tell which the others do.
+//
+// What keeps flows: dr with mh (every director picks the same real server
+// from the same Maglev table, and the replies bypass the directors), and
+// fullnat with connection sync (the flow's NAT state is on every director).
+// The rest breaks the moved flows, and nat breaks flows even without a move.
 func (c *Config) BGPWarnings() []Warning {
 	if c.BGP == nil {
 		return nil
@@ -281,17 +288,88 @@ func (c *Config) BGPWarnings() []Warning {
 		if vs == nil || !c.Announced(vs) {
 			continue
 		}
-		where := vs.At("address")
-		switch vs.Forwarding {
-		case NAT:
-			out = append(out, Warning{where, fmt.Sprintf("virtual server %s: nat forwarding with bgp: the real servers' replies "+
-				"return through their gateway, so with several directors announcing %s (ECMP) the flows the router sends to "+
-				"another director break even when no director changes; announce it from one director at a time (as_path_prepend or med on the others)",
-				vs.Name, vs.Address.Addr)})
-		case FullNAT, Proxy:
-			out = append(out, Warning{where, fmt.Sprintf("virtual server %s: %s forwarding keeps its connections' state on this "+
-				"director: a connection the router moves to another director (one joins, leaves or fails) is reset", vs.Name, vs.Forwarding)})
+		if w, ok := c.bgpFlowWarning(vs); ok {
+			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// bgpFlowWarning is vs's warning, if its flows break when the router moves
+// them between directors.
+func (c *Config) bgpFlowWarning(vs *VirtualServer) (Warning, bool) {
+	moved := "a connection the router moves to another director (one joins, leaves or fails)"
+	switch vs.Forwarding {
+	case NAT:
+		return Warning{vs.At("forwarding"), fmt.Sprintf("virtual server %s: nat forwarding with bgp: the real servers' replies "+
+			"return through their gateway, so with several directors announcing %s (ECMP) the flows the router sends to "+
+			"another director break even when no director changes; use dr with scheduler mh, or fullnat with sync, or announce it "+
+			"from one director at a time (as_path_prepend or med on the others)", vs.Name, vs.Address.Addr)}, true
+	case Proxy:
+		return Warning{vs.At("address"), fmt.Sprintf("virtual server %s: proxy forwarding keeps its connections in this "+
+			"director's process: %s is reset; use dr with scheduler mh, or fullnat with sync, for several active directors", vs.Name, moved)}, true
+	case FullNAT:
+		if c.Sync == nil || !c.Sync.Syncs(FullNAT) {
+			return Warning{vs.At("forwarding"), fmt.Sprintf("virtual server %s: fullnat forwarding without connection sync keeps "+
+				"its connections' state on this director: %s is reset; add a sync section (docs/sync.md)", vs.Name, moved)}, true
+		}
+		// With sync, a moved flow keeps its NAT mapping, so the real server
+		// still answers the first director's local address: the flow lives
+		// while that address does, and past that director's death only if
+		// the address moves to a survivor (a VRRP virtual address).
+		if !c.localAddressesMove(vs) {
+			return Warning{vs.At("forwarding"), fmt.Sprintf("virtual server %s: fullnat with sync and bgp: a flow keeps the "+
+				"local address of the director that first translated it, and the real server answers that address; when that "+
+				"director fails its flows break unless its local_addresses are VRRP virtual addresses that move to another director", vs.Name)}, true
+		}
+	case DR:
+		if vs.Scheduler != "mh" {
+			return Warning{vs.At("scheduler"), fmt.Sprintf("virtual server %s: dr with scheduler %s: %s is scheduled afresh "+
+				"there, by that director's own state, and most such flows reach another real server and are reset; scheduler mh "+
+				"gives every director the same choice", vs.Name, vs.Scheduler, moved)}, true
+		}
+		for _, rs := range vs.RealServers {
+			if rs != nil && (rs.MaxConnections > 0 || rs.UpperThreshold > 0) {
+				return Warning{rs.At("address"), fmt.Sprintf("virtual server %s: real server %s: connection limits depend on "+
+					"this director's own counts, so directors may pick different real servers for one flow and %s may be reset",
+					vs.Name, rs.Address, moved)}, true
+			}
+		}
+	}
+	return Warning{}, false
+}
+
+// localAddressesMove reports whether every fullnat local address of vs is a
+// virtual address of one of this file's VRRP instances (so it moves to a
+// surviving director); false without local_addresses (masquerade: the
+// director's own address).
+func (c *Config) localAddressesMove(vs *VirtualServer) bool {
+	if len(vs.LocalAddresses) == 0 {
+		return false
+	}
+	vips := map[netip.Addr]bool{}
+	for _, vi := range c.VRRPInstances {
+		if vi == nil {
+			continue
+		}
+		for _, v := range vi.VirtualIPAddresses {
+			vips[v.Addr().Unmap()] = true
+		}
+	}
+	for _, s := range vs.LocalAddresses {
+		r, err := ParseAddrRange(s)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for a := r.First; a.IsValid() && !r.Last.Less(a); a = a.Next() {
+			if !vips[a] {
+				return false
+			}
+			if n++; n > 256 {
+				return false // a range too large to be VRRP addresses
+			}
+		}
+	}
+	return true
 }

@@ -123,3 +123,49 @@ func TestBGPConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// Which announced services keep their flows when the router moves them
+// between directors: dr with mh, fullnat with sync. The others are warned
+// about, at the key to change.
+func TestBGPConfigFlowWarnings(t *testing.T) {
+	const head = "bgp: {asn: 65001, router_id: 10.0.0.1, peers: [{address: 10.0.0.254, asn: 65000}]}\n"
+	const sync = "sync: {interface: eth1, sync_id: 1, key_file: /etc/govs/sync.key}\n"
+	for _, tc := range []struct{ yaml, want string }{
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: dr, scheduler: mh, real_servers: [{address: 10.0.1.1:80}]}\n", ""},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: dr, scheduler: rr, real_servers: [{address: 10.0.1.1:80}]}\n",
+			"b.yaml:3:66: warning: virtual server a: dr with scheduler rr:"},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: dr, real_servers: [{address: 10.0.1.1:80}]}\n",
+			"virtual server a: dr with scheduler wlc:"},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: dr, scheduler: mh, real_servers: [{address: 10.0.1.1:80, max_connections: 5}]}\n",
+			"b.yaml:3:95: warning: virtual server a: real server 10.0.1.1:80: connection limits"},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
+			"b.yaml:3:51: warning: virtual server a: fullnat forwarding without connection sync"},
+		{sync + "virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
+			"fullnat with sync and bgp: a flow keeps the local address"},
+		{sync + "vrrp_instances: [{name: VI_1, interface: eth1, virtual_router_id: 51, priority: 100, virtual_ipaddresses: [10.0.1.250/24, 10.0.1.251/24]}]\n" +
+			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, local_addresses: [10.0.1.250-10.0.1.251], real_servers: [{address: 10.0.1.1}]}\n", ""},
+		{sync + "vrrp_instances: [{name: VI_1, interface: eth1, virtual_router_id: 51, priority: 100, virtual_ipaddresses: [10.0.1.250/24]}]\n" +
+			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, local_addresses: [10.0.1.250-10.0.1.251], real_servers: [{address: 10.0.1.1}]}\n",
+			"fullnat with sync and bgp"},
+		{"sync: {interface: eth1, sync_id: 1, key_file: /etc/govs/sync.key, forwarding: [nat]}\n" +
+			"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: fullnat, real_servers: [{address: 10.0.1.1}]}\n",
+			"fullnat forwarding without connection sync"},
+		{sync + "virtual_servers:\n  - {name: a, address: 10.0.0.100:80, forwarding: nat, scheduler: mh, real_servers: [{address: 10.0.1.1}]}\n",
+			"nat forwarding with bgp"},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, real_servers: [{address: 10.0.1.1}]}\n",
+			"proxy forwarding keeps its connections"},
+		{"virtual_servers:\n  - {name: a, address: 10.0.0.100:80, announce: false, forwarding: dr, real_servers: [{address: 10.0.1.1:80}]}\n", ""},
+	} {
+		c, err := Parse("b.yaml", []byte(head+tc.yaml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		w := c.BGPWarnings()
+		switch {
+		case tc.want == "" && len(w) != 0:
+			t.Errorf("%s: warned %v", tc.yaml, w)
+		case tc.want != "" && (len(w) != 1 || !strings.Contains(w[0].String(), tc.want)):
+			t.Errorf("%s:\n got %v\nwant %s", tc.yaml, w, tc.want)
+		}
+	}
+}

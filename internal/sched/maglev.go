@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+	"slices"
 )
 
 // MaglevServer is one server of a Maglev lookup table.
@@ -25,7 +26,10 @@ type MaglevServer struct {
 // scheduler builds its own with it, and the kernel dataplane programs the
 // same table into an nftables map. size must be a prime between 2 and
 // 16,777,216 (it panics otherwise: a permutation needs a prime size to reach
-// every position); with size 4093 the table is IPVS's for the same servers.
+// every position). The table depends on the set of servers, not on their
+// order in servers (the rounds go in address order), so every director
+// given the same real servers builds the same table; with size 4093 it is
+// IPVS's for the same servers listed in address order.
 func MaglevTable(servers []MaglevServer, size uint32) []int {
 	if size < 2 || size > maxMaglevTableSize || !isPrime(int(size)) {
 		panic(fmt.Sprintf("sched.MaglevTable: size %d is not a prime between 2 and %d", size, maxMaglevTableSize))
@@ -86,15 +90,29 @@ func maglevPopulate(servers []MaglevServer, m uint32, set func(pos uint32, i int
 		perm, skip uint32
 		turns      int64
 	}
+	// The rounds go over the servers in address order, not the order given:
+	// where two servers prefer the same free position, the one placed first
+	// in a round takes it, so the list's order shapes the table. Directors
+	// that got the same servers in another order (a discovery source, API
+	// additions, an edited file) would otherwise build different tables and
+	// send a flow the router moves between them to another real server.
+	// The table is then a function of the set alone: addresses, ports,
+	// weights and the fixed keys, never of process state or list order.
+	order := make([]int, len(servers))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return servers[a].Addr.Compare(servers[b].Addr) })
 	ds := make([]setup, len(servers))
-	for i, s := range servers {
+	for k, i := range order {
+		s := servers[i]
 		v := uint32(s.Addr.Port()) + fold(s.Addr.Addr())
 		lw := int64(max(s.Weight, 0))
 		turns := (lw / g) >> rshift
 		if turns == 0 && lw != 0 {
 			turns = 1
 		}
-		ds[i] = setup{
+		ds[k] = setup{
 			perm:  hsiphash32(v, mhKey1, mhKey1) % m,
 			skip:  hsiphash32(v, mhKey2, mhKey2)%(m-1) + 1,
 			turns: turns,
@@ -103,10 +121,10 @@ func maglevPopulate(servers []MaglevServer, m uint32, set func(pos uint32, i int
 	filled := make([]uint64, (m+63)/64)
 	var n uint32
 	for {
-		for i, count := 0, int64(0); i < len(servers); {
-			s := &ds[i]
+		for k, count := 0, int64(0); k < len(servers); {
+			s := &ds[k]
 			if s.turns < 1 {
-				i++
+				k++
 				continue
 			}
 			c := s.perm
@@ -117,12 +135,12 @@ func maglevPopulate(servers []MaglevServer, m uint32, set func(pos uint32, i int
 				c = s.perm
 			}
 			filled[c>>6] |= 1 << (c & 63)
-			set(c, i)
+			set(c, order[k])
 			if n++; n == m {
 				return
 			}
 			if count++; count >= s.turns {
-				i, count = i+1, 0
+				k, count = k+1, 0
 			}
 		}
 	}

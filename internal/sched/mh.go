@@ -13,8 +13,11 @@ import (
 // Rule (ip_vs_mh_schedule): each server gets a permutation of the table
 // positions, offset = hsiphash(port + address, key1) mod M and
 // skip = hsiphash(port + address, key2) mod (M - 1) + 1, with the kernel's
-// fixed keys; the table is filled in rounds over the list, each server
-// taking its next free preferred position "turns" times a round, where
+// fixed keys; the table is filled in rounds over the servers in address
+// order (IPVS goes in list order: govs sorts, so that directors given the
+// same set in different orders build the same table, see "Several
+// directors" below), each server taking its next free preferred position
+// "turns" times a round, where
 // turns = (last weight / gcd of last weights) >> rshift, at least 1 for a
 // non-zero last weight, and rshift trims the largest turns to about
 // log2(M)/2 bits. The last weight is the latest non-zero weight, so a server
@@ -32,6 +35,14 @@ import (
 //
 // The table is built by MaglevTable (maglev.go), which the kernel dataplane
 // uses too to program the same algorithm into an nftables map.
+//
+// Several directors: the table is a pure function of the configuration
+// (the real servers' addresses, ports and last weights, the table size,
+// the fixed keys), never of process state, map iteration or list order, and
+// the lookup hashes only the packet's client address (and port). So
+// directors behind an ECMP router with the same real servers pick the same
+// one for every flow, and a flow the router moves from one director to
+// another keeps its real server (docs/bgp.md, "Several directors").
 type maglev struct {
 	w        watch
 	fallback bool

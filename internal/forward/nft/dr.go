@@ -376,9 +376,10 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 	return nil
 }
 
-// drReuse adds the rule that lets a new connection reusing a pinned flow's
-// client port be scheduled afresh when the flow's real server takes no new
-// flows (down, drained, removed), as IPVS's conn_reuse_mode does: a SYN
+// drReuse adds the rules that let a new connection reusing a pinned flow's
+// client port be scheduled afresh when the flow was closing (the client
+// sent a FIN or RST; with mh, always) or its real server takes no new flows
+// (down, drained, removed), as IPVS's conn_reuse_mode does: a SYN
 // without ACK whose pinned real server is not among the available ones
 // deletes the pin and goes on to the scheduling rules. Without it a client
 // that a dead real server refused would keep going back to it on that
@@ -414,6 +415,23 @@ func drReuse(x *txn, d *drFam, p *plan, ch *nftables.Chain, name string) error {
 		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: nftDynsetOpDelete},
 	)
 	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: e})
+	// A new connection on the key of one the client closed is scheduled
+	// afresh too (IPVS reuses a TIME_WAIT connection's entry the same way),
+	// not sent to the closed one's real server. With mh every SYN is: the
+	// table gives a retransmitted SYN the same real server anyway, and a
+	// pin this director kept for a flow the router moved elsewhere (its FIN
+	// never came here) would otherwise send a new connection on that port
+	// to what an earlier connection got here (under another scheduler, or
+	// another set) while every other director picks by the table.
+	syn := append([]expr.Any{}, e[:3]...)
+	syn = append(syn, drKey(d.v6)...)
+	if p.mode != modeMaglev {
+		syn = append(syn, &expr.Lookup{SourceRegister: reg32, SetName: d.closing.Name})
+	}
+	c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(syn,
+		&expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name},
+		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: nftDynsetOpDelete},
+	)})
 	// A new connection on a closed one's key (a SYN) is not closing.
 	e = append([]expr.Any{}, e[:3]...)
 	e = append(e, drKey(d.v6)...)

@@ -266,9 +266,11 @@ func shTable(reals []desired.RealServer) []netip.AddrPort {
 
 // mhSlots is the kernel's Maglev map of an mh service: the table of
 // sched.MaglevTable, the mh scheduler's own algorithm, over the servers the
-// scheduler holds (set: the real servers in service, in configuration
-// order), each taking turns by its last weight, with MaglevTableSize
-// positions. The kernel looks a client
+// scheduler holds (set: the real servers in service; MaglevTable goes by
+// address, so the order of set does not matter and every director with the
+// same real servers programs the same map), each taking turns by its last
+// weight, with MaglevTableSize positions; the lookup's jhash has a fixed
+// seed (hashSeed). The kernel looks a client
 // up by jhash of its address (and port with mh-port) instead of IPVS's
 // hsiphash, so which client lands on which server is not IPVS's, but the
 // Maglev properties hold: a client keeps its server while the set stays, and

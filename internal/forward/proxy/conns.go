@@ -19,25 +19,35 @@ const connShards = 32
 
 type connShard struct {
 	mu sync.Mutex
-	m  map[*tcpConn]struct{}
+	m  map[proxied]struct{}
 	_  [40]byte // keep the shards' locks on separate cache lines
 }
 
-func (s *connSet) shard(c *tcpConn) *connShard {
-	return &s.shards[c.clientAP.Port()%connShards]
+// proxied is a TCP connection of either data path: a pair of goroutines
+// (tcp.go) or an event loop (evconn_linux.go).
+type proxied interface {
+	entry() director.Connection
+	// quiet and closeQuiet are a stop's: see tcpConn's.
+	quiet(d time.Duration) bool
+	closeQuiet()
+	clientPort() uint16
 }
 
-func (s *connSet) add(c *tcpConn) {
+func (s *connSet) shard(c proxied) *connShard {
+	return &s.shards[c.clientPort()%connShards]
+}
+
+func (s *connSet) add(c proxied) {
 	sh := s.shard(c)
 	sh.mu.Lock()
 	if sh.m == nil {
-		sh.m = map[*tcpConn]struct{}{}
+		sh.m = map[proxied]struct{}{}
 	}
 	sh.m[c] = struct{}{}
 	sh.mu.Unlock()
 }
 
-func (s *connSet) remove(c *tcpConn) {
+func (s *connSet) remove(c proxied) {
 	sh := s.shard(c)
 	sh.mu.Lock()
 	delete(sh.m, c)
@@ -47,7 +57,7 @@ func (s *connSet) remove(c *tcpConn) {
 // Connections implements director.Dataplane: the proxied TCP
 // connections, then the UDP flows of every service, draining ones included.
 func (p *Proxy) Connections(yield func(director.Connection) bool) error {
-	var batch []*tcpConn
+	var batch []proxied
 	for i := range p.tcp.shards {
 		sh := &p.tcp.shards[i]
 		batch = batch[:0]
@@ -71,6 +81,8 @@ func (p *Proxy) Connections(yield func(director.Connection) bool) error {
 	}
 	return nil
 }
+
+func (c *tcpConn) clientPort() uint16 { return c.clientAP.Port() }
 
 // entry describes c in IPVS's terms. The state follows the FINs the proxy
 // has passed on: FIN_WAIT once the client has closed its side, CLOSE_WAIT

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +30,17 @@ type Proxy struct {
 	dmu      sync.Mutex
 	draining map[string]*udpServer
 
+	// TCP event loops (evtcp_linux.go): nloops of them, started with the
+	// first TCP service; 0 for the goroutine data path (tcp.go).
+	nloops int
+	ev     *evLoops
+
 	conns sync.WaitGroup // connections and flows in flight
 	tcp   connSet        // TCP connections in flight, for listing
 	loops sync.WaitGroup // accept and read loops
 }
+
+var logLoopsOnce sync.Once
 
 // server is one virtual service's listener.
 type server interface {
@@ -46,7 +54,20 @@ type server interface {
 // open-file limit (fds.go), logged here.
 func New(log *slog.Logger) *Proxy {
 	initFDs(log)
-	return &Proxy{log: log, servers: map[string]server{}, draining: map[string]*udpServer{}}
+	p := &Proxy{log: log, servers: map[string]server{}, draining: map[string]*udpServer{}}
+	n, err := configuredLoops()
+	if err != nil {
+		log.Error("proxy event loops", "err", err)
+	}
+	p.nloops = n
+	logLoopsOnce.Do(func() {
+		if n > 0 {
+			log.Info("proxy event loops", "loops", n, "gomaxprocs", runtime.GOMAXPROCS(0), "override", loopsEnv)
+		} else {
+			log.Info("proxy data path: a goroutine per connection direction", "override", loopsEnv)
+		}
+	})
+	return p
 }
 
 // wanted is a service's desired state as the proxy last committed it,
@@ -220,6 +241,9 @@ func (p *Proxy) forget(key string, u *udpServer) {
 func (p *Proxy) listen(vs *director.VirtualService, want *desired.Service) (server, error) {
 	switch want.Protocol {
 	case desired.TCP:
+		if p.nloops > 0 {
+			return p.listenEv(vs, want)
+		}
 		l, err := listenConfig.Listen(context.Background(), "tcp", vs.Address.String())
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
@@ -285,7 +309,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // closeQuiet closes the TCP connections a stop need not wait for; UDP
 // flows expire in their servers' expire loops.
 func (p *Proxy) closeQuiet() {
-	var batch []*tcpConn
+	var batch []proxied
 	for i := range p.tcp.shards {
 		sh := &p.tcp.shards[i]
 		batch = batch[:0]
@@ -309,6 +333,12 @@ func (p *Proxy) Close() error {
 	go func() { p.conns.Wait(); p.loops.Wait(); close(done) }()
 	select {
 	case <-done:
+		p.mu.Lock()
+		if p.ev != nil {
+			p.ev.stop()
+			p.ev = nil
+		}
+		p.mu.Unlock()
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("proxy: connections still open 10s after close")

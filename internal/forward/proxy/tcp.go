@@ -244,7 +244,11 @@ func (t *tcpServer) connect(st *wanted, client netip.AddrPort) (director.Binding
 // PC (govs's limit) if one is at its max_connections or upper threshold,
 // else failed as it is.
 func (t *tcpServer) overloaded(failed connectFailure) connectFailure {
-	for _, rs := range t.vs.RealServers() {
+	return overloadedCode(t.vs, failed)
+}
+
+func overloadedCode(vs *director.VirtualService, failed connectFailure) connectFailure {
+	for _, rs := range vs.RealServers() {
 		if rs.Dest.Overloaded() && rs.Dest.Weight() > 0 {
 			return connectFailure{rs.Addr, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect}}
 		}
@@ -433,34 +437,41 @@ func (c *tcpConn) finish() {
 	c.rs.Dest.Unbind(!c.halfDone.Load())
 	c.vs.Release(c.binding)
 	c.vs.Observe(c.rs, sched.Signal{Kind: sched.Duration, Latency: time.Since(c.bound)})
-	code := c.code
-	if code[0] == 0 {
-		code = accesslog.Normal
-	}
-	dur := time.Since(c.start)
-	r := accesslog.Record{Time: c.start, Service: c.st.Name, Client: c.clientAP, RealServer: c.rs.Addr,
-		ConnectMs: ms(c.connect), DurationMs: ms(dur), BytesIn: uint64(c.in.Load()), BytesOut: uint64(c.out.Load()),
-		Termination: code}
-	if !accesslog.Emit(&r, c.st.AccessLog) && c.st.AccessLog {
-		end := "closed"
-		switch {
-		case c.reason != "":
-			end = c.reason
-		case c.inErr != nil || c.outErr != nil:
-			end = "reset: " + errors.Join(c.inErr, c.outErr).Error()
-		}
-		c.p.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
-			slog.String("service", c.st.Name), slog.String("client", c.clientAP.String()),
-			slog.String("backend", c.rs.Addr.String()), slog.Int64("bytes_in", c.in.Load()),
-			slog.Int64("bytes_out", c.out.Load()), slog.Duration("duration", dur),
-			slog.String("end", end), slog.String("termination", code.String()))
-	}
+	c.p.ended(c.st, c.start, c.clientAP, c.rs.Addr, c.connect, c.in.Load(), c.out.Load(), c.code, c.reason, c.inErr, c.outErr)
 	c.p.tcp.remove(c)
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())
 	}
 	fds.give(2)
 	c.p.conns.Done()
+}
+
+// ended counts and logs a proxied connection's end: the access-log record,
+// or a log line when the service logs connections and no access log is
+// configured.
+func (p *Proxy) ended(st *wanted, start time.Time, client, rs netip.AddrPort, connect time.Duration,
+	in, out int64, code accesslog.Termination, reason string, inErr, outErr error) {
+	if code[0] == 0 {
+		code = accesslog.Normal
+	}
+	dur := time.Since(start)
+	r := accesslog.Record{Time: start, Service: st.Name, Client: client, RealServer: rs,
+		ConnectMs: ms(connect), DurationMs: ms(dur), BytesIn: uint64(in), BytesOut: uint64(out),
+		Termination: code}
+	if !accesslog.Emit(&r, st.AccessLog) && st.AccessLog {
+		end := "closed"
+		switch {
+		case reason != "":
+			end = reason
+		case inErr != nil || outErr != nil:
+			end = "reset: " + errors.Join(inErr, outErr).Error()
+		}
+		p.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
+			slog.String("service", st.Name), slog.String("client", client.String()),
+			slog.String("backend", rs.String()), slog.Int64("bytes_in", in),
+			slog.Int64("bytes_out", out), slog.Duration("duration", dur),
+			slog.String("end", end), slog.String("termination", code.String()))
+	}
 }
 
 // phase is the code for a connection ended by by: in data, or closing once

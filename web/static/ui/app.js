@@ -550,6 +550,48 @@
     }));
   }
 
+  // renderBGP shows the speaker's sessions and the VIPs it announces
+  // (GET /api/v1/bgp); null when the API did not answer it.
+  function renderBGP(bgp, now) {
+    const body = $('bgp-body');
+    if (!bgp || bgp.status) {
+      body.dataset.bgp = 'none';
+      setText($('bgp-summary'), '');
+      body.replaceChildren(h('p', { class: 'muted', text: bgp ? 'Not configured on this director.' : 'No answer from /api/v1/bgp.' }));
+      return;
+    }
+    const peers = bgp.peers || [];
+    const vips = bgp.vips || [];
+    const up = peers.filter((p) => p.up).length;
+    const announced = vips.filter((v) => v.announced).length;
+    body.dataset.bgp = up + '/' + peers.length + ' ' + announced + '/' + vips.length;
+    setText($('bgp-summary'), 'AS ' + bgp.asn + ' · ' + up + '/' + peers.length + ' sessions · ' + announced + '/' + vips.length + ' announced');
+    const peerRows = peers.map((p) => {
+      const dl = h('dl');
+      const row = (k, v) => { if (v !== '' && v !== undefined && v !== null) dl.append(h('dt', { text: k }), h('dd', { text: String(v) })); };
+      row('AS', p.asn);
+      if (p.up && p.since) row('up for', fmtDur((now - new Date(p.since).getTime()) / 1000));
+      row('prefixes sent', p.advertised);
+      if (p.hold_time) row('hold time', p.hold_time + 's');
+      if (p.bfd) row('BFD', p.bfd);
+      if (p.flaps) row('flaps', p.flaps);
+      return h('div', { class: 'vrrp-inst bgp-peer', 'data-bgp-peer': p.address },
+        h('div', { class: 'row' }, h('span', { class: 'nm mono', text: p.address }),
+          h('span', { class: 'badge ' + (p.up ? 'up' : 'down'), text: p.up ? 'established' : p.state })),
+        dl);
+    });
+    const vipRows = vips.map((v) => {
+      const state = v.suppressed ? 'suppressed' : v.announced ? 'announced' : 'withdrawn';
+      const cls = v.suppressed ? 'draining' : v.announced ? 'up' : 'down';
+      const why = v.suppressed ? 'held back by flap damping (penalty ' + v.penalty.toFixed(2) + ')'
+        : !v.healthy ? 'a service on it lacks its quorum' : v.announced ? '' : 'waiting for announce_delay';
+      return h('div', { class: 'vrrp-inst bgp-vip', 'data-bgp-prefix': v.prefix, title: (v.services || []).join(', ') },
+        h('div', { class: 'row' }, h('span', { class: 'nm mono', text: v.prefix }), h('span', { class: 'badge ' + cls, text: state })),
+        why || v.flaps ? h('div', { class: 'muted small', text: [why, v.flaps ? v.flaps + ' flaps' : ''].filter(Boolean).join(' · ') }) : null);
+    });
+    body.replaceChildren(...peerRows, ...vipRows);
+  }
+
   function renderEvents() {
     if (!eventsDirty) return;
     eventsDirty = false;
@@ -661,7 +703,9 @@
     const start = Date.now();
     refreshForecasts();
     try {
-      const [services, vrrp] = await Promise.all([api('api/v1/services'), api('api/v1/vrrp')]);
+      // BGP is a side panel: its failure must not take the page down.
+      const [services, vrrp, bgp] = await Promise.all([api('api/v1/services'), api('api/v1/vrrp'),
+        api('api/v1/bgp').catch((e) => { if (e instanceof Unauthorized) throw e; return null; })]);
       const now = Date.now();
       const model = buildModel(services, now);
       for (const s of model.services) for (const r of s.reals) trackHealth(s.name, s.key + ' ' + r.addr, r.addr, { ...r.health, state: r.state }, new Date(now));
@@ -675,6 +719,7 @@
       renderKPIs(model);
       renderServices(model, now);
       renderVRRP(vrrp, now);
+      renderBGP(bgp, now);
       renderEvents();
       failures = 0;
       updates++;

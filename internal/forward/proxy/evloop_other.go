@@ -1,0 +1,23 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"errors"
+
+	"github.com/govs-lb/govs/internal/director"
+)
+
+// eventLoopSupported: the event loop is epoll's; elsewhere every TCP
+// connection runs on goroutines (tcp.go).
+const eventLoopSupported = false
+
+type evLoops struct{}
+
+func newEvLoops(int) (*evLoops, error) { return nil, errors.New("event loops need Linux") }
+
+func (e *evLoops) stop() {}
+
+func (p *Proxy) listenEv(vs *director.VirtualService) (server, error) {
+	return nil, errors.New("event loops need Linux")
+}

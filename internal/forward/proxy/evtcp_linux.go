@@ -1,0 +1,484 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/govs-lb/govs/internal/accesslog"
+	"github.com/govs-lb/govs/internal/desired"
+	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/forward/proxy/loop"
+	"github.com/govs-lb/govs/internal/sched"
+)
+
+// eventLoopSupported: Linux has epoll.
+const eventLoopSupported = true
+
+// evLoops are the proxy's event loops, one per core it may use: every TCP
+// virtual service has one SO_REUSEPORT listener in each, and a connection
+// lives on the loop that accepted it, both its sockets with it.
+type evLoops struct {
+	loops []*loop.Loop
+}
+
+func newEvLoops(n int) (*evLoops, error) {
+	e := &evLoops{}
+	for range n {
+		l, err := loop.New()
+		if err != nil {
+			e.stop()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+		go l.Run()
+	}
+	return e, nil
+}
+
+func (e *evLoops) stop() {
+	for _, l := range e.loops {
+		l.Stop()
+	}
+	e.loops = nil
+}
+
+// evServer is a TCP virtual service served by the event loops.
+type evServer struct {
+	p       *Proxy
+	vs      *director.VirtualService
+	want    atomic.Pointer[wanted] // the service as last committed (proxy.go)
+	ls      []*evListener
+	closed  atomic.Bool
+	clients clientCount
+}
+
+// evListener is one of a service's listeners, on one loop.
+type evListener struct {
+	s       *evServer
+	l       *loop.Loop
+	fd      int // -1 once closed
+	retry   *loop.Timer
+	backoff time.Duration
+}
+
+func (p *Proxy) listenEv(vs *director.VirtualService, want *desired.Service) (server, error) {
+	if p.ev == nil {
+		e, err := newEvLoops(p.nloops)
+		if err != nil {
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+		p.ev = e
+	}
+	fds, err := listenReusePort(vs.Address, len(p.ev.loops))
+	if err != nil {
+		return nil, fmt.Errorf("virtual service %s: listen tcp %s: %w", vs.Key, vs.Address, err)
+	}
+	s := &evServer{p: p, vs: vs}
+	s.take(want)
+	for i, l := range p.ev.loops {
+		a := &evListener{s: s, l: l, fd: fds[i]}
+		s.ls = append(s.ls, a)
+	}
+	for _, a := range s.ls {
+		done := make(chan error, 1)
+		if !a.l.Post(func() { done <- a.l.Register(a.fd, a) }) {
+			done <- errors.New("event loop stopped")
+		}
+		if err := <-done; err != nil {
+			s.close()
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+	}
+	return s, nil
+}
+
+// close stops accepting: each loop closes its listener (connections waiting
+// in its backlog are reset, as when one listener closes). It returns once
+// the listeners are closed, so that the address is free again.
+func (s *evServer) close() {
+	s.closed.Store(true)
+	for _, a := range s.ls {
+		done := make(chan struct{})
+		if !a.l.Post(func() { a.close(); close(done) }) {
+			a.close()
+			close(done)
+		}
+		<-done
+	}
+}
+
+func (a *evListener) close() {
+	if a.retry != nil {
+		a.retry.Stop()
+	}
+	if a.fd >= 0 {
+		a.l.Forget(a.fd)
+		unix.Close(a.fd)
+		a.fd = -1
+	}
+}
+
+// Event: connections are waiting. Accept them all (edge-triggered: until
+// EAGAIN), within the descriptor budget.
+func (a *evListener) Event(int, uint32) { a.accept() }
+
+func (a *evListener) accept() {
+	for a.fd >= 0 {
+		// Two descriptors per connection: without them the connection
+		// waits in the backlog (as tcp.go's acceptLoop).
+		if !fds.takeTCP() {
+			a.retryIn(min(max(2*a.backoff, time.Millisecond), 100*time.Millisecond))
+			return
+		}
+		nfd, client, err := rawAccept(a.fd)
+		if err != nil {
+			fds.give(2)
+			switch err {
+			case unix.EAGAIN:
+				a.backoff = 0
+				return
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			}
+			// Out of descriptors and the like: wait and go on.
+			a.backoff = min(max(2*a.backoff, 5*time.Millisecond), time.Second)
+			a.s.p.log.Warn("accept failed", "service", a.s.want.Load().Name, "err", err, "retry_in", a.backoff)
+			a.retryIn(a.backoff)
+			return
+		}
+		a.backoff = 0
+		a.s.p.conns.Add(1)
+		a.s.serve(a.l, nfd, client)
+	}
+}
+
+func (a *evListener) retryIn(d time.Duration) {
+	a.backoff = d
+	if a.retry == nil {
+		a.retry = a.l.AfterFunc(int64(d), a.accept)
+		return
+	}
+	a.retry.Reset(int64(d))
+}
+
+// serve takes an accepted connection: the per-client limit, then a connect
+// to a real server, all on the loop.
+func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
+	accepted := time.Now()
+	vs := s.vs
+	st := s.want.Load()
+	limit := st.MaxPerClient
+	if limit > 0 && !s.clients.add(clientAP.Addr(), limit) {
+		vs.Stats.ClientLimited.Add(1)
+		s.p.log.Warn("client at its connection limit, connection refused", "service", st.Name,
+			"client", clientAP.Addr().String(), "max_connections_per_client", limit)
+		resetClose(cfd)
+		fds.give(2)
+		s.p.conns.Done()
+		s.p.refused(st, accepted, clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect})
+		return
+	}
+	c := &evConn{l: l, p: s.p, srv: s, vs: vs, st: st, counted: limit > 0, clientAP: clientAP,
+		start: accepted, startNs: loop.Clock(), cfd: cfd, bfd: -1}
+	c.failed = connectFailure{code: accesslog.Termination{accesslog.ByServer, accesslog.InConnect}}
+	if err := l.Register(cfd, c); err != nil {
+		c.failed = connectFailure{code: accesslog.Termination{accesslog.ByResource, accesslog.InConnect}}
+		c.refuse()
+		return
+	}
+	c.connectNext()
+}
+
+// connectNext schedules a real server and starts a non-blocking connect to
+// it; a real server at its limit or whose connect fails at once is passed
+// over for another, up to the service's retries, as tcp.go's connect.
+func (c *evConn) connectNext() {
+	vs, st := c.vs, c.st
+	for c.attempts <= st.Retries {
+		c.attempts++
+		b := vs.Schedule(c.clientAP, c.tried)
+		rs := b.RealServer
+		if rs == nil {
+			if len(c.tried) == 0 {
+				c.failed = c.srv.overloaded(c.failed)
+			}
+			break
+		}
+		c.tried = append(c.tried, rs)
+		if !rs.Dest.Bind() {
+			vs.Release(b)
+			c.failed = connectFailure{rs.Addr, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect}}
+			continue
+		}
+		c.rs, c.binding = rs, b
+		c.boundNs = loop.Clock()
+		if err := rs.Context().Err(); err != nil {
+			c.connectFailed(err)
+			continue
+		}
+		fd, err := dialNonblock(rs.Addr)
+		if err == nil {
+			c.bfd = fd
+			if err = c.l.Register(fd, c); err != nil {
+				unix.Close(fd)
+				c.bfd = -1
+			}
+		}
+		if err != nil {
+			c.connectFailed(err)
+			continue
+		}
+		c.state = connecting
+		if st.ConnectTimeout > 0 {
+			c.armTimer(int64(st.ConnectTimeout))
+		}
+		c.watch(rs)
+		return
+	}
+	c.refuse()
+}
+
+// watch ends the connection (or its connect) when rs's context ends: an
+// operator removed it and its grace period is over, or a stop's is.
+func (c *evConn) watch(rs *director.RealServer) {
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	l := c.l
+	c.stopCtx = context.AfterFunc(rs.Context(), func() { l.Post(func() { c.killed(rs) }) })
+}
+
+func (c *evConn) killed(rs *director.RealServer) {
+	if c.rs != rs {
+		return
+	}
+	switch c.state {
+	case connecting:
+		c.connectFailed(context.Canceled)
+		c.connectNext()
+	case established:
+		c.abort(c.phase(accesslog.ByKilled), "grace period over")
+	}
+}
+
+// connectFailed accounts a failed connect to c.rs (the adaptive schedulers'
+// signal, passive health) and closes its socket.
+func (c *evConn) connectFailed(err error) {
+	rs := c.rs
+	c.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(loop.Clock() - c.boundNs)})
+	if c.bfd >= 0 {
+		c.l.Forget(c.bfd)
+		unix.Close(c.bfd)
+		c.bfd = -1
+	}
+	c.stopTimer()
+	c.state = idle
+	c.failed = connectFailure{rs.Addr, connectCode(err)}
+	c.vs.Release(c.binding)
+	rs.Dest.Unbind(false)
+	rs.Stats.ConnectErrors.Add(1)
+	c.vs.Stats.ConnectErrors.Add(1)
+	c.vs.ConnectFailed(rs, err)
+	c.p.log.Debug("connect to real server failed", "service", c.st.Name, "backend", rs.Addr.String(), "err", err, "attempt", c.attempts)
+	c.rs, c.binding = nil, director.Binding{}
+}
+
+// connectDone handles the backend socket's first event while connecting.
+func (c *evConn) connectDone(ev uint32) {
+	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		err := error(unix.ECONNREFUSED)
+		if v, gerr := unix.GetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 {
+			err = syscall.Errno(v)
+		}
+		c.connectFailed(os.NewSyscallError("connect", err))
+		c.connectNext()
+		return
+	}
+	if ev&unix.EPOLLOUT == 0 {
+		return
+	}
+	c.connected(ev)
+}
+
+// refuse ends a connection no real server took: reset, counted, logged.
+func (c *evConn) refuse() {
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	c.stopTimer()
+	st := c.st
+	c.p.refused(st, c.start, c.clientAP, c.failed.rs, c.failed.code)
+	c.vs.Stats.Refused.Add(1)
+	c.p.log.Warn("no real server could take the connection", "service", st.Name, "client", c.clientAP.String())
+	c.l.Forget(c.cfd)
+	resetClose(c.cfd)
+	c.cfd = -1
+	c.state = closed
+	if c.counted {
+		c.srv.clients.remove(c.clientAP.Addr())
+	}
+	fds.give(2)
+	c.p.conns.Done()
+}
+
+// overloaded is tcpServer.overloaded for the loop's servers.
+func (s *evServer) overloaded(failed connectFailure) connectFailure {
+	return overloadedCode(s.vs, failed)
+}
+
+// dialNonblock starts a connect to ap: socket, TCP_NODELAY (as Go's
+// dialer), connect. EINPROGRESS is the normal outcome; the loop reports
+// the result.
+func dialNonblock(ap netip.AddrPort) (int, error) {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	fam := unix.AF_INET6
+	if ap.Addr().Is4() {
+		fam = unix.AF_INET
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = unix.Connect(fd, addrPortSockaddr(ap))
+	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+	return fd, nil
+}
+
+// resetClose closes fd with a reset (SO_LINGER 0), as a refusal does.
+func resetClose(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
+}
+
+// sockAddr is sockaddrAddrPort's address, the zero AddrPort if none.
+func sockAddr(sa unix.Sockaddr) netip.AddrPort {
+	ap, _ := sockaddrAddrPort(sa)
+	return ap
+}
+
+func addrPortSockaddr(ap netip.AddrPort) unix.Sockaddr {
+	if ap.Addr().Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// listenReusePort binds n listeners to ap with SO_REUSEPORT, so that the
+// kernel spreads new connections over the loops. A first bind without
+// SO_REUSEPORT checks that nobody else holds the address (another govs
+// would otherwise join the group and take half the connections). A
+// wildcard address is dual-stack, as Go's listeners are.
+func listenReusePort(ap netip.AddrPort, n int) ([]int, error) {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	fam, dual := unix.AF_INET, false
+	switch {
+	case ap.Addr().IsUnspecified():
+		fam, dual = unix.AF_INET6, true
+		if fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			fam, dual = unix.AF_INET, false // no IPv6 here
+			ap = netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port())
+		} else {
+			unix.Close(fd)
+		}
+	case ap.Addr().Is6():
+		fam = unix.AF_INET6
+	}
+	addr := ap
+	if dual {
+		addr = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
+	}
+	if ap.Port() != 0 {
+		probe, err := listenSocket(fam, dual, addr, false)
+		if err != nil {
+			return nil, err
+		}
+		unix.Close(probe)
+	}
+	var out []int
+	for range n {
+		fd, err := listenSocket(fam, dual, addr, true)
+		if err != nil {
+			for _, f := range out {
+				unix.Close(f)
+			}
+			return nil, err
+		}
+		if addr.Port() == 0 { // the others join the port the first got
+			if sa, err := unix.Getsockname(fd); err == nil {
+				addr = netip.AddrPortFrom(addr.Addr(), sockAddr(sa).Port())
+			}
+		}
+		if err := unix.Listen(fd, listenBacklog()); err != nil {
+			unix.Close(fd)
+			for _, f := range out {
+				unix.Close(f)
+			}
+			return nil, os.NewSyscallError("listen", err)
+		}
+		out = append(out, fd)
+	}
+	return out, nil
+}
+
+// listenSocket creates a socket bound to addr: SO_REUSEADDR as Go's
+// listeners, IP_FREEBIND (freebind_linux.go's reason), TCP_NODELAY for the
+// connections it accepts to inherit, and SO_REUSEPORT when reuseport.
+func listenSocket(fam int, dual bool, addr netip.AddrPort, reuseport bool) (int, error) {
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if reuseport {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			unix.Close(fd)
+			return -1, os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+		}
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if fam == unix.AF_INET6 {
+		v6only := 1
+		if dual {
+			v6only = 0
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
+	}
+	if err := unix.Bind(fd, addrPortSockaddr(addr)); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	return fd, nil
+}
+
+// listenBacklog is the kernel's somaxconn, as Go's listeners use.
+func listenBacklog() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return 4096
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 4096
+	}
+	return min(n, 65535)
+}
+
+// take implements server.
+func (s *evServer) take(want *desired.Service) {
+	s.want.Store(newWanted(want, s.want.Load()))
+}

@@ -1,0 +1,266 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives the events of the descriptors registered with it.
+type Handler interface {
+	// Event is called on the loop's goroutine with the epoll event mask
+	// (unix.EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP) of fd.
+	Event(fd int, events uint32)
+}
+
+// Events every descriptor is registered for, once: edge-triggered reads and
+// writes, and the peer's FIN (EPOLLRDHUP) so that a short read that came
+// with it is followed by the read that returns EOF.
+const registered = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// slot is what the loop knows of a registered descriptor. gen tells a stale
+// event (of a descriptor closed in the same batch, its number since reused)
+// from a current one: it travels in the event's data.
+type slot struct {
+	h   Handler
+	gen uint32
+}
+
+// Loop is one event loop. Create it with New, run it with Run on a
+// goroutine of its own, stop it with Stop.
+type Loop struct {
+	epfd, evfd int
+	slots      []slot // by descriptor number
+	gen        uint32
+	events     []unix.EpollEvent
+
+	mu     sync.Mutex
+	tasks  []func()
+	spare  []func()
+	woken  atomic.Bool // an eventfd write is pending
+	closed atomic.Bool // Stop has run: Post refuses
+
+	f        *os.File // epfd, for Go's poller to watch
+	timers   timerHeap
+	deadline int64 // of the park, loop clock; -1 for none
+	now      int64 // loop clock: nanoseconds since base, read once per wakeup
+	stopped  bool
+	done     chan struct{}
+}
+
+// base is the origin of every loop's clock, so that values from different
+// loops compare.
+var base = time.Now()
+
+// Clock is the loop clock's reading now, for code off the loop.
+func Clock() int64 { return int64(time.Since(base)) }
+
+// New creates a loop: an epoll instance and an eventfd to wake it.
+func New() (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	// Non-blocking, so that os.NewFile hands it to Go's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1}
+	// Edge-triggered as everything else: once all is, an epoll_wait that
+	// returned fewer events than it could take left none behind, and Go's
+	// poller hears of every new one.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	l.f = os.NewFile(uintptr(epfd), "epoll")
+	return l, nil
+}
+
+// Now is the loop clock as of the current wakeup (nanoseconds since base):
+// one clock read per batch of events, not one per event.
+func (l *Loop) Now() int64 { return l.now }
+
+// Register adds fd, edge-triggered for reading and writing, with h as its
+// handler. Loop goroutine only (or before Run).
+func (l *Loop) Register(fd int, h Handler) error {
+	if fd < 0 {
+		return errors.New("loop: negative descriptor")
+	}
+	for fd >= len(l.slots) {
+		l.slots = append(l.slots, make([]slot, max(64, len(l.slots)))...)
+	}
+	l.gen++
+	l.slots[fd] = slot{h: h, gen: l.gen}
+	ev := unix.EpollEvent{Events: registered, Fd: int32(fd), Pad: int32(l.gen)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.slots[fd] = slot{}
+		return fmt.Errorf("epoll_ctl add: %w", err)
+	}
+	return nil
+}
+
+// Forget drops fd's handler before the caller closes it (closing removes
+// it from epoll). Loop goroutine only.
+func (l *Loop) Forget(fd int) {
+	if fd >= 0 && fd < len(l.slots) {
+		l.slots[fd] = slot{}
+	}
+}
+
+// Post runs fn on the loop's goroutine soon. It reports false, and fn never
+// runs, once the loop has stopped. Any goroutine.
+func (l *Loop) Post(fn func()) bool {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return false
+	}
+	l.tasks = append(l.tasks, fn)
+	l.mu.Unlock()
+	if l.woken.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		unix.Write(l.evfd, one[:]) // EAGAIN only when the counter is huge: a wakeup is pending anyway
+	}
+	return true
+}
+
+// Run waits for events and serves them until Stop. It returns when the loop
+// has stopped; descriptors still registered are left to their owners.
+//
+// The loop does not block in epoll_wait: a goroutine blocked in a syscall
+// keeps its P until sysmon takes it back (up to 10 ms when the process is
+// quiet), which on a small machine starves every other goroutine, the
+// other loops included. Its epoll descriptor is instead itself watched by
+// Go's poller: the loop polls it without waiting (epoll_wait with timeout
+// 0, raw: no scheduler hand-off) and parks like any goroutine waiting for
+// a socket when it is empty; its timers are the park's deadline.
+func (l *Loop) Run() {
+	defer close(l.done)
+	defer l.f.Close()
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		panic(fmt.Sprintf("loop: epoll descriptor: %v", err))
+	}
+	for !l.stopped {
+		l.setDeadline()
+		err := rc.Read(l.poll)
+		l.now = Clock()
+		l.runTimers()
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(fmt.Sprintf("loop: waiting on epoll: %v", err))
+		}
+	}
+}
+
+// poll serves the events ready now; false when there were none (park).
+func (l *Loop) poll(uintptr) bool {
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+			uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		n := int(r)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
+			panic(fmt.Sprintf("loop: epoll_wait: %v", errno))
+		}
+		if n == 0 {
+			return l.stopped
+		}
+		l.now = Clock()
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.evfd {
+				l.runTasks()
+				continue
+			}
+			if fd < len(l.slots) {
+				if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
+					s.h.Event(fd, ev.Events)
+				}
+			}
+		}
+		if n == len(l.events) && n < 4096 {
+			l.events = make([]unix.EpollEvent, 2*n)
+		}
+		return true
+	}
+}
+
+// setDeadline makes the park end at the next timer.
+func (l *Loop) setDeadline() {
+	var when int64 = -1
+	if len(l.timers) > 0 {
+		when = l.timers[0].when
+	}
+	if when == l.deadline {
+		return
+	}
+	l.deadline = when
+	if when < 0 {
+		l.f.SetReadDeadline(time.Time{})
+		return
+	}
+	l.f.SetReadDeadline(base.Add(time.Duration(when)))
+}
+
+func (l *Loop) runTimers() {
+	for len(l.timers) > 0 && l.timers[0].when <= l.now {
+		t := l.timers[0]
+		l.timers.remove(0)
+		t.fn()
+	}
+}
+
+func (l *Loop) runTasks() {
+	var buf [8]byte
+	unix.Read(l.evfd, buf[:])
+	// Cleared before the queue is taken: a Post after this point writes
+	// the eventfd again, so no task waits for an unrelated wakeup.
+	l.woken.Store(false)
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.mu.Unlock()
+	for i, fn := range tasks {
+		fn()
+		tasks[i] = nil
+	}
+	l.spare = tasks
+}
+
+// Stop ends Run after the tasks already posted, waits for it, and closes
+// the loop's own descriptors. Not from the loop's goroutine.
+func (l *Loop) Stop() {
+	if !l.Post(func() { l.stopped = true }) {
+		return
+	}
+	<-l.done
+	l.mu.Lock()
+	l.closed.Store(true)
+	rest := l.tasks
+	l.tasks = nil
+	l.mu.Unlock()
+	for _, fn := range rest {
+		fn() // posted after the stop: run here, the loop is gone
+	}
+	unix.Close(l.evfd) // Run closed epfd
+}

@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// loopsEnv sizes the proxy's event loops (docs/proxy.md#threads): unset,
+// one loop per GOMAXPROCS, which Go sizes from the CPUs the process may
+// run on (affinity) and its cgroup's CPU quota; a number, that many loops;
+// "off", the goroutine-per-connection data path (tcp.go).
+const loopsEnv = "GOVS_PROXY_LOOPS"
+
+// maxLoops bounds GOVS_PROXY_LOOPS: more loops than cores only adds
+// wakeups.
+const maxLoops = 1024
+
+// loopCount is how many event loops the proxy runs for TCP, 0 for the
+// goroutine data path, from the value of GOVS_PROXY_LOOPS and GOMAXPROCS;
+// err names the variable when its value is not understood (the default
+// then applies).
+func loopCount(env string, gomaxprocs int) (int, error) {
+	v := strings.TrimSpace(env)
+	switch strings.ToLower(v) {
+	case "":
+		return max(1, gomaxprocs), nil
+	case "off", "0", "goroutines":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxLoops {
+		return max(1, gomaxprocs), fmt.Errorf("%s=%q: want off or a number of loops from 1 to %d; using %d (GOMAXPROCS)",
+			loopsEnv, env, maxLoops, max(1, gomaxprocs))
+	}
+	return n, nil
+}
+
+// configuredLoops reads the environment; loops on Linux only.
+func configuredLoops() (int, error) {
+	if !eventLoopSupported {
+		return 0, nil
+	}
+	return loopCount(os.Getenv(loopsEnv), runtime.GOMAXPROCS(0))
+}
