@@ -16,7 +16,7 @@ import (
 // written one is not), a bad file turns the source FAIL with its error shown
 // as text (the error quotes what the file holds: markup in it must not
 // become HTML), the pool kept (keep_last), and an empty file is a drop shown
-// as held. It needs Debian's chromium package; without it it skips.
+// as held, and putting the server back makes the source ok again. It needs Debian's chromium package; without it it skips.
 func TestDashboardDiscovery(t *testing.T) {
 	browser := requireChromium(t)
 	const token = "dashboard-discovery-read-token-41c9"
@@ -94,7 +94,7 @@ virtual_servers:
 	page.waitFor(t, "the error as text", text("last-error")+`.includes('`+evil+`') && `+field("last-error")+`.children.length === 0`)
 	page.waitFor(t, "no element from the error", `document.querySelector('#discovery img, #discovery b:not(.nm)') === null && !window.pwned`)
 	page.waitFor(t, "the error count", `/^[1-9][0-9]* · last /.test(`+text("errors")+`)`)
-	page.waitFor(t, "keep_last said", text("message")+`.includes('keeping the last good set of 1')`)
+	page.waitFor(t, "keep_last said", text("message")+` === 'source failing: keeping the last good set of 1 (fail_policy keep_last)'`)
 	page.waitFor(t, "the pool kept", text("servers")+` === '1 found · 1 active · 0 draining' && `+row(found))
 	page.waitFor(t, "the pill failing", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 failing' && document.querySelector('[data-pill="discovery"]').classList.contains('bad')`)
 
@@ -103,10 +103,16 @@ virtual_servers:
 	writeFile(t, servers, "[]\n")
 	page.waitFor(t, "the drop held", src+`.dataset.state === 'held' && `+text("state")+` === 'HELD'`)
 	page.waitFor(t, "what is held", text("held")+`.startsWith('drop 1 → 0 since ') && `+text("held")+`.includes('/1000 answers or at ')`)
-	page.waitFor(t, "the held message", text("message")+`.includes('held')`)
+	page.waitFor(t, "no failure said any more", `!`+field("message"))
 	page.waitFor(t, "the old error dimmed", field("last-error")+`.classList.contains('old') && `+text("last-error")+`.includes('`+evil+`')`)
 	page.waitFor(t, "the pool still kept", row(found)+` !== null`)
 	page.waitFor(t, "the pill held", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 held'`)
+
+	// The operator puts the server back: the held drop is withdrawn, the
+	// source ok again.
+	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}]`+"\n", found))
+	page.waitFor(t, "the source ok again", src+`.dataset.state === 'ok' && !`+field("held")+` && `+text("servers")+` === '1 found · 1 active · 0 draining'`)
+	page.waitFor(t, "the pill ok again", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 source ok'`)
 
 	if errs := cr.pageErrors(); len(errs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))

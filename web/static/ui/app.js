@@ -706,7 +706,7 @@
       };
       row('origin', 'origin', s.origin + ' (' + s.fail_policy + ')');
       row('servers', 'servers', s.servers_found + ' found · ' + s.servers_active + ' active · ' + s.servers_draining + ' draining');
-      row('success', 'last-success', ago(s.last_success, now) + ' · ' + fmtNum(s.answers) + ' answers', '', s.last_success || '');
+      row('last success', 'last-success', ago(s.last_success, now) + ' · ' + fmtNum(s.answers) + ' answers', '', s.last_success || '');
       if (s.errors || s.last_error) row('errors', 'errors', fmtNum(s.errors) + (s.last_error_at ? ' · last ' + ago(s.last_error_at, now) : ''), '', s.last_error_at || '');
       // The error stays listed after the source recovers, dimmed: it says
       // what went wrong last, which is what one looks for after an outage.
@@ -718,13 +718,16 @@
       }
       row('applied', 'applies', fmtNum(s.applies) + (s.last_apply ? ' · last ' + ago(s.last_apply, now) : ''));
       row('refused', 'apply-error', s.apply_error, 'err');
+      // What it is doing in words when that is not simply "ok": keeping the
+      // last good set (the error it quotes is listed above: not twice), or
+      // waiting for a first answer. A held drop has its own line.
+      let msg = st === 'fail' || st === 'wait' ? s.message || '' : '';
+      if (s.last_error && msg.endsWith(': ' + s.last_error)) msg = msg.slice(0, -(s.last_error.length + 2));
       return h('div', { class: 'disc-src', 'data-discovery-source': s.key, 'data-state': st },
         h('div', { class: 'row' }, h('span', { class: 'nm', text: s.service || s.key }), h('span', { class: 'tag', text: s.type }),
           h('span', { class: 'badge ' + st, 'data-field': 'state', title: s.message || '', text: st === 'ok' || st === 'wait' ? st : st.toUpperCase() })),
         dl,
-        // What it is doing in words (keeping the last good set, a held
-        // drop), when that is not simply "ok".
-        st !== 'ok' && s.message ? h('div', { class: 'disc-msg ' + st, 'data-field': 'message', text: s.message }) : null);
+        msg ? h('div', { class: 'disc-msg ' + st, 'data-field': 'message', text: msg }) : null);
     }));
   }
 
