@@ -40,6 +40,7 @@ virtual_servers:
     address: %s
     scheduler: rr
     health_check: {type: tcp, interval: 200ms, timeout: 150ms, rise: 1, fall: 1}
+    slow_start: 1h
     real_servers:
       - {address: %s}
     discovery:
@@ -83,7 +84,9 @@ virtual_servers:
 	page.waitFor(t, "the discovered one marked", fmt.Sprintf(`%s.querySelector('.rs-origin').dataset.origin === '%s' && %s.querySelector('.rs-origin').textContent === 'file'`,
 		row(found), origin, row(found)))
 	page.waitFor(t, "the written one not marked", row(written)+`.querySelector('.rs-origin') === null`)
-	page.waitFor(t, "the source's weight", row(found)+`.querySelector('[data-field="weight"]').textContent === '2'`)
+	// Its weight is the source's (slow-starting or not: the service has
+	// slow_start, and the first discovered set may reach it once running).
+	page.waitFor(t, "the source's weight", `/^(2|1 \(2\))$/.test(`+row(found)+`.querySelector('[data-field="weight"]').textContent)`)
 
 	// A bad file: the error quotes the entry, markup and all. It must show as
 	// text (no element made of it, no handler run), the source FAIL, and the
@@ -113,6 +116,15 @@ virtual_servers:
 	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}]`+"\n", found))
 	page.waitFor(t, "the source ok again", src+`.dataset.state === 'ok' && !`+field("held")+` && `+text("servers")+` === '1 found · 1 active · 0 draining'`)
 	page.waitFor(t, "the pill ok again", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 source ok'`)
+
+	// A server added at the source joins the running service as any added
+	// real server does: it slow-starts (weight 1 of its 100 for most of an
+	// hour), marked as discovered.
+	late := loopback.LineServer(t, "late")
+	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}, {"address": %q, "weight": 100}]`+"\n", found, late))
+	page.waitFor(t, "the new server", text("servers")+` === '2 found · 2 active · 0 draining' && `+row(late))
+	page.waitFor(t, "it slow-starts", row(late)+`.querySelector('[data-field="weight"]').textContent === '1 (100)' && `+
+		row(late)+`.querySelector('[data-field="state"]').textContent === 'up' && `+row(late)+`.querySelector('.rs-origin') !== null`)
 
 	if errs := cr.pageErrors(); len(errs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))
