@@ -15,7 +15,8 @@ import (
 // discovered real server is marked as such in its service's table (the
 // written one is not), a bad file turns the source FAIL with its error shown
 // as text (the error quotes what the file holds: markup in it must not
-// become HTML), the pool kept (keep_last), and an empty file is a drop shown
+// become HTML, there and in the transitions list), the pool kept
+// (keep_last), and an empty file is a drop shown
 // as held, and putting the server back makes the source ok again. It needs Debian's chromium package; without it it skips.
 func TestDashboardDiscovery(t *testing.T) {
 	browser := requireChromium(t)
@@ -95,7 +96,12 @@ virtual_servers:
 	writeFile(t, servers, `[{"address": "`+evil+`:80"}]`+"\n")
 	page.waitFor(t, "the source failing", src+`.dataset.state === 'fail' && `+text("state")+` === 'FAIL'`)
 	page.waitFor(t, "the error as text", text("last-error")+`.includes('`+evil+`') && `+field("last-error")+`.children.length === 0`)
-	page.waitFor(t, "no element from the error", `document.querySelector('#discovery img, #discovery b:not(.nm)') === null && !window.pwned`)
+	transition := func(change string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('#events li')].find(li => li.textContent.includes('disco discovery file %s'))`, change)
+	}
+	page.waitFor(t, "the failure among the transitions", transition("ok → fail")+`.querySelector('.why').textContent.includes('`+evil+`')`)
+	page.waitFor(t, "no element from the error", `document.querySelector('#discovery img, #discovery b:not(.nm), #events img') === null && `+
+		`![...document.querySelectorAll('b')].some(b => b.textContent === 'bold') && !window.pwned`)
 	page.waitFor(t, "the error count", `/^[1-9][0-9]* · last /.test(`+text("errors")+`)`)
 	page.waitFor(t, "keep_last said", text("message")+` === 'source failing: keeping the last good set of 1 (fail_policy keep_last)'`)
 	page.waitFor(t, "the pool kept", text("servers")+` === '1 found · 1 active · 0 draining' && `+row(found))
@@ -109,12 +115,14 @@ virtual_servers:
 	page.waitFor(t, "no failure said any more", `!`+field("message"))
 	page.waitFor(t, "the old error dimmed", field("last-error")+`.classList.contains('old') && `+text("last-error")+`.includes('`+evil+`')`)
 	page.waitFor(t, "the pool still kept", row(found)+` !== null`)
+	page.waitFor(t, "the held drop among the transitions", transition("fail → held")+`.querySelector('.why').textContent === 'drop 1 → 0 held until confirmed'`)
 	page.waitFor(t, "the pill held", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 held'`)
 
 	// The operator puts the server back: the held drop is withdrawn, the
 	// source ok again.
 	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}]`+"\n", found))
 	page.waitFor(t, "the source ok again", src+`.dataset.state === 'ok' && !`+field("held")+` && `+text("servers")+` === '1 found · 1 active · 0 draining'`)
+	page.waitFor(t, "the recovery among the transitions", transition("held → ok"))
 	page.waitFor(t, "the pill ok again", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 source ok'`)
 
 	// A server added at the source joins the running service as any added

@@ -680,6 +680,32 @@
     return 'ok';
   }
 
+  // trackDiscovery lists a source's state changes among the transitions, as
+  // "SERVICE discovery TYPE ok → fail" with the error (as text) for why.
+  const prevDiscovery = new Map(); // service key -> state
+  function trackDiscovery(srcs, states, now) {
+    const live = new Set();
+    srcs.forEach((s, i) => {
+      const st = states[i];
+      live.add(s.key);
+      const prev = prevDiscovery.get(s.key);
+      prevDiscovery.set(s.key, st);
+      const ev = { who: 'discovery ' + s.key, svc: s.service || s.key, addr: 'discovery ' + s.type, to: st };
+      const why = st === 'fail' ? s.last_error || '' : st === 'held' ? 'drop ' + s.held.from + ' → ' + s.held.to + ' held until confirmed' : '';
+      if (prev === undefined) {
+        // What happened before the page opened: a failure or a held drop
+        // in force, at its time.
+        if (firstDiscovery && st === 'fail' && s.last_error_at) addEvent({ ...ev, at: new Date(s.last_error_at), from: null, why });
+        if (firstDiscovery && st === 'held') addEvent({ ...ev, at: new Date(s.held.since), from: null, why });
+      } else if (prev !== st) {
+        addEvent({ ...ev, at: now, from: prev, why });
+      }
+    });
+    for (const k of [...prevDiscovery.keys()]) if (!live.has(k)) prevDiscovery.delete(k);
+    if (discovery) firstDiscovery = false;
+  }
+  let firstDiscovery = true;
+
   const ago = (t, now) => (t ? fmtDur((now - new Date(t).getTime()) / 1000) + ' ago' : 'never');
 
   function renderDiscovery(now) {
@@ -687,6 +713,7 @@
     const srcs = discovery || [];
     panel.hidden = srcs.length === 0; // a director without discovery shows nothing
     const states = srcs.map(discoveryState);
+    trackDiscovery(srcs, states, new Date(now));
     panel.dataset.discovery = states.join(',');
     // A failing or held source is worth the top bar: the pool it feeds is
     // frozen (keep_last), draining (set_empty) or kept from a drop.
