@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -560,18 +559,6 @@ func TestDRRefusals(t *testing.T) {
 	}
 }
 
-var buildGovsadm = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "govsadm-dr-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "govsadm")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/govsadm").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building govsadm: %v: %s", err, out)
-	}
-	return bin, nil
-})
-
 // TestDRGovsadm: govsadm -a ... -g makes a DR real server that serves
 // through the VIP, -L -n shows Route, and -S / -C / -R round-trip it.
 func TestDRGovsadm(t *testing.T) {
@@ -580,7 +567,6 @@ func TestDRGovsadm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(adm)) })
 	cfg := filepath.Join(t.TempDir(), "govs.yaml")
 	writeFile(t, cfg, "virtual_servers: []\n")
 	sock := filepath.Join(t.TempDir(), "govs.sock")
