@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -560,17 +559,6 @@ func TestDRRefusals(t *testing.T) {
 		t.Fatalf("a real server port other than the VIP's: %v, want refused with its line", err)
 	}
 }
-
-// buildGovsadm builds govsadm once per test binary, beside govsBin:
-// TestMain removes it with that directory (a test's own cleanup would take
-// it from the tests that run after it).
-var buildGovsadm = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(filepath.Dir(govsBin), "govsadm")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/govsadm").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building govsadm: %v: %s", err, out)
-	}
-	return bin, nil
-})
 
 // TestDRGovsadm: govsadm -a ... -g makes a DR real server that serves
 // through the VIP, -L -n shows Route, and -S / -C / -R round-trip it.

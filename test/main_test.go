@@ -39,6 +39,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// buildGovsadm builds govsadm once, beside govsBin (TestMain removes both).
+var buildGovsadm = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(filepath.Dir(govsBin), "govsadm")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/govsadm").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building govsadm: %v: %s", err, out)
+	}
+	return bin, nil
+})
+
 // daemon is a govs run process started by a test.
 type daemon struct {
 	cmd  *exec.Cmd

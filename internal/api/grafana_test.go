@@ -21,6 +21,7 @@ func exposedMetrics(t *testing.T) map[string][]string {
 	(&syncCollector{}).Describe(ch)
 	bgpCollector{}.Describe(ch)
 	forecastCollector{}.Describe(ch) // forecast.go: forecasts, capacity, standby
+	discoveryCollector{}.Describe(ch)
 	close(ch)
 	nameRE := regexp.MustCompile(`fqName: "([^"]+)"`)
 	labelsRE := regexp.MustCompile(`variableLabels: \{([^}]*)\}`)

@@ -699,13 +699,116 @@
     }).catch(() => {});
   }
 
+  // ---- discovery: each source's state (docs/discovery.md) ----
+  //
+  // GET /api/v1/discovery is asked with every poll, apart from the main
+  // calls: an older daemon without it, or a failed call, leaves the rest of
+  // the page alone (the panel keeps its last data). Every string a source
+  // gives (its error above all, which comes from a remote system: a DNS
+  // server, an apiserver, a file someone wrote) goes into the page as text,
+  // never as HTML.
+  let discovery = null; // the last answer's sources; null: none yet
+  function refreshDiscovery() {
+    // Never rejects: tick awaits it beside the main calls.
+    return api('api/v1/discovery').then((d) => { discovery = (d && d.sources) || []; }).catch(() => {});
+  }
+
+  // discoveryState is govsadm -L --discovery's State: FAIL (the last answer
+  // was an error), HELD (a sudden drop is held), wait (no answer yet), ok.
+  function discoveryState(s) {
+    if (!s.ok) return 'fail';
+    if (s.held) return 'held';
+    if (!s.last_success) return 'wait';
+    return 'ok';
+  }
+
+  // trackDiscovery lists a source's state changes among the transitions, as
+  // "SERVICE discovery TYPE ok → fail" with the error (as text) for why.
+  const prevDiscovery = new Map(); // service key -> state
+  function trackDiscovery(srcs, states, now) {
+    const live = new Set();
+    srcs.forEach((s, i) => {
+      const st = states[i];
+      live.add(s.key);
+      const prev = prevDiscovery.get(s.key);
+      prevDiscovery.set(s.key, st);
+      const ev = { who: 'discovery ' + s.key, svc: s.service || s.key, addr: 'discovery ' + s.type, to: st };
+      const why = st === 'fail' ? s.last_error || '' : st === 'held' ? 'drop ' + s.held.from + ' → ' + s.held.to + ' held until confirmed' : '';
+      if (prev === undefined) {
+        // What happened before the page opened: a failure or a held drop
+        // in force, at its time.
+        if (firstDiscovery && st === 'fail' && s.last_error_at) addEvent({ ...ev, at: new Date(s.last_error_at), from: null, why });
+        if (firstDiscovery && st === 'held') addEvent({ ...ev, at: new Date(s.held.since), from: null, why });
+      } else if (prev !== st) {
+        addEvent({ ...ev, at: now, from: prev, why });
+      }
+    });
+    for (const k of [...prevDiscovery.keys()]) if (!live.has(k)) prevDiscovery.delete(k);
+    if (discovery) firstDiscovery = false;
+  }
+  let firstDiscovery = true;
+
+  const ago = (t, now) => (t ? fmtDur((now - new Date(t).getTime()) / 1000) + ' ago' : 'never');
+
+  function renderDiscovery(now) {
+    const panel = $('discovery');
+    const srcs = discovery || [];
+    panel.hidden = srcs.length === 0; // a director without discovery shows nothing
+    const states = srcs.map(discoveryState);
+    trackDiscovery(srcs, states, new Date(now));
+    panel.dataset.discovery = states.join(',');
+    // A failing or held source is worth the top bar: the pool it feeds is
+    // frozen (keep_last), draining (set_empty) or kept from a drop.
+    const bad = states.filter((s) => s === 'fail').length, held = states.filter((s) => s === 'held').length;
+    if (srcs.length) {
+      const text = bad ? bad + ' failing' : held ? held + ' held' : srcs.length === 1 ? '1 source ok' : srcs.length + ' sources ok';
+      $('pills').append(h('span', { class: 'pill ' + (bad ? 'bad' : held ? 'warn' : 'ok'), 'data-pill': 'discovery', title: 'discovery sources (panel on the right)' },
+        h('b', { text: 'Discovery' }), ' ' + text));
+    }
+    setText($('discovery-count'), srcs.length ? '(' + srcs.length + ')' : '');
+    $('discovery-body').replaceChildren(...srcs.map((s, i) => {
+      const st = states[i];
+      const dl = h('dl');
+      const row = (k, field, v, cls, title) => {
+        if (v === '' || v === undefined || v === null) return;
+        dl.append(h('dt', { text: k }), h('dd', { 'data-field': field, class: cls, title, text: String(v) }));
+      };
+      row('origin', 'origin', s.origin + ' (' + s.fail_policy + ')');
+      row('servers', 'servers', s.servers_found + ' found · ' + s.servers_active + ' active · ' + s.servers_draining + ' draining');
+      row('last success', 'last-success', ago(s.last_success, now) + ' · ' + fmtNum(s.answers) + ' answers', '', s.last_success || '');
+      if (s.errors || s.last_error) row('errors', 'errors', fmtNum(s.errors) + (s.last_error_at ? ' · last ' + ago(s.last_error_at, now) : ''), '', s.last_error_at || '');
+      // The error stays listed after the source recovers, dimmed: it says
+      // what went wrong last, which is what one looks for after an outage.
+      row('last error', 'last-error', s.last_error, s.ok ? 'err old' : 'err');
+      if (s.held) {
+        const hd = s.held;
+        row('held', 'held', 'drop ' + hd.from + ' → ' + hd.to + ' since ' + ago(hd.since, now) + ' · ' + hd.answers + '/' + hd.confirm +
+          ' answers or at ' + fmtClock(new Date(hd.confirm_at)), 'warn', hd.confirm_at);
+      }
+      row('applied', 'applies', fmtNum(s.applies) + (s.last_apply ? ' · last ' + ago(s.last_apply, now) : ''));
+      row('refused', 'apply-error', s.apply_error, 'err');
+      // What it is doing in words when that is not simply "ok": keeping the
+      // last good set (the error it quotes is listed above: not twice), or
+      // waiting for a first answer. A held drop has its own line.
+      let msg = st === 'fail' || st === 'wait' ? s.message || '' : '';
+      if (s.last_error && msg.endsWith(': ' + s.last_error)) msg = msg.slice(0, -(s.last_error.length + 2));
+      return h('div', { class: 'disc-src', 'data-discovery-source': s.key, 'data-state': st },
+        h('div', { class: 'row' }, h('span', { class: 'nm', text: s.service || s.key }), h('span', { class: 'tag', text: s.type }),
+          h('span', { class: 'badge ' + st, 'data-field': 'state', title: s.message || '', text: st === 'ok' || st === 'wait' ? st : st.toUpperCase() })),
+        dl,
+        msg ? h('div', { class: 'disc-msg ' + st, 'data-field': 'message', text: msg }) : null);
+    }));
+  }
+
   async function tick() {
     const start = Date.now();
     refreshForecasts();
+    const discovered = refreshDiscovery();
     try {
       // BGP is a side panel: its failure must not take the page down.
       const [services, vrrp, bgp] = await Promise.all([api('api/v1/services'), api('api/v1/vrrp'),
         api('api/v1/bgp').catch((e) => { if (e instanceof Unauthorized) throw e; return null; })]);
+      await discovered;
       const now = Date.now();
       const model = buildModel(services, now);
       for (const s of model.services) for (const r of s.reals) trackHealth(s.name, s.key + ' ' + r.addr, r.addr, { ...r.health, state: r.state }, new Date(now));
@@ -720,6 +823,7 @@
       renderServices(model, now);
       renderVRRP(vrrp, now);
       renderBGP(bgp, now);
+      renderDiscovery(now); // after renderPills: it adds its own pill
       renderEvents();
       failures = 0;
       updates++;
