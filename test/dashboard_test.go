@@ -172,6 +172,8 @@ virtual_servers:
 	} else {
 		page.waitFor(t, "the VRRP instance", `document.getElementById('vrrp-body').dataset.vrrp === 'MASTER'`)
 	}
+	// No sync section: the connection sync's panel stays hidden.
+	page.waitFor(t, "the sync panel hidden", `document.getElementById('sync-body').dataset.sync === 'none' && document.getElementById('sync').hidden`)
 	page.waitFor(t, "the version", `document.getElementById('version').textContent !== ''`)
 	page.waitFor(t, "the down real server's transition", fmt.Sprintf(`[...document.querySelectorAll('#events li[data-event="down"]')].some(li => li.textContent.includes('%s'))`, dead))
 
