@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -662,7 +663,58 @@ func avgExchanges(conns []*longConn) int64 {
 	return s / int64(len(conns))
 }
 
-func TestSyncFailoverNAT(t *testing.T)     { newSyncLab(t, "nat", false).run() }
+func TestSyncFailoverNAT(t *testing.T) {
+	l := newSyncLab(t, "nat", false)
+	l.run()
+	l.daemonRoles(l.dirs[1])
+}
+
+// syncPost posts body to the sync's path on d's API, and returns the
+// status code and the answer.
+func (d *syncDirector) syncPost(t testing.TB, path, body string) (int, string) {
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}}
+	resp, err := c.Post("http://govs"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s: POST %s: %v", d.name, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// daemonRoles stops and starts d's sync at run time, as govsadm
+// --stop-daemon / --start-daemon do: roles go, the sync stops with the
+// last one, and starts again (with a sync_id given) and finds its peer.
+func (l *syncLab) daemonRoles(d *syncDirector) {
+	t := l.t
+	for _, step := range []struct {
+		path, body string
+		code       int
+		want       string // in the answer
+	}{
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 200, `"roles":["master"]`},
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 409, "the backup sync daemon is not running"},
+		{"/api/v1/sync/stop", `{"role":"master"}`, 200, `"status":"stopped"`},
+		{"/api/v1/sync/start", `{"role":"backup","sync_id":6}`, 200, `"roles":["backup"]`},
+		{"/api/v1/sync/start", `{"role":"master","sync_id":5}`, 409, "stop it first"},
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 200, `"status":"stopped"`},
+		{"/api/v1/sync/start", `{"role":"master","interface":"eth1","sync_id":5}`, 200, `"roles":["master"]`},
+		{"/api/v1/sync/start", `{"role":"backup"}`, 200, `"roles":["master","backup"]`},
+		{"/api/v1/sync/start", `{"role":"primary"}`, 400, "want master or backup"},
+	} {
+		code, body := d.syncPost(t, step.path, step.body)
+		if code != step.code || !strings.Contains(body, step.want) {
+			t.Fatalf("%s %s: %d %s, want %d with %s", step.path, step.body, code, body, step.code, step.want)
+		}
+	}
+	// Started again with its peer's sync_id, it hears it.
+	loopback.WaitFor(t, d.name+"'s restarted sync to hear its peer", func() bool {
+		st := d.syncState(t)
+		return st.Status == "running" && st.Counters["messages_received"].(float64) > 0
+	})
+}
 func TestSyncFailoverFullNAT(t *testing.T) { newSyncLab(t, "fullnat", false).run() }
 
 // TestSyncFailoverLossyLink: one sync datagram in ten is lost, both ways,

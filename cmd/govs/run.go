@@ -149,7 +149,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	}
 	defer sr.stop()
 	if sr != nil {
-		srv.SetSync(sr.d)
+		srv.SetSync(sr)
 	}
 	if err := vd.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)

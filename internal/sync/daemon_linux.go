@@ -59,6 +59,10 @@ type Options struct {
 	StartupResync bool
 	OnResyncDone  func(peer string, timedOut bool)
 	Services      []Service
+	// NoMaster and NoBackup turn a role off (IPVS's two daemons): the
+	// master role sends this director's flows, the backup role installs
+	// the peers'. The default is both.
+	NoMaster, NoBackup bool
 }
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
@@ -87,6 +91,9 @@ type Daemon struct {
 	status  chan chan DaemonStatus
 	quit    chan struct{}
 	wg      sync.WaitGroup
+
+	master, backup atomic.Bool
+	ctl            chan func(now time.Time)
 
 	installed, installErrors, eventsLost atomic.Uint64
 	lags                                 []time.Duration // ring of install lags
@@ -124,7 +131,9 @@ func Start(opts Options) (*Daemon, error) {
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
 		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
 		evs: make(chan []ctEvent, 1024), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
-		lags: make([]time.Duration, 0, 1024)}
+		lags: make([]time.Duration, 0, 1024), ctl: make(chan func(time.Time))}
+	d.master.Store(!opts.NoMaster)
+	d.backup.Store(!opts.NoBackup)
 	d.SetServices(opts.Services)
 	var ifi *net.Interface
 	if opts.Interface != "" {
@@ -273,6 +282,26 @@ func (d *Daemon) SetServices(svcs []Service) {
 	d.services.Store(&m)
 }
 
+// SetRoles turns the master role (send this director's flows) and the
+// backup role (install the peers') on or off. A master role turned on
+// again forgets what the peers were told, so that the next refresh sends
+// them every flow here.
+func (d *Daemon) SetRoles(master, backup bool) {
+	select {
+	case d.ctl <- func(time.Time) {
+		if master && !d.master.Load() {
+			clear(d.told)
+		}
+		d.master.Store(master)
+		d.backup.Store(backup)
+	}:
+	case <-d.quit:
+	}
+}
+
+// Roles reports which roles run.
+func (d *Daemon) Roles() (master, backup bool) { return d.master.Load(), d.backup.Load() }
+
 // Stop ends the daemon.
 func (d *Daemon) Stop() {
 	select {
@@ -348,6 +377,8 @@ func (d *Daemon) loop() {
 			d.refresh(time.Now(), false)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
+		case f := <-d.ctl:
+			f(time.Now())
 		}
 		d.perform()
 	}
@@ -401,7 +432,9 @@ func (d *Daemon) event(now time.Time, ev ctEvent) {
 	} else {
 		d.told[k] = now.Add(time.Duration(e.Timeout) * time.Second)
 	}
-	d.node.Add(now, e)
+	if d.master.Load() {
+		d.node.Add(now, e)
+	}
 }
 
 // refresh dumps the table: flows kept alive here whose peers' copies would
@@ -429,7 +462,7 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 			d.told[k] = local
 			continue
 		}
-		if peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2 {
+		if d.master.Load() && peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2 {
 			d.told[k] = local
 			d.node.Add(now, *e)
 		}
@@ -471,6 +504,9 @@ func (d *Daemon) perform() {
 			case ActSend:
 				d.send(a)
 			case ActInstall:
+				if !d.backup.Load() {
+					continue // the backup role is off: the peers' flows are not taken
+				}
 				now := time.Now()
 				for i := range a.Entries {
 					e := &a.Entries[i]
@@ -484,6 +520,12 @@ func (d *Daemon) perform() {
 				}
 				d.lag(time.Since(a.Sent))
 			case ActDump:
+				if !d.master.Load() {
+					// Not sending our flows: an empty table, so that the
+					// peer's resync completes instead of waiting.
+					d.node.Resync(time.Now(), a.Peer, a.ReqID, nil)
+					continue
+				}
 				entries, err := d.dump()
 				if err != nil {
 					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
@@ -567,7 +609,7 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
 		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
 		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
-		Flows: len(d.told), LagLast: d.lastLag}
+		Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
 	for _, x := range d.ext {
 		if !x.deleted {
 			s.PeerFlows++

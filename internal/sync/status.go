@@ -10,7 +10,8 @@ type DaemonStatus struct {
 	Peers                                []string
 	Port                                 int
 	SyncID                               uint8
-	State                                string // "resyncing" or "running"
+	State                                string // "resyncing", "running" or "stopped"
+	Master, Backup                       bool   // the roles that run (docs/sync.md)
 	Node                                 Status
 	PeerAddrs                            map[uint32]string
 	Installed, InstallErrors, EventsLost uint64
