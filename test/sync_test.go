@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,7 @@ type syncLab struct {
 	loss     bool
 	bin      string // the govs binary; default govsBin
 	noSync   bool   // no sync section (a benchmark's baseline)
+	services string // more virtual_servers items, YAML
 	listener []net.Listener
 }
 
@@ -261,6 +263,7 @@ func (l *syncLab) config(d *syncDirector, prio int) string {
 	if l.noSync {
 		syncSection = ""
 	}
+	syncSection = l.services + syncSection
 	if l.fwd == "fullnat" {
 		extra = "    local_addresses: [10.92.0.50]\n"
 	}
@@ -681,6 +684,10 @@ func (d *syncDirector) syncPost(t testing.TB, path, body string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	var compact bytes.Buffer
+	if json.Compact(&compact, b) == nil {
+		b = compact.Bytes()
+	}
 	return resp.StatusCode, string(b)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
 	connsync "github.com/govs-lb/govs/internal/sync"
 	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
 )
@@ -21,6 +22,7 @@ import (
 // configuration's key_file.
 type syncRunner struct {
 	log *slog.Logger
+	tpl syncTemplates // the director's persistence templates
 
 	mu     sync.Mutex
 	d      *connsync.Daemon // nil while stopped
@@ -46,12 +48,12 @@ func readSyncKey(s *config.Sync) ([]byte, error) {
 // startSync starts the connection sync of cfg, if any. With VRRP and the
 // start-up resync on, the VRRP instances are held in backup (vd must not be
 // applied yet) until the peers' tables are in, or the resync timeout passed.
-func startSync(log *slog.Logger, cfg *config.Config, vd *vrrpd.Daemon) (*syncRunner, error) {
+func startSync(log *slog.Logger, cfg *config.Config, dir *director.Director, vd *vrrpd.Daemon) (*syncRunner, error) {
 	s := cfg.Sync
 	if s == nil {
 		return nil, nil
 	}
-	r := &syncRunner{log: log, cfg: *s, svcs: syncServices(cfg)}
+	r := &syncRunner{log: log, tpl: syncTemplates{dir}, cfg: *s, svcs: syncServices(cfg)}
 	hold := s.Resync() && len(cfg.VRRPInstances) > 0
 	if hold {
 		vd.SetHold(true)
@@ -88,10 +90,11 @@ func (r *syncRunner) run(iface string, syncID int, master, backup bool, onDone f
 	d, err := connsync.Start(connsync.Options{Log: r.log, Interface: iface, Group: s.GroupAddr, Peers: s.PeerAddrs,
 		Port: s.Port, SyncID: uint8(syncID), Key: key, FlushDelay: s.FlushDelay.D(), AliveInterval: s.AliveInterval.D(),
 		Refresh: s.RefreshInterval.D(), ResyncTimeout: s.ResyncTimeout.D(), StartupResync: s.Resync() && backup,
-		Services: r.svcs, OnResyncDone: onDone, NoMaster: !master, NoBackup: !backup})
+		Services: r.svcs, OnResyncDone: onDone, NoMaster: !master, NoBackup: !backup, Templates: r.tpl})
 	if err != nil {
 		return err
 	}
+	r.tpl.d.SetTemplateHook(r.tpl.hook(d))
 	r.d, r.iface, r.syncID = d, iface, syncID
 	return nil
 }
@@ -159,6 +162,7 @@ func (r *syncRunner) StopRole(role string) error {
 	}
 	m, b = m && role != "master", b && role != "backup"
 	if !m && !b {
+		r.tpl.d.SetTemplateHook(nil)
 		r.d.Stop()
 		r.d = nil
 		r.log.Info("connection sync stopped", "role", role)
@@ -173,7 +177,15 @@ func (r *syncRunner) StopRole(role string) error {
 func syncServices(cfg *config.Config) []connsync.Service {
 	var out []connsync.Service
 	for _, vs := range cfg.VirtualServers {
-		if !cfg.Sync.Syncs(vs.Forwarding) || vs.Address.IsZero() {
+		if !cfg.Sync.Syncs(vs.Forwarding) {
+			continue
+		}
+		if vs.FWMark != 0 {
+			// Its flows carry its mark in conntrack (docs/fwmark.md).
+			out = append(out, connsync.MarkService(vs.FWMark, vs.IsIPv6()))
+			continue
+		}
+		if vs.Address.IsZero() {
 			continue
 		}
 		proto := uint8(6)
@@ -219,6 +231,7 @@ func (r *syncRunner) stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.d != nil {
+		r.tpl.d.SetTemplateHook(nil)
 		r.d.Stop()
 		r.d = nil
 	}

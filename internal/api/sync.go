@@ -101,22 +101,25 @@ type SyncPeer struct {
 
 // SyncCounters are the sync's counters since start.
 type SyncCounters struct {
-	MessagesSent     uint64            `json:"messages_sent"`
-	MessagesReceived uint64            `json:"messages_received"`
-	BytesSent        uint64            `json:"bytes_sent"`
-	BytesReceived    uint64            `json:"bytes_received"`
-	EntriesSent      uint64            `json:"entries_sent"`
-	EntriesReceived  uint64            `json:"entries_received"`
-	Installed        uint64            `json:"installed"`
-	InstallErrors    uint64            `json:"install_errors"`
-	Retransmits      uint64            `json:"retransmits"`
-	NacksSent        uint64            `json:"nacks_sent"`
-	NacksReceived    uint64            `json:"nacks_received"`
-	Lost             uint64            `json:"lost"`
-	ResyncsRequested uint64            `json:"resyncs_requested"`
-	ResyncsServed    uint64            `json:"resyncs_served"`
-	EventsLost       uint64            `json:"conntrack_events_lost"`
-	Drops            map[string]uint64 `json:"drops"`
+	MessagesSent     uint64 `json:"messages_sent"`
+	MessagesReceived uint64 `json:"messages_received"`
+	BytesSent        uint64 `json:"bytes_sent"`
+	BytesReceived    uint64 `json:"bytes_received"`
+	EntriesSent      uint64 `json:"entries_sent"`
+	EntriesReceived  uint64 `json:"entries_received"`
+	Installed        uint64 `json:"installed"`
+	// TemplatesInstalled are the peers' persistence templates installed
+	// (counted in Installed too).
+	TemplatesInstalled uint64            `json:"templates_installed"`
+	InstallErrors      uint64            `json:"install_errors"`
+	Retransmits        uint64            `json:"retransmits"`
+	NacksSent          uint64            `json:"nacks_sent"`
+	NacksReceived      uint64            `json:"nacks_received"`
+	Lost               uint64            `json:"lost"`
+	ResyncsRequested   uint64            `json:"resyncs_requested"`
+	ResyncsServed      uint64            `json:"resyncs_served"`
+	EventsLost         uint64            `json:"conntrack_events_lost"`
+	Drops              map[string]uint64 `json:"drops"`
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -150,7 +153,7 @@ func syncState(st connsync.DaemonStatus) SyncState {
 	c := n.Stats
 	out.Counters = SyncCounters{MessagesSent: c.MsgsSent, MessagesReceived: c.MsgsReceived, BytesSent: c.BytesSent,
 		BytesReceived: c.BytesReceived, EntriesSent: c.EntriesSent, EntriesReceived: c.EntriesReceived,
-		Installed: st.Installed, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
+		Installed: st.Installed, TemplatesInstalled: st.Templates, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
 		NacksReceived: c.NacksReceived, Lost: c.Lost, ResyncsRequested: c.ResyncsRequested, ResyncsServed: c.ResyncsServed,
 		EventsLost: st.EventsLost, Drops: map[string]uint64{}}
 	for r := connsync.Reason(0); r < connsync.NumReasons; r++ {

@@ -34,10 +34,33 @@ const (
 // DefaultGroup is IPVS's sync group.
 var DefaultGroup = netip.MustParseAddr("224.0.0.81")
 
-// Service is a virtual service whose flows are synced.
+// Service is a virtual service whose flows are synced: a protocol and a
+// VIP:port, or a firewall mark (the conntrack mark of its flows; Proto 0,
+// Addr the family's unspecified address, port 0).
 type Service struct {
 	Proto uint8
 	Addr  netip.AddrPort
+	Mark  uint32
+}
+
+// MarkService is the Service of fwmark service mark, of the IPv6 family
+// or not: both protocols.
+func MarkService(mark uint32, v6 bool) Service {
+	a := netip.IPv4Unspecified()
+	if v6 {
+		a = netip.IPv6Unspecified()
+	}
+	return Service{Addr: netip.AddrPortFrom(a, 0), Mark: mark}
+}
+
+// syncedFlow reports whether the flow of proto to orig dst with conntrack
+// mark is one of svcs's.
+func syncedFlow(svcs map[Service]bool, proto uint8, dst netip.AddrPort, mark uint32) bool {
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if svcs[Service{Proto: proto, Addr: dst}] {
+		return true
+	}
+	return mark != 0 && (proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_UDP) && svcs[MarkService(mark, is6(dst.Addr()))]
 }
 
 // Options configure a Daemon.
@@ -59,10 +82,25 @@ type Options struct {
 	StartupResync bool
 	OnResyncDone  func(peer string, timedOut bool)
 	Services      []Service
+	// Templates are the director's persistence templates, synced with
+	// the flows (nil: none).
+	Templates Templates
 	// NoMaster and NoBackup turn a role off (IPVS's two daemons): the
 	// master role sends this director's flows, the backup role installs
 	// the peers'. The default is both.
 	NoMaster, NoBackup bool
+}
+
+// Templates gives the sync the director's persistence templates, as
+// entries of KindTemplate: Orig.Src the client group (port 0), Orig.Dst the
+// service (the unspecified address for a fwmark service, whose mark is in
+// Mark), Reply.Src the real server, Timeout what the template has left.
+type Templates interface {
+	// Templates lists the live templates; remote ones were installed
+	// from a peer and not used here since (they are not sent back).
+	Templates(yield func(e Entry, remote bool) bool)
+	// InstallTemplate installs a peer's template.
+	InstallTemplate(e Entry) error
 }
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
@@ -88,6 +126,7 @@ type Daemon struct {
 
 	packets chan packet
 	evs     chan []ctEvent
+	tpls    chan Entry // templates bound here (TemplateBound)
 	status  chan chan DaemonStatus
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -96,6 +135,7 @@ type Daemon struct {
 	ctl            chan func(now time.Time)
 
 	installed, installErrors, eventsLost atomic.Uint64
+	installedTemplates                   atomic.Uint64
 	lags                                 []time.Duration // ring of install lags
 	lagNext                              int
 	lastLag                              time.Duration
@@ -130,7 +170,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
 		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
-		evs: make(chan []ctEvent, 1024), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
+		evs: make(chan []ctEvent, 1024), tpls: make(chan Entry, 4096), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
 		lags: make([]time.Duration, 0, 1024), ctl: make(chan func(time.Time))}
 	d.master.Store(!opts.NoMaster)
 	d.backup.Store(!opts.NoBackup)
@@ -257,8 +297,7 @@ func (d *Daemon) eventLoop() {
 		svcs := *d.services.Load()
 		var out []ctEvent
 		for _, ev := range buf {
-			o := ev.entry.Orig
-			if ev.dstNAT && svcs[Service{ev.entry.Proto, netip.AddrPortFrom(o.Dst.Addr().Unmap(), o.Dst.Port())}] {
+			if ev.dstNAT && syncedFlow(svcs, ev.entry.Proto, ev.entry.Orig.Dst, ev.entry.Mark) {
 				out = append(out, ev)
 			}
 		}
@@ -277,7 +316,7 @@ func (d *Daemon) eventLoop() {
 func (d *Daemon) SetServices(svcs []Service) {
 	m := make(map[Service]bool, len(svcs))
 	for _, s := range svcs {
-		m[Service{s.Proto, netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port())}] = true
+		m[Service{s.Proto, netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port()), s.Mark}] = true
 	}
 	d.services.Store(&m)
 }
@@ -296,6 +335,15 @@ func (d *Daemon) SetRoles(master, backup bool) {
 		d.backup.Store(backup)
 	}:
 	case <-d.quit:
+	}
+}
+
+// TemplateBound sends a persistence template just bound here. It never
+// blocks: when the daemon lags, the next refresh sends it.
+func (d *Daemon) TemplateBound(e Entry) {
+	select {
+	case d.tpls <- e:
+	default:
 	}
 }
 
@@ -379,6 +427,12 @@ func (d *Daemon) loop() {
 			reply <- d.snapshot(time.Now())
 		case f := <-d.ctl:
 			f(time.Now())
+		case e := <-d.tpls:
+			now := time.Now()
+			d.told[e.Key()] = now.Add(time.Duration(e.Timeout) * time.Second)
+			if d.master.Load() {
+				d.node.Add(now, e)
+			}
 		}
 		d.perform()
 	}
@@ -389,7 +443,7 @@ func (d *Daemon) synced(f *conntrack.Flow) bool {
 		return false
 	}
 	o := f.TupleOrig
-	return (*d.services.Load())[Service{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
+	return syncedFlow(*d.services.Load(), o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort), f.Mark)
 }
 
 func (d *Daemon) event(now time.Time, ev ctEvent) {
@@ -446,6 +500,7 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 		d.log.Warn("connection sync: conntrack dump", "err", err)
 		return
 	}
+	entries = append(entries, d.templates(false)...)
 	seen := make(map[Key]bool, len(entries))
 	for i := range entries {
 		e := &entries[i]
@@ -510,6 +565,10 @@ func (d *Daemon) perform() {
 				now := time.Now()
 				for i := range a.Entries {
 					e := &a.Entries[i]
+					if e.Kind == KindTemplate {
+						d.installTemplate(e)
+						continue
+					}
 					if err := d.sink.apply(e); err != nil {
 						d.installErrors.Add(1)
 						d.log.Debug("connection sync: install", "flow", e.Orig, "err", err)
@@ -531,7 +590,9 @@ func (d *Daemon) perform() {
 					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
 					continue
 				}
-				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries))
+				tpls := d.templates(true)
+				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries), "templates", len(tpls))
+				entries = append(entries, tpls...)
 				d.node.Resync(time.Now(), a.Peer, a.ReqID, entries)
 			case ActResyncDone:
 				d.resyncDone = true
@@ -547,6 +608,36 @@ func (d *Daemon) perform() {
 			}
 		}
 	}
+}
+
+// templates lists the director's templates, the remote ones too when all.
+func (d *Daemon) templates(all bool) []Entry {
+	if d.opts.Templates == nil {
+		return nil
+	}
+	var out []Entry
+	d.opts.Templates.Templates(func(e Entry, remote bool) bool {
+		if all || !remote {
+			out = append(out, e)
+		}
+		return true
+	})
+	return out
+}
+
+// installTemplate installs a peer's persistence template; deletions are
+// not sent (templates expire on both sides).
+func (d *Daemon) installTemplate(e *Entry) {
+	if d.opts.Templates == nil || e.Delete {
+		return
+	}
+	if err := d.opts.Templates.InstallTemplate(*e); err != nil {
+		d.installErrors.Add(1)
+		d.log.Debug("connection sync: template", "client", e.Orig.Src.Addr(), "err", err)
+		return
+	}
+	d.installed.Add(1)
+	d.installedTemplates.Add(1)
 }
 
 // installedExt records an install from a peer, for the echo suppression.
@@ -609,7 +700,7 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
 		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
 		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
-		Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
+		Templates: d.installedTemplates.Load(), Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
 	for _, x := range d.ext {
 		if !x.deleted {
 			s.PeerFlows++

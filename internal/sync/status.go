@@ -15,8 +15,9 @@ type DaemonStatus struct {
 	Node                                 Status
 	PeerAddrs                            map[uint32]string
 	Installed, InstallErrors, EventsLost uint64
-	Flows                                int // flows sent and not ended
-	PeerFlows                            int // flows installed from peers
+	Templates                            uint64 // peers' persistence templates installed (in Installed too)
+	Flows                                int    // flows sent and not ended
+	PeerFlows                            int    // flows installed from peers
 	// Install lag over the last installs: from the peer's send to ours.
 	LagLast, LagMedian, LagP99 time.Duration
 }
