@@ -39,7 +39,7 @@ func BenchmarkSyncLag(b *testing.B) {
 }
 
 func benchSyncLag(b *testing.B, bin string, noSync bool) {
-	l := newSyncLabTB(b, "nat", false)
+	l := newSyncLabTB(b, "nat", false, false)
 	l.bin, l.noSync = bin, noSync
 	d1, d2 := l.dirs[0], l.dirs[1]
 	l.start(d1, 150)

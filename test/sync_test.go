@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +47,7 @@ type syncLab struct {
 	bin      string // the govs binary; default govsBin
 	noSync   bool   // no sync section (a benchmark's baseline)
 	services string // more virtual_servers items, YAML
+	fwmark   bool   // the TCP service is fwmark 7, marked by an operator's rule
 	listener []net.Listener
 }
 
@@ -59,9 +61,9 @@ type syncDirector struct {
 
 const syncVIP = "10.91.0.100"
 
-func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab { return newSyncLabTB(t, fwd, loss) }
+func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab { return newSyncLabTB(t, fwd, loss, false) }
 
-func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
+func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 	t.Helper()
 	netns.Require(t)
 	for _, bin := range []string{"nft", "conntrack"} {
@@ -72,7 +74,7 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 			t.Skipf("needs %s (apt-get install nftables conntrack)", bin)
 		}
 	}
-	l := &syncLab{t: t, dir: t.TempDir(), fwd: fwd, loss: loss}
+	l := &syncLab{t: t, dir: t.TempDir(), fwd: fwd, loss: loss, fwmark: fwmark}
 	l.client = netns.New(t, "scl")
 	l.servers = netns.New(t, "ssrv")
 	l.client.IP("link", "add", "br0", "type", "bridge")
@@ -93,6 +95,9 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 		l.client.IP("link", "set", d.ports[0], "master", "br0")
 		l.servers.IP("link", "set", d.ports[1], "master", "br1")
 		d.ns.Sysctl("net.ipv4.ip_forward", "1")
+		if fwmark {
+			markPorts(t, d.ns, netip.MustParseAddr(syncVIP), []int{80}, 7, "mangle")
+		}
 		if loss {
 			// The sync link loses one sync datagram in ten, both ways:
 			// every tenth, from the first, so that a run with few
@@ -267,7 +272,7 @@ func (l *syncLab) config(d *syncDirector, prio int) string {
 	if l.fwd == "fullnat" {
 		extra = "    local_addresses: [10.92.0.50]\n"
 	}
-	return fmt.Sprintf(`api: {socket: %s}
+	cfg := fmt.Sprintf(`api: {socket: %s}
 virtual_servers:
   - name: web
     address: %s:80
@@ -291,6 +296,10 @@ virtual_servers:
     state: %s
     virtual_ipaddresses: [%s/24, 10.92.0.1/24 dev eth1, 10.92.0.50/24 dev eth1]
 `, d.sock, syncVIP, l.fwd, extra, syncVIP, l.fwd, extra, syncSection, prio, state, syncVIP)
+	if l.fwmark {
+		cfg = strings.Replace(cfg, "    address: "+syncVIP+":80\n    protocol: tcp\n", "    fwmark: 7\n", 1)
+	}
+	return cfg
 }
 
 func (l *syncLab) start(d *syncDirector, prio int) {
@@ -723,6 +732,11 @@ func (l *syncLab) daemonRoles(d *syncDirector) {
 	})
 }
 func TestSyncFailoverFullNAT(t *testing.T) { newSyncLab(t, "fullnat", false).run() }
+
+// TestSyncFailoverFWMark: the TCP service is a fwmark service (the
+// operator's rule marks port 80): its flows are told by their conntrack
+// mark, synced, and survive the failover and the failback.
+func TestSyncFailoverFWMark(t *testing.T) { newSyncLabTB(t, "nat", false, true).run() }
 
 // TestSyncFailoverLossyLink: one sync datagram in ten is lost, both ways,
 // all along: NACKs and retransmissions still bring every flow across.

@@ -141,7 +141,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	// without the VIPs, which move with the master.
 	vd := vrrpd.New(log, vrrpd.Options{Services: d, OnState: alerts.VRRP})
 	srv.SetVRRP(vd)
-	sr, err := startSync(log, cfg, d, vd) // before VRRP: it may hold it in backup (sync.go)
+	sr, err := startSync(log, cfg, d, dp, vd) // before VRRP: it may hold it in backup (sync.go)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		d.Shutdown(0)

@@ -11,6 +11,7 @@ import (
 	"github.com/govs-lb/govs/internal/api"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/forward"
 	connsync "github.com/govs-lb/govs/internal/sync"
 	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
 )
@@ -23,6 +24,7 @@ import (
 type syncRunner struct {
 	log *slog.Logger
 	tpl syncTemplates // the director's persistence templates
+	dr  connsync.DRFlows
 
 	mu     sync.Mutex
 	d      *connsync.Daemon // nil while stopped
@@ -48,12 +50,12 @@ func readSyncKey(s *config.Sync) ([]byte, error) {
 // startSync starts the connection sync of cfg, if any. With VRRP and the
 // start-up resync on, the VRRP instances are held in backup (vd must not be
 // applied yet) until the peers' tables are in, or the resync timeout passed.
-func startSync(log *slog.Logger, cfg *config.Config, dir *director.Director, vd *vrrpd.Daemon) (*syncRunner, error) {
+func startSync(log *slog.Logger, cfg *config.Config, dir *director.Director, dp *forward.Multi, vd *vrrpd.Daemon) (*syncRunner, error) {
 	s := cfg.Sync
 	if s == nil {
 		return nil, nil
 	}
-	r := &syncRunner{log: log, tpl: syncTemplates{dir}, cfg: *s, svcs: syncServices(cfg)}
+	r := &syncRunner{log: log, tpl: syncTemplates{dir}, dr: drSource(dp, s), cfg: *s, svcs: syncServices(cfg)}
 	hold := s.Resync() && len(cfg.VRRPInstances) > 0
 	if hold {
 		vd.SetHold(true)
@@ -90,7 +92,7 @@ func (r *syncRunner) run(iface string, syncID int, master, backup bool, onDone f
 	d, err := connsync.Start(connsync.Options{Log: r.log, Interface: iface, Group: s.GroupAddr, Peers: s.PeerAddrs,
 		Port: s.Port, SyncID: uint8(syncID), Key: key, FlushDelay: s.FlushDelay.D(), AliveInterval: s.AliveInterval.D(),
 		Refresh: s.RefreshInterval.D(), ResyncTimeout: s.ResyncTimeout.D(), StartupResync: s.Resync() && backup,
-		Services: r.svcs, OnResyncDone: onDone, NoMaster: !master, NoBackup: !backup, Templates: r.tpl})
+		Services: r.svcs, OnResyncDone: onDone, NoMaster: !master, NoBackup: !backup, Templates: r.tpl, DR: r.dr})
 	if err != nil {
 		return err
 	}

@@ -110,16 +110,18 @@ type SyncCounters struct {
 	Installed        uint64 `json:"installed"`
 	// TemplatesInstalled are the peers' persistence templates installed
 	// (counted in Installed too).
-	TemplatesInstalled uint64            `json:"templates_installed"`
-	InstallErrors      uint64            `json:"install_errors"`
-	Retransmits        uint64            `json:"retransmits"`
-	NacksSent          uint64            `json:"nacks_sent"`
-	NacksReceived      uint64            `json:"nacks_received"`
-	Lost               uint64            `json:"lost"`
-	ResyncsRequested   uint64            `json:"resyncs_requested"`
-	ResyncsServed      uint64            `json:"resyncs_served"`
-	EventsLost         uint64            `json:"conntrack_events_lost"`
-	Drops              map[string]uint64 `json:"drops"`
+	TemplatesInstalled uint64 `json:"templates_installed"`
+	// DRFlowsInstalled are the peers' DR flows installed (in Installed too).
+	DRFlowsInstalled uint64            `json:"dr_flows_installed"`
+	InstallErrors    uint64            `json:"install_errors"`
+	Retransmits      uint64            `json:"retransmits"`
+	NacksSent        uint64            `json:"nacks_sent"`
+	NacksReceived    uint64            `json:"nacks_received"`
+	Lost             uint64            `json:"lost"`
+	ResyncsRequested uint64            `json:"resyncs_requested"`
+	ResyncsServed    uint64            `json:"resyncs_served"`
+	EventsLost       uint64            `json:"conntrack_events_lost"`
+	Drops            map[string]uint64 `json:"drops"`
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -153,7 +155,7 @@ func syncState(st connsync.DaemonStatus) SyncState {
 	c := n.Stats
 	out.Counters = SyncCounters{MessagesSent: c.MsgsSent, MessagesReceived: c.MsgsReceived, BytesSent: c.BytesSent,
 		BytesReceived: c.BytesReceived, EntriesSent: c.EntriesSent, EntriesReceived: c.EntriesReceived,
-		Installed: st.Installed, TemplatesInstalled: st.Templates, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
+		Installed: st.Installed, TemplatesInstalled: st.Templates, DRFlowsInstalled: st.DRFlows, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
 		NacksReceived: c.NacksReceived, Lost: c.Lost, ResyncsRequested: c.ResyncsRequested, ResyncsServed: c.ResyncsServed,
 		EventsLost: st.EventsLost, Drops: map[string]uint64{}}
 	for r := connsync.Reason(0); r < connsync.NumReasons; r++ {

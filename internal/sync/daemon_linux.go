@@ -85,6 +85,8 @@ type Options struct {
 	// Templates are the director's persistence templates, synced with
 	// the flows (nil: none).
 	Templates Templates
+	// DR is the DR dataplane's flow map, synced too (nil: none).
+	DR DRFlows
 	// NoMaster and NoBackup turn a role off (IPVS's two daemons): the
 	// master role sends this director's flows, the backup role installs
 	// the peers'. The default is both.
@@ -102,6 +104,24 @@ type Templates interface {
 	// InstallTemplate installs a peer's template.
 	InstallTemplate(e Entry) error
 }
+
+// DRFlows gives the sync the DR flows (flow -> real server) of the DR
+// dataplane, as entries of KindDR: Orig the client to the VIP, Reply.Src
+// the real server (the VIP's port), Timeout what the flow has left. DR
+// flows make no conntrack entry, so they are polled: every drPollMin, or
+// less often when a dump takes long (at most 5% of the time dumping).
+type DRFlows interface {
+	DRFlows(yield func(e Entry) bool) error
+	// InstallDRFlows adds peers' flows to the flow map; a flow there
+	// already keeps its real server.
+	InstallDRFlows(es []Entry) error
+}
+
+// DR flow polling bounds.
+const (
+	drPollMin = 50 * time.Millisecond
+	drPollMax = 2 * time.Second
+)
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
 // flows of the synced services as conntrack reports them, and installs its
@@ -123,6 +143,12 @@ type Daemon struct {
 	// own installs as events, which must not be sent back.
 	ext  map[Key]extEntry
 	told map[Key]time.Time // flows sent: when the peers' copy expires
+	// DR flows: the real server of each flow seen here, and those
+	// installed from peers (with when their copy expires here unless
+	// traffic keeps it), not to be sent back.
+	drKnown map[Key]netip.AddrPort
+	drExt   map[Key]drExtEntry
+	drEvery time.Duration
 
 	packets chan packet
 	evs     chan []ctEvent
@@ -135,7 +161,7 @@ type Daemon struct {
 	ctl            chan func(now time.Time)
 
 	installed, installErrors, eventsLost atomic.Uint64
-	installedTemplates                   atomic.Uint64
+	installedTemplates, installedDR      atomic.Uint64
 	lags                                 []time.Duration // ring of install lags
 	lagNext                              int
 	lastLag                              time.Duration
@@ -147,6 +173,11 @@ type extEntry struct {
 	at      time.Time // first install of the echo window
 	expires time.Time // when the peer's copy expires unless refreshed
 	deleted bool      // a tombstone: the peer deleted it
+}
+
+type drExtEntry struct {
+	rs      netip.AddrPort
+	expires time.Time
 }
 
 type packet struct {
@@ -169,7 +200,7 @@ func Start(opts Options) (*Daemon, error) {
 		opts.Group = DefaultGroup
 	}
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
-		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
+		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, drKnown: map[Key]netip.AddrPort{}, drExt: map[Key]drExtEntry{}, drEvery: drPollMin, packets: make(chan packet, 1024),
 		evs: make(chan []ctEvent, 1024), tpls: make(chan Entry, 4096), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
 		lags: make([]time.Duration, 0, 1024), ctl: make(chan func(time.Time))}
 	d.master.Store(!opts.NoMaster)
@@ -403,6 +434,14 @@ func (d *Daemon) loop() {
 	defer tick.Stop()
 	refresh := time.NewTicker(d.opts.Refresh)
 	defer refresh.Stop()
+	var drTimer *time.Timer
+	var drTick <-chan time.Time // nil without DR: never ready
+	if d.opts.DR != nil {
+		d.pollDR(time.Now(), true)
+		drTimer = time.NewTimer(d.drEvery)
+		defer drTimer.Stop()
+		drTick = drTimer.C
+	}
 	for {
 		select {
 		case <-d.quit:
@@ -423,6 +462,9 @@ func (d *Daemon) loop() {
 			d.node.Tick(time.Now())
 		case <-refresh.C:
 			d.refresh(time.Now(), false)
+		case <-drTick:
+			d.pollDR(time.Now(), false)
+			drTimer.Reset(d.drEvery)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
 		case f := <-d.ctl:
@@ -563,10 +605,15 @@ func (d *Daemon) perform() {
 					continue // the backup role is off: the peers' flows are not taken
 				}
 				now := time.Now()
+				var drs []Entry
 				for i := range a.Entries {
 					e := &a.Entries[i]
 					if e.Kind == KindTemplate {
 						d.installTemplate(e)
+						continue
+					}
+					if e.Kind == KindDR {
+						drs = append(drs, *e)
 						continue
 					}
 					if err := d.sink.apply(e); err != nil {
@@ -577,6 +624,7 @@ func (d *Daemon) perform() {
 					d.installed.Add(1)
 					d.installedExt(now, e)
 				}
+				d.installDR(now, drs)
 				d.lag(time.Since(a.Sent))
 			case ActDump:
 				if !d.master.Load() {
@@ -590,6 +638,7 @@ func (d *Daemon) perform() {
 					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
 					continue
 				}
+				entries = append(entries, d.drFlows()...)
 				tpls := d.templates(true)
 				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries), "templates", len(tpls))
 				entries = append(entries, tpls...)
@@ -607,6 +656,98 @@ func (d *Daemon) perform() {
 				}
 			}
 		}
+	}
+}
+
+// drFlows lists the DR flows here (nil without DR).
+func (d *Daemon) drFlows() []Entry {
+	if d.opts.DR == nil {
+		return nil
+	}
+	var out []Entry
+	if err := d.opts.DR.DRFlows(func(e Entry) bool { out = append(out, e); return true }); err != nil {
+		d.log.Warn("connection sync: listing the DR flows", "err", err)
+	}
+	return out
+}
+
+// pollDR dumps the DR flow map and sends what the peers lack: new flows,
+// flows whose real server changed, and flows kept alive here whose peers'
+// copies would expire before the next refresh. With seed it only records
+// the flows as known to the peers (at start: a peer that wants them asks
+// with a resync). Flows installed from peers are not sent back until
+// traffic here keeps them alive longer than their peers' copy (they moved
+// here). The poll interval follows the dump's cost: twenty times its
+// duration, within drPollMin and drPollMax.
+func (d *Daemon) pollDR(now time.Time, seed bool) {
+	start := time.Now()
+	flows := d.drFlows()
+	d.drEvery = min(max(20*time.Since(start), drPollMin), drPollMax)
+	seen := make(map[Key]bool, len(flows))
+	for i := range flows {
+		e := &flows[i]
+		k := e.Key()
+		seen[k] = true
+		local := now.Add(time.Duration(e.Timeout) * time.Second)
+		if x, ok := d.drExt[k]; ok {
+			if x.rs == e.Reply.Src && !local.After(x.expires.Add(2*time.Second)) {
+				continue // a peer's flow, idle here
+			}
+			delete(d.drExt, k) // it moved here: ours from now on
+			d.told[k] = x.expires
+			d.drKnown[k] = x.rs
+		}
+		rs, known := d.drKnown[k]
+		d.drKnown[k] = e.Reply.Src
+		if seed {
+			d.told[k] = local
+			continue
+		}
+		peer := d.told[k]
+		if !known || rs != e.Reply.Src || (peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2) {
+			d.told[k] = local
+			if d.master.Load() {
+				d.node.Add(now, *e)
+			}
+		}
+	}
+	for k := range d.drKnown {
+		if !seen[k] {
+			delete(d.drKnown, k)
+			delete(d.told, k)
+		}
+	}
+	for k, x := range d.drExt {
+		if !seen[k] && now.After(x.expires) {
+			delete(d.drExt, k)
+		}
+	}
+}
+
+// installDR installs peers' DR flows.
+func (d *Daemon) installDR(now time.Time, es []Entry) {
+	if len(es) == 0 {
+		return
+	}
+	var add []Entry
+	for _, e := range es {
+		if e.Delete {
+			continue // DR flows time out on each director
+		}
+		add = append(add, e)
+	}
+	if d.opts.DR == nil || len(add) == 0 {
+		return
+	}
+	if err := d.opts.DR.InstallDRFlows(add); err != nil {
+		d.installErrors.Add(uint64(len(add)))
+		d.log.Debug("connection sync: DR flows", "n", len(add), "err", err)
+		return
+	}
+	d.installed.Add(uint64(len(add)))
+	d.installedDR.Add(uint64(len(add)))
+	for _, e := range add {
+		d.drExt[e.Key()] = drExtEntry{rs: e.Reply.Src, expires: now.Add(time.Duration(e.Timeout) * time.Second)}
 	}
 }
 
@@ -700,7 +841,7 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
 		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
 		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
-		Templates: d.installedTemplates.Load(), Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
+		Templates: d.installedTemplates.Load(), DRFlows: d.installedDR.Load(), Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
 	for _, x := range d.ext {
 		if !x.deleted {
 			s.PeerFlows++

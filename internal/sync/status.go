@@ -16,6 +16,7 @@ type DaemonStatus struct {
 	PeerAddrs                            map[uint32]string
 	Installed, InstallErrors, EventsLost uint64
 	Templates                            uint64 // peers' persistence templates installed (in Installed too)
+	DRFlows                              uint64 // peers' DR flows installed (in Installed too)
 	Flows                                int    // flows sent and not ended
 	PeerFlows                            int    // flows installed from peers
 	// Install lag over the last installs: from the peer's send to ours.
