@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +61,9 @@ type syncDirector struct {
 
 const syncVIP = "10.91.0.100"
 
-func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab { return newSyncLabTB(t, fwd, loss, false) }
+func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab {
+	return newSyncLabTB(t, fwd, loss, false)
+}
 
 func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 	t.Helper()
@@ -82,10 +84,12 @@ func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 	l.client.IP("addr", "add", "10.91.0.2/24", "dev", "br0")
 	l.servers.IP("link", "add", "br1", "type", "bridge")
 	l.servers.IP("link", "set", "br1", "up")
-	for i := 21; i <= 23; i++ {
-		l.servers.IP("addr", "add", fmt.Sprintf("10.92.0.%d/24", i), "dev", "br1")
+	if fwd != "dr" {
+		for i := 21; i <= 23; i++ {
+			l.servers.IP("addr", "add", fmt.Sprintf("10.92.0.%d/24", i), "dev", "br1")
+		}
+		l.servers.IP("route", "add", "default", "via", "10.92.0.1")
 	}
-	l.servers.IP("route", "add", "default", "via", "10.92.0.1")
 	for i := range 2 {
 		d := &syncDirector{name: fmt.Sprintf("d%d", i+1), sock: filepath.Join(l.dir, fmt.Sprintf("d%d.sock", i+1))}
 		d.ns = netns.New(t, "s"+d.name)
@@ -113,38 +117,14 @@ func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 	if err := os.WriteFile(filepath.Join(l.dir, "sync.key"), []byte("a shared key for the sync lab\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if fwd == "dr" {
+		l.drRealServers()
+		return l
+	}
 	// The real servers: each greets with its name, then answers every
 	// number N with "name N+1".
 	for i := 21; i <= 23; i++ {
-		addr := fmt.Sprintf("10.92.0.%d:8080", i)
-		var ln net.Listener
-		if err := l.servers.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-			t.Fatal(err)
-		}
-		l.listener = append(l.listener, ln)
-		t.Cleanup(func() { ln.Close() })
-		name := fmt.Sprintf("rs%d", i)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					fmt.Fprintf(c, "%s\n", name)
-					r := bufio.NewReader(c)
-					for {
-						line, err := r.ReadString('\n')
-						if err != nil {
-							return
-						}
-						n, _ := strconv.Atoi(strings.TrimSpace(line))
-						fmt.Fprintf(c, "%s %d\n", name, n+1)
-					}
-				}()
-			}
-		}()
+		l.listener = append(l.listener, serveCounter(t, l.servers, fmt.Sprintf("10.92.0.%d:8080", i), fmt.Sprintf("rs%d", i)))
 	}
 	// UDP: each answers N with "name N+1".
 	for i := 21; i <= 23; i++ {
@@ -167,6 +147,38 @@ func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 		}()
 	}
 	return l
+}
+
+// serveCounter runs the sync lab's TCP server on addr in ns: it greets
+// with name, then answers every number N with "name N+1".
+func serveCounter(t testing.TB, ns *netns.NS, addr, name string) net.Listener {
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "%s\n", name)
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					n, _ := strconv.Atoi(strings.TrimSpace(line))
+					fmt.Fprintf(c, "%s %d\n", name, n+1)
+				}
+			}()
+		}
+	}()
+	return ln
 }
 
 // udpFlow is a UDP flow (one client socket) exchanging a counter with its
@@ -259,6 +271,9 @@ func (l *syncLab) waitUDP(flows []*udpFlow, since time.Time, within time.Duratio
 }
 
 func (l *syncLab) config(d *syncDirector, prio int) string {
+	if l.fwd == "dr" {
+		return l.drConfig(d, prio)
+	}
 	state := "BACKUP"
 	if prio > 100 {
 		state = "MASTER"
@@ -361,6 +376,7 @@ func (l *syncLab) reboot(d *syncDirector) {
 	}
 	d.ns.Exec("conntrack", "-F")
 	d.ns.Exec("nft", "delete table inet govs")
+	d.ns.Exec("nft", "delete table ip govs") // dr's
 	l.client.IP("link", "set", d.ports[0], "up")
 	l.servers.IP("link", "set", d.ports[1], "up")
 }
