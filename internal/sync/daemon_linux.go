@@ -153,6 +153,9 @@ type Daemon struct {
 	packets chan packet
 	evs     chan []ctEvent
 	tpls    chan Entry // templates bound here (TemplateBound)
+	dumped  chan dumpResult
+	drDump  chan drDumpResult
+	dumpMu  sync.Mutex // one conntrack dump at a time on dumper
 	status  chan chan DaemonStatus
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -201,7 +204,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
 		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, drKnown: map[Key]netip.AddrPort{}, drExt: map[Key]drExtEntry{}, drEvery: drPollMin, packets: make(chan packet, 1024),
-		evs: make(chan []ctEvent, 1024), tpls: make(chan Entry, 4096), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
+		evs: make(chan []ctEvent, 1024), tpls: make(chan Entry, 4096), dumped: make(chan dumpResult), drDump: make(chan drDumpResult), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
 		lags: make([]time.Duration, 0, 1024), ctl: make(chan func(time.Time))}
 	d.master.Store(!opts.NoMaster)
 	d.backup.Store(!opts.NoBackup)
@@ -434,6 +437,7 @@ func (d *Daemon) loop() {
 	defer tick.Stop()
 	refresh := time.NewTicker(d.opts.Refresh)
 	defer refresh.Stop()
+	refreshing := false // a refresh dump runs (refreshDumped)
 	var drTimer *time.Timer
 	var drTick <-chan time.Time // nil without DR: never ready
 	if d.opts.DR != nil {
@@ -461,9 +465,23 @@ func (d *Daemon) loop() {
 		case <-tick.C:
 			d.node.Tick(time.Now())
 		case <-refresh.C:
-			d.refresh(time.Now(), false)
+			if !refreshing {
+				refreshing = true
+				d.wg.Add(1)
+				go d.refreshDumped()
+			}
+		case r := <-d.dumped:
+			refreshing = false
+			if r.err != nil {
+				d.log.Warn("connection sync: conntrack dump", "err", r.err)
+			} else {
+				d.refreshWith(time.Now(), r.entries, false)
+			}
 		case <-drTick:
-			d.pollDR(time.Now(), false)
+			d.wg.Add(1)
+			go d.drDumped()
+		case r := <-d.drDump:
+			d.pollDRWith(time.Now(), r.flows, r.took, false)
 			drTimer.Reset(d.drEvery)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
@@ -542,7 +560,32 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 		d.log.Warn("connection sync: conntrack dump", "err", err)
 		return
 	}
-	entries = append(entries, d.templates(false)...)
+	d.refreshWith(now, append(entries, d.templates(false)...), seed)
+}
+
+// refreshDumped is the refresh's dump and template listing, run apart
+// from the daemon's loop: a dump of a large table (tens of thousands of
+// TIME_WAIT flows at a few hundred connections a second) takes a long
+// time, and the loop must go on sending and installing meanwhile.
+func (d *Daemon) refreshDumped() {
+	defer d.wg.Done()
+	entries, err := d.dump()
+	if err == nil {
+		entries = append(entries, d.templates(false)...)
+	}
+	select {
+	case d.dumped <- dumpResult{entries, err}:
+	case <-d.quit:
+	}
+}
+
+type dumpResult struct {
+	entries []Entry
+	err     error
+}
+
+// refreshWith is refresh on the entries of a dump.
+func (d *Daemon) refreshWith(now time.Time, entries []Entry, seed bool) {
 	seen := make(map[Key]bool, len(entries))
 	for i := range entries {
 		e := &entries[i]
@@ -577,7 +620,9 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 }
 
 func (d *Daemon) dump() ([]Entry, error) {
+	d.dumpMu.Lock()
 	flows, err := d.dumper.Dump(nil)
+	d.dumpMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -682,7 +727,28 @@ func (d *Daemon) drFlows() []Entry {
 func (d *Daemon) pollDR(now time.Time, seed bool) {
 	start := time.Now()
 	flows := d.drFlows()
-	d.drEvery = min(max(20*time.Since(start), drPollMin), drPollMax)
+	d.pollDRWith(now, flows, time.Since(start), seed)
+}
+
+// drDumped lists the DR flows apart from the loop (as refreshDumped).
+func (d *Daemon) drDumped() {
+	defer d.wg.Done()
+	start := time.Now()
+	flows := d.drFlows()
+	select {
+	case d.drDump <- drDumpResult{flows, time.Since(start)}:
+	case <-d.quit:
+	}
+}
+
+type drDumpResult struct {
+	flows []Entry
+	took  time.Duration
+}
+
+// pollDRWith is pollDR on a dump that took took.
+func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, seed bool) {
+	d.drEvery = min(max(20*took, drPollMin), drPollMax)
 	seen := make(map[Key]bool, len(flows))
 	for i := range flows {
 		e := &flows[i]
