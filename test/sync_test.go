@@ -351,7 +351,11 @@ func (l *syncLab) waitMaster(d *syncDirector, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for !d.hasVIP() {
 		if time.Now().After(deadline) {
-			l.t.Fatalf("%s did not take the VIP within %v\n%s", d.name, within, d.govs.log())
+			log := "(govs does not run there)"
+			if d.govs != nil {
+				log = d.govs.log()
+			}
+			l.t.Fatalf("%s did not take the VIP within %v\n%s", d.name, within, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -390,6 +394,7 @@ func (d *syncDirector) syncState(t testing.TB) (st struct {
 		Result string `json:"result"`
 	} `json:"resync"`
 	Counters map[string]any `json:"counters"`
+	LagP99Ms float64        `json:"lag_p99_ms"`
 }) {
 	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
