@@ -438,12 +438,6 @@ func (d *Daemon) loop() {
 	refresh := time.NewTicker(d.opts.Refresh)
 	defer refresh.Stop()
 	refreshing := false // a refresh dump runs (refreshDumped)
-	// The batch goes out when due, not at the next tick: the tick's
-	// granularity would add up to tickEvery to every flow's lag.
-	flush := time.NewTimer(time.Hour)
-	flush.Stop()
-	defer flush.Stop()
-	flushArmed := false
 	var drTimer *time.Timer
 	var drTick <-chan time.Time // nil without DR: never ready
 	if d.opts.DR != nil {
@@ -491,9 +485,6 @@ func (d *Daemon) loop() {
 			drTimer.Reset(d.drEvery)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
-		case <-flush.C:
-			flushArmed = false
-			d.node.Tick(time.Now())
 		case f := <-d.ctl:
 			f(time.Now())
 		case e := <-d.tpls:
@@ -504,10 +495,6 @@ func (d *Daemon) loop() {
 			}
 		}
 		d.perform()
-		if at, ok := d.node.FlushDue(); ok && !flushArmed {
-			flush.Reset(time.Until(at))
-			flushArmed = true
-		}
 	}
 }
 

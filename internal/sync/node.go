@@ -338,15 +338,6 @@ func (n *Node) queue(now time.Time, e Entry, size int) {
 	n.pendSize += size
 }
 
-// FlushDue reports when the queued entries are due to go (false: none
-// queued), so that a caller can wake for it instead of waiting for a tick.
-func (n *Node) FlushDue() (time.Time, bool) {
-	if len(n.pending) == 0 {
-		return time.Time{}, false
-	}
-	return n.pendAt.Add(n.cfg.FlushDelay), true
-}
-
 // Flush sends the queued entries now.
 func (n *Node) Flush(now time.Time) { n.flush(now, 0) }
 
