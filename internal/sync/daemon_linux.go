@@ -608,7 +608,7 @@ func (d *Daemon) refreshWith(now time.Time, entries []Entry, seed bool) {
 		}
 	}
 	for k := range d.told {
-		if !seen[k] {
+		if !seen[k] && k.Kind != KindDR { // DR flows are pollDR's
 			delete(d.told, k)
 		}
 	}
