@@ -308,4 +308,3 @@ func (b *baseline) waitExternal(t *testing.T, n int, within time.Duration) {
 	}
 	t.Logf("%s's conntrackd holds %d flows of %d from its peer after %v (going on)", b.d.name, have, n, within)
 }
-
