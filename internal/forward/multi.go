@@ -34,6 +34,9 @@ func NewMulti(routes map[config.Forwarding]director.Dataplane) *Multi {
 	return m
 }
 
+// Route is the dataplane of forwarding method f (nil: none).
+func (m *Multi) Route(f config.Forwarding) director.Dataplane { return m.routes[f] }
+
 // ServiceChanged implements director.ChangeNotifier: it tells the
 // dataplane serving vs, if that one keeps its own copy of the weights.
 func (m *Multi) ServiceChanged(vs *director.VirtualService) {
