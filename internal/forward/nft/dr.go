@@ -143,6 +143,7 @@ func (r *ruleset) drBegin(c *nftables.Conn, plans []*plan, replace bool) [2]*drF
 			c.AddSet(d.flows, nil)
 			c.AddSet(d.closing, nil)
 		}
+		drICMPRules(c, d)
 		out[f] = d
 	}
 	return out
