@@ -40,6 +40,7 @@
 # exit the processes started here are stopped by PID and the namespaces
 # deleted. Holds /tmp/govs-bench.lock while measuring.
 #
+# COST_ROUNDS=5 COST_PKTS=200000: the CPU cost per packet (see cost()).
 # Settings: FAMILY=4|6 EXPERIMENTS=0|1 ONLY='dr hop ...' (a subset) QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
 # BULK_COUNT=4 LOCK_WAIT=900 RESULTS=bench/RESULTS.md KEEP_TMP=1 GOVS_BIN=path
 set -euo pipefail
@@ -71,13 +72,15 @@ THREADS=${THREADS:-2}
 BULK_MB=${BULK_MB:-64}
 BULK_COUNT=${BULK_COUNT:-4}
 LOCK_WAIT=${LOCK_WAIT:-900}
+COST_ROUNDS=${COST_ROUNDS:-5}
+COST_PKTS=${COST_PKTS:-200000}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 KEEP_TMP=${KEEP_TMP:-0}
-for v in ROUNDS DURATION CONNS THREADS BULK_MB BULK_COUNT LOCK_WAIT; do
+for v in ROUNDS DURATION CONNS THREADS BULK_MB BULK_COUNT LOCK_WAIT COST_ROUNDS COST_PKTS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "dr.sh: $v=${!v}: want a whole number" >&2; exit 2; }
 done
 ((ROUNDS >= 1 && ROUNDS <= 10 && DURATION >= 1 && DURATION <= 60 && CONNS >= 2 && CONNS <= 1000 &&
-	THREADS >= 1 && THREADS <= CONNS && BULK_MB >= 1 && BULK_MB <= 512 && BULK_COUNT >= 1 && BULK_COUNT <= 50)) ||
+	THREADS >= 1 && THREADS <= CONNS && COST_ROUNDS <= 20 && COST_PKTS >= 1000 && COST_PKTS <= 5000000 && BULK_MB >= 1 && BULK_MB <= 512 && BULK_COUNT >= 1 && BULK_COUNT <= 50)) ||
 	{ echo "dr.sh: settings out of bounds" >&2; exit 2; }
 ((EUID == 0)) || { echo "dr.sh: needs root (network namespaces)" >&2; exit 1; }
 for t in ip nginx wrk curl nft flock timeout awk go; do
@@ -87,7 +90,7 @@ done
 TARGETS=(routed hop dr nat)
 ((EXPERIMENTS)) && TARGETS+=(dupjh ndfwd ndmap)
 # ndmap is IPv4 only: nft 1.0.6 aborts on its rules in IPv6 (an assertion in
-# netlink_linearize.c on "update @flows { ip6 saddr . tcp sport : ADDR }").
+# netlink_linearize.c on "update @flows { ip6 saddr . th sport : ADDR }").
 [[ $FAMILY == 6 ]] && TARGETS=("${TARGETS[@]/ndmap/}") && read -ra TARGETS <<<"${TARGETS[*]}"
 if [[ -n ${ONLY:-} ]]; then
 	# A subset, for tighter pairs: routed is always measured.
@@ -229,15 +232,15 @@ done
 	at=ipv4_addr
 	[[ $FAMILY == 6 ]] && at=ipv6_addr
 	ndmap=""
-	[[ $FAMILY == 4 ]] && ndmap="$TH saddr . tcp sport @flows update @seen { $TH saddr . tcp sport } fwd $TH to $TH saddr . tcp sport map @flows device \"eth0\"
-		numgen inc mod 2 == 0 update @flows { $TH saddr . tcp sport : ${RS[0]} } fwd $TH to ${RS[0]} device \"eth0\"
-		update @flows { $TH saddr . tcp sport : ${RS[1]} } fwd $TH to ${RS[1]} device \"eth0\""
-	hmap="jhash $TH saddr . tcp sport mod 2 seed 0x1 map { 0 : ${RS[0]}, 1 : ${RS[1]} }"
+	[[ $FAMILY == 4 ]] && ndmap="$TH saddr . th sport @flows update @seen { $TH saddr . th sport } fwd $TH to $TH saddr . th sport map @flows device \"eth0\"
+		numgen inc mod 2 == 0 update @flows { $TH saddr . th sport : ${RS[0]} } fwd $TH to ${RS[0]} device \"eth0\"
+		update @flows { $TH saddr . th sport : ${RS[1]} } fwd $TH to ${RS[1]} device \"eth0\""
+	hmap="jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${RS[0]}, 1 : ${RS[1]} }"
 	in_ns "$NS_DIR" nft -f - <<EOF
 table $NFAM drbench {
 	chain pre {
 		type filter hook prerouting priority raw; policy accept;
-		$TH daddr ${VIP[dupjh]} tcp dport 80 dup to $hmap drop
+		$TH daddr ${VIP[dupjh]} meta l4proto { tcp, udp } th dport 80 dup to $hmap drop
 	}
 }
 table netdev drbench {
@@ -249,8 +252,8 @@ table netdev drbench {
 	}
 	chain in {
 		type filter hook ingress device "eth0" priority filter; policy accept;
-		$TH daddr ${VIP[ndfwd]} tcp dport 80 fwd $TH to $hmap device "eth0"
-		$TH daddr ${VIP[ndmap]} tcp dport 80 jump ndmap
+		$TH daddr ${VIP[ndfwd]} meta l4proto { tcp, udp } th dport 80 fwd $TH to $hmap device "eth0"
+		$TH daddr ${VIP[ndmap]} meta l4proto { tcp, udp } th dport 80 jump ndmap
 	}
 	chain ndmap {
 		$ndmap
@@ -258,6 +261,12 @@ table netdev drbench {
 }
 EOF
 }
+
+# The cost phase's UDP packets end on the real servers, the same way for
+# every target.
+for i in 0 1; do
+	in_ns "${NS_RS[$i]}" nft "table inet drsink { chain c { type filter hook prerouting priority raw; policy accept; udp dport 80 counter drop; }; }"
+done
 
 head -c $((BULK_MB * 1048576)) /dev/urandom >"$TMP/www/big.bin"
 for i in 0 1; do
@@ -309,6 +318,14 @@ virtual_servers:
     real_servers:
       - address: "$(uhost "${RSNAT[0]}"):80"
       - address: "$(uhost "${RSNAT[1]}"):80"
+  - name: dr-udp
+    address: "$(uhost "${VIP[dr]}"):80"
+    protocol: udp
+    forwarding: dr
+    scheduler: rr
+    real_servers:
+      - address: "$(uhost "${RS[0]}"):80"
+      - address: "$(uhost "${RS[1]}"):80"
 EOF
 in_ns "$NS_DIR" "$TMP/govs" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml" >"$TMP/logs/govs.log" 2>&1 &
 PIDS+=($!)
@@ -351,13 +368,45 @@ for ((r = 0; r < ROUNDS; r++)); do
 		VALS[$t,bulk]+="$(bulk "$t") "
 	done
 done
+# Cost per packet: the system CPU time the client's sender spends per UDP
+# packet to the VIP. veth hands each packet on inside the sender's own
+# softirq, so this time holds every hop's work (router, director, real
+# server's drop), and unlike a throughput it does not fall when other
+# processes take the CPU. target - routed is what the director's path adds.
+cost() { # TARGET: ns of system time per packet, for COST_PKTS packets
+	in_ns "$NS_CLI" timeout 300 python3 - "${SRC[$1]}" "${VIP[$1]}" "$COST_PKTS" "$FAMILY" <<'PY'
+import os, socket, sys
+src, dst, n, fam = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET6 if fam == "6" else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+p, a = b"x" * 64, (dst, 80)
+for _ in range(1000):
+    s.sendto(p, a)
+t0 = os.times()
+for _ in range(n):
+    s.sendto(p, a)
+t1 = os.times()
+print("%d" % ((t1.system - t0.system) / n * 1e9))
+PY
+}
+if ((COST_ROUNDS > 0)); then
+	for ((r = 0; r < COST_ROUNDS; r++)); do
+		nt=${#TARGETS[@]}
+		order=("${TARGETS[@]:r % nt}" "${TARGETS[@]:0:r % nt}")
+		for t in "${order[@]}"; do
+			[[ $t == nat ]] && continue # no UDP nat service here
+			log "cost round $((r + 1)): $t"
+			VALS[$t,cost]+="$(cost "$t") "
+		done
+	done
+fi
 T1=$(date +%s)
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 flock -u 9
-median() { tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
 for t in "${TARGETS[@]}"; do
-	for f in new ka bulk; do MED[$t,$f]=$(echo "${VALS[$t,$f]}" | median); done
+	for f in new ka bulk cost; do MED[$t,$f]=$(echo "${VALS[$t,$f]:-}" | median); done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # pratio T F: the median over rounds of T's figure over routed's in the
@@ -407,6 +456,7 @@ row() { # LABEL FIGURE
 	row "new connections/s ↑" new
 	row "requests/s, keep-alive ↑" ka
 	row "bulk MB/s ↑" bulk
+	((COST_ROUNDS > 0)) && row "ns of CPU per UDP packet, whole path ↓ (median of $COST_ROUNDS × $COST_PKTS)" cost
 	echo
 	echo "| ratio | value | target |"
 	echo "| --- | ---: | ---: |"
@@ -420,9 +470,19 @@ row() { # LABEL FIGURE
 		echo "| $t | $(ratio "${MED[$t,new]}" "${MED[routed,new]}") / $(pratio "$t" new) | $(ratio "${MED[$t,ka]}" "${MED[routed,ka]}") / $(pratio "$t" ka) | $(ratio "${MED[$t,bulk]}" "${MED[routed,bulk]}") / $(pratio "$t" bulk) |"
 	done
 	echo
+	if ((COST_ROUNDS > 0)); then
+		echo
+		echo "| CPU per packet added by the director's path, ns (target − routed, medians) ↓ | value |"
+		echo "| --- | ---: |"
+		for t in "${TARGETS[@]}"; do
+			[[ $t == routed || $t == nat ]] && continue
+			echo "| $t | $(awk -v a="${MED[$t,cost]}" -v b="${MED[routed,cost]}" 'BEGIN { printf "%d (%.2fx routed'"'"'s whole path)", a - b, a / b }') |"
+		done
+	fi
+	echo
 	echo "Target: dr ≥ 0.95 of routed on all three, above nat on bulk."
 	echo
-	echo "Per-round values: $(for t in "${TARGETS[@]}"; do printf '%s new [%s] ka [%s] bulk [%s]; ' "$t" "${VALS[$t,new]% }" "${VALS[$t,ka]% }" "${VALS[$t,bulk]% }"; done)"
+	echo "Per-round values: $(for t in "${TARGETS[@]}"; do printf '%s new [%s] ka [%s] bulk [%s] cost [%s]; ' "$t" "${VALS[$t,new]% }" "${VALS[$t,ka]% }" "${VALS[$t,bulk]% }" "${VALS[$t,cost]:-}"; done)"
 	echo "<!-- bench/$NAME end -->"
 } >"$SEC"
 cat "$SEC"
