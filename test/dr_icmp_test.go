@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 func TestDRPathMTUAndTTL(t *testing.T)  { testDRPathMTUAndTTL(t, false) }
@@ -51,20 +53,10 @@ func testDRPathMTUAndTTL(t *testing.T, v6 bool) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(60 * time.Second))
-					c.Write(payload)
-				}()
-			}
-		}()
+		loopback.ServeOn(t, ln, func(c net.Conn) {
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			c.Write(payload)
+		})
 	}
 	fam, ip, ttl, icmp := "ip", "ip", "ttl", "icmp type destination-unreachable"
 	if v6 {
