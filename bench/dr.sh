@@ -26,6 +26,9 @@
 #           raw: govs's transmit without its flow map.
 #   ndfwd   VIP .6: netdev ingress `fwd ip to jhash(...) map {...} device`:
 #           no copy, no route lookup, no flow map.
+#   ndmac   VIP .8: netdev ingress `ether daddr set jhash(...) map {MACs};
+#           fwd to DEV`: the real servers' MACs precomputed, no neighbour
+#           lookup (and no TTL decrement).
 #   ndmap   VIP .7: netdev ingress with dynamic maps doing about govs's work
 #           per packet (pinned: lookup, refresh a counted set, fwd by the
 #           map; new: numgen, record, fwd).
@@ -88,7 +91,7 @@ for t in ip nginx wrk curl nft flock timeout awk go; do
 done
 
 TARGETS=(routed hop dr nat)
-((EXPERIMENTS)) && TARGETS+=(dupjh ndfwd ndmap)
+((EXPERIMENTS)) && TARGETS+=(dupjh ndfwd ndmac ndmap)
 # ndmap is IPv4 only: nft 1.0.6 aborts on its rules in IPv6 (an assertion in
 # netlink_linearize.c on "update @flows { ip6 saddr . th sport : ADDR }").
 [[ $FAMILY == 6 ]] && TARGETS=("${TARGETS[@]/ndmap/}") && read -ra TARGETS <<<"${TARGETS[*]}"
@@ -97,14 +100,14 @@ if [[ -n ${ONLY:-} ]]; then
 	sel=(routed)
 	for t in $ONLY; do
 		[[ $t == routed ]] && continue
-		[[ " routed hop dr nat dupjh ndfwd $([[ $FAMILY == 4 ]] && echo ndmap) " == *" $t "* ]] || { echo "dr.sh: ONLY: unknown target $t (targets: routed hop dr nat dupjh ndfwd ndmap)" >&2; exit 2; }
+		[[ " routed hop dr nat dupjh ndfwd ndmac $([[ $FAMILY == 4 ]] && echo ndmap) " == *" $t "* ]] || { echo "dr.sh: ONLY: unknown target $t (targets: routed hop dr nat dupjh ndfwd ndmac ndmap)" >&2; exit 2; }
 		sel+=("$t")
 	done
 	TARGETS=("${sel[@]}")
 fi
-declare -A VIPN=([routed]=1 [dr]=2 [nat]=3 [hop]=4 [dupjh]=5 [ndfwd]=6 [ndmap]=7)
+declare -A VIPN=([routed]=1 [dr]=2 [nat]=3 [hop]=4 [dupjh]=5 [ndfwd]=6 [ndmap]=7 [ndmac]=8)
 # The topology always has every VIP (the real servers, routes, rules).
-ALL=(routed hop dr nat dupjh ndfwd ndmap)
+ALL=(routed hop dr nat dupjh ndfwd ndmap ndmac)
 # Addresses of the family: CLI_NET.N the client side, SEG.N the segment.
 if [[ $FAMILY == 6 ]]; then
 	IP=(ip -6) PLEN=64 NFAM=ip6 TH=ip6 SEG=fd80:1:: CLI=fd80:: VIPP=fd80:9::
@@ -235,6 +238,8 @@ done
 	[[ $FAMILY == 4 ]] && ndmap="$TH saddr . th sport @flows update @seen { $TH saddr . th sport } fwd $TH to $TH saddr . th sport map @flows device \"eth0\"
 		numgen inc mod 2 == 0 update @flows { $TH saddr . th sport : ${RS[0]} } fwd $TH to ${RS[0]} device \"eth0\"
 		update @flows { $TH saddr . th sport : ${RS[1]} } fwd $TH to ${RS[1]} device \"eth0\""
+	MAC=()
+	for i in 0 1; do MAC+=("$(in_ns "${NS_RS[$i]}" cat /sys/class/net/eth0/address)"); done
 	hmap="jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${RS[0]}, 1 : ${RS[1]} }"
 	in_ns "$NS_DIR" nft -f - <<EOF
 table $NFAM drbench {
@@ -254,6 +259,7 @@ table netdev drbench {
 		type filter hook ingress device "eth0" priority filter; policy accept;
 		$TH daddr ${VIP[ndfwd]} meta l4proto { tcp, udp } th dport 80 fwd $TH to $hmap device "eth0"
 		$TH daddr ${VIP[ndmap]} meta l4proto { tcp, udp } th dport 80 jump ndmap
+		$TH daddr ${VIP[ndmac]} meta l4proto { tcp, udp } th dport 80 ether daddr set jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${MAC[0]}, 1 : ${MAC[1]} } fwd to "eth0"
 	}
 	chain ndmap {
 		$ndmap
@@ -430,6 +436,7 @@ declare -A DESC=(
 	[nat]="govs \`forwarding: nat\` rr; the replies come back through the director"
 	[dupjh]="hand-written \`dup to jhash(...) map {rs1, rs2}; drop\` in prerouting raw: govs dr's transmit without its flow map"
 	[ndfwd]="hand-written netdev ingress \`fwd $TH to jhash(...) map {...} device\`: no copy, no route lookup, no flow map"
+	[ndmac]="hand-written netdev ingress \`ether daddr set jhash(...) map {MACs}; fwd to DEV\`: MACs precomputed, no neighbour lookup, no TTL decrement"
 	[ndmap]="hand-written netdev ingress with a dynamic flow map like govs dr's (refresh and fwd; new: numgen, record, fwd)"
 )
 row() { # LABEL FIGURE
