@@ -26,6 +26,9 @@
 #           raw: govs's transmit without its flow map.
 #   ndfwd   VIP .6: netdev ingress `fwd ip to jhash(...) map {...} device`:
 #           no copy, no route lookup, no flow map.
+#   pbr     VIP .9: policy routing: `meta mark set jhash(...) map {...}`
+#           in prerouting raw, `ip rule fwmark M lookup T`, table T's
+#           default route via the real server (kernel forwarding).
 #   ndmac   VIP .8: netdev ingress `ether daddr set jhash(...) map {MACs};
 #           fwd to DEV`: the real servers' MACs precomputed, no neighbour
 #           lookup (and no TTL decrement).
@@ -91,7 +94,7 @@ for t in ip nginx wrk curl nft flock timeout awk go; do
 done
 
 TARGETS=(routed hop dr nat)
-((EXPERIMENTS)) && TARGETS+=(dupjh ndfwd ndmac ndmap)
+((EXPERIMENTS)) && TARGETS+=(pbr dupjh ndfwd ndmac ndmap)
 # ndmap is IPv4 only: nft 1.0.6 aborts on its rules in IPv6 (an assertion in
 # netlink_linearize.c on "update @flows { ip6 saddr . th sport : ADDR }").
 [[ $FAMILY == 6 ]] && TARGETS=("${TARGETS[@]/ndmap/}") && read -ra TARGETS <<<"${TARGETS[*]}"
@@ -100,14 +103,14 @@ if [[ -n ${ONLY:-} ]]; then
 	sel=(routed)
 	for t in $ONLY; do
 		[[ $t == routed ]] && continue
-		[[ " routed hop dr nat dupjh ndfwd ndmac $([[ $FAMILY == 4 ]] && echo ndmap) " == *" $t "* ]] || { echo "dr.sh: ONLY: unknown target $t (targets: routed hop dr nat dupjh ndfwd ndmac ndmap)" >&2; exit 2; }
+		[[ " routed hop dr nat pbr dupjh ndfwd ndmac $([[ $FAMILY == 4 ]] && echo ndmap) " == *" $t "* ]] || { echo "dr.sh: ONLY: unknown target $t (targets: routed hop dr nat pbr dupjh ndfwd ndmac ndmap)" >&2; exit 2; }
 		sel+=("$t")
 	done
 	TARGETS=("${sel[@]}")
 fi
-declare -A VIPN=([routed]=1 [dr]=2 [nat]=3 [hop]=4 [dupjh]=5 [ndfwd]=6 [ndmap]=7 [ndmac]=8)
+declare -A VIPN=([routed]=1 [dr]=2 [nat]=3 [hop]=4 [dupjh]=5 [ndfwd]=6 [ndmap]=7 [ndmac]=8 [pbr]=9)
 # The topology always has every VIP (the real servers, routes, rules).
-ALL=(routed hop dr nat dupjh ndfwd ndmap ndmac)
+ALL=(routed hop dr nat dupjh ndfwd ndmap ndmac pbr)
 # Addresses of the family: CLI_NET.N the client side, SEG.N the segment.
 if [[ $FAMILY == 6 ]]; then
 	IP=(ip -6) PLEN=64 NFAM=ip6 TH=ip6 SEG=fd80:1:: CLI=fd80:: VIPP=fd80:9::
@@ -238,6 +241,11 @@ done
 	[[ $FAMILY == 4 ]] && ndmap="$TH saddr . th sport @flows update @seen { $TH saddr . th sport } fwd $TH to $TH saddr . th sport map @flows device \"eth0\"
 		numgen inc mod 2 == 0 update @flows { $TH saddr . th sport : ${RS[0]} } fwd $TH to ${RS[0]} device \"eth0\"
 		update @flows { $TH saddr . th sport : ${RS[1]} } fwd $TH to ${RS[1]} device \"eth0\""
+	# pbr: policy routing by the mark, the real server as gateway.
+	for i in 0 1; do
+		in_ns "$NS_DIR" "${IP[@]}" rule add fwmark "0x10$((i + 1))" lookup "10$((i + 1))"
+		in_ns "$NS_DIR" "${IP[@]}" route add default via "${RS[$i]}" dev eth0 table "10$((i + 1))"
+	done
 	MAC=()
 	for i in 0 1; do MAC+=("$(in_ns "${NS_RS[$i]}" cat /sys/class/net/eth0/address)"); done
 	hmap="jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${RS[0]}, 1 : ${RS[1]} }"
@@ -246,6 +254,7 @@ table $NFAM drbench {
 	chain pre {
 		type filter hook prerouting priority raw; policy accept;
 		$TH daddr ${VIP[dupjh]} meta l4proto { tcp, udp } th dport 80 dup to $hmap drop
+		$TH daddr ${VIP[pbr]} meta l4proto { tcp, udp } th dport 80 meta mark set jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : 0x101, 1 : 0x102 }
 	}
 }
 table netdev drbench {
@@ -436,6 +445,7 @@ declare -A DESC=(
 	[nat]="govs \`forwarding: nat\` rr; the replies come back through the director"
 	[dupjh]="hand-written \`dup to jhash(...) map {rs1, rs2}; drop\` in prerouting raw: govs dr's transmit without its flow map"
 	[ndfwd]="hand-written netdev ingress \`fwd $TH to jhash(...) map {...} device\`: no copy, no route lookup, no flow map"
+	[pbr]="policy routing: a mark by jhash(...) in prerouting raw, \`ip rule fwmark M lookup T\`, T's default route via the real server: kernel forwarding"
 	[ndmac]="hand-written netdev ingress \`ether daddr set jhash(...) map {MACs}; fwd to DEV\`: MACs precomputed, no neighbour lookup, no TTL decrement"
 	[ndmap]="hand-written netdev ingress with a dynamic flow map like govs dr's (refresh and fwd; new: numgen, record, fwd)"
 )
