@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -107,7 +109,8 @@ type benchFigures struct {
 	CPU, Sys     time.Duration // the process's
 	Elapsed      time.Duration
 	Checks       uint64
-	Down         int
+	Down         int   // at the end
+	WentDown     int64 // transitions to down in the window (a lost probe's timeout)
 	RSS, HeapUse uint64
 }
 
@@ -131,14 +134,15 @@ func measureChecks(tb testing.TB, addrs []string, window time.Duration, mark fun
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d := New(healthLog(), healthDataplane{})
+	var downs downCounter
+	d := New(slog.New(&downs), healthDataplane{})
 	if err := d.Apply(cfg); err != nil {
 		tb.Fatal(err)
 	}
 	cfg = nil                   // only the director holds it now
 	time.Sleep(3 * time.Second) // every check started, first ones spread over a second
 	var f benchFigures
-	checks0 := countChecks(d)
+	checks0, downs0 := countChecks(d), downs.n.Load()
 	mark("start")
 	sys0, cpu0, t0 := selfSys(), selfCPU(), time.Now()
 	time.Sleep(window)
@@ -146,6 +150,7 @@ func measureChecks(tb testing.TB, addrs []string, window time.Duration, mark fun
 	mark("end")
 	f.CPU, f.Sys, f.Elapsed = cpu1-cpu0, sys1-sys0, el
 	f.Checks = countChecks(d) - checks0
+	f.WentDown = downs.n.Load() - downs0
 	f.Down = countDown(d)
 	runtime.GC()
 	var ms runtime.MemStats
@@ -164,7 +169,33 @@ func (f benchFigures) report(b *testing.B) {
 	b.ReportMetric(float64(f.RSS)/(1<<20), "rss-MiB")
 	b.ReportMetric(float64(f.HeapUse)/(1<<20), "heap-MiB")
 	b.ReportMetric(float64(f.Down), "down")
+	b.ReportMetric(float64(f.WentDown), "went-down")
 }
+
+// downCounter is a log handler that counts the real servers' transitions
+// to down: every check of the benchmark should pass.
+type downCounter struct{ n atomic.Int64 }
+
+func (c *downCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *downCounter) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "to" && a.Value.String() == "down" {
+			if c.n.Add(1) <= 3 {
+				fmt.Fprintln(os.Stderr, "went down:", r.Message, recordAttrs(r))
+			}
+			return false
+		}
+		return true
+	})
+	return nil
+}
+func recordAttrs(r slog.Record) string {
+	var b strings.Builder
+	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String()); return true })
+	return b.String()
+}
+func (c *downCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *downCounter) WithGroup(string) slog.Handler      { return c }
 
 // BenchmarkHealthChecks10k checks 10,000 real servers (1,250 services of 8)
 // with tcp checks every second, against 8 listeners, for a window of
