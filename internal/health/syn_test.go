@@ -134,12 +134,11 @@ func TestSYNProbeNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	defer p.conn.Close() // ends its reader
+	defer p.close()
 	p.route = func(dst netip.AddrPort) (src netip.Addr, err error) {
 		err = a.Do(func() (err error) { src, err = routeSource(dst); return })
 		return
 	}
-	go p.read()
 	inNS := func(addr netip.AddrPort) Checker {
 		c := newTCP(addr)
 		c.prober, c.probed = p, true
