@@ -75,6 +75,7 @@ type synProber struct {
 	// Runner's loop reads it when it looks (an fd in the poller would
 	// wake the poller's thread at every answer for nobody).
 	fd     int
+	icmp   int         // the raw ICMP socket for unreachables (synicmp.go); -1: none
 	closed atomic.Bool // set before fd closes: no loop reads it then
 	lo, hi uint16
 	// route is the source address of the route to a target (routeSource;
@@ -130,13 +131,42 @@ func openProber(v4 bool) (*synProber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	p := &synProber{v4: v4, fd: fd, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
+	p := &synProber{v4: v4, fd: fd, icmp: -1, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
 	p.next = lo + uint16(rand.N(int(hi-lo)+1))
 	if err := p.setup(); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
+	if err := p.openICMP(); err != nil {
+		// Probes work without: a server behind an unreachable goes down
+		// at its timeout.
+		slog.Info("health: ICMP unreachables not read for SYN probes", "family", map[bool]string{true: "ipv4", false: "ipv6"}[v4], "reason", err.Error())
+	}
 	return p, nil
+}
+
+// openICMP opens the raw ICMP socket that reads the unreachables quoting
+// the probes.
+func (p *synProber) openICMP() error {
+	family, proto := unix.AF_INET6, unix.IPPROTO_ICMPV6
+	if p.v4 {
+		family, proto = unix.AF_INET, unix.IPPROTO_ICMP
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return fmt.Errorf("raw ICMP socket: %w", err)
+	}
+	filter, err := assemble(unreachProgram(p.v4, p.lo, p.hi))
+	if err == nil {
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("ICMP filter: %w", err)
+	}
+	p.icmp = fd
+	return nil
 }
 
 // setup gives the raw socket its filter, buffer, timestamps and (IPv6)
@@ -181,6 +211,9 @@ func setBuf(fd, force, opt, size int) {
 func (p *synProber) close() {
 	p.closed.Store(true)
 	unix.Close(p.fd)
+	if p.icmp >= 0 {
+		unix.Close(p.icmp)
+	}
 }
 
 // probePorts is the source port range of the probes: the ports above the
@@ -221,7 +254,12 @@ func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
 // RSTs to a port in [lo, hi]: the raw socket would otherwise get a copy of
 // every TCP packet the host receives.
 func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
-	raw, err := bpf.Assemble(replyProgram(v4, lo, hi))
+	return assemble(replyProgram(v4, lo, hi))
+}
+
+// assemble is a classic BPF program in the kernel's form.
+func assemble(prog []bpf.Instruction) ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, err
 	}

@@ -175,3 +175,53 @@ func TestSYNProbeNamespace(t *testing.T) {
 		t.Fatalf("%d probes left outstanding", left)
 	}
 }
+
+// TestSYNProbeUnreachable probes through a router namespace that has no
+// way to some real servers: its ICMP "host unreachable" (an unreachable
+// route) and "administratively prohibited" (a prohibit route) quote the
+// probe, and the real server is down at once with the router's reason,
+// not at the check's timeout (a minute here); an address on the
+// director's own link that does not answer ARP is down when the
+// director's kernel gives up resolving it, also before the timeout.
+func TestSYNProbeUnreachable(t *testing.T) {
+	netns.Require(t)
+	a, b := netns.New(t, "icmpa"), netns.New(t, "icmpb")
+	netns.Link(a, "v0", "10.232.0.1/24", b, "v1", "10.232.0.2/24")
+	a.IP("route", "add", "10.232.8.0/22", "via", "10.232.0.2")
+	b.Sysctl("net.ipv4.ip_forward", "1")
+	b.IP("route", "add", "unreachable", "10.232.9.0/24")
+	b.IP("route", "add", "prohibit", "10.232.10.0/24")
+
+	var p *synProber
+	if err := a.Do(func() (err error) { p, err = openProber(true); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if p.icmp < 0 {
+		t.Fatal("no ICMP socket opened as root")
+	}
+	p.route = func(dst netip.AddrPort) (src netip.Addr, err error) {
+		err = a.Do(func() (err error) { src, err = routeSource(dst); return })
+		return
+	}
+	r := NewRunner(0)
+	defer r.Close()
+	for _, c := range []struct{ target, want string }{
+		{"10.232.9.9:80", "no route to host"},
+		{"10.232.10.9:80", "no route to host"},
+		{"10.232.0.77:80", "no route to host"}, // on the link, no ARP answer
+	} {
+		tc := newTCP(netip.MustParseAddrPort(c.target))
+		tc.prober, tc.probed = p, true
+		res := firstReport(t, r, tc, time.Minute)
+		if res.OK || !strings.Contains(res.Msg, c.want) || res.Latency >= time.Minute {
+			t.Errorf("%s: %+v, want down by ICMP (%q) before the timeout", c.target, res, c.want)
+		}
+	}
+	p.mu.Lock()
+	left := len(p.m.out)
+	p.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d probes left outstanding", left)
+	}
+}

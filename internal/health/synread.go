@@ -45,6 +45,7 @@ type synAnswer struct {
 	j   *Job
 	gen uint32
 	up  bool
+	err syscall.Errno // an ICMP unreachable's
 	at  time.Time
 }
 
@@ -114,10 +115,71 @@ func parseStamp(c []byte) time.Time {
 	return time.Unix(ts.Sec, ts.Nsec)
 }
 
-// poll reads every answer queued on p's socket, without waiting, and
-// completes the probes they answer (on their Runners); it returns how
-// many packets it read.
+// poll reads every answer queued on p's socket, and every unreachable on
+// its ICMP socket, without waiting, and completes the probes they answer
+// (on their Runners); it returns how many packets it read.
 func (p *synProber) poll(rb *recvBatch) int {
+	total := p.pollTCP(rb)
+	if p.icmp >= 0 {
+		total += p.pollICMP(rb)
+	}
+	return total
+}
+
+// pollICMP reads the unreachables that quote probes: their probes are down.
+func (p *synProber) pollICMP(rb *recvBatch) int {
+	total := 0
+	for !p.closed.Load() {
+		n, err := rb.recv(p.icmp)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total
+		}
+		total += n
+		p.mu.Lock()
+		for i := range n {
+			u, ok := parseUnreach(rb.packet(i), p.v4)
+			if !ok {
+				continue
+			}
+			o, ok := p.m.matchQuote(u)
+			if !ok {
+				continue
+			}
+			if o.j.pkey == u.key {
+				o.j.pset = false
+			}
+			rb.done = append(rb.done, synAnswer{j: o.j, gen: o.gen, err: u.err, at: rb.stamp(i)})
+		}
+		p.mu.Unlock()
+		p.complete(rb)
+		if n < len(rb.hdrs) {
+			return total
+		}
+	}
+	return total
+}
+
+// complete completes the matched answers in rb.done.
+func (p *synProber) complete(rb *recvBatch) {
+	for i, a := range rb.done {
+		res := synDown
+		switch {
+		case a.err != 0:
+			res = Result{Msg: "connect: " + a.err.Error()}
+		case a.up:
+			res = synUp
+		}
+		a.j.r.answer(a.j, a.gen, res, a.at)
+		rb.done[i] = synAnswer{}
+	}
+	rb.done = rb.done[:0]
+}
+
+// pollTCP reads the answers queued on p's raw TCP socket.
+func (p *synProber) pollTCP(rb *recvBatch) int {
 	total := 0
 	for !p.closed.Load() {
 		n, err := rb.recv(p.fd)
@@ -141,18 +203,10 @@ func (p *synProber) poll(rb *recvBatch) int {
 			if o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
 				o.j.pset = false
 			}
-			rb.done = append(rb.done, synAnswer{o.j, o.gen, up, rb.stamp(i)})
+			rb.done = append(rb.done, synAnswer{j: o.j, gen: o.gen, up: up, at: rb.stamp(i)})
 		}
 		p.mu.Unlock()
-		for i, a := range rb.done {
-			res := synDown
-			if a.up {
-				res = synUp
-			}
-			a.j.r.answer(a.j, a.gen, res, a.at)
-			rb.done[i] = synAnswer{}
-		}
-		rb.done = rb.done[:0]
+		p.complete(rb)
 		if n < len(rb.hdrs) {
 			return total // the queue was empty: no call just to hear EAGAIN
 		}
