@@ -48,8 +48,8 @@ func unreachProgram(v4 bool, lo, hi uint16) []bpf.Instruction {
 			bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmp4FragNeeded, SkipTrue: 7},
 			bpf.LoadAbsolute{Off: icmp4QuoteOff + 9, Size: 1},
 			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 5}, // quotes TCP
-			bpf.LoadMemShift{Off: icmp4QuoteOff},                   // X = the quoted header's length
-			bpf.LoadIndirect{Off: icmp4QuoteOff, Size: 2},          // its TCP source port
+			bpf.LoadMemShift{Off: icmp4QuoteOff},                    // X = the quoted header's length
+			bpf.LoadIndirect{Off: icmp4QuoteOff, Size: 2},           // its TCP source port
 			bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(lo), SkipTrue: 2},
 			bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(hi), SkipTrue: 1},
 			bpf.RetConstant{Val: 0xffff},
