@@ -119,14 +119,21 @@ func (f benchFigures) share(d time.Duration) float64 { return 100 * float64(d) /
 // measureChecks runs a director checking 10,000 real servers (the
 // listeners' addrs, in 1,250 services) with tcp checks every second, and
 // measures it for window after a warm-up; mark is called at the window's
-// start and end (the caller samples other processes' CPU then).
-func measureChecks(tb testing.TB, addrs []string, window time.Duration, mark func(string)) benchFigures {
+// start and end (the caller samples other processes' CPU then). With
+// spread, service s's real servers are the listeners' ports on an address
+// of its own, 10.234.s/250.s%250+1 (the listeners listen on every address
+// of a local route): 10,000 different real servers.
+func measureChecks(tb testing.TB, addrs []string, spread bool, window time.Duration, mark func(string)) benchFigures {
 	var y strings.Builder
 	y.WriteString("virtual_servers:\n")
 	for s := 0; s < benchServices; s++ {
 		fmt.Fprintf(&y, "  - address: 10.%d.%d.1:80\n    health_check: {type: tcp, interval: 1s, timeout: 1s}\n    real_servers:\n",
 			s/250, s%250)
 		for _, a := range addrs {
+			if spread {
+				_, port, _ := net.SplitHostPort(a)
+				a = net.JoinHostPort(fmt.Sprintf("10.234.%d.%d", s/250, s%250+1), port)
+			}
 			fmt.Fprintf(&y, "      - address: %s\n", a)
 		}
 	}
@@ -228,7 +235,7 @@ func benchChecksLoopback(b *testing.B) {
 	var childCPU0, childCPU1 time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f := measureChecks(b, addrs, window, func(at string) {
+		f := measureChecks(b, addrs, false, window, func(at string) {
 			if at == "start" {
 				childCPU0 = procCPU(child.Process.Pid)
 			} else {

@@ -82,9 +82,8 @@ type synProber struct {
 	// a test's looks in its namespace).
 	route func(netip.AddrPort) (netip.Addr, error)
 
-	mu   sync.Mutex
-	m    matcher
-	next uint16
+	mu sync.Mutex
+	m  matcher
 }
 
 var (
@@ -132,7 +131,6 @@ func openProber(v4 bool) (*synProber, error) {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
 	p := &synProber{v4: v4, fd: fd, icmp: -1, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
-	p.next = lo + uint16(rand.N(int(hi-lo)+1))
 	if err := p.setup(); err != nil {
 		unix.Close(fd)
 		return nil, err
@@ -324,17 +322,25 @@ type synEnt struct {
 
 // stage registers a probe of j to dst from src (src matters for IPv4's
 // checksum only) and queues its SYN in b; registered before it is sent,
-// so that no answer can beat it.
-func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
+// so that no answer can beat it. next is the check's own source port
+// counter (0: start anywhere): each check walks the whole range before it
+// uses a port again, so that a probe's four-tuple comes back to its real
+// server thousands of probes later, long after the server has forgotten
+// the last one (a SYN that finds the half-open connection of an earlier
+// probe still there, its RST late or lost, gets no SYN-ACK of its own).
+func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort, next *uint16) error {
 	seq := rand.Uint32()
+	if *next < p.lo || *next > p.hi {
+		*next = p.lo + uint16(rand.N(int(p.hi-p.lo)+1))
+	}
 	p.mu.Lock()
 	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
 	for range int(p.hi-p.lo) + 1 {
-		k.lport = p.next
-		if p.next == p.hi {
-			p.next = p.lo
+		k.lport = *next
+		if *next == p.hi {
+			*next = p.lo
 		} else {
-			p.next++
+			*next++
 		}
 		if p.m.add(k, outstanding{j: j, gen: gen, seq: seq}) {
 			j.pkey, j.pset = k, true
