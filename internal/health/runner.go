@@ -75,8 +75,8 @@ type Runner struct {
 }
 
 // maxPollWait bounds the ticks between two looks at the probers' sockets
-// while probes are out (64 ticks: 320 ms).
-const maxPollWait = 64
+// while probes are out (32 ticks: 320 ms).
+const maxPollWait = 32
 
 // Job is one real server's scheduled check.
 type Job struct {
