@@ -123,7 +123,10 @@ func benchChecksVeth(b *testing.B) {
 // threadedNAPI makes dev (in ns) receive in a NAPI kernel thread: GRO on
 // (a veth then receives through NAPI) and TSO off (a veth hands a TSO
 // device's packets to NAPI only in special cases), then "threaded"; it
-// returns the thread's pid.
+// returns the thread's pid. The thread keeps its normal priority: a
+// real-time one preempts the sender at each packet and polls them one by
+// one (tried: twice the kernel's CPU, and its ring overflowed), where a
+// NIC's interrupt moderation batches them.
 func threadedNAPI(tb testing.TB, ns *netns.NS, dev string) int {
 	tb.Helper()
 	if err := ns.Do(func() error {
@@ -152,18 +155,6 @@ func threadedNAPI(tb testing.TB, ns *netns.NS, dev string) int {
 	}
 	tb.Fatalf("no NAPI thread for %s", dev)
 	return 0
-}
-
-// realtimeNAPI gives a NAPI thread the real-time priority that a NIC's
-// softirq has over tasks: on a machine busy with other work a thread of
-// normal priority waits for the CPU while its ring (256 packets on a
-// veth) overflows, and probes are lost to the test rig, not to the
-// director.
-func realtimeNAPI(tb testing.TB, pid int) {
-	tb.Helper()
-	if err := unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 50}, 0); err != nil {
-		tb.Fatalf("SCHED_FIFO for NAPI thread %d: %v", pid, err)
-	}
 }
 
 // vethDrops is the packets dropped by dev (in ns) either way.
