@@ -36,8 +36,9 @@ const DefaultMaxInFlight = 256
 // Runner runs the checks of many real servers. One goroutine keeps them in
 // a timer wheel (wheel.go) by due time, wakes once per tick that has due
 // checks, and starts each: a check that waits for its answer without a
-// goroutine (the tcp check's SYN probe, syn.go) it starts itself, and its
-// answer comes back through complete, or its timeout through the same wheel;
+// goroutine (the tcp check's SYN probe, syn.go) it starts itself, and
+// reads its answer itself too (each tick while probes are out, from the
+// probers' sockets, synread.go), or its timeout comes through the same wheel;
 // any other check goes to a Pool of workers, at most maxInFlight (started
 // as needed, kept for the runner's life, so a check costs no goroutine or
 // stack growth; the same pool design runs the director's agent probes). A
