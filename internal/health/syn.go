@@ -334,7 +334,7 @@ func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst n
 		*next = p.lo + uint16(rand.N(int(p.hi-p.lo)+1))
 	}
 	p.mu.Lock()
-	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
+	k := keyOf(dst.Addr(), dst.Port(), 0)
 	for range int(p.hi-p.lo) + 1 {
 		k.lport = *next
 		if *next == p.hi {

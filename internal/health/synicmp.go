@@ -99,7 +99,7 @@ func parseUnreach(pkt []byte, v4 bool) (unreach, bool) {
 		if qhl < 20 || len(quote) < qhl+8 {
 			return u, false
 		}
-		u.key.addr = netip.AddrFrom4([4]byte(quote[16:20]))
+		u.key.addr = netip.AddrFrom4([4]byte(quote[16:20])).As16()
 		quote = quote[qhl:]
 		switch code {
 		case 3: // port
@@ -114,7 +114,7 @@ func parseUnreach(pkt []byte, v4 bool) (unreach, bool) {
 			return u, false
 		}
 		code = pkt[1]
-		u.key.addr = netip.AddrFrom16([16]byte(pkt[icmp6QuoteOff+24 : icmp6QuoteOff+40])).Unmap()
+		u.key.addr = [16]byte(pkt[icmp6QuoteOff+24 : icmp6QuoteOff+40])
 		quote = pkt[icmp6QuotedTCPOff:]
 		switch code {
 		case 4: // port

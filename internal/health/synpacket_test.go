@@ -56,8 +56,8 @@ func TestMatcher(t *testing.T) {
 	srv := netip.MustParseAddr("192.0.2.10")
 	j1, j2 := &Job{}, &Job{}
 	m := newMatcher()
-	k1 := probeKey{addr: srv, rport: 80, lport: 61000}
-	k2 := probeKey{addr: srv, rport: 81, lport: 61001}
+	k1 := keyOf(srv, 80, 61000)
+	k2 := keyOf(srv, 81, 61001)
 	if !m.add(k1, outstanding{j: j1, gen: 3, seq: 100}) || !m.add(k2, outstanding{j: j2, gen: 1, seq: 0xffffffff}) {
 		t.Fatal("add")
 	}
@@ -250,7 +250,7 @@ func TestUnreachFilterAndParse(t *testing.T) {
 			if c.want == "" {
 				continue
 			}
-			if !ok || u.key != (probeKey{addr: dst, rport: 80, lport: c.sport}) || u.seq != 777 || u.err.Error() != c.want {
+			if !ok || u.key != keyOf(dst, 80, c.sport) || u.seq != 777 || u.err.Error() != c.want {
 				t.Errorf("v4=%v code %d: parsed %+v %v, want %q", v4, c.code, u, ok, c.want)
 			}
 		}
@@ -267,7 +267,7 @@ func TestUnreachFilterAndParse(t *testing.T) {
 	}
 	// The matcher takes the quote only with the probe's sequence number.
 	m := newMatcher()
-	k := probeKey{addr: netip.MustParseAddr("10.1.2.3"), rport: 80, lport: 62000}
+	k := keyOf(netip.MustParseAddr("10.1.2.3"), 80, 62000)
 	m.add(k, outstanding{gen: 1, seq: 777})
 	if _, ok := m.matchQuote(unreach{key: k, seq: 778}); ok {
 		t.Fatal("a quote with another sequence number matched")

@@ -200,7 +200,7 @@ func (p *synProber) pollTCP(rb *recvBatch) int {
 			if !ok {
 				continue
 			}
-			if o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
+			if o.j.pkey == keyOf(r.from, r.sport, r.dport) {
 				o.j.pset = false
 			}
 			rb.done = append(rb.done, synAnswer{j: o.j, gen: o.gen, up: up, at: rb.stamp(i)})
