@@ -60,8 +60,9 @@ type asyncChecker interface {
 	// ready is false when the check must run as a Checker instead.
 	ready() bool
 	// begin stages try gen of job j's check in b, which the Runner's loop
-	// sends; its answer comes back through j's Runner's complete, or its
-	// timeout through the wheel. An error is a failed check.
+	// sends; its answer comes back through j's Runner's answer (the loop
+	// reads it, synread.go), or its timeout through the wheel. An error
+	// is a failed check.
 	begin(j *Job, gen uint32, b *synBatch) error
 	// cancel forgets j's outstanding probe, if any; timedOut says it
 	// timed out (called from the Runner's loop, like ready and begin).
@@ -178,10 +179,10 @@ func (p *synProber) setup() error {
 	if err := unix.SetsockoptSockFprog(p.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 		return fmt.Errorf("filter: %w", err)
 	}
-	// Room for the answers of a few ticks: the loop reads them once a
-	// tick (the kernel caps this at net.core.rmem_max).
-	// The send buffer holds a tick's burst of SYNs until the device has
-	// sent them. As root the FORCE options pass net.core.[rw]mem_max.
+	// Room for the answers of a few ticks (the loop reads them once a
+	// tick), and for a tick's burst of SYNs until the device has sent
+	// them. As root the FORCE options pass net.core.[rw]mem_max;
+	// otherwise the kernel caps the sizes there.
 	setBuf(p.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4<<20)
 	setBuf(p.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 1<<20)
 	// The answers' arrival time: the loop reads them up to a tick late.
