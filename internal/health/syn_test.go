@@ -95,15 +95,22 @@ func TestSYNProbeLoopback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res := firstReport(t, r, c, 2*time.Second); !res.OK || res.Msg != "syn-ack" {
+			begun := time.Now()
+			res := firstReport(t, r, c, 2*time.Second)
+			if !res.OK || res.Msg != "syn-ack" {
 				t.Fatalf("listening %s: %+v, want up by SYN-ACK", up, res)
+			}
+			// The latency is from the send to the answer's arrival stamp:
+			// more than nothing, less than the wait for the report.
+			if res.Latency <= 0 || res.Latency > time.Since(begun) {
+				t.Fatalf("listening %s: latency %s, want in (0, %s]", up, res.Latency, time.Since(begun))
 			}
 			noHandshake(t, ln)
 
 			down := netip.AddrPortFrom(up.Addr(), closedPort(t, fam.network, fam.host))
 			c, _ = New(Spec{Type: "tcp", Target: down})
 			// A long timeout: a down report before it is the RST's.
-			res := firstReport(t, r, c, time.Minute)
+			res = firstReport(t, r, c, time.Minute)
 			if res.OK || !strings.Contains(res.Msg, "refused") || res.Latency >= time.Minute {
 				t.Fatalf("closed %s: %+v, want down by RST", down, res)
 			}
