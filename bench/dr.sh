@@ -16,6 +16,27 @@
 #           the real servers route replies from .31/.32 back through the
 #           director (a policy rule), as LVS-NAT needs.
 # One govs process (the real binary) serves dr and nat for the whole run.
+#   hop     VIP 10.80.9.4 routed to the director, which routes it on by plain
+#           kernel forwarding (ECMP over rs1, rs2; no nftables): what the
+#           extra hop through a director costs by itself, the ceiling of
+#           any DR implementation on this topology.
+# With EXPERIMENTS=1, hand-written nft rules on the director (table
+# "ip drbench" / "netdev drbench", not govs's) split the cost of govs dr:
+#   dupjh   VIP .5: `dup to jhash(...) map {rs1, rs2}; drop` in prerouting
+#           raw: govs's transmit without its flow map.
+#   ndfwd   VIP .6: netdev ingress `fwd ip to jhash(...) map {...} device`:
+#           no copy, no route lookup, no flow map.
+#   pbr     VIP .9: policy routing: `meta mark set jhash(...) map {...}`
+#           in prerouting raw, `ip rule fwmark M lookup T`, table T's
+#           default route via the real server (kernel forwarding).
+#   ndmac   VIP .8: netdev ingress `ether daddr set jhash(...) map {MACs};
+#           fwd to DEV`: the real servers' MACs precomputed, no neighbour
+#           lookup (and no TTL decrement).
+#   ndmap   VIP .7: netdev ingress with dynamic maps doing about govs's work
+#           per packet (pinned: lookup, refresh a counted set, fwd by the
+#           map; new: numgen, record, fwd).
+# -6 (or FAMILY=6): the same in IPv6 (fd80:0::/64 client, fd80:1::/64
+# segment, VIPs fd80:9::N), results in the section bench/dr6.
 # Figures: new connections/s (wrk -H 'Connection: close'), keep-alive
 # requests/s, bulk MB/s (sequential curl of the big file). Every round visits
 # every target once, order rotated each round; medians.
@@ -25,7 +46,8 @@
 # exit the processes started here are stopped by PID and the namespaces
 # deleted. Holds /tmp/govs-bench.lock while measuring.
 #
-# Settings: QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
+# COST_ROUNDS=5 COST_PKTS=200000: the CPU cost per packet (see cost()).
+# Settings: FAMILY=4|6 EXPERIMENTS=0|1 ONLY='dr hop ...' (a subset) QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
 # BULK_COUNT=4 LOCK_WAIT=900 RESULTS=bench/RESULTS.md KEEP_TMP=1 GOVS_BIN=path
 set -euo pipefail
 
@@ -35,6 +57,17 @@ ROOT=$(cd "$HERE/.." && pwd)
 source "$HERE/lib.sh"
 
 QUICK=${QUICK:-0}
+FAMILY=${FAMILY:-4}
+EXPERIMENTS=${EXPERIMENTS:-0}
+for a in "$@"; do
+	case $a in
+	-6) FAMILY=6 ;;
+	-4) FAMILY=4 ;;
+	*) echo "dr.sh: unknown argument $a (want -4 or -6; settings are environment variables)" >&2; exit 2 ;;
+	esac
+done
+[[ $FAMILY == 4 || $FAMILY == 6 ]] || { echo "dr.sh: FAMILY=$FAMILY: want 4 or 6" >&2; exit 2; }
+[[ $EXPERIMENTS == 0 || $EXPERIMENTS == 1 ]] || { echo "dr.sh: EXPERIMENTS=$EXPERIMENTS: want 0 or 1" >&2; exit 2; }
 if [[ $QUICK == 1 ]]; then
 	: "${ROUNDS:=1}" "${DURATION:=2}" "${BULK_MB:=16}" "${BULK_COUNT:=2}"
 fi
@@ -45,24 +78,58 @@ THREADS=${THREADS:-2}
 BULK_MB=${BULK_MB:-64}
 BULK_COUNT=${BULK_COUNT:-4}
 LOCK_WAIT=${LOCK_WAIT:-900}
+COST_ROUNDS=${COST_ROUNDS:-5}
+COST_PKTS=${COST_PKTS:-200000}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 KEEP_TMP=${KEEP_TMP:-0}
-for v in ROUNDS DURATION CONNS THREADS BULK_MB BULK_COUNT LOCK_WAIT; do
+for v in ROUNDS DURATION CONNS THREADS BULK_MB BULK_COUNT LOCK_WAIT COST_ROUNDS COST_PKTS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "dr.sh: $v=${!v}: want a whole number" >&2; exit 2; }
 done
 ((ROUNDS >= 1 && ROUNDS <= 10 && DURATION >= 1 && DURATION <= 60 && CONNS >= 2 && CONNS <= 1000 &&
-	THREADS >= 1 && THREADS <= CONNS && BULK_MB >= 1 && BULK_MB <= 512 && BULK_COUNT >= 1 && BULK_COUNT <= 50)) ||
+	THREADS >= 1 && THREADS <= CONNS && COST_ROUNDS <= 20 && COST_PKTS >= 1000 && COST_PKTS <= 5000000 && BULK_MB >= 1 && BULK_MB <= 512 && BULK_COUNT >= 1 && BULK_COUNT <= 50)) ||
 	{ echo "dr.sh: settings out of bounds" >&2; exit 2; }
 ((EUID == 0)) || { echo "dr.sh: needs root (network namespaces)" >&2; exit 1; }
 for t in ip nginx wrk curl nft flock timeout awk go; do
 	command -v "$t" >/dev/null 2>&1 || { echo "dr.sh: missing $t (apt-get install -y iproute2 nginx wrk curl nftables)" >&2; exit 1; }
 done
 
-TARGETS=(routed dr nat)
-declare -A VIP=([routed]=10.80.9.1 [dr]=10.80.9.2 [nat]=10.80.9.3)
+TARGETS=(routed hop dr nat)
+((EXPERIMENTS)) && TARGETS+=(pbr dupjh ndfwd ndmac ndmap)
+# ndmap is IPv4 only: nft 1.0.6 aborts on its rules in IPv6 (an assertion in
+# netlink_linearize.c on "update @flows { ip6 saddr . th sport : ADDR }").
+[[ $FAMILY == 6 ]] && TARGETS=("${TARGETS[@]/ndmap/}") && read -ra TARGETS <<<"${TARGETS[*]}"
+if [[ -n ${ONLY:-} ]]; then
+	# A subset, for tighter pairs: routed is always measured.
+	sel=(routed)
+	for t in $ONLY; do
+		[[ $t == routed ]] && continue
+		[[ " routed hop dr nat pbr dupjh ndfwd ndmac $([[ $FAMILY == 4 ]] && echo ndmap) " == *" $t "* ]] || { echo "dr.sh: ONLY: unknown target $t (targets: routed hop dr nat pbr dupjh ndfwd ndmac ndmap)" >&2; exit 2; }
+		sel+=("$t")
+	done
+	TARGETS=("${sel[@]}")
+fi
+declare -A VIPN=([routed]=1 [dr]=2 [nat]=3 [hop]=4 [dupjh]=5 [ndfwd]=6 [ndmap]=7 [ndmac]=8 [pbr]=9)
+# The topology always has every VIP (the real servers, routes, rules).
+ALL=(routed hop dr nat dupjh ndfwd ndmap ndmac pbr)
+# Addresses of the family: CLI_NET.N the client side, SEG.N the segment.
+if [[ $FAMILY == 6 ]]; then
+	IP=(ip -6) PLEN=64 NFAM=ip6 TH=ip6 SEG=fd80:1:: CLI=fd80:: VIPP=fd80:9::
+	addr() { echo "$1$2"; } # addr PREFIX N
+	HOST=128
+else
+	IP=(ip -4) PLEN=24 NFAM=ip TH=ip SEG=10.80.1. CLI=10.80.0. VIPP=10.80.9.
+	addr() { echo "$1$2"; }
+	HOST=32
+fi
+declare -A VIP SRC
 # A client source per target: the real servers' TIME_WAIT tuples of one
 # target must not meet another's SYNs (PAWS; see nat.sh).
-declare -A SRC=([routed]=10.80.0.3 [dr]=10.80.0.4 [nat]=10.80.0.5)
+for t in "${ALL[@]}"; do
+	VIP[$t]=$(addr "$VIPP" "${VIPN[$t]}")
+	SRC[$t]=$(addr "$CLI" "$((VIPN[$t] + 2))")
+done
+# URL host part: IPv6 literals in brackets.
+uhost() { if [[ $FAMILY == 6 ]]; then echo "[$1]"; else echo "$1"; fi; }
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -114,38 +181,107 @@ for ns in "$NS_CLI" "$NS_RTR" "$NS_DIR" "${NS_RS[@]}"; do
 	in_ns "$ns" ip link set lo up
 done
 ip link add eth0 netns "$NS_CLI" type veth peer name c0 netns "$NS_RTR"
-in_ns "$NS_CLI" ip addr add 10.80.0.2/24 dev eth0
-for t in "${TARGETS[@]}"; do in_ns "$NS_CLI" ip addr add "${SRC[$t]}/24" dev eth0; done
+NA=()
+[[ $FAMILY == 6 ]] && NA=(nodad) # no duplicate address detection delay
+in_ns "$NS_CLI" "${IP[@]}" addr add "$(addr "$CLI" 2)/$PLEN" dev eth0 "${NA[@]}"
+for t in "${ALL[@]}"; do in_ns "$NS_CLI" "${IP[@]}" addr add "${SRC[$t]}/$PLEN" dev eth0 "${NA[@]}"; done
 in_ns "$NS_CLI" ip link set eth0 up
-in_ns "$NS_CLI" ip route add default via 10.80.0.1
-for t in "${TARGETS[@]}"; do in_ns "$NS_CLI" ip route add "${VIP[$t]}/32" via 10.80.0.1 src "${SRC[$t]}"; done
-in_ns "$NS_RTR" ip addr add 10.80.0.1/24 dev c0
+in_ns "$NS_CLI" "${IP[@]}" route add default via "$(addr "$CLI" 1)"
+for t in "${ALL[@]}"; do in_ns "$NS_CLI" "${IP[@]}" route add "${VIP[$t]}/$HOST" via "$(addr "$CLI" 1)" src "${SRC[$t]}"; done
+in_ns "$NS_RTR" "${IP[@]}" addr add "$(addr "$CLI" 1)/$PLEN" dev c0 "${NA[@]}"
 in_ns "$NS_RTR" ip link set c0 up
 in_ns "$NS_RTR" ip link add br0 type bridge
 in_ns "$NS_RTR" ip link set br0 up
-in_ns "$NS_RTR" ip addr add 10.80.1.1/24 dev br0
-in_ns "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+in_ns "$NS_RTR" "${IP[@]}" addr add "$(addr "$SEG" 1)/$PLEN" dev br0 "${NA[@]}"
+in_ns "$NS_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
+	net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1
 port() { # NS PORTNAME ADDR...
 	local ns=$1 pn=$2 a
 	shift 2
 	ip link add eth0 netns "$ns" type veth peer name "$pn" netns "$NS_RTR"
 	in_ns "$NS_RTR" ip link set "$pn" master br0 up
-	for a in "$@"; do in_ns "$ns" ip addr add "$a/24" dev eth0; done
+	for a in "$@"; do in_ns "$ns" "${IP[@]}" addr add "$a/$PLEN" dev eth0 "${NA[@]}"; done
 	in_ns "$ns" ip link set eth0 up
-	in_ns "$ns" ip route add default via 10.80.1.1
+	in_ns "$ns" "${IP[@]}" route add default via "$(addr "$SEG" 1)"
 }
-port "$NS_DIR" bd 10.80.1.10
-in_ns "$NS_DIR" sysctl -qw net.ipv4.ip_forward=1
+port "$NS_DIR" bd "$(addr "$SEG" 10)"
+in_ns "$NS_DIR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+RS=("$(addr "$SEG" 21)" "$(addr "$SEG" 22)")
+RSNAT=("$(addr "$SEG" 31)" "$(addr "$SEG" 32)")
+VIPS_ON_RS=()
+for t in "${ALL[@]}"; do [[ $t == nat ]] || VIPS_ON_RS+=(--vip "${VIP[$t]}"); done
 for i in 0 1; do
-	port "${NS_RS[$i]}" "b$i" "10.80.1.2$((i + 1))" "10.80.1.3$((i + 1))"
-	in_ns "${NS_RS[$i]}" "$TMP/govs" realserver --vip "${VIP[routed]}" --vip "${VIP[dr]}" >/dev/null
+	port "${NS_RS[$i]}" "b$i" "${RS[$i]}" "${RSNAT[$i]}"
+	in_ns "${NS_RS[$i]}" "$TMP/govs" realserver "${VIPS_ON_RS[@]}" >/dev/null
 	# LVS-NAT: replies from the nat address go back through the director.
-	in_ns "${NS_RS[$i]}" ip rule add from "10.80.1.3$((i + 1))" lookup 100
-	in_ns "${NS_RS[$i]}" ip route add default via 10.80.1.10 table 100
+	in_ns "${NS_RS[$i]}" "${IP[@]}" rule add from "${RSNAT[$i]}" lookup 100
+	in_ns "${NS_RS[$i]}" "${IP[@]}" route add default via "$(addr "$SEG" 10)" table 100
 done
-in_ns "$NS_RTR" ip route add "${VIP[routed]}/32" nexthop via 10.80.1.21 nexthop via 10.80.1.22
-in_ns "$NS_RTR" ip route add "${VIP[dr]}/32" via 10.80.1.10
-in_ns "$NS_RTR" ip route add "${VIP[nat]}/32" via 10.80.1.10
+in_ns "$NS_RTR" "${IP[@]}" route add "${VIP[routed]}/$HOST" nexthop via "${RS[0]}" nexthop via "${RS[1]}"
+for t in "${ALL[@]}"; do
+	[[ $t == routed ]] || in_ns "$NS_RTR" "${IP[@]}" route add "${VIP[$t]}/$HOST" via "$(addr "$SEG" 10)"
+done
+# hop: the director routes the VIP on to the real servers itself.
+in_ns "$NS_DIR" "${IP[@]}" route add "${VIP[hop]}/$HOST" nexthop via "${RS[0]}" nexthop via "${RS[1]}"
+in_ns "$NS_DIR" sysctl -qw net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+# It forwards out of the interface the packet came in by: no ICMP redirects
+# (the router would then send the VIP to the real servers itself), and the
+# router takes none.
+in_ns "$NS_DIR" sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
+	net.ipv4.conf.eth0.send_redirects=0
+for k in all default br0; do
+	in_ns "$NS_RTR" sysctl -qw "net.ipv4.conf.$k.accept_redirects=0" "net.ipv6.conf.$k.accept_redirects=0"
+done
+# The experiments' rules are always there (ONLY may name them); EXPERIMENTS=1
+# measures them in a full run.
+{
+	at=ipv4_addr
+	[[ $FAMILY == 6 ]] && at=ipv6_addr
+	ndmap=""
+	[[ $FAMILY == 4 ]] && ndmap="$TH saddr . th sport @flows update @seen { $TH saddr . th sport } fwd $TH to $TH saddr . th sport map @flows device \"eth0\"
+		numgen inc mod 2 == 0 update @flows { $TH saddr . th sport : ${RS[0]} } fwd $TH to ${RS[0]} device \"eth0\"
+		update @flows { $TH saddr . th sport : ${RS[1]} } fwd $TH to ${RS[1]} device \"eth0\""
+	# pbr: policy routing by the mark, the real server as gateway.
+	for i in 0 1; do
+		in_ns "$NS_DIR" "${IP[@]}" rule add fwmark "0x10$((i + 1))" lookup "10$((i + 1))"
+		in_ns "$NS_DIR" "${IP[@]}" route add default via "${RS[$i]}" dev eth0 table "10$((i + 1))"
+	done
+	MAC=()
+	for i in 0 1; do MAC+=("$(in_ns "${NS_RS[$i]}" cat /sys/class/net/eth0/address)"); done
+	hmap="jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${RS[0]}, 1 : ${RS[1]} }"
+	in_ns "$NS_DIR" nft -f - <<EOF
+table $NFAM drbench {
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		$TH daddr ${VIP[dupjh]} meta l4proto { tcp, udp } th dport 80 dup to $hmap drop
+		$TH daddr ${VIP[pbr]} meta l4proto { tcp, udp } th dport 80 meta mark set jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : 0x101, 1 : 0x102 }
+	}
+}
+table netdev drbench {
+	set seen {
+		type $at . inet_service; flags dynamic,timeout; timeout 900s; size 1048576; counter
+	}
+	map flows {
+		type $at . inet_service : $at; flags dynamic,timeout; timeout 900s; size 1048576
+	}
+	chain in {
+		type filter hook ingress device "eth0" priority filter; policy accept;
+		$TH daddr ${VIP[ndfwd]} meta l4proto { tcp, udp } th dport 80 fwd $TH to $hmap device "eth0"
+		$TH daddr ${VIP[ndmap]} meta l4proto { tcp, udp } th dport 80 jump ndmap
+		$TH daddr ${VIP[ndmac]} meta l4proto { tcp, udp } th dport 80 ether daddr set jhash $TH saddr . th sport mod 2 seed 0x1 map { 0 : ${MAC[0]}, 1 : ${MAC[1]} } fwd to "eth0"
+	}
+	chain ndmap {
+		$ndmap
+	}
+}
+EOF
+}
+
+# The cost phase's UDP packets end on the real servers, the same way for
+# every target.
+for i in 0 1; do
+	in_ns "${NS_RS[$i]}" nft "table inet drsink { chain c { type filter hook prerouting priority raw; policy accept; udp dport 80 counter drop; }; }"
+done
 
 head -c $((BULK_MB * 1048576)) /dev/urandom >"$TMP/www/big.bin"
 for i in 0 1; do
@@ -171,6 +307,7 @@ http {
     keepalive_timeout 300s;
     server {
         listen 80 backlog=4096;
+        listen [::]:80 backlog=4096;
         root $TMP/www;
         location = / { default_type text/plain; return 200 "ok\n"; }
         location = /big.bin { }
@@ -183,26 +320,34 @@ done
 cat >"$TMP/govs.yaml" <<EOF
 virtual_servers:
   - name: dr
-    address: "${VIP[dr]}:80"
+    address: "$(uhost "${VIP[dr]}"):80"
     forwarding: dr
     scheduler: rr
     real_servers:
-      - address: "10.80.1.21:80"
-      - address: "10.80.1.22:80"
+      - address: "$(uhost "${RS[0]}"):80"
+      - address: "$(uhost "${RS[1]}"):80"
   - name: nat
-    address: "${VIP[nat]}:80"
+    address: "$(uhost "${VIP[nat]}"):80"
     forwarding: nat
     scheduler: rr
     real_servers:
-      - address: "10.80.1.31:80"
-      - address: "10.80.1.32:80"
+      - address: "$(uhost "${RSNAT[0]}"):80"
+      - address: "$(uhost "${RSNAT[1]}"):80"
+  - name: dr-udp
+    address: "$(uhost "${VIP[dr]}"):80"
+    protocol: udp
+    forwarding: dr
+    scheduler: rr
+    real_servers:
+      - address: "$(uhost "${RS[0]}"):80"
+      - address: "$(uhost "${RS[1]}"):80"
 EOF
 in_ns "$NS_DIR" "$TMP/govs" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml" >"$TMP/logs/govs.log" 2>&1 &
 PIDS+=($!)
 for t in "${TARGETS[@]}"; do
 	ok=0
 	for _ in $(seq 100); do
-		if in_ns "$NS_CLI" curl -s -m 1 -o /dev/null "http://${VIP[$t]}/"; then ok=1; break; fi
+		if in_ns "$NS_CLI" curl -s -m 1 -o /dev/null "http://$(uhost "${VIP[$t]}")/"; then ok=1; break; fi
 		sleep 0.1
 	done
 	((ok)) || die "target $t does not answer (see $TMP/logs)"
@@ -212,13 +357,13 @@ done
 wrk_rps() { # TARGET [close]
 	local hdr=()
 	[[ ${2:-} == close ]] && hdr=(-H 'Connection: close')
-	in_ns "$NS_CLI" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://${VIP[$1]}/" |
+	in_ns "$NS_CLI" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://$(uhost "${VIP[$1]}")/" |
 		awk '/^Requests\/sec:/ { printf "%d", $2 }'
 }
 bulk() { # TARGET: MB/s over BULK_COUNT sequential downloads
 	local total=0 i s
 	for ((i = 0; i < BULK_COUNT; i++)); do
-		s=$(in_ns "$NS_CLI" timeout 120 curl -s -o /dev/null -w '%{speed_download}' "http://${VIP[$1]}/big.bin")
+		s=$(in_ns "$NS_CLI" timeout 120 curl -s -o /dev/null -w '%{speed_download}' "http://$(uhost "${VIP[$1]}")/big.bin")
 		total=$(awk -v a="$total" -v b="$s" 'BEGIN { print a + b }')
 	done
 	awk -v t="$total" -v n="$BULK_COUNT" 'BEGIN { printf "%.0f", t / n / 1000000 }'
@@ -229,7 +374,8 @@ flock -w "$LOCK_WAIT" 9 || die "bench lock busy"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 for ((r = 0; r < ROUNDS; r++)); do
-	order=("${TARGETS[@]:r % 3}" "${TARGETS[@]:0:r % 3}")
+	nt=${#TARGETS[@]}
+	order=("${TARGETS[@]:r % nt}" "${TARGETS[@]:0:r % nt}")
 	for t in "${order[@]}"; do
 		log "round $((r + 1)): $t"
 		VALS[$t,new]+="$(wrk_rps "$t" close) "
@@ -237,45 +383,127 @@ for ((r = 0; r < ROUNDS; r++)); do
 		VALS[$t,bulk]+="$(bulk "$t") "
 	done
 done
+# Cost per packet: the system CPU time the client's sender spends per UDP
+# packet to the VIP. veth hands each packet on inside the sender's own
+# softirq, so this time holds every hop's work (router, director, real
+# server's drop), and unlike a throughput it does not fall when other
+# processes take the CPU. target - routed is what the director's path adds.
+cost() { # TARGET: ns of system time per packet, for COST_PKTS packets
+	in_ns "$NS_CLI" timeout 300 python3 - "${SRC[$1]}" "${VIP[$1]}" "$COST_PKTS" "$FAMILY" <<'PY'
+import os, socket, sys
+src, dst, n, fam = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET6 if fam == "6" else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+p, a = b"x" * 64, (dst, 80)
+for _ in range(1000):
+    s.sendto(p, a)
+t0 = os.times()
+for _ in range(n):
+    s.sendto(p, a)
+t1 = os.times()
+print("%d" % ((t1.system - t0.system) / n * 1e9))
+PY
+}
+if ((COST_ROUNDS > 0)); then
+	for ((r = 0; r < COST_ROUNDS; r++)); do
+		nt=${#TARGETS[@]}
+		order=("${TARGETS[@]:r % nt}" "${TARGETS[@]:0:r % nt}")
+		for t in "${order[@]}"; do
+			[[ $t == nat ]] && continue # no UDP nat service here
+			log "cost round $((r + 1)): $t"
+			VALS[$t,cost]+="$(cost "$t") "
+		done
+	done
+fi
 T1=$(date +%s)
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 flock -u 9
-# The director's counters for the dr VIP: packets from it (replies) must be 0.
-median() { tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
 for t in "${TARGETS[@]}"; do
-	for f in new ka bulk; do MED[$t,$f]=$(echo "${VALS[$t,$f]}" | median); done
+	for f in new ka bulk cost; do MED[$t,$f]=$(echo "${VALS[$t,$f]:-}" | median); done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# pratio T F: the median over rounds of T's figure over routed's in the
+# same round (paired: a load change between rounds cancels out).
+pratio() {
+	local -a a b
+	read -ra a <<<"${VALS[$1,$2]}"
+	read -ra b <<<"${VALS[routed,$2]}"
+	local i out=""
+	for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]}") "; done
+	echo "$out" | tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 SEC=$TMP/section.md
+NAME=dr
+[[ $FAMILY == 6 ]] && NAME=dr6
+declare -A DESC=(
+	[routed]="the router sends the VIP straight to the real servers (ECMP, L4 hash), no director"
+	[hop]="the router sends the VIP to the director, which routes it on to the real servers by plain kernel forwarding (ECMP, no nftables): the extra hop alone, the ceiling of any DR on this topology"
+	[dr]="govs \`forwarding: dr\` rr; the replies go from the real servers to the router"
+	[nat]="govs \`forwarding: nat\` rr; the replies come back through the director"
+	[dupjh]="hand-written \`dup to jhash(...) map {rs1, rs2}; drop\` in prerouting raw: govs dr's transmit without its flow map"
+	[ndfwd]="hand-written netdev ingress \`fwd $TH to jhash(...) map {...} device\`: no copy, no route lookup, no flow map"
+	[pbr]="policy routing: a mark by jhash(...) in prerouting raw, \`ip rule fwmark M lookup T\`, T's default route via the real server: kernel forwarding"
+	[ndmac]="hand-written netdev ingress \`ether daddr set jhash(...) map {MACs}; fwd to DEV\`: MACs precomputed, no neighbour lookup, no TTL decrement"
+	[ndmap]="hand-written netdev ingress with a dynamic flow map like govs dr's (refresh and fwd; new: numgen, record, fwd)"
+)
+row() { # LABEL FIGURE
+	local t out="| $1 |"
+	for t in "${TARGETS[@]}"; do out+=" ${MED[$t,$2]} |"; done
+	echo "$out"
+}
 {
-	echo "<!-- bench/dr begin -->"
-	echo "## Direct routing in namespaces: govs dr vs routed straight vs govs nat"
+	echo "<!-- bench/$NAME begin -->"
+	echo "## Direct routing in namespaces (IPv$FAMILY): govs dr vs routed straight vs govs nat"
 	echo
 	echo "Written by \`bench/dr.sh\`; do not edit between the markers (the next run replaces it)."
 	echo
-	echo "- Command: \`QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
+	echo "- Command: \`FAMILY=$FAMILY EXPERIMENTS=$EXPERIMENTS ONLY='${ONLY:-}' QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); machine: nproc $(nproc), kernel $(uname -r); load average at start $LOAD0, at end $LOAD1 (shared machine: figures are noisy); govs $GIT_REV"
-	echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file), all namespaces on the same cores. routed: the router sends the VIP straight to the real servers (ECMP, L4 hash), no director. dr: govs \`forwarding: dr\` rr; the replies go from the real servers to the router. nat: govs \`forwarding: nat\` rr; the replies come back through the director. One govs process serves both."
+	echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file), all namespaces on the same cores. One govs process serves dr and nat. Targets:"
+	for t in "${TARGETS[@]}"; do echo "  - $t: ${DESC[$t]}."; done
 	echo "- Method: per visit wrk -t$THREADS -c$CONNS -d${DURATION}s with \`Connection: close\`, then keep-alive, then $BULK_COUNT sequential curl downloads; targets rotated each round; medians of $ROUNDS rounds."
 	echo
-	echo "| figure | routed | dr | nat |"
-	echo "| --- | ---: | ---: | ---: |"
-	echo "| new connections/s ↑ | ${MED[routed,new]} | ${MED[dr,new]} | ${MED[nat,new]} |"
-	echo "| requests/s, keep-alive ↑ | ${MED[routed,ka]} | ${MED[dr,ka]} | ${MED[nat,ka]} |"
-	echo "| bulk MB/s ↑ | ${MED[routed,bulk]} | ${MED[dr,bulk]} | ${MED[nat,bulk]} |"
+	h="| figure |" l="| --- |"
+	for t in "${TARGETS[@]}"; do h+=" $t |"; l+=" ---: |"; done
+	echo "$h"
+	echo "$l"
+	row "new connections/s ↑" new
+	row "requests/s, keep-alive ↑" ka
+	row "bulk MB/s ↑" bulk
+	((COST_ROUNDS > 0)) && row "ns of CPU per UDP packet, whole path ↓ (median of $COST_ROUNDS × $COST_PKTS)" cost
 	echo
-	echo "| ratio (of medians) | value | target |"
+	echo "| ratio | value | target |"
 	echo "| --- | ---: | ---: |"
-	echo "| dr / routed, new connections/s | $(ratio "${MED[dr,new]}" "${MED[routed,new]}") | ≥ 0.95 |"
-	echo "| dr / routed, requests/s keep-alive | $(ratio "${MED[dr,ka]}" "${MED[routed,ka]}") | ≥ 0.95 |"
-	echo "| dr / routed, bulk MB/s | $(ratio "${MED[dr,bulk]}" "${MED[routed,bulk]}") | ≥ 0.95 |"
-	echo "| dr / nat, bulk MB/s | $(ratio "${MED[dr,bulk]}" "${MED[nat,bulk]}") | > 1 |"
+	[[ " ${TARGETS[*]} " == *" dr "* && " ${TARGETS[*]} " == *" nat "* ]] &&
+		echo "| dr / nat, bulk MB/s (of medians) | $(ratio "${MED[dr,bulk]}" "${MED[nat,bulk]}") | > 1 |"
 	echo
-	echo "Per-round values: $(for t in "${TARGETS[@]}"; do printf '%s new [%s] ka [%s] bulk [%s]; ' "$t" "${VALS[$t,new]% }" "${VALS[$t,ka]% }" "${VALS[$t,bulk]% }"; done)"
-	echo "<!-- bench/dr end -->"
+	echo "| over routed: of medians / median of the rounds' own ratios | new connections/s | keep-alive requests/s | bulk MB/s |"
+	echo "| --- | ---: | ---: | ---: |"
+	for t in "${TARGETS[@]}"; do
+		[[ $t == routed ]] && continue
+		echo "| $t | $(ratio "${MED[$t,new]}" "${MED[routed,new]}") / $(pratio "$t" new) | $(ratio "${MED[$t,ka]}" "${MED[routed,ka]}") / $(pratio "$t" ka) | $(ratio "${MED[$t,bulk]}" "${MED[routed,bulk]}") / $(pratio "$t" bulk) |"
+	done
+	echo
+	if ((COST_ROUNDS > 0)); then
+		echo
+		echo "| CPU per packet added by the director's path, ns (target − routed, medians) ↓ | value |"
+		echo "| --- | ---: |"
+		for t in "${TARGETS[@]}"; do
+			[[ $t == routed || $t == nat ]] && continue
+			echo "| $t | $(awk -v a="${MED[$t,cost]}" -v b="${MED[routed,cost]}" 'BEGIN { printf "%d (%.2fx routed'"'"'s whole path)", a - b, a / b }') |"
+		done
+	fi
+	echo
+	echo "Target: dr ≥ 0.95 of routed on all three, above nat on bulk."
+	echo
+	echo "Per-round values: $(for t in "${TARGETS[@]}"; do printf '%s new [%s] ka [%s] bulk [%s] cost [%s]; ' "$t" "${VALS[$t,new]% }" "${VALS[$t,ka]% }" "${VALS[$t,bulk]% }" "${VALS[$t,cost]:-}"; done)"
+	echo "<!-- bench/$NAME end -->"
 } >"$SEC"
 cat "$SEC"
-write_section dr "$SEC" "$RESULTS" nat
+after=nat
+[[ $NAME == dr6 ]] && after=dr
+write_section "$NAME" "$SEC" "$RESULTS" "$after"
 log "results written to $RESULTS"

@@ -89,6 +89,19 @@ virtual_servers:
 `, vrrpIface)
 		f.Close()
 	}
+	// As root, the connection sync runs too (unicast, to a peer that never
+	// answers): its panel shows. Otherwise there is no sync section.
+	withSync := os.Geteuid() == 0
+	if withSync {
+		writeFile(t, filepath.Join(dir, "sync.key"), "a shared key for the dashboard test\n")
+		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "sync: {peers: [127.0.0.2], port: %d, sync_id: 9, key_file: %s, resync_timeout: 1s}\n",
+			loopback.FreePort(t, "udp"), filepath.Join(dir, "sync.key"))
+		f.Close()
+	}
 	startGovs(t, file)
 	base := "http://" + httpAddr + "/"
 
@@ -183,6 +196,15 @@ virtual_servers:
 		`document.querySelector('[data-bgp-peer="127.0.0.1"] .badge.down') !== null && `+
 		`document.querySelector('[data-bgp-prefix="127.0.0.1/32"]') !== null && `+
 		`document.getElementById('bgp-summary').textContent.includes('AS 65001')`)
+	if withSync {
+		// Its state, no peer heard, the resync that timed out.
+		page.waitFor(t, "the sync panel", `document.getElementById('sync-body').dataset.sync === 'running' && !document.getElementById('sync').hidden && `+
+			`document.getElementById('sync-body').textContent.includes('0 peers') && document.getElementById('sync-body').textContent.includes('start-up timeout') && `+
+			`document.getElementById('sync-body').textContent.includes('127.0.0.2:')`)
+	} else {
+		// No sync section: the connection sync's panel stays hidden.
+		page.waitFor(t, "the sync panel hidden", `document.getElementById('sync-body').dataset.sync === 'none' && document.getElementById('sync').hidden`)
+	}
 	page.waitFor(t, "the version", `document.getElementById('version').textContent !== ''`)
 	page.waitFor(t, "the down real server's transition", fmt.Sprintf(`[...document.querySelectorAll('#events li[data-event="down"]')].some(li => li.textContent.includes('%s'))`, dead))
 

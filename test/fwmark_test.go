@@ -27,7 +27,7 @@ import (
 // chain (forwarding dr's run at raw), or "mangle", LVS's classic place,
 // which nat and fullnat follow whichever table was loaded first. The table
 // goes at the test's end.
-func markPorts(t *testing.T, ns *netns.NS, vip netip.Addr, ports []int, mark int, prio string) {
+func markPorts(t testing.TB, ns *netns.NS, vip netip.Addr, ports []int, mark int, prio string) {
 	t.Helper()
 	fam, table := "ip", "fwm_test"
 	if vip.Is6() {

@@ -2,11 +2,14 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +46,8 @@ type syncLab struct {
 	loss     bool
 	bin      string // the govs binary; default govsBin
 	noSync   bool   // no sync section (a benchmark's baseline)
+	services string // more virtual_servers items, YAML
+	fwmark   bool   // the TCP service is fwmark 7, marked by an operator's rule
 	listener []net.Listener
 }
 
@@ -56,9 +61,11 @@ type syncDirector struct {
 
 const syncVIP = "10.91.0.100"
 
-func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab { return newSyncLabTB(t, fwd, loss) }
+func newSyncLab(t *testing.T, fwd string, loss bool) *syncLab {
+	return newSyncLabTB(t, fwd, loss, false)
+}
 
-func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
+func newSyncLabTB(t testing.TB, fwd string, loss, fwmark bool) *syncLab {
 	t.Helper()
 	netns.Require(t)
 	for _, bin := range []string{"nft", "conntrack"} {
@@ -69,7 +76,7 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 			t.Skipf("needs %s (apt-get install nftables conntrack)", bin)
 		}
 	}
-	l := &syncLab{t: t, dir: t.TempDir(), fwd: fwd, loss: loss}
+	l := &syncLab{t: t, dir: t.TempDir(), fwd: fwd, loss: loss, fwmark: fwmark}
 	l.client = netns.New(t, "scl")
 	l.servers = netns.New(t, "ssrv")
 	l.client.IP("link", "add", "br0", "type", "bridge")
@@ -77,10 +84,12 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 	l.client.IP("addr", "add", "10.91.0.2/24", "dev", "br0")
 	l.servers.IP("link", "add", "br1", "type", "bridge")
 	l.servers.IP("link", "set", "br1", "up")
-	for i := 21; i <= 23; i++ {
-		l.servers.IP("addr", "add", fmt.Sprintf("10.92.0.%d/24", i), "dev", "br1")
+	if fwd != "dr" {
+		for i := 21; i <= 23; i++ {
+			l.servers.IP("addr", "add", fmt.Sprintf("10.92.0.%d/24", i), "dev", "br1")
+		}
+		l.servers.IP("route", "add", "default", "via", "10.92.0.1")
 	}
-	l.servers.IP("route", "add", "default", "via", "10.92.0.1")
 	for i := range 2 {
 		d := &syncDirector{name: fmt.Sprintf("d%d", i+1), sock: filepath.Join(l.dir, fmt.Sprintf("d%d.sock", i+1))}
 		d.ns = netns.New(t, "s"+d.name)
@@ -90,6 +99,9 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 		l.client.IP("link", "set", d.ports[0], "master", "br0")
 		l.servers.IP("link", "set", d.ports[1], "master", "br1")
 		d.ns.Sysctl("net.ipv4.ip_forward", "1")
+		if fwmark {
+			markPorts(t, d.ns, netip.MustParseAddr(syncVIP), []int{80}, 7, "mangle")
+		}
 		if loss {
 			// The sync link loses one sync datagram in ten, both ways:
 			// every tenth, from the first, so that a run with few
@@ -105,38 +117,14 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 	if err := os.WriteFile(filepath.Join(l.dir, "sync.key"), []byte("a shared key for the sync lab\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if fwd == "dr" {
+		l.drRealServers()
+		return l
+	}
 	// The real servers: each greets with its name, then answers every
 	// number N with "name N+1".
 	for i := 21; i <= 23; i++ {
-		addr := fmt.Sprintf("10.92.0.%d:8080", i)
-		var ln net.Listener
-		if err := l.servers.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-			t.Fatal(err)
-		}
-		l.listener = append(l.listener, ln)
-		t.Cleanup(func() { ln.Close() })
-		name := fmt.Sprintf("rs%d", i)
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					fmt.Fprintf(c, "%s\n", name)
-					r := bufio.NewReader(c)
-					for {
-						line, err := r.ReadString('\n')
-						if err != nil {
-							return
-						}
-						n, _ := strconv.Atoi(strings.TrimSpace(line))
-						fmt.Fprintf(c, "%s %d\n", name, n+1)
-					}
-				}()
-			}
-		}()
+		l.listener = append(l.listener, serveCounter(t, l.servers, fmt.Sprintf("10.92.0.%d:8080", i), fmt.Sprintf("rs%d", i)))
 	}
 	// UDP: each answers N with "name N+1".
 	for i := 21; i <= 23; i++ {
@@ -159,6 +147,38 @@ func newSyncLabTB(t testing.TB, fwd string, loss bool) *syncLab {
 		}()
 	}
 	return l
+}
+
+// serveCounter runs the sync lab's TCP server on addr in ns: it greets
+// with name, then answers every number N with "name N+1".
+func serveCounter(t testing.TB, ns *netns.NS, addr, name string) net.Listener {
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "%s\n", name)
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					n, _ := strconv.Atoi(strings.TrimSpace(line))
+					fmt.Fprintf(c, "%s %d\n", name, n+1)
+				}
+			}()
+		}
+	}()
+	return ln
 }
 
 // udpFlow is a UDP flow (one client socket) exchanging a counter with its
@@ -251,6 +271,9 @@ func (l *syncLab) waitUDP(flows []*udpFlow, since time.Time, within time.Duratio
 }
 
 func (l *syncLab) config(d *syncDirector, prio int) string {
+	if l.fwd == "dr" {
+		return l.drConfig(d, prio)
+	}
 	state := "BACKUP"
 	if prio > 100 {
 		state = "MASTER"
@@ -260,10 +283,11 @@ func (l *syncLab) config(d *syncDirector, prio int) string {
 	if l.noSync {
 		syncSection = ""
 	}
+	syncSection = l.services + syncSection
 	if l.fwd == "fullnat" {
 		extra = "    local_addresses: [10.92.0.50]\n"
 	}
-	return fmt.Sprintf(`api: {socket: %s}
+	cfg := fmt.Sprintf(`api: {socket: %s}
 virtual_servers:
   - name: web
     address: %s:80
@@ -287,6 +311,10 @@ virtual_servers:
     state: %s
     virtual_ipaddresses: [%s/24, 10.92.0.1/24 dev eth1, 10.92.0.50/24 dev eth1]
 `, d.sock, syncVIP, l.fwd, extra, syncVIP, l.fwd, extra, syncSection, prio, state, syncVIP)
+	if l.fwmark {
+		cfg = strings.Replace(cfg, "    address: "+syncVIP+":80\n    protocol: tcp\n", "    fwmark: 7\n", 1)
+	}
+	return cfg
 }
 
 func (l *syncLab) start(d *syncDirector, prio int) {
@@ -323,7 +351,11 @@ func (l *syncLab) waitMaster(d *syncDirector, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for !d.hasVIP() {
 		if time.Now().After(deadline) {
-			l.t.Fatalf("%s did not take the VIP within %v\n%s", d.name, within, d.govs.log())
+			log := "(govs does not run there)"
+			if d.govs != nil {
+				log = d.govs.log()
+			}
+			l.t.Fatalf("%s did not take the VIP within %v\n%s", d.name, within, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -348,6 +380,7 @@ func (l *syncLab) reboot(d *syncDirector) {
 	}
 	d.ns.Exec("conntrack", "-F")
 	d.ns.Exec("nft", "delete table inet govs")
+	d.ns.Exec("nft", "delete table ip govs") // dr's
 	l.client.IP("link", "set", d.ports[0], "up")
 	l.servers.IP("link", "set", d.ports[1], "up")
 }
@@ -361,6 +394,7 @@ func (d *syncDirector) syncState(t testing.TB) (st struct {
 		Result string `json:"result"`
 	} `json:"resync"`
 	Counters map[string]any `json:"counters"`
+	LagP99Ms float64        `json:"lag_p99_ms"`
 }) {
 	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
@@ -662,8 +696,68 @@ func avgExchanges(conns []*longConn) int64 {
 	return s / int64(len(conns))
 }
 
-func TestSyncFailoverNAT(t *testing.T)     { newSyncLab(t, "nat", false).run() }
+func TestSyncFailoverNAT(t *testing.T) {
+	l := newSyncLab(t, "nat", false)
+	l.run()
+	l.daemonRoles(l.dirs[1])
+}
+
+// syncPost posts body to the sync's path on d's API, and returns the
+// status code and the answer.
+func (d *syncDirector) syncPost(t testing.TB, path, body string) (int, string) {
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+	}}}
+	resp, err := c.Post("http://govs"+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s: POST %s: %v", d.name, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var compact bytes.Buffer
+	if json.Compact(&compact, b) == nil {
+		b = compact.Bytes()
+	}
+	return resp.StatusCode, string(b)
+}
+
+// daemonRoles stops and starts d's sync at run time, as govsadm
+// --stop-daemon / --start-daemon do: roles go, the sync stops with the
+// last one, and starts again (with a sync_id given) and finds its peer.
+func (l *syncLab) daemonRoles(d *syncDirector) {
+	t := l.t
+	for _, step := range []struct {
+		path, body string
+		code       int
+		want       string // in the answer
+	}{
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 200, `"roles":["master"]`},
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 409, "the backup sync daemon is not running"},
+		{"/api/v1/sync/stop", `{"role":"master"}`, 200, `"status":"stopped"`},
+		{"/api/v1/sync/start", `{"role":"backup","sync_id":6}`, 200, `"roles":["backup"]`},
+		{"/api/v1/sync/start", `{"role":"master","sync_id":5}`, 409, "stop it first"},
+		{"/api/v1/sync/stop", `{"role":"backup"}`, 200, `"status":"stopped"`},
+		{"/api/v1/sync/start", `{"role":"master","interface":"eth1","sync_id":5}`, 200, `"roles":["master"]`},
+		{"/api/v1/sync/start", `{"role":"backup"}`, 200, `"roles":["master","backup"]`},
+		{"/api/v1/sync/start", `{"role":"primary"}`, 400, "want master or backup"},
+	} {
+		code, body := d.syncPost(t, step.path, step.body)
+		if code != step.code || !strings.Contains(body, step.want) {
+			t.Fatalf("%s %s: %d %s, want %d with %s", step.path, step.body, code, body, step.code, step.want)
+		}
+	}
+	// Started again with its peer's sync_id, it hears it.
+	loopback.WaitFor(t, d.name+"'s restarted sync to hear its peer", func() bool {
+		st := d.syncState(t)
+		return st.Status == "running" && st.Counters["messages_received"].(float64) > 0
+	})
+}
 func TestSyncFailoverFullNAT(t *testing.T) { newSyncLab(t, "fullnat", false).run() }
+
+// TestSyncFailoverFWMark: the TCP service is a fwmark service (the
+// operator's rule marks port 80): its flows are told by their conntrack
+// mark, synced, and survive the failover and the failback.
+func TestSyncFailoverFWMark(t *testing.T) { newSyncLabTB(t, "nat", false, true).run() }
 
 // TestSyncFailoverLossyLink: one sync datagram in ten is lost, both ways,
 // all along: NACKs and retransmissions still bring every flow across.

@@ -141,7 +141,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	// without the VIPs, which move with the master.
 	vd := vrrpd.New(log, vrrpd.Options{Services: d, OnState: alerts.VRRP, OnGroupState: alerts.VRRPGroup})
 	srv.SetVRRP(vd)
-	sr, err := startSync(log, cfg, vd) // before VRRP: it may hold it in backup (sync.go)
+	sr, err := startSync(log, cfg, d, dp, vd) // before VRRP: it may hold it in backup (sync.go)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		d.Shutdown(0)
@@ -149,7 +149,7 @@ func run(stderr io.Writer, file string, lf *loadFlags, cfg *config.Config, warns
 	}
 	defer sr.stop()
 	if sr != nil {
-		srv.SetSync(sr.d)
+		srv.SetSync(sr)
 	}
 	if err := vd.Apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)

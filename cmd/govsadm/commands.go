@@ -98,9 +98,20 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 	case cmdTimeout:
 		return c.setTimeouts(ctx, e.timeouts)
 	case cmdStartDaemon, cmdStopDaemon:
-		// The sync authenticates every message with a shared key, which
-		// only the configuration names; it starts and stops with govs.
-		return fail(255, "govs runs the connection sync from its configuration: add a sync section (interface, sync_id, key_file; docs/sync.md) and restart govs")
+		// The sync authenticates every message with the shared key the
+		// configuration's key_file names: these start and stop the
+		// configured sync's roles, with the interface and sync_id given.
+		req := api.SyncDaemonRequest{Role: e.daemon.role, Interface: e.daemon.iface}
+		if e.daemon.syncID >= 0 {
+			req.SyncID = &e.daemon.syncID
+		}
+		path := "/api/v1/sync/start"
+		if e.cmd == cmdStopDaemon {
+			path = "/api/v1/sync/stop"
+		}
+		if err := c.api().Do(ctx, "POST", path, req, nil); err != nil {
+			return c.apiError(err, false)
+		}
 	}
 	return nil
 }
@@ -222,8 +233,9 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 	return nil
 }
 
-// listDaemon prints ipvsadm's daemon lines. govs's sync both sends its
-// flows and takes its peers': it is IPVS's master and backup daemons at once.
+// listDaemon prints ipvsadm's daemon lines, one per role that runs. By
+// default govs's sync both sends its flows and takes its peers': IPVS's
+// master and backup daemons at once.
 func (c *cli) listDaemon(ctx context.Context) error {
 	var st api.SyncState
 	if err := c.api().Do(ctx, "GET", "/api/v1/sync", nil, &st); err != nil {
@@ -232,7 +244,7 @@ func (c *cli) listDaemon(ctx context.Context) error {
 	if st.Status != "running" && st.Status != "resyncing" {
 		return nil // no sync daemon runs: ipvsadm prints nothing
 	}
-	for _, role := range []string{"master", "backup"} {
+	for _, role := range st.Roles {
 		fmt.Fprintf(c.stdout, "%s sync daemon (mcast=%s, syncid=%d)\n", role, st.Interface, st.SyncID)
 	}
 	return nil

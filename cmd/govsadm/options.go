@@ -164,6 +164,14 @@ type entry struct {
 	dest        dest
 	unsupported string // an accepted option govs cannot serve
 	timeouts    [3]int // --set tcp tcpfin udp, seconds; 0 leaves one unchanged
+	daemon      daemonArgs
+}
+
+// daemonArgs are --start-daemon's and --stop-daemon's: the role, and the
+// interface and sync_id overriding the configuration's (syncID -1: none).
+type daemonArgs struct {
+	role, iface string
+	syncID      int
 }
 
 // failure ends govsadm with a message and an exit status, as ipvsadm's
@@ -353,11 +361,13 @@ func parse(args []string) (*entry, string, error) {
 		if first.arg != "master" && first.arg != "backup" {
 			return nil, "", fail(2, "illegal start-daemon parameter specified")
 		}
+		e.daemon = daemonArgs{role: first.arg, syncID: -1}
 	case "stop-daemon":
 		e.cmd = cmdStopDaemon
 		if first.arg != "master" && first.arg != "backup" {
 			return nil, "", fail(2, "illegal start_daemon specified")
 		}
+		e.daemon = daemonArgs{role: first.arg, syncID: -1}
 	case "h", "v":
 		return nil, first.def.tag, nil
 	default:
@@ -544,28 +554,37 @@ func (e *entry) option(t token, schedFlags, netmask *string, netmaskV6 *bool) er
 		*schedFlags = t.arg
 	case "mcast-interface":
 		err = set(optMcast)
+		e.daemon.iface = t.arg
 	case "syncid":
 		err = set(optSyncID)
-		if _, ok := stringToNumber(t.arg, 0, 255); !ok {
+		n, ok := stringToNumber(t.arg, 0, 255)
+		if !ok {
 			return fail(2, "illegal syncid specified")
 		}
+		e.daemon.syncID = n
+	// The sync's group, port, message size and TTL are the configuration's
+	// (docs/sync.md): refused rather than silently ignored.
 	case "mcast-group":
 		err = set(optMcastGroup)
+		e.unsupported = "--mcast-group: govs takes the sync's group (or unicast peers) from the sync section of its configuration (docs/sync.md)"
 	case "mcast-port":
 		err = set(optMcastPort)
 		if _, ok := stringToNumber(t.arg, 1, 65535); !ok {
 			return fail(2, "illegal mcast-port specified")
 		}
+		e.unsupported = "--mcast-port: govs takes the sync's port from the sync section of its configuration (docs/sync.md)"
 	case "mcast-ttl":
 		err = set(optMcastTTL)
 		if _, ok := stringToNumber(t.arg, 1, 255); !ok {
 			return fail(2, "illegal mcast-ttl specified")
 		}
+		e.unsupported = "--mcast-ttl: govs sends the sync with TTL 1, to its own link only (docs/sync.md)"
 	case "sync-maxlen":
 		err = set(optSyncMaxLen)
 		if _, ok := stringToNumber(t.arg, 1, 65535-20-8); !ok {
 			return fail(2, "illegal sync-maxlen specified")
 		}
+		e.unsupported = "--sync-maxlen: govs sizes sync messages to the interface's MTU (docs/sync.md)"
 	case "agent":
 		err = set(optAgent)
 		e.format |= fmtAgent

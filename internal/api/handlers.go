@@ -55,6 +55,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/bgp", s.h(s.getBGP)},             // bgp.go
 		{"GET", "/api/v1/discovery", s.h(s.getDiscovery)}, // discovery.go
 		{"GET", "/api/v1/sync", s.h(s.getSync)},
+		{"POST", "/api/v1/sync/start", s.h(s.startSync)}, // sync.go
+		{"POST", "/api/v1/sync/stop", s.h(s.stopSync)},
 		{"GET", "/api/v1/stats", s.h(s.getStats)},
 		{"GET", "/api/v1/forecasts", s.h(s.getForecasts)},
 		{"GET", "/api/v1/connections", s.h(s.listConnections)},

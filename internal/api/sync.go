@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -14,6 +15,19 @@ import (
 // SyncSource gives the connection sync's state: *connsync.Daemon.
 type SyncSource interface {
 	Status() connsync.DaemonStatus
+}
+
+// SyncController starts and stops the connection sync's roles at run
+// time (govsadm --start-daemon, --stop-daemon). Errors of type *Error
+// go to the client as they are.
+type SyncController interface {
+	// StartRole starts role ("master": send this director's flows,
+	// "backup": install the peers'), the sync first if it is stopped,
+	// with iface and syncID (-1: the configured ones) overriding the
+	// configuration's.
+	StartRole(role, iface string, syncID int) error
+	// StopRole stops role; the sync stops with its last role.
+	StopRole(role string) error
 }
 
 // SetSync makes the server report the connection sync of v (GET
@@ -37,8 +51,12 @@ func (s *Server) syncSource() SyncSource {
 // SyncState is GET /api/v1/sync.
 type SyncState struct {
 	// Status is "sync not configured", "resyncing" (asking the peers for
-	// their tables at start) or "running".
-	Status    string   `json:"status"`
+	// their tables at start), "running", or "stopped" (govsadm
+	// --stop-daemon).
+	Status string `json:"status"`
+	// Roles are IPVS's daemons that run: "master" sends this director's
+	// flows, "backup" installs the peers' (both by default).
+	Roles     []string `json:"roles"`
 	Mode      string   `json:"mode,omitempty"` // multicast or unicast
 	Interface string   `json:"interface,omitempty"`
 	Group     string   `json:"group,omitempty"`
@@ -83,13 +101,18 @@ type SyncPeer struct {
 
 // SyncCounters are the sync's counters since start.
 type SyncCounters struct {
-	MessagesSent     uint64            `json:"messages_sent"`
-	MessagesReceived uint64            `json:"messages_received"`
-	BytesSent        uint64            `json:"bytes_sent"`
-	BytesReceived    uint64            `json:"bytes_received"`
-	EntriesSent      uint64            `json:"entries_sent"`
-	EntriesReceived  uint64            `json:"entries_received"`
-	Installed        uint64            `json:"installed"`
+	MessagesSent     uint64 `json:"messages_sent"`
+	MessagesReceived uint64 `json:"messages_received"`
+	BytesSent        uint64 `json:"bytes_sent"`
+	BytesReceived    uint64 `json:"bytes_received"`
+	EntriesSent      uint64 `json:"entries_sent"`
+	EntriesReceived  uint64 `json:"entries_received"`
+	Installed        uint64 `json:"installed"`
+	// TemplatesInstalled are the peers' persistence templates installed
+	// (counted in Installed too).
+	TemplatesInstalled uint64 `json:"templates_installed"`
+	// DRFlowsInstalled are the peers' DR flows installed (in Installed too).
+	DRFlowsInstalled uint64            `json:"dr_flows_installed"`
 	InstallErrors    uint64            `json:"install_errors"`
 	Retransmits      uint64            `json:"retransmits"`
 	NacksSent        uint64            `json:"nacks_sent"`
@@ -108,6 +131,13 @@ func syncState(st connsync.DaemonStatus) SyncState {
 	out := SyncState{Status: st.State, Mode: st.Mode, Interface: st.Interface, Group: st.Group, Peers: st.Peers,
 		Port: st.Port, SyncID: int(st.SyncID), Node: fmt.Sprintf("%08x", n.Node), PeerNodes: []SyncPeer{},
 		Flows: st.Flows, PeerFlows: st.PeerFlows, LagLastMs: msf(st.LagLast), LagMedianMs: msf(st.LagMedian), LagP99Ms: msf(st.LagP99)}
+	out.Roles = []string{}
+	if st.Master {
+		out.Roles = append(out.Roles, "master")
+	}
+	if st.Backup {
+		out.Roles = append(out.Roles, "backup")
+	}
 	out.Resync.Result = n.ResyncResult
 	if !n.ResyncStarted.IsZero() {
 		t := n.ResyncStarted
@@ -125,7 +155,7 @@ func syncState(st connsync.DaemonStatus) SyncState {
 	c := n.Stats
 	out.Counters = SyncCounters{MessagesSent: c.MsgsSent, MessagesReceived: c.MsgsReceived, BytesSent: c.BytesSent,
 		BytesReceived: c.BytesReceived, EntriesSent: c.EntriesSent, EntriesReceived: c.EntriesReceived,
-		Installed: st.Installed, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
+		Installed: st.Installed, TemplatesInstalled: st.Templates, DRFlowsInstalled: st.DRFlows, InstallErrors: st.InstallErrors, Retransmits: c.Retransmits, NacksSent: c.NacksSent,
 		NacksReceived: c.NacksReceived, Lost: c.Lost, ResyncsRequested: c.ResyncsRequested, ResyncsServed: c.ResyncsServed,
 		EventsLost: st.EventsLost, Drops: map[string]uint64{}}
 	for r := connsync.Reason(0); r < connsync.NumReasons; r++ {
@@ -137,7 +167,7 @@ func syncState(st connsync.DaemonStatus) SyncState {
 func (s *Server) getSync(w http.ResponseWriter, r *http.Request) error {
 	src := s.syncSource()
 	if src == nil {
-		writeJSON(w, http.StatusOK, SyncState{Status: "sync not configured", PeerNodes: []SyncPeer{}})
+		writeJSON(w, http.StatusOK, SyncState{Status: "sync not configured", Roles: []string{}, PeerNodes: []SyncPeer{}})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, syncState(src.Status()))
@@ -228,4 +258,94 @@ func (c *syncCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descSyncFlows, float64(st.Flows), "local")
 	gauge(descSyncFlows, float64(st.PeerFlows), "peer")
+}
+
+// SyncDaemonRequest is the body of POST /api/v1/sync/start and
+// /api/v1/sync/stop.
+type SyncDaemonRequest struct {
+	Role      string `json:"role"`                // master or backup
+	Interface string `json:"interface,omitempty"` // start: overrides sync.interface
+	SyncID    *int   `json:"sync_id,omitempty"`   // start: overrides sync.sync_id
+}
+
+func (s *Server) syncController() (SyncController, error) {
+	ctl, ok := s.syncSource().(SyncController)
+	if !ok {
+		return nil, &Error{Code: CodeRefused, Message: "no sync section in the configuration: the connection sync " +
+			"authenticates every message with the shared key its key_file names; add sync: {interface, sync_id, key_file} " +
+			"(docs/sync.md) and restart govs"}
+	}
+	return ctl, nil
+}
+
+func readSyncRequest(w http.ResponseWriter, r *http.Request, start bool) (SyncDaemonRequest, error) {
+	var req SyncDaemonRequest
+	obj, err := readObject(w, r)
+	if err != nil {
+		return req, err
+	}
+	for k, v := range obj {
+		switch k {
+		case "role":
+			req.Role, _ = v.(string)
+			if req.Role != "master" && req.Role != "backup" {
+				return req, invalid("role", "%v: want master or backup", v)
+			}
+		case "interface":
+			if !start {
+				return req, invalid(k, "only when starting")
+			}
+			if req.Interface, _ = v.(string); req.Interface == "" {
+				return req, invalid(k, "%v: want an interface name", v)
+			}
+		case "sync_id":
+			n, ok := v.(json.Number)
+			id, err := n.Int64()
+			if !start || !ok || err != nil || id < 0 || id > 255 {
+				return req, invalid(k, "%v: want 0-255, and only when starting", v)
+			}
+			x := int(id)
+			req.SyncID = &x
+		default:
+			return req, invalid(k, "unknown field")
+		}
+	}
+	if req.Role == "" {
+		return req, invalid("role", "required: master or backup")
+	}
+	return req, nil
+}
+
+func (s *Server) startSync(w http.ResponseWriter, r *http.Request) error {
+	req, err := readSyncRequest(w, r, true)
+	if err != nil {
+		return err
+	}
+	ctl, err := s.syncController()
+	if err != nil {
+		return err
+	}
+	id := -1
+	if req.SyncID != nil {
+		id = *req.SyncID
+	}
+	if err := ctl.StartRole(req.Role, req.Interface, id); err != nil {
+		return err
+	}
+	return s.getSync(w, r)
+}
+
+func (s *Server) stopSync(w http.ResponseWriter, r *http.Request) error {
+	req, err := readSyncRequest(w, r, false)
+	if err != nil {
+		return err
+	}
+	ctl, err := s.syncController()
+	if err != nil {
+		return err
+	}
+	if err := ctl.StopRole(req.Role); err != nil {
+		return err
+	}
+	return s.getSync(w, r)
 }

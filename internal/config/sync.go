@@ -25,7 +25,8 @@ type Sync struct {
 	// is authenticated with (HMAC-SHA256).
 	KeyFile string `yaml:"key_file,omitempty"`
 	// Forwarding lists the forwarding methods whose flows are synced:
-	// nat and fullnat (the default: both).
+	// nat, fullnat and dr (the default: all three). Persistence templates
+	// are synced for every forwarding.
 	Forwarding []Forwarding `yaml:"forwarding,omitempty"`
 	// FlushDelay is how long changes wait to be batched (default 5ms).
 	FlushDelay Duration `yaml:"flush_delay,omitempty"`
@@ -111,11 +112,11 @@ func (s *Sync) validate(errs *ErrorList) {
 		}
 	}
 	if len(s.Forwarding) == 0 {
-		s.Forwarding = []Forwarding{NAT, FullNAT}
+		s.Forwarding = []Forwarding{NAT, FullNAT, DR}
 	}
 	for _, f := range s.Forwarding {
-		if f != NAT && f != FullNAT {
-			errs.add(s.At("forwarding"), "sync forwarding %q: only nat and fullnat flows are synced (a proxied connection cannot move)", f)
+		if f != NAT && f != FullNAT && f != DR {
+			errs.add(s.At("forwarding"), "sync forwarding %q: only nat, fullnat and dr flows are synced (a proxied connection cannot move; its persistence templates are synced anyway)", f)
 		}
 	}
 	for _, d := range []struct {

@@ -42,9 +42,10 @@ type Director struct {
 
 	hc directorHealth // health.go
 
-	disc   discoveredSets                    // discovered.go
-	fc     forecastBook                      // forecast.go
-	events atomic.Pointer[func(HealthEvent)] // events.go
+	disc    discoveredSets                    // discovered.go
+	fc      forecastBook                      // forecast.go
+	events  atomic.Pointer[func(HealthEvent)] // events.go
+	tplHook templateHook                      // synctemplates.go
 }
 
 // New returns a director that forwards with dp. It serves nothing until Apply.
@@ -281,6 +282,7 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 		retiring: map[netip.AddrPort]*RealServer{},
 		ctx:      ctx,
 		cancel:   cancel,
+		tplHook:  &d.tplHook,
 	}
 	vs.initHealth(d)
 	return vs

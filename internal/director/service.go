@@ -62,6 +62,8 @@ type VirtualService struct {
 	retire *time.Timer
 
 	health svcHealth // quorum, sorry server (health.go); guarded by mu
+
+	tplHook *templateHook // the director's (synctemplates.go)
 }
 
 // Settings returns the current settings.
@@ -128,7 +130,10 @@ func (vs *VirtualService) Schedule(client netip.AddrPort, exclude []*RealServer)
 	}
 	// A full table (ErrFull) leaves this connection unpersisted rather than
 	// evicting another client's affinity early.
-	tp, _ := p.table.Bind(vs.Address, client.Addr(), rs.Dest)
+	tp, err := p.table.Bind(vs.Address, client.Addr(), rs.Dest)
+	if err == nil {
+		vs.bound(p, client.Addr(), rs)
+	}
 	return Binding{rs, tp}
 }
 

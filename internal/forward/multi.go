@@ -39,6 +39,9 @@ func NewMulti(routes map[desired.Forwarding]director.Dataplane) *Multi {
 	return m
 }
 
+// Route is the dataplane of forwarding method f (nil: none).
+func (m *Multi) Route(f desired.Forwarding) director.Dataplane { return m.routes[f] }
+
 // split divides s among the dataplanes, each getting a snapshot (empty
 // when it serves none of s's services).
 func (m *Multi) split(s *director.Snapshot) (map[director.Dataplane]*director.Snapshot, error) {

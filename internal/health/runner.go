@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +36,9 @@ const DefaultMaxInFlight = 256
 // Runner runs the checks of many real servers. One goroutine keeps them in
 // a timer wheel (wheel.go) by due time, wakes once per tick that has due
 // checks, and starts each: a check that waits for its answer without a
-// goroutine (the tcp check's SYN probe, syn.go) it starts itself, and its
-// answer comes back through complete, or its timeout through the same wheel;
+// goroutine (the tcp check's SYN probe, syn.go) it starts itself, and
+// reads its answer itself too (each tick while probes are out, from the
+// probers' sockets, synread.go), or its timeout comes through the same wheel;
 // any other check goes to a Pool of workers, at most maxInFlight (started
 // as needed, kept for the runner's life, so a check costs no goroutine or
 // stack growth; the same pool design runs the director's agent probes). A
@@ -59,7 +61,23 @@ type Runner struct {
 	cancel    context.CancelFunc
 	loopDone  chan struct{}
 	syns      synBatch // the loop's: SYNs staged by dispatch, sent by flush
+
+	// inflight counts the asynchronous checks in flight (r.mu): while
+	// there are any, the loop looks at the probers' sockets for answers.
+	inflight int
+	// The loop's alone: the probers its SYNs went out on (it reads their
+	// answers), its reading buffers, and the ticks to the next look at
+	// the sockets while probes are out and nothing else is due: one tick
+	// after a send or an answer, twice as long after each look that found
+	// nothing (a server that takes its time, or none: its timeout ends it).
+	polled   []*synProber
+	rb       *recvBatch
+	pollWait int64
 }
+
+// maxPollWait bounds the ticks between two looks at the probers' sockets
+// while probes are out (32 ticks: 320 ms).
+const maxPollWait = 32
 
 // Job is one real server's scheduled check.
 type Job struct {
@@ -147,7 +165,10 @@ func (j *Job) Stop() {
 	j.stopped = true
 	r.w.remove(j)
 	inflight := j.inflight
-	j.inflight = false
+	if inflight {
+		j.inflight = false
+		r.inflight--
+	}
 	r.mu.Unlock()
 	if inflight {
 		j.async.cancel(j, false)
@@ -179,6 +200,7 @@ func (r *Runner) Close() {
 			cancel = append(cancel, j)
 		}
 	}
+	r.inflight = 0
 	r.mu.Unlock()
 	for _, j := range cancel {
 		j.async.cancel(j, false)
@@ -203,30 +225,47 @@ func (r *Runner) loop() {
 	defer timer.Stop()
 	var due []*Job
 	for {
+		// Answers first: one that came before its probe's timeout is the
+		// probe's answer, however late the loop looks.
+		read := r.poll()
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
 			return
 		}
-		now := r.now()
-		due = r.w.advance(tickOf(now), due[:0])
+		wall := time.Now()
+		now := wall.Sub(r.epoch)
+		tick := tickOf(now)
+		due = r.w.advance(tick, due[:0])
 		for _, j := range due {
 			if j.inflight { // an asynchronous check's timeout
 				j.inflight, j.timedOut = false, true
+				r.inflight--
 			}
 		}
 		wait := time.Hour
 		r.sleepTick = math.MaxInt64
-		if t, ok := r.w.next(tickOf(now)); ok {
+		if t, ok := r.w.next(tick); ok {
 			wait = time.Duration(t)*wheelTick - now
 			r.sleepTick = t
+		}
+		if r.inflight > 0 && len(r.polled) > 0 {
+			if read > 0 {
+				r.pollWait = 1
+			} else if r.pollWait < maxPollWait {
+				r.pollWait = max(1, 2*r.pollWait)
+			}
+			if t := tick + r.pollWait; t < r.sleepTick {
+				wait = time.Duration(t)*wheelTick - now
+				r.sleepTick = t
+			}
 		}
 		if len(due) > 0 {
 			r.sleepTick = 0 // looks again at once
 		}
 		r.mu.Unlock()
 		for i, j := range due {
-			if !r.dispatch(j) {
+			if !r.dispatch(j, wall) {
 				return
 			}
 			due[i] = nil
@@ -245,11 +284,20 @@ func (r *Runner) loop() {
 	}
 }
 
+// poll reads the answers queued on the probers the loop's SYNs went out on.
+func (r *Runner) poll() int {
+	n := 0
+	for _, p := range r.polled {
+		n += p.poll(r.rb)
+	}
+	return n
+}
+
 // dispatch starts j: an asynchronous check here, anything else (and a
 // timeout to report) on a worker: an idle one, or a new one while there
 // are fewer than max, or else it waits for one: checks then run late
 // rather than too many at once. It is false when the runner closes.
-func (r *Runner) dispatch(j *Job) bool {
+func (r *Runner) dispatch(j *Job, wall time.Time) bool {
 	if j.async != nil && j.async.ready() {
 		r.mu.Lock()
 		if j.stopped || r.closed || j.timedOut {
@@ -261,9 +309,10 @@ func (r *Runner) dispatch(j *Job) bool {
 			j.async.cancel(j, true)
 			return r.pool.Submit(j) // report the timeout
 		}
-		now := r.now()
+		now := wall.Sub(r.epoch)
 		j.gen++
-		j.inflight, j.sentAt, j.sentMono = true, time.Now(), now
+		j.inflight, j.sentAt, j.sentMono = true, wall, now
+		r.inflight++
 		j.r.w.add(j, tickOf(now+j.t.Timeout))
 		gen := j.gen
 		r.mu.Unlock()
@@ -282,26 +331,51 @@ func (r *Runner) dispatch(j *Job) bool {
 // maxSYNBatch bounds the SYNs of one sendmmsg.
 const maxSYNBatch = 256
 
-// flush sends the SYNs staged by dispatch.
+// flush sends the SYNs staged by dispatch, and notes their probers: the
+// loop reads their answers.
 func (r *Runner) flush() {
 	if len(r.syns.ents) == 0 {
 		return
 	}
+	var last *synProber
+	for i := range r.syns.ents {
+		if p := r.syns.ents[i].p; p != last {
+			last = p
+			if !slices.Contains(r.polled, p) {
+				r.polled = append(r.polled, p)
+				if r.rb == nil {
+					r.rb = newRecvBatch(recvBatchSize)
+				}
+			}
+		}
+	}
 	r.syns.flush(func(j *Job, gen uint32, err error) { r.complete(j, gen, failErr(r.ctx, "probe", err)) })
+	r.pollWait = 0 // look for their answers at the next tick
 }
 
-// complete is the answer of an asynchronous check (try gen of job j),
-// from the prober's reader; a late one (timed out, stopped, an earlier
-// try's) is dropped.
-func (r *Runner) complete(j *Job, gen uint32, res Result) {
+// complete is the answer of an asynchronous check (try gen of job j)
+// now; a late one (timed out, stopped, an earlier try's) is dropped.
+func (r *Runner) complete(j *Job, gen uint32, res Result) { r.answer(j, gen, res, time.Time{}) }
+
+// answer is complete for an answer that arrived at at (the kernel's
+// stamp; zero: now): the check's latency is the time from its send.
+func (r *Runner) answer(j *Job, gen uint32, res Result, at time.Time) {
 	r.mu.Lock()
 	if !j.inflight || j.gen != gen || j.stopped || r.closed {
 		r.mu.Unlock()
 		return
 	}
 	j.inflight = false
+	r.inflight--
 	r.w.remove(j)
-	res.Type, res.At, res.Latency = j.typ, j.sentAt, time.Since(j.sentAt)
+	lat := time.Since(j.sentAt)
+	if !at.IsZero() {
+		// Wall clocks: the stamp has no monotonic reading. A step of
+		// the clock between send and answer is bounded by what the
+		// monotonic clock saw.
+		lat = min(max(at.Sub(j.sentAt), 0), lat)
+	}
+	res.Type, res.At, res.Latency = j.typ, j.sentAt, lat
 	r.finishLocked(j, res, j.sentMono)
 }
 

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -32,8 +31,12 @@ import (
 // which ends the half-open connection on the real server: a check costs
 // three packets and no handshake, no socket, no file descriptor, no
 // goroutine and no timer (its timeout is a slot in the Runner's wheel).
-// One reader goroutine per family matches the answers to the outstanding
+// There is no reader goroutine either: the Runner's loop, which wakes
+// every tick while it has checks due or probes out, reads the answers
+// queued on the socket (synread.go) and matches them to the outstanding
 // probes by (real server, port, source port) and acknowledgment number.
+// The kernel stamps each answer with its arrival time (SO_TIMESTAMPNS),
+// so a check's latency is the network's, not the loop's.
 //
 // The raw socket is given a BPF filter, so that of all the TCP packets the
 // host receives only SYN-ACKs and RSTs to the probes' port range are
@@ -57,8 +60,9 @@ type asyncChecker interface {
 	// ready is false when the check must run as a Checker instead.
 	ready() bool
 	// begin stages try gen of job j's check in b, which the Runner's loop
-	// sends; its answer comes back through j's Runner's complete, or its
-	// timeout through the wheel. An error is a failed check.
+	// sends; its answer comes back through j's Runner's answer (the loop
+	// reads it, synread.go), or its timeout through the wheel. An error
+	// is a failed check.
 	begin(j *Job, gen uint32, b *synBatch) error
 	// cancel forgets j's outstanding probe, if any; timedOut says it
 	// timed out (called from the Runner's loop, like ready and begin).
@@ -67,17 +71,20 @@ type asyncChecker interface {
 
 // synProber is a family's raw socket and its outstanding probes.
 type synProber struct {
-	v4     bool
-	conn   *net.IPConn
-	fd     int // conn's, for sendto without the poller (a raw send never blocks long)
+	v4 bool
+	// fd is the raw socket, non-blocking and not in Go's poller: the
+	// Runner's loop reads it when it looks (an fd in the poller would
+	// wake the poller's thread at every answer for nobody).
+	fd     int
+	icmp   int         // the raw ICMP socket for unreachables (synicmp.go); -1: none
+	closed atomic.Bool // set before fd closes: no loop reads it then
 	lo, hi uint16
 	// route is the source address of the route to a target (routeSource;
 	// a test's looks in its namespace).
 	route func(netip.AddrPort) (netip.Addr, error)
 
-	mu   sync.Mutex
-	m    matcher
-	next uint16
+	mu sync.Mutex
+	m  matcher
 }
 
 var (
@@ -102,7 +109,6 @@ func proberFor(v4 bool) *synProber {
 			slog.Info("health: tcp checks connect (no SYN probes)", "family", map[bool]string{true: "ipv4", false: "ipv6"}[v4], "reason", err.Error())
 		} else {
 			probers[i] = p
-			go p.read()
 		}
 	}
 	return probers[i]
@@ -117,48 +123,96 @@ func openProber(v4 bool) (*synProber, error) {
 	if err != nil {
 		return nil, err
 	}
-	network := "ip6:tcp"
+	family := unix.AF_INET6
 	if v4 {
-		network = "ip4:tcp"
+		family = unix.AF_INET
 	}
-	conn, err := net.ListenIP(network, nil)
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	p := &synProber{v4: v4, conn: conn, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
-	p.next = lo + uint16(rand.N(int(hi-lo)+1))
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
+	p := &synProber{v4: v4, fd: fd, icmp: -1, lo: lo, hi: hi, m: newMatcher(), route: routeSource}
+	if err := p.setup(); err != nil {
+		unix.Close(fd)
 		return nil, err
 	}
-	filter, err := replyFilter(v4, lo, hi)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	var serr error
-	cerr := rc.Control(func(fd uintptr) {
-		p.fd = int(fd)
-		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-		if serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); serr != nil {
-			serr = fmt.Errorf("filter: %w", serr)
-			return
-		}
-		// Room for a burst of answers while the reader reports.
-		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		if !v4 {
-			// The kernel computes (and checks) the checksum at offset 16.
-			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); serr != nil {
-				serr = fmt.Errorf("IPV6_CHECKSUM: %w", serr)
-			}
-		}
-	})
-	if err := errors.Join(cerr, serr); err != nil {
-		conn.Close()
-		return nil, err
+	if err := p.openICMP(); err != nil {
+		// Probes work without: a server behind an unreachable goes down
+		// at its timeout.
+		slog.Info("health: ICMP unreachables not read for SYN probes", "family", map[bool]string{true: "ipv4", false: "ipv6"}[v4], "reason", err.Error())
 	}
 	return p, nil
+}
+
+// openICMP opens the raw ICMP socket that reads the unreachables quoting
+// the probes.
+func (p *synProber) openICMP() error {
+	family, proto := unix.AF_INET6, unix.IPPROTO_ICMPV6
+	if p.v4 {
+		family, proto = unix.AF_INET, unix.IPPROTO_ICMP
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return fmt.Errorf("raw ICMP socket: %w", err)
+	}
+	filter, err := assemble(unreachProgram(p.v4, p.lo, p.hi))
+	if err == nil {
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("ICMP filter: %w", err)
+	}
+	p.icmp = fd
+	return nil
+}
+
+// setup gives the raw socket its filter, buffer, timestamps and (IPv6)
+// checksum offload.
+func (p *synProber) setup() error {
+	filter, err := replyFilter(p.v4, p.lo, p.hi)
+	if err != nil {
+		return err
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.SetsockoptSockFprog(p.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		return fmt.Errorf("filter: %w", err)
+	}
+	// Room for the answers of a few ticks (the loop reads them once a
+	// tick), and for a tick's burst of SYNs until the device has sent
+	// them. As root the FORCE options pass net.core.[rw]mem_max;
+	// otherwise the kernel caps the sizes there.
+	setBuf(p.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4<<20)
+	setBuf(p.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 1<<20)
+	// The answers' arrival time: the loop reads them up to a tick late.
+	if err := unix.SetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	if !p.v4 {
+		// The kernel computes (and checks) the checksum at offset 16.
+		if err := unix.SetsockoptInt(p.fd, unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16); err != nil {
+			return fmt.Errorf("IPV6_CHECKSUM: %w", err)
+		}
+	}
+	return nil
+}
+
+// setBuf sets a socket buffer's size with force (CAP_NET_ADMIN), or
+// else as far as the sysctl lets it.
+func setBuf(fd, force, opt, size int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size)
+	}
+}
+
+// close closes the raw socket (tests: the process's probers stay open).
+func (p *synProber) close() {
+	p.closed.Store(true)
+	unix.Close(p.fd)
+	if p.icmp >= 0 {
+		unix.Close(p.icmp)
+	}
 }
 
 // probePorts is the source port range of the probes: the ports above the
@@ -199,7 +253,12 @@ func portsOutside(elo, ehi int) (lo, hi uint16, err error) {
 // RSTs to a port in [lo, hi]: the raw socket would otherwise get a copy of
 // every TCP packet the host receives.
 func replyFilter(v4 bool, lo, hi uint16) ([]unix.SockFilter, error) {
-	raw, err := bpf.Assemble(replyProgram(v4, lo, hi))
+	return assemble(replyProgram(v4, lo, hi))
+}
+
+// assemble is a classic BPF program in the kernel's form.
+func assemble(prog []bpf.Instruction) ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, err
 	}
@@ -264,17 +323,25 @@ type synEnt struct {
 
 // stage registers a probe of j to dst from src (src matters for IPv4's
 // checksum only) and queues its SYN in b; registered before it is sent,
-// so that no answer can beat it.
-func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort) error {
+// so that no answer can beat it. next is the check's own source port
+// counter (0: start anywhere): each check walks the whole range before it
+// uses a port again, so that a probe's four-tuple comes back to its real
+// server thousands of probes later, long after the server has forgotten
+// the last one (a SYN that finds the half-open connection of an earlier
+// probe still there, its RST late or lost, gets no SYN-ACK of its own).
+func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst netip.AddrPort, next *uint16) error {
 	seq := rand.Uint32()
+	if *next < p.lo || *next > p.hi {
+		*next = p.lo + uint16(rand.N(int(p.hi-p.lo)+1))
+	}
 	p.mu.Lock()
-	k := probeKey{addr: dst.Addr(), rport: dst.Port()}
+	k := keyOf(dst.Addr(), dst.Port(), 0)
 	for range int(p.hi-p.lo) + 1 {
-		k.lport = p.next
-		if p.next == p.hi {
-			p.next = p.lo
+		k.lport = *next
+		if *next == p.hi {
+			*next = p.lo
 		} else {
-			p.next++
+			*next++
 		}
 		if p.m.add(k, outstanding{j: j, gen: gen, seq: seq}) {
 			j.pkey, j.pset = k, true
@@ -292,22 +359,29 @@ func (p *synProber) stage(b *synBatch, j *Job, gen uint32, src netip.Addr, dst n
 }
 
 // flush sends the staged SYNs; fail is told of each that could not be
-// sent (its probe is forgotten).
+// sent (its probe is forgotten). SYNs that the socket has no room for now
+// (EAGAIN, ENOBUFS: a burst fills the send buffer faster than the device
+// drains it) stay staged for the next flush: the director's own
+// congestion is no real server's failure, and a probe not sent by its
+// check's timeout times out as any other.
 func (b *synBatch) flush(fail func(j *Job, gen uint32, err error)) {
+	kept := 0
 	for start := 0; start < len(b.ents); {
 		end := start + 1
 		for end < len(b.ents) && b.ents[end].p == b.ents[start].p {
 			end++
 		}
-		b.send(b.ents[start:end], fail)
+		sent := b.send(b.ents[start:end], fail)
+		kept += copy(b.ents[kept:], b.ents[start+sent:end])
 		start = end
 	}
-	clear(b.ents)
-	b.ents = b.ents[:0]
+	clear(b.ents[kept:])
+	b.ents = b.ents[:kept]
 }
 
-// send sends ents, all of one prober, with sendmmsg.
-func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error)) {
+// send sends ents, all of one prober, with sendmmsg, and returns how many
+// left or failed; the rest found no room in the socket.
+func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error)) int {
 	n := len(ents)
 	if cap(b.hdrs) < n {
 		b.hdrs, b.iovs, b.names = make([]unix.Mmsghdr, n), make([]unix.Iovec, n), make([]unix.RawSockaddrInet6, n)
@@ -331,11 +405,19 @@ func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error))
 			hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		}
 	}
-	for off := 0; off < n; {
-		sent, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd),
-			uintptr(unsafe.Pointer(&hdrs[off])), uintptr(n-off), 0, 0, 0)
+	off := 0
+	for off < n {
+		// A raw system call: the socket never blocks (MSG_DONTWAIT), so
+		// the goroutine keeps its P, and the runtime's monitor has no
+		// system call to retake it from.
+		sent, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(p.fd),
+			uintptr(unsafe.Pointer(&hdrs[off])), uintptr(n-off), unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
+		case errno == unix.EAGAIN || errno == unix.ENOBUFS:
+			clear(hdrs)
+			clear(iovs)
+			return off // the rest waits for the next flush
 		case errno != 0:
 			// The first message failed: report it, go on with the rest.
 			p.cancel(ents[off].j)
@@ -348,6 +430,7 @@ func (b *synBatch) send(ents []synEnt, fail func(j *Job, gen uint32, err error))
 	runtime.KeepAlive(ents)
 	clear(hdrs) // no pointers kept into ents
 	clear(iovs)
+	return n
 }
 
 // cancel forgets j's outstanding probe.
@@ -358,127 +441,4 @@ func (p *synProber) cancel(j *Job) {
 		j.pset = false
 	}
 	p.mu.Unlock()
-}
-
-var (
-	synUp   = Result{OK: true, Msg: "syn-ack"}
-	synDown = Result{Msg: "connect: " + syscall.ECONNREFUSED.Error()}
-)
-
-// read is the family's reader: it reads the answers that pass the filter,
-// all that are queued at each wake-up, and completes their probes.
-func (p *synProber) read() {
-	rc, err := p.conn.SyscallConn()
-	if err != nil {
-		return
-	}
-	rb := newRecvBatch(recvBatchSize)
-	type done struct {
-		j   *Job
-		gen uint32
-		up  bool
-	}
-	var batch []done
-	for {
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				n, err := rb.recv(int(fd))
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil {
-					// EAGAIN: wait for more, unless there are answers
-					// to report first (then the next call finds EAGAIN
-					// again and waits). Go's poller is edge-triggered:
-					// it must not wait while packets are queued.
-					return len(batch) > 0 || err != unix.EAGAIN
-				}
-				p.mu.Lock()
-				for i := range n {
-					r, ok := parseReply(rb.packet(i), p.v4, rb.from(i))
-					if !ok {
-						continue
-					}
-					o, up, ok := p.m.match(r)
-					if !ok {
-						continue
-					}
-					if o.j.pkey == (probeKey{addr: r.from, rport: r.sport, lport: r.dport}) {
-						o.j.pset = false
-					}
-					batch = append(batch, done{o.j, o.gen, up})
-				}
-				p.mu.Unlock()
-				if len(batch) >= recvBatchSize {
-					return true // report, then read on
-				}
-			}
-		})
-		for i, d := range batch {
-			res := synDown
-			if d.up {
-				res = synUp
-			}
-			d.j.r.complete(d.j, d.gen, res)
-			batch[i] = done{}
-		}
-		batch = batch[:0]
-		if err != nil {
-			return // closed
-		}
-	}
-}
-
-// recvBatchSize is the answers read by one recvmmsg.
-const recvBatchSize = 64
-
-// recvBatch reads a raw socket's packets with recvmmsg, many a system call.
-type recvBatch struct {
-	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec
-	bufs  [][]byte
-	names []unix.RawSockaddrInet6
-}
-
-func newRecvBatch(n int) *recvBatch {
-	b := &recvBatch{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n),
-		bufs: make([][]byte, n), names: make([]unix.RawSockaddrInet6, n)}
-	for i := range n {
-		// An answer is an IP header and a TCP header with options: 128
-		// bytes hold it; a longer packet is truncated, which parseReply
-		// does not mind (it reads the headers only).
-		b.bufs[i] = make([]byte, 128)
-		b.iovs[i] = unix.Iovec{Base: &b.bufs[i][0]}
-		b.iovs[i].SetLen(len(b.bufs[i]))
-	}
-	return b
-}
-
-// recv reads up to len(b.hdrs) packets without blocking.
-func (b *recvBatch) recv(fd int) (int, error) {
-	for i := range b.hdrs {
-		b.hdrs[i] = unix.Mmsghdr{}
-		b.hdrs[i].Hdr.Iov = &b.iovs[i]
-		b.hdrs[i].Hdr.SetIovlen(1)
-		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])),
-		uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-// packet is the i-th packet read.
-func (b *recvBatch) packet(i int) []byte { return b.bufs[i][:b.hdrs[i].Len] }
-
-// from is the i-th packet's sender when it is IPv6 (an IPv4 packet's is
-// in its header).
-func (b *recvBatch) from(i int) netip.Addr {
-	if b.names[i].Family == unix.AF_INET6 {
-		return netip.AddrFrom16(b.names[i].Addr)
-	}
-	return netip.Addr{}
 }

@@ -95,15 +95,22 @@ func TestSYNProbeLoopback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res := firstReport(t, r, c, 2*time.Second); !res.OK || res.Msg != "syn-ack" {
+			begun := time.Now()
+			res := firstReport(t, r, c, 2*time.Second)
+			if !res.OK || res.Msg != "syn-ack" {
 				t.Fatalf("listening %s: %+v, want up by SYN-ACK", up, res)
+			}
+			// The latency is from the send to the answer's arrival stamp:
+			// more than nothing, less than the wait for the report.
+			if res.Latency <= 0 || res.Latency > time.Since(begun) {
+				t.Fatalf("listening %s: latency %s, want in (0, %s]", up, res.Latency, time.Since(begun))
 			}
 			noHandshake(t, ln)
 
 			down := netip.AddrPortFrom(up.Addr(), closedPort(t, fam.network, fam.host))
 			c, _ = New(Spec{Type: "tcp", Target: down})
 			// A long timeout: a down report before it is the RST's.
-			res := firstReport(t, r, c, time.Minute)
+			res = firstReport(t, r, c, time.Minute)
 			if res.OK || !strings.Contains(res.Msg, "refused") || res.Latency >= time.Minute {
 				t.Fatalf("closed %s: %+v, want down by RST", down, res)
 			}
@@ -134,12 +141,11 @@ func TestSYNProbeNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	defer p.conn.Close() // ends its reader
+	defer p.close()
 	p.route = func(dst netip.AddrPort) (src netip.Addr, err error) {
 		err = a.Do(func() (err error) { src, err = routeSource(dst); return })
 		return
 	}
-	go p.read()
 	inNS := func(addr netip.AddrPort) Checker {
 		c := newTCP(addr)
 		c.prober, c.probed = p, true
@@ -168,6 +174,56 @@ func TestSYNProbeNamespace(t *testing.T) {
 	}
 	if el := time.Since(start); el < 300*time.Millisecond {
 		t.Fatalf("blackholed %s reported down after %s, before its timeout", hole, el)
+	}
+	p.mu.Lock()
+	left := len(p.m.out)
+	p.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d probes left outstanding", left)
+	}
+}
+
+// TestSYNProbeUnreachable probes through a router namespace that has no
+// way to some real servers: its ICMP "host unreachable" (an unreachable
+// route) and "administratively prohibited" (a prohibit route) quote the
+// probe, and the real server is down at once with the router's reason,
+// not at the check's timeout (a minute here); an address on the
+// director's own link that does not answer ARP is down when the
+// director's kernel gives up resolving it, also before the timeout.
+func TestSYNProbeUnreachable(t *testing.T) {
+	netns.Require(t)
+	a, b := netns.New(t, "icmpa"), netns.New(t, "icmpb")
+	netns.Link(a, "v0", "10.232.0.1/24", b, "v1", "10.232.0.2/24")
+	a.IP("route", "add", "10.232.8.0/22", "via", "10.232.0.2")
+	b.Sysctl("net.ipv4.ip_forward", "1")
+	b.IP("route", "add", "unreachable", "10.232.9.0/24")
+	b.IP("route", "add", "prohibit", "10.232.10.0/24")
+
+	var p *synProber
+	if err := a.Do(func() (err error) { p, err = openProber(true); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if p.icmp < 0 {
+		t.Fatal("no ICMP socket opened as root")
+	}
+	p.route = func(dst netip.AddrPort) (src netip.Addr, err error) {
+		err = a.Do(func() (err error) { src, err = routeSource(dst); return })
+		return
+	}
+	r := NewRunner(0)
+	defer r.Close()
+	for _, c := range []struct{ target, want string }{
+		{"10.232.9.9:80", "no route to host"},
+		{"10.232.10.9:80", "no route to host"},
+		{"10.232.0.77:80", "no route to host"}, // on the link, no ARP answer
+	} {
+		tc := newTCP(netip.MustParseAddrPort(c.target))
+		tc.prober, tc.probed = p, true
+		res := firstReport(t, r, tc, time.Minute)
+		if res.OK || !strings.Contains(res.Msg, c.want) || res.Latency >= time.Minute {
+			t.Errorf("%s: %+v, want down by ICMP (%q) before the timeout", c.target, res, c.want)
+		}
 	}
 	p.mu.Lock()
 	left := len(p.m.out)

@@ -111,11 +111,18 @@ func parseReply(pkt []byte, v4 bool, from netip.Addr) (reply, bool) {
 // probeKey names an outstanding probe: the real server, its port and the
 // probe's source port. A reply is the probe's if it comes from the real
 // server's address and port to the source port, and acknowledges the
-// probe's sequence number.
+// probe's sequence number. The address is in its 16-byte form: a key
+// without pointers hashes and compares as plain memory (a netip.Addr
+// holds a pointer to its zone).
 type probeKey struct {
-	addr  netip.Addr
+	addr  [16]byte
 	rport uint16
 	lport uint16
+}
+
+// keyOf is the key of a probe to addr:rport from lport.
+func keyOf(addr netip.Addr, rport, lport uint16) probeKey {
+	return probeKey{addr: addr.Unmap().As16(), rport: rport, lport: lport}
 }
 
 // outstanding is a probe waiting for its answer.
@@ -147,7 +154,7 @@ func (m *matcher) add(k probeKey, o outstanding) bool {
 // packet that answers no probe (another connection's, a stale answer, a
 // wrong acknowledgment number: left alone, it may be a forgery).
 func (m *matcher) match(r reply) (o outstanding, up, ok bool) {
-	k := probeKey{addr: r.from, rport: r.sport, lport: r.dport}
+	k := keyOf(r.from, r.sport, r.dport)
 	o, ok = m.out[k]
 	if !ok || r.ack != o.seq+1 {
 		return outstanding{}, false, false

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // answer builds what a real server sends back to a SYN: a TCP segment
@@ -53,8 +56,8 @@ func TestMatcher(t *testing.T) {
 	srv := netip.MustParseAddr("192.0.2.10")
 	j1, j2 := &Job{}, &Job{}
 	m := newMatcher()
-	k1 := probeKey{addr: srv, rport: 80, lport: 61000}
-	k2 := probeKey{addr: srv, rport: 81, lport: 61001}
+	k1 := keyOf(srv, 80, 61000)
+	k2 := keyOf(srv, 81, 61001)
 	if !m.add(k1, outstanding{j: j1, gen: 3, seq: 100}) || !m.add(k2, outstanding{j: j2, gen: 1, seq: 0xffffffff}) {
 		t.Fatal("add")
 	}
@@ -185,5 +188,112 @@ func TestPortsOutside(t *testing.T) {
 		if (err != nil) != c.err || lo != c.lo || hi != c.hi {
 			t.Errorf("portsOutside(%d, %d) = %d, %d, %v", c.elo, c.ehi, lo, hi, err)
 		}
+	}
+}
+
+// unreachPacket builds an ICMP destination unreachable of code code that
+// quotes a SYN from sport to dst:dport with sequence number seq: behind an
+// IPv4 header when v4 (a raw ICMPv6 socket's packet starts at the ICMPv6
+// header).
+func unreachPacket(v4 bool, typ, code byte, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
+	tcp := make([]byte, 8)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	if v4 {
+		quote := make([]byte, 20)
+		quote[0], quote[9] = 0x45, 6
+		copy(quote[12:], []byte{10, 0, 0, 1})
+		copy(quote[16:], dst.AsSlice())
+		pkt := make([]byte, 28)
+		pkt[0], pkt[9] = 0x45, 1
+		pkt[20], pkt[21] = typ, code
+		return append(append(pkt, quote...), tcp...)
+	}
+	quote := make([]byte, 40)
+	quote[0], quote[6] = 6<<4, 6
+	copy(quote[24:], dst.AsSlice())
+	return append(append([]byte{typ, code, 0, 0, 0, 0, 0, 0}, quote...), tcp...)
+}
+
+func TestUnreachFilterAndParse(t *testing.T) {
+	const lo, hi = 61000, 65535
+	for _, v4 := range []bool{true, false} {
+		vm, err := bpf.NewVM(unreachProgram(v4, lo, hi))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, unreachType, hostCode, portCode := netip.MustParseAddr("10.1.2.3"), byte(3), byte(1), byte(3)
+		if !v4 {
+			dst, unreachType, hostCode, portCode = netip.MustParseAddr("2001:db8::3"), 1, 3, 4
+		}
+		for _, c := range []struct {
+			typ, code byte
+			sport     uint16
+			want      string // "" rejected
+		}{
+			{unreachType, hostCode, 62000, "no route to host"},
+			{unreachType, portCode, 65535, "connection refused"},
+			{unreachType, 0, 61000, "network is unreachable"},
+			{unreachType, hostCode, 60999, ""}, // a port of the kernel's
+			{unreachType + 8, 0, 62000, ""},    // another type
+		} {
+			pkt := unreachPacket(v4, c.typ, c.code, dst, c.sport, 80, 777)
+			n, err := vm.Run(pkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := n > 0; got != (c.want != "") {
+				t.Errorf("v4=%v type %d code %d port %d: accepted=%v", v4, c.typ, c.code, c.sport, got)
+			}
+			u, ok := parseUnreach(pkt, v4)
+			if c.want == "" {
+				continue
+			}
+			if !ok || u.key != keyOf(dst, 80, c.sport) || u.seq != 777 || u.err.Error() != c.want {
+				t.Errorf("v4=%v code %d: parsed %+v %v, want %q", v4, c.code, u, ok, c.want)
+			}
+		}
+		if v4 {
+			// Fragmentation needed is path MTU discovery, not a failure.
+			pkt := unreachPacket(true, 3, 4, dst, 62000, 80, 777)
+			if n, _ := vm.Run(pkt); n > 0 {
+				t.Error("fragmentation needed accepted by the filter")
+			}
+			if _, ok := parseUnreach(pkt, true); ok {
+				t.Error("fragmentation needed parsed as unreachable")
+			}
+		}
+	}
+	// The matcher takes the quote only with the probe's sequence number.
+	m := newMatcher()
+	k := keyOf(netip.MustParseAddr("10.1.2.3"), 80, 62000)
+	m.add(k, outstanding{gen: 1, seq: 777})
+	if _, ok := m.matchQuote(unreach{key: k, seq: 778}); ok {
+		t.Fatal("a quote with another sequence number matched")
+	}
+	if o, ok := m.matchQuote(unreach{key: k, seq: 777}); !ok || o.gen != 1 {
+		t.Fatal("the probe's quote did not match")
+	}
+	if len(m.out) != 0 {
+		t.Fatal("a matched probe was not forgotten")
+	}
+}
+
+func TestParseStamp(t *testing.T) {
+	var c [cmsgSpace]byte
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS
+	h.SetLen(cmsgSpace)
+	*(*unix.Timespec)(unsafe.Pointer(&c[unix.SizeofCmsghdr])) = unix.Timespec{Sec: 1700000000, Nsec: 123}
+	if got := parseStamp(c[:]); !got.Equal(time.Unix(1700000000, 123)) {
+		t.Fatalf("stamp %v", got)
+	}
+	if !parseStamp(c[:8]).IsZero() {
+		t.Fatal("a truncated control message gave a stamp")
+	}
+	h.Type = unix.SCM_RIGHTS
+	if !parseStamp(c[:]).IsZero() {
+		t.Fatal("another control message gave a stamp")
 	}
 }

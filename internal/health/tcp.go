@@ -37,6 +37,7 @@ type tcpChecker struct {
 	prober *synProber
 	probed bool
 	src    netip.Addr
+	port   uint16 // the next source port to try (synProber.stage)
 }
 
 // ready says whether the check sends SYNs: a prober was opened.
@@ -58,7 +59,7 @@ func (c *tcpChecker) begin(j *Job, gen uint32, b *synBatch) error {
 		}
 		c.src = src
 	}
-	err := c.prober.stage(b, j, gen, c.src, c.target)
+	err := c.prober.stage(b, j, gen, c.src, c.target, &c.port)
 	if err != nil {
 		c.src = netip.Addr{}
 	}

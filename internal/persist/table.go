@@ -49,6 +49,9 @@ type Template struct {
 	dest  *sched.Dest
 	conns atomic.Int32 // connections holding the template
 	last  atomic.Int64 // last use or release, clock nanoseconds
+	// remote: installed from a peer director (Install) and not used here
+	// since; the connection sync does not send it back.
+	remote atomic.Bool
 }
 
 // Dest is the real server the template sends its clients to.
@@ -146,6 +149,7 @@ func (t *Table[S]) Lookup(svc S, client netip.Addr) *Template {
 	}
 	tp.conns.Add(1)
 	tp.last.Store(now)
+	tp.remote.Store(false)
 	return tp
 }
 
@@ -184,6 +188,42 @@ func (t *Table[S]) Bind(svc S, client netip.Addr, d *sched.Dest) (*Template, err
 	t.count.Add(1)
 	d.AddPersistConns(1)
 	return tp, nil
+}
+
+// Install makes d the real server of client for svc for remaining, unless
+// a connection uses the template meanwhile: a peer director's template, as
+// the connection sync carries it. The template holds no connection and is
+// remote until one here uses it. A template of the key that connections
+// hold here stays as it is (its clients' connections are this director's);
+// another is replaced. A full table refuses it (ErrFull).
+func (t *Table[S]) Install(svc S, client netip.Addr, d *sched.Dest, remaining time.Duration) error {
+	if d == nil {
+		return errors.New("persistence: no real server to bind")
+	}
+	client = t.cfg.Netmask.Apply(client)
+	k := key[S]{svc, client}
+	now := t.now()
+	// last is when the timeout started: remaining from now.
+	last := now - t.timeout + int64(min(remaining, time.Duration(t.timeout)))
+	sh := t.shardOf(client)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[k]; ok {
+		if old.conns.Load() > 0 {
+			return nil
+		}
+		t.drop(sh, k, old)
+	}
+	if t.count.Load() >= t.max {
+		return ErrFull
+	}
+	tp := &Template{dest: d}
+	tp.last.Store(last)
+	tp.remote.Store(true)
+	sh.m[k] = tp
+	t.count.Add(1)
+	d.AddPersistConns(1)
+	return nil
 }
 
 // drop removes the template tp of key k from its shard, whose lock the
@@ -261,6 +301,8 @@ type Entry[S comparable] struct {
 	// ends: the whole timeout while connections hold it, as IPVS restarts
 	// a template's timer while it is in use.
 	Expires time.Duration
+	// Remote: installed from a peer (Install) and not used here since.
+	Remote bool
 }
 
 // Templates calls yield for each live template, shard by shard, until yield
@@ -278,7 +320,7 @@ func (t *Table[S]) Templates(yield func(Entry[S]) bool) {
 				continue
 			}
 			e := Entry[S]{Service: k.svc, Client: k.client, Dest: tp.dest, Conns: int(tp.conns.Load()),
-				Expires: time.Duration(t.timeout)}
+				Expires: time.Duration(t.timeout), Remote: tp.remote.Load()}
 			if e.Conns == 0 {
 				e.Expires = time.Duration(tp.last.Load() + t.timeout - now)
 			}

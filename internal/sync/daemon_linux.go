@@ -34,10 +34,33 @@ const (
 // DefaultGroup is IPVS's sync group.
 var DefaultGroup = netip.MustParseAddr("224.0.0.81")
 
-// Service is a virtual service whose flows are synced.
+// Service is a virtual service whose flows are synced: a protocol and a
+// VIP:port, or a firewall mark (the conntrack mark of its flows; Proto 0,
+// Addr the family's unspecified address, port 0).
 type Service struct {
 	Proto uint8
 	Addr  netip.AddrPort
+	Mark  uint32
+}
+
+// MarkService is the Service of fwmark service mark, of the IPv6 family
+// or not: both protocols.
+func MarkService(mark uint32, v6 bool) Service {
+	a := netip.IPv4Unspecified()
+	if v6 {
+		a = netip.IPv6Unspecified()
+	}
+	return Service{Addr: netip.AddrPortFrom(a, 0), Mark: mark}
+}
+
+// syncedFlow reports whether the flow of proto to orig dst with conntrack
+// mark is one of svcs's.
+func syncedFlow(svcs map[Service]bool, proto uint8, dst netip.AddrPort, mark uint32) bool {
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if svcs[Service{Proto: proto, Addr: dst}] {
+		return true
+	}
+	return mark != 0 && (proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_UDP) && svcs[MarkService(mark, is6(dst.Addr()))]
 }
 
 // Options configure a Daemon.
@@ -59,7 +82,46 @@ type Options struct {
 	StartupResync bool
 	OnResyncDone  func(peer string, timedOut bool)
 	Services      []Service
+	// Templates are the director's persistence templates, synced with
+	// the flows (nil: none).
+	Templates Templates
+	// DR is the DR dataplane's flow map, synced too (nil: none).
+	DR DRFlows
+	// NoMaster and NoBackup turn a role off (IPVS's two daemons): the
+	// master role sends this director's flows, the backup role installs
+	// the peers'. The default is both.
+	NoMaster, NoBackup bool
 }
+
+// Templates gives the sync the director's persistence templates, as
+// entries of KindTemplate: Orig.Src the client group (port 0), Orig.Dst the
+// service (the unspecified address for a fwmark service, whose mark is in
+// Mark), Reply.Src the real server, Timeout what the template has left.
+type Templates interface {
+	// Templates lists the live templates; remote ones were installed
+	// from a peer and not used here since (they are not sent back).
+	Templates(yield func(e Entry, remote bool) bool)
+	// InstallTemplate installs a peer's template.
+	InstallTemplate(e Entry) error
+}
+
+// DRFlows gives the sync the DR flows (flow -> real server) of the DR
+// dataplane, as entries of KindDR: Orig the client to the VIP, Reply.Src
+// the real server (the VIP's port), Timeout what the flow has left. DR
+// flows make no conntrack entry, so they are polled: every drPollMin, or
+// less often when a dump takes long (at most 5% of the time dumping).
+type DRFlows interface {
+	DRFlows(yield func(e Entry) bool) error
+	// InstallDRFlows adds peers' flows to the flow map; a flow there
+	// already keeps its real server.
+	InstallDRFlows(es []Entry) error
+}
+
+// DR flow polling bounds.
+const (
+	drPollMin = 50 * time.Millisecond
+	drPollMax = 2 * time.Second
+)
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
 // flows of the synced services as conntrack reports them, and installs its
@@ -81,14 +143,28 @@ type Daemon struct {
 	// own installs as events, which must not be sent back.
 	ext  map[Key]extEntry
 	told map[Key]time.Time // flows sent: when the peers' copy expires
+	// DR flows: the real server of each flow seen here, and those
+	// installed from peers (with when their copy expires here unless
+	// traffic keeps it), not to be sent back.
+	drKnown map[Key]netip.AddrPort
+	drExt   map[Key]drExtEntry
+	drEvery time.Duration
 
 	packets chan packet
 	evs     chan []ctEvent
+	tpls    chan Entry // templates bound here (TemplateBound)
+	dumped  chan dumpResult
+	drDump  chan drDumpResult
+	dumpMu  sync.Mutex // one conntrack dump at a time on dumper
 	status  chan chan DaemonStatus
 	quit    chan struct{}
 	wg      sync.WaitGroup
 
+	master, backup atomic.Bool
+	ctl            chan func(now time.Time)
+
 	installed, installErrors, eventsLost atomic.Uint64
+	installedTemplates, installedDR      atomic.Uint64
 	lags                                 []time.Duration // ring of install lags
 	lagNext                              int
 	lastLag                              time.Duration
@@ -100,6 +176,11 @@ type extEntry struct {
 	at      time.Time // first install of the echo window
 	expires time.Time // when the peer's copy expires unless refreshed
 	deleted bool      // a tombstone: the peer deleted it
+}
+
+type drExtEntry struct {
+	rs      netip.AddrPort
+	expires time.Time
 }
 
 type packet struct {
@@ -122,9 +203,11 @@ func Start(opts Options) (*Daemon, error) {
 		opts.Group = DefaultGroup
 	}
 	d := &Daemon{opts: opts, log: opts.Log.With("component", "sync"), addrs: map[uint32]netip.AddrPort{},
-		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, packets: make(chan packet, 1024),
-		evs: make(chan []ctEvent, 1024), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
-		lags: make([]time.Duration, 0, 1024)}
+		ext: map[Key]extEntry{}, told: map[Key]time.Time{}, drKnown: map[Key]netip.AddrPort{}, drExt: map[Key]drExtEntry{}, drEvery: drPollMin, packets: make(chan packet, 1024),
+		evs: make(chan []ctEvent, 1024), tpls: make(chan Entry, 4096), dumped: make(chan dumpResult), drDump: make(chan drDumpResult), status: make(chan chan DaemonStatus), quit: make(chan struct{}),
+		lags: make([]time.Duration, 0, 1024), ctl: make(chan func(time.Time))}
+	d.master.Store(!opts.NoMaster)
+	d.backup.Store(!opts.NoBackup)
 	d.SetServices(opts.Services)
 	var ifi *net.Interface
 	if opts.Interface != "" {
@@ -248,8 +331,7 @@ func (d *Daemon) eventLoop() {
 		svcs := *d.services.Load()
 		var out []ctEvent
 		for _, ev := range buf {
-			o := ev.entry.Orig
-			if ev.dstNAT && svcs[Service{ev.entry.Proto, netip.AddrPortFrom(o.Dst.Addr().Unmap(), o.Dst.Port())}] {
+			if ev.dstNAT && syncedFlow(svcs, ev.entry.Proto, ev.entry.Orig.Dst, ev.entry.Mark) {
 				out = append(out, ev)
 			}
 		}
@@ -268,10 +350,39 @@ func (d *Daemon) eventLoop() {
 func (d *Daemon) SetServices(svcs []Service) {
 	m := make(map[Service]bool, len(svcs))
 	for _, s := range svcs {
-		m[Service{s.Proto, netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port())}] = true
+		m[Service{s.Proto, netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port()), s.Mark}] = true
 	}
 	d.services.Store(&m)
 }
+
+// SetRoles turns the master role (send this director's flows) and the
+// backup role (install the peers') on or off. A master role turned on
+// again forgets what the peers were told, so that the next refresh sends
+// them every flow here.
+func (d *Daemon) SetRoles(master, backup bool) {
+	select {
+	case d.ctl <- func(time.Time) {
+		if master && !d.master.Load() {
+			clear(d.told)
+		}
+		d.master.Store(master)
+		d.backup.Store(backup)
+	}:
+	case <-d.quit:
+	}
+}
+
+// TemplateBound sends a persistence template just bound here. It never
+// blocks: when the daemon lags, the next refresh sends it.
+func (d *Daemon) TemplateBound(e Entry) {
+	select {
+	case d.tpls <- e:
+	default:
+	}
+}
+
+// Roles reports which roles run.
+func (d *Daemon) Roles() (master, backup bool) { return d.master.Load(), d.backup.Load() }
 
 // Stop ends the daemon.
 func (d *Daemon) Stop() {
@@ -326,6 +437,15 @@ func (d *Daemon) loop() {
 	defer tick.Stop()
 	refresh := time.NewTicker(d.opts.Refresh)
 	defer refresh.Stop()
+	refreshing := false // a refresh dump runs (refreshDumped)
+	var drTimer *time.Timer
+	var drTick <-chan time.Time // nil without DR: never ready
+	if d.opts.DR != nil {
+		d.pollDR(time.Now(), true)
+		drTimer = time.NewTimer(d.drEvery)
+		defer drTimer.Stop()
+		drTick = drTimer.C
+	}
 	for {
 		select {
 		case <-d.quit:
@@ -345,9 +465,34 @@ func (d *Daemon) loop() {
 		case <-tick.C:
 			d.node.Tick(time.Now())
 		case <-refresh.C:
-			d.refresh(time.Now(), false)
+			if !refreshing {
+				refreshing = true
+				d.wg.Add(1)
+				go d.refreshDumped()
+			}
+		case r := <-d.dumped:
+			refreshing = false
+			if r.err != nil {
+				d.log.Warn("connection sync: conntrack dump", "err", r.err)
+			} else {
+				d.refreshWith(time.Now(), r.entries, false)
+			}
+		case <-drTick:
+			d.wg.Add(1)
+			go d.drDumped()
+		case r := <-d.drDump:
+			d.pollDRWith(time.Now(), r.flows, r.took, false)
+			drTimer.Reset(d.drEvery)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
+		case f := <-d.ctl:
+			f(time.Now())
+		case e := <-d.tpls:
+			now := time.Now()
+			d.told[e.Key()] = now.Add(time.Duration(e.Timeout) * time.Second)
+			if d.master.Load() {
+				d.node.Add(now, e)
+			}
 		}
 		d.perform()
 	}
@@ -358,7 +503,7 @@ func (d *Daemon) synced(f *conntrack.Flow) bool {
 		return false
 	}
 	o := f.TupleOrig
-	return (*d.services.Load())[Service{o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort)}]
+	return syncedFlow(*d.services.Load(), o.Proto.Protocol, netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort), f.Mark)
 }
 
 func (d *Daemon) event(now time.Time, ev ctEvent) {
@@ -401,7 +546,9 @@ func (d *Daemon) event(now time.Time, ev ctEvent) {
 	} else {
 		d.told[k] = now.Add(time.Duration(e.Timeout) * time.Second)
 	}
-	d.node.Add(now, e)
+	if d.master.Load() {
+		d.node.Add(now, e)
+	}
 }
 
 // refresh dumps the table: flows kept alive here whose peers' copies would
@@ -413,6 +560,32 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 		d.log.Warn("connection sync: conntrack dump", "err", err)
 		return
 	}
+	d.refreshWith(now, append(entries, d.templates(false)...), seed)
+}
+
+// refreshDumped is the refresh's dump and template listing, run apart
+// from the daemon's loop: a dump of a large table (tens of thousands of
+// TIME_WAIT flows at a few hundred connections a second) takes a long
+// time, and the loop must go on sending and installing meanwhile.
+func (d *Daemon) refreshDumped() {
+	defer d.wg.Done()
+	entries, err := d.dump()
+	if err == nil {
+		entries = append(entries, d.templates(false)...)
+	}
+	select {
+	case d.dumped <- dumpResult{entries, err}:
+	case <-d.quit:
+	}
+}
+
+type dumpResult struct {
+	entries []Entry
+	err     error
+}
+
+// refreshWith is refresh on the entries of a dump.
+func (d *Daemon) refreshWith(now time.Time, entries []Entry, seed bool) {
 	seen := make(map[Key]bool, len(entries))
 	for i := range entries {
 		e := &entries[i]
@@ -429,13 +602,13 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 			d.told[k] = local
 			continue
 		}
-		if peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2 {
+		if d.master.Load() && peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2 {
 			d.told[k] = local
 			d.node.Add(now, *e)
 		}
 	}
 	for k := range d.told {
-		if !seen[k] {
+		if !seen[k] && k.Kind != KindDR { // DR flows are pollDR's
 			delete(d.told, k)
 		}
 	}
@@ -447,7 +620,9 @@ func (d *Daemon) refresh(now time.Time, seed bool) {
 }
 
 func (d *Daemon) dump() ([]Entry, error) {
+	d.dumpMu.Lock()
 	flows, err := d.dumper.Dump(nil)
+	d.dumpMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -471,9 +646,21 @@ func (d *Daemon) perform() {
 			case ActSend:
 				d.send(a)
 			case ActInstall:
+				if !d.backup.Load() {
+					continue // the backup role is off: the peers' flows are not taken
+				}
 				now := time.Now()
+				var drs []Entry
 				for i := range a.Entries {
 					e := &a.Entries[i]
+					if e.Kind == KindTemplate {
+						d.installTemplate(e)
+						continue
+					}
+					if e.Kind == KindDR {
+						drs = append(drs, *e)
+						continue
+					}
 					if err := d.sink.apply(e); err != nil {
 						d.installErrors.Add(1)
 						d.log.Debug("connection sync: install", "flow", e.Orig, "err", err)
@@ -482,14 +669,24 @@ func (d *Daemon) perform() {
 					d.installed.Add(1)
 					d.installedExt(now, e)
 				}
+				d.installDR(now, drs)
 				d.lag(time.Since(a.Sent))
 			case ActDump:
+				if !d.master.Load() {
+					// Not sending our flows: an empty table, so that the
+					// peer's resync completes instead of waiting.
+					d.node.Resync(time.Now(), a.Peer, a.ReqID, nil)
+					continue
+				}
 				entries, err := d.dump()
 				if err != nil {
 					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
 					continue
 				}
-				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries))
+				entries = append(entries, d.drFlows()...)
+				tpls := d.templates(true)
+				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries), "templates", len(tpls))
+				entries = append(entries, tpls...)
 				d.node.Resync(time.Now(), a.Peer, a.ReqID, entries)
 			case ActResyncDone:
 				d.resyncDone = true
@@ -505,6 +702,149 @@ func (d *Daemon) perform() {
 			}
 		}
 	}
+}
+
+// drFlows lists the DR flows here (nil without DR).
+func (d *Daemon) drFlows() []Entry {
+	if d.opts.DR == nil {
+		return nil
+	}
+	var out []Entry
+	if err := d.opts.DR.DRFlows(func(e Entry) bool { out = append(out, e); return true }); err != nil {
+		d.log.Warn("connection sync: listing the DR flows", "err", err)
+	}
+	return out
+}
+
+// pollDR dumps the DR flow map and sends what the peers lack: new flows,
+// flows whose real server changed, and flows kept alive here whose peers'
+// copies would expire before the next refresh. With seed it only records
+// the flows as known to the peers (at start: a peer that wants them asks
+// with a resync). Flows installed from peers are not sent back until
+// traffic here keeps them alive longer than their peers' copy (they moved
+// here). The poll interval follows the dump's cost: twenty times its
+// duration, within drPollMin and drPollMax.
+func (d *Daemon) pollDR(now time.Time, seed bool) {
+	start := time.Now()
+	flows := d.drFlows()
+	d.pollDRWith(now, flows, time.Since(start), seed)
+}
+
+// drDumped lists the DR flows apart from the loop (as refreshDumped).
+func (d *Daemon) drDumped() {
+	defer d.wg.Done()
+	start := time.Now()
+	flows := d.drFlows()
+	select {
+	case d.drDump <- drDumpResult{flows, time.Since(start)}:
+	case <-d.quit:
+	}
+}
+
+type drDumpResult struct {
+	flows []Entry
+	took  time.Duration
+}
+
+// pollDRWith is pollDR on a dump that took took.
+func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, seed bool) {
+	d.drEvery = min(max(20*took, drPollMin), drPollMax)
+	seen := make(map[Key]bool, len(flows))
+	for i := range flows {
+		e := &flows[i]
+		k := e.Key()
+		seen[k] = true
+		local := now.Add(time.Duration(e.Timeout) * time.Second)
+		if x, ok := d.drExt[k]; ok {
+			if x.rs == e.Reply.Src && !local.After(x.expires.Add(2*time.Second)) {
+				continue // a peer's flow, idle here
+			}
+			delete(d.drExt, k) // it moved here: ours from now on
+			d.told[k] = x.expires
+			d.drKnown[k] = x.rs
+		}
+		rs, known := d.drKnown[k]
+		d.drKnown[k] = e.Reply.Src
+		if seed {
+			d.told[k] = local
+			continue
+		}
+		peer := d.told[k]
+		if !known || rs != e.Reply.Src || (peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2) {
+			d.told[k] = local
+			if d.master.Load() {
+				d.node.Add(now, *e)
+			}
+		}
+	}
+	for k := range d.drKnown {
+		if !seen[k] {
+			delete(d.drKnown, k)
+			delete(d.told, k)
+		}
+	}
+	for k, x := range d.drExt {
+		if !seen[k] && now.After(x.expires) {
+			delete(d.drExt, k)
+		}
+	}
+}
+
+// installDR installs peers' DR flows.
+func (d *Daemon) installDR(now time.Time, es []Entry) {
+	if len(es) == 0 {
+		return
+	}
+	var add []Entry
+	for _, e := range es {
+		if e.Delete {
+			continue // DR flows time out on each director
+		}
+		add = append(add, e)
+	}
+	if d.opts.DR == nil || len(add) == 0 {
+		return
+	}
+	if err := d.opts.DR.InstallDRFlows(add); err != nil {
+		d.installErrors.Add(uint64(len(add)))
+		d.log.Debug("connection sync: DR flows", "n", len(add), "err", err)
+		return
+	}
+	d.installed.Add(uint64(len(add)))
+	d.installedDR.Add(uint64(len(add)))
+	for _, e := range add {
+		d.drExt[e.Key()] = drExtEntry{rs: e.Reply.Src, expires: now.Add(time.Duration(e.Timeout) * time.Second)}
+	}
+}
+
+// templates lists the director's templates, the remote ones too when all.
+func (d *Daemon) templates(all bool) []Entry {
+	if d.opts.Templates == nil {
+		return nil
+	}
+	var out []Entry
+	d.opts.Templates.Templates(func(e Entry, remote bool) bool {
+		if all || !remote {
+			out = append(out, e)
+		}
+		return true
+	})
+	return out
+}
+
+// installTemplate installs a peer's persistence template; deletions are
+// not sent (templates expire on both sides).
+func (d *Daemon) installTemplate(e *Entry) {
+	if d.opts.Templates == nil || e.Delete {
+		return
+	}
+	if err := d.opts.Templates.InstallTemplate(*e); err != nil {
+		d.installErrors.Add(1)
+		d.log.Debug("connection sync: template", "client", e.Orig.Src.Addr(), "err", err)
+		return
+	}
+	d.installed.Add(1)
+	d.installedTemplates.Add(1)
 }
 
 // installedExt records an install from a peer, for the echo suppression.
@@ -567,7 +907,7 @@ func (d *Daemon) snapshot(now time.Time) DaemonStatus {
 	s := DaemonStatus{Mode: "unicast", Interface: d.opts.Interface, Port: d.opts.Port, SyncID: d.opts.SyncID,
 		State: "running", Node: d.node.Status(now), PeerAddrs: map[uint32]string{},
 		Installed: d.installed.Load(), InstallErrors: d.installErrors.Load(), EventsLost: d.eventsLost.Load(),
-		Flows: len(d.told), LagLast: d.lastLag}
+		Templates: d.installedTemplates.Load(), DRFlows: d.installedDR.Load(), Flows: len(d.told), LagLast: d.lastLag, Master: d.master.Load(), Backup: d.backup.Load()}
 	for _, x := range d.ext {
 		if !x.deleted {
 			s.PeerFlows++

@@ -37,7 +37,7 @@ func TestDaemonsOverTheWire(t *testing.T) {
 			vip := netip.MustParseAddrPort("10.61.0.100:80")
 			opts := func(peer string) Options {
 				o := Options{Log: slog.New(slog.DiscardHandler), Interface: "s0", SyncID: 9, Key: testKey,
-					Services: []Service{{6, vip}}}
+					Services: []Service{{Proto: 6, Addr: vip}}}
 				if tc.v6 {
 					o.Group = netip.MustParseAddr("ff02::81")
 				}
@@ -133,5 +133,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A fwmark service's flows are told by their conntrack mark, both
+// protocols, one family; an address service's by protocol and VIP:port.
+func TestSyncedFlow(t *testing.T) {
+	vip := netip.MustParseAddrPort("10.0.0.1:80")
+	svcs := map[Service]bool{{Proto: 6, Addr: vip}: true, MarkService(7, false): true, MarkService(8, true): true}
+	for _, tc := range []struct {
+		proto uint8
+		dst   string
+		mark  uint32
+		want  bool
+	}{
+		{6, "10.0.0.1:80", 0, true},
+		{17, "10.0.0.1:80", 0, false},
+		{6, "[::ffff:10.0.0.1]:80", 0, true},
+		{6, "10.0.0.2:80", 7, true},
+		{17, "10.0.0.2:53", 7, true},
+		{1, "10.0.0.2:0", 7, false},
+		{6, "10.0.0.2:80", 8, false},
+		{6, "[2001:db8::1]:80", 8, true},
+		{6, "[2001:db8::1]:80", 7, false},
+		{6, "10.0.0.2:80", 0, false},
+	} {
+		if got := syncedFlow(svcs, tc.proto, netip.MustParseAddrPort(tc.dst), tc.mark); got != tc.want {
+			t.Errorf("%d %s mark %d: %v, want %v", tc.proto, tc.dst, tc.mark, got, tc.want)
+		}
 	}
 }

@@ -77,6 +77,7 @@ type Kind uint8
 const (
 	KindFlow     Kind = 0 // a conntrack flow
 	KindTemplate Kind = 1 // a persistence template
+	KindDR       Kind = 2 // a DR flow: Orig the client to the VIP, Reply.Src the real server
 )
 
 // Tuple is one direction of a flow.
@@ -108,7 +109,8 @@ const (
 	efV6       = 1 << 2
 	efRSrc     = 1 << 3 // reply source present (else the original destination: no DNAT)
 	efRDst     = 1 << 4 // reply destination present (else the original source: no SNAT)
-	efKnown    = efTemplate | efDelete | efV6 | efRSrc | efRDst
+	efDR       = 1 << 5 // a DR flow (KindDR)
+	efKnown    = efTemplate | efDelete | efV6 | efRSrc | efRDst | efDR
 )
 
 // Key identifies an entry: kind, protocol and original tuple.
@@ -157,8 +159,11 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	}
 	v6 := is6(e.Orig.Src.Addr())
 	var f byte
-	if e.Kind == KindTemplate {
+	switch e.Kind {
+	case KindTemplate:
 		f |= efTemplate
+	case KindDR:
+		f |= efDR
 	}
 	if e.Delete {
 		f |= efDelete
@@ -247,8 +252,13 @@ func (r *reader) entry() (Entry, error) {
 	}
 	v6 := f&efV6 != 0
 	e := Entry{Delete: f&efDelete != 0, Proto: r.u8(), State: r.u8()}
-	if f&efTemplate != 0 {
+	switch f & (efTemplate | efDR) {
+	case efTemplate:
 		e.Kind = KindTemplate
+	case efDR:
+		e.Kind = KindDR
+	case efTemplate | efDR:
+		return Entry{}, errors.New("entry both a template and a DR flow")
 	}
 	e.Orig.Src = r.addrPort(v6)
 	e.Orig.Dst = r.addrPort(v6)

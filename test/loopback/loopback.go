@@ -47,6 +47,15 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ServeOn(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// ServeOn is Serve on a listener the caller opened (in a namespace, on a
+// given address): each connection goes to handle (closed when it returns)
+// until the test ends, when ln is closed.
+func ServeOn(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -60,7 +69,6 @@ func Serve(t testing.TB, handle func(net.Conn)) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
 }
 
 // LineServer is a TCP real server that answers each line with its name, a

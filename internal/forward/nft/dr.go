@@ -27,6 +27,8 @@ import (
 // changed in the same transaction as "inet govs":
 //
 //	chain dr_in    (filter, prerouting, priority raw -300)
+//	    ICMP error quoting a pinned flow's reply -> dup to its RIP, drop
+//	    (dr_icmp.go)
 //	    VIP:port -> jump sNgG
 //	chain sNgG     pinned flow (in @flows): refresh, dup to its RIP, drop;
 //	               new flow: choose (kernel maps) or NFQUEUE, record in
@@ -143,6 +145,7 @@ func (r *ruleset) drBegin(c batch, plans []*plan, replace bool) [2]*drFam {
 			c.AddSet(d.flows, nil)
 			c.AddSet(d.closing, nil)
 		}
+		drICMPRules(c, d)
 		out[f] = d
 	}
 	return out

@@ -592,6 +592,38 @@
     body.replaceChildren(...peerRows, ...vipRows);
   }
 
+  // renderSync shows the connection sync (docs/sync.md): the panel stays
+  // hidden on a director without a sync section.
+  function renderSync(st) {
+    const body = $('sync-body');
+    if (!st || st.status === 'sync not configured') {
+      body.dataset.sync = 'none';
+      $('sync').hidden = true;
+      return;
+    }
+    $('sync').hidden = false;
+    body.dataset.sync = st.status;
+    const c = st.counters || {};
+    const dl = h('dl');
+    const row = (k, v) => { if (v !== '' && v !== undefined && v !== null) dl.append(h('dt', { text: k }), h('dd', { text: String(v) })); };
+    row('link', (st.mode === 'multicast' ? st.group : (st.peers || []).join(' ')) + ':' + st.port + (st.interface ? ' on ' + st.interface : '') + ' · syncid ' + st.sync_id);
+    row('flows', fmtNum(st.flows) + ' sent · ' + fmtNum(st.peer_flows) + ' from peers');
+    row('entries', fmtNum(c.entries_sent) + ' sent · ' + fmtNum(c.entries_received) + ' received · ' + fmtNum(c.installed) + ' installed');
+    if (c.install_errors) row('install errors', fmtNum(c.install_errors));
+    row('lag', st.lag_median_ms.toFixed(1) + ' ms median · ' + st.lag_p99_ms.toFixed(1) + ' ms p99');
+    row('resyncs', fmtNum(c.resyncs_requested) + ' asked · ' + fmtNum(c.resyncs_served) + ' served' + (st.resync && st.resync.result ? ' · start-up ' + st.resync.result : ''));
+    if (c.retransmits || c.lost) row('repairs', fmtNum(c.retransmits) + ' retransmitted · ' + fmtNum(c.lost) + ' lost');
+    const drops = Object.entries(c.drops || {}).filter(([, n]) => n > 0);
+    const peers = (st.peer_nodes || []).map((p) => h('div', { class: 'row', 'data-sync-peer': p.node },
+      h('span', { class: 'nm mono', text: p.address || p.node }),
+      h('span', { class: 'muted small', text: 'heard ' + fmtDur(Math.max(0, (Date.now() - new Date(p.last_heard).getTime()) / 1000)) + ' ago · lag ' + p.lag_ms.toFixed(1) + ' ms' + (p.missing ? ' · ' + p.missing + ' missing' : '') })));
+    body.replaceChildren(h('div', { class: 'vrrp-inst' },
+      h('div', { class: 'row' }, h('span', { class: 'nm', text: (st.peer_nodes || []).length + ' peer' + ((st.peer_nodes || []).length === 1 ? '' : 's') }),
+        h('span', { class: 'badge ' + (st.status === 'running' ? 'master' : 'backup'), text: st.status.toUpperCase() })),
+      ...peers, dl,
+      drops.length ? h('div', { class: 'faults', 'data-field': 'sync-drops', text: 'dropped: ' + drops.map(([k, n]) => k + ' ' + fmtNum(n)).join(', ') }) : null));
+  }
+
   function renderEvents() {
     if (!eventsDirty) return;
     eventsDirty = false;
@@ -800,10 +832,17 @@
     }));
   }
 
+  // The sync state is fetched with each poll but apart from it: a failure
+  // (an older daemon) hides the panel and does not stop the page.
+  function refreshSync() {
+    api('api/v1/sync').then(renderSync).catch((e) => { if (!(e instanceof Unauthorized)) renderSync(null); });
+  }
+
   async function tick() {
     const start = Date.now();
     refreshForecasts();
     const discovered = refreshDiscovery();
+    refreshSync();
     try {
       // BGP is a side panel: its failure must not take the page down.
       const [services, vrrp, bgp] = await Promise.all([api('api/v1/services'), api('api/v1/vrrp'),
