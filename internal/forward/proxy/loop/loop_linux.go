@@ -196,7 +196,7 @@ func (l *Loop) poll(uintptr) bool {
 			// on 2 cores an idle loop's event waited for the end of another
 			// loop's 8 ms batch in 18 of 20 tries (TestCrossLoopWake), and
 			// under keep-alive load the two loops took turns on one core,
-			// at half the goroutine data path's rate. Gosched wakes a
+			// at 0.64-0.87x the goroutine data path's rate. Gosched wakes a
 			// thread for an idle P (runtime.wakep), which becomes the
 			// poller, as the goroutine data path gets for free by waking
 			// many goroutines at once; it costs nothing when no P is idle.
