@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govs-lb/govs/test/loopback"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -121,24 +120,13 @@ func (l *syncLab) waitDRSynced(d *syncDirector, conns []*longConn, within time.D
 // most of them elsewhere.
 func TestSyncFailoverDR(t *testing.T) {
 	l := newSyncLabTB(t, "dr", false, false)
-	d1, d2 := l.dirs[0], l.dirs[1]
-	l.start(d1, 150)
-	l.waitMaster(d1, 8*time.Second)
-	l.start(d2, 100)
-	loopback.WaitFor(t, "d2's resync from d1", func() bool { return d2.syncState(t).Resync.Result == "complete" })
+	d1, d2 := l.startPair()
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
 	const n = 200
-	conns := l.openLong(n, 100*time.Millisecond, stop, &wg)
-	by := map[string]int{}
-	for _, c := range conns {
-		by[c.server]++
-	}
-	if len(by) != 3 {
-		t.Fatalf("connections by real server %v: want all three (rr)", by)
-	}
+	conns, by := l.openSpread(n, stop, &wg)
 	short := l.shortConns(20*time.Millisecond, stop, &wg)
 	l.waitLong(conns, time.Now(), 10*time.Second, "before failover")
 	t.Logf("d2 had all %d DR flows with their real servers %v after the last connection was checked",

@@ -610,30 +610,44 @@ func (l *syncLab) waitSynced(d *syncDirector, conns []*longConn, within time.Dur
 	}
 }
 
-func (l *syncLab) run() {
-	t := l.t
-	d1, d2 := l.dirs[0], l.dirs[1]
+// startPair starts d1, which takes MASTER, then d2, and waits until d2 has
+// d1's table (its start-up resync).
+func (l *syncLab) startPair() (d1, d2 *syncDirector) {
+	d1, d2 = l.dirs[0], l.dirs[1]
 	l.start(d1, 150)
-	// Alone, d1 waits for the resync timeout (3s) before taking MASTER.
 	l.waitMaster(d1, 8*time.Second)
-	if !strings.Contains(d1.govs.log(), "resync timed out") {
-		t.Errorf("d1 took MASTER without saying the resync timed out")
-	}
 	l.start(d2, 100)
-	loopback.WaitFor(t, "d2's resync from d1", func() bool { return d2.syncState(t).Resync.Result == "complete" })
+	loopback.WaitFor(l.t, "d2's resync from d1", func() bool { return d2.syncState(l.t).Resync.Result == "complete" })
+	return d1, d2
+}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(stop); wg.Wait() }()
-	const n = 200
-	conns := l.openLong(n, 100*time.Millisecond, stop, &wg)
+// openSpread opens n long-lived connections through the VIP and checks that
+// the round robin spread them over the three real servers, which it counts.
+func (l *syncLab) openSpread(n int, stop <-chan struct{}, wg *sync.WaitGroup) ([]*longConn, map[string]int) {
+	conns := l.openLong(n, 100*time.Millisecond, stop, wg)
 	by := map[string]int{}
 	for _, c := range conns {
 		by[c.server]++
 	}
 	if len(by) != 3 {
-		t.Fatalf("connections by real server %v: want all three (rr)", by)
+		l.t.Fatalf("connections by real server %v: want all three (rr)", by)
 	}
+	return conns, by
+}
+
+func (l *syncLab) run() {
+	t := l.t
+	d1, d2 := l.startPair()
+	// Alone, d1 waited for the resync timeout (3s) before taking MASTER.
+	if !strings.Contains(d1.govs.log(), "resync timed out") {
+		t.Errorf("d1 took MASTER without saying the resync timed out")
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	const n = 200
+	conns, by := l.openSpread(n, stop, &wg)
 	short := l.shortConns(20*time.Millisecond, stop, &wg)
 	udp := l.openUDP(20, 100*time.Millisecond, stop, &wg)
 	l.waitLong(conns, time.Now(), 10*time.Second, "before failover")

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# bench/loopab.sh: a quick A/B of govs proxy variants (environment settings of
+# the same binary) on loopback, alternating, with per-run figures that explain
+# a rate: the proxy's CPU per request or per GB, its share of the machine, and
+# its threads' run-queue wait, time slices and context switches
+# (/proc/PID/task/*/schedstat and status).
+#
+#   bench/loopab.sh ROUNDS NAME=ENV[,ENV...] ...     ("-" for no setting)
+#   e.g. bench/loopab.sh 5 loops=- go=GOVS_PROXY_LOOPS=off loops4=GOVS_PROXY_LOOPS=4
+#
+# MODES="ka close bulk" (default "ka bulk"), DUR=3 (seconds of each wrk run),
+# BIN=path (default: build bench/out/govs). Backend: nginx, 1 worker, port 28080;
+# variants on 28081 and up; all on 127.0.0.1; one line per run, medians are
+# left to the reader (grep/sort). On a shared machine, `nice -n -10` around it
+# takes the other work out of the comparison (each variant equally).
+set -uo pipefail
+[[ $# -ge 2 && $1 =~ ^[0-9]+$ && $1 -ge 1 && $1 -le 20 ]] || { echo "usage: $0 ROUNDS(1-20) NAME=ENV ..." >&2; exit 2; }
+ROUNDS=$1; shift
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ -z ${BIN:-} ]]; then
+  (cd "$HERE/.." && go build -o bench/out/govs ./cmd/govs) || exit 1
+  BIN=$HERE/out/govs
+fi
+D=$(mktemp -d)
+mkdir -p $D/www $D/be
+head -c $((64*1048576)) /dev/urandom > $D/www/big.bin
+BP=28080
+cat > $D/be/nginx.conf <<C
+$( ((EUID == 0)) && echo "user root;")
+worker_processes 1;
+pid $D/be/nginx.pid;
+error_log $D/be/err.log warn;
+events { worker_connections 4000; }
+http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000000; keepalive_timeout 300s;
+ client_body_temp_path $D/be/b; proxy_temp_path $D/be/p; fastcgi_temp_path $D/be/f; uwsgi_temp_path $D/be/u; scgi_temp_path $D/be/s;
+ server { listen 127.0.0.1:$BP backlog=4096; root $D/www; location = / { default_type text/plain; return 200 "ok\n"; } location = /big.bin { } } }
+C
+nginx -p $D/be -c $D/be/nginx.conf -g 'daemon off;' & NGPID=$!
+PIDS=($NGPID)
+trap 'for p in "${PIDS[@]}"; do kill $p 2>/dev/null; done; wait; rm -rf "$D"' EXIT
+declare -A PORT PID
+i=1
+NAMES=()
+for spec in "$@"; do
+  name=${spec%%=*}; envs=${spec#*=}; NAMES+=($name)
+  port=$((BP+i)); PORT[$name]=$port
+  cat > $D/$name.yaml <<C
+grace_period: 1s
+logging: {level: warn}
+virtual_servers:
+  - name: b$name
+    address: 127.0.0.1:$port
+    protocol: tcp
+    scheduler: rr
+    real_servers: [{address: 127.0.0.1:$BP}]
+C
+  if [[ $envs == - ]]; then envs=""; fi
+  env ${envs//,/ } $BIN run --socket $D/$name.sock -c $D/$name.yaml > $D/$name.log 2>&1 & PID[$name]=$!; PIDS+=($!)
+  i=$((i+1))
+done
+sleep 2
+cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+sched() { cat /proc/$1/task/*/schedstat | awk '{w+=$2; n+=$3} END{printf "%.0f %.0f", w, n}'; }
+ctx() { cat /proc/$1/task/*/status | awk '/^voluntary/{v+=$2} /^nonvoluntary/{n+=$2} END{printf "%d %d", v, n}'; }
+for r in $(seq 1 $ROUNDS); do
+  order=("${NAMES[@]}"); 
+  # rotate
+  for ((k=0;k<r%${#NAMES[@]};k++)); do order=("${order[@]:1}" "${order[0]}"); done
+  for n in "${order[@]}"; do
+    p=${PID[$n]}
+    for mode in ${MODES:-ka bulk}; do
+      c0=$(cpu $p); read w0 s0 <<<"$(sched $p)"; read v0 nv0 <<<"$(ctx $p)"; t0=$(date +%s.%N); la=$(cut -d' ' -f1 /proc/loadavg)
+      if [[ $mode == ka || $mode == close ]]; then
+        hdr=(); [[ $mode == close ]] && hdr=(-H 'Connection: close')
+        out=$(wrk -t1 -c50 -d${DUR:-3}s --latency "${hdr[@]}" http://127.0.0.1:${PORT[$n]}/ 2>&1)
+        rate=$(awk '/Requests\/sec/{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+        reqs=$(awk '/requests in/{print $1}' <<<"$out")
+      else
+        bytes=0
+        for k in 1 2 3; do b=$(curl -s --max-time 60 -o /dev/null -w '%{size_download}' http://127.0.0.1:${PORT[$n]}/big.bin); bytes=$((bytes+b)); done
+        t1=$(date +%s.%N); rate=$(echo "$bytes/($t1-$t0)/1000000" | bc -l); p99=-; reqs=$bytes
+      fi
+      t1=$(date +%s.%N)
+      c1=$(cpu $p); read w1 s1 <<<"$(sched $p)"; read v1 nv1 <<<"$(ctx $p)"
+      # cpu ticks are 10ms; per request in us (ka) or ms per GB (bulk)
+      if [[ $mode != bulk ]]; then cpur=$(echo "($c1-$c0)*10000/$reqs" | bc -l); else cpur=$(echo "($c1-$c0)*10*1000000000/$reqs" | bc -l); fi
+      printf "%s r%d %-10s %-4s rate=%9.1f p99=%-8s cpu/unit=%6.1f cpu%%=%5.1f rqwait_ms=%7.1f slices=%6d vcs=%6d ivcs=%6d load=%s\n" \
+        "$(date -u +%H:%M:%S)" $r $n $mode $rate $p99 $cpur $(echo "($c1-$c0)/($t1-$t0)" | bc -l) $(echo "($w1-$w0)/1000000" | bc -l) $((s1-s0)) $((v1-v0)) $((nv1-nv0)) $la
+    done
+  done
+done
