@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
 	"github.com/govs-lb/govs/internal/forward/nft"
@@ -53,8 +54,8 @@ func newDRLab(t *testing.T, n int, v6 bool) *drLab {
 	l := newDRTopology(t, n, v6)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l.dp = nft.New(log, nft.Options{NetNS: l.Director.FD(), Queues: 2, StatsInterval: 200 * time.Millisecond})
-	l.d = director.New(log, forward.NewMulti(map[config.Forwarding]director.Dataplane{
-		config.Proxy: proxy.New(log), config.NAT: l.dp, config.FullNAT: l.dp, config.DR: l.dp,
+	l.d = director.New(log, forward.NewMulti(map[desired.Forwarding]director.Dataplane{
+		desired.Proxy: proxy.New(log), desired.NAT: l.dp, desired.FullNAT: l.dp, desired.DR: l.dp,
 	}))
 	t.Cleanup(func() {
 		if err := l.d.Shutdown(200 * time.Millisecond); err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/govs-lb/govs/test/loopback"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
 	"github.com/govs-lb/govs/internal/forward/nft"
@@ -31,8 +31,8 @@ func newNATLab6(t *testing.T, reals int) *natLab {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l.dp = nft.New(log, nft.Options{NetNS: l.Director.FD(), Queues: 2, StatsInterval: 200 * time.Millisecond})
-	l.mp = forward.NewMulti(map[config.Forwarding]director.Dataplane{
-		config.Proxy: proxy.New(log), config.NAT: l.dp, config.FullNAT: l.dp,
+	l.mp = forward.NewMulti(map[desired.Forwarding]director.Dataplane{
+		desired.Proxy: proxy.New(log), desired.NAT: l.dp, desired.FullNAT: l.dp,
 	})
 	l.d = director.New(log, l.mp)
 	t.Cleanup(func() {

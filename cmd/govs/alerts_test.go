@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,11 +14,7 @@ import (
 	"github.com/govs-lb/govs/internal/director"
 )
 
-type nopDataplane struct{}
-
-func (nopDataplane) Sync([]*director.VirtualService) error { return nil }
-func (nopDataplane) Shutdown(context.Context) error        { return nil }
-func (nopDataplane) Close() error                          { return nil }
+type nopDataplane struct{ director.NullDataplane }
 
 // TestCapacityAlertWebhook runs the capacity alert end to end in process:
 // a director whose service sees two days of traffic with a rush hour under

@@ -3,7 +3,7 @@ package main
 import (
 	"log/slog"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward"
 	"github.com/govs-lb/govs/internal/forward/nft"
@@ -15,7 +15,7 @@ import (
 // a nat or fullnat service is configured.
 func newDataplane(log *slog.Logger) *forward.Multi {
 	k := nft.New(log, nft.Options{})
-	return forward.NewMulti(map[config.Forwarding]director.Dataplane{
-		config.Proxy: proxy.New(log), config.NAT: k, config.FullNAT: k, config.DR: k,
+	return forward.NewMulti(map[desired.Forwarding]director.Dataplane{
+		desired.Proxy: proxy.New(log), desired.NAT: k, desired.FullNAT: k, desired.DR: k,
 	})
 }

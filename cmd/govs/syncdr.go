@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/forward"
 	"github.com/govs-lb/govs/internal/forward/nft"
 	connsync "github.com/govs-lb/govs/internal/sync"
@@ -19,7 +20,7 @@ func drSource(dp *forward.Multi, s *config.Sync) connsync.DRFlows {
 	if dp == nil || !s.Syncs(config.DR) {
 		return nil
 	}
-	k, ok := dp.Route(config.DR).(*nft.Dataplane)
+	k, ok := dp.Route(desired.DR).(*nft.Dataplane)
 	if !ok {
 		return nil
 	}

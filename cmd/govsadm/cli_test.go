@@ -16,11 +16,7 @@ import (
 
 // nullDP is a dataplane that forwards nothing: the CLI tests need the
 // director's table, not traffic (e2e_test.go runs the real daemon).
-type nullDP struct{}
-
-func (nullDP) Sync([]*director.VirtualService) error { return nil }
-func (nullDP) Shutdown(context.Context) error        { return nil }
-func (nullDP) Close() error                          { return nil }
+type nullDP struct{ director.NullDataplane }
 
 const cliConfig = `
 virtual_servers:

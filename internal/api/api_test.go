@@ -44,11 +44,15 @@ func (f *fakeDP) Connections(yield func(director.Connection) bool) error {
 	return nil
 }
 
-func (f *fakeDP) Sync([]*director.VirtualService) error {
+func (f *fakeDP) Prepare(*director.Snapshot) (director.Transaction, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.refuse
+	if f.refuse != nil {
+		return nil, f.refuse
+	}
+	return director.NullTransaction{}, nil
 }
+func (f *fakeDP) Apply(*director.Snapshot) error { return nil }
 func (f *fakeDP) Shutdown(context.Context) error { return nil }
 func (f *fakeDP) Close() error                   { return nil }
 

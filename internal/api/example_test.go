@@ -13,11 +13,7 @@ import (
 )
 
 // noDataplane forwards nothing; a real daemon uses the proxy or nft one.
-type noDataplane struct{}
-
-func (noDataplane) Sync([]*director.VirtualService) error { return nil }
-func (noDataplane) Shutdown(context.Context) error        { return nil }
-func (noDataplane) Close() error                          { return nil }
+type noDataplane struct{ director.NullDataplane }
 
 // Serve a director's API on a unix socket and change it with the client.
 func Example() {

@@ -140,7 +140,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		proxy := set.Forwarding == config.Proxy
 		if proxy && vs.Protocol == config.UDP {
 			gauge(descServiceFlows, float64(vs.Flows.Load()), name)
-			gauge(descServiceMaxFlows, float64(set.MaxFlows), name)
+			if want := vs.Desired(); want != nil {
+				gauge(descServiceMaxFlows, float64(want.MaxFlows), name)
+			}
 			counter(descServiceFlowLimit, st.FlowLimit, name)
 		}
 		for _, rs := range vs.RealServers() {

@@ -1,7 +1,6 @@
 package director
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,17 +14,19 @@ import (
 
 // adminDP is a dataplane that serves nothing and refuses on demand.
 type adminDP struct {
+	NullDataplane
 	mu     sync.Mutex
 	refuse error
 }
 
-func (a *adminDP) Sync([]*VirtualService) error {
+func (a *adminDP) Prepare(*Snapshot) (Transaction, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.refuse
+	if a.refuse != nil {
+		return nil, a.refuse
+	}
+	return NullTransaction{}, nil
 }
-func (a *adminDP) Shutdown(context.Context) error { return nil }
-func (a *adminDP) Close() error                   { return nil }
 
 const adminConfig = `
 virtual_servers:

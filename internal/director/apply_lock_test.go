@@ -1,29 +1,27 @@
 package director
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
 )
 
-// blockingDataplane's Sync waits until released, as a slow netlink
+// blockingDataplane's Prepare waits until released, as a slow netlink
 // transaction would.
 type blockingDataplane struct {
+	NullDataplane
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *blockingDataplane) Sync([]*VirtualService) error {
+func (b *blockingDataplane) Prepare(*Snapshot) (Transaction, error) {
 	b.entered <- struct{}{}
 	<-b.release
-	return nil
+	return NullTransaction{}, nil
 }
-func (*blockingDataplane) Shutdown(context.Context) error { return nil }
-func (*blockingDataplane) Close() error                   { return nil }
 
-// TestApplyHoldsNoTableLockAcrossSync: while the dataplane's Sync runs,
+// TestApplyHoldsNoTableLockAcrossSync: while the dataplane's Prepare runs,
 // readers of the table (the API, VRRP's track_services, SetDrain) and the
 // health of a running service answer at once.
 func TestApplyHoldsNoTableLockAcrossSync(t *testing.T) {
@@ -49,7 +47,7 @@ func TestApplyHoldsNoTableLockAcrossSync(t *testing.T) {
 
 	second := parse("virtual_servers:\n  - address: 127.0.0.1:80\n    real_servers:\n      - address: 127.0.0.1:8080\n      - address: 127.0.0.1:8081\n")
 	go func() { done <- d.Apply(second) }()
-	<-dp.entered // the reload is inside Sync
+	<-dp.entered // the reload is inside Prepare
 	answered := make(chan struct{})
 	go func() {
 		d.Services()
@@ -63,9 +61,9 @@ func TestApplyHoldsNoTableLockAcrossSync(t *testing.T) {
 	case <-answered:
 	case <-time.After(10 * time.Second):
 		close(dp.release) // let Apply, and so the cleanup's Shutdown, end
-		t.Fatal("readers waited for the dataplane's Sync")
+		t.Fatal("readers waited for the dataplane's Prepare")
 	}
-	close(dp.release) // the second Sync of a reload, too
+	close(dp.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -34,16 +34,9 @@ type Connection struct {
 	InPackets, OutPackets uint64
 }
 
-// ConnectionLister is implemented by dataplanes that can list their
-// connections. Listing walks the live tables without stopping traffic: an
-// entry that starts or ends meanwhile may or may not be listed.
-type ConnectionLister interface {
-	Connections(yield func(Connection) bool) error
-}
-
 // Connections lists the connections of every dataplane, then the
 // persistence templates of the persistent services, until yield returns
-// false. A dataplane that cannot list its connections is skipped.
+// false.
 func (d *Director) Connections(yield func(Connection) bool) error {
 	stopped := false
 	y := func(c Connection) bool {
@@ -52,10 +45,8 @@ func (d *Director) Connections(yield func(Connection) bool) error {
 		}
 		return !stopped
 	}
-	if l, ok := d.dp.(ConnectionLister); ok {
-		if err := l.Connections(y); err != nil {
-			return err
-		}
+	if err := d.dp.Connections(y); err != nil {
+		return err
 	}
 	for _, vs := range d.Services() {
 		if stopped {

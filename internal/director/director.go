@@ -10,29 +10,11 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
-
-// Dataplane forwards the traffic of virtual services. Implementations live
-// under internal/forward.
-type Dataplane interface {
-	// Sync makes the dataplane serve exactly the given virtual services. It
-	// prepares everything that can fail (binding listeners, programming
-	// rules) before changing anything, so an error leaves it serving what it
-	// served before. Services that are no longer listed stop taking new
-	// connections; their established ones keep running until their
-	// VirtualService context ends.
-	Sync(services []*VirtualService) error
-	// Shutdown stops taking new connections and returns when established
-	// ones have ended, or when ctx is done, whichever comes first.
-	Shutdown(ctx context.Context) error
-	// Close ends what is left and waits until the dataplane has released
-	// everything. The director calls it after cancelling every connection's
-	// context.
-	Close() error
-}
 
 // Director is a running govs director.
 type Director struct {
@@ -42,10 +24,12 @@ type Director struct {
 	// admin serialises runtime changes and reloads (admin.go): each reads
 	// the configuration in force, edits a copy and applies it.
 	admin sync.Mutex
-	// apply serialises Apply. It is held across the dataplane's Sync
-	// (netlink, binding sockets); mu is not, so readers of the table (the
-	// API, VRRP's track_services, health's SetDrain) never wait for I/O.
+	// apply serialises Apply callers. The dataplane's I/O runs on the
+	// reconciler goroutine (snapshot.go); mu is never held while it runs,
+	// so readers of the table (the API, VRRP's track_services, health's
+	// SetDrain) never wait for it.
 	apply sync.Mutex
+	rec   reconciler // snapshot.go
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -74,6 +58,8 @@ func New(log *slog.Logger, dp Dataplane) *Director {
 		root:     root, cancel: cancel,
 	}
 	d.hc.init()
+	d.rec.init()
+	go d.runReconciler()
 	go d.housekeeping()
 	return d
 }
@@ -116,8 +102,13 @@ func (d *Director) Service(key string) *VirtualService {
 // Apply makes cfg the desired state: new services start, removed ones stop
 // taking connections (established ones run on until they end or the grace
 // period passes), and kept ones take their new settings and real servers for
-// every new connection at once. cfg must have been validated. On error
-// nothing has changed.
+// every new connection at once. cfg must have been validated.
+//
+// The dataplanes are prepared and committed with a preview of the new
+// state (the health machines' decisions on clones) before the director
+// changes anything; only then does the director commit its own table. On
+// error, the dataplane's included, nothing has changed: the previous
+// state keeps serving.
 func (d *Director) Apply(cfg *config.Config) (err error) {
 	d.apply.Lock()
 	defer d.apply.Unlock()
@@ -132,16 +123,24 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			}
 		}()
 	}
+	now := d.hc.now()
 
 	type plan struct {
 		vs       *VirtualService
 		cfg      *config.VirtualServer
 		settings *Settings
 		persist  *persistence
+		spec     *desired.Service
 	}
 	plans := make([]plan, 0, len(cfg.VirtualServers))
 	var created []*VirtualService
-	next := make([]*VirtualService, 0, len(cfg.VirtualServers))
+	next := &Snapshot{Services: make([]ServiceSnapshot, 0, len(cfg.VirtualServers))}
+	fail := func(err error) error {
+		for _, c := range created {
+			c.cancel()
+		}
+		return err
+	}
 	for _, vc := range cfg.VirtualServers {
 		key := vc.Key()
 		d.mu.Lock()
@@ -154,7 +153,7 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 		if vs != nil {
 			old = vs.Settings()
 		}
-		st, err := newSettings(vc, old, cfg)
+		st, err := newSettings(vc, old)
 		var pers *persistence
 		if err == nil {
 			var oldPers *persistence
@@ -163,85 +162,89 @@ func (d *Director) Apply(cfg *config.Config) (err error) {
 			}
 			pers, err = newPersistence(vc, oldPers)
 		}
-		if err != nil {
-			for _, c := range created {
-				c.cancel()
-			}
-			return fmt.Errorf("virtual server %s: %w", vc.Name, err)
+		var spec *desired.Service
+		if err == nil {
+			spec, err = serviceSpec(vc, cfg)
 		}
+		if err != nil {
+			return fail(fmt.Errorf("virtual server %s: %w", vc.Name, err))
+		}
+		var want *desired.Service
 		if vs == nil {
 			vs = d.newService(vc)
 			// A new service is complete before the dataplane sees it.
-			vs.update(d.log, vc, st, pers, grace)
+			vs.update(d.log, vc, st, pers, spec, grace, now)
 			created = append(created, vs)
+			want = vs.want.Load()
+		} else {
+			want = vs.preview(now, vc, spec)
 		}
-		plans = append(plans, plan{vs, vc, st, pers})
-		next = append(next, vs)
+		plans = append(plans, plan{vs, vc, st, pers, spec})
+		next.Services = append(next.Services, ServiceSnapshot{Desired: want, Live: vs})
 		if old != nil && old.Forwarding != st.Forwarding {
 			// Connections move between dataplanes: worth a line of its own.
 			d.log.Warn("virtual service forwarding changed", "service", vc.Name, "address", key,
 				"from", string(old.Forwarding), "to", string(st.Forwarding))
 		}
 	}
-	if err := d.dp.Sync(next); err != nil {
-		for _, c := range created {
-			c.cancel()
-		}
-		return err
-	}
-
-	kept := make(map[*VirtualService]bool, len(next))
-	d.mu.Lock()
-	for _, p := range plans {
-		kept[p.vs] = true
-		if d.retiring[p.vs.Key] == p.vs {
-			// Removed by an earlier reload and back within its grace period.
-			p.vs.retire.Stop()
-			delete(d.retiring, p.vs.Key)
-		}
-	}
-	d.mu.Unlock()
-	for _, p := range plans {
-		p.vs.update(d.log, p.cfg, p.settings, p.persist, grace)
-	}
-	// Kept services have their new real servers and settings now: a
-	// dataplane that programs them (kernel NAT) takes them at once, and one
-	// whose forwarding changed moves to its new dataplane. The first Sync
-	// prepared everything that can fail, so this one only updates.
-	if len(plans) > len(created) {
-		if err := d.dp.Sync(next); err != nil {
-			d.log.Error("dataplane update after reload", "err", err)
-		}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, vs := range d.services {
-		if kept[vs] {
-			continue
-		}
-		d.log.Info("virtual service removed", "service", vs.Settings().Name, "address", vs.Key, "grace", grace)
-		d.retiring[vs.Key] = vs
-		vs.stopHealth() // a removed service is not checked
-		vs.retire = time.AfterFunc(grace, func() {
-			vs.cancel()
-			d.mu.Lock()
-			if d.retiring[vs.Key] == vs {
-				delete(d.retiring, vs.Key)
+	// The director's own commit, once the dataplanes have committed. It
+	// runs on the reconciler goroutine (snapshot.go): no Apply of the old
+	// table can come between the dataplanes' commit and this one.
+	commit := func() {
+		kept := make(map[*VirtualService]bool, len(plans))
+		d.mu.Lock()
+		for _, p := range plans {
+			kept[p.vs] = true
+			if d.retiring[p.vs.Key] == p.vs {
+				// Removed by an earlier reload and back within its grace period.
+				p.vs.retire.Stop()
+				delete(d.retiring, p.vs.Key)
 			}
-			d.mu.Unlock()
-		})
+		}
+		d.mu.Unlock()
+		isNew := make(map[*VirtualService]bool, len(created))
+		for _, vs := range created {
+			isNew[vs] = true
+		}
+		for _, p := range plans {
+			if !isNew[p.vs] {
+				p.vs.update(d.log, p.cfg, p.settings, p.persist, p.spec, grace, now)
+			}
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, vs := range d.services {
+			if kept[vs] {
+				continue
+			}
+			d.log.Info("virtual service removed", "service", vs.Settings().Name, "address", vs.Key, "grace", grace)
+			d.retiring[vs.Key] = vs
+			vs.stopHealth() // a removed service is not checked
+			vs.retire = time.AfterFunc(grace, func() {
+				vs.cancel()
+				d.mu.Lock()
+				if d.retiring[vs.Key] == vs {
+					delete(d.retiring, vs.Key)
+				}
+				d.mu.Unlock()
+			})
+		}
+		for _, vs := range created {
+			d.log.Info("virtual service added", "service", vs.Settings().Name, "address", vs.Key,
+				"forwarding", string(vs.Settings().Forwarding), "scheduler", vs.Settings().SchedulerName,
+				"real_servers", len(vs.RealServers()))
+		}
+		d.services = make([]*VirtualService, len(plans))
+		d.byKey = make(map[string]*VirtualService, len(plans))
+		for i, p := range plans {
+			d.services[i] = p.vs
+			d.byKey[p.vs.Key] = p.vs
+		}
+		d.cfg = cfg
 	}
-	for _, vs := range created {
-		d.log.Info("virtual service added", "service", vs.Settings().Name, "address", vs.Key,
-			"forwarding", string(vs.Settings().Forwarding), "scheduler", vs.Settings().SchedulerName,
-			"real_servers", len(vs.RealServers()))
+	if err := d.reloadDataplane(next, commit); err != nil {
+		return fail(err)
 	}
-	d.services = next
-	d.byKey = make(map[string]*VirtualService, len(next))
-	for _, vs := range next {
-		d.byKey[vs.Key] = vs
-	}
-	d.cfg = cfg
 	return nil
 }
 
@@ -251,6 +254,9 @@ func (d *Director) Shutdown(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	d.stopHealthChecks(d.Services())
+	// The reconciler ends first: from here on only the stop calls the
+	// dataplane.
+	d.stopReconciler()
 	err := d.dp.Shutdown(ctx)
 	if err != nil {
 		d.log.Warn("grace period over, closing remaining connections", "grace", grace)
@@ -284,18 +290,12 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 
 // newSettings builds the settings of vc, keeping the running scheduler (and
 // so its position and state) when neither its name nor its options changed.
-func newSettings(vc *config.VirtualServer, old *Settings, cfg *config.Config) (*Settings, error) {
+func newSettings(vc *config.VirtualServer, old *Settings) (*Settings, error) {
 	st := &Settings{
-		Config:         vc,
-		Name:           vc.Name,
-		SchedulerName:  vc.Scheduler,
-		Forwarding:     vc.Forwarding,
-		ConnectTimeout: vc.ConnectTimeout.D(),
-		IdleTimeout:    vc.IdleTimeout.D(),
-		Retries:        *vc.Retries,
-		MaxFlows:       vc.MaxFlows,
-		OnePacket:      vc.OnePacket,
-		AccessLog:      cfg.Logging != nil && cfg.Logging.AccessLog.Enabled(),
+		cfg:           vc,
+		Name:          vc.Name,
+		SchedulerName: vc.Scheduler,
+		Forwarding:    vc.Forwarding,
 	}
 	opts := vc.SchedOptions()
 	opts.Prober = agentProber{} // prequal probes the real servers' agents (prober.go)
@@ -338,12 +338,12 @@ func newPersistence(vc *config.VirtualServer, old *persistence) (*persistence, e
 }
 
 // update applies a virtual server's configuration to a running service.
-func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, pers *persistence, grace time.Duration) {
+func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st *Settings, pers *persistence,
+	spec *desired.Service, grace time.Duration, now time.Time) {
 	var acts healthActions
 	defer acts.run() // after the unlock: logs and notify commands
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	now := vs.d().hc.now()
 	running := vs.reals.Load() != nil // real servers added to a running service slow-start
 	old := map[netip.AddrPort]*RealServer{}
 	for _, rs := range vs.RealServers() {
@@ -393,6 +393,7 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 	// service, or the sorry server) before the settings that point at it are
 	// published, so no pick sees a scheduler without real servers.
 	vs.configureSorryLocked(vc, grace)
+	vs.spec = spec
 	dec := vs.health.m.Configure(now, running, serviceHealthConfig(vc), servers)
 	vs.applyLocked(st.Scheduler, reals, dec, true, &acts)
 	vs.reals.Store(&reals)

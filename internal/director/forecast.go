@@ -110,7 +110,7 @@ func (d *Director) SampleForecasts(now time.Time) {
 			f = &svcForecast{series: se, capa: forecast.NewCapacity(forecast.CapacityConfig{}), pw: forecast.NewPrewarmer(forecast.PrewarmConfig{})}
 			b.svc[&vs.Stats] = f
 		}
-		evs, acts := f.sample(vs, st.Config, now)
+		evs, acts := f.sample(vs, st.cfg, now)
 		events = append(events, evs...)
 		if acts != nil {
 			calls = append(calls, acts)
@@ -252,7 +252,7 @@ func (d *Director) ServiceForecast(vs *VirtualService, horizons []time.Duration)
 		Source: f.source, CapacitySamples: f.capa.Samples(), Peak: f.lastPeak, Alert: f.alert,
 		Mode: f.pw.Config().Mode, Waiting: f.waiting, Called: f.called}
 	if st := vs.Settings(); st != nil {
-		r.Horizon = st.Config.Forecast.HorizonOrDefault()
+		r.Horizon = st.cfg.Forecast.HorizonOrDefault()
 	}
 	for _, h := range horizons {
 		mean, lo, hi := f.series.Forecast(h)

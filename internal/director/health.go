@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/health"
 	"github.com/govs-lb/govs/internal/sched"
 )
@@ -17,8 +18,9 @@ import (
 // machine; this file feeds it (check results from the health.Runner, an
 // operator's drains, passive failures, reloads, slow-start ticks) and
 // applies its decisions: effective weights and limits to the real servers'
-// sched.Dests, the set (or the sorry server alone) to the scheduler, a
-// ChangeNotifier to the dataplane. health_effects.go performs the effects
+// sched.Dests, the set (or the sorry server alone) to the scheduler, the
+// service's desired state to the dataplanes (a new snapshot, published by
+// the reconciler: snapshot.go). health_effects.go performs the effects
 // (logs, event records, notify commands) once the lock is released.
 //
 // State ownership: a service's machine, its real servers' check jobs and
@@ -32,29 +34,19 @@ import (
 // only (the machine, Dest weights, the scheduler's Update): no netlink,
 // no socket, no command, no log; those run after the unlock.
 
-// ChangeNotifier is implemented by dataplanes that copy the real servers'
-// weights and the set in service somewhere of their own (kernel maps, say)
-// instead of scheduling through VirtualService.Schedule at each
-// connection. The director calls ServiceChanged, outside its locks, after
-// health checks, an agent, an operator's drain, the quorum or slow start
-// changed a service's weights or set; a reload calls Sync as before.
-type ChangeNotifier interface {
-	ServiceChanged(vs *VirtualService)
-}
-
 // directorHealth is the director's share of health checking.
 type directorHealth struct {
 	runner *health.Runner
 	now    func() time.Time
 	effects
-	probes probePool // prequal's agent probes (prober.go)
+	probes *health.AgentProbes // prequal's agent probes (prober.go)
 }
 
 func (h *directorHealth) init() {
 	h.runner = health.NewRunner(0)
 	h.now = time.Now
 	h.effects.init()
-	h.probes.init()
+	h.probes = health.NewAgentProbes()
 }
 
 // svcHealth is a virtual service's share; guarded by its mu.
@@ -74,7 +66,7 @@ type rsHealth struct {
 	job          *health.Job
 	gen          uint64 // bumped when the job changes; older results are dropped
 	upper, lower int
-	probe        probeState // prequal's probes of its agent (prober.go); atomics
+	probe        health.AgentProbe // prequal's probes of its agent (prober.go); atomics
 }
 
 // HealthStatus is a real server's health, for the API and the dashboard.
@@ -216,7 +208,7 @@ func (vs *VirtualService) stopRealHealthLocked(rs *RealServer) {
 		h.job = nil
 	}
 	h.gen++
-	h.probe.target.Store(nil) // its probes are passive from now on
+	h.probe.Stop() // its probes are passive from now on
 }
 
 // configureCheckLocked (re)starts a real server's check when it changed
@@ -246,18 +238,7 @@ func (vs *VirtualService) configureCheckLocked(rs *RealServer, rc *config.RealSe
 			checker = c
 		}
 	}
-	sc := health.ServerConfig{Addr: rs.Addr, NotifyUp: rc.NotifyUp, NotifyDown: rc.NotifyDown, MaxConn: rc.MaxConnections,
-		Alpha: vc.Alpha, Params: health.Params{Weight: *rc.Weight, SlowStart: vc.SlowStart.D(), Inhibit: vc.InhibitOnFailure,
-			Checked: spec != nil, Rise: 1, Fall: 1, Standby: rc.Standby}}
-	if rc.InhibitOnFailure != nil {
-		sc.Params.Inhibit = *rc.InhibitOnFailure
-	}
-	if rc.Alpha != nil {
-		sc.Alpha = *rc.Alpha
-	}
-	if spec != nil {
-		sc.Params.Rise, sc.Params.Fall = rc.Check.Rise, rc.Check.Fall
-	}
+	sc := serverHealthConfig(rs.Addr, rc, vc, spec != nil)
 	h.upper, h.lower = rc.UpperThreshold, rc.LowerThreshold
 
 	if checker == nil && reflect.DeepEqual(spec, h.spec) && (spec == nil) == (h.job == nil) {
@@ -271,6 +252,52 @@ func (vs *VirtualService) configureCheckLocked(rs *RealServer, rc *config.RealSe
 	gen := h.gen
 	h.job = d.hc.runner.Start(checker, spec.Type, spec.Timing(), func(r health.Result) { vs.observe(rs, gen, r) })
 	return sc
+}
+
+// serverHealthConfig is a real server's settings for its service's
+// machine; checked says its check runs.
+func serverHealthConfig(addr netip.AddrPort, rc *config.RealServer, vc *config.VirtualServer, checked bool) health.ServerConfig {
+	sc := health.ServerConfig{Addr: addr, NotifyUp: rc.NotifyUp, NotifyDown: rc.NotifyDown, MaxConn: rc.MaxConnections,
+		Alpha: vc.Alpha, Params: health.Params{Weight: *rc.Weight, SlowStart: vc.SlowStart.D(), Inhibit: vc.InhibitOnFailure,
+			Checked: checked, Rise: 1, Fall: 1, Standby: rc.Standby}}
+	if rc.InhibitOnFailure != nil {
+		sc.Params.Inhibit = *rc.InhibitOnFailure
+	}
+	if rc.Alpha != nil {
+		sc.Alpha = *rc.Alpha
+	}
+	if checked {
+		sc.Params.Rise, sc.Params.Fall = rc.Check.Rise, rc.Check.Fall
+	}
+	return sc
+}
+
+// preview is what a reload to vc would ask the dataplanes to serve for
+// this running service: the decision of a clone of its machine, so that
+// nothing changes until the dataplanes have committed (Director.Apply).
+// A check that fails to start on the real run leaves its server unchecked
+// (always up) where the preview counted it checked; the snapshot published
+// after the reload corrects that.
+func (vs *VirtualService) preview(now time.Time, vc *config.VirtualServer, spec *desired.Service) *desired.Service {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	known := map[netip.AddrPort]*RealServer{}
+	for _, rs := range vs.RealServers() {
+		known[rs.Addr] = rs
+	}
+	for addr, rs := range vs.retiring {
+		known[addr] = rs
+	}
+	servers := make([]health.ServerConfig, len(vc.RealServers))
+	reals := make([]*RealServer, len(vc.RealServers))
+	for i, rc := range vc.RealServers {
+		addr := rc.Address.AddrPort()
+		servers[i] = serverHealthConfig(addr, rc, vc, rc.Check != nil)
+		reals[i] = known[addr]
+	}
+	running := vs.reals.Load() != nil
+	dec := vs.health.m.Clone().Configure(now, running, serviceHealthConfig(vc), servers)
+	return wantFrom(spec, dec, reals)
 }
 
 // serviceHealthConfig is the service's policy for its machine.
@@ -375,6 +402,11 @@ func (vs *VirtualService) applyLocked(s sched.Scheduler, reals []*RealServer, de
 	if dec.SorryLeft && sorry != nil && pers != nil {
 		pers.table.Forget(sorry.Dest)
 	}
+	if vs.spec != nil && len(vs.spec.Reals) == len(reals) {
+		// What the dataplanes serve follows every decision that changed a
+		// weight or the set (force: a reload); published after the unlock.
+		vs.want.Store(wantFrom(vs.spec, dec, reals))
+	}
 	if dec.Changed {
 		dests := make([]*sched.Dest, 0, len(reals))
 		if dec.SorryActive && sorry != nil {
@@ -430,7 +462,7 @@ func (vs *VirtualService) rampTick() {
 // services that had their quorum, as keepalived does on shutdown.
 func (d *Director) stopHealthChecks(services []*VirtualService) {
 	d.hc.runner.Close()
-	d.hc.probes.close()
+	d.hc.probes.Close()
 	for _, vs := range services {
 		var acts healthActions
 		vs.mu.Lock()

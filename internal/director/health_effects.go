@@ -81,8 +81,8 @@ func (e *effects) record(ev HealthEvent) {
 }
 
 // healthActions collects what decisions must do once the service's lock is
-// released: the effects, copied out of the machine, and the dataplane to
-// tell.
+// released: the effects, copied out of the machine, and whether the
+// dataplanes need a new snapshot.
 type healthActions struct {
 	d       *Director
 	service string
@@ -103,10 +103,10 @@ func (a *healthActions) add(vs *VirtualService, effs []health.Effect) {
 
 // run performs the effects, in order.
 func (a *healthActions) run() {
-	if vs := a.changed; vs != nil {
-		if n, ok := vs.d().dp.(ChangeNotifier); ok {
-			n.ServiceChanged(vs)
-		}
+	if vs := a.changed; vs != nil && vs.d().Service(vs.Key) == vs {
+		// A new snapshot for the dataplanes (snapshot.go). A service a
+		// reload is adding is not published yet: the reload hands it over.
+		vs.d().publish()
 	}
 	for _, it := range a.items {
 		ev := HealthEvent{Time: it.Event.Time, Service: a.service, Key: a.key, Backend: it.Event.Backend,

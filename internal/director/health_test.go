@@ -24,11 +24,7 @@ import (
 
 // healthDataplane forwards nothing: these tests look at the director's
 // state and schedulers directly.
-type healthDataplane struct{}
-
-func (healthDataplane) Sync([]*VirtualService) error   { return nil }
-func (healthDataplane) Shutdown(context.Context) error { return nil }
-func (healthDataplane) Close() error                   { return nil }
+type healthDataplane struct{ NullDataplane }
 
 func healthLog() *slog.Logger {
 	if os.Getenv("GOVS_TEST_LOG") != "" {
@@ -585,17 +581,18 @@ virtual_servers:
 	loopback.WaitFor(t, "the check stopped", func() bool { return d.hc.runner.Len() == 0 })
 }
 
-// notifyingDataplane records ServiceChanged calls.
+// notifyingDataplane records the snapshots applied after health decisions.
 type notifyingDataplane struct {
 	healthDataplane
 	mu      sync.Mutex
-	changed []string
+	applied []*Snapshot
 }
 
-func (n *notifyingDataplane) ServiceChanged(vs *VirtualService) {
+func (n *notifyingDataplane) Apply(s *Snapshot) error {
 	n.mu.Lock()
-	n.changed = append(n.changed, vs.Key)
+	n.applied = append(n.applied, s)
 	n.mu.Unlock()
+	return nil
 }
 
 func TestHealthNotifiesDataplane(t *testing.T) {
@@ -610,16 +607,24 @@ virtual_servers:
     real_servers:
       - address: %s
 `, a.addr))
-	count := func() int { dp.mu.Lock(); defer dp.mu.Unlock(); return len(dp.changed) }
-	base := count()
-	a.down()
-	loopback.WaitFor(t, "the dataplane told", func() bool { return count() > base })
-	dp.mu.Lock()
-	last := dp.changed[len(dp.changed)-1]
-	dp.mu.Unlock()
-	if last != "tcp/127.0.0.1:80" {
-		t.Fatalf("changed %q", last)
+	// The last snapshot applied says whether the real server takes new
+	// connections.
+	available := func() (bool, bool) {
+		dp.mu.Lock()
+		defer dp.mu.Unlock()
+		if len(dp.applied) == 0 {
+			return false, false
+		}
+		last := dp.applied[len(dp.applied)-1]
+		if len(last.Services) != 1 || last.Services[0].Desired.Key != "tcp/127.0.0.1:80" {
+			t.Errorf("applied %+v", last.Services)
+			return false, false
+		}
+		return last.Services[0].Desired.Reals[0].Available, true
 	}
+	loopback.WaitFor(t, "a snapshot with the real server up", func() bool { up, ok := available(); return ok && up })
+	a.down()
+	loopback.WaitFor(t, "a snapshot with the real server down", func() bool { up, ok := available(); return ok && !up })
 }
 
 // signalSched is a scheduler (the first available real server) that keeps

@@ -118,30 +118,6 @@ func agentPrequal(t *testing.T, vs *VirtualService) sched.Scheduler {
 	return s
 }
 
-func TestProbeSignal(t *testing.T) {
-	rtt := 300 * time.Microsecond
-	for _, tc := range []struct {
-		reply string
-		load  float64
-		lat   time.Duration
-		ok    bool
-	}{
-		{"inflight:7 latency:3ms", 7, 3 * time.Millisecond, true},
-		{"50% inflight:7", 7, rtt, true}, // inflight wins over the percentage
-		{"75%", 25, rtt, true},           // hundredths of capacity
-		{"25% maxconn:40", 30, rtt, true},
-		{"0%", 100, rtt, true},
-		{"150%", 0, rtt, true}, // above 100%: idle
-		{"up", 0, 0, false},    // nothing about load
-		{"latency:2ms", 0, 0, false},
-	} {
-		sig, ok := probeSignal(health.ParseAgent(tc.reply), rtt)
-		if ok != tc.ok || ok && (sig.Kind != sched.Probe || sig.Load != tc.load || sig.Latency != tc.lat) {
-			t.Errorf("%q: %+v %v, want load %v latency %v ok %v", tc.reply, sig, ok, tc.load, tc.lat, tc.ok)
-		}
-	}
-}
-
 func TestProberAsksAgent(t *testing.T) {
 	agent := startAgent(t, "up 50% inflight:7 latency:3ms\n", false)
 	d := startHealthDirector(t, fmt.Sprintf(`
@@ -186,31 +162,23 @@ virtual_servers:
 	if s.Latency <= 0 || s.Latency > time.Second {
 		t.Fatalf("latency %v: want the probe's round trip", s.Latency)
 	}
-	// At most one probe in flight and one per probeGap: a burst of probes
+	// At most one probe in flight and one per health.ProbeGap: a burst of probes
 	// asks the agent once.
-	time.Sleep(2 * probeGap)
+	time.Sleep(2 * health.ProbeGap)
 	before := agent.asked.Load()
 	for range 100 {
 		p.Probe(ra.Dest, &log)
 	}
-	time.Sleep(probeGap / 2)
+	time.Sleep(health.ProbeGap / 2)
 	if n := agent.asked.Load() - before; n > 1 {
 		t.Fatalf("100 probes at once asked the agent %d times, want 1", n)
 	}
-	// Between replies, held-back probes are answered from the last one,
-	// aged by this director's connections since.
-	last := ra.health.probe.last.Load()
-	if last == nil || last.sig.Load != 30 {
+	// Between replies, held-back probes are answered from the last one
+	// (aged by this director's connections since: health's
+	// TestProbeAnswerAges).
+	if last, ok := ra.health.probe.Last(); !ok || last.Load != 30 {
 		t.Fatalf("last answer %+v, want 30 in flight", last)
 	}
-	ans := probeAnswer{sig: sched.Signal{Kind: sched.Probe, Load: 30, Latency: 31 * time.Millisecond}, own: 0}
-	ra.Dest.Bind()
-	ra.Dest.Bind()
-	if s := ans.now(ra.Dest); s.Load != 32 || s.Latency != 33*time.Millisecond { // 31 x (32+1)/(30+1)
-		t.Fatalf("answer aged by 2 connections: %+v, want 32 in flight, 33ms", s)
-	}
-	ra.Dest.Unbind(false)
-	ra.Dest.Unbind(false)
 	// Draining: no answer, the agent is still asked.
 	agent.set("drain inflight:1\n")
 	asked := agent.asked.Load()
@@ -219,7 +187,7 @@ virtual_servers:
 		time.Sleep(time.Millisecond)
 		return agent.asked.Load() > asked
 	})
-	time.Sleep(2 * probeGap)
+	time.Sleep(2 * health.ProbeGap)
 	answers := len(log.of(ra.Dest, sched.Probe))
 	asked = agent.asked.Load()
 	loopback.WaitFor(t, "more probes", func() bool {
@@ -308,7 +276,7 @@ virtual_servers:
 	counts := map[*RealServer]int{}
 	var slowest time.Duration
 	start := time.Now()
-	for time.Since(start) < 3*probeTimeout {
+	for time.Since(start) < 3*health.ProbeTimeout {
 		o.Observe(ra.Dest, sched.Signal{Kind: sched.FirstByte, Latency: 2 * time.Millisecond})
 		o.Observe(rb.Dest, sched.Signal{Kind: sched.FirstByte, Latency: 20 * time.Millisecond})
 		t0 := time.Now()
@@ -403,36 +371,4 @@ virtual_servers:
 		t.Fatal("probes after shutdown")
 	}
 	d.Shutdown(time.Second)
-}
-
-// countSignals counts what it observes, without allocating.
-type countSignals struct{ n atomic.Int64 }
-
-func (c *countSignals) Observe(*sched.Dest, sched.Signal) { c.n.Add(1) }
-
-// TestProberAllocations: Probes, and Probe held back by the rate bound
-// (answered from the last reply), do not allocate: prequal calls them at
-// each pick.
-func TestProberAllocations(t *testing.T) {
-	var pool probePool
-	pool.init()
-	defer pool.close()
-	rs := &RealServer{Addr: netip.MustParseAddrPort("127.0.0.1:9"), Dest: sched.NewDest(netip.MustParseAddrPort("127.0.0.1:9"), 1)}
-	rs.Dest.Owner = rs
-	rs.ctx = t.Context()
-	ps := &rs.health.probe
-	ps.target.Store(&probeTarget{addr: netip.MustParseAddrPort("127.0.0.1:1"), timeout: probeTimeout, ctx: rs.ctx, pool: &pool})
-	ps.next.Store(probeNow() + int64(time.Hour)) // a probe in flight
-	ps.last.Store(&probeAnswer{sig: sched.Signal{Kind: sched.Probe, Load: 3, Latency: time.Millisecond, At: time.Now()}, mono: probeNow()})
-	var p agentProber
-	var c countSignals
-	allocs := testing.AllocsPerRun(1000, func() {
-		if !p.Probes(rs.Dest) {
-			t.Fatal("not probed")
-		}
-		p.Probe(rs.Dest, &c)
-	})
-	if allocs != 0 || c.n.Load() == 0 {
-		t.Fatalf("%v allocations per Probes and Probe; %d answers", allocs, c.n.Load())
-	}
 }

@@ -8,28 +8,25 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/persist"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
-// Settings are the parts of a virtual service that a reload may change in
-// place. Dataplanes read them once per new connection or flow.
+// Settings are the director's own parts of a virtual service that a
+// reload may change in place: its name and its scheduler. What a dataplane
+// needs (timeouts, limits, addresses) is in the service's desired.Service
+// (snapshot.go), handed to it in each Snapshot.
 type Settings struct {
-	// Config is the virtual server's configuration these settings were
-	// built from, for what only one dataplane needs (local_addresses, ...).
-	Config         *config.VirtualServer
-	Name           string
-	SchedulerName  string
-	Scheduler      sched.Scheduler
-	Forwarding     config.Forwarding
-	ConnectTimeout time.Duration
-	IdleTimeout    time.Duration
-	Retries        int
-	MaxFlows       int
-	OnePacket      bool
-	AccessLog      bool
+	Name          string
+	SchedulerName string
+	Scheduler     sched.Scheduler
+	Forwarding    config.Forwarding
 
 	schedOpts sched.Options
+	// cfg is the configuration these settings were built from, for the
+	// director's own use (forecast.go); dataplanes read the snapshot.
+	cfg *config.VirtualServer
 }
 
 // VirtualService is a running virtual service. Its identity (protocol and
@@ -52,8 +49,13 @@ type VirtualService struct {
 	reals    atomic.Pointer[[]*RealServer] // in service, in configuration order
 	persist  atomic.Pointer[persistence]   // nil: not persistent
 
-	mu       sync.Mutex // guards retiring and updates
+	mu       sync.Mutex // guards retiring, spec and updates
 	retiring map[netip.AddrPort]*RealServer
+	// spec is the desired state of the configuration in force, before
+	// health fills in weights and the set; want is the last one filled in,
+	// what the dataplanes are asked to serve (snapshot.go).
+	spec *desired.Service
+	want atomic.Pointer[desired.Service]
 
 	ctx    context.Context // ends when the service's connections must end
 	cancel context.CancelFunc

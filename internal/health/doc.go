@@ -18,11 +18,13 @@
 //   - Runner schedules the checks of many real servers: one timer for all
 //     of them, spread by jitter, retried as keepalived's retry and
 //     delay_before_retry say, with a bound on the checks in flight. Its
-//     workers are a Pool, the bounded pool the director's agent probes use
-//     too.
+//     workers are a Pool. AgentProbes (prober.go), prequal's probes of the
+//     real servers' agents, runs on a Pool too: one bounded pool design for
+//     both, the director keeping only a thin sched.Prober adapter.
 //
 // The director (internal/director/health*.go) is the adapter: it feeds
 // each service's ServiceMachine and applies its decisions to the
 // schedulers and dataplanes. This package must not import the director or
-// a dataplane.
+// a dataplane; of the schedulers it knows only internal/sched's Dest and
+// Signal, which its agent probes answer prequal with.
 package health

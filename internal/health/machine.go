@@ -151,6 +151,39 @@ func NewServiceMachine() *ServiceMachine {
 	return &ServiceMachine{byAddr: map[netip.AddrPort]*machineServer{}, retired: map[netip.AddrPort]*machineServer{}}
 }
 
+// Clone returns an independent copy of m, for a dry run: the director
+// previews what a reload would decide (the snapshot it prepares the
+// dataplanes with) on a clone, and decides for real on m only once the
+// dataplanes have committed.
+func (m *ServiceMachine) Clone() *ServiceMachine {
+	c := *m
+	c.states, c.effects = nil, nil
+	copies := make(map[*machineServer]*machineServer, len(m.byAddr)+len(m.retired))
+	dup := func(s *machineServer) *machineServer {
+		if d, ok := copies[s]; ok {
+			return d
+		}
+		d := *s
+		tr := *s.tr
+		d.tr = &tr
+		copies[s] = &d
+		return &d
+	}
+	c.servers = make([]*machineServer, len(m.servers))
+	for i, s := range m.servers {
+		c.servers[i] = dup(s)
+	}
+	c.byAddr = make(map[netip.AddrPort]*machineServer, len(m.byAddr))
+	for a, s := range m.byAddr {
+		c.byAddr[a] = dup(s)
+	}
+	c.retired = make(map[netip.AddrPort]*machineServer, len(m.retired))
+	for a, s := range m.retired {
+		c.retired[a] = dup(s)
+	}
+	return &c
+}
+
 // Configure applies a (re)load: the service's policy and its real servers,
 // in order. Real servers it knew keep their state (a reload does not bring
 // a down server up, nor an operator's drain off), and so do retired ones

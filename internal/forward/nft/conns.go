@@ -6,7 +6,6 @@ import (
 
 	"github.com/ti-mo/conntrack"
 
-	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -16,7 +15,7 @@ import (
 var tcpStateNames = [...]string{"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
 	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT"}
 
-// Connections implements director.ConnectionLister: the conntrack flows of
+// Connections implements director.Dataplane: the conntrack flows of
 // the services served, from one dump. The client and the VIP are the
 // original direction's source and destination, the real server the reply
 // direction's source (in fullnat the reply goes to the local address, which
@@ -54,7 +53,7 @@ func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow
 		rs = netip.AddrPortFrom(rs.Addr(), f.TupleReply.Proto.SourcePort)
 	}
 	c := director.Connection{
-		Service: vs.Key, Protocol: config.UDP, State: "UDP",
+		Service: vs.Key, Protocol: vs.Protocol, State: "UDP",
 		Expires:    time.Duration(f.Timeout) * time.Second,
 		Client:     netip.AddrPortFrom(o.IP.SourceAddress.Unmap(), o.Proto.SourcePort),
 		Virtual:    netip.AddrPortFrom(o.IP.DestinationAddress.Unmap(), o.Proto.DestinationPort), // a fwmark flow's own VIP:port
@@ -63,7 +62,7 @@ func flowEntry(vs *director.VirtualService, rs netip.AddrPort, f *conntrack.Flow
 		InPackets: f.CountersOrig.Packets, OutPackets: f.CountersReply.Packets,
 	}
 	if o.Proto.Protocol == 6 {
-		c.Protocol, c.State = config.TCP, "NONE"
+		c.State = "NONE"
 		if t := f.ProtoInfo.TCP; t != nil && int(t.State) < len(tcpStateNames) {
 			c.State = tcpStateNames[t.State]
 		}

@@ -199,18 +199,19 @@ func (d *Dataplane) collect() error {
 // reuse (conn_reuse_mode) schedules such a SYN afresh.
 
 // available is, for each service in view v, the addresses that take new
-// flows: its available real servers, or its sorry server while it stands in.
+// flows, as the last snapshot says: its available real servers, and its
+// sorry server while it stands in.
 func available(v *view) map[*director.VirtualService]map[netip.AddrPort]bool {
-	out := make(map[*director.VirtualService]map[netip.AddrPort]bool, len(v.modes))
-	for vs := range v.modes {
+	out := make(map[*director.VirtualService]map[netip.AddrPort]bool, len(v.want))
+	for vs, want := range v.want {
 		m := map[netip.AddrPort]bool{}
-		for _, rs := range vs.RealServers() {
-			if rs.Dest.Available() {
-				m[rs.Addr] = true
+		for _, r := range want.Reals {
+			if r.Available {
+				m[r.Addr] = true
 			}
 		}
-		if sorry, active := vs.SorryServer(); active {
-			m[sorry.Addr] = true
+		if want.SorryActive && want.Sorry != nil {
+			m[want.Sorry.Addr] = true
 		}
 		out[vs] = m
 	}
@@ -218,16 +219,16 @@ func available(v *view) map[*director.VirtualService]map[netip.AddrPort]bool {
 }
 
 // availableCount is the number of destinations taking new flows in view v,
-// as available counts them; it runs at every poll, so it builds nothing.
+// as available counts them; it runs at every commit, so it builds nothing.
 func availableCount(v *view) int {
 	n := 0
-	for vs := range v.modes {
-		for _, rs := range vs.RealServers() {
-			if rs.Dest.Available() {
+	for _, want := range v.want {
+		for _, r := range want.Reals {
+			if r.Available {
 				n++
 			}
 		}
-		if _, active := vs.SorryServer(); active {
+		if want.SorryActive && want.Sorry != nil {
 			n++
 		}
 	}
@@ -311,3 +312,12 @@ const acctPath = "/proc/sys/net/netfilter/nf_conntrack_acct"
 // enableAcct turns conntrack byte and packet accounting on in the
 // daemon's own namespace.
 func enableAcct() error { return os.WriteFile(acctPath, []byte("1"), 0o644) }
+
+// servedBy lists the running real servers and, if there is one, the sorry
+// server: the statistics account each flow to one of them.
+func servedBy(reals []*director.RealServer, sorry *director.RealServer) []*director.RealServer {
+	if sorry == nil {
+		return reals
+	}
+	return append(reals[:len(reals):len(reals)], sorry)
+}

@@ -119,5 +119,15 @@
 // into director.Stats. Flows that start and end between two dumps are
 // missed by the connection counter of kernel-scheduled services.
 //
-// It must not import cmd or other dataplanes.
+// # Snapshots
+//
+// What to serve comes from the director's snapshots (director.Snapshot,
+// internal/desired): Prepare checks and plans one (planService, a pure
+// function of the snapshot, pinned by the rule goldens in testdata/rules),
+// Commit sends the plan as one transaction and publishes the view the
+// queue readers and the statistics read; Apply does both after a health
+// decision. There is no polling for changes: a snapshot that changes no
+// rule programs nothing.
+//
+// It must not import cmd, internal/config or other dataplanes.
 package nft

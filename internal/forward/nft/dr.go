@@ -91,7 +91,7 @@ func famIndex(v6 bool) int {
 // plans loses its table (or, at the first transaction, whatever a crashed
 // run left); one with DR plans keeps its table, base chains and flow map
 // when the last transaction left them, and gets them otherwise.
-func (r *ruleset) drBegin(c *nftables.Conn, plans []*plan, replace bool) [2]*drFam {
+func (r *ruleset) drBegin(c batch, plans []*plan, replace bool) [2]*drFam {
 	var out [2]*drFam
 	for f := range 2 {
 		v6 := f == 1

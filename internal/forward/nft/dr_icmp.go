@@ -37,7 +37,7 @@ var drICMPv6Types = []byte{1, 2, 3, 4}
 // drICMPRules adds, to d's dr_in chain, one rule per error type that
 // forwards an error quoting a pinned flow's packet to the flow's real
 // server.
-func drICMPRules(c *nftables.Conn, d *drFam) {
+func drICMPRules(c batch, d *drFam) {
 	types, proto := drICMPTypes, byte(unix.IPPROTO_ICMP)
 	if d.v6 {
 		types, proto = drICMPv6Types, unix.IPPROTO_ICMPV6

@@ -13,7 +13,7 @@ import (
 	vns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -82,14 +82,15 @@ func (r Report) DRErr() error {
 // kernel without dup, and real servers (or a sorry server) the director
 // does not reach directly on a link (DR sends to their link-layer address).
 // Called with d.mu held, before anything changes.
-func (d *Dataplane) checkDR(services []*director.VirtualService) error {
+func (d *Dataplane) checkDR(services []director.ServiceSnapshot) error {
 	var h *netlink.Handle
-	for _, vs := range services {
-		if vs.Settings().Forwarding != config.DR {
+	for _, e := range services {
+		want := e.Desired
+		if want.Forwarding != desired.DR {
 			continue
 		}
 		if d.started && d.drOK != nil {
-			return fmt.Errorf("%s: %w", vs.Key, d.drOK)
+			return fmt.Errorf("%s: %w", want.Key, d.drOK)
 		}
 		if h == nil {
 			var err error
@@ -99,14 +100,13 @@ func (d *Dataplane) checkDR(services []*director.VirtualService) error {
 				h, err = netlink.NewHandle()
 			}
 			if err != nil {
-				return fmt.Errorf("%s: checking the real servers' routes: %w", vs.Key, err)
+				return fmt.Errorf("%s: checking the real servers' routes: %w", want.Key, err)
 			}
 			defer h.Close()
 		}
-		sorry, _ := vs.SorryServer()
-		for _, rs := range servedBy(vs.RealServers(), sorry) {
-			if err := directlyConnected(h, rs.Addr.Addr().AsSlice()); err != nil {
-				return fmt.Errorf("%s: real server %s: %w", vs.Key, rs.Addr, err)
+		for _, r := range want.Served() {
+			if err := directlyConnected(h, r.Addr.Addr().AsSlice()); err != nil {
+				return fmt.Errorf("%s: real server %s: %w", want.Key, r.Addr, err)
 			}
 		}
 	}

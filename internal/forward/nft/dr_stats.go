@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/nftables"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -204,7 +204,7 @@ func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPo
 	v := d.view.Load()
 	var del []nftables.SetElement
 	for _, fl := range flows {
-		mine := fl.vip == vs.Address && fl.proto == protoNumber(vs.Protocol)
+		mine := fl.vip == vs.Address && fl.proto == desired.Protocol(vs.Protocol).Number()
 		if vs.FWMark != 0 {
 			mine = v != nil && drFlowService(v, fl) == vs
 		}
@@ -225,13 +225,6 @@ func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPo
 		return 0, err
 	}
 	return len(del), nil
-}
-
-func protoNumber(p config.Protocol) uint8 {
-	if p == config.UDP {
-		return 17
-	}
-	return 6
 }
 
 // drConnections lists the DR flows of view v as connections: inbound
@@ -259,11 +252,11 @@ func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool)
 			continue
 		}
 		// DR keeps the destination port: the VIP's, or a fwmark flow's own.
-		c := director.Connection{Service: vs.Key, Protocol: config.UDP, State: "UDP", Expires: fl.expires,
+		c := director.Connection{Service: vs.Key, Protocol: vs.Protocol, State: "UDP", Expires: fl.expires,
 			Client: fl.client, Virtual: fl.vip, RealServer: netip.AddrPortFrom(fl.rs, fl.vip.Port()),
 			InBytes: fl.bytes, InPackets: fl.pkts}
 		if fl.proto == 6 {
-			c.Protocol, c.State = config.TCP, "ESTABLISHED"
+			c.State = "ESTABLISHED"
 			if fl.expires <= drFinTimeout {
 				c.State = "FIN_WAIT"
 			}
@@ -308,25 +301,26 @@ func (d *Dataplane) drLive(v *view) int {
 // reload removed, while their grace period runs (their VirtualService
 // context), as conntrack keeps translating a removed nat service's flows:
 // each keeps a chain with its pinned-flow rules and a drop for new flows,
-// unless a service now in force has its VIP. Called with d.mu held.
-func (d *Dataplane) retiredDRPlans(current []*plan, b *strings.Builder) []*plan {
+// unless a service now in force has its VIP.
+func retiredDRPlans(current []*plan, retired map[*director.VirtualService]retiredService, b *strings.Builder) []*plan {
 	taken := map[vipKey]bool{}
 	for _, p := range current {
 		taken[p.key()] = true
 	}
 	var out []*plan
-	for vs, k := range d.retired {
-		if vs.Settings().Forwarding != config.DR || vs.Context().Err() != nil || taken[k] {
+	for vs, r := range retired {
+		k := r.vip
+		if !r.dr || vs.Context().Err() != nil || taken[k] {
 			continue
 		}
 		if k.mark != 0 { // a fwmark service: its tcp and udp plans
-			p := &plan{vs: vs, v6: k.v6, proto: 6, fwmark: k.mark, dr: true, retired: true}
+			p := &plan{svc: vs.Key, v6: k.v6, proto: 6, fwmark: k.mark, dr: true, retired: true}
 			out = append(out, p, udpTwin(p))
 			continue
 		}
-		out = append(out, &plan{vs: vs, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
+		out = append(out, &plan{svc: vs.Key, v6: k.addr.Addr().Is6(), proto: k.proto, vip: k.addr, dr: true, retired: true})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].vs.Key < out[j].vs.Key })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].svc < out[j].svc })
 	for i, p := range out {
 		p.chain = fmt.Sprintf("s%d", len(current)+i)
 		if p.fwmark != 0 && p.proto == 17 {

@@ -3,6 +3,7 @@ package nft
 import (
 	"github.com/ti-mo/conntrack"
 
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -24,21 +25,27 @@ import (
 //     flow of a served or retired service is left; Close then removes the
 //     table.
 
-// retire records the services of old plans that services no longer holds
-// (a reload removed them), and forgets those that came back. Called with
-// d.mu held.
-func (d *Dataplane) retire(old []*plan, services []*director.VirtualService) {
+// retiredAfter is the retired services once services are served: those
+// served now that services no longer holds (a reload removed them), and
+// those retired already, less those that came back and those whose grace
+// period is over. Called with d.mu held; changes nothing.
+func (d *Dataplane) retiredAfter(services []director.ServiceSnapshot) map[*director.VirtualService]retiredService {
 	now := make(map[*director.VirtualService]bool, len(services))
-	for _, vs := range services {
-		now[vs] = true
-		delete(d.retired, vs)
+	for _, e := range services {
+		now[e.Live] = true
 	}
-	for _, p := range old {
-		if !now[p.vs] && p.vs.Context().Err() == nil {
-			d.retired[p.vs] = p.key()
+	out := make(map[*director.VirtualService]retiredService, len(d.retired))
+	for vs, r := range d.retired {
+		if !now[vs] && vs.Context().Err() == nil {
+			out[vs] = r
 		}
 	}
-	d.pruneRetired()
+	for _, e := range d.services {
+		if vs := e.Live; !now[vs] && vs.Context().Err() == nil {
+			out[vs] = retiredService{serviceKey(e.Desired), e.Desired.Forwarding == desired.DR}
+		}
+	}
+	return out
 }
 
 // pruneRetired forgets the retired services whose grace period is over.
@@ -56,8 +63,8 @@ func (d *Dataplane) pruneRetired() {
 func (d *Dataplane) retiredVIPs() map[vipKey]bool {
 	d.pruneRetired()
 	out := make(map[vipKey]bool, len(d.retired))
-	for _, k := range d.retired {
-		out[k] = true
+	for _, r := range d.retired {
+		out[r.vip] = true
 	}
 	return out
 }
@@ -87,7 +94,7 @@ func (d *Dataplane) dropIdleTable() {
 		d.log.Warn("removing the idle nftables table", "table", d.opts.Table, "err", err)
 		return
 	}
-	// The next Sync with a service creates the table again.
+	// The next commit with a service creates the table again.
 	d.rules.kept, d.programmed, d.idle = false, "", true
 	d.log.Info("no kernel service and no flow left: nftables table removed", "table", d.opts.Table)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -36,10 +37,11 @@ import (
 //     port: its service's maps hold addresses only and DNAT leaves the port
 //     (config forbids mixing, so one map serves the service).
 //
-// Read by this file from a director.VirtualService: FWMark, IPv6, and, as
-// for every service, Protocol (ignored: both plans), Settings (Forwarding,
-// scheduler, Config.LocalAddresses, persistence through Schedule),
-// RealServers and SorryServer (their Addr, port 0 meaning none).
+// Read by this file from the snapshot's desired.Service: FWMark, IPv6,
+// and, as for every service, Protocol (ignored: both plans), Forwarding,
+// the scheduler, SNAT, the real servers and the sorry server (their Addr,
+// port 0 meaning none); from the running director.VirtualService only its
+// FWMark and IPv6 (identity) for the flows' statistics.
 
 // markKey is the view's key of a fwmark service.
 func markKey(mark uint32, v6 bool) vipKey { return vipKey{mark: mark, v6: v6} }
@@ -53,14 +55,22 @@ func (p *plan) key() vipKey {
 }
 
 // fwmarksOf is the set of the fwmark services' marks.
-func fwmarksOf(services []*director.VirtualService) map[uint32]bool {
+func fwmarksOf(services []*desired.Service) map[uint32]bool {
 	out := map[uint32]bool{}
-	for _, vs := range services {
-		if vs.FWMark != 0 {
-			out[vs.FWMark] = true
+	for _, s := range services {
+		if s.FWMark != 0 {
+			out[s.FWMark] = true
 		}
 	}
 	return out
+}
+
+// serviceKey is s's view key: its protocol and VIP, or its mark.
+func serviceKey(s *desired.Service) vipKey {
+	if s.FWMark != 0 {
+		return markKey(s.FWMark, s.IPv6)
+	}
+	return vipKey{proto: s.Protocol.Number(), addr: s.VIP}
 }
 
 func cmpBool(a, b bool) int {
@@ -98,15 +108,14 @@ func noPort(p *plan) bool {
 	return false
 }
 
-// addFWMark adds fwmark plan p's service to the view.
-func (v *view) addFWMark(p *plan) {
-	v.byMark[p.key()] = p.vs
+// addFWMark adds fwmark plan p's service e to the view.
+func (v *view) addFWMark(p *plan, e director.ServiceSnapshot) {
+	v.byMark[p.key()] = e.Live
 	if !p.dr {
 		return
 	}
-	sorry, _ := p.vs.SorryServer()
-	for _, rs := range servedBy(p.vs.RealServers(), sorry) {
-		v.drRIP[rs.Addr.Addr()] = p.vs
+	for _, r := range e.Desired.Served() {
+		v.drRIP[r.Addr.Addr()] = e.Live
 	}
 }
 
@@ -122,19 +131,16 @@ func flowMarkService(v *view, f *conntrack.Flow) (*director.VirtualService, neti
 		return nil, netip.AddrPort{}, false
 	}
 	r := f.TupleReply
-	return vs, fwmDest(vs, netip.AddrPortFrom(r.IP.SourceAddress.Unmap(), r.Proto.SourcePort)), true
+	return vs, fwmDest(v.want[vs], netip.AddrPortFrom(r.IP.SourceAddress.Unmap(), r.Proto.SourcePort)), true
 }
 
 // fwmDest is the real server of fwmark service vs at ap: ap itself, or its
 // address with port 0 (the packet's port) when no real server has ap.
-func fwmDest(vs *director.VirtualService, ap netip.AddrPort) netip.AddrPort {
-	for _, rs := range vs.RealServers() {
-		if rs.Addr == ap {
+func fwmDest(want *desired.Service, ap netip.AddrPort) netip.AddrPort {
+	if want != nil {
+		if _, ok := want.Real(ap); ok {
 			return ap
 		}
-	}
-	if sorry, _ := vs.SorryServer(); sorry != nil && sorry.Addr == ap {
-		return ap
 	}
 	return netip.AddrPortFrom(ap.Addr(), 0)
 }

@@ -50,7 +50,7 @@ func TestPlanFWMark(t *testing.T) {
 	for _, p := range plans {
 		for m := range p.marks {
 			if m == 1 || m == 2 {
-				t.Errorf("%s: a real server's NFQUEUE mark %d is a fwmark service's", p.vs.Key, m)
+				t.Errorf("%s: a real server's NFQUEUE mark %d is a fwmark service's", p.svc, m)
 			}
 		}
 	}

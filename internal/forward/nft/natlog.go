@@ -16,6 +16,7 @@ import (
 
 	"github.com/govs-lb/govs/internal/accesslog"
 	"github.com/govs-lb/govs/internal/ctevent"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -59,14 +60,17 @@ type natLog struct {
 	// services are the nat and fullnat services by VIP, those a reload
 	// removed included while their grace period runs.
 	services map[vipKey]*director.VirtualService
-	lostAt   time.Time // last overrun warning
+	// wants are the services' desired states, as their last snapshot had
+	// them (name, access log).
+	wants  map[*director.VirtualService]*desired.Service
+	lostAt time.Time // last overrun warning
 }
 
 // wantNATLog reports whether a nat or fullnat service of v writes an
 // access log.
 func wantNATLog(v *view) bool {
 	for vs := range v.modes {
-		if !v.dr[vs] && vs.Settings().AccessLog {
+		if !v.dr[vs] && v.want[vs].AccessLog {
 			return true
 		}
 	}
@@ -202,19 +206,20 @@ func (nl *natLog) follow(v *view) {
 	}
 	nl.view = v
 	m := make(map[vipKey]*director.VirtualService, len(v.byVIP))
+	wants := make(map[*director.VirtualService]*desired.Service, len(v.byVIP))
 	for k, vs := range v.byVIP {
 		if !v.dr[vs] {
-			m[k] = vs
+			m[k], wants[vs] = vs, v.want[vs]
 		}
 	}
 	// A service a reload removed keeps its flows for its grace period:
 	// their ends are logged too.
 	for k, vs := range nl.services {
 		if _, ok := m[k]; !ok && vs.Context().Err() == nil {
-			m[k] = vs
+			m[k], wants[vs] = vs, nl.wants[vs]
 		}
 	}
-	nl.services = m
+	nl.services, nl.wants = m, wants
 	if nl.nft == nil {
 		return
 	}
@@ -239,7 +244,8 @@ func (nl *natLog) write(ev *ctevent.Event, expiring bool) bool {
 	}
 	o := ev.Orig
 	vs := nl.services[vipKey{proto: ev.Proto, addr: unmapAP(o.Dst)}]
-	if vs == nil {
+	st := nl.wants[vs]
+	if vs == nil || st == nil {
 		return false
 	}
 	if ev.HasCounters && ev.OrigPackets == 0 && ev.ReplyPackets == 0 {
@@ -252,7 +258,6 @@ func (nl *natLog) write(ev *ctevent.Event, expiring bool) bool {
 	if start.IsZero() {
 		start = time.Now() // no timestamps: the time of its end
 	}
-	st := vs.Settings()
 	r := accesslog.Record{Time: start, Service: st.Name, Client: unmapAP(o.Src), RealServer: unmapAP(ev.Reply.Src),
 		ConnectMs: -1, DurationMs: float64(end.duration) / float64(time.Millisecond),
 		BytesIn: ev.OrigBytes, BytesOut: ev.ReplyBytes, Termination: end.code}

@@ -10,6 +10,7 @@ import (
 	"github.com/govs-lb/govs/internal/accesslog"
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/ctevent"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -66,7 +67,8 @@ virtual_servers:
 	vs := d.Services()[0]
 	vip, rs := netip.MustParseAddrPort("10.9.0.100:80"), netip.MustParseAddrPort("10.9.1.1:80")
 	nl := &natLog{d: New(log, Options{}), timeouts: defaultTimeouts}
-	nl.follow(&view{byVIP: map[vipKey]*director.VirtualService{{proto: 6, addr: vip}: vs}, dr: map[*director.VirtualService]bool{}})
+	nl.follow(&view{byVIP: map[vipKey]*director.VirtualService{{proto: 6, addr: vip}: vs}, dr: map[*director.VirtualService]bool{},
+		want: map[*director.VirtualService]*desired.Service{vs: vs.Desired()}})
 
 	const n = 200000
 	start := time.Now().Add(-time.Minute).UnixNano()
@@ -112,7 +114,9 @@ virtual_servers:
 	defer d.Shutdown(0)
 	vip, rs := netip.MustParseAddrPort("10.9.0.100:80"), netip.MustParseAddrPort("10.9.1.1:80")
 	nl := &natLog{d: New(log, Options{}), timeouts: defaultTimeouts}
-	nl.follow(&view{byVIP: map[vipKey]*director.VirtualService{{proto: 6, addr: vip}: d.Services()[0]}, dr: map[*director.VirtualService]bool{}})
+	vs := d.Services()[0]
+	nl.follow(&view{byVIP: map[vipKey]*director.VirtualService{{proto: 6, addr: vip}: vs}, dr: map[*director.VirtualService]bool{},
+		want: map[*director.VirtualService]*desired.Service{vs: vs.Desired()}})
 	client := netip.MustParseAddrPort("10.8.0.1:40000")
 	start := time.Now().UnixNano()
 	ev := ctevent.Event{Kind: ctevent.Destroy, Proto: 6, State: tcpTimeWait,

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,9 +15,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/ti-mo/conntrack"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
-	"github.com/govs-lb/govs/internal/sched"
 )
 
 // Options configure the kernel dataplane. The zero value is usable.
@@ -34,10 +32,6 @@ type Options struct {
 	// not be used by anything else on the host.
 	QueueBase uint16
 	Queues    int
-	// PollInterval is how often runtime changes (weights from health
-	// checks, real servers changed by a reload) are looked for; default
-	// 50ms.
-	PollInterval time.Duration
 	// StatsInterval is how often conntrack is read for counts and
 	// statistics; default 1s.
 	StatsInterval time.Duration
@@ -59,20 +53,19 @@ type Dataplane struct {
 	closed     bool
 	draining   bool
 	nft        *nftables.Conn
-	rules      *ruleset // what the table holds
-	services   []*director.VirtualService
-	marks      map[*director.RealServer]uint32
+	rules      *ruleset                   // what the table holds
+	services   []director.ServiceSnapshot // what the last commit serves
+	marks      map[realMark]uint32
 	nextMark   uint32
-	programmed string // description of the rules in force
-	plans      []*plan
-	lastReals  map[*director.VirtualService]map[netip.AddrPort]bool
-	// retired are the services a Sync removed whose grace period (their
+	programmed string                             // description of the rules in force
+	lastReals  map[string]map[netip.AddrPort]bool // by service key, for expire_nodest_conn
+	// retired are the services a commit removed whose grace period (their
 	// VirtualService context) has not ended: their flows keep their
 	// translation, a stop waits for them, and the table stays while they
 	// have flows even when no service is left (see dropIdleTable).
-	retired map[*director.VirtualService]vipKey
+	retired map[*director.VirtualService]retiredService
 	// idle: no service is left and the table has been removed; the next
-	// Sync with a service creates it again.
+	// commit with a service creates it again.
 	idle bool
 
 	view   atomic.Pointer[view] // read by the queue readers and stats
@@ -82,9 +75,8 @@ type Dataplane struct {
 	ctMu   sync.Mutex // serialises use of ct
 	stats  *statsState
 
-	stop    chan struct{}
-	changed chan struct{} // a service's weights or set changed: update now
-	reap    chan struct{} // a real server stopped taking new flows: collect now
+	stop chan struct{}
+	reap chan struct{} // a real server stopped taking new flows: collect now
 	// DR (dr.go, dr_stats.go): the flow maps' reader and what it saw.
 	drc    *nftables.Conn
 	drMu   sync.Mutex
@@ -94,7 +86,8 @@ type Dataplane struct {
 	wg     sync.WaitGroup
 }
 
-// view is what the packet path needs, swapped whole on every change.
+// view is what the packet path and the statistics need, swapped whole on
+// every commit.
 type view struct {
 	byVIP map[vipKey]*director.VirtualService
 	// byMark holds the fwmark services (fwmark.go), by markKey; drRIP the
@@ -103,8 +96,22 @@ type view struct {
 	byMark map[vipKey]*director.VirtualService
 	drRIP  map[netip.Addr]*director.VirtualService
 	modes  map[*director.VirtualService]mode
-	marks  map[*director.RealServer]uint32
-	dr     map[*director.VirtualService]bool // forwarding dr
+	want   map[*director.VirtualService]*desired.Service
+	marks  map[*director.VirtualService]map[netip.AddrPort]uint32 // queue-scheduled services
+	dr     map[*director.VirtualService]bool                      // forwarding dr
+}
+
+// realMark names a real server (or sorry server) of a service: the packet
+// mark NFQUEUE verdicts carry for it.
+type realMark struct {
+	service string
+	addr    netip.AddrPort
+}
+
+// retiredService is a service a commit removed, in its grace period.
+type retiredService struct {
+	vip vipKey // its VIP, or its mark (markKey)
+	dr  bool
 }
 
 // vipKey is an address service's protocol and VIP:port, or a fwmark
@@ -117,7 +124,7 @@ type vipKey struct {
 }
 
 // New returns a kernel dataplane. It does nothing to the kernel until the
-// first Sync with a service.
+// first commit with a service.
 func New(log *slog.Logger, opts Options) *Dataplane {
 	if opts.Table == "" {
 		opts.Table = "govs"
@@ -128,64 +135,113 @@ func New(log *slog.Logger, opts Options) *Dataplane {
 	if opts.Queues <= 0 {
 		opts.Queues = min(runtime.NumCPU(), 8)
 	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 50 * time.Millisecond
-	}
 	if opts.StatsInterval <= 0 {
 		opts.StatsInterval = time.Second
 	}
-	d := &Dataplane{log: log, opts: opts, marks: map[*director.RealServer]uint32{},
-		lastReals: map[*director.VirtualService]map[netip.AddrPort]bool{},
-		retired:   map[*director.VirtualService]vipKey{},
-		stop:      make(chan struct{}), changed: make(chan struct{}, 1), reap: make(chan struct{}, 1)}
+	d := &Dataplane{log: log, opts: opts, marks: map[realMark]uint32{},
+		lastReals: map[string]map[netip.AddrPort]bool{},
+		retired:   map[*director.VirtualService]retiredService{},
+		stop:      make(chan struct{}), reap: make(chan struct{}, 1)}
 	d.view.Store(&view{})
 	return d
 }
 
-// Sync implements director.Dataplane: the new rules are one transaction,
-// so an error leaves the kernel serving what it served before.
-func (d *Dataplane) Sync(services []*director.VirtualService) error {
+// nftTx is a prepared snapshot: its rules planned, its DR real servers'
+// routes checked. Nothing in the kernel has changed yet.
+type nftTx struct {
+	d        *Dataplane
+	services []director.ServiceSnapshot
+	retired  map[*director.VirtualService]retiredService
+	plans    []*plan
+	desc     string
+	noop     bool // not started and nothing to serve
+}
+
+// Prepare implements director.Dataplane: it checks and plans s. The first
+// snapshot with a service starts the dataplane (probes the kernel, creates
+// the empty table, opens the queues).
+func (d *Dataplane) Prepare(s *director.Snapshot) (director.Transaction, error) {
+	return d.prepare(s, true)
+}
+
+// prepare is Prepare; checkRoutes says to check the DR real servers'
+// routes, which only a reload can change (the real servers and sorry
+// server a service lists are the configuration's, whatever health
+// decides), so Apply skips them.
+func (d *Dataplane) prepare(s *director.Snapshot, checkRoutes bool) (director.Transaction, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed || d.draining {
-		return errors.New("nft dataplane is shutting down")
+		return nil, errors.New("nft dataplane is shutting down")
 	}
-	for _, vs := range services {
-		if f := vs.Settings().Forwarding; f != config.NAT && f != config.FullNAT && f != config.DR {
-			return fmt.Errorf("%s: forwarding %s is not served by the kernel dataplane", vs.Key, f)
+	for _, e := range s.Services {
+		if f := e.Desired.Forwarding; f != desired.NAT && f != desired.FullNAT && f != desired.DR {
+			return nil, fmt.Errorf("%s: forwarding %s is not served by the kernel dataplane", e.Desired.Key, f)
 		}
 	}
 	if !d.started {
-		if len(services) == 0 {
-			return nil
+		if len(s.Services) == 0 {
+			return &nftTx{d: d, noop: true}, nil
 		}
 		if err := d.start(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := d.checkDR(services); err != nil {
-		return err
+	if checkRoutes {
+		if err := d.checkDR(s.Services); err != nil {
+			return nil, err
+		}
 	}
-	// Retire first: a removed dr service's pinned flows keep their chain
+	// Retired first: a removed dr service's pinned flows keep their chain
 	// in the same transaction (retiredDRPlans).
-	d.retire(d.plans, services)
-	if err := d.apply(services); err != nil {
+	retired := d.retiredAfter(s.Services)
+	plans, desc, err := d.plan(s.Services, retired, d.draining)
+	if err != nil {
+		return nil, err
+	}
+	return &nftTx{d: d, services: s.Services, retired: retired, plans: plans, desc: desc}, nil
+}
+
+// Commit implements director.Transaction: the new rules are one
+// transaction, so an error leaves the kernel serving what it served
+// before.
+func (tx *nftTx) Commit() error {
+	d := tx.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if tx.noop {
+		return nil
+	}
+	if d.closed || d.draining {
+		return errors.New("nft dataplane is shutting down")
+	}
+	if err := d.program(tx.plans, tx.desc); err != nil {
 		return err
 	}
-	d.services = services
-	// Flows of real servers this change removed end now (expire_nodest_conn),
-	// not at the next poll.
+	d.retired, d.services = tx.retired, tx.services
+	d.publish(tx.plans, tx.services)
+	// Flows of real servers this change removed end now (expire_nodest_conn).
 	d.expireNodest()
 	return nil
 }
 
-// apply programs services if their rules changed and publishes the view.
-// Called with d.mu held.
-func (d *Dataplane) apply(services []*director.VirtualService) error {
-	plans, desc, err := d.plan(services, d.draining)
+// Abort implements director.Transaction: nothing was changed.
+func (*nftTx) Abort() {}
+
+// Apply implements director.Dataplane: Prepare and Commit in one. After a
+// health decision only the maps of the services whose weights or set
+// changed differ, and a snapshot that changes no rule programs nothing.
+func (d *Dataplane) Apply(s *director.Snapshot) error {
+	tx, err := d.prepare(s, false)
 	if err != nil {
 		return err
 	}
+	return tx.Commit()
+}
+
+// program makes the kernel hold plans, unless it does already. Called
+// with d.mu held.
+func (d *Dataplane) program(plans []*plan, desc string) error {
 	if len(plans) > 0 {
 		d.idle = false
 	}
@@ -196,33 +252,46 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 		d.programmed = desc
 		d.log.Debug("nftables rules updated", "table", d.opts.Table, "services", len(plans))
 	}
-	d.plans = plans
+	return nil
+}
+
+// publish makes plans the view of the packet path and the statistics.
+// Called with d.mu held.
+func (d *Dataplane) publish(plans []*plan, services []director.ServiceSnapshot) {
+	byKey := make(map[string]director.ServiceSnapshot, len(services))
+	for _, e := range services {
+		byKey[e.Desired.Key] = e
+	}
 	v := &view{byVIP: map[vipKey]*director.VirtualService{}, modes: map[*director.VirtualService]mode{},
-		marks: map[*director.RealServer]uint32{}, dr: map[*director.VirtualService]bool{},
-		byMark: map[vipKey]*director.VirtualService{}, drRIP: map[netip.Addr]*director.VirtualService{}}
-	live := map[*director.RealServer]bool{}
+		want: map[*director.VirtualService]*desired.Service{}, marks: map[*director.VirtualService]map[netip.AddrPort]uint32{},
+		dr: map[*director.VirtualService]bool{}, byMark: map[vipKey]*director.VirtualService{},
+		drRIP: map[netip.Addr]*director.VirtualService{}}
+	live := map[realMark]bool{}
 	for _, p := range plans {
-		if p.retired {
+		e, ok := byKey[p.svc]
+		if p.retired || !ok {
 			continue // no new flows, no statistics: its pinned flows only
 		}
+		vs := e.Live
 		if p.fwmark != 0 {
-			v.addFWMark(p)
+			v.addFWMark(p, e)
 		} else {
-			v.byVIP[p.key()] = p.vs
+			v.byVIP[p.key()] = vs
 		}
-		v.modes[p.vs] = p.mode
-		v.dr[p.vs] = p.dr
-		sorry, _ := p.vs.SorryServer()
-		for _, rs := range servedBy(p.vs.RealServers(), sorry) {
-			live[rs] = true
-			if m, ok := d.marks[rs]; ok {
-				v.marks[rs] = m
+		v.modes[vs], v.want[vs], v.dr[vs] = p.mode, e.Desired, p.dr
+		marks := map[netip.AddrPort]uint32{}
+		for _, r := range e.Desired.Served() {
+			k := realMark{p.svc, r.Addr}
+			live[k] = true
+			if m, ok := d.marks[k]; ok {
+				marks[r.Addr] = m
 			}
 		}
+		v.marks[vs] = marks
 	}
-	for rs := range d.marks {
-		if !live[rs] {
-			delete(d.marks, rs)
+	for k := range d.marks {
+		if !live[k] {
+			delete(d.marks, k)
 		}
 	}
 	d.view.Store(v)
@@ -237,120 +306,46 @@ func (d *Dataplane) apply(services []*director.VirtualService) error {
 		}
 		d.availN = n
 	}
-	return nil
 }
 
-// plan builds the plans of services and their description.
-func (d *Dataplane) plan(services []*director.VirtualService, drain bool) ([]*plan, string, error) {
+// plan builds the plans of services (and of the retired dr services whose
+// pinned flows still need a chain) and their description. Called with d.mu
+// held.
+func (d *Dataplane) plan(services []director.ServiceSnapshot, retired map[*director.VirtualService]retiredService,
+	drain bool) ([]*plan, string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "drain=%v\n", drain)
-	plans := make([]*plan, 0, len(services))
-	fwmarks := fwmarksOf(services)
-	for i, vs := range services {
-		st := vs.Settings()
-		vc := st.Config
-		p := &plan{vs: vs, chain: fmt.Sprintf("s%d", i), v6: vs.Address.Addr().Is6(), vip: vs.Address,
-			fullnat: st.Forwarding == config.FullNAT, dr: st.Forwarding == config.DR}
-		switch vs.Protocol {
-		case config.TCP:
-			p.proto = 6
-		case config.UDP:
-			p.proto = 17
-		default:
-			return nil, "", fmt.Errorf("%s: protocol %s not supported by the kernel dataplane", vs.Key, vs.Protocol)
-		}
-		if vs.FWMark != 0 {
-			// A fwmark service takes marked TCP and UDP alike: its tcp plan
-			// here, its udp twin below (fwmark.go).
-			p.fwmark, p.v6, p.proto = vs.FWMark, vs.IPv6, 6
-		}
-		reals := vs.RealServers()
-		sorry, sorryActive := vs.SorryServer()
-		m, kernel := kernelSchedulable(vs, vc)
-		p.mode = m
-		switch {
-		case sorryActive:
-			// The quorum is lost: every new flow goes to the sorry server,
-			// as the director's scheduler (which holds it alone) would
-			// send them; the real servers' established flows finish.
-			p.mode, p.slots, p.sorry = modeInc, []netip.AddrPort{sorry.Addr}, true
-		case m == modeMaglev:
-			// The servers the director's mh scheduler holds: those in
-			// service, including the ones inhibited at weight 0.
-			set, ok := sched.MaglevServers(st.Scheduler)
-			if !ok {
-				p.mode = modeQueue
-				break
-			}
-			var opts sched.Options
-			if vc != nil {
-				opts = vc.SchedOptions()
-			}
-			p.slots, p.port = mhSlots(set, opts.Fallback), opts.Port
-		case kernel:
-			slots, ok := slotsFor(m, st.SchedulerName, reals)
-			if ok {
-				p.slots = slots
-			} else {
-				p.mode = modeQueue // wrr period too long for a map
-			}
-		}
-		if p.mode == modeQueue {
-			p.slots, _ = slotsFor(modeInc, "rr", reals) // the fail-open fallback
-			p.marks = map[uint32]netip.AddrPort{}
-			// The sorry server has a mark too: between the quorum's loss
-			// and the rules that follow it, govs's scheduler already
-			// answers with it.
-			for _, rs := range servedBy(reals, sorry) {
-				mk, ok := d.marks[rs]
-				if !ok || fwmarks[mk] { // (a fwmark service added since takes the mark over)
-					// Never a fwmark service's mark: conntrack's marks tell
-					// the fwmark flows apart (fwmark.go).
-					for d.nextMark++; d.nextMark == 0 || fwmarks[d.nextMark]; d.nextMark++ {
-					}
-					mk = d.nextMark
-					d.marks[rs] = mk
-				}
-				p.marks[mk] = rs.Addr
-			}
-		}
-		if p.fullnat && vc != nil {
-			var ranges []config.AddrRange
-			for _, s := range vc.LocalAddresses {
-				r, err := config.ParseAddrRange(s)
-				if err != nil {
-					return nil, "", fmt.Errorf("%s: %w", vs.Key, err)
-				}
-				ranges = append(ranges, r)
-			}
-			if len(ranges) == 1 {
-				p.snatR = &ranges[0]
-			} else {
-				p.snat = expandRanges(ranges, 256)
-			}
-		}
-		p.noPort = noPort(p)
-		plans = append(plans, p)
-		if p.fwmark != 0 {
-			plans = append(plans, udpTwin(p))
-		}
+	want := make([]*desired.Service, len(services))
+	for i, e := range services {
+		want[i] = e.Desired
 	}
-	// fwmark services first: IPVS looks a packet's mark up before its
-	// address (ip_vs_service_find), and so do the base chains.
-	slices.SortStableFunc(plans, func(a, b *plan) int { return cmpBool(b.fwmark != 0, a.fwmark != 0) })
+	fwmarks := fwmarksOf(want)
+	plans, err := planAll(want, func(key string, a netip.AddrPort) uint32 { return d.mark(key, a, fwmarks) })
+	if err != nil {
+		return nil, "", err
+	}
 	for _, p := range plans {
 		p.describe(&b)
 	}
-	plans = append(plans, d.retiredDRPlans(plans, &b)...)
+	plans = append(plans, retiredDRPlans(plans, retired, &b)...)
 	return plans, b.String(), nil
 }
 
-// servedBy lists the real servers and, if there is one, the sorry server.
-func servedBy(reals []*director.RealServer, sorry *director.RealServer) []*director.RealServer {
-	if sorry == nil {
-		return reals
+// mark is the packet mark of the real server at addr of service key,
+// given on first use and kept while the server is served, never one of
+// fwmarks. Called with d.mu held.
+func (d *Dataplane) mark(key string, addr netip.AddrPort, fwmarks map[uint32]bool) uint32 {
+	k := realMark{key, addr}
+	mk, ok := d.marks[k]
+	if !ok || fwmarks[mk] { // (a fwmark service added since takes the mark over)
+		// Never a fwmark service's mark: conntrack's marks tell the fwmark
+		// flows apart (fwmark.go).
+		for d.nextMark++; d.nextMark == 0 || fwmarks[d.nextMark]; d.nextMark++ {
+		}
+		mk = d.nextMark
+		d.marks[k] = mk
 	}
-	return append(reals[:len(reals):len(reals)], sorry)
+	return mk
 }
 
 // start probes the kernel, replaces any table left by an earlier run and
@@ -408,8 +403,7 @@ func (d *Dataplane) start() error {
 		d.wg.Add(1)
 		go q.run()
 	}
-	d.wg.Add(3)
-	go d.pollLoop()
+	d.wg.Add(2)
 	go d.statsLoop()
 	go d.accessLogLoop() // natlog.go
 	return nil
@@ -421,70 +415,35 @@ func (d *Dataplane) start() error {
 // mh, and every service while its sorry server stands in) add nothing.
 func (d *Dataplane) QueuedPackets() uint64 { return d.queued.Load() }
 
-// ServiceChanged implements director.ChangeNotifier: health checks, an
-// agent, a drain or slow start changed weights; the maps follow at once
-// instead of at the next poll.
-func (d *Dataplane) ServiceChanged(*director.VirtualService) {
-	select {
-	case d.changed <- struct{}{}:
-	default: // an update is already due
-	}
-}
-
-// pollLoop follows runtime changes the director makes without a Sync or a
-// ServiceChanged (overload by connection thresholds), as a safety net:
-// effective weights, and the real servers and settings of a kept service,
-// which a reload changes right after Sync.
-func (d *Dataplane) pollLoop() {
-	defer d.wg.Done()
-	t := time.NewTicker(d.opts.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		case <-d.changed:
-		}
-		d.mu.Lock()
-		if !d.closed {
-			if err := d.apply(d.services); err != nil {
-				d.log.Error("kernel dataplane update failed, rules kept", "err", err)
-			}
-			d.expireNodest()
-		}
-		d.mu.Unlock()
-	}
-}
-
-// expireNodest ends the flows of real servers removed since the last look,
-// for services with expire_nodest_conn. Called with d.mu held.
+// expireNodest ends the flows of real servers removed since the last
+// commit, for services with expire_nodest_conn. Called with d.mu held.
 func (d *Dataplane) expireNodest() {
-	next := make(map[*director.VirtualService]map[netip.AddrPort]bool, len(d.services))
-	for _, vs := range d.services {
+	next := make(map[string]map[netip.AddrPort]bool, len(d.services))
+	for _, e := range d.services {
+		want := e.Desired
 		now := map[netip.AddrPort]bool{}
-		for _, rs := range vs.RealServers() {
-			now[rs.Addr] = true
+		for _, r := range want.Reals {
+			now[r.Addr] = true
 		}
 		// The sorry server is a destination while it stands in for the
 		// real servers (keepalived adds it to IPVS then, and removes it
 		// when the quorum is back): with expire_nodest_conn its flows end
 		// when the real servers take over again.
-		if sorry, active := vs.SorryServer(); active {
-			now[sorry.Addr] = true
+		if want.SorryActive && want.Sorry != nil {
+			now[want.Sorry.Addr] = true
 		}
-		next[vs] = now
-		if vc := vs.Settings().Config; vc == nil || !vc.ExpireNodestConn {
+		next[want.Key] = now
+		if !want.ExpireNodestConn {
 			continue
 		}
-		for addr := range d.lastReals[vs] {
+		for addr := range d.lastReals[want.Key] {
 			if !now[addr] {
 				del := d.deleteFlows
-				if vs.Settings().Forwarding == config.DR {
+				if want.Forwarding == desired.DR {
 					del = d.deleteDRFlows
 				}
-				n, err := del(vs, addr)
-				d.log.Info("expire_nodest_conn: flows of a removed real server ended", "service", vs.Settings().Name,
+				n, err := del(e.Live, addr)
+				d.log.Info("expire_nodest_conn: flows of a removed real server ended", "service", want.Name,
 					"backend", addr.String(), "flows", n, "err", err)
 			}
 		}
@@ -504,7 +463,13 @@ func (d *Dataplane) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	d.draining = true
-	err := d.apply(d.services)
+	d.pruneRetired()
+	plans, desc, err := d.plan(d.services, d.retired, true)
+	if err == nil {
+		if err = d.program(plans, desc); err == nil {
+			d.publish(plans, d.services)
+		}
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return err

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
-	"github.com/govs-lb/govs/internal/config"
-	"github.com/govs-lb/govs/internal/director"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
@@ -45,7 +45,7 @@ const MaglevTableSize = 4093
 
 // plan is one virtual service as programmed in the kernel.
 type plan struct {
-	vs      *director.VirtualService
+	svc     string // the service's key, "tcp/VIP:PORT" or "fwm/N"
 	chain   string // "s0", "s1", ...
 	v6      bool
 	proto   uint8
@@ -59,7 +59,7 @@ type plan struct {
 	dr      bool         // direct routing (dr.go)
 	retired bool         // a dr service a reload removed, in its grace period: pinned flows only
 	snat    []netip.Addr // fullnat source addresses; none: masquerade
-	snatR   *config.AddrRange
+	snatR   *desired.AddrRange
 	fwmark  uint32 // a fwmark service's mark (fwmark.go); vip is then invalid
 	noPort  bool   // fwmark: the real servers keep the packet's port
 }
@@ -99,20 +99,109 @@ func slotsText(slots []netip.AddrPort) string {
 	return fmt.Sprintf("%v %x", servers, buf)
 }
 
-// kernelSchedulable reports whether the kernel can run vs's scheduler as
+// planService is the plan of service s, the i-th of the snapshot: a pure
+// function of the snapshot (and of mark, the packet mark of each server of
+// a queue-scheduled service), which the golden tests pin.
+func planService(i int, s *desired.Service, mark func(netip.AddrPort) uint32) (*plan, error) {
+	p := &plan{svc: s.Key, chain: fmt.Sprintf("s%d", i), v6: s.VIP.Addr().Is6(), vip: s.VIP,
+		fullnat: s.Forwarding == desired.FullNAT, dr: s.Forwarding == desired.DR}
+	switch s.Protocol {
+	case desired.TCP, desired.UDP:
+		p.proto = s.Protocol.Number()
+	default:
+		return nil, fmt.Errorf("%s: protocol %s not supported by the kernel dataplane", s.Key, s.Protocol)
+	}
+	if s.FWMark != 0 {
+		// A fwmark service takes marked TCP and UDP alike: its tcp plan
+		// here, its udp twin in planAll (fwmark.go).
+		p.fwmark, p.v6, p.proto, p.vip = s.FWMark, s.IPv6, 6, netip.AddrPort{}
+	}
+	m, kernel := kernelSchedulable(s)
+	p.mode = m
+	switch {
+	case s.SorryActive && s.Sorry != nil:
+		// The quorum is lost: every new flow goes to the sorry server,
+		// as the director's scheduler (which holds it alone) would
+		// send them; the real servers' established flows finish.
+		p.mode, p.slots, p.sorry = modeInc, []netip.AddrPort{s.Sorry.Addr}, true
+	case m == modeMaglev:
+		// The servers the director's mh scheduler holds: those in
+		// service, including the ones inhibited at weight 0.
+		var set []desired.RealServer
+		for _, r := range s.Reals {
+			if r.InSet {
+				set = append(set, r)
+			}
+		}
+		p.slots, p.port = mhSlots(set, s.Scheduler.MHFallback), s.Scheduler.MHPort
+	case kernel:
+		slots, ok := slotsFor(m, s.Scheduler.Name, s.Reals)
+		if ok {
+			p.slots = slots
+		} else {
+			p.mode = modeQueue // wrr period too long for a map
+		}
+	}
+	if p.mode == modeQueue {
+		p.slots, _ = slotsFor(modeInc, "rr", s.Reals) // the fail-open fallback
+		p.marks = map[uint32]netip.AddrPort{}
+		// The sorry server has a mark too: between the quorum's loss
+		// and the rules that follow it, govs's scheduler already
+		// answers with it.
+		for _, r := range s.Served() {
+			p.marks[mark(r.Addr)] = r.Addr
+		}
+	}
+	if p.fullnat {
+		if len(s.SNAT) == 1 {
+			r := s.SNAT[0]
+			p.snatR = &r
+		} else {
+			p.snat = expandRanges(s.SNAT, 256)
+		}
+	}
+	p.noPort = noPort(p)
+	return p, nil
+}
+
+// planAll is the plans of a snapshot's services, in the order the base
+// chains take them: fwmark services (a tcp plan and its udp twin each)
+// first, as IPVS looks a packet's mark up before its address
+// (ip_vs_service_find), then the address services, each group in
+// configuration order. mark gives the packet mark of a real server of a
+// queue-scheduled service (by service key and address). Pure: the rule
+// goldens run it.
+func planAll(services []*desired.Service, mark func(key string, addr netip.AddrPort) uint32) ([]*plan, error) {
+	plans := make([]*plan, 0, len(services))
+	for i, s := range services {
+		key := s.Key
+		p, err := planService(i, s, func(a netip.AddrPort) uint32 { return mark(key, a) })
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, p)
+		if p.fwmark != 0 {
+			plans = append(plans, udpTwin(p))
+		}
+	}
+	slices.SortStableFunc(plans, func(a, b *plan) int { return cmpBool(b.fwmark != 0, a.fwmark != 0) })
+	return plans, nil
+}
+
+// kernelSchedulable reports whether the kernel can run s's scheduler as
 // configured, and how.
-func kernelSchedulable(vs *director.VirtualService, vc *config.VirtualServer) (mode, bool) {
-	name := vs.Settings().SchedulerName
-	if vc != nil && vc.PersistenceTimeout != 0 {
+func kernelSchedulable(s *desired.Service) (mode, bool) {
+	name := s.Scheduler.Name
+	if s.Persistence != nil {
 		return modeQueue, false
 	}
 	// mh's flags (mh-port, mh-fallback) are run by the kernel too (mhSlots);
 	// other schedulers' flags need govs.
-	if vc != nil && len(vc.SchedulerFlags) > 0 && name != "mh" {
+	if len(s.Scheduler.Flags) > 0 && name != "mh" {
 		return modeQueue, false
 	}
-	for _, rs := range vs.RealServers() {
-		if c := rs.Config(); c != nil && (c.MaxConnections > 0 || c.UpperThreshold > 0) {
+	for _, r := range s.Reals {
+		if r.Limited {
 			return modeQueue, false // limits need live counts
 		}
 	}
@@ -131,11 +220,11 @@ func kernelSchedulable(vs *director.VirtualService, vc *config.VirtualServer) (m
 
 // slotsFor fills the kernel map of a kernel-scheduled service other than
 // mh (see mhSlots); ok is false when it would be too large.
-func slotsFor(m mode, sched string, reals []*director.RealServer) ([]netip.AddrPort, bool) {
-	var avail []*director.RealServer
-	for _, rs := range reals {
-		if rs.Dest.Available() {
-			avail = append(avail, rs)
+func slotsFor(m mode, sched string, reals []desired.RealServer) ([]netip.AddrPort, bool) {
+	var avail []desired.RealServer
+	for _, r := range reals {
+		if r.Available {
+			avail = append(avail, r)
 		}
 	}
 	switch {
@@ -156,19 +245,19 @@ func slotsFor(m mode, sched string, reals []*director.RealServer) ([]netip.AddrP
 // until the table is full (ip_vs_sh_reassign). Buckets of unavailable
 // servers stay empty: their clients' new flows are dropped, as IPVS's sh
 // does without sh-fallback.
-func shTable(reals []*director.RealServer) []netip.AddrPort {
+func shTable(reals []desired.RealServer) []netip.AddrPort {
 	out := make([]netip.AddrPort, shBuckets)
 	if len(reals) == 0 {
 		return out
 	}
 	i, count := 0, 0
 	for b := range out {
-		rs := reals[i]
-		if rs.Dest.Available() {
-			out[b] = rs.Addr
+		r := reals[i]
+		if r.Available {
+			out[b] = r.Addr
 		}
 		count++
-		if count >= max(rs.Dest.Weight(), 1) {
+		if count >= max(r.Weight, 1) {
 			i, count = (i+1)%len(reals), 0
 		}
 	}
@@ -202,14 +291,14 @@ func shTable(reals []*director.RealServer) []netip.AddrPort {
 // the service through NFQUEUE for the sake of the rare unavailable server;
 // what differs from IPVS is only which available server an orphaned client
 // gets (IPVS probes a per-client sequence, here it is per position).
-func mhSlots(set []*sched.Dest, fallback bool) []netip.AddrPort {
+func mhSlots(set []desired.RealServer, fallback bool) []netip.AddrPort {
 	servers := make([]sched.MaglevServer, len(set))
 	avail := make([]bool, len(set))
 	var up []sched.MaglevServer
-	for i, d := range set {
-		servers[i] = sched.MaglevServer{Addr: d.Addr, Weight: d.LastWeight()}
-		if avail[i] = d.Available(); avail[i] {
-			up = append(up, sched.MaglevServer{Addr: d.Addr, Weight: d.Weight()})
+	for i, r := range set {
+		servers[i] = sched.MaglevServer{Addr: r.Addr, Weight: r.LastWeight}
+		if avail[i] = r.Available; avail[i] {
+			up = append(up, sched.MaglevServer{Addr: r.Addr, Weight: r.Weight})
 		}
 	}
 	out := make([]netip.AddrPort, MaglevTableSize)
@@ -231,13 +320,13 @@ func mhSlots(set []*sched.Dest, fallback bool) []netip.AddrPort {
 
 // wrrPeriod is one period of IPVS's interleaved weighted round robin
 // (ip_vs_wrr_schedule): sum(weight)/gcd picks.
-func wrrPeriod(avail []*director.RealServer) ([]netip.AddrPort, bool) {
+func wrrPeriod(avail []desired.RealServer) ([]netip.AddrPort, bool) {
 	if len(avail) == 0 {
 		return nil, true
 	}
 	g, mw, sum := 0, 0, 0
-	for _, rs := range avail {
-		w := rs.Dest.Weight()
+	for _, r := range avail {
+		w := r.Weight
 		g, mw, sum = gcd(g, w), max(mw, w), sum+w
 	}
 	n := sum / g
@@ -253,7 +342,7 @@ func wrrPeriod(avail []*director.RealServer) ([]netip.AddrPort, bool) {
 				cw = mw
 			}
 		}
-		if avail[i].Dest.Weight() >= cw {
+		if avail[i].Weight >= cw {
 			out = append(out, avail[i].Addr)
 		}
 	}
@@ -268,7 +357,7 @@ func gcd(a, b int) int {
 }
 
 // expandRanges lists the addresses of ranges, at most limit of them.
-func expandRanges(rs []config.AddrRange, limit int) []netip.Addr {
+func expandRanges(rs []desired.AddrRange, limit int) []netip.Addr {
 	var out []netip.Addr
 	for _, r := range rs {
 		for a := r.First; a.IsValid() && !r.Last.Less(a) && len(out) < limit; a = a.Next() {

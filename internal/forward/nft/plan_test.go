@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,15 +8,17 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/sched"
 )
 
-func reals(weights ...int) []*director.RealServer {
-	var out []*director.RealServer
+// reals are real servers in service at weights, as a snapshot has them.
+func reals(weights ...int) []desired.RealServer {
+	var out []desired.RealServer
 	for i, w := range weights {
 		a := netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:80", i+1))
-		out = append(out, &director.RealServer{Addr: a, Dest: sched.NewDest(a, w)})
+		out = append(out, desired.RealServer{Addr: a, Weight: w, LastWeight: w, InSet: true, Available: w > 0})
 	}
 	return out
 }
@@ -102,11 +103,7 @@ func TestStatsInterval(t *testing.T) {
 
 // stubDataplane lets a director run services without a kernel, for the
 // plans to be built from.
-type stubDataplane struct{}
-
-func (stubDataplane) Sync([]*director.VirtualService) error { return nil }
-func (stubDataplane) Shutdown(context.Context) error        { return nil }
-func (stubDataplane) Close() error                          { return nil }
+type stubDataplane struct{ director.NullDataplane }
 
 // planOf runs yaml's services in a director and returns their plans.
 func planOf(t *testing.T, yaml string) []*plan {
@@ -121,7 +118,7 @@ func planOf(t *testing.T, yaml string) []*plan {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Shutdown(0) })
-	plans, _, err := New(log, Options{}).plan(d.Services(), false)
+	plans, _, err := New(log, Options{}).plan(d.Snapshot().Services, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +183,9 @@ func TestPlanQueueCases(t *testing.T) {
 // (the kernel drops its clients' new flows, as IPVS fails the pick); with
 // it they go to the available servers, and no other position changes.
 func TestMHSlotsUnavailable(t *testing.T) {
-	var set []*sched.Dest
-	for _, rs := range reals(1, 1, 1, 1) {
-		set = append(set, rs.Dest)
-	}
+	set := reals(1, 1, 1, 1)
 	all := mhSlots(set, false)
-	set[2].SetWeight(0)
+	set[2].Weight, set[2].Available = 0, false // quiesced: keeps its last weight
 	strict, fb := mhSlots(set, false), mhSlots(set, true)
 	moved := map[netip.AddrPort]int{}
 	for pos, a := range all {
@@ -212,8 +206,8 @@ func TestMHSlotsUnavailable(t *testing.T) {
 	if len(moved) != 3 {
 		t.Fatalf("orphaned slots went to %v", moved)
 	}
-	for _, d := range set {
-		d.SetWeight(0)
+	for i := range set {
+		set[i].Weight, set[i].Available = 0, false
 	}
 	for pos, a := range mhSlots(set, true) {
 		if a.IsValid() {

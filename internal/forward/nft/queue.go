@@ -306,7 +306,7 @@ func (d *Dataplane) decide(payload []byte, pmark uint32) (verdict, mark uint32) 
 		// released now, it lives for the persistence timeout from this
 		// connection's start.
 		vs.Release(b)
-		mk, known := v.marks[rs]
+		mk, known := v.marks[vs][rs.Addr]
 		if !known || !rs.Dest.Bind() {
 			unknown = unknown || !known // added a moment ago
 			exclude = append(exclude, rs)

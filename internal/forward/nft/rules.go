@@ -25,6 +25,24 @@ const (
 	nfqFlagCPUFanout = 0x2
 )
 
+// batch is the part of *nftables.Conn a transaction is written with: the
+// kernel's connection, or in the golden tests a recorder that prints what
+// the kernel would be sent (rules_golden_test.go).
+type batch interface {
+	AddTable(*nftables.Table) *nftables.Table
+	DelTable(*nftables.Table)
+	AddChain(*nftables.Chain) *nftables.Chain
+	DelChain(*nftables.Chain)
+	FlushChain(*nftables.Chain)
+	AddRule(*nftables.Rule) *nftables.Rule
+	AddSet(*nftables.Set, []nftables.SetElement) error
+	SetAddElements(*nftables.Set, []nftables.SetElement) error
+	DelSet(*nftables.Set)
+	Flush() error
+}
+
+var _ batch = (*nftables.Conn)(nil)
+
 // queuePriority is the queue chain's: just after mangle (-150), so that an
 // operator's marks set in mangle (iptables -t mangle, LVS's classic recipe
 // for firewall-mark services) are in place whichever table was loaded first
@@ -63,7 +81,7 @@ type ruleset struct {
 // under new names ("s0g7", "s0g7_slots": the generation in the name, so
 // that no name is deleted and added in one batch), with the base chains'
 // rules that jump to and look up them.
-func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain bool) error {
+func (r *ruleset) program(c batch, plans []*plan, q queueConfig, drain bool) error {
 	t := &nftables.Table{Name: r.table, Family: nftables.TableFamilyINet}
 	accept := nftables.ChainPolicyAccept
 	queue := &nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
@@ -105,7 +123,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 	for _, p := range plans {
 		if p.dr {
 			if err := programDR(x, fams[famIndex(p.v6)], p, q, drain || p.retired); err != nil {
-				return fmt.Errorf("%s: %w", p.vs.Key, err)
+				return fmt.Errorf("%s: %w", p.svc, err)
 			}
 			continue
 		}
@@ -114,7 +132,7 @@ func (r *ruleset) program(c *nftables.Conn, plans []*plan, q queueConfig, drain 
 			continue
 		}
 		if err := programService(x, p, queue, dnat, snat, q); err != nil {
-			return fmt.Errorf("%s: %w", p.vs.Key, err)
+			return fmt.Errorf("%s: %w", p.svc, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -145,7 +163,7 @@ const holdChain = "hold_conntrack"
 // they reset every established flow at once. The rule lives in a regular
 // chain nothing jumps to: it costs no packet anything, and it goes only
 // with the table (Close, at the end of the grace period).
-func holdConntrack(c *nftables.Conn, t *nftables.Table) {
+func holdConntrack(c batch, t *nftables.Table) {
 	ch := c.AddChain(&nftables.Chain{Name: holdChain, Table: t})
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
@@ -154,7 +172,7 @@ func holdConntrack(c *nftables.Conn, t *nftables.Table) {
 
 // txn is one generation's service chains and maps being added.
 type txn struct {
-	c            *nftables.Conn
+	c            batch
 	t            *nftables.Table
 	gen          uint64
 	chains, sets []string // added so far
@@ -186,7 +204,7 @@ const maxElemsPerMsg = 512
 
 // addElements adds set s with elems, in several messages of the same
 // transaction when they are many (a Maglev map has thousands).
-func addElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
+func addElements(c batch, s *nftables.Set, elems []nftables.SetElement) error {
 	n := min(len(elems), maxElemsPerMsg)
 	if err := c.AddSet(s, elems[:n]); err != nil {
 		return err

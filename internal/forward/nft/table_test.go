@@ -147,7 +147,7 @@ func TestProgramKeepsBaseChains(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { d.Shutdown(0) })
-		plans, _, err := dp.plan(d.Services(), drain)
+		plans, _, err := dp.plan(d.Snapshot().Services, nil, drain)
 		if err != nil {
 			t.Fatal(err)
 		}

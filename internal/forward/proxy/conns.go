@@ -4,7 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -55,7 +54,7 @@ func (s *connSet) remove(c proxied) {
 	sh.mu.Unlock()
 }
 
-// Connections implements director.ConnectionLister: the proxied TCP
+// Connections implements director.Dataplane: the proxied TCP
 // connections, then the UDP flows of every service, draining ones included.
 func (p *Proxy) Connections(yield func(director.Connection) bool) error {
 	var batch []proxied
@@ -98,7 +97,7 @@ func (c *tcpConn) entry() director.Connection {
 		state = "CLOSE_WAIT"
 	}
 	return director.Connection{
-		Service: c.vs.Key, Protocol: config.TCP, State: state,
+		Service: c.vs.Key, Protocol: c.vs.Protocol, State: state,
 		Expires: remaining(c.timeout(), c.start, c.last.Load()),
 		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
 		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),
@@ -158,8 +157,8 @@ func (s *udpServer) flowList() []*udpFlow {
 func (f *udpFlow) entry() director.Connection {
 	vs := f.s.vs
 	return director.Connection{
-		Service: vs.Key, Protocol: config.UDP, State: "UDP",
-		Expires: remaining(vs.Settings().IdleTimeout, f.start, f.last.Load()),
+		Service: vs.Key, Protocol: vs.Protocol, State: "UDP",
+		Expires: remaining(f.s.want.Load().IdleTimeout, f.start, f.last.Load()),
 		Client:  f.client, Virtual: vs.Address, RealServer: f.rs.Addr,
 		InBytes: uint64(f.in.Load()), OutBytes: uint64(f.out.Load()),
 	}

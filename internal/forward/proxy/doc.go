@@ -4,5 +4,8 @@
 // PROXY protocol; and a UDP proxy with per-client flows.
 //
 // It implements director.Dataplane and imports nothing of govs but the
-// director and config packages.
+// director, desired and accesslog packages, internal/sched for the signals
+// it feeds the schedulers, and its own event loop (subpackage loop); its
+// per-connection settings come from the director's snapshot, not from the
+// configuration.
 package proxy

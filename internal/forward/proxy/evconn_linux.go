@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/accesslog"
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward/proxy/loop"
 	"github.com/govs-lb/govs/internal/sched"
@@ -25,7 +25,7 @@ type evConn struct {
 	p        *Proxy
 	srv      *evServer
 	vs       *director.VirtualService
-	st       *director.Settings
+	st       *wanted
 	rs       *director.RealServer
 	binding  director.Binding
 	counted  bool // in srv.clients
@@ -161,7 +161,7 @@ func (c *evConn) connected(ev uint32) {
 	rs.Stats.Conns.Add(1)
 	vs.Stats.Conns.Add(1)
 	c.cs.writable = true
-	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
+	if pp := c.st.sendProxy[rs.Addr]; pp != desired.ProxyNone {
 		var vip netip.AddrPort
 		if sa, err := unix.Getsockname(c.cfd); err == nil {
 			vip = sockAddr(sa)
@@ -483,7 +483,7 @@ func (*timeoutError) Temporary() bool { return true }
 // tcpfin_timeout once one side has half-closed.
 func (c *evConn) timeout() time.Duration {
 	if c.halfDone.Load() {
-		if fin := tcpFinTimeout(c.st); fin > 0 {
+		if fin := c.st.TCPFinTimeout; fin > 0 {
 			return fin
 		}
 	}
@@ -561,7 +561,7 @@ func (c *evConn) entry() director.Connection {
 		state = "CLOSE_WAIT"
 	}
 	return director.Connection{
-		Service: c.vs.Key, Protocol: config.TCP, State: state,
+		Service: c.vs.Key, Protocol: c.vs.Protocol, State: state,
 		Expires: remaining(c.timeout(), c.start, c.last.Load()),
 		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
 		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),

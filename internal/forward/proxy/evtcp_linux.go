@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/accesslog"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/forward/proxy/loop"
 	"github.com/govs-lb/govs/internal/sched"
@@ -55,6 +56,7 @@ func (e *evLoops) stop() {
 type evServer struct {
 	p       *Proxy
 	vs      *director.VirtualService
+	want    atomic.Pointer[wanted] // the service as last committed (proxy.go)
 	ls      []*evListener
 	closed  atomic.Bool
 	clients clientCount
@@ -69,7 +71,7 @@ type evListener struct {
 	backoff time.Duration
 }
 
-func (p *Proxy) listenEv(vs *director.VirtualService) (server, error) {
+func (p *Proxy) listenEv(vs *director.VirtualService, want *desired.Service) (server, error) {
 	if p.ev == nil {
 		e, err := newEvLoops(p.nloops)
 		if err != nil {
@@ -82,6 +84,7 @@ func (p *Proxy) listenEv(vs *director.VirtualService) (server, error) {
 		return nil, fmt.Errorf("virtual service %s: listen tcp %s: %w", vs.Key, vs.Address, err)
 	}
 	s := &evServer{p: p, vs: vs}
+	s.take(want)
 	for i, l := range p.ev.loops {
 		a := &evListener{s: s, l: l, fd: fds[i]}
 		s.ls = append(s.ls, a)
@@ -149,7 +152,7 @@ func (a *evListener) accept() {
 			}
 			// Out of descriptors and the like: wait and go on.
 			a.backoff = min(max(2*a.backoff, 5*time.Millisecond), time.Second)
-			a.s.p.log.Warn("accept failed", "service", a.s.vs.Settings().Name, "err", err, "retry_in", a.backoff)
+			a.s.p.log.Warn("accept failed", "service", a.s.want.Load().Name, "err", err, "retry_in", a.backoff)
 			a.retryIn(a.backoff)
 			return
 		}
@@ -173,8 +176,8 @@ func (a *evListener) retryIn(d time.Duration) {
 func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
 	accepted := time.Now()
 	vs := s.vs
-	st := vs.Settings()
-	limit := maxPerClient(st)
+	st := s.want.Load()
+	limit := st.MaxPerClient
 	if limit > 0 && !s.clients.add(clientAP.Addr(), limit) {
 		vs.Stats.ClientLimited.Add(1)
 		s.p.log.Warn("client at its connection limit, connection refused", "service", st.Name,
@@ -473,4 +476,9 @@ func listenBacklog() int {
 		return 4096
 	}
 	return min(n, 65535)
+}
+
+// take implements server.
+func (s *evServer) take(want *desired.Service) {
+	s.want.Store(newWanted(want, s.want.Load()))
 }

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -44,6 +45,8 @@ var logLoopsOnce sync.Once
 // server is one virtual service's listener.
 type server interface {
 	close()
+	// take makes want the service's settings for new connections.
+	take(want *desired.Service)
 }
 
 // New returns a proxy dataplane that logs to log. Its connections and flows
@@ -67,49 +70,133 @@ func New(log *slog.Logger) *Proxy {
 	return p
 }
 
-// Sync implements director.Dataplane: it binds listeners for new services
-// first, and only when all succeeded closes those of removed services.
-func (p *Proxy) Sync(services []*director.VirtualService) error {
+// wanted is a service's desired state as the proxy last committed it,
+// with the per-real-server settings the hot path reads indexed by address.
+type wanted struct {
+	*desired.Service
+	// sendProxy has the real servers (and sorry server) that get a PROXY
+	// protocol header, those of the previous snapshot included: between a
+	// reload's dataplane commit and the director's, the scheduler may
+	// still pick a real server the new snapshot no longer lists.
+	sendProxy map[netip.AddrPort]desired.ProxyProtocol
+}
+
+func newWanted(s *desired.Service, prev *wanted) *wanted {
+	w := &wanted{Service: s}
+	add := func(r desired.RealServer) {
+		if r.SendProxy != desired.ProxyNone {
+			if w.sendProxy == nil {
+				w.sendProxy = map[netip.AddrPort]desired.ProxyProtocol{}
+			}
+			w.sendProxy[r.Addr] = r.SendProxy
+		}
+	}
+	if prev != nil {
+		for _, r := range prev.Served() {
+			add(r)
+		}
+	}
+	for _, r := range s.Served() {
+		add(r)
+	}
+	return w
+}
+
+// proxyTx is a prepared snapshot: the listeners of the services it adds
+// are bound already.
+type proxyTx struct {
+	p      *Proxy
+	s      *director.Snapshot
+	opened map[string]server
+	done   bool
+}
+
+// Prepare implements director.Dataplane: it binds listeners for new
+// services; nothing is served differently until Commit.
+func (p *Proxy) Prepare(s *director.Snapshot) (director.Transaction, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopping {
-		return errors.New("proxy is shutting down")
+		return nil, errors.New("proxy is shutting down")
 	}
-	want := make(map[string]bool, len(services))
 	opened := map[string]server{}
-	for _, vs := range services {
-		want[vs.Key] = true
+	for _, e := range s.Services {
+		want, vs := e.Desired, e.Live
 		if _, ok := p.servers[vs.Key]; ok {
 			continue
 		}
-		if f := vs.Settings().Forwarding; f != config.Proxy {
+		if want.Forwarding != desired.Proxy {
 			p.undo(opened)
-			return fmt.Errorf("%s: forwarding %s is not served by the proxy dataplane", vs.Key, f)
+			return nil, fmt.Errorf("%s: forwarding %s is not served by the proxy dataplane", vs.Key, want.Forwarding)
 		}
 		if u := p.takeDraining(vs.Key); u != nil {
 			opened[vs.Key] = u
 			continue
 		}
-		s, err := p.listen(vs)
+		srv, err := p.listen(vs, want)
 		if err != nil {
 			p.undo(opened)
-			return err
+			return nil, err
 		}
-		opened[vs.Key] = s
+		opened[vs.Key] = srv
 	}
-	for key, s := range p.servers {
+	return &proxyTx{p: p, s: s, opened: opened}, nil
+}
+
+// Commit implements director.Transaction: the new services' listeners
+// serve, the removed ones' close, every service takes its new settings.
+// It cannot fail.
+func (tx *proxyTx) Commit() error {
+	p := tx.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tx.done = true
+	if p.stopping {
+		p.undo(tx.opened)
+		return errors.New("proxy is shutting down")
+	}
+	want := make(map[string]bool, len(tx.s.Services))
+	for _, e := range tx.s.Services {
+		want[e.Live.Key] = true
+	}
+	for key, srv := range p.servers {
 		if !want[key] {
-			p.retire(key, s)
+			p.retire(key, srv)
 			delete(p.servers, key)
 		}
 	}
-	for key, s := range opened {
-		p.servers[key] = s
+	for key, srv := range tx.opened {
+		p.servers[key] = srv
+	}
+	for _, e := range tx.s.Services {
+		if srv, ok := p.servers[e.Live.Key]; ok {
+			srv.take(e.Desired)
+		}
 	}
 	return nil
 }
 
-// undo stops what a failed Sync opened; a revived UDP server goes back to
+// Abort implements director.Transaction: the listeners Prepare bound close.
+func (tx *proxyTx) Abort() {
+	p := tx.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !tx.done {
+		tx.done = true
+		p.undo(tx.opened)
+	}
+}
+
+// Apply implements director.Dataplane: Prepare and Commit in one.
+func (p *Proxy) Apply(s *director.Snapshot) error {
+	tx, err := p.Prepare(s)
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// undo stops what a failed Prepare opened; a revived UDP server goes back to
 // draining.
 func (p *Proxy) undo(opened map[string]server) {
 	for key, s := range opened {
@@ -151,36 +238,38 @@ func (p *Proxy) forget(key string, u *udpServer) {
 	}
 }
 
-func (p *Proxy) listen(vs *director.VirtualService) (server, error) {
-	switch vs.Protocol {
-	case config.TCP:
+func (p *Proxy) listen(vs *director.VirtualService, want *desired.Service) (server, error) {
+	switch want.Protocol {
+	case desired.TCP:
 		if p.nloops > 0 {
-			return p.listenEv(vs)
+			return p.listenEv(vs, want)
 		}
 		l, err := listenConfig.Listen(context.Background(), "tcp", vs.Address.String())
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
 		t := &tcpServer{p: p, vs: vs, ln: l.(*net.TCPListener)}
+		t.take(want)
 		p.loops.Add(1)
 		go t.acceptLoop()
 		return t, nil
-	case config.UDP:
+	case desired.UDP:
 		pc, err := listenConfig.ListenPacket(context.Background(), "udp", vs.Address.String())
 		if err != nil {
 			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
 		}
-		if st := vs.Settings(); int64(st.MaxFlows) > fds.udpCeiling() {
+		if int64(want.MaxFlows) > fds.udpCeiling() {
 			p.log.Info("max_flows is above what the open-file limit allows: new flows are shed beyond max_udp_flows",
-				"service", st.Name, "max_flows", st.MaxFlows, "max_udp_flows", fds.udpCeiling())
+				"service", want.Name, "max_flows", want.MaxFlows, "max_udp_flows", fds.udpCeiling())
 		}
 		u := newUDPServer(p, vs, pc.(*net.UDPConn))
+		u.take(want)
 		p.loops.Add(2)
 		go u.readLoop()
 		go u.expireLoop()
 		return u, nil
 	}
-	return nil, fmt.Errorf("virtual service %s: unknown protocol %q", vs.Key, vs.Protocol)
+	return nil, fmt.Errorf("virtual service %s: unknown protocol %q", vs.Key, want.Protocol)
 }
 
 // stopQuiet is how long a UDP flow, or a TCP connection that owes its client

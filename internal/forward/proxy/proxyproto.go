@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 )
 
 // v2Signature starts every PROXY protocol v2 header.
@@ -14,12 +14,12 @@ var v2Signature = [12]byte{0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55,
 // appendProxyHeader appends the PROXY protocol header (HAProxy's
 // proxy-protocol.txt) telling a real server the client's address (src) and
 // the address it connected to (dst), for TCP.
-func appendProxyHeader(b []byte, v config.ProxyProtocol, src, dst netip.AddrPort) []byte {
+func appendProxyHeader(b []byte, v desired.ProxyProtocol, src, dst netip.AddrPort) []byte {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	mixed := src.Addr().Is4() != dst.Addr().Is4()
 	switch v {
-	case config.ProxyV1:
+	case desired.ProxyV1:
 		if mixed {
 			return append(b, "PROXY UNKNOWN\r\n"...)
 		}
@@ -37,7 +37,7 @@ func appendProxyHeader(b []byte, v config.ProxyProtocol, src, dst netip.AddrPort
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, uint64(dst.Port()), 10)
 		return append(b, "\r\n"...)
-	case config.ProxyV2:
+	case desired.ProxyV2:
 		b = append(b, v2Signature[:]...)
 		if mixed {
 			// LOCAL command, unspecified family: the receiver uses the

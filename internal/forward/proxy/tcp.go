@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/govs-lb/govs/internal/accesslog"
-	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/sched"
 )
@@ -21,6 +21,7 @@ import (
 type tcpServer struct {
 	p       *Proxy
 	vs      *director.VirtualService
+	want    atomic.Pointer[wanted] // the service as last committed (proxy.go)
 	ln      *net.TCPListener
 	closed  atomic.Bool
 	clients clientCount // connections per client address
@@ -51,7 +52,7 @@ func (t *tcpServer) acceptLoop() {
 			// Out of file descriptors and the like: wait and go on, as
 			// net/http does, instead of spinning or giving up.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t.p.log.Warn("accept failed", "service", t.vs.Settings().Name, "err", err, "retry_in", backoff)
+			t.p.log.Warn("accept failed", "service", t.want.Load().Name, "err", err, "retry_in", backoff)
 			time.Sleep(backoff)
 			continue
 		}
@@ -89,7 +90,7 @@ type tcpConn struct {
 	binding  director.Binding
 	bound    time.Time // when the real server was bound: signals count from here
 	gotFirst bool      // a first byte came from the real server (downstream goroutine only)
-	st       *director.Settings
+	st       *wanted
 	client   *net.TCPConn
 	backend  *net.TCPConn
 	clientAP netip.AddrPort
@@ -129,12 +130,12 @@ var (
 func (t *tcpServer) serve(client *net.TCPConn) {
 	accepted := time.Now()
 	vs := t.vs
-	st := vs.Settings()
+	st := t.want.Load()
 	clientAP := client.RemoteAddr().(*net.TCPAddr).AddrPort()
 	clientAP = netip.AddrPortFrom(clientAP.Addr().Unmap(), clientAP.Port())
 	// Clients are counted only where a limit is set: the count costs a
 	// lock per connection.
-	limit := maxPerClient(st)
+	limit := st.MaxPerClient
 	if limit > 0 && !t.clients.add(clientAP.Addr(), limit) {
 		vs.Stats.ClientLimited.Add(1)
 		t.p.log.Warn("client at its connection limit, connection refused", "service", st.Name,
@@ -166,7 +167,7 @@ func (t *tcpServer) serve(client *net.TCPConn) {
 	vs.Stats.Conns.Add(1)
 	c := &tcpConn{p: t.p, srv: t, counted: limit > 0, vs: vs, rs: rs, binding: b, bound: bound, st: st, client: client, backend: backend, clientAP: clientAP, start: accepted}
 	c.connect = time.Since(accepted)
-	if pp := rs.Config().SendProxy; pp != config.ProxyNone {
+	if pp := st.sendProxy[rs.Addr]; pp != desired.ProxyNone {
 		vip := client.LocalAddr().(*net.TCPAddr).AddrPort()
 		var buf [64]byte
 		if _, err := backend.Write(appendProxyHeader(buf[:0], pp, clientAP, vip)); err != nil {
@@ -197,7 +198,7 @@ type connectFailure struct {
 // connect schedules a real server and connects to it. A refused or timed out
 // connect is retried on another real server, up to the service's retries, so
 // the client never sees a real server that just failed.
-func (t *tcpServer) connect(st *director.Settings, client netip.AddrPort) (director.Binding, *net.TCPConn, time.Time, connectFailure) {
+func (t *tcpServer) connect(st *wanted, client netip.AddrPort) (director.Binding, *net.TCPConn, time.Time, connectFailure) {
 	var buf [8]*director.RealServer
 	tried := buf[:0]
 	// No real server at all is the server side refusing (HAProxy's SC
@@ -353,7 +354,7 @@ func (c *tcpConn) count(upstream bool, n int) {
 // tcpfin_timeout once one side has half-closed.
 func (c *tcpConn) timeout() time.Duration {
 	if c.halfDone.Load() {
-		if fin := tcpFinTimeout(c.st); fin > 0 {
+		if fin := c.st.TCPFinTimeout; fin > 0 {
 			return fin
 		}
 	}
@@ -410,23 +411,6 @@ func (c *tcpConn) closeQuiet() {
 	})
 }
 
-func tcpFinTimeout(st *director.Settings) time.Duration {
-	if st.Config == nil {
-		return 0
-	}
-	return st.Config.TCPFinTimeout.D()
-}
-
-func maxPerClient(st *director.Settings) int {
-	if st.Config == nil {
-		return 0
-	}
-	if st.Config.Protocol == config.UDP {
-		return st.Config.MaxFlowsPerClient
-	}
-	return st.Config.MaxConnectionsPerClient
-}
-
 // abort resets both sides: a reset on one side is passed to the other, and
 // a connection closed by govs (idle, grace over) is not left half open.
 func (c *tcpConn) abort(code accesslog.Termination, reason string) {
@@ -465,7 +449,7 @@ func (c *tcpConn) finish() {
 // ended counts and logs a proxied connection's end: the access-log record,
 // or a log line when the service logs connections and no access log is
 // configured.
-func (p *Proxy) ended(st *director.Settings, start time.Time, client, rs netip.AddrPort, connect time.Duration,
+func (p *Proxy) ended(st *wanted, start time.Time, client, rs netip.AddrPort, connect time.Duration,
 	in, out int64, code accesslog.Termination, reason string, inErr, outErr error) {
 	if code[0] == 0 {
 		code = accesslog.Normal
@@ -503,7 +487,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // refused records a connection that no real server took: counted, and
 // logged when the service logs connections.
-func (p *Proxy) refused(st *director.Settings, accepted time.Time, client, rs netip.AddrPort, code accesslog.Termination) {
+func (p *Proxy) refused(st *wanted, accepted time.Time, client, rs netip.AddrPort, code accesslog.Termination) {
 	r := accesslog.Record{Time: accepted, Service: st.Name, Client: client, RealServer: rs, ConnectMs: -1,
 		DurationMs: ms(time.Since(accepted)), Termination: code}
 	if !accesslog.Emit(&r, st.AccessLog) && st.AccessLog {
@@ -519,4 +503,9 @@ func addrString(ap netip.AddrPort) string {
 		return ""
 	}
 	return ap.String()
+}
+
+// take implements server.
+func (t *tcpServer) take(want *desired.Service) {
+	t.want.Store(newWanted(want, t.want.Load()))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/govs-lb/govs/test/loopback"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/desired"
 )
 
 func TestTCPRoundRobinAndStats(t *testing.T) {
@@ -249,7 +250,7 @@ func TestProxyHeaderBytes(t *testing.T) {
 				"20010db8000000000000000000000001" + "20010db8000000000000000000000002" + "dc04" + "01bb"},
 		{"v2 mixed", config.ProxyV2, src4, dst6, "0d0a0d0a000d0a515549540a" + "20" + "00" + "0000"},
 	} {
-		got := appendProxyHeader(nil, tc.v, tc.src, tc.dst)
+		got := appendProxyHeader(nil, desired.ProxyProtocol(tc.v), tc.src, tc.dst)
 		want := []byte(tc.want)
 		if tc.v == config.ProxyV2 {
 			want, _ = hex.DecodeString(tc.want)
@@ -288,7 +289,7 @@ func TestTCPSendProxy(t *testing.T) {
 			io.WriteString(c, "payload")
 			client := netip.MustParseAddrPort(c.LocalAddr().String())
 			c.Close()
-			want := appendProxyHeader(nil, config.ProxyProtocol(v), client, netip.MustParseAddrPort(vip))
+			want := appendProxyHeader(nil, desired.ProxyProtocol(v), client, netip.MustParseAddrPort(vip))
 			want = append(want, "payload"...)
 			select {
 			case b := <-got:

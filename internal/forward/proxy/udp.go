@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/accesslog"
+	"github.com/govs-lb/govs/internal/desired"
 	"github.com/govs-lb/govs/internal/director"
 )
 
@@ -24,6 +25,7 @@ import (
 type udpServer struct {
 	p    *Proxy
 	vs   *director.VirtualService
+	want atomic.Pointer[wanted] // the service as last committed (proxy.go)
 	conn *net.UDPConn
 
 	mu       sync.Mutex
@@ -109,11 +111,11 @@ func (s *udpServer) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.p.log.Debug("udp read", "service", s.vs.Settings().Name, "err", err)
+			s.p.log.Debug("udp read", "service", s.want.Load().Name, "err", err)
 			continue
 		}
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
-		st := s.vs.Settings()
+		st := s.want.Load()
 		f := s.flow(client, st)
 		if f == nil {
 			s.vs.Stats.Dropped.Add(1)
@@ -148,7 +150,7 @@ func (s *udpServer) readLoop() {
 // flow returns the client's flow, creating it (and scheduling its real
 // server) for a new client. It returns nil when the datagram must be
 // dropped: draining, flow table full, or no real server available.
-func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow {
+func (s *udpServer) flow(client netip.AddrPort, st *wanted) *udpFlow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.flows[client]; f != nil {
@@ -161,7 +163,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 		s.vs.Stats.FlowLimit.Add(1) // counted apart: the alert on a full table
 		return nil
 	}
-	if limit := maxPerClient(st); limit > 0 && s.clients[client.Addr()] >= limit {
+	if limit := st.MaxPerClient; limit > 0 && s.clients[client.Addr()] >= limit {
 		s.vs.Stats.ClientLimited.Add(1)
 		s.p.log.Warn("client at its flow limit, datagram dropped", "service", st.Name,
 			"client", client.Addr().String(), "max_flows_per_client", limit)
@@ -200,7 +202,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *director.Settings) *udpFlow 
 // socket: connected to the real server, or, with one-packet scheduling,
 // unconnected (replies are checked to come from a real server). It returns
 // nil when there is none to be had.
-func (s *udpServer) newFlow(client netip.AddrPort, st *director.Settings) (*udpFlow, error) {
+func (s *udpServer) newFlow(client netip.AddrPort, st *wanted) (*udpFlow, error) {
 	f := &udpFlow{s: s, client: client, start: time.Now()}
 	var err error
 	if st.OnePacket {
@@ -321,7 +323,7 @@ func (f *udpFlow) replyLoop() {
 			if rs = f.s.realServerAt(from); rs == nil {
 				f.s.vs.Stats.Dropped.Add(1)
 				f.s.p.log.Warn("udp reply from an address that is no real server, dropped",
-					"service", f.s.vs.Settings().Name, "from", sockaddrString(from))
+					"service", f.s.want.Load().Name, "from", sockaddrString(from))
 				udpBufPool.Put(bp)
 				bp = nil
 				continue
@@ -401,7 +403,7 @@ func (f *udpFlow) close(code accesslog.Termination, reason string) {
 		}
 		last := s.draining && len(s.flows) == 0
 		s.mu.Unlock()
-		st := s.vs.Settings()
+		st := s.want.Load()
 		var rsAddr netip.AddrPort
 		if f.rs != nil {
 			rsAddr = f.rs.Addr
@@ -431,7 +433,7 @@ func (s *udpServer) expireLoop() {
 	defer s.p.loops.Done()
 	var expired []*udpFlow
 	for {
-		idle := s.vs.Settings().IdleTimeout
+		idle := s.want.Load().IdleTimeout
 		if s.p.stopped.Load() {
 			// A stop waits for traffic, not for idle flows: a flow is
 			// idle once quiet for stopQuiet.
@@ -454,4 +456,9 @@ func (s *udpServer) expireLoop() {
 			f.close(accesslog.Normal, "idle timeout") // how UDP flows end
 		}
 	}
+}
+
+// take implements server.
+func (s *udpServer) take(want *desired.Service) {
+	s.want.Store(newWanted(want, s.want.Load()))
 }
