@@ -78,6 +78,9 @@ virtual_servers:
 	aClient := a.LocalAddr().(*net.TCPAddr).AddrPort()
 	bClient := b.LocalAddr().(*net.TCPAddr).AddrPort()
 
+	// The proxy counts the bytes after its write returns: the client may
+	// read them first.
+	loopback.WaitFor(t, "the 5 bytes counted", func() bool { c, _ := listed(t, d, aClient); return c.OutBytes == 5 })
 	c, ok := listed(t, d, aClient)
 	if !ok || c.State != "ESTABLISHED" || c.Virtual != vip || c.RealServer != rs || c.Protocol != "tcp" ||
 		c.Service != "tcp/"+vip.String() || c.OutBytes != 5 || c.Expires <= 55*time.Second || c.Expires > 60*time.Second {
