@@ -10,7 +10,8 @@ import (
 
 // loopsEnv sizes the proxy's event loops (docs/proxy.md#threads): unset,
 // one loop per GOMAXPROCS, which Go sizes from the CPUs the process may
-// run on (affinity) and its cgroup's CPU quota; a number, that many loops;
+// run on (affinity) and its cgroup's CPU quota, and at most the quota's
+// CPUs rounded up (Go keeps 2 under a smaller quota); a number, that many loops;
 // "off", the goroutine-per-connection data path (tcp.go).
 const loopsEnv = "GOVS_PROXY_LOOPS"
 
@@ -43,5 +44,12 @@ func configuredLoops() (int, error) {
 	if !eventLoopSupported {
 		return 0, nil
 	}
-	return loopCount(os.Getenv(loopsEnv), runtime.GOMAXPROCS(0))
+	procs := runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Go never sizes GOMAXPROCS below 2 from a quota; the loops follow
+		// the quota itself. A GOMAXPROCS the operator set is taken as is.
+		cpus, limited := cgroupQuota()
+		procs = quotaLoops(procs, cpus, limited)
+	}
+	return loopCount(os.Getenv(loopsEnv), procs)
 }
