@@ -142,8 +142,8 @@ func (r *ruleset) drBegin(c batch, plans []*plan, replace bool) [2]*drFam {
 			c.AddTable(t)
 			c.AddChain(d.in)
 			c.AddChain(d.pick)
-			c.AddSet(d.flows, nil)
-			c.AddSet(d.closing, nil)
+			c.AddSet(numbered(d.flows), nil)
+			c.AddSet(numbered(d.closing), nil)
 		}
 		drICMPRules(c, d)
 		out[f] = d

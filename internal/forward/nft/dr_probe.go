@@ -30,7 +30,7 @@ func probeDR(c *nftables.Conn, r *Report) {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
 	s := &nftables.Set{Table: t, Name: "f", IsMap: true, Dynamic: true, HasTimeout: true, Timeout: time.Minute,
 		Size: 16, Counter: true, KeyType: drKeyType(false), DataType: nftables.TypeIPAddr}
-	err := c.AddSet(s, nil)
+	err := c.AddSet(numbered(s), nil)
 	if err == nil {
 		d := &drFam{flows: s}
 		_, data := drRegs(false)

@@ -76,7 +76,7 @@ func programMarks(c *nftables.Conn, table string, vips []vipKey) error {
 		c.AddTable(t)
 		c.DelTable(t)
 		c.AddTable(t)
-		if err := c.AddSet(sets[i], elems[i]); err != nil {
+		if err := c.AddSet(numbered(sets[i]), elems[i]); err != nil {
 			return err
 		}
 		accept := nftables.ChainPolicyAccept

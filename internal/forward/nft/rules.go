@@ -206,7 +206,7 @@ const maxElemsPerMsg = 512
 // transaction when they are many (a Maglev map has thousands).
 func addElements(c batch, s *nftables.Set, elems []nftables.SetElement) error {
 	n := min(len(elems), maxElemsPerMsg)
-	if err := c.AddSet(s, elems[:n]); err != nil {
+	if err := c.AddSet(numbered(s), elems[:n]); err != nil {
 		return err
 	}
 	for elems = elems[n:]; len(elems) > 0; elems = elems[n:] {

@@ -196,6 +196,10 @@ func (f *firewall) create() error {
 		fam := &strictFam{v6: v6, t: t,
 			vips: &nftables.Set{Table: t, Name: "vips", KeyType: addrType},
 			svcs: &nftables.Set{Table: t, Name: "services", KeyType: keyType, Concatenation: true}}
+		// IDs of govs's own: google/nftables numbers ID-0 sets from an
+		// unsynchronised package variable, which the kernel dataplane's
+		// connections use at the same time (an ID is per transaction).
+		fam.vips.ID, fam.svcs.ID = 1<<25+uint32(2*i)+1, 1<<25+uint32(2*i)+2
 		if err := c.AddSet(fam.vips, nil); err != nil {
 			return err
 		}
