@@ -89,15 +89,8 @@ func (c *tcpConn) clientPort() uint16 { return c.clientAP.Port() }
 // once the real server has; the expiry is what is left of the idle timeout,
 // or of tcpfin_timeout once half-closed.
 func (c *tcpConn) entry() director.Connection {
-	state := "ESTABLISHED"
-	switch c.firstFin.Load() {
-	case finClient:
-		state = "FIN_WAIT"
-	case finServer:
-		state = "CLOSE_WAIT"
-	}
 	return director.Connection{
-		Service: c.vs.Key, Protocol: c.vs.Protocol, State: state,
+		Service: c.vs.Key, Protocol: c.vs.Protocol, State: finState(c.firstFin.Load()),
 		Expires: remaining(c.timeout(), c.start, c.last.Load()),
 		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
 		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),
@@ -107,6 +100,27 @@ func (c *tcpConn) entry() director.Connection {
 // remaining is the rest of an idle timeout for a connection started at
 // start whose last activity was lastNs after it; 0 when there is no idle
 // timeout.
+// finState is a proxied TCP connection's state in IPVS's terms, from which
+// side sent the first FIN.
+func finState(firstFin int32) string {
+	switch firstFin {
+	case finClient:
+		return "FIN_WAIT"
+	case finServer:
+		return "CLOSE_WAIT"
+	}
+	return "ESTABLISHED"
+}
+
+// inactivity is the inactivity timeout in force: idle_timeout, or
+// tcpfin_timeout once one side has half-closed.
+func (w *wanted) inactivity(halfClosed bool) time.Duration {
+	if fin := w.TCPFinTimeout; halfClosed && fin > 0 {
+		return fin
+	}
+	return w.IdleTimeout
+}
+
 func remaining(timeout time.Duration, start time.Time, lastNs int64) time.Duration {
 	if timeout <= 0 {
 		return 0

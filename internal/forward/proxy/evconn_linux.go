@@ -482,12 +482,7 @@ func (*timeoutError) Temporary() bool { return true }
 // timeout is the inactivity timeout in force: idle_timeout, or
 // tcpfin_timeout once one side has half-closed.
 func (c *evConn) timeout() time.Duration {
-	if c.halfDone.Load() {
-		if fin := c.st.TCPFinTimeout; fin > 0 {
-			return fin
-		}
-	}
-	return c.st.IdleTimeout
+	return c.st.inactivity(c.halfDone.Load())
 }
 
 // checkIdle is tcpConn.checkIdle on the loop's clock.
@@ -553,15 +548,8 @@ func (c *evConn) finish() {
 func (c *evConn) clientPort() uint16 { return c.clientAP.Port() }
 
 func (c *evConn) entry() director.Connection {
-	state := "ESTABLISHED"
-	switch c.firstFin.Load() {
-	case finClient:
-		state = "FIN_WAIT"
-	case finServer:
-		state = "CLOSE_WAIT"
-	}
 	return director.Connection{
-		Service: c.vs.Key, Protocol: c.vs.Protocol, State: state,
+		Service: c.vs.Key, Protocol: c.vs.Protocol, State: finState(c.firstFin.Load()),
 		Expires: remaining(c.timeout(), c.start, c.last.Load()),
 		Client:  c.clientAP, Virtual: c.vs.Address, RealServer: c.rs.Addr,
 		InBytes: uint64(c.in.Load()), OutBytes: uint64(c.out.Load()),

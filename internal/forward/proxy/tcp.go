@@ -353,12 +353,7 @@ func (c *tcpConn) count(upstream bool, n int) {
 // timeout is the inactivity timeout in force: idle_timeout, or
 // tcpfin_timeout once one side has half-closed.
 func (c *tcpConn) timeout() time.Duration {
-	if c.halfDone.Load() {
-		if fin := c.st.TCPFinTimeout; fin > 0 {
-			return fin
-		}
-	}
-	return c.st.IdleTimeout
+	return c.st.inactivity(c.halfDone.Load())
 }
 
 func (c *tcpConn) checkIdle() {
