@@ -39,17 +39,7 @@ func testStrictMode(t *testing.T, v6 bool) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("r1-backend\n"))
-			c.Close()
-		}
-	}()
+	loopback.ServeOn(t, ln, func(c net.Conn) { c.Write([]byte("r1-backend\n")) })
 	top := fmt.Sprintf("virtual_servers: [{address: '%s', forwarding: proxy, real_servers: [{address: '%s'}]}]\n",
 		netip.AddrPortFrom(l.vip, 8080), ln.Addr())
 	d := r1.startGovs(vrrpOpts{version: 3, interval: 100 * time.Millisecond, priority: 150, top: top, extra: "    strict_mode: true\n"})

@@ -188,17 +188,7 @@ func TestVRRPv3KeepalivedToGovs(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Write([]byte("r2-backend\n"))
-				c.Close()
-			}
-		}()
+		loopback.ServeOn(t, ln, func(c net.Conn) { c.Write([]byte("r2-backend\n")) })
 		f.backupTop = fmt.Sprintf("virtual_servers: [{address: '%s', real_servers: [{address: '%s'}]}]\n",
 			netip.AddrPortFrom(l.vip, 8080), ln.Addr())
 	}
