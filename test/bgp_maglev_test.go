@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -260,24 +259,10 @@ type aaTraffic struct {
 	newBy   map[string]int
 }
 
-// aaPing exchanges one line on f, waiting up to 10 s: a flow whose
-// director died is retransmitted until the router moves it, so a short
-// deadline would count a slow detection as a break.
-func aaPing(f *flow) (string, error) {
-	f.c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(f.c, "ping\n"); err != nil {
-		return "", err
-	}
-	line, err := f.r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	name, rest, _ := strings.Cut(line, " ")
-	if rest != "ping\n" {
-		return "", fmt.Errorf("bad answer %q", line)
-	}
-	return name, nil
-}
+// aaWait is how long an active-active flow waits for its answer: a flow
+// whose director died is retransmitted until the router moves it, so a
+// short deadline would count a slow detection as a break.
+const aaWait = 10 * time.Second
 
 func (l *aaLab) startTraffic(n int) *aaTraffic {
 	l.t.Helper()
@@ -306,7 +291,7 @@ func (l *aaLab) startTraffic(n int) *aaTraffic {
 					return
 				case <-tick.C:
 				}
-				name, err := aaPing(f)
+				name, err := f.pingWithin(aaWait)
 				if err == nil && name == f.first {
 					tr.lastOK[i].Store(time.Now().UnixNano())
 					continue
@@ -345,7 +330,7 @@ func (l *aaLab) startTraffic(n int) *aaTraffic {
 			})
 			name := ""
 			if err == nil {
-				name, err = aaPing(&flow{c: c, r: bufio.NewReader(c)})
+				name, err = (&flow{c: c, r: bufio.NewReader(c)}).pingWithin(aaWait)
 				c.Close()
 			}
 			tr.mu.Lock()
@@ -653,7 +638,7 @@ func BenchmarkBGPActiveActiveNewConns(b *testing.B) {
 							return err
 						})
 						if err == nil {
-							_, err = aaPing(&flow{c: c, r: bufio.NewReader(c)})
+							_, err = (&flow{c: c, r: bufio.NewReader(c)}).pingWithin(aaWait)
 							c.Close()
 						}
 						if err != nil {

@@ -505,8 +505,11 @@ func dialFlowTo(ns *netns.NS, addr string) (*flow, error) {
 }
 
 // ping exchanges one line and returns the real server that answered.
-func (f *flow) ping() (string, error) {
-	f.c.SetDeadline(time.Now().Add(3 * time.Second))
+func (f *flow) ping() (string, error) { return f.pingWithin(3 * time.Second) }
+
+// pingWithin is ping waiting up to d for the answer.
+func (f *flow) pingWithin(d time.Duration) (string, error) {
+	f.c.SetDeadline(time.Now().Add(d))
 	if _, err := io.WriteString(f.c, "ping\n"); err != nil {
 		return "", err
 	}
