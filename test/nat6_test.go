@@ -2,19 +2,11 @@ package test
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
+	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/govs-lb/govs/test/loopback"
-
-	"github.com/govs-lb/govs/internal/desired"
-	"github.com/govs-lb/govs/internal/director"
-	"github.com/govs-lb/govs/internal/forward"
-	"github.com/govs-lb/govs/internal/forward/nft"
-	"github.com/govs-lb/govs/internal/forward/proxy"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -25,28 +17,7 @@ import (
 
 func newNATLab6(t *testing.T, reals int) *natLab {
 	t.Helper()
-	l := &natLab{LVS: netns.NewLVS6(t, reals), t: t}
-	if rep := nft.ProbeKernel(l.Director.FD()); rep.Err() != nil {
-		t.Skipf("kernel dataplane not available here: %v", rep.Err())
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	l.dp = nft.New(log, nft.Options{NetNS: l.Director.FD(), Queues: 2, StatsInterval: 200 * time.Millisecond})
-	l.mp = forward.NewMulti(map[desired.Forwarding]director.Dataplane{
-		desired.Proxy: proxy.New(log), desired.NAT: l.dp, desired.FullNAT: l.dp,
-	})
-	l.d = director.New(log, l.mp)
-	t.Cleanup(func() {
-		if err := l.d.Shutdown(200 * time.Millisecond); err != nil {
-			t.Logf("director shutdown: %v", err)
-		}
-		if t.Failed() {
-			out, _ := l.Director.Exec("nft", "list", "table", "inet", "govs")
-			t.Logf("ruleset at failure:\n%s", out)
-			out, _ = l.Director.Exec("conntrack", "-L", "-f", "ipv6")
-			t.Logf("conntrack at failure:\n%s", out)
-		}
-	})
-	return l
+	return startNATLab(t, netns.NewLVS6(t, reals))
 }
 
 // requireIP6Rules checks the service was programmed as IPv6 (ip6 VIP
@@ -72,22 +43,7 @@ func TestNAT6RoundRobin(t *testing.T) {
 	l.serveTCP(8080)
 	l.apply(natConfig("nat", "rr", l.vip(8080), "tcp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules("numgen inc mod 3")
-	got := map[string]int{}
-	for range 30 {
-		name, peer, err := l.askOnce(8080)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := peerHost(t, peer); h != l.ClientAddr {
-			t.Fatalf("real server saw %v, want the client %v (nat keeps the client address)", h, l.ClientAddr)
-		}
-		got[name]++
-	}
-	for _, n := range []string{"rs1", "rs2", "rs3"} {
-		if got[n] != 10 {
-			t.Fatalf("rr spread %v, want 10 each", got)
-		}
-	}
+	l.checkRoundRobin(8080, 30)
 	// conntrack's IPv6 flows reach the statistics (counted at dumps).
 	vs := l.d.Services()[0]
 	loopback.WaitFor(t, "IPv6 flows counted from conntrack", func() bool {
@@ -104,20 +60,7 @@ func TestFullNAT6(t *testing.T) {
 	l.apply(natConfig("fullnat", "rr", l.vip(8081), "tcp", l.RealAddrs, nil,
 		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
 	l.requireIP6Rules("snat ip6 to")
-	seen := map[string]bool{}
-	for range 4 {
-		name, peer, err := l.askOnce(8081)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h := peerHost(t, peer); h != local {
-			t.Fatalf("%s saw %v, want the director's local address %v", name, h, local)
-		}
-		seen[name] = true
-	}
-	if len(seen) != 2 {
-		t.Fatalf("reached %v, want both real servers", seen)
-	}
+	l.checkFullNATSource(8081, func(int) netip.Addr { return local })
 }
 
 // fullnat over IPv6 without local_addresses masquerades: each real server
@@ -127,21 +70,7 @@ func TestFullNAT6Masquerade(t *testing.T) {
 	l.serveTCP(8086)
 	l.apply(natConfig("fullnat", "rr", l.vip(8086), "tcp", l.RealAddrs, nil, ""))
 	l.requireIP6Rules("masquerade")
-	seen := map[string]bool{}
-	for range 4 {
-		name, peer, err := l.askOnce(8086)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := int(name[len(name)-1] - '1')
-		if h := peerHost(t, peer); h != l.DirectorRealSide[i] {
-			t.Fatalf("%s saw %v, want the director's address on its link %v", name, h, l.DirectorRealSide[i])
-		}
-		seen[name] = true
-	}
-	if len(seen) != 2 {
-		t.Fatalf("reached %v, want both real servers", seen)
-	}
+	l.checkFullNATSource(8086, func(i int) netip.Addr { return l.DirectorRealSide[i] })
 }
 
 // UDP over IPv6: each flow is scheduled once, replies come from the VIP.

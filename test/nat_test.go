@@ -45,7 +45,14 @@ type natLab struct {
 
 func newNATLab(t *testing.T, reals int) *natLab {
 	t.Helper()
-	l := &natLab{LVS: netns.NewLVS(t, reals), t: t}
+	return startNATLab(t, netns.NewLVS(t, reals))
+}
+
+// startNATLab runs a director with the kernel dataplane in lvs's director
+// namespace (either family's topology).
+func startNATLab(t *testing.T, lvs *netns.LVS) *natLab {
+	t.Helper()
+	l := &natLab{LVS: lvs, t: t}
 	if rep := nft.ProbeKernel(l.Director.FD()); rep.Err() != nil {
 		t.Skipf("kernel dataplane not available here: %v", rep.Err())
 	}
@@ -62,6 +69,12 @@ func newNATLab(t *testing.T, reals int) *natLab {
 		if t.Failed() {
 			out, _ := l.Director.Exec("nft", "list", "table", "inet", "govs")
 			t.Logf("ruleset at failure:\n%s", out)
+			family := "ipv4"
+			if l.VIP.Is6() {
+				family = "ipv6"
+			}
+			out, _ = l.Director.Exec("conntrack", "-L", "-f", family)
+			t.Logf("conntrack at failure:\n%s", out)
 		}
 	})
 	return l
@@ -196,20 +209,27 @@ func TestNATRoundRobin(t *testing.T) {
 	l := newNATLab(t, 3)
 	l.serveTCP(8080)
 	l.apply(natConfig("nat", "rr", l.vip(8080), "tcp", l.RealAddrs, nil, ""))
+	l.checkRoundRobin(8080, 30)
+}
+
+// checkRoundRobin asks n times through the VIP: rr spreads them evenly over
+// the three real servers, which see the client's own address (LVS-NAT).
+func (l *natLab) checkRoundRobin(port, n int) {
+	l.t.Helper()
 	got := map[string]int{}
-	for range 30 {
-		name, peer, err := l.askOnce(8080)
+	for range n {
+		name, peer, err := l.askOnce(port)
 		if err != nil {
-			t.Fatal(err)
+			l.t.Fatal(err)
 		}
-		if h := peerHost(t, peer); h != l.ClientAddr {
-			t.Fatalf("real server saw %v, want the client %v (nat keeps the client address)", h, l.ClientAddr)
+		if h := peerHost(l.t, peer); h != l.ClientAddr {
+			l.t.Fatalf("real server saw %v, want the client %v (nat keeps the client address)", h, l.ClientAddr)
 		}
 		got[name]++
 	}
-	for _, n := range []string{"rs1", "rs2", "rs3"} {
-		if got[n] != 10 {
-			t.Fatalf("rr spread %v, want 10 each", got)
+	for _, name := range []string{"rs1", "rs2", "rs3"} {
+		if got[name] != n/3 {
+			l.t.Fatalf("rr spread %v, want %d each", got, n/3)
 		}
 	}
 }
@@ -223,20 +243,28 @@ func TestFullNAT(t *testing.T) {
 	// default route, the director.
 	local := l.DirectorRealSide[0]
 	l.apply(natConfig("fullnat", "rr", l.vip(8081), "tcp", l.RealAddrs, nil,
-		fmt.Sprintf("    local_addresses: [%s]\n", local)))
+		fmt.Sprintf("    local_addresses: [\"%s\"]\n", local)))
+	l.checkFullNATSource(8081, func(int) netip.Addr { return local })
+}
+
+// checkFullNATSource asks four times through the VIP: both real servers
+// answer, and real server i sees source(i) as the client, not the client.
+func (l *natLab) checkFullNATSource(port int, source func(i int) netip.Addr) {
+	l.t.Helper()
 	seen := map[string]bool{}
 	for range 4 {
-		name, peer, err := l.askOnce(8081)
+		name, peer, err := l.askOnce(port)
 		if err != nil {
-			t.Fatal(err)
+			l.t.Fatal(err)
 		}
-		if h := peerHost(t, peer); h != local {
-			t.Fatalf("%s saw %v, want the director's local address %v", name, h, local)
+		i := int(name[len(name)-1] - '1')
+		if h, want := peerHost(l.t, peer), source(i); h != want {
+			l.t.Fatalf("%s saw %v, want the director's address %v", name, h, want)
 		}
 		seen[name] = true
 	}
 	if len(seen) != 2 {
-		t.Fatalf("reached %v, want both real servers", seen)
+		l.t.Fatalf("reached %v, want both real servers", seen)
 	}
 }
 
