@@ -39,10 +39,15 @@ type ServiceStatus struct {
 
 // RealServer is a real server as the API shows it.
 type RealServer struct {
-	Address        string           `json:"address"`
-	Name           string           `json:"name,omitempty"`   // a label; the address is the identity
-	Origin         string           `json:"origin,omitempty"` // the discovery source of a discovered one
-	Weight         int              `json:"weight"`           // configured
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`   // a label; the address is the identity
+	Origin  string `json:"origin,omitempty"` // the discovery source of a discovered one
+	// SourceName is what that source calls it (a pod, a container, an SRV
+	// target, an etcd key, a file entry's name); Node the Kubernetes node
+	// it runs on.
+	SourceName     string           `json:"source_name,omitempty"`
+	Node           string           `json:"node,omitempty"`
+	Weight         int              `json:"weight"` // configured
 	UpperThreshold int              `json:"upper_threshold,omitempty"`
 	LowerThreshold int              `json:"lower_threshold,omitempty"`
 	MaxConnections int              `json:"max_connections,omitempty"`
