@@ -392,7 +392,7 @@ func (d *bgpDirector) status() *api.BGP {
 	d.lab.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := api.NewUnixClient(d.sock).BGP(ctx)
+	st, err := api.GetBGP(ctx, api.NewUnixClient(d.sock))
 	if err != nil {
 		d.lab.t.Fatalf("%s: GET /api/v1/bgp: %v", d.name, err)
 	}

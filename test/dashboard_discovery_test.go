@@ -29,7 +29,7 @@ func TestDashboardDiscovery(t *testing.T) {
 	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 	servers := filepath.Join(dir, "servers.json")
-	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}]`+"\n", found))
+	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2, "name": "found-a"}]`+"\n", found))
 	file := filepath.Join(dir, "govs.yaml")
 	// confirm and confirm_time keep a drop held for the whole test; the
 	// read-only token is all the page needs.
@@ -85,9 +85,13 @@ virtual_servers:
 	page.waitFor(t, "the discovered one marked", fmt.Sprintf(`%s.querySelector('.rs-origin').dataset.origin === '%s' && %s.querySelector('.rs-origin').textContent === 'file'`,
 		row(found), origin, row(found)))
 	page.waitFor(t, "the written one not marked", row(written)+`.querySelector('.rs-origin') === null`)
-	// Its weight is the source's (slow-starting or not: the service has
-	// slow_start, and the first discovered set may reach it once running).
-	page.waitFor(t, "the source's weight", `/^(2|1 \(2\))$/.test(`+row(found)+`.querySelector('[data-field="weight"]').textContent)`)
+	// Its name is the source's, set apart from an operator's name.
+	page.waitFor(t, "the source's name", row(found)+`.querySelector('.rs-source-name').textContent === 'found-a' && `+
+		row(written)+`.querySelector('.rs-name') === null`)
+	// Its weight is the source's, at once: the service has slow_start, but
+	// the first set a source finds when govs starts starts at full weight,
+	// as the written servers do.
+	page.waitFor(t, "the source's weight", row(found)+`.querySelector('[data-field="weight"]').textContent === '2'`)
 
 	// A bad file: the error quotes the entry, markup and all. It must show as
 	// text (no element made of it, no handler run), the source FAIL, and the
@@ -120,7 +124,7 @@ virtual_servers:
 
 	// The operator puts the server back: the held drop is withdrawn, the
 	// source ok again.
-	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}]`+"\n", found))
+	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2, "name": "found-a"}]`+"\n", found))
 	page.waitFor(t, "the source ok again", src+`.dataset.state === 'ok' && !`+field("held")+` && `+text("servers")+` === '1 found · 1 active · 0 draining'`)
 	page.waitFor(t, "the recovery among the transitions", transition("held → ok"))
 	page.waitFor(t, "the pill ok again", `document.querySelector('[data-pill="discovery"]').textContent === 'Discovery 1 source ok'`)
@@ -129,10 +133,11 @@ virtual_servers:
 	// real server does: it slow-starts (weight 1 of its 100 for most of an
 	// hour), marked as discovered.
 	late := loopback.LineServer(t, "late")
-	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2}, {"address": %q, "weight": 100}]`+"\n", found, late))
+	writeFile(t, servers, fmt.Sprintf(`[{"address": %q, "weight": 2, "name": "found-a"}, {"address": %q, "weight": 100, "name": "late-b"}]`+"\n", found, late))
 	page.waitFor(t, "the new server", text("servers")+` === '2 found · 2 active · 0 draining' && `+row(late))
 	page.waitFor(t, "it slow-starts", row(late)+`.querySelector('[data-field="weight"]').textContent === '1 (100)' && `+
-		row(late)+`.querySelector('[data-field="state"]').textContent === 'up' && `+row(late)+`.querySelector('.rs-origin') !== null`)
+		row(late)+`.querySelector('[data-field="state"]').textContent === 'up' && `+row(late)+`.querySelector('.rs-origin') !== null && `+
+		row(late)+`.querySelector('.rs-source-name').textContent === 'late-b'`)
 
 	if errs := cr.pageErrors(); len(errs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,8 @@ func testKubeRollingUpdate(t *testing.T, forwarding string) {
 	k := startKube(t, lab.Director)
 	addr := func(i int) string { return lab.RealAddrs[i].String() }
 	ep := func(i int, ready, serving, terminating bool) kubeEndpoint {
-		return kubeEndpoint{addr: addr(i), ready: ready, serving: serving, terminating: terminating}
+		return kubeEndpoint{addr: addr(i), ready: ready, serving: serving, terminating: terminating,
+			pod: fmt.Sprintf("web-7d9f-%d", i), node: fmt.Sprintf("node-%d", i%2)}
 	}
 	set := func(eps ...kubeEndpoint) { k.setSlice(t, "web", "web-x7k2p", "http", port, eps) }
 	set(ep(0, true, true, false), ep(1, true, true, false))
@@ -81,6 +83,17 @@ virtual_servers:
 		p := r.pool(t)
 		return len(p) == 2 && p[member(0)] == "kubernetes:default/web" && p[member(1)] != "" && healthyCount(t, r) == 2
 	})
+	// Each carries its pod's name and node in the API.
+	svc, err := r.api.Service(context.Background(), "tcp", vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range svc.RealServers {
+		i := slices.Index([]string{member(0), member(1)}, rs.Address)
+		if want := fmt.Sprintf("web-7d9f-%d on node-%d", i, i%2); rs.SourceName+" on "+rs.Node != want {
+			t.Errorf("%s: source_name %q, node %q, want %s", rs.Address, rs.SourceName, rs.Node, want)
+		}
+	}
 
 	ld := startLoadWith(func() (string, error) { name, _, err := l.askOnce(80); return name, err })
 	defer func() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -243,6 +244,7 @@ func (k *kubeCluster) waitReady(t testing.TB) {
 type kubeEndpoint struct {
 	addr                        string
 	ready, serving, terminating bool
+	pod, node                   string // targetRef (a Pod) and nodeName, when set
 }
 
 // setSlice makes the Service's one EndpointSlice (created on first use)
@@ -258,8 +260,15 @@ func (k *kubeCluster) setSlice(t testing.TB, service, name, port string, number 
 		Ports:       []discoveryv1.EndpointPort{{Name: &port, Port: &number}},
 	}
 	for _, e := range eps {
-		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{e.addr},
-			Conditions: discoveryv1.EndpointConditions{Ready: &e.ready, Serving: &e.serving, Terminating: &e.terminating}})
+		ep := discoveryv1.Endpoint{Addresses: []string{e.addr},
+			Conditions: discoveryv1.EndpointConditions{Ready: &e.ready, Serving: &e.serving, Terminating: &e.terminating}}
+		if e.pod != "" {
+			ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: e.pod}
+		}
+		if e.node != "" {
+			ep.NodeName = &e.node
+		}
+		es.Endpoints = append(es.Endpoints, ep)
 	}
 	c := k.cs.DiscoveryV1().EndpointSlices("default")
 	cur, err := c.Get(ctx, name, metav1.GetOptions{})

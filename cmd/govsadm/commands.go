@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/apiclient"
 	"github.com/govs-lb/govs/internal/config"
 )
 
@@ -101,7 +101,7 @@ func (c *cli) execute(e *entry, readingStdin bool) error {
 		// The sync authenticates every message with the shared key the
 		// configuration's key_file names: these start and stop the
 		// configured sync's roles, with the interface and sync_id given.
-		req := api.SyncDaemonRequest{Role: e.daemon.role, Interface: e.daemon.iface}
+		req := apiclient.SyncDaemonRequest{Role: e.daemon.role, Interface: e.daemon.iface}
 		if e.daemon.syncID >= 0 {
 			req.SyncID = &e.daemon.syncID
 		}
@@ -237,7 +237,7 @@ func (c *cli) list(ctx context.Context, e *entry, hasService bool, svcAddr strin
 // default govs's sync both sends its flows and takes its peers': IPVS's
 // master and backup daemons at once.
 func (c *cli) listDaemon(ctx context.Context) error {
-	var st api.SyncState
+	var st apiclient.SyncState
 	if err := c.api().Do(ctx, "GET", "/api/v1/sync", nil, &st); err != nil {
 		return c.apiError(err, false)
 	}

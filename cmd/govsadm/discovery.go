@@ -8,14 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/apiclient"
 	"github.com/govs-lb/govs/internal/discovery/status"
 )
 
 // listDiscovery is govsadm -L --discovery: each discovery source's state
 // (GET /api/v1/discovery).
 func (c *cli) listDiscovery(ctx context.Context) error {
-	var rep api.DiscoveryReport
+	var rep apiclient.DiscoveryReport
 	if err := c.api().Do(ctx, "GET", "/api/v1/discovery", nil, &rep); err != nil {
 		return c.apiError(err, false)
 	}

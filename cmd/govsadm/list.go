@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/apiclient"
 )
 
 // The listings below print what ipvsadm prints, with its printf formats,
@@ -171,7 +171,7 @@ func (p *printer) title() {
 }
 
 // all is ipvsadm's list_all.
-func (p *printer) all(services []api.Service) {
+func (p *printer) all(services []apiclient.Service) {
 	if p.format&fmtRule == 0 {
 		fmt.Fprintf(p.w, "IP Virtual Server version %d.%d.%d (size=%d)\n", 1, 2, 1, 4096)
 	}
@@ -185,7 +185,7 @@ func (p *printer) all(services []api.Service) {
 }
 
 // one is ipvsadm's list_service.
-func (p *printer) one(svc *api.Service) {
+func (p *printer) one(svc *apiclient.Service) {
 	p.title()
 	p.service(svc)
 }
@@ -199,7 +199,7 @@ type parsedService struct {
 }
 
 // svcID is the service's protocol and address in the API's paths.
-func svcID(svc *api.Service) (proto, addr string) {
+func svcID(svc *apiclient.Service) (proto, addr string) {
 	if svc.FWMark != 0 {
 		if svc.Family == "ipv6" {
 			return "fwm6", strconv.FormatUint(uint64(svc.FWMark), 10)
@@ -219,7 +219,7 @@ func parseDest(s string) netip.AddrPort {
 	return netip.AddrPortFrom(a, 0)
 }
 
-func parseAPIService(svc *api.Service) parsedService {
+func parseAPIService(svc *apiclient.Service) parsedService {
 	ps := parsedService{}
 	ps.ap, _ = netip.ParseAddrPort(svc.Address)
 	ps.v6 = ps.ap.Addr().Is6() || svc.Family == "ipv6"
@@ -256,7 +256,7 @@ func parseAPIService(svc *api.Service) parsedService {
 
 // schedFlags are the service's scheduler flags as ipvsadm's
 // print_sched_flags writes them, "" for none.
-func schedFlags(svc *api.Service) string {
+func schedFlags(svc *apiclient.Service) string {
 	has := map[string]bool{}
 	for _, f := range svc.SchedulerFlags {
 		has[f] = true
@@ -271,7 +271,7 @@ func schedFlags(svc *api.Service) string {
 }
 
 // service is ipvsadm's print_service_entry.
-func (p *printer) service(svc *api.Service) {
+func (p *printer) service(svc *apiclient.Service) {
 	ps := parseAPIService(svc)
 	var name string
 	switch {
@@ -329,7 +329,7 @@ func (p *printer) service(svc *api.Service) {
 	}
 	fmt.Fprint(p.w, "\n")
 
-	dests := append([]api.RealServer(nil), svc.RealServers...)
+	dests := append([]apiclient.RealServer(nil), svc.RealServers...)
 	if p.format&fmtNoSort == 0 {
 		sortDests(dests)
 	}
@@ -339,7 +339,7 @@ func (p *printer) service(svc *api.Service) {
 }
 
 // dest prints one real server of print_service_entry.
-func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
+func (p *printer) dest(svc *apiclient.Service, svcName string, rs *apiclient.RealServer) {
 	ap := parseDest(rs.Address)
 	dname := p.anyname(ap, svc.Protocol)
 	if p.format&fmtRule == 0 && !ap.Addr().Is6() && len(dname) > 28 {
@@ -383,7 +383,7 @@ func (p *printer) dest(svc *api.Service, svcName string, rs *api.RealServer) {
 // sortServices orders services as ipvsadm does (ipvs_cmp_services): by
 // fwmark (address services, mark 0, first), address family, protocol,
 // address and port.
-func sortServices(s []api.Service) {
+func sortServices(s []apiclient.Service) {
 	sort.SliceStable(s, func(i, j int) bool {
 		if s[i].FWMark != s[j].FWMark {
 			return s[i].FWMark < s[j].FWMark
@@ -404,7 +404,7 @@ func sortServices(s []api.Service) {
 }
 
 // sortDests orders real servers by address and port.
-func sortDests(d []api.RealServer) {
+func sortDests(d []apiclient.RealServer) {
 	sort.SliceStable(d, func(i, j int) bool {
 		a, b := parseDest(d[i].Address), parseDest(d[j].Address)
 		if a.Addr().Is4() != b.Addr().Is4() {
@@ -418,7 +418,7 @@ func sortDests(d []api.RealServer) {
 // (print_conn). ipvsadm prints the kernel's hash order; govs sorts by
 // virtual service, then templates after connections, then client, so that
 // the output is stable.
-func (p *printer) conns(list []api.Connection) {
+func (p *printer) conns(list []apiclient.Connection) {
 	fmt.Fprintf(p.w, "IPVS connection entries\n")
 	if p.format&fmtPersistentConn != 0 {
 		fmt.Fprintf(p.w, "pro expire %-11s %-18s %-18s %-18s %-16s %s\n", "state", "source", "virtual", "destination", "pe name", "pe_data")
@@ -426,7 +426,7 @@ func (p *printer) conns(list []api.Connection) {
 		fmt.Fprintf(p.w, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
 	}
 	type row struct {
-		c                 *api.Connection
+		c                 *apiclient.Connection
 		client, vip, dest netip.AddrPort
 	}
 	rows := make([]row, 0, len(list))
@@ -521,10 +521,10 @@ func readServices(path string) map[string]string {
 
 // agentColumns are -L --agent's columns: what the real server's agent said
 // last ("-" for what it did not say, or all "-" without an agent).
-func agentColumns(st api.RealServerStatus) string {
+func agentColumns(st apiclient.RealServerStatus) string {
 	a := st.Agent
 	if a == nil {
-		a = &api.AgentFigures{}
+		a = &apiclient.AgentFigures{}
 	}
 	i := func(v *int) string {
 		if v == nil {

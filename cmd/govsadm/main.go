@@ -14,7 +14,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/govs-lb/govs/internal/api"
+	"github.com/govs-lb/govs/internal/apiclient"
 	"github.com/govs-lb/govs/internal/buildinfo"
 )
 
@@ -32,7 +32,7 @@ type cli struct {
 	socket         string
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	client         *api.Client
+	client         *apiclient.Client
 	names          names
 }
 
@@ -43,9 +43,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	if len(args) > 0 {
 		c.prog = args[0]
 	}
-	c.socket = getenv(api.SocketEnv)
+	c.socket = getenv(apiclient.SocketEnv)
 	if c.socket == "" {
-		c.socket = api.ClientSocketPath() // as govs chooses it, see docs/operations.md
+		c.socket = apiclient.ClientSocketPath() // as govs chooses it, see docs/operations.md
 	}
 	// --socket PATH is govs's own global option; take it out before
 	// parsing the ipvsadm command line.
@@ -93,9 +93,9 @@ func (c *cli) exit(err error) int {
 	return 255
 }
 
-func (c *cli) api() *api.Client {
+func (c *cli) api() *apiclient.Client {
 	if c.client == nil {
-		c.client = api.NewUnixClient(c.socket)
+		c.client = apiclient.NewUnixClient(c.socket)
 	}
 	return c.client
 }
@@ -128,7 +128,7 @@ func (c *cli) connError(err error) *failure {
 // apiError turns an API error into ipvsadm's message for it (exit 255).
 // dest says whether the command is about a real server.
 func (c *cli) apiError(err error, dest bool) *failure {
-	var e *api.Error
+	var e *apiclient.Error
 	if !errors.As(err, &e) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fail(255, "%v", err)
@@ -136,18 +136,18 @@ func (c *cli) apiError(err error, dest bool) *failure {
 		return c.connError(err)
 	}
 	switch e.Code {
-	case api.CodeServiceExists:
+	case apiclient.CodeServiceExists:
 		return fail(255, "Service already exists")
-	case api.CodeNoService:
+	case apiclient.CodeNoService:
 		if dest {
 			return fail(255, "Service not defined")
 		}
 		return fail(255, "No such service")
-	case api.CodeDestExists:
+	case apiclient.CodeDestExists:
 		return fail(255, "Destination already exists")
-	case api.CodeNoDest:
+	case apiclient.CodeNoDest:
 		return fail(255, "No such destination")
-	case api.CodeInvalid:
+	case apiclient.CodeInvalid:
 		if e.Field == "scheduler" && strings.Contains(e.Message, "unknown scheduler") {
 			return fail(255, "Scheduler or persistence engine not found")
 		}
@@ -228,5 +228,5 @@ govs options:
                                       as another user their own govs's socket if it exists
                                       ($XDG_RUNTIME_DIR/govs.sock, else $TMPDIR/govs-UID/govs.sock),
                                       else %[2]s)
-`, p, api.DefaultSocket, api.SocketEnv)
+`, p, apiclient.DefaultSocket, apiclient.SocketEnv)
 }

@@ -9,22 +9,6 @@ import (
 	"github.com/govs-lb/govs/internal/health"
 )
 
-// AgentFigures are what a real server's agent said last (the agent check's
-// words, docs/agent.md): the status object's "agent" key, present once an
-// agent answered. A figure the agent did not send is absent (null).
-type AgentFigures struct {
-	At             time.Time `json:"at"`
-	WeightPercent  *int      `json:"weight_percent,omitempty"`
-	CPUPercent     *int      `json:"cpu_percent,omitempty"`
-	MemoryPercent  *int      `json:"memory_percent,omitempty"`
-	LoadPerCPU     *float64  `json:"load_per_cpu,omitempty"`
-	PressurePct    *int      `json:"pressure_percent,omitempty"`
-	IOPercent      *int      `json:"io_percent,omitempty"`
-	InFlight       *int      `json:"in_flight,omitempty"`
-	LatencySeconds *float64  `json:"latency_seconds,omitempty"`
-	Admin          string    `json:"admin,omitempty"` // ready, drain or maint, as last said
-}
-
 func optInt(v int) *int {
 	if v < 0 {
 		return nil

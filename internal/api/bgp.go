@@ -58,8 +58,9 @@ func (s *Server) getBGP(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// BGP returns the BGP speaker's state.
-func (c *Client) BGP(ctx context.Context) (*BGP, error) {
+// GetBGP returns the BGP speaker's state. It is not a Client method: its
+// type is internal/bgp's, which a client (internal/apiclient) does not link.
+func GetBGP(ctx context.Context, c *Client) (*BGP, error) {
 	out := &BGP{}
 	return out, c.Do(ctx, "GET", "/api/v1/bgp", nil, out)
 }

@@ -19,13 +19,13 @@ func (fakeBGP) Status(context.Context) bgp.Status {
 
 func TestBGPState(t *testing.T) {
 	h := newHarness(t, baseConfig)
-	v, err := h.c.BGP(context.Background())
+	v, err := GetBGP(context.Background(), h.c)
 	if err != nil || v.Status != "bgp not configured" || v.Peers == nil || v.VIPs == nil {
 		t.Fatalf("without bgp: %+v %v", v, err)
 	}
 	h.s.SetBGP(fakeBGP{})
 	h.s.SetBGP(fakeBGP{}) // a second call must not register the metrics twice
-	v, err = h.c.BGP(context.Background())
+	v, err = GetBGP(context.Background(), h.c)
 	if err != nil || v.Status != "" || v.ASN != 65001 || len(v.Peers) != 1 || !v.Peers[0].Up || v.VIPs[0].Prefix != "10.0.9.100/32" {
 		t.Fatalf("bgp: %+v %v", v, err)
 	}

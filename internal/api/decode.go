@@ -114,7 +114,11 @@ func decodeService(obj map[string]any) (*config.VirtualServer, *document, error)
 
 // decodeRealServer decodes obj as a real server of the service t names.
 func decodeRealServer(obj map[string]any, t target) (*config.RealServer, *document, error) {
-	delete(obj, "origin") // a discovered address is refused by the director, naming its source
+	// Discovery's keys: a discovered address is refused by the director,
+	// naming its source.
+	delete(obj, "origin")
+	delete(obj, "source_name")
+	delete(obj, "node")
 	vs := map[string]any{"protocol": t.proto, "address": t.vip, "real_servers": []any{obj}}
 	if t.fwmark != 0 {
 		// Any kernel forwarding will do: the real server alone is decoded.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"sync"
 
@@ -16,11 +15,6 @@ import (
 // DiscoverySource gives the discovery blocks' status: *discovery.Runner.
 type DiscoverySource interface {
 	Status() []discovery.Status
-}
-
-// DiscoveryReport is GET /api/v1/discovery.
-type DiscoveryReport struct {
-	Sources []discovery.Status `json:"sources"`
 }
 
 type discoveryHolder struct {
@@ -100,12 +94,6 @@ func (c discoveryCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDiscoveryLastSuccess, prometheus.GaugeValue, float64(st.LastSuccess.UnixNano())/1e9, l...)
 		}
 	}
-}
-
-// Discovery returns the discovery sources' status.
-func (c *Client) Discovery(ctx context.Context) (*DiscoveryReport, error) {
-	out := &DiscoveryReport{}
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/discovery", nil, out)
 }
 
 // dropDiscovered removes the discovered real servers (those with an

@@ -29,7 +29,7 @@ func TestDiscoveredServersInTheAPI(t *testing.T) {
 	h := newHarness(t, discoveryConfig)
 	w := 2
 	disc := &config.RealServer{Address: config.Endpoint{Addr: netip.MustParseAddr("127.0.0.1"), Port: 9002, HasPort: true},
-		Weight: &w, Origin: "file:/srv/web.json"}
+		Weight: &w, Origin: "file:/srv/web.json", SourceName: "web-b", Node: "node-1"}
 	if err := h.d.SetDiscovered("tcp/127.0.0.1:8080", []*config.RealServer{disc}); err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +40,10 @@ func TestDiscoveredServersInTheAPI(t *testing.T) {
 	}
 	if len(svc.RealServers) != 2 || svc.RealServers[0].Origin != "" || svc.RealServers[1].Origin != "file:/srv/web.json" {
 		t.Fatalf("real servers %+v", svc.RealServers)
+	}
+	// The source's name for it and its node come along; a written one has neither.
+	if d, w := svc.RealServers[1], svc.RealServers[0]; d.SourceName != "web-b" || d.Node != "node-1" || w.SourceName != "" || w.Node != "" {
+		t.Fatalf("source names: discovered %q on %q, written %q on %q", d.SourceName, d.Node, w.SourceName, w.Node)
 	}
 	// A discovered server cannot be changed or deleted; the message names the source.
 	for _, m := range []string{http.MethodPatch, http.MethodDelete} {
@@ -63,7 +67,7 @@ func TestDiscoveredServersInTheAPI(t *testing.T) {
 		t.Fatalf("PUT of the echoed service: %d %s", code, body)
 	}
 	svc, _ = h.c.Service(ctx, "tcp", "127.0.0.1:8080")
-	if svc.Scheduler != "rr" || len(svc.RealServers) != 2 || svc.RealServers[1].Weight != 2 {
+	if svc.Scheduler != "rr" || len(svc.RealServers) != 2 || svc.RealServers[1].Weight != 2 || svc.RealServers[1].SourceName != "web-b" {
 		t.Fatalf("after PUT: %+v", svc)
 	}
 	// The block cannot change through the API.

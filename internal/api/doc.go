@@ -1,8 +1,10 @@
 // Package api is govs's control API: a REST interface under /api/v1/ on a
 // unix socket (and, when configured, on TCP behind a bearer token and
-// optionally TLS), the Prometheus exposition at /metrics, and the Go client
-// that govsadm uses. docs/api.md describes it for users and
-// docs/openapi.yaml lists every route; a test keeps the two in step.
+// optionally TLS) and the Prometheus exposition at /metrics. Its documents
+// and the Go client that govsadm uses are internal/apiclient's (client.go
+// re-exports them), so that a client links none of the server.
+// docs/api.md describes it for users and docs/openapi.yaml lists every
+// route; a test keeps the two in step.
 //
 // Every change goes through the director's runtime change methods
 // (director.Change and friends): the running configuration is copied, the

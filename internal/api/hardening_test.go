@@ -192,6 +192,7 @@ func TestCommandFieldsClassified(t *testing.T) {
 		"VirtualServer.name": true, "VirtualServer.scheduler": true, "VirtualServer.persistence_netmask": true,
 		"VirtualServer.protocol": true, "VirtualServer.forwarding": true, "VirtualServer.family": true, "VirtualServer.send_proxy": true,
 		"RealServer.send_proxy": true, "RealServer.name": true, "RealServer.origin": true,
+		"RealServer.source_name": true, "RealServer.node": true,
 		"HealthCheck.type": true, "HealthCheck.path": true, "HealthCheck.expect_digest": true, "HealthCheck.host": true,
 		"HealthCheck.sni": true, "HealthCheck.tls_ca": true, "HealthCheck.query_name": true, "HealthCheck.query_type": true,
 		"HealthCheck.payload": true, "HealthCheck.expect_reply": true, "HealthCheck.helo_name": true, "HealthCheck.file": true,

@@ -286,3 +286,13 @@ func (s *Server) estimate(every time.Duration) {
 		}
 	}
 }
+
+// toStats is a director's counters as the API shows them (the type is
+// apiclient's, which links no director).
+func toStats(s director.StatsSnapshot) Stats {
+	return Stats{
+		Connections: s.Conns, InPackets: s.InPkts, OutPackets: s.OutPkts, InBytes: s.InBytes, OutBytes: s.OutBytes,
+		ConnectErrors: s.ConnectErrors, Refused: s.Refused, Dropped: s.Dropped,
+		ClientLimited: s.ClientLimited, Overload: s.Overload,
+	}
+}

@@ -48,82 +48,6 @@ func (s *Server) syncSource() SyncSource {
 	return s.sync
 }
 
-// SyncState is GET /api/v1/sync.
-type SyncState struct {
-	// Status is "sync not configured", "resyncing" (asking the peers for
-	// their tables at start), "running", or "stopped" (govsadm
-	// --stop-daemon).
-	Status string `json:"status"`
-	// Roles are IPVS's daemons that run: "master" sends this director's
-	// flows, "backup" installs the peers' (both by default).
-	Roles     []string `json:"roles"`
-	Mode      string   `json:"mode,omitempty"` // multicast or unicast
-	Interface string   `json:"interface,omitempty"`
-	Group     string   `json:"group,omitempty"`
-	Peers     []string `json:"peers,omitempty"`
-	Port      int      `json:"port,omitempty"`
-	SyncID    int      `json:"sync_id"`
-	Node      string   `json:"node,omitempty"` // this director's sync node id (hex)
-	// Resync is the start-up bulk resync: result "complete" or "timeout"
-	// ("" while it runs or when it is off).
-	Resync    SyncResync   `json:"resync"`
-	PeerNodes []SyncPeer   `json:"peer_nodes"`
-	Counters  SyncCounters `json:"counters"`
-	// Flows sent and not ended; PeerFlows installed from the peers.
-	Flows     int `json:"flows"`
-	PeerFlows int `json:"peer_flows"`
-	// Install lag, from a peer's send to our install: the last, and the
-	// median and 99th percentile of the last 1024.
-	LagLastMs   float64 `json:"lag_last_ms"`
-	LagMedianMs float64 `json:"lag_median_ms"`
-	LagP99Ms    float64 `json:"lag_p99_ms"`
-}
-
-// SyncResync is the start-up resync.
-type SyncResync struct {
-	Result  string     `json:"result"`
-	Started *time.Time `json:"started,omitempty"`
-	Ended   *time.Time `json:"ended,omitempty"`
-}
-
-// SyncPeer is one director heard on the sync link.
-type SyncPeer struct {
-	Node      string    `json:"node"`
-	Address   string    `json:"address,omitempty"`
-	LastHeard time.Time `json:"last_heard"`
-	LagMs     float64   `json:"lag_ms"` // age of its last data message when it arrived (clock skew included)
-	NextSeq   uint32    `json:"next_seq"`
-	Missing   int       `json:"missing"` // sequence numbers NACKed and not yet received
-	Messages  uint64    `json:"messages"`
-	Entries   uint64    `json:"entries"`
-	Lost      uint64    `json:"lost"`
-}
-
-// SyncCounters are the sync's counters since start.
-type SyncCounters struct {
-	MessagesSent     uint64 `json:"messages_sent"`
-	MessagesReceived uint64 `json:"messages_received"`
-	BytesSent        uint64 `json:"bytes_sent"`
-	BytesReceived    uint64 `json:"bytes_received"`
-	EntriesSent      uint64 `json:"entries_sent"`
-	EntriesReceived  uint64 `json:"entries_received"`
-	Installed        uint64 `json:"installed"`
-	// TemplatesInstalled are the peers' persistence templates installed
-	// (counted in Installed too).
-	TemplatesInstalled uint64 `json:"templates_installed"`
-	// DRFlowsInstalled are the peers' DR flows installed (in Installed too).
-	DRFlowsInstalled uint64            `json:"dr_flows_installed"`
-	InstallErrors    uint64            `json:"install_errors"`
-	Retransmits      uint64            `json:"retransmits"`
-	NacksSent        uint64            `json:"nacks_sent"`
-	NacksReceived    uint64            `json:"nacks_received"`
-	Lost             uint64            `json:"lost"`
-	ResyncsRequested uint64            `json:"resyncs_requested"`
-	ResyncsServed    uint64            `json:"resyncs_served"`
-	EventsLost       uint64            `json:"conntrack_events_lost"`
-	Drops            map[string]uint64 `json:"drops"`
-}
-
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func syncState(st connsync.DaemonStatus) SyncState {
@@ -258,14 +182,6 @@ func (c *syncCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descSyncFlows, float64(st.Flows), "local")
 	gauge(descSyncFlows, float64(st.PeerFlows), "peer")
-}
-
-// SyncDaemonRequest is the body of POST /api/v1/sync/start and
-// /api/v1/sync/stop.
-type SyncDaemonRequest struct {
-	Role      string `json:"role"`                // master or backup
-	Interface string `json:"interface,omitempty"` // start: overrides sync.interface
-	SyncID    *int   `json:"sync_id,omitempty"`   // start: overrides sync.sync_id
 }
 
 func (s *Server) syncController() (SyncController, error) {

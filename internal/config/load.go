@@ -272,8 +272,10 @@ func (vs *VirtualServer) validate(errs *ErrorList) {
 }
 
 func (rs *RealServer) validate(vs *VirtualServer, errs *ErrorList) {
-	if rs.Has("origin") {
-		errs.add(rs.At("origin"), "origin is set by discovery for the real servers it finds; a written real server has none")
+	for _, k := range []string{"origin", "source_name", "node"} {
+		if rs.Has(k) {
+			errs.add(rs.At(k), "%s is set by discovery for the real servers it finds; a written real server has none", k)
+		}
 	}
 	if rs.Address.IsZero() {
 		errs.add(rs.Pos, "real server needs an address (IP:PORT)")

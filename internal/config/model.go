@@ -160,6 +160,12 @@ type RealServer struct {
 	// ("dns:_http._tcp.example.test"); empty for a written one. Only the
 	// director sets it: a file or API request may not.
 	Origin string `yaml:"origin,omitempty"`
+	// SourceName is what the source calls a discovered real server (a
+	// Kubernetes pod, a container, an SRV target, an etcd key, a file
+	// entry's name), and Node the Kubernetes node it runs on. Set by the
+	// director like Origin, for people: not unique, never an identity.
+	SourceName string `yaml:"source_name,omitempty"`
+	Node       string `yaml:"node,omitempty"`
 
 	// Check is the health check in force for this real server, resolved by
 	// Validate from the virtual server's and the real server's health_check;

@@ -17,23 +17,23 @@ func destroyMessage(tb testing.TB) []byte {
 		return netfilter.Attribute{Type: typ, Nested: true, Children: c}
 	}
 	tuple := func(typ uint16, src, dst []byte, sport, dport uint16) netfilter.Attribute {
-		return n(typ, n(ctaTupleIP, a(ctaIPv4Src, src), a(ctaIPv4Dst, dst)),
-			n(ctaTupleProto, a(ctaProtoNum, []byte{6}), a(ctaProtoSrc, netfilter.Uint16Bytes(sport)), a(ctaProtoDst, netfilter.Uint16Bytes(dport))))
+		return n(typ, n(AttrTupleIP, a(AttrIPv4Src, src), a(AttrIPv4Dst, dst)),
+			n(AttrTupleProto, a(AttrProtoNum, []byte{6}), a(AttrProtoSrcPort, netfilter.Uint16Bytes(sport)), a(AttrProtoDstPort, netfilter.Uint16Bytes(dport))))
 	}
 	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 	attrs := []netfilter.Attribute{
-		tuple(ctaTupleOrig, []byte{10, 77, 0, 2}, []byte{10, 77, 0, 100}, 40000, 80),
-		tuple(ctaTupleReply, []byte{10, 77, 1, 2}, []byte{10, 77, 0, 2}, 80, 40000),
-		a(ctaID, netfilter.Uint32Bytes(12345)),
-		a(ctaStatus, netfilter.Uint32Bytes(StatusAssured|StatusSeenReply|StatusDstNAT)),
-		n(ctaCountOrig, a(ctaCountPackets, u64(6)), a(ctaCountBytes, u64(420))),
-		n(ctaCountReply, a(ctaCountPackets, u64(5)), a(ctaCountBytes, u64(318))),
-		n(ctaTimestamp, a(ctaTimestampStart, u64(1e18)), a(ctaTimestampStop, u64(1e18+5e9))),
-		n(ctaProtoInfo, n(ctaProtoInfoTCP, a(ctaTCPState, []byte{7}))),
-		a(ctaMark, netfilter.Uint32Bytes(0x08000000)),
+		tuple(AttrTupleOrig, []byte{10, 77, 0, 2}, []byte{10, 77, 0, 100}, 40000, 80),
+		tuple(AttrTupleReply, []byte{10, 77, 1, 2}, []byte{10, 77, 0, 2}, 80, 40000),
+		a(AttrID, netfilter.Uint32Bytes(12345)),
+		a(AttrStatus, netfilter.Uint32Bytes(StatusAssured|StatusSeenReply|StatusDstNAT)),
+		n(AttrCountersOrig, a(AttrCountersPackets, u64(6)), a(AttrCountersBytes, u64(420))),
+		n(AttrCountersReply, a(AttrCountersPackets, u64(5)), a(AttrCountersBytes, u64(318))),
+		n(AttrTimestamp, a(AttrTimestampStart, u64(1e18)), a(AttrTimestampStop, u64(1e18+5e9))),
+		n(AttrProtoInfo, n(AttrProtoInfoTCP, a(AttrTCPState, []byte{7}))),
+		a(AttrMark, netfilter.Uint32Bytes(0x08000000)),
 	}
 	msg, err := netfilter.MarshalNetlink(netfilter.Header{SubsystemID: netfilter.NFSubsysCTNetlink,
-		MessageType: netfilter.MessageType(ipctnlMsgCtDelete), Family: netfilter.ProtoIPv4}, attrs)
+		MessageType: netfilter.MessageType(MsgDelete), Family: netfilter.ProtoIPv4}, attrs)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,7 +10,8 @@
 // objects; at thousands of events a second (five or so per short TCP
 // connection) that was most of the sync's CPU. This reader reads each
 // datagram once into a reused buffer and decodes the attributes its users
-// need into a value, allocating nothing per event.
+// need into a value, allocating nothing per event. It owns the conntrack
+// netlink numbers (attrs.go), which the sync's writer uses too.
 //
 // The kernel never waits for a reader: the socket does not ask for reliable
 // delivery (NETLINK_BROADCAST_ERROR), so when its buffer is full the kernel
@@ -82,53 +83,11 @@ type Event struct {
 	Start, Stop int64
 }
 
-// Status bits (IPS_*).
-const (
-	StatusSeenReply = 1 << 1
-	StatusAssured   = 1 << 2
-	StatusSrcNAT    = 1 << 4
-	StatusDstNAT    = 1 << 5
-)
-
-// Kernel constants (linux/netfilter/nfnetlink_conntrack.h).
+// Kernel constants (linux/netfilter/nfnetlink_conntrack.h) this reader
+// needs and the exported ones of attrs.go do not cover.
 const (
 	nfnlSubsysCTNetlink = 1
-	ipctnlMsgCtNew      = 0
-	ipctnlMsgCtDelete   = 2
 	nlaTypeMask         = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
-
-	ctaTupleOrig  = 1
-	ctaTupleReply = 2
-	ctaStatus     = 3
-	ctaProtoInfo  = 4
-	ctaTimeout    = 7
-	ctaMark       = 8
-	ctaCountOrig  = 9
-	ctaCountReply = 10
-	ctaID         = 12
-	ctaZone       = 18
-	ctaTimestamp  = 20
-
-	ctaTupleIP    = 1
-	ctaTupleProto = 2
-	ctaIPv4Src    = 1
-	ctaIPv4Dst    = 2
-	ctaIPv6Src    = 3
-	ctaIPv6Dst    = 4
-	ctaProtoNum   = 1
-	ctaProtoSrc   = 2
-	ctaProtoDst   = 3
-
-	ctaProtoInfoTCP = 1
-	ctaTCPState     = 1
-
-	ctaCountPackets   = 1
-	ctaCountBytes     = 2
-	ctaCount32Packets = 3
-	ctaCount32Bytes   = 4
-
-	ctaTimestampStart = 1
-	ctaTimestampStop  = 2
 )
 
 // Reader is a netlink socket subscribed to conntrack event groups.
@@ -205,11 +164,11 @@ func AppendEvents(out []Event, b []byte) []Event {
 		}
 		kind := Update
 		switch {
-		case typ&0xff == ipctnlMsgCtDelete:
+		case typ&0xff == MsgDelete:
 			kind = Destroy
-		case typ&0xff == ipctnlMsgCtNew && flags&(unix.NLM_F_CREATE|unix.NLM_F_EXCL) != 0:
+		case typ&0xff == MsgNew && flags&(unix.NLM_F_CREATE|unix.NLM_F_EXCL) != 0:
 			kind = New
-		case typ&0xff != ipctnlMsgCtNew:
+		case typ&0xff != MsgNew:
 			continue
 		}
 		if ev, ok := Parse(msg[4:]); ok {
@@ -239,33 +198,33 @@ func parseTuple(b []byte) (t Tuple, proto uint8, ok bool) {
 	var sport, dport uint16
 	attrs(b, func(typ uint16, v []byte) {
 		switch typ {
-		case ctaTupleIP:
+		case AttrTupleIP:
 			attrs(v, func(typ uint16, v []byte) {
 				switch {
-				case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(v) == 4:
+				case (typ == AttrIPv4Src || typ == AttrIPv4Dst) && len(v) == 4:
 					a := netip.AddrFrom4([4]byte(v))
-					if typ == ctaIPv4Src {
+					if typ == AttrIPv4Src {
 						src = a
 					} else {
 						dst = a
 					}
-				case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(v) == 16:
+				case (typ == AttrIPv6Src || typ == AttrIPv6Dst) && len(v) == 16:
 					a := netip.AddrFrom16([16]byte(v))
-					if typ == ctaIPv6Src {
+					if typ == AttrIPv6Src {
 						src = a
 					} else {
 						dst = a
 					}
 				}
 			})
-		case ctaTupleProto:
+		case AttrTupleProto:
 			attrs(v, func(typ uint16, v []byte) {
 				switch {
-				case typ == ctaProtoNum && len(v) == 1:
+				case typ == AttrProtoNum && len(v) == 1:
 					proto = v[0]
-				case typ == ctaProtoSrc && len(v) == 2:
+				case typ == AttrProtoSrcPort && len(v) == 2:
 					sport = binary.BigEndian.Uint16(v)
-				case typ == ctaProtoDst && len(v) == 2:
+				case typ == AttrProtoDstPort && len(v) == 2:
 					dport = binary.BigEndian.Uint16(v)
 				}
 			})
@@ -281,13 +240,13 @@ func parseTuple(b []byte) (t Tuple, proto uint8, ok bool) {
 func counters(b []byte) (pkts, bytes uint64) {
 	attrs(b, func(typ uint16, v []byte) {
 		switch {
-		case typ == ctaCountPackets && len(v) == 8:
+		case typ == AttrCountersPackets && len(v) == 8:
 			pkts = binary.BigEndian.Uint64(v)
-		case typ == ctaCountBytes && len(v) == 8:
+		case typ == AttrCountersBytes && len(v) == 8:
 			bytes = binary.BigEndian.Uint64(v)
-		case typ == ctaCount32Packets && len(v) == 4:
+		case typ == AttrCounters32Packets && len(v) == 4:
 			pkts = uint64(binary.BigEndian.Uint32(v))
-		case typ == ctaCount32Bytes && len(v) == 4:
+		case typ == AttrCounters32Bytes && len(v) == 4:
 			bytes = uint64(binary.BigEndian.Uint32(v))
 		}
 	})
@@ -301,53 +260,53 @@ func Parse(b []byte) (Event, bool) {
 	var okOrig, okReply bool
 	attrs(b, func(typ uint16, v []byte) {
 		switch typ {
-		case ctaTupleOrig:
+		case AttrTupleOrig:
 			ev.Orig, ev.Proto, okOrig = parseTuple(v)
-		case ctaTupleReply:
+		case AttrTupleReply:
 			ev.Reply, _, okReply = parseTuple(v)
-		case ctaStatus:
+		case AttrStatus:
 			if len(v) == 4 {
 				ev.Status = binary.BigEndian.Uint32(v)
 			}
-		case ctaTimeout:
+		case AttrTimeout:
 			if len(v) == 4 {
 				ev.Timeout = binary.BigEndian.Uint32(v)
 			}
-		case ctaMark:
+		case AttrMark:
 			if len(v) == 4 {
 				ev.Mark = binary.BigEndian.Uint32(v)
 			}
-		case ctaID:
+		case AttrID:
 			if len(v) == 4 {
 				ev.ID = binary.BigEndian.Uint32(v)
 			}
-		case ctaZone:
+		case AttrZone:
 			if len(v) == 2 {
 				ev.Zone = binary.BigEndian.Uint16(v)
 			}
-		case ctaCountOrig:
+		case AttrCountersOrig:
 			ev.OrigPackets, ev.OrigBytes = counters(v)
 			ev.HasCounters = true
-		case ctaCountReply:
+		case AttrCountersReply:
 			ev.ReplyPackets, ev.ReplyBytes = counters(v)
 			ev.HasCounters = true
-		case ctaTimestamp:
+		case AttrTimestamp:
 			attrs(v, func(typ uint16, v []byte) {
 				if len(v) != 8 {
 					return
 				}
 				switch typ {
-				case ctaTimestampStart:
+				case AttrTimestampStart:
 					ev.Start = int64(binary.BigEndian.Uint64(v))
-				case ctaTimestampStop:
+				case AttrTimestampStop:
 					ev.Stop = int64(binary.BigEndian.Uint64(v))
 				}
 			})
-		case ctaProtoInfo:
+		case AttrProtoInfo:
 			attrs(v, func(typ uint16, v []byte) {
-				if typ == ctaProtoInfoTCP {
+				if typ == AttrProtoInfoTCP {
 					attrs(v, func(typ uint16, v []byte) {
-						if typ == ctaTCPState && len(v) == 1 {
+						if typ == AttrTCPState && len(v) == 1 {
 							ev.State = v[0]
 						}
 					})

@@ -284,6 +284,7 @@ func (d *Director) newService(vc *config.VirtualServer) *VirtualService {
 		cancel:   cancel,
 		tplHook:  &d.tplHook,
 	}
+	vs.firstDiscovery = vc.Discovery != nil
 	vs.initHealth(d)
 	return vs
 }
@@ -368,7 +369,9 @@ func (vs *VirtualService) update(log *slog.Logger, vc *config.VirtualServer, st 
 		}
 		rs.cfg.Store(rc)
 		// Its check, started again only if it changed (health.go).
-		servers = append(servers, vs.configureCheckLocked(rs, rc, vc))
+		sc := vs.configureCheckLocked(rs, rc, vc)
+		sc.Warm = vs.warmLocked(rc)
+		servers = append(servers, sc)
 		reals = append(reals, rs)
 	}
 	for addr, rs := range old {

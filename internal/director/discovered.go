@@ -86,7 +86,23 @@ func (d *Director) SetDiscovered(key string, servers []*config.RealServer) error
 		restore()
 		return &ChangeError{err}
 	}
+	if vs := d.Service(key); vs != nil {
+		// Its source's first set is in (applied warm: warmLocked); the
+		// servers it finds from now on are added to a running service.
+		vs.mu.Lock()
+		vs.firstDiscovery = false
+		vs.mu.Unlock()
+	}
 	return nil
+}
+
+// warmLocked says whether rc, if new to the service, starts at full weight
+// although the service runs: a discovered server of its source's first set
+// since the service started. After a restart of govs those servers were
+// serving already, as the written ones were, and an operator restarting
+// govs does not want the whole discovered pool ramping up again.
+func (vs *VirtualService) warmLocked(rc *config.RealServer) bool {
+	return vs.firstDiscovery && rc.Origin != ""
 }
 
 // copyWritten is CopyConfig without the discovered real servers, which

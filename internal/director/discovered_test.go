@@ -180,3 +180,80 @@ func BenchmarkSetDiscovered5000(b *testing.B) {
 		}
 	}
 }
+
+// TestDiscoveredFirstSetStartsWarm: with slow_start, the set a source finds
+// first after the service started (govs's start) starts at full weight as
+// the written servers do, since those servers were serving before govs
+// restarted; a server the source finds later, and any server of a block a
+// reload adds to a running service, slow-starts. A first set that fails
+// validation does not count as the first.
+func TestDiscoveredFirstSetStartsWarm(t *testing.T) {
+	slow := strings.Replace(discConfig, "    health_check:", "    slow_start: 1h\n    health_check:", 1)
+	d := New(slog.New(slog.DiscardHandler), &adminDP{})
+	t.Cleanup(func() { d.Shutdown(0) })
+	cfg, err := config.Parse("govs.yaml", []byte(slow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	key := "tcp/127.0.0.1:8080"
+	vs := d.Service(key)
+	weight := func(addr string) int {
+		t.Helper()
+		for _, rs := range vs.RealServers() {
+			if rs.Addr.String() == addr {
+				return rs.Dest.Weight()
+			}
+		}
+		t.Fatalf("no real server %s", addr)
+		return 0
+	}
+	if w := weight("127.0.0.1:9001"); w != 1 { // written, no weight key: 1, not ramping
+		t.Fatalf("written server's weight %d", w)
+	}
+	if err := d.SetDiscovered(key, []*config.RealServer{discovered("127.0.0.1:9003", 70000)}); err == nil {
+		t.Fatal("weight 70000 accepted")
+	}
+	if err := d.SetDiscovered(key, []*config.RealServer{discovered("127.0.0.1:9002", 40)}); err != nil {
+		t.Fatal(err)
+	}
+	if w := weight("127.0.0.1:9002"); w != 40 {
+		t.Fatalf("first set's server at weight %d, want 40 (full, as written servers start)", w)
+	}
+	if h := vs.RealServers()[1].Health(); !h.RampEnd.IsZero() {
+		t.Fatalf("first set's server ramps until %v", h.RampEnd)
+	}
+	if err := d.SetDiscovered(key, []*config.RealServer{discovered("127.0.0.1:9002", 40), discovered("127.0.0.1:9004", 40)}); err != nil {
+		t.Fatal(err)
+	}
+	if w := weight("127.0.0.1:9004"); w != 1 {
+		t.Fatalf("a server found later at weight %d, want 1 (slow start)", w)
+	}
+	if w := weight("127.0.0.1:9002"); w != 40 {
+		t.Fatalf("the first set's server went to weight %d", w)
+	}
+
+	// A block added by a reload to the running service: its first set is an
+	// addition to a running service, so it slow-starts.
+	plain := strings.Replace(slow, "    discovery: {type: file, path: /nonexistent.json}\n", "", 1)
+	d2 := New(slog.New(slog.DiscardHandler), &adminDP{})
+	t.Cleanup(func() { d2.Shutdown(0) })
+	for _, text := range []string{plain, slow} {
+		c, err := config.Parse("govs.yaml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d2.Reload(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d2.SetDiscovered(key, []*config.RealServer{discovered("127.0.0.1:9002", 40)}); err != nil {
+		t.Fatal(err)
+	}
+	vs = d2.Service(key)
+	if w := weight("127.0.0.1:9002"); w != 1 {
+		t.Fatalf("a block added to a running service: first set at weight %d, want 1 (slow start)", w)
+	}
+}

@@ -293,6 +293,7 @@ func (vs *VirtualService) preview(now time.Time, vc *config.VirtualServer, spec 
 	for i, rc := range vc.RealServers {
 		addr := rc.Address.AddrPort()
 		servers[i] = serverHealthConfig(addr, rc, vc, rc.Check != nil)
+		servers[i].Warm = vs.warmLocked(rc)
 		reals[i] = known[addr]
 	}
 	running := vs.reals.Load() != nil

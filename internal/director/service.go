@@ -62,6 +62,11 @@ type VirtualService struct {
 	retire *time.Timer
 
 	health svcHealth // quorum, sorry server (health.go); guarded by mu
+	// firstDiscovery says the service's discovery block has not delivered
+	// a set yet since the service started (with govs, or added by a
+	// reload): that set's servers start at full weight as the written ones
+	// did, not slow-started as later additions. Guarded by mu.
+	firstDiscovery bool
 
 	tplHook *templateHook // the director's (synctemplates.go)
 }

@@ -30,9 +30,13 @@ type Server struct {
 	// field); -1 means the source has none and the discovery block's
 	// default applies.
 	Weight int
-	// Name says where in the source it came from (a container's name, an
-	// etcd key, an SRV target), for people.
+	// Name says where in the source it came from (a pod's or container's
+	// name, an etcd key or its value's name, an SRV target, a file entry's
+	// name), for people: the API's source_name.
 	Name string
+	// Node is the Kubernetes node an endpoint runs on ("" elsewhere): the
+	// API's node.
+	Node string
 }
 
 // Update is one answer of a source: a full set of servers, or an error

@@ -296,11 +296,15 @@ func kubeServers(slices []*discoveryv1.EndpointSlice, port string, family netip.
 			if ep.TargetRef != nil && ep.TargetRef.Name != "" {
 				name = ep.TargetRef.Name
 			}
+			node := ""
+			if ep.NodeName != nil {
+				node = *ep.NodeName
+			}
 			ap := netip.AddrPortFrom(a.Unmap(), p)
 			// During a move between slices an endpoint may be in two:
 			// the better state wins.
 			if f, ok := best[ap]; !ok || state < f.state {
-				best[ap] = found{Server{Addr: ap, Weight: -1, Name: name}, state}
+				best[ap] = found{Server{Addr: ap, Weight: -1, Name: name, Node: node}, state}
 			}
 		}
 	}

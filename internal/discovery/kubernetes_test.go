@@ -12,7 +12,8 @@ import (
 
 // ep is an endpoint with the given conditions (nil: unset).
 func ep(addr string, ready, serving, terminating *bool) discoveryv1.Endpoint {
-	return discoveryv1.Endpoint{Addresses: []string{addr}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "pod-" + addr},
+	node := "node-" + addr
+	return discoveryv1.Endpoint{Addresses: []string{addr}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "pod-" + addr}, NodeName: &node,
 		Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}
 }
 
@@ -54,8 +55,8 @@ func TestKubeServersConditions(t *testing.T) {
 			t.Errorf("%s: %q %v, want %q", tc.name, addrs(got), problems, tc.want)
 		}
 		for _, s := range got {
-			if s.Weight != -1 || !strings.HasPrefix(s.Name, "pod-") {
-				t.Errorf("%s: %+v: want the block's weight and the pod's name", tc.name, s)
+			if a := s.Addr.Addr().String(); s.Weight != -1 || s.Name != "pod-"+a || s.Node != "node-"+a {
+				t.Errorf("%s: %+v: want the block's weight, the pod's name and its node", tc.name, s)
 			}
 		}
 	}

@@ -7,8 +7,11 @@ import (
 	"net/netip"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
@@ -212,17 +215,45 @@ func countDraining(es []Entry) int {
 	return n
 }
 
-// toConfig turns entries into the director's real servers.
+// toConfig turns entries into the director's real servers. The source's
+// name goes to source_name, not name: name is the operator's label, unique
+// in a service, and sources repeat names (a DNS host name's addresses, a
+// file's entries) or reuse a written one's.
 func toConfig(es []Entry, origin string) []*config.RealServer {
 	out := make([]*config.RealServer, 0, len(es))
 	for _, e := range es {
 		w := e.Weight
 		out = append(out, &config.RealServer{
 			Address: config.Endpoint{Addr: e.Addr.Addr(), Port: e.Addr.Port(), HasPort: true},
-			Weight:  &w, Origin: origin,
+			Weight:  &w, Origin: origin, SourceName: label(e.Name), Node: label(e.Node),
 		})
 	}
 	return out
+}
+
+// maxLabel bounds a source's name as the API and the dashboard show it:
+// Kubernetes names are at most 253 bytes, and a file or an etcd value may
+// say anything.
+const maxLabel = 253
+
+// label is a source's name fit for the API, a log line or a terminal: no
+// control characters (a name from a file or etcd value is anyone's text),
+// at most maxLabel bytes, cut at a character.
+func label(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxLabel {
+		cut := maxLabel
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 // Status returns the state of every discovery block, by service key.

@@ -73,7 +73,7 @@ func fileConfig(t *testing.T, path string) *config.Config {
 func TestRunnerFileSourceFollowsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "a.json")
-	os.WriteFile(f, []byte(`[{"address": "10.0.0.1:80"}, {"address": "10.0.0.2:80", "weight": 3}]`), 0o644)
+	os.WriteFile(f, []byte(`[{"address": "10.0.0.1:80"}, {"address": "10.0.0.2:80", "weight": 3, "name": "web-b"}]`), 0o644)
 	fd := &fakeDirector{sets: map[string][]*config.RealServer{}}
 	r := NewRunner(slog.New(slog.DiscardHandler), fd)
 	defer r.Stop()
@@ -81,8 +81,16 @@ func TestRunnerFileSourceFollowsAndStops(t *testing.T) {
 	key := "tcp/127.0.0.1:80"
 	origin := "file:" + f
 	waitFor(t, "the first set", func() bool { return fd.addrs(key) == "10.0.0.1:80@"+origin+" 10.0.0.2:80@"+origin })
-	if w := *fd.sets[key][1].Weight; w != 3 {
+	fd.mu.Lock()
+	first := fd.sets[key]
+	fd.mu.Unlock()
+	if w := *first[1].Weight; w != 3 {
 		t.Fatalf("weight %d", w)
+	}
+	// The entry's name is carried to the director as source_name (not
+	// name, the operator's unique label); an entry without one has none.
+	if first[1].SourceName != "web-b" || first[1].Name != "" || first[0].SourceName != "" {
+		t.Fatalf("source names %q %q, name %q", first[0].SourceName, first[1].SourceName, first[1].Name)
 	}
 	// A directory is the join of its files; a block changed by a reload
 	// starts from the old set (so 10.0.0.2 drains rather than vanishing).
@@ -187,4 +195,20 @@ current-context: x
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestLabel: a source's name reaches the API without control characters
+// (a file or an etcd value is anyone's text), bounded, cut at a character.
+func TestLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"web-7d9f-abc":           "web-7d9f-abc",
+		"a\x1b[31mb\nc\x00d\xff": "a[31mbcd",
+		"pod-é":                  "pod-é",
+		strings.Repeat("é", 200): strings.Repeat("é", 126),
+		strings.Repeat("x", 300): strings.Repeat("x", 253),
+	} {
+		if got := label(in); got != want {
+			t.Errorf("label(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -59,7 +59,11 @@ type ServerConfig struct {
 	Addr   netip.AddrPort
 	Params Params
 	// Alpha starts a new real server down until its first check passes.
-	Alpha      bool
+	Alpha bool
+	// Warm starts a new real server as at the service's start, at full
+	// weight, even in a running service: a discovered server of the first
+	// set its source found, which was serving before govs (re)started.
+	Warm       bool
 	NotifyUp   string
 	NotifyDown string
 	// MaxConn is the configured connection limit (0: none); an agent's
@@ -188,7 +192,7 @@ func (m *ServiceMachine) Clone() *ServiceMachine {
 // in order. Real servers it knew keep their state (a reload does not bring
 // a down server up, nor an operator's drain off), and so do retired ones
 // that come back; new ones start up, or down with Alpha, and slow-start
-// when running says the service was already serving; the ones not listed
+// when running says the service was already serving (unless Warm); the ones not listed
 // retire until Forget. The decision always
 // has Changed set: the caller hands the scheduler its set anew.
 func (m *ServiceMachine) Configure(now time.Time, running bool, svc ServiceConfig, servers []ServerConfig) Decision {
@@ -204,7 +208,7 @@ func (m *ServiceMachine) Configure(now time.Time, running bool, svc ServiceConfi
 			}
 		}
 		if s == nil {
-			s = &machineServer{fresh: true, tr: NewTracker(c.Params, c.Alpha, running, now)}
+			s = &machineServer{fresh: true, tr: NewTracker(c.Params, c.Alpha, running && !c.Warm, now)}
 			if !s.tr.Up() {
 				m.log(slog.LevelDebug, c.Addr, now, "real server starts down until its first check passes (alpha)")
 			}

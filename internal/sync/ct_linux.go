@@ -9,48 +9,13 @@ import (
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs-lb/govs/internal/ctevent"
 )
 
-// Kernel constants (linux/netfilter/nfnetlink_conntrack.h, nf_conntrack_*.h).
-const (
-	ctaTupleOrig  = 1
-	ctaTupleReply = 2
-	ctaStatus     = 3
-	ctaProtoInfo  = 4
-	ctaNatSrc     = 6
-	ctaTimeout    = 7
-	ctaMark       = 8
-	ctaNatDst     = 13
-
-	ctaTupleIP    = 1
-	ctaTupleProto = 2
-	ctaIPv4Src    = 1
-	ctaIPv4Dst    = 2
-	ctaIPv6Src    = 3
-	ctaIPv6Dst    = 4
-	ctaProtoNum   = 1
-	ctaProtoSrc   = 2
-	ctaProtoDst   = 3
-
-	ctaProtoInfoTCP           = 1
-	ctaTCPState               = 1
-	ctaTCPFlagsOrig           = 4
-	ctaTCPFlagsReply          = 5
-	ctaNatV4Min               = 1
-	ctaNatV4Max               = 2
-	ctaNatProto               = 3
-	ctaNatV6Min               = 4
-	ctaNatV6Max               = 5
-	ctaProtoNatPortMin        = 1
-	ctaProtoNatPortMax        = 2
-	ipctnlMsgCtNew            = 0
-	ipsSeenReply              = 1 << 1
-	ipsAssured                = 1 << 2
-	ipsConfirmed              = 1 << 3
-	tcpFlagBeLiberal          = 0x08
-	tcpLiberalFlags    uint16 = tcpFlagBeLiberal<<8 | tcpFlagBeLiberal // struct nf_ct_tcp_flags {flags, mask}
-	tcpStateMax               = 10                                     // TCP_CONNTRACK_MAX (SYN_SENT2 is 9)
-)
+// The conntrack netlink numbers are ctevent's (attrs.go): one owner for
+// the reader and this writer.
+const tcpLiberalFlags uint16 = ctevent.TCPFlagBeLiberal<<8 | ctevent.TCPFlagBeLiberal // struct nf_ct_tcp_flags {flags, mask}
 
 // flowEntry is a conntrack flow as a sync entry.
 func flowEntry(f *conntrack.Flow) Entry {
@@ -113,7 +78,7 @@ func (s *sink) apply(e *Entry) error {
 		return err
 	}
 	f.Timeout, f.Mark = max(e.Timeout, 1), e.Mark
-	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < tcpStateMax {
+	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < ctevent.TCPStateMax {
 		f.ProtoInfo.TCP = &conntrack.ProtoInfoTCP{State: e.State, OriginalFlags: tcpLiberalFlags, ReplyFlags: tcpLiberalFlags}
 	}
 	return s.ct.Update(f)
@@ -128,26 +93,26 @@ func nested(typ uint16, children ...netfilter.Attribute) netfilter.Attribute {
 }
 
 func tupleAttr(typ uint16, t Tuple, proto uint8) netfilter.Attribute {
-	src, dst := uint16(ctaIPv4Src), uint16(ctaIPv4Dst)
+	src, dst := uint16(ctevent.AttrIPv4Src), uint16(ctevent.AttrIPv4Dst)
 	sa, da := t.Src.Addr().AsSlice(), t.Dst.Addr().AsSlice()
 	if len(sa) == 16 {
-		src, dst = ctaIPv6Src, ctaIPv6Dst
+		src, dst = ctevent.AttrIPv6Src, ctevent.AttrIPv6Dst
 	}
 	return nested(typ,
-		nested(ctaTupleIP, attr(src, sa), attr(dst, da)),
-		nested(ctaTupleProto, attr(ctaProtoNum, []byte{proto}),
-			attr(ctaProtoSrc, netfilter.Uint16Bytes(t.Src.Port())), attr(ctaProtoDst, netfilter.Uint16Bytes(t.Dst.Port()))))
+		nested(ctevent.AttrTupleIP, attr(src, sa), attr(dst, da)),
+		nested(ctevent.AttrTupleProto, attr(ctevent.AttrProtoNum, []byte{proto}),
+			attr(ctevent.AttrProtoSrcPort, netfilter.Uint16Bytes(t.Src.Port())), attr(ctevent.AttrProtoDstPort, netfilter.Uint16Bytes(t.Dst.Port()))))
 }
 
 func natAttr(typ uint16, to netip.AddrPort) netfilter.Attribute {
-	lo, hi := uint16(ctaNatV4Min), uint16(ctaNatV4Max)
+	lo, hi := uint16(ctevent.AttrNATV4Min), uint16(ctevent.AttrNATV4Max)
 	a := to.Addr().AsSlice()
 	if len(a) == 16 {
-		lo, hi = ctaNatV6Min, ctaNatV6Max
+		lo, hi = ctevent.AttrNATV6Min, ctevent.AttrNATV6Max
 	}
 	port := netfilter.Uint16Bytes(to.Port())
 	return nested(typ, attr(lo, a), attr(hi, a),
-		nested(ctaNatProto, attr(ctaProtoNatPortMin, port), attr(ctaProtoNatPortMax, port)))
+		nested(ctevent.AttrNATProto, attr(ctevent.AttrProtoNATPortMin, port), attr(ctevent.AttrProtoNATPortMax, port)))
 }
 
 // create adds e as a new conntrack entry. The reply tuple is given as the
@@ -161,35 +126,35 @@ func natAttr(typ uint16, to netip.AddrPort) netfilter.Attribute {
 func (s *sink) create(e *Entry) error {
 	inv := Tuple{Src: e.Orig.Dst, Dst: e.Orig.Src}
 	attrs := []netfilter.Attribute{
-		tupleAttr(ctaTupleOrig, e.Orig, e.Proto),
-		tupleAttr(ctaTupleReply, inv, e.Proto),
-		attr(ctaTimeout, netfilter.Uint32Bytes(max(e.Timeout, 1))),
-		attr(ctaStatus, netfilter.Uint32Bytes(ipsSeenReply|ipsAssured|ipsConfirmed)),
+		tupleAttr(ctevent.AttrTupleOrig, e.Orig, e.Proto),
+		tupleAttr(ctevent.AttrTupleReply, inv, e.Proto),
+		attr(ctevent.AttrTimeout, netfilter.Uint32Bytes(max(e.Timeout, 1))),
+		attr(ctevent.AttrStatus, netfilter.Uint32Bytes(ctevent.StatusSeenReply|ctevent.StatusAssured|ctevent.StatusConfirmed)),
 	}
 	if e.Mark != 0 {
-		attrs = append(attrs, attr(ctaMark, netfilter.Uint32Bytes(e.Mark)))
+		attrs = append(attrs, attr(ctevent.AttrMark, netfilter.Uint32Bytes(e.Mark)))
 	}
-	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < tcpStateMax {
+	if e.Proto == unix.IPPROTO_TCP && e.State > 0 && e.State < ctevent.TCPStateMax {
 		// Window tracking off for this flow (IP_CT_TCP_FLAG_BE_LIBERAL in
 		// both directions): the backup never saw its sequence numbers, and
 		// its first packets after a failover are mid-stream.
-		attrs = append(attrs, nested(ctaProtoInfo, nested(ctaProtoInfoTCP,
-			attr(ctaTCPState, []byte{e.State}),
-			attr(ctaTCPFlagsOrig, netfilter.Uint16Bytes(tcpLiberalFlags)),
-			attr(ctaTCPFlagsReply, netfilter.Uint16Bytes(tcpLiberalFlags)))))
+		attrs = append(attrs, nested(ctevent.AttrProtoInfo, nested(ctevent.AttrProtoInfoTCP,
+			attr(ctevent.AttrTCPState, []byte{e.State}),
+			attr(ctevent.AttrTCPFlagsOrig, netfilter.Uint16Bytes(tcpLiberalFlags)),
+			attr(ctevent.AttrTCPFlagsReply, netfilter.Uint16Bytes(tcpLiberalFlags)))))
 	}
 	if e.Reply.Src != e.Orig.Dst {
-		attrs = append(attrs, natAttr(ctaNatDst, e.Reply.Src))
+		attrs = append(attrs, natAttr(ctevent.AttrNATDst, e.Reply.Src))
 	}
 	if e.Reply.Dst != e.Orig.Src {
-		attrs = append(attrs, natAttr(ctaNatSrc, e.Reply.Dst))
+		attrs = append(attrs, natAttr(ctevent.AttrNATSrc, e.Reply.Dst))
 	}
 	family := netfilter.ProtoIPv4
 	if e.Orig.Src.Addr().Is6() {
 		family = netfilter.ProtoIPv6
 	}
 	req, err := netfilter.MarshalNetlink(netfilter.Header{SubsystemID: netfilter.NFSubsysCTNetlink,
-		MessageType: netfilter.MessageType(ipctnlMsgCtNew), Family: family,
+		MessageType: netfilter.MessageType(ctevent.MsgNew), Family: family,
 		Flags: netlink.Request | netlink.Acknowledge | netlink.Excl | netlink.Create}, attrs)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ti-mo/conntrack"
 
+	"github.com/govs-lb/govs/internal/ctevent"
 	"github.com/govs-lb/govs/test/netns"
 )
 
@@ -60,7 +61,7 @@ func TestSinkInstallsNAT(t *testing.T) {
 		if !f.Status.DstNAT() || (e.Reply.Dst != e.Orig.Src) != f.Status.SrcNAT() {
 			t.Errorf("%v: status %v", e.Orig, f.Status)
 		}
-		if e.Proto == 6 && (f.ProtoInfo.TCP.OriginalFlags>>8)&tcpFlagBeLiberal == 0 { // dumps give {flags, 0}
+		if e.Proto == 6 && (f.ProtoInfo.TCP.OriginalFlags>>8)&ctevent.TCPFlagBeLiberal == 0 { // dumps give {flags, 0}
 			t.Errorf("%v: tcp flags %#x", e.Orig, f.ProtoInfo.TCP.OriginalFlags)
 		}
 	}

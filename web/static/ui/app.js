@@ -391,19 +391,29 @@
     c.badge = h('span', { class: 'badge' });
     c.state.append(c.badge);
     c.tr = h('tr', { 'data-backend': r.addr }, c.state, c.addr, c.weight, c.agent, c.act, c.inact, c.cps, h('td', { class: 'spark-cell' }, c.spark), c.share, c.inb, c.outb, c.check, c.last, c.since);
-    // A named real server shows its name, the address beside it.
-    if (r.name) {
-      c.addr.append(h('span', { class: 'rs-name' }, r.name), ' ', h('span', { class: 'rs-addr' }, r.addr));
-      c.addr.title = r.name + ' ' + r.addr;
+    // A named real server shows its name, the address beside it; a
+    // discovered one the name its source gives it (a pod, a container).
+    const label = r.name || r.sourceName;
+    if (label) {
+      c.addr.append(h('span', { class: r.name ? 'rs-name' : 'rs-name rs-source-name' }, label), ' ', h('span', { class: 'rs-addr' }, r.addr));
+      c.addr.title = label + ' ' + r.addr;
     } else {
       setText(c.addr, r.addr);
     }
     // A discovered real server says where it came from (docs/discovery.md).
     if (r.origin) {
-      c.addr.append(' ', h('span', { class: 'rs-origin', 'data-origin': r.origin, title: 'discovered by ' + r.origin }, r.origin.split(':')[0]));
-      c.addr.title = (c.addr.title || r.addr) + ' (discovered by ' + r.origin + ')';
+      const where = 'discovered by ' + r.origin + (r.node ? ', on node ' + r.node : '');
+      c.addr.append(' ', h('span', { class: 'rs-origin', 'data-origin': r.origin, title: where }, r.origin.split(':')[0]));
+      c.addr.title = (c.addr.title || r.addr) + ' (' + where + ')';
     }
+    c.ident = rowIdent(r);
     return c;
+  }
+
+  // rowIdent is what a row's address cell is built from: a row whose
+  // server's names changed (a new pod at the same address) is built anew.
+  function rowIdent(r) {
+    return [r.name, r.sourceName, r.node, r.origin].join('\u0000');
   }
 
   // agentFigures reads the status's agent object (docs/agent.md) into a
@@ -470,6 +480,7 @@
     s.reals.forEach((r) => {
       seen.add(r.addr);
       let c = refs.rows.get(r.addr);
+      if (c && c.ident !== rowIdent(r)) { c.tr.remove(); c = null; }
       if (!c) { c = newRow(r); refs.rows.set(r.addr, c); }
       refs.tbody.append(c.tr); // (re)ordered; appending an attached node moves it
       c.tr.className = (r.up ? '' : 'down') + (r.up && r.weight === 0 ? ' zero' : '');
@@ -677,7 +688,7 @@
         let state = hl.state || 'up';
         if (rst.drained && state === 'up') state = 'draining';
         return {
-          addr: rs.address, name: rs.name || '', origin: rs.origin || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
+          addr: rs.address, name: rs.name || '', origin: rs.origin || '', sourceName: rs.source_name || '', node: rs.node || '', cfgWeight: rs.weight, weight: rst.weight ?? rs.weight, active: rst.active_connections || 0,
           inactive: rst.inactive_connections || 0, up: !!rst.up && state === 'up', state, reason: hl.reason, health: hl, stats: rst.stats || {},
           agent: rst.agent,
         };

@@ -1,9 +1,9 @@
-package api
+package apiclient
 
 import (
 	"time"
 
-	"github.com/govs-lb/govs/internal/director"
+	discovery "github.com/govs-lb/govs/internal/discovery/status"
 )
 
 // The JSON documents of the API. A virtual service or real server is its
@@ -39,10 +39,15 @@ type ServiceStatus struct {
 
 // RealServer is a real server as the API shows it.
 type RealServer struct {
-	Address        string           `json:"address"`
-	Name           string           `json:"name,omitempty"`   // a label; the address is the identity
-	Origin         string           `json:"origin,omitempty"` // the discovery source of a discovered one
-	Weight         int              `json:"weight"`           // configured
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`   // a label; the address is the identity
+	Origin  string `json:"origin,omitempty"` // the discovery source of a discovered one
+	// SourceName is what that source calls it (a pod, a container, an SRV
+	// target, an etcd key, a file entry's name); Node the Kubernetes node
+	// it runs on.
+	SourceName     string           `json:"source_name,omitempty"`
+	Node           string           `json:"node,omitempty"`
+	Weight         int              `json:"weight"` // configured
 	UpperThreshold int              `json:"upper_threshold,omitempty"`
 	LowerThreshold int              `json:"lower_threshold,omitempty"`
 	MaxConnections int              `json:"max_connections,omitempty"`
@@ -67,7 +72,7 @@ type RealServerStatus struct {
 	Health  Health `json:"health"`
 	Stats   Stats  `json:"stats"`
 	Rates   Rates  `json:"rates"`
-	// Agent is what the real server's agent said last (internal/api/agent.go).
+	// Agent is what the real server's agent said last.
 	Agent *AgentFigures `json:"agent,omitempty"`
 }
 
@@ -211,14 +216,6 @@ const (
 	CodeInternal      = "internal"
 )
 
-func toStats(s director.StatsSnapshot) Stats {
-	return Stats{
-		Connections: s.Conns, InPackets: s.InPkts, OutPackets: s.OutPkts, InBytes: s.InBytes, OutBytes: s.OutBytes,
-		ConnectErrors: s.ConnectErrors, Refused: s.Refused, Dropped: s.Dropped,
-		ClientLimited: s.ClientLimited, Overload: s.Overload,
-	}
-}
-
 // Connection is an entry of the connection table (ipvsadm -L -c): a
 // connection or UDP flow, or a persistence template.
 type Connection struct {
@@ -234,4 +231,109 @@ type Connection struct {
 	OutBytes       uint64 `json:"out_bytes"`
 	InPackets      uint64 `json:"in_packets,omitempty"` // kernel forwarding only
 	OutPackets     uint64 `json:"out_packets,omitempty"`
+}
+
+// AgentFigures are what a real server's agent said last (the agent check's
+// words, docs/agent.md): the status object's "agent" key, present once an
+// agent answered. A figure the agent did not send is absent (null).
+type AgentFigures struct {
+	At             time.Time `json:"at"`
+	WeightPercent  *int      `json:"weight_percent,omitempty"`
+	CPUPercent     *int      `json:"cpu_percent,omitempty"`
+	MemoryPercent  *int      `json:"memory_percent,omitempty"`
+	LoadPerCPU     *float64  `json:"load_per_cpu,omitempty"`
+	PressurePct    *int      `json:"pressure_percent,omitempty"`
+	IOPercent      *int      `json:"io_percent,omitempty"`
+	InFlight       *int      `json:"in_flight,omitempty"`
+	LatencySeconds *float64  `json:"latency_seconds,omitempty"`
+	Admin          string    `json:"admin,omitempty"` // ready, drain or maint, as last said
+}
+
+// SyncState is GET /api/v1/sync.
+type SyncState struct {
+	// Status is "sync not configured", "resyncing" (asking the peers for
+	// their tables at start), "running", or "stopped" (govsadm
+	// --stop-daemon).
+	Status string `json:"status"`
+	// Roles are IPVS's daemons that run: "master" sends this director's
+	// flows, "backup" installs the peers' (both by default).
+	Roles     []string `json:"roles"`
+	Mode      string   `json:"mode,omitempty"` // multicast or unicast
+	Interface string   `json:"interface,omitempty"`
+	Group     string   `json:"group,omitempty"`
+	Peers     []string `json:"peers,omitempty"`
+	Port      int      `json:"port,omitempty"`
+	SyncID    int      `json:"sync_id"`
+	Node      string   `json:"node,omitempty"` // this director's sync node id (hex)
+	// Resync is the start-up bulk resync: result "complete" or "timeout"
+	// ("" while it runs or when it is off).
+	Resync    SyncResync   `json:"resync"`
+	PeerNodes []SyncPeer   `json:"peer_nodes"`
+	Counters  SyncCounters `json:"counters"`
+	// Flows sent and not ended; PeerFlows installed from the peers.
+	Flows     int `json:"flows"`
+	PeerFlows int `json:"peer_flows"`
+	// Install lag, from a peer's send to our install: the last, and the
+	// median and 99th percentile of the last 1024.
+	LagLastMs   float64 `json:"lag_last_ms"`
+	LagMedianMs float64 `json:"lag_median_ms"`
+	LagP99Ms    float64 `json:"lag_p99_ms"`
+}
+
+// SyncResync is the start-up resync.
+type SyncResync struct {
+	Result  string     `json:"result"`
+	Started *time.Time `json:"started,omitempty"`
+	Ended   *time.Time `json:"ended,omitempty"`
+}
+
+// SyncPeer is one director heard on the sync link.
+type SyncPeer struct {
+	Node      string    `json:"node"`
+	Address   string    `json:"address,omitempty"`
+	LastHeard time.Time `json:"last_heard"`
+	LagMs     float64   `json:"lag_ms"` // age of its last data message when it arrived (clock skew included)
+	NextSeq   uint32    `json:"next_seq"`
+	Missing   int       `json:"missing"` // sequence numbers NACKed and not yet received
+	Messages  uint64    `json:"messages"`
+	Entries   uint64    `json:"entries"`
+	Lost      uint64    `json:"lost"`
+}
+
+// SyncCounters are the sync's counters since start.
+type SyncCounters struct {
+	MessagesSent     uint64 `json:"messages_sent"`
+	MessagesReceived uint64 `json:"messages_received"`
+	BytesSent        uint64 `json:"bytes_sent"`
+	BytesReceived    uint64 `json:"bytes_received"`
+	EntriesSent      uint64 `json:"entries_sent"`
+	EntriesReceived  uint64 `json:"entries_received"`
+	Installed        uint64 `json:"installed"`
+	// TemplatesInstalled are the peers' persistence templates installed
+	// (counted in Installed too).
+	TemplatesInstalled uint64 `json:"templates_installed"`
+	// DRFlowsInstalled are the peers' DR flows installed (in Installed too).
+	DRFlowsInstalled uint64            `json:"dr_flows_installed"`
+	InstallErrors    uint64            `json:"install_errors"`
+	Retransmits      uint64            `json:"retransmits"`
+	NacksSent        uint64            `json:"nacks_sent"`
+	NacksReceived    uint64            `json:"nacks_received"`
+	Lost             uint64            `json:"lost"`
+	ResyncsRequested uint64            `json:"resyncs_requested"`
+	ResyncsServed    uint64            `json:"resyncs_served"`
+	EventsLost       uint64            `json:"conntrack_events_lost"`
+	Drops            map[string]uint64 `json:"drops"`
+}
+
+// SyncDaemonRequest is the body of POST /api/v1/sync/start and
+// /api/v1/sync/stop.
+type SyncDaemonRequest struct {
+	Role      string `json:"role"`                // master or backup
+	Interface string `json:"interface,omitempty"` // start: overrides sync.interface
+	SyncID    *int   `json:"sync_id,omitempty"`   // start: overrides sync.sync_id
+}
+
+// DiscoveryReport is GET /api/v1/discovery.
+type DiscoveryReport struct {
+	Sources []discovery.Status `json:"sources"`
 }
