@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -88,7 +89,7 @@ func TestDiscoveryKubernetesInCluster(t *testing.T) {
 	vol := newPodVolume(t, map[string]string{"token": tok1, "ca.crt": ca, "namespace": "web\n"})
 	r := runGovsInPod(t, lab.Director, k, vol, fmt.Sprintf("%s:80", lab.VIP), "")
 
-	pool := func(want ...int) func() bool {
+	poolOf := func(r podRun, want ...int) func() bool {
 		return func() bool {
 			got := r.pool(t)
 			if len(got) != len(want) {
@@ -102,6 +103,7 @@ func TestDiscoveryKubernetesInCluster(t *testing.T) {
 			return true
 		}
 	}
+	pool := func(want ...int) func() bool { return poolOf(r, want...) }
 	waitFor(t, "rs1 and rs2 discovered in the pod's namespace", pool(0, 1))
 	waitFor(t, "rs1 and rs2 healthy", func() bool { return healthyCount(t, r.discoveryRun) == 2 })
 	askAll(t, l, 80, "rs1", "rs2")
@@ -123,6 +125,13 @@ func TestDiscoveryKubernetesInCluster(t *testing.T) {
 	vol.write(t, map[string]string{"token": tok2, "ca.crt": ca, "namespace": "web\n"})
 	rotated := time.Now()
 
+	// Beside it, govs outside a pod with a kubeconfig holding the same
+	// token inline, which client-go never reads again.
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	writeFile(t, kc, kubeconfigFor(k.url, ca, tok2))
+	rk := runGovsKubeconfig(t, lab.Director, kc, fmt.Sprintf("%s:83", lab.VIP))
+	waitFor(t, "the kubeconfig's govs to discover rs1-rs3", poolOf(rk, 0, 1, 2))
+
 	// Meanwhile, what a broken pod volume does.
 	testInClusterBroken(t, l, k, ca, tok2)
 
@@ -140,28 +149,40 @@ func TestDiscoveryKubernetesInCluster(t *testing.T) {
 		t.Fatalf("after the kubelet-style rotation: status %+v, want ok and 0 errors (was the old token still used?)", st)
 	}
 
+	waitFor(t, "the kubeconfig's govs to follow", poolOf(rk, 1, 2))
+
 	// A token revoked at the moment its successor is written (the
-	// ServiceAccount's tokens invalidated, say): govs's copy is rejected
-	// before client-go would re-read the file; the 401 makes the source
-	// start again, reading the new token. The pool stays meanwhile.
+	// ServiceAccount's tokens invalidated, say) in the pod's volume and in
+	// the kubeconfig: the copies the clients hold are rejected before
+	// client-go would re-read the pod's file, and the kubeconfig's inline
+	// one it never re-reads. The 401 makes the source start again, reading
+	// the new token. The pools stay meanwhile.
 	tok3, _ := k.boundToken(t, "web", "govs", "govs-token-3")
 	vol.write(t, map[string]string{"token": tok3, "ca.crt": ca, "namespace": "web\n"})
+	writeFile(t, kc, kubeconfigFor(k.url, ca, tok3))
 	revoke2()
 	k.waitRejected(t, "web", tok2)
 	revoked = time.Now()
-	waitFor(t, "a good answer after the sudden revocation", func() bool {
-		st := r.status(t)
-		return st.OK && st.LastSuccess != nil && st.LastSuccess.After(revoked)
-	})
-	st := r.status(t)
-	t.Logf("token revoked at once: answering again after %v, %d error(s) (last: %s)",
-		st.LastSuccess.Sub(revoked).Round(time.Millisecond), st.Errors, st.LastError)
-	if got := keys(r.pool(t)); !slices.Equal(got, []string{member(1), member(2)}) {
-		t.Fatalf("pool after the sudden revocation %v", got)
+	for _, c := range []struct {
+		name string
+		r    podRun
+	}{{"pod", r}, {"kubeconfig", rk}} {
+		waitFor(t, c.name+": a good answer after the sudden revocation", func() bool {
+			st := c.r.status(t)
+			return st.OK && st.LastSuccess != nil && st.LastSuccess.After(revoked)
+		})
+		st := c.r.status(t)
+		t.Logf("%s: token revoked at once: answering again after %v, %d error(s) (last: %s)", c.name,
+			st.LastSuccess.Sub(revoked).Round(time.Millisecond), st.Errors, st.LastError)
+		if got := keys(c.r.pool(t)); !slices.Equal(got, []string{member(1), member(2)}) {
+			t.Fatalf("%s: pool after the sudden revocation %v", c.name, got)
+		}
 	}
 	set(2)
 	waitFor(t, "rs2 to leave after the sudden revocation", pool(2))
+	waitFor(t, "the kubeconfig's govs to follow after the sudden revocation", poolOf(rk, 2))
 	askAll(t, l, 80, "rs3")
+	askAll(t, l, 83, "rs3")
 }
 
 // testInClusterBroken runs govs in pods whose volume lacks the token, or
@@ -224,6 +245,47 @@ func runGovsInPod(t *testing.T, ns *netns.NS, k *kubeCluster, vol *podVolume, vi
 	t.Helper()
 	dir := t.TempDir()
 	file, sock := filepath.Join(dir, "govs.yaml"), filepath.Join(dir, "govs.sock")
+	writeKubeGovsConfig(t, file, vip, static, "")
+	u, err := url.Parse(k.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, "unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sh", vol.dir, podSADir,
+		govsBin, "--socket", sock, "run", "-c", file)
+	cmd.Env = append(os.Environ(), "KUBERNETES_SERVICE_HOST="+u.Hostname(), "KUBERNETES_SERVICE_PORT="+u.Port())
+	return startPodRun(t, cmd, vip, sock)
+}
+
+// runGovsKubeconfig runs the govs binary in ns with a kubeconfig (no pod
+// volume), for the service at vip; see runGovsInPod.
+func runGovsKubeconfig(t *testing.T, ns *netns.NS, kubeconfig, vip string) podRun {
+	t.Helper()
+	dir := t.TempDir()
+	file, sock := filepath.Join(dir, "govs.yaml"), filepath.Join(dir, "govs.sock")
+	writeKubeGovsConfig(t, file, vip, "", "      kubeconfig: "+kubeconfig+"\n")
+	return startPodRun(t, exec.Command("ip", "netns", "exec", ns.Name, govsBin, "--socket", sock, "run", "-c", file), vip, sock)
+}
+
+func startPodRun(t *testing.T, cmd *exec.Cmd, vip, sock string) podRun {
+	t.Helper()
+	d := runDaemon(t, "govs", cmd, 10*time.Second)
+	waitFor(t, "govs to start", func() bool {
+		select {
+		case <-d.done:
+			t.Fatalf("govs exited: %v\n%s", d.err, d.log())
+		default:
+		}
+		return strings.Contains(d.log(), "govs running")
+	})
+	return podRun{&discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: d}, sock}
+}
+
+// writeKubeGovsConfig writes a govs config of one service at vip with
+// written real servers static (comma-separated) and a kubernetes
+// discovery block for Service web, port http, with keys (YAML lines) added.
+func writeKubeGovsConfig(t *testing.T, file, vip, static, keys string) {
+	t.Helper()
 	var written string
 	if static != "" {
 		for _, a := range strings.Split(static, ",") {
@@ -246,26 +308,20 @@ virtual_servers:
       interval: 500ms
       settle: 300ms
       drain: 2s
-    real_servers:%s
-`, vip, written))
-	u, err := url.Parse(k.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "unshare", "--mount", "--propagation", "private", "--",
-		"sh", "-c", `mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sh", vol.dir, podSADir,
-		govsBin, "--socket", sock, "run", "-c", file)
-	cmd.Env = append(os.Environ(), "KUBERNETES_SERVICE_HOST="+u.Hostname(), "KUBERNETES_SERVICE_PORT="+u.Port())
-	d := runDaemon(t, "govs (pod)", cmd, 10*time.Second)
-	waitFor(t, "govs to start", func() bool {
-		select {
-		case <-d.done:
-			t.Fatalf("govs exited: %v\n%s", d.err, d.log())
-		default:
-		}
-		return strings.Contains(d.log(), "govs running")
-	})
-	return podRun{&discoveryRun{vip: vip, key: "tcp/" + vip, api: api.NewUnixClient(sock), daemon: d}, sock}
+%s    real_servers:%s
+`, vip, keys, written))
+}
+
+// kubeconfigFor is a kubeconfig for the cluster at server, verified with
+// CA ca (PEM), with an inline token, in namespace web.
+func kubeconfigFor(server, ca, token string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: govs, user: {token: %s}}]
+contexts: [{name: govs, context: {cluster: test, user: govs, namespace: web}}]
+current-context: govs
+`, server, base64.StdEncoding.EncodeToString([]byte(ca)), token)
 }
 
 // podMountpoint makes podSADir on the host if it is missing, an empty

@@ -202,6 +202,9 @@ func (s *kubeSource) session(ctx context.Context, report func(Update)) {
 			answer()
 		case err := <-failed:
 			report(Update{Err: fmt.Errorf("%s: %w", where, err)})
+			if apierrors.IsUnauthorized(err) {
+				return // credentials rejected: read them again (as below)
+			}
 		case <-tick.C:
 			qctx, qcancel := context.WithTimeout(ctx, s.timeout)
 			err := rc.Get().Namespace(ns).Resource("endpointslices").
@@ -209,6 +212,15 @@ func (s *kubeSource) session(ctx context.Context, report func(Update)) {
 			qcancel()
 			if err != nil {
 				report(Update{Err: fmt.Errorf("%s: %w", where, err)})
+				if apierrors.IsUnauthorized(err) {
+					// The apiserver rejects the credentials: a new session
+					// reads them again at once. client-go re-reads a token
+					// file (the pod's, or a kubeconfig's tokenFile) only
+					// once its copy is 50 s old, and an inline kubeconfig
+					// token never: a token revoked when its successor is
+					// written would fail until then, or for ever.
+					return
+				}
 				continue
 			}
 			answer()
