@@ -45,7 +45,8 @@ const podSADir = "/var/run/secrets/kubernetes.io/serviceaccount"
 //     apiserver's 401 makes the source start again with the file's token;
 //   - with no token file, or a ca.crt of another CA, says why in its status
 //     and log, naming the source, and keeps the written real servers only;
-//     a token that appears later is picked up.
+//     a token that appears later, or the right CA written over the wrong
+//     one, is picked up.
 func TestDiscoveryKubernetesInCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a kube-apiserver")
@@ -225,12 +226,17 @@ func testInClusterBroken(t *testing.T, l *natLab, k *kubeCluster, ca, token stri
 	askAll(t, l, 81, "rs1")
 	askAll(t, l, 82, "rs1")
 
-	// The token appears (a kubelet late to write it): the source starts.
+	// The token appears (a kubelet late to write it), the right CA
+	// replaces the wrong one (a cluster CA rotated): the sources start,
+	// the written server staying the written one.
 	noToken.write(t, map[string]string{"token": token, "ca.crt": ca, "namespace": "web\n"})
-	waitFor(t, "the late token to be used", func() bool { return rNoToken.status(t).OK && len(rNoToken.pool(t)) == 3 })
-	p := rNoToken.pool(t)
-	if p[static] != "" || p[fmt.Sprintf("%s:8090", l.RealAddrs[1])] != "kubernetes:web" {
-		t.Errorf("pool once the token came %v", p)
+	wrongCA.write(t, map[string]string{"token": token, "ca.crt": ca, "namespace": "web\n"})
+	for name, r := range map[string]podRun{"the late token": rNoToken, "the right CA": rWrongCA} {
+		waitFor(t, name+" to be used", func() bool { return r.status(t).OK && len(r.pool(t)) == 3 })
+		p := r.pool(t)
+		if p[static] != "" || p[fmt.Sprintf("%s:8090", l.RealAddrs[1])] != "kubernetes:web" {
+			t.Errorf("pool once %s came: %v", name, p)
+		}
 	}
 }
 
