@@ -195,7 +195,8 @@ func TestDiscoveryKubernetesInCluster(t *testing.T) {
 // testInClusterBroken runs govs in pods whose volume lacks the token, or
 // whose ca.crt is another CA's, with rs1 written under real_servers: the
 // status and the log say why, naming the source, and the pool is the
-// written one only. The token-less pod then gets its token and discovers.
+// written one only. Then the token-less pod gets its token, the other the
+// right CA, and both discover.
 func testInClusterBroken(t *testing.T, l *natLab, k *kubeCluster, ca, token string) {
 	static := fmt.Sprintf("%s:8090", l.RealAddrs[0])
 	noToken := newPodVolume(t, map[string]string{"ca.crt": ca, "namespace": "web\n"})
