@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
@@ -69,6 +71,7 @@ type kubeCluster struct {
 	etcd       *daemon
 	apiserver  *daemon
 	apiCmd     []string
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error) // nil: the host's
 }
 
 const kubeAdminToken, kubeGovsToken = "govs-test-admin-token", "govs-test-discovery-token"
@@ -131,7 +134,7 @@ func startKube(t testing.TB, ns *netns.NS) *kubeCluster {
 	cfg := &rest.Config{Host: k.url, BearerToken: kubeAdminToken, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		QPS: 200, Burst: 400}
 	if ns != nil {
-		cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		k.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
 			err := ns.Do(func() (err error) {
 				c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
@@ -139,6 +142,7 @@ func startKube(t testing.TB, ns *netns.NS) *kubeCluster {
 			})
 			return c, err
 		}
+		cfg.Dial = k.dial
 	}
 	if k.cs, err = newKubeClients(cfg); err != nil {
 		t.Fatal(err)
@@ -251,10 +255,16 @@ type kubeEndpoint struct {
 // list these endpoints on the named port.
 func (k *kubeCluster) setSlice(t testing.TB, service, name, port string, number int32, eps []kubeEndpoint) {
 	t.Helper()
+	k.setSliceIn(t, "default", service, name, port, number, eps)
+}
+
+// setSliceIn is setSlice in namespace ns.
+func (k *kubeCluster) setSliceIn(t testing.TB, ns, service, name, port string, number int32, eps []kubeEndpoint) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	es := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
 			discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: "govs-test"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: &port, Port: &number}},
@@ -270,7 +280,7 @@ func (k *kubeCluster) setSlice(t testing.TB, service, name, port string, number 
 		}
 		es.Endpoints = append(es.Endpoints, ep)
 	}
-	c := k.cs.DiscoveryV1().EndpointSlices("default")
+	c := k.cs.DiscoveryV1().EndpointSlices(ns)
 	cur, err := c.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if _, err := c.Create(ctx, es, metav1.CreateOptions{}); err != nil {
@@ -282,4 +292,117 @@ func (k *kubeCluster) setSlice(t testing.TB, service, name, port string, number 
 	if _, err := c.Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("update EndpointSlice %s: %v", name, err)
 	}
+}
+
+// serviceAccount makes namespace ns and ServiceAccount name in it, bound
+// there to the docs' read-only EndpointSlice role (an RBAC subject of
+// kind ServiceAccount, as a pod's govs has).
+func (k *kubeCluster) serviceAccount(t testing.TB, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := k.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", ns, err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	if _, err := k.cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "govs-discovery", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "govs-discovery"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}}}
+	if _, err := k.cs.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("bind ServiceAccount %s/%s: %v", ns, name, err)
+	}
+}
+
+// boundToken gets a token of ServiceAccount ns/sa through the TokenRequest
+// API (as a kubelet does for a pod's projected volume), bound to a Secret
+// of its own named secret: revoke deletes that Secret, and the apiserver
+// rejects the token from then on (as it rejects a deleted pod's).
+func (k *kubeCluster) boundToken(t testing.TB, ns, sa, secret string) (token string, revoke func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := k.cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: ns}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create Secret %s/%s: %v", ns, secret, err)
+	}
+	hour := int64(3600)
+	tr, err := k.cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour, BoundObjectRef: &authenticationv1.BoundObjectReference{
+			Kind: "Secret", APIVersion: "v1", Name: secret, UID: s.UID}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for %s/%s: %v", ns, sa, err)
+	}
+	return tr.Status.Token, func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := k.cs.CoreV1().Secrets(ns).Delete(ctx, secret, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("delete Secret %s/%s: %v", ns, secret, err)
+		}
+	}
+}
+
+// tokenAccepted says whether the apiserver takes token to list
+// EndpointSlices in ns: nil when it does.
+func (k *kubeCluster) tokenAccepted(ns, token string) error {
+	c, err := discoveryv1client.NewForConfig(&rest.Config{Host: k.url, BearerToken: token,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, Dial: k.dial})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.EndpointSlices(ns).List(ctx, metav1.ListOptions{Limit: 1})
+	return err
+}
+
+// waitRejected waits until the apiserver answers 401 to token.
+func (k *kubeCluster) waitRejected(t testing.TB, ns, token string) {
+	t.Helper()
+	waitFor(t, "the apiserver to reject the revoked token", func() bool {
+		return apierrors.IsUnauthorized(k.tokenAccepted(ns, token))
+	})
+}
+
+// servingCA returns (PEM) the CA of the apiserver's self-signed serving
+// certificate (the one it makes in --cert-dir), after checking that the
+// certificate is valid for host: what a pod's ca.crt holds.
+func (k *kubeCluster) servingCA(t testing.TB, host string) string {
+	t.Helper()
+	file := filepath.Join(k.dir, "certs", "apiserver.crt")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs []*x509.Certificate
+	var ca []byte
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		certs = append(certs, c)
+		if c.IsCA {
+			ca = pem.EncodeToMemory(blk)
+		}
+	}
+	if len(certs) == 0 || ca == nil {
+		t.Fatalf("%s: no serving certificate and CA (%d certificates)", file, len(certs))
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: host}); err != nil {
+		t.Fatalf("the apiserver's serving certificate (IPs %v, names %v) is not valid for %s: %v",
+			certs[0].IPAddresses, certs[0].DNSNames, host, err)
+	}
+	return string(ca)
 }

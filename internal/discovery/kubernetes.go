@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -202,6 +203,9 @@ func (s *kubeSource) session(ctx context.Context, report func(Update)) {
 			answer()
 		case err := <-failed:
 			report(Update{Err: fmt.Errorf("%s: %w", where, err)})
+			if staleCredentials(err) {
+				return // read them again (as below)
+			}
 		case <-tick.C:
 			qctx, qcancel := context.WithTimeout(ctx, s.timeout)
 			err := rc.Get().Namespace(ns).Resource("endpointslices").
@@ -209,11 +213,28 @@ func (s *kubeSource) session(ctx context.Context, report func(Update)) {
 			qcancel()
 			if err != nil {
 				report(Update{Err: fmt.Errorf("%s: %w", where, err)})
+				if staleCredentials(err) {
+					return // a new session reads them again at once
+				}
 				continue
 			}
 			answer()
 		}
 	}
+}
+
+// staleCredentials says whether err means that what the client was built
+// with is out of date: the apiserver rejects its token (401), or serves a
+// certificate that its CA did not sign. The session then ends, and the
+// next one reads the kubeconfig, or the pod's token and ca.crt, again at
+// once. client-go itself re-reads a token file (the pod's, or a
+// kubeconfig's tokenFile) only once its copy is 50 s old, an inline
+// kubeconfig token never, and a CA never: a token revoked as its
+// successor is written, or a rotated cluster CA, would fail until then,
+// or for ever.
+func staleCredentials(err error) bool {
+	var ua x509.UnknownAuthorityError
+	return apierrors.IsUnauthorized(err) || errors.As(err, &ua)
 }
 
 // logProblems logs each slice's problem once, until it changes.

@@ -1,13 +1,22 @@
 package discovery
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
 	"net/netip"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // ep is an endpoint with the given conditions (nil: unset).
@@ -96,6 +105,30 @@ func TestKubeServersConditions(t *testing.T) {
 		}
 		if got, _ := kubeServers(dual, "http", a); addrs(got) != want {
 			t.Errorf("family %q: %q, want %q", fam, addrs(got), want)
+		}
+	}
+}
+
+// TestStaleCredentials: the errors after which a session reads its
+// credentials again, in the shapes client-go returns them.
+func TestStaleCredentials(t *testing.T) {
+	unknownCA := &url.Error{Op: "Get", URL: "https://127.0.0.1:6443/apis",
+		Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"401", apierrors.NewUnauthorized("Unauthorized"), true},
+		{"401 wrapped by the reflector", fmt.Errorf("failed to list *v1.EndpointSlice: %w", apierrors.NewUnauthorized("")), true},
+		{"unknown CA", fmt.Errorf("failed to list *v1.EndpointSlice: %w", unknownCA), true},
+		{"403", apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "", errors.New("rbac")), false},
+		{"wrong host name", &url.Error{Op: "Get", URL: "https://h", Err: x509.HostnameError{Host: "h", Certificate: &x509.Certificate{}}}, false},
+		{"connection refused", &url.Error{Op: "Get", URL: "https://h", Err: syscall.ECONNREFUSED}, false},
+		{"EOF", io.EOF, false},
+	} {
+		if got := staleCredentials(c.err); got != c.want {
+			t.Errorf("%s: staleCredentials(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
 }
