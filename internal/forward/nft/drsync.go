@@ -25,7 +25,9 @@ type DRFlow struct {
 }
 
 // DRFlows lists the flows of the DR flow maps of the families that have
-// DR services, until yield returns false.
+// DR services, from a new dump, until yield returns false. The statistics
+// then take that dump instead of one of their own (drSnapshot). yield runs
+// with the DR flow maps' lock held: it must not call the Dataplane.
 func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
 	v := d.view.Load()
 	if v == nil {
@@ -33,26 +35,35 @@ func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
 	}
 	fams := drFamilies(v)
 	d.drMu.Lock()
-	var all []drFlow
+	defer d.drMu.Unlock()
 	var errs []error
 	for f, ok := range fams {
 		if !ok {
 			continue
 		}
-		flows, _, err := d.drFlows(f == 1)
+		flows, err := d.drFlows(f == 1, 0)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		all = append(all, flows...)
-	}
-	d.drMu.Unlock()
-	for _, f := range all {
-		if !yield(DRFlow{Proto: f.proto, Client: f.client, VIP: f.vip, RealServer: f.rs, Expires: f.expires}) {
-			break
+		for i := range flows {
+			f := &flows[i]
+			if !yield(DRFlow{Proto: f.proto, Client: f.client, VIP: f.vip, RealServer: f.rs, Expires: f.expires}) {
+				return errors.Join(errs...)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// drFlowSet names the flow map of a family, for element changes.
+func drFlowSet(table string, v6 bool) *nftables.Set {
+	fam := nftables.TableFamilyIPv4
+	if v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return &nftables.Set{Table: &nftables.Table{Name: table, Family: fam}, Name: drFlowsMap, IsMap: true,
+		KeyType: drKeyType(v6), DataType: addrType(v6), HasTimeout: true}
 }
 
 // drElement is f as an element of its family's flow map (dr.go's key:
@@ -99,12 +110,7 @@ func (d *Dataplane) InstallDRFlows(flows []DRFlow) error {
 		if len(elems) == 0 {
 			continue
 		}
-		fam := nftables.TableFamilyIPv4
-		if f == 1 {
-			fam = nftables.TableFamilyIPv6
-		}
-		s := &nftables.Set{Table: &nftables.Table{Name: d.opts.Table, Family: fam}, Name: drFlowsMap, IsMap: true,
-			KeyType: drKeyType(f == 1), DataType: addrType(f == 1), HasTimeout: true}
+		s := drFlowSet(d.opts.Table, f == 1)
 		for len(elems) > 0 {
 			n := min(len(elems), maxElemsPerMsg)
 			if err := c.SetAddElements(s, elems[:n]); err != nil {

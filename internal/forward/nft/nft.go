@@ -77,13 +77,19 @@ type Dataplane struct {
 
 	stop chan struct{}
 	reap chan struct{} // a real server stopped taking new flows: collect now
-	// DR (dr.go, dr_stats.go): the flow maps' reader and what it saw.
-	drc    *nftables.Conn
-	drMu   sync.Mutex
-	drSeen map[string]flowCounters
-	drOK   error // why the kernel cannot do DR (probed at start), or nil
-	availN int   // destinations taking new flows, at the last apply
-	wg     sync.WaitGroup
+	// DR (dr.go, dr_stats.go, dr_dump.go): the flow maps' writer and
+	// reader, their last dumps, and the counters the statistics saw (and a
+	// spare map for the next read). drMu guards them.
+	drc        *nftables.Conn
+	drd        *drDumper
+	drMu       sync.Mutex
+	drSnap     [2]drSnapshot
+	drSeen     map[drFlowKey]flowCounters
+	drSeenNext map[drFlowKey]flowCounters
+	drDumps    atomic.Uint64 // dumps taken, for tests
+	drOK       error         // why the kernel cannot do DR (probed at start), or nil
+	availN     int           // destinations taking new flows, at the last apply
+	wg         sync.WaitGroup
 }
 
 // view is what the packet path and the statistics need, swapped whole on
@@ -518,6 +524,8 @@ func (d *Dataplane) Close() error {
 	if d.drc != nil {
 		d.drc.CloseLasting()
 	}
+	d.drd.close()
+	d.drd = nil
 	d.drMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", d.opts.Table, err)
