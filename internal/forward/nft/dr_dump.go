@@ -79,9 +79,9 @@ const (
 	nftaSetElemExpressions = 0xb
 )
 
-// dump reads the flow map of the family of table into out (reusing its
-// storage) and returns it.
-func (d *drDumper) dump(table string, v6 bool, out []drFlow) ([]drFlow, error) {
+// dump reads the map set (drFlowsMap or drFreshMap) of the family's table
+// into out (reusing its storage) and returns it.
+func (d *drDumper) dump(table, set string, v6 bool, out []drFlow) ([]drFlow, error) {
 	out = out[:0]
 	d.seq++
 	seq := d.seq
@@ -95,7 +95,7 @@ func (d *drDumper) dump(table string, v6 bool, out []drFlow) ([]drFlow, error) {
 	req = append(req, make([]byte, nlmsgHdrLen)...)
 	req = append(req, fam, unix.NFNETLINK_V0, 0, 0)
 	req = appendAttrString(req, unix.NFTA_SET_ELEM_LIST_TABLE, table)
-	req = appendAttrString(req, unix.NFTA_SET_ELEM_LIST_SET, drFlowsMap)
+	req = appendAttrString(req, unix.NFTA_SET_ELEM_LIST_SET, set)
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], nftGetSetElem)
 	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)

@@ -92,7 +92,7 @@ func TestDRDumperMatchesGetSetElements(t *testing.T) {
 			defer dd.close()
 			var flows []drFlow
 			for range 2 {
-				if flows, err = dd.dump("govs", v6, flows); err != nil {
+				if flows, err = dd.dump("govs", drFlowsMap, v6, flows); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -150,10 +150,10 @@ func TestDRDumperMissingTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dd.close()
-	if _, err := dd.dump("nosuchtable", false, nil); err == nil {
+	if _, err := dd.dump("nosuchtable", drFlowsMap, false, nil); err == nil {
 		t.Fatal("a dump of a missing table succeeded")
 	}
-	flows, err := dd.dump("govs", false, nil)
+	flows, err := dd.dump("govs", drFlowsMap, false, nil)
 	if err != nil || len(flows) != 10 {
 		t.Fatalf("after an error: %d flows, %v", len(flows), err)
 	}
@@ -176,7 +176,7 @@ func BenchmarkDRDump(b *testing.B) {
 		var flows []drFlow
 		b.ReportAllocs()
 		for b.Loop() {
-			if flows, err = dd.dump("govs", false, flows); err != nil || len(flows) != n {
+			if flows, err = dd.dump("govs", drFlowsMap, false, flows); err != nil || len(flows) != n {
 				b.Fatalf("%d flows, %v", len(flows), err)
 			}
 		}

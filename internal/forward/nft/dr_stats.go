@@ -35,7 +35,29 @@ type drFlow struct {
 // can do with flows that old takes it instead of dumping again.
 type drSnapshot struct {
 	flows []drFlow
-	at    time.Time // zero: none (or the last dump failed)
+	at    time.Time     // zero: none (or the last dump failed)
+	took  time.Duration // how long the last dump took
+	gen   uint64        // counts the dumps
+	fresh []drFlow      // the last dump of the fresh map (DRNewFlows)
+}
+
+// A dump of the whole flow map costs the kernel a walk of the map per
+// netlink message of 32 KiB, each from its start (nft_rhash_walk skips
+// what earlier messages had), so its cost grows with the square of the
+// map's size: 12 ms at 10,000 flows, 2-3 s at 100,000 here. The readers
+// that can wait (statistics, a stop) take a dump at most drMaxAge old:
+// the statistics interval, or twenty times the last dump's duration when
+// that is longer (at most 5% of the time dumping), never older than
+// drStaleMax.
+const (
+	drDutyCycle = 20
+	drStaleMax  = 30 * time.Second
+)
+
+// drMaxAge is how old a dump of the family's flow map may be for the
+// statistics and a stop. Called with d.drMu held.
+func (d *Dataplane) drMaxAge(v6 bool) time.Duration {
+	return min(max(d.opts.StatsInterval, drDutyCycle*d.drSnap[famIndex(v6)].took), drStaleMax)
 }
 
 // drConn is the nftables connection of the DR flow deletions and installs,
@@ -69,13 +91,14 @@ func (d *Dataplane) drFlows(v6 bool, maxAge time.Duration) ([]drFlow, error) {
 		d.drd = dd
 	}
 	start := time.Now()
-	flows, err := d.drd.dump(d.opts.Table, v6, snap.flows)
+	flows, err := d.drd.dump(d.opts.Table, drFlowsMap, v6, snap.flows)
 	snap.flows = flows[:0]
 	if err != nil {
 		snap.at = time.Time{}
 		return nil, fmt.Errorf("listing the dr flow map (%s): %w", fam2name(v6), err)
 	}
-	snap.flows, snap.at = flows, start
+	snap.flows, snap.at, snap.took = flows, start, time.Since(start)
+	snap.gen++
 	d.drDumps.Add(1)
 	return flows, nil
 }
@@ -108,6 +131,21 @@ func (d *Dataplane) collectDR(v *view) error {
 	}
 	d.drMu.Lock()
 	defer d.drMu.Unlock()
+	// Only a dump newer than the last one read here changes anything: the
+	// statistics read a dump at most drMaxAge old (one the sync took
+	// serves), so with a large map most intervals read nothing.
+	changed := false
+	for f, ok := range fams {
+		if ok {
+			if _, err := d.drFlows(f == 1, d.drMaxAge(f == 1)); err != nil {
+				return err
+			}
+			changed = changed || d.drSnap[f].gen != d.drStatsGen[f]
+		}
+	}
+	if !changed && d.drSeen != nil {
+		return nil
+	}
 	type counts struct{ active, inactive int }
 	byRS := map[*director.RealServer]*counts{}
 	reals := map[*director.VirtualService]map[netip.Addr]*director.RealServer{}
@@ -139,12 +177,13 @@ func (d *Dataplane) collectDR(v *view) error {
 		if !ok {
 			continue
 		}
-		// A dump the sync took within the interval serves (drSnapshot).
-		flows, err := d.drFlows(f == 1, d.opts.StatsInterval)
+		// (the dump just taken, or one young enough)
+		flows, err := d.drFlows(f == 1, d.drMaxAge(f == 1))
 		if err != nil {
 			firstErr = err
 			continue
 		}
+		d.drStatsGen[f] = d.drSnap[f].gen
 		for i := range flows {
 			fl := &flows[i]
 			vs := drFlowService(v, *fl)
@@ -296,7 +335,9 @@ func (d *Dataplane) drLive(v *view) int {
 		if !ok {
 			continue
 		}
-		flows, err := d.drFlows(f == 1, 0)
+		// A stop polls this every 100 ms: fresh on a small map, at most
+		// 5% of the time dumping on a large one.
+		flows, err := d.drFlows(f == 1, min(drDutyCycle*d.drSnap[f].took, drStaleMax))
 		if err != nil {
 			continue
 		}

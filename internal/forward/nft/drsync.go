@@ -56,6 +56,55 @@ func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
 	return errors.Join(errs...)
 }
 
+// DRNewFlows lists the flows created in the last few seconds (the fresh
+// map, dr.go: each new flow for drFreshTimeout after its first packet),
+// until yield returns false: a read whose cost follows the rate of new
+// flows, not the size of the flow map, so the sync can read it every 50 ms
+// and the whole map (DRFlows) seldom. Expires is the flow's timeout less
+// the time since its first packet (it may have closed since: the whole
+// map's next read tells). yield runs with the DR lock held.
+func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
+	v := d.view.Load()
+	if v == nil {
+		return nil
+	}
+	fams := drFamilies(v)
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	if d.drd == nil {
+		dd, err := newDRDumper(d.opts.NetNS)
+		if err != nil {
+			return err
+		}
+		d.drd = dd
+	}
+	var errs []error
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		snap := &d.drSnap[f]
+		flows, err := d.drd.dump(d.opts.Table, drFreshMap, f == 1, snap.fresh)
+		snap.fresh = flows[:0]
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing the dr fresh map (%s): %w", fam2name(f == 1), err))
+			continue
+		}
+		for i := range flows {
+			fl := &flows[i]
+			to := drTCPTimeout
+			if fl.proto != 6 {
+				to = drUDPTimeout
+			}
+			if !yield(DRFlow{Proto: fl.proto, Client: fl.client, VIP: fl.vip, RealServer: fl.rs,
+				Expires: to - (drFreshTimeout - fl.expires)}) {
+				return errors.Join(errs...)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // drFlowSet names the flow map of a family, for element changes.
 func drFlowSet(table string, v6 bool) *nftables.Set {
 	fam := nftables.TableFamilyIPv4

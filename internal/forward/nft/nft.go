@@ -86,6 +86,7 @@ type Dataplane struct {
 	drSnap     [2]drSnapshot
 	drSeen     map[drFlowKey]flowCounters
 	drSeenNext map[drFlowKey]flowCounters
+	drStatsGen [2]uint64     // the dumps the statistics last read
 	drDumps    atomic.Uint64 // dumps taken, for tests
 	drOK       error         // why the kernel cannot do DR (probed at start), or nil
 	availN     int           // destinations taking new flows, at the last apply
