@@ -55,7 +55,7 @@ const (
 )
 
 // drMaxAge is how old a dump of the family's flow map may be for the
-// statistics and a stop. Called with d.drMu held.
+// statistics and a stop. Called with d.drDumpMu held.
 func (d *Dataplane) drMaxAge(v6 bool) time.Duration {
 	return min(max(d.opts.StatsInterval, drDutyCycle*d.drSnap[famIndex(v6)].took), drStaleMax)
 }
@@ -76,7 +76,7 @@ func (d *Dataplane) drConn() (*nftables.Conn, error) {
 }
 
 // drFlows returns the flow map of the family as a dump at most maxAge old
-// shows it: the last one, or a new one. Called with d.drMu held; the slice
+// shows it: the last one, or a new one. Called with d.drDumpMu held; the slice
 // is valid while it is held (the next dump reuses it).
 func (d *Dataplane) drFlows(v6 bool, maxAge time.Duration) ([]drFlow, error) {
 	snap := &d.drSnap[famIndex(v6)]
@@ -129,8 +129,8 @@ func (d *Dataplane) collectDR(v *view) error {
 		d.drSeen = nil
 		return nil
 	}
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	// Only a dump newer than the last one read here changes anything: the
 	// statistics read a dump at most drMaxAge old (one the sync took
 	// serves), so with a large map most intervals read nothing.
@@ -236,11 +236,11 @@ func (d *Dataplane) collectDR(v *view) error {
 // deleteDRFlows removes the flows of vs to the real server at addr from the
 // flow map (expire_nodest_conn): their next packets are scheduled afresh.
 func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPort) (int, error) {
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
 	v6 := vsIPv6(vs)
 	flows, err := d.drFlows(v6, 0)
 	if err != nil {
+		d.drDumpMu.Unlock()
 		return 0, err
 	}
 	v := d.view.Load()
@@ -259,9 +259,12 @@ func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPo
 			del = append(del, nftables.SetElement{Key: e.Key})
 		}
 	}
+	d.drDumpMu.Unlock()
 	if len(del) == 0 {
 		return 0, nil
 	}
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
 	c, err := d.drConn()
 	if err != nil {
 		return 0, err
@@ -283,7 +286,7 @@ func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPo
 // RST and the entry has the FIN timeout or less to live) or UDP.
 func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool) error {
 	fams := drFamilies(v)
-	d.drMu.Lock()
+	d.drDumpMu.Lock()
 	var all []drFlow // a copy: the listing is written out after the lock
 	for f, ok := range fams {
 		if !ok {
@@ -291,12 +294,12 @@ func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool)
 		}
 		flows, err := d.drFlows(f == 1, 0)
 		if err != nil {
-			d.drMu.Unlock()
+			d.drDumpMu.Unlock()
 			return err
 		}
 		all = append(all, flows...)
 	}
-	d.drMu.Unlock()
+	d.drDumpMu.Unlock()
 	for _, fl := range all {
 		vs := drFlowService(v, fl)
 		if vs == nil || !v.dr[vs] {
@@ -328,8 +331,8 @@ func (d *Dataplane) drLive(v *view) int {
 		return 0
 	}
 	fams := drFamilies(v)
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	n := 0
 	for f, ok := range fams {
 		if !ok {

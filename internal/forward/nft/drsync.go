@@ -27,15 +27,15 @@ type DRFlow struct {
 // DRFlows lists the flows of the DR flow maps of the families that have
 // DR services, from a new dump, until yield returns false. The statistics
 // then take that dump instead of one of their own (drSnapshot). yield runs
-// with the DR flow maps' lock held: it must not call the Dataplane.
+// with the DR dump lock held: it must not call the Dataplane.
 func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
 	v := d.view.Load()
 	if v == nil {
 		return nil
 	}
 	fams := drFamilies(v)
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	var errs []error
 	for f, ok := range fams {
 		if !ok {
@@ -69,8 +69,8 @@ func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
 		return nil
 	}
 	fams := drFamilies(v)
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	if d.drd == nil {
 		dd, err := newDRDumper(d.opts.NetNS)
 		if err != nil {

@@ -77,12 +77,16 @@ type Dataplane struct {
 
 	stop chan struct{}
 	reap chan struct{} // a real server stopped taking new flows: collect now
-	// DR (dr.go, dr_stats.go, dr_dump.go): the flow maps' writer and
-	// reader, their last dumps, and the counters the statistics saw (and a
-	// spare map for the next read). drMu guards them.
+	// DR (dr.go, dr_stats.go, dr_dump.go): the flow maps' writer (drMu
+	// guards it), their reader and last dumps, and the counters the
+	// statistics saw with a spare map for the next read (drDumpMu guards
+	// those). Apart, so that a long dump of a large map does not hold up
+	// the installs of the sync's peers' flows. drDumpMu comes first when
+	// both are held.
 	drc        *nftables.Conn
-	drd        *drDumper
 	drMu       sync.Mutex
+	drDumpMu   sync.Mutex
+	drd        *drDumper
 	drSnap     [2]drSnapshot
 	drSeen     map[drFlowKey]flowCounters
 	drSeenNext map[drFlowKey]flowCounters
@@ -525,9 +529,11 @@ func (d *Dataplane) Close() error {
 	if d.drc != nil {
 		d.drc.CloseLasting()
 	}
+	d.drMu.Unlock()
+	d.drDumpMu.Lock()
 	d.drd.close()
 	d.drd = nil
-	d.drMu.Unlock()
+	d.drDumpMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", d.opts.Table, err)
 	}
