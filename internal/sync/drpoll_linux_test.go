@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// pollDR sends a DR flow once, again when its real server changes or its
-// peers' copy nears its end, never a peer's flow back, and a conntrack
-// refresh in between does not make it forget what it sent.
-func TestPollDR(t *testing.T) {
+// drPollDaemon is a master Daemon without sockets for the DR polls, a DR
+// flow of a client to 198.51.100.1:80, and the number of entries its node
+// sends at now.
+func drPollDaemon(t *testing.T) (*Daemon, func(client, rs string, timeout uint32) Entry, func(now time.Time) int) {
 	node, err := NewNode(Config{SyncID: 1, Node: 1, Epoch: 1, Key: testKey, MaxMessage: 1400})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{opts: Options{Refresh: 10 * time.Second}, log: slog.New(slog.DiscardHandler), node: node,
+	d := &Daemon{opts: Options{Refresh: 10 * time.Second}, log: slog.New(slog.DiscardHandler), node: node, drEvery: drPollMin,
 		told: map[Key]time.Time{}, ext: map[Key]extEntry{}, drKnown: map[Key]netip.AddrPort{}, drExt: map[Key]drExtEntry{}}
 	d.master.Store(true)
 	ap := netip.MustParseAddrPort
@@ -23,9 +23,8 @@ func TestPollDR(t *testing.T) {
 		c := ap(client)
 		return Entry{Kind: KindDR, Proto: 6, Orig: Tuple{c, ap("198.51.100.1:80")}, Reply: Tuple{ap(rs), c}, Timeout: timeout}
 	}
-	now := time.Unix(1e9, 0)
 	codec, _ := NewCodec(testKey)
-	sent := func() int {
+	sent := func(now time.Time) int {
 		node.Flush(now)
 		n := 0
 		for _, a := range node.Ready() {
@@ -39,6 +38,16 @@ func TestPollDR(t *testing.T) {
 		}
 		return n
 	}
+	return d, flow, sent
+}
+
+// pollDR sends a DR flow once, again when its real server changes or its
+// peers' copy nears its end, never a peer's flow back, and a conntrack
+// refresh in between does not make it forget what it sent.
+func TestPollDR(t *testing.T) {
+	d, flow, sentAt := drPollDaemon(t)
+	now := time.Unix(1e9, 0)
+	sent := func() int { return sentAt(now) }
 	a, b := flow("192.0.2.1:1000", "10.0.0.21:80", 900), flow("192.0.2.2:1000", "10.0.0.22:80", 900)
 	d.pollDRWith(now, []Entry{a, b}, 0, false)
 	if n := sent(); n != 2 {
@@ -83,34 +92,9 @@ func TestPollDR(t *testing.T) {
 // real server; a flow installed from a peer that is new here (scheduled
 // here afresh) is ours.
 func TestPollDRNew(t *testing.T) {
-	node, err := NewNode(Config{SyncID: 1, Node: 1, Epoch: 1, Key: testKey, MaxMessage: 1400})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{opts: Options{Refresh: 10 * time.Second}, log: slog.New(slog.DiscardHandler), node: node, drEvery: drPollMin,
-		told: map[Key]time.Time{}, ext: map[Key]extEntry{}, drKnown: map[Key]netip.AddrPort{}, drExt: map[Key]drExtEntry{}}
-	d.master.Store(true)
-	ap := netip.MustParseAddrPort
-	flow := func(client, rs string, timeout uint32) Entry {
-		c := ap(client)
-		return Entry{Kind: KindDR, Proto: 6, Orig: Tuple{c, ap("198.51.100.1:80")}, Reply: Tuple{ap(rs), c}, Timeout: timeout}
-	}
+	d, flow, sentAt := drPollDaemon(t)
 	now := time.Unix(1e9, 0)
-	codec, _ := NewCodec(testKey)
-	sent := func() int {
-		node.Flush(now)
-		n := 0
-		for _, a := range node.Ready() {
-			if a.Kind == ActSend {
-				m, err := codec.Decode(a.Data, 1, MaxMessage)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n += len(m.Entries)
-			}
-		}
-		return n
-	}
+	sent := func() int { return sentAt(now) }
 	a := flow("192.0.2.1:1000", "10.0.0.21:80", 900)
 	d.pollDRNew(now, []Entry{a}, time.Millisecond)
 	if n := sent(); n != 1 {

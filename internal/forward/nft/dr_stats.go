@@ -75,6 +75,19 @@ func (d *Dataplane) drConn() (*nftables.Conn, error) {
 	return c, nil
 }
 
+// dumper is the flow maps' reader, opened on first use. Called with
+// d.drDumpMu held.
+func (d *Dataplane) dumper() (*drDumper, error) {
+	if d.drd == nil {
+		dd, err := newDRDumper(d.opts.NetNS)
+		if err != nil {
+			return nil, err
+		}
+		d.drd = dd
+	}
+	return d.drd, nil
+}
+
 // drFlows returns the flow map of the family as a dump at most maxAge old
 // shows it: the last one, or a new one. Called with d.drDumpMu held; the slice
 // is valid while it is held (the next dump reuses it).
@@ -83,15 +96,12 @@ func (d *Dataplane) drFlows(v6 bool, maxAge time.Duration) ([]drFlow, error) {
 	if !snap.at.IsZero() && time.Since(snap.at) <= maxAge {
 		return snap.flows, nil
 	}
-	if d.drd == nil {
-		dd, err := newDRDumper(d.opts.NetNS)
-		if err != nil {
-			return nil, err
-		}
-		d.drd = dd
+	dd, err := d.dumper()
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
-	flows, err := d.drd.dump(d.opts.Table, drFlowsMap, v6, snap.flows)
+	flows, err := dd.dump(d.opts.Table, drFlowsMap, v6, snap.flows)
 	snap.flows = flows[:0]
 	if err != nil {
 		snap.at = time.Time{}

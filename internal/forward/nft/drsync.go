@@ -29,11 +29,7 @@ type DRFlow struct {
 // then take that dump instead of one of their own (drSnapshot). yield runs
 // with the DR dump lock held: it must not call the Dataplane.
 func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
-	v := d.view.Load()
-	if v == nil {
-		return nil
-	}
-	fams := drFamilies(v)
+	fams := d.drServed()
 	d.drDumpMu.Lock()
 	defer d.drDumpMu.Unlock()
 	var errs []error
@@ -64,19 +60,12 @@ func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
 // the time since its first packet (it may have closed since: the whole
 // map's next read tells). yield runs with the DR lock held.
 func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
-	v := d.view.Load()
-	if v == nil {
-		return nil
-	}
-	fams := drFamilies(v)
+	fams := d.drServed()
 	d.drDumpMu.Lock()
 	defer d.drDumpMu.Unlock()
-	if d.drd == nil {
-		dd, err := newDRDumper(d.opts.NetNS)
-		if err != nil {
-			return err
-		}
-		d.drd = dd
+	dd, err := d.dumper()
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for f, ok := range fams {
@@ -84,7 +73,7 @@ func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
 			continue
 		}
 		snap := &d.drSnap[f]
-		flows, err := d.drd.dump(d.opts.Table, drFreshMap, f == 1, snap.fresh)
+		flows, err := dd.dump(d.opts.Table, drFreshMap, f == 1, snap.fresh)
 		snap.fresh = flows[:0]
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing the dr fresh map (%s): %w", fam2name(f == 1), err))
@@ -103,6 +92,14 @@ func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// drServed reports which families have DR services now.
+func (d *Dataplane) drServed() [2]bool {
+	if v := d.view.Load(); v != nil {
+		return drFamilies(v)
+	}
+	return [2]bool{}
 }
 
 // drFlowSet names the flow map of a family, for element changes.
