@@ -112,7 +112,7 @@ type Templates interface {
 // the last seconds (DRNewFlows, a read that costs what the rate of new
 // flows costs) every drPollMin, or less often when that read takes long;
 // the whole flow map (DRFlows, whose read grows with the square of its
-// size) every drPollMin on a small map, and at most 5% of the time on a
+// size) every drFullMin on a small map, and at most 5% of the time on a
 // large one, at least every drFullMax.
 type DRFlows interface {
 	DRFlows(yield func(e Entry) bool) error
@@ -131,6 +131,7 @@ type DRFlows interface {
 const (
 	drPollMin  = 50 * time.Millisecond
 	drPollMax  = time.Second
+	drFullMin  = time.Second // (the statistics read it as often: one read serves both)
 	drFullMax  = 30 * time.Second
 	drDutyCost = 20 // a read every 20 times its duration: 5% of the time
 )
@@ -784,10 +785,10 @@ type drDumpResult struct {
 }
 
 // pollDRWith is pollDR on a read of the whole map that took took. The
-// whole map is read again after twenty times that, within drPollMin and
-// drFullMax.
+// whole map is read again after twenty times that, within drFullMin and
+// drFullMax: the new flows come from pollDRNew meanwhile.
 func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, seed bool) {
-	d.drFullEvery = min(max(drDutyCost*took, drPollMin), drFullMax)
+	d.drFullEvery = min(max(drDutyCost*took, drFullMin), drFullMax)
 	d.drFullNext = now.Add(d.drFullEvery)
 	d.drEvery = min(d.drEvery, d.drFullEvery)
 	if d.drEvery <= 0 {
