@@ -46,6 +46,10 @@ func (l *syncLab) drConfig(d *syncDirector, prio int) string {
 	if prio > 100 {
 		state = "MASTER"
 	}
+	syncSection := fmt.Sprintf("sync: {interface: eth1, key_file: %s, sync_id: 5, resync_timeout: 3s}\n", filepath.Join(l.dir, "sync.key"))
+	if l.noSync {
+		syncSection = ""
+	}
 	return fmt.Sprintf(`api: {socket: %s}
 virtual_servers:
   - name: web
@@ -54,8 +58,7 @@ virtual_servers:
     forwarding: dr
     scheduler: rr
     real_servers: [{address: 10.92.0.21:80}, {address: 10.92.0.22:80}, {address: 10.92.0.23:80}]
-sync: {interface: eth1, key_file: %s, sync_id: 5, resync_timeout: 3s}
-vrrp_instances:
+%s%svrrp_instances:
   - name: VI_1
     interface: eth0
     virtual_router_id: 61
@@ -64,7 +67,7 @@ vrrp_instances:
     advert_int: 200ms
     state: %s
     virtual_ipaddresses: [%s/24]
-`, d.sock, syncVIP, filepath.Join(l.dir, "sync.key"), prio, state, syncVIP)
+`, d.sock, syncVIP, l.services, syncSection, prio, state, syncVIP)
 }
 
 // waitDRSynced waits until d's DR flow map holds every connection with its

@@ -28,13 +28,20 @@ func drSource(dp *forward.Multi, s *config.Sync) connsync.DRFlows {
 }
 
 func (s syncDR) DRFlows(yield func(connsync.Entry) bool) error {
-	return s.k.DRFlows(func(f nft.DRFlow) bool {
-		c := netip.AddrPortFrom(f.Client.Addr().Unmap(), f.Client.Port())
-		v := netip.AddrPortFrom(f.VIP.Addr().Unmap(), f.VIP.Port())
-		return yield(connsync.Entry{Kind: connsync.KindDR, Proto: f.Proto, Timeout: uint32((f.Expires + time.Second - 1) / time.Second),
-			Orig:  connsync.Tuple{Src: c, Dst: v},
-			Reply: connsync.Tuple{Src: netip.AddrPortFrom(f.RealServer.Unmap(), v.Port()), Dst: c}})
-	})
+	return s.k.DRFlows(func(f nft.DRFlow) bool { return yield(drEntry(f)) })
+}
+
+func (s syncDR) DRNewFlows(yield func(connsync.Entry) bool) error {
+	return s.k.DRNewFlows(func(f nft.DRFlow) bool { return yield(drEntry(f)) })
+}
+
+// drEntry is a DR flow as the sync carries it.
+func drEntry(f nft.DRFlow) connsync.Entry {
+	c := netip.AddrPortFrom(f.Client.Addr().Unmap(), f.Client.Port())
+	v := netip.AddrPortFrom(f.VIP.Addr().Unmap(), f.VIP.Port())
+	return connsync.Entry{Kind: connsync.KindDR, Proto: f.Proto, Timeout: uint32((f.Expires + time.Second - 1) / time.Second),
+		Orig:  connsync.Tuple{Src: c, Dst: v},
+		Reply: connsync.Tuple{Src: netip.AddrPortFrom(f.RealServer.Unmap(), v.Port()), Dst: c}}
 }
 
 func (s syncDR) InstallDRFlows(es []connsync.Entry) error {

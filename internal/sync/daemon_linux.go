@@ -108,19 +108,32 @@ type Templates interface {
 // DRFlows gives the sync the DR flows (flow -> real server) of the DR
 // dataplane, as entries of KindDR: Orig the client to the VIP, Reply.Src
 // the real server (the VIP's port), Timeout what the flow has left. DR
-// flows make no conntrack entry, so they are polled: every drPollMin, or
-// less often when a dump takes long (at most 5% of the time dumping).
+// flows make no conntrack entry, so they are polled: the flows created in
+// the last seconds (DRNewFlows, a read that costs what the rate of new
+// flows costs) every drPollMin, or less often when that read takes long;
+// the whole flow map (DRFlows, whose read grows with the square of its
+// size) every drFullMin on a small map, and at most 5% of the time on a
+// large one, at least every drFullMax.
 type DRFlows interface {
 	DRFlows(yield func(e Entry) bool) error
+	// DRNewFlows lists the flows created here in the last seconds (not
+	// those installed from peers).
+	DRNewFlows(yield func(e Entry) bool) error
 	// InstallDRFlows adds peers' flows to the flow map; a flow there
 	// already keeps its real server.
 	InstallDRFlows(es []Entry) error
 }
 
-// DR flow polling bounds.
+// DR flow polling bounds: drPollMax stays under the time a new flow stays
+// listed by DRNewFlows (3 s), so none is missed; drFullMax bounds how late
+// the whole map's reads are (refreshes near the peers' copies' end, flows
+// that ended here forgotten, flows that moved here from a peer).
 const (
-	drPollMin = 50 * time.Millisecond
-	drPollMax = 2 * time.Second
+	drPollMin  = 50 * time.Millisecond
+	drPollMax  = time.Second
+	drFullMin  = time.Second // (the statistics read it as often: one read serves both)
+	drFullMax  = 30 * time.Second
+	drDutyCost = 20 // a read every 20 times its duration: 5% of the time
 )
 
 // Daemon runs a Node over UDP and the local conntrack table: it sends the
@@ -148,7 +161,10 @@ type Daemon struct {
 	// traffic keeps it), not to be sent back.
 	drKnown map[Key]netip.AddrPort
 	drExt   map[Key]drExtEntry
-	drEvery time.Duration
+	drEvery time.Duration // between reads (of the new flows, or the whole map)
+	// the whole map's reads: how often, and when the next is due
+	drFullEvery time.Duration
+	drFullNext  time.Time
 
 	packets chan packet
 	evs     chan []ctEvent
@@ -248,6 +264,9 @@ func Start(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// syncRcvBuf is the sync socket's receive buffer.
+const syncRcvBuf = 8 << 20
+
 func (d *Daemon) openSocket(ifi *net.Interface, v6 bool) error {
 	network := "udp4"
 	if v6 {
@@ -259,6 +278,14 @@ func (d *Daemon) openSocket(ifi *net.Interface, v6 bool) error {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 			if serr == nil && ifi != nil {
 				serr = unix.BindToDevice(int(fd), ifi.Name)
+			}
+			// A bulk resync or a burst of new DR flows is thousands of
+			// datagrams at once: the default buffer (about 90 of them)
+			// overflows while the loop installs, and every loss costs a
+			// NACK and a retransmission, or a whole resync. Past
+			// rmem_max as root; best effort otherwise.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, syncRcvBuf) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, syncRcvBuf)
 			}
 		})
 		return serr
@@ -479,9 +506,13 @@ func (d *Daemon) loop() {
 			}
 		case <-drTick:
 			d.wg.Add(1)
-			go d.drDumped()
+			go d.drDumped(!time.Now().Before(d.drFullNext))
 		case r := <-d.drDump:
-			d.pollDRWith(time.Now(), r.flows, r.took, false)
+			if r.full {
+				d.pollDRWith(time.Now(), r.flows, r.took, false)
+			} else {
+				d.pollDRNew(time.Now(), r.flows, r.took)
+			}
 			drTimer.Reset(d.drEvery)
 		case reply := <-d.status:
 			reply <- d.snapshot(time.Now())
@@ -683,7 +714,7 @@ func (d *Daemon) perform() {
 					d.log.Warn("connection sync: conntrack dump for a resync", "err", err)
 					continue
 				}
-				entries = append(entries, d.drFlows()...)
+				entries = append(entries, d.drFlows(false)...)
 				tpls := d.templates(true)
 				d.log.Info("connection sync: sending the table to a peer", "peer", d.peerName(a.Peer), "flows", len(entries), "templates", len(tpls))
 				entries = append(entries, tpls...)
@@ -704,39 +735,45 @@ func (d *Daemon) perform() {
 	}
 }
 
-// drFlows lists the DR flows here (nil without DR).
-func (d *Daemon) drFlows() []Entry {
+// drFlows lists the DR flows here (nil without DR): the whole map, or
+// only the flows created in the last seconds.
+func (d *Daemon) drFlows(onlyNew bool) []Entry {
 	if d.opts.DR == nil {
 		return nil
 	}
 	var out []Entry
-	if err := d.opts.DR.DRFlows(func(e Entry) bool { out = append(out, e); return true }); err != nil {
+	list := d.opts.DR.DRFlows
+	if onlyNew {
+		list = d.opts.DR.DRNewFlows
+	}
+	if err := list(func(e Entry) bool { out = append(out, e); return true }); err != nil {
 		d.log.Warn("connection sync: listing the DR flows", "err", err)
 	}
 	return out
 }
 
-// pollDR dumps the DR flow map and sends what the peers lack: new flows,
-// flows whose real server changed, and flows kept alive here whose peers'
-// copies would expire before the next refresh. With seed it only records
-// the flows as known to the peers (at start: a peer that wants them asks
-// with a resync). Flows installed from peers are not sent back until
-// traffic here keeps them alive longer than their peers' copy (they moved
-// here). The poll interval follows the dump's cost: twenty times its
-// duration, within drPollMin and drPollMax.
+// pollDR reads the whole DR flow map and sends what the peers lack: new
+// flows, flows whose real server changed, and flows kept alive here whose
+// peers' copies would expire before the next refresh. With seed it only
+// records the flows as known to the peers (at start: a peer that wants
+// them asks with a resync). Flows installed from peers are not sent back
+// until traffic here keeps them alive longer than their peers' copy (they
+// moved here). Between two reads of the whole map, the new flows are read
+// (pollDRNew) and sent at once.
 func (d *Daemon) pollDR(now time.Time, seed bool) {
 	start := time.Now()
-	flows := d.drFlows()
+	flows := d.drFlows(false)
 	d.pollDRWith(now, flows, time.Since(start), seed)
 }
 
-// drDumped lists the DR flows apart from the loop (as refreshDumped).
-func (d *Daemon) drDumped() {
+// drDumped lists the DR flows apart from the loop (as refreshDumped): the
+// whole map when full, else the new flows.
+func (d *Daemon) drDumped(full bool) {
 	defer d.wg.Done()
 	start := time.Now()
-	flows := d.drFlows()
+	flows := d.drFlows(!full)
 	select {
-	case d.drDump <- drDumpResult{flows, time.Since(start)}:
+	case d.drDump <- drDumpResult{flows, time.Since(start), full}:
 	case <-d.quit:
 	}
 }
@@ -744,11 +781,22 @@ func (d *Daemon) drDumped() {
 type drDumpResult struct {
 	flows []Entry
 	took  time.Duration
+	full  bool
 }
 
-// pollDRWith is pollDR on a dump that took took.
+// pollDRWith is pollDR on a read of the whole map that took took. The
+// whole map is read again after twenty times that, within drFullMin and
+// drFullMax: the new flows come from pollDRNew meanwhile.
 func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, seed bool) {
-	d.drEvery = min(max(20*took, drPollMin), drPollMax)
+	d.drFullEvery = min(max(drDutyCost*took, drFullMin), drFullMax)
+	d.drFullNext = now.Add(d.drFullEvery)
+	d.drEvery = min(d.drEvery, d.drFullEvery)
+	if d.drEvery <= 0 {
+		d.drEvery = d.drFullEvery
+	}
+	// A flow kept alive here is sent again when its peers' copy would
+	// expire before the next two refreshes, or two reads of the whole map.
+	margin := 2 * max(d.opts.Refresh, d.drFullEvery)
 	seen := make(map[Key]bool, len(flows))
 	for i := range flows {
 		e := &flows[i]
@@ -770,7 +818,7 @@ func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, se
 			continue
 		}
 		peer := d.told[k]
-		if !known || rs != e.Reply.Src || (peer.Sub(now) < 2*d.opts.Refresh && local.Sub(peer) > d.opts.Refresh/2) {
+		if !known || rs != e.Reply.Src || (peer.Sub(now) < margin && local.Sub(peer) > d.opts.Refresh/2) {
 			d.told[k] = local
 			if d.master.Load() {
 				d.node.Add(now, *e)
@@ -786,6 +834,29 @@ func (d *Daemon) pollDRWith(now time.Time, flows []Entry, took time.Duration, se
 	for k, x := range d.drExt {
 		if !seen[k] && now.After(x.expires) {
 			delete(d.drExt, k)
+		}
+	}
+}
+
+// pollDRNew sends the new flows of a read that took took (DRNewFlows)
+// that the peers lack: a flow not sent yet, or sent with another real
+// server. The new flows are read again after twenty times that, within
+// drPollMin and drPollMax.
+func (d *Daemon) pollDRNew(now time.Time, flows []Entry, took time.Duration) {
+	d.drEvery = min(max(drDutyCost*took, drPollMin), drPollMax)
+	for i := range flows {
+		e := &flows[i]
+		k := e.Key()
+		// Scheduled here (a peer's install is never new here): ours,
+		// whatever a peer had for it.
+		delete(d.drExt, k)
+		if rs, known := d.drKnown[k]; known && rs == e.Reply.Src {
+			continue
+		}
+		d.drKnown[k] = e.Reply.Src
+		d.told[k] = now.Add(time.Duration(e.Timeout) * time.Second)
+		if d.master.Load() {
+			d.node.Add(now, *e)
 		}
 	}
 }

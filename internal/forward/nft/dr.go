@@ -38,6 +38,9 @@ import (
 //	map flows      flow -> RIP, dynamic, with timeouts; made with the
 //	               table and never replaced, so no change of the service
 //	               chains moves a pinned flow
+//	map fresh      flow -> RIP of the flows created in the last
+//	               drFreshTimeout (dr_stats.go): what the connection sync
+//	               reads often, instead of the whole of flows
 //
 // A flow is (protocol, client address, client port, VIP, VIP port).
 
@@ -55,6 +58,12 @@ const (
 	// instead of bringing the flow back to the established one, so closed
 	// connections count inactive (lc, wlc) and leave the map in 120 s.
 	drClosingSet = "closing"
+	// drFreshMap holds each new flow (with its real server) for
+	// drFreshTimeout after its first packet: the connection sync reads
+	// it every 50 ms or so, a cost that follows the rate of new flows,
+	// and reads the whole flow map only seldom (drsync.go).
+	drFreshMap     = "fresh"
+	drFreshTimeout = 3 * time.Second
 )
 
 // nftDynsetOpDelete is NFT_DYNSET_OP_DELETE (x/sys does not have it).
@@ -70,6 +79,7 @@ type drFam struct {
 	in, pick    *nftables.Chain
 	flows       *nftables.Set
 	closing     *nftables.Set
+	fresh       *nftables.Set // nil: new flows are not recorded apart (the probe)
 	chains, set []string
 }
 
@@ -126,6 +136,8 @@ func (r *ruleset) drBegin(c batch, plans []*plan, replace bool) [2]*drFam {
 				Timeout: drTCPTimeout, Size: drFlowsMax, Counter: true, KeyType: drKeyType(v6), DataType: addrType(v6)},
 			closing: &nftables.Set{Table: t, Name: drClosingSet, Dynamic: true, HasTimeout: true,
 				Timeout: drFinTimeout, Size: drFlowsMax, KeyType: drKeyType(v6)},
+			fresh: &nftables.Set{Table: t, Name: drFreshMap, IsMap: true, Dynamic: true, HasTimeout: true,
+				Timeout: drFreshTimeout, Size: drFlowsMax, KeyType: drKeyType(v6), DataType: addrType(v6)},
 		}
 		if kept {
 			c.FlushChain(d.in)
@@ -144,6 +156,7 @@ func (r *ruleset) drBegin(c batch, plans []*plan, replace bool) [2]*drFam {
 			c.AddChain(d.pick)
 			c.AddSet(numbered(d.flows), nil)
 			c.AddSet(numbered(d.closing), nil)
+			c.AddSet(numbered(d.fresh), nil)
 		}
 		drICMPRules(c, d)
 		out[f] = d
@@ -207,16 +220,21 @@ func drKey(v6 bool) []expr.Any {
 // the chosen real server's address in the data register. The flow is
 // recorded (or refreshed) with timeout, looked up again (two first packets
 // racing: the map keeps the first one's choice, and both go there), copied
-// to its real server and the original dropped.
-func drForward(d *drFam, timeout time.Duration) []expr.Any {
+// to its real server and the original dropped. A new flow (isNew: the
+// rules that schedule) is recorded in the fresh map too, with the real
+// server it got.
+func drForward(d *drFam, timeout time.Duration, isNew bool) []expr.Any {
 	_, data := drRegs(d.v6)
-	return []expr.Any{
+	e := []expr.Any{
 		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: unix.NFT_DYNSET_OP_UPDATE,
 			Timeout: timeout},
 		&expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name},
-		&expr.Dup{RegAddr: data},
-		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
+	if isNew && d.fresh != nil {
+		e = append(e, &expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.fresh.Name,
+			Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: drFreshTimeout})
+	}
+	return append(e, &expr.Dup{RegAddr: data}, &expr.Verdict{Kind: expr.VerdictDrop})
 }
 
 func protoTimeout(p *plan) time.Duration {
@@ -236,7 +254,7 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 	pinned := func(pre []expr.Any, timeout time.Duration) {
 		e := append(drKey(d.v6), pre...)
 		e = append(e, &expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name})
-		c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(e, drForward(d, timeout)...)})
+		c.AddRule(&nftables.Rule{Table: d.t, Chain: ch, Exprs: append(e, drForward(d, timeout, false)...)})
 	}
 	if p.proto == unix.IPPROTO_TCP && !drain {
 		if err := drReuse(x, d, p, ch, name); err != nil {
@@ -294,7 +312,7 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 		}
 		e := append(gen, &expr.Lookup{SourceRegister: data, DestRegister: data, IsDestRegSet: true, SetName: s.Name, SetID: s.ID})
 		e = append(e, drKey(d.v6)...)
-		c.AddRule(&nftables.Rule{Table: d.t, Chain: chain, Exprs: append(e, drForward(d, protoTimeout(p))...)})
+		c.AddRule(&nftables.Rule{Table: d.t, Chain: chain, Exprs: append(e, drForward(d, protoTimeout(p), true)...)})
 		return nil
 	}
 	n := uint32(len(p.slots))
@@ -363,7 +381,7 @@ func programDR(x *txn, d *drFam, p *plan, q queueConfig, drain bool) error {
 			}
 			e = append(e, restoreMark(p)...)
 			e = append(e, drKey(d.v6)...)
-			c.AddRule(&nftables.Rule{Table: d.t, Chain: pch, Exprs: append(e, drForward(d, protoTimeout(p))...)})
+			c.AddRule(&nftables.Rule{Table: d.t, Chain: pch, Exprs: append(e, drForward(d, protoTimeout(p), true)...)})
 		}
 		// Fail-open fallback: unmarked flows go round-robin.
 		if err := slotRule(pch, []expr.Any{&expr.Numgen{Register: data, Modulus: n, Type: unix.NFT_NG_INCREMENTAL}}); err != nil {

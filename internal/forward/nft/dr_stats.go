@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -21,7 +20,6 @@ import (
 
 // drFlow is one element of a flow map.
 type drFlow struct {
-	key     string // the element's key bytes, identity between dumps
 	proto   uint8
 	client  netip.AddrPort
 	vip     netip.AddrPort
@@ -29,13 +27,42 @@ type drFlow struct {
 	expires time.Duration
 	pkts    uint64
 	bytes   uint64
-	elem    nftables.SetElement
 	v6      bool
 }
 
-// drConn is the nftables connection of the DR statistics and flow
-// deletions, apart from the one that programs the rules (a Conn batches
-// messages and must not be shared between goroutines).
+// drSnapshot is the last dump of a family's flow map, shared by its
+// readers (statistics, sync, the connection list, a stop): a reader that
+// can do with flows that old takes it instead of dumping again.
+type drSnapshot struct {
+	flows []drFlow
+	at    time.Time     // zero: none (or the last dump failed)
+	took  time.Duration // how long the last dump took
+	gen   uint64        // counts the dumps
+	fresh []drFlow      // the last dump of the fresh map (DRNewFlows)
+}
+
+// A dump of the whole flow map costs the kernel a walk of the map per
+// netlink message of 32 KiB, each from its start (nft_rhash_walk skips
+// what earlier messages had), so its cost grows with the square of the
+// map's size: 12 ms at 10,000 flows, 2-3 s at 100,000 here. The readers
+// that can wait (statistics, a stop) take a dump at most drMaxAge old:
+// the statistics interval, or twenty times the last dump's duration when
+// that is longer (at most 5% of the time dumping), never older than
+// drStaleMax.
+const (
+	drDutyCycle = 20
+	drStaleMax  = 30 * time.Second
+)
+
+// drMaxAge is how old a dump of the family's flow map may be for the
+// statistics and a stop. Called with d.drDumpMu held.
+func (d *Dataplane) drMaxAge(v6 bool) time.Duration {
+	return min(max(d.opts.StatsInterval, drDutyCycle*d.drSnap[famIndex(v6)].took), drStaleMax)
+}
+
+// drConn is the nftables connection of the DR flow deletions and installs,
+// apart from the one that programs the rules (a Conn batches messages and
+// must not be shared between goroutines).
 func (d *Dataplane) drConn() (*nftables.Conn, error) {
 	if d.drc != nil {
 		return d.drc, nil
@@ -48,43 +75,42 @@ func (d *Dataplane) drConn() (*nftables.Conn, error) {
 	return c, nil
 }
 
-// drFlows dumps the flow map of the family. Called with d.drMu held.
-func (d *Dataplane) drFlows(v6 bool) ([]drFlow, *nftables.Set, error) {
-	c, err := d.drConn()
-	if err != nil {
-		return nil, nil, err
-	}
-	fam := nftables.TableFamilyIPv4
-	if v6 {
-		fam = nftables.TableFamilyIPv6
-	}
-	s := &nftables.Set{Table: &nftables.Table{Name: d.opts.Table, Family: fam}, Name: drFlowsMap, IsMap: true,
-		KeyType: drKeyType(v6), DataType: addrType(v6)}
-	elems, err := c.GetSetElements(s)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing the dr flow map (%s): %w", fam2name(v6), err)
-	}
-	al := 4
-	if v6 {
-		al = 16
-	}
-	out := make([]drFlow, 0, len(elems))
-	for _, e := range elems {
-		k := e.Key
-		if len(k) < 4+al+4+al+4 || len(e.Val) < al {
-			continue
+// dumper is the flow maps' reader, opened on first use. Called with
+// d.drDumpMu held.
+func (d *Dataplane) dumper() (*drDumper, error) {
+	if d.drd == nil {
+		dd, err := newDRDumper(d.opts.NetNS)
+		if err != nil {
+			return nil, err
 		}
-		addr := func(b []byte) netip.Addr { a, _ := netip.AddrFromSlice(b); return a }
-		f := drFlow{key: string(k), proto: k[0], v6: v6, elem: e, expires: e.Expires,
-			client: netip.AddrPortFrom(addr(k[4:4+al]), binary.BigEndian.Uint16(k[4+al:])),
-			vip:    netip.AddrPortFrom(addr(k[8+al:8+2*al]), binary.BigEndian.Uint16(k[8+2*al:])),
-			rs:     addr(e.Val[:al])}
-		if e.Counter != nil {
-			f.pkts, f.bytes = e.Counter.Packets, e.Counter.Bytes
-		}
-		out = append(out, f)
+		d.drd = dd
 	}
-	return out, s, nil
+	return d.drd, nil
+}
+
+// drFlows returns the flow map of the family as a dump at most maxAge old
+// shows it: the last one, or a new one. Called with d.drDumpMu held; the slice
+// is valid while it is held (the next dump reuses it).
+func (d *Dataplane) drFlows(v6 bool, maxAge time.Duration) ([]drFlow, error) {
+	snap := &d.drSnap[famIndex(v6)]
+	if !snap.at.IsZero() && time.Since(snap.at) <= maxAge {
+		return snap.flows, nil
+	}
+	dd, err := d.dumper()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	flows, err := dd.dump(d.opts.Table, drFlowsMap, v6, snap.flows)
+	snap.flows = flows[:0]
+	if err != nil {
+		snap.at = time.Time{}
+		return nil, fmt.Errorf("listing the dr flow map (%s): %w", fam2name(v6), err)
+	}
+	snap.flows, snap.at, snap.took = flows, start, time.Since(start)
+	snap.gen++
+	d.drDumps.Add(1)
+	return flows, nil
 }
 
 func fam2name(v6 bool) string {
@@ -113,8 +139,23 @@ func (d *Dataplane) collectDR(v *view) error {
 		d.drSeen = nil
 		return nil
 	}
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
+	// Only a dump newer than the last one read here changes anything: the
+	// statistics read a dump at most drMaxAge old (one the sync took
+	// serves), so with a large map most intervals read nothing.
+	changed := false
+	for f, ok := range fams {
+		if ok {
+			if _, err := d.drFlows(f == 1, d.drMaxAge(f == 1)); err != nil {
+				return err
+			}
+			changed = changed || d.drSnap[f].gen != d.drStatsGen[f]
+		}
+	}
+	if !changed && d.drSeen != nil {
+		return nil
+	}
 	type counts struct{ active, inactive int }
 	byRS := map[*director.RealServer]*counts{}
 	reals := map[*director.VirtualService]map[netip.Addr]*director.RealServer{}
@@ -133,19 +174,29 @@ func (d *Dataplane) collectDR(v *view) error {
 		}
 		reals[vs] = m
 	}
-	seen := map[string]flowCounters{}
+	// The counters seen at this read go into the spare map, which then
+	// becomes the current one: two maps reused, not one allocated per
+	// read (each holds every flow).
+	seen := d.drSeenNext
+	if seen == nil {
+		seen = map[drFlowKey]flowCounters{}
+	}
+	clear(seen)
 	var firstErr error
 	for f, ok := range fams {
 		if !ok {
 			continue
 		}
-		flows, _, err := d.drFlows(f == 1)
+		// (the dump just taken, or one young enough)
+		flows, err := d.drFlows(f == 1, d.drMaxAge(f == 1))
 		if err != nil {
 			firstErr = err
 			continue
 		}
-		for _, fl := range flows {
-			vs := drFlowService(v, fl)
+		d.drStatsGen[f] = d.drSnap[f].gen
+		for i := range flows {
+			fl := &flows[i]
+			vs := drFlowService(v, *fl)
 			if vs == nil || !v.dr[vs] {
 				continue
 			}
@@ -163,8 +214,9 @@ func (d *Dataplane) collectDR(v *view) error {
 				}
 			}
 			now := flowCounters{inPkts: fl.pkts, inBytes: fl.bytes}
-			prev, known := d.drSeen[fl.key]
-			seen[fl.key] = now
+			k := fl.key()
+			prev, known := d.drSeen[k]
+			seen[k] = now
 			if !known && v.modes[vs] != modeQueue {
 				vs.Stats.Conns.Add(1)
 				if rs != nil {
@@ -184,7 +236,7 @@ func (d *Dataplane) collectDR(v *view) error {
 	if firstErr != nil {
 		return firstErr
 	}
-	d.drSeen = seen
+	d.drSeen, d.drSeenNext = seen, d.drSeen
 	for rs, c := range byRS {
 		setCounts(rs.Dest, c.active, c.inactive)
 	}
@@ -194,28 +246,40 @@ func (d *Dataplane) collectDR(v *view) error {
 // deleteDRFlows removes the flows of vs to the real server at addr from the
 // flow map (expire_nodest_conn): their next packets are scheduled afresh.
 func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPort) (int, error) {
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
 	v6 := vsIPv6(vs)
-	flows, s, err := d.drFlows(v6)
+	flows, err := d.drFlows(v6, 0)
 	if err != nil {
+		d.drDumpMu.Unlock()
 		return 0, err
 	}
 	v := d.view.Load()
 	var del []nftables.SetElement
-	for _, fl := range flows {
+	for i := range flows {
+		fl := &flows[i]
 		mine := fl.vip == vs.Address && fl.proto == desired.Protocol(vs.Protocol).Number()
 		if vs.FWMark != 0 {
-			mine = v != nil && drFlowService(v, fl) == vs
+			mine = v != nil && drFlowService(v, *fl) == vs
 		}
 		if mine && fl.rs == addr.Addr() {
-			del = append(del, nftables.SetElement{Key: fl.elem.Key})
+			e, _, err := drElement(DRFlow{Proto: fl.proto, Client: fl.client, VIP: fl.vip, RealServer: fl.rs})
+			if err != nil {
+				continue
+			}
+			del = append(del, nftables.SetElement{Key: e.Key})
 		}
 	}
+	d.drDumpMu.Unlock()
 	if len(del) == 0 {
 		return 0, nil
 	}
-	c := d.drc
+	d.drMu.Lock()
+	defer d.drMu.Unlock()
+	c, err := d.drConn()
+	if err != nil {
+		return 0, err
+	}
+	s := drFlowSet(d.opts.Table, v6)
 	for i := 0; i < len(del); i += maxElemsPerMsg {
 		if err := c.SetDeleteElements(s, del[i:min(i+maxElemsPerMsg, len(del))]); err != nil {
 			return 0, err
@@ -232,20 +296,20 @@ func (d *Dataplane) deleteDRFlows(vs *director.VirtualService, addr netip.AddrPo
 // RST and the entry has the FIN timeout or less to live) or UDP.
 func (d *Dataplane) drConnections(v *view, yield func(director.Connection) bool) error {
 	fams := drFamilies(v)
-	d.drMu.Lock()
-	var all []drFlow
+	d.drDumpMu.Lock()
+	var all []drFlow // a copy: the listing is written out after the lock
 	for f, ok := range fams {
 		if !ok {
 			continue
 		}
-		flows, _, err := d.drFlows(f == 1)
+		flows, err := d.drFlows(f == 1, 0)
 		if err != nil {
-			d.drMu.Unlock()
+			d.drDumpMu.Unlock()
 			return err
 		}
 		all = append(all, flows...)
 	}
-	d.drMu.Unlock()
+	d.drDumpMu.Unlock()
 	for _, fl := range all {
 		vs := drFlowService(v, fl)
 		if vs == nil || !v.dr[vs] {
@@ -277,19 +341,21 @@ func (d *Dataplane) drLive(v *view) int {
 		return 0
 	}
 	fams := drFamilies(v)
-	d.drMu.Lock()
-	defer d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	n := 0
 	for f, ok := range fams {
 		if !ok {
 			continue
 		}
-		flows, _, err := d.drFlows(f == 1)
+		// A stop polls this every 100 ms: fresh on a small map, at most
+		// 5% of the time dumping on a large one.
+		flows, err := d.drFlows(f == 1, min(drDutyCycle*d.drSnap[f].took, drStaleMax))
 		if err != nil {
 			continue
 		}
-		for _, fl := range flows {
-			if vs := drFlowService(v, fl); vs != nil && v.dr[vs] && fl.proto == 6 && fl.expires > drFinTimeout {
+		for i := range flows {
+			if fl := &flows[i]; fl.proto == 6 && fl.expires > drFinTimeout && v.dr[drFlowService(v, *fl)] {
 				n++
 			}
 		}

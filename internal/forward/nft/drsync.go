@@ -25,34 +25,91 @@ type DRFlow struct {
 }
 
 // DRFlows lists the flows of the DR flow maps of the families that have
-// DR services, until yield returns false.
+// DR services, from a new dump, until yield returns false. The statistics
+// then take that dump instead of one of their own (drSnapshot). yield runs
+// with the DR dump lock held: it must not call the Dataplane.
 func (d *Dataplane) DRFlows(yield func(DRFlow) bool) error {
-	v := d.view.Load()
-	if v == nil {
-		return nil
-	}
-	fams := drFamilies(v)
-	d.drMu.Lock()
-	var all []drFlow
+	fams := d.drServed()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
 	var errs []error
 	for f, ok := range fams {
 		if !ok {
 			continue
 		}
-		flows, _, err := d.drFlows(f == 1)
+		flows, err := d.drFlows(f == 1, 0)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		all = append(all, flows...)
-	}
-	d.drMu.Unlock()
-	for _, f := range all {
-		if !yield(DRFlow{Proto: f.proto, Client: f.client, VIP: f.vip, RealServer: f.rs, Expires: f.expires}) {
-			break
+		for i := range flows {
+			f := &flows[i]
+			if !yield(DRFlow{Proto: f.proto, Client: f.client, VIP: f.vip, RealServer: f.rs, Expires: f.expires}) {
+				return errors.Join(errs...)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DRNewFlows lists the flows created in the last few seconds (the fresh
+// map, dr.go: each new flow for drFreshTimeout after its first packet),
+// until yield returns false: a read whose cost follows the rate of new
+// flows, not the size of the flow map, so the sync can read it every 50 ms
+// and the whole map (DRFlows) seldom. Expires is the flow's timeout less
+// the time since its first packet (it may have closed since: the whole
+// map's next read tells). yield runs with the DR lock held.
+func (d *Dataplane) DRNewFlows(yield func(DRFlow) bool) error {
+	fams := d.drServed()
+	d.drDumpMu.Lock()
+	defer d.drDumpMu.Unlock()
+	dd, err := d.dumper()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for f, ok := range fams {
+		if !ok {
+			continue
+		}
+		snap := &d.drSnap[f]
+		flows, err := dd.dump(d.opts.Table, drFreshMap, f == 1, snap.fresh)
+		snap.fresh = flows[:0]
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing the dr fresh map (%s): %w", fam2name(f == 1), err))
+			continue
+		}
+		for i := range flows {
+			fl := &flows[i]
+			to := drTCPTimeout
+			if fl.proto != 6 {
+				to = drUDPTimeout
+			}
+			if !yield(DRFlow{Proto: fl.proto, Client: fl.client, VIP: fl.vip, RealServer: fl.rs,
+				Expires: to - (drFreshTimeout - fl.expires)}) {
+				return errors.Join(errs...)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// drServed reports which families have DR services now.
+func (d *Dataplane) drServed() [2]bool {
+	if v := d.view.Load(); v != nil {
+		return drFamilies(v)
+	}
+	return [2]bool{}
+}
+
+// drFlowSet names the flow map of a family, for element changes.
+func drFlowSet(table string, v6 bool) *nftables.Set {
+	fam := nftables.TableFamilyIPv4
+	if v6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return &nftables.Set{Table: &nftables.Table{Name: table, Family: fam}, Name: drFlowsMap, IsMap: true,
+		KeyType: drKeyType(v6), DataType: addrType(v6), HasTimeout: true}
 }
 
 // drElement is f as an element of its family's flow map (dr.go's key:
@@ -99,12 +156,7 @@ func (d *Dataplane) InstallDRFlows(flows []DRFlow) error {
 		if len(elems) == 0 {
 			continue
 		}
-		fam := nftables.TableFamilyIPv4
-		if f == 1 {
-			fam = nftables.TableFamilyIPv6
-		}
-		s := &nftables.Set{Table: &nftables.Table{Name: d.opts.Table, Family: fam}, Name: drFlowsMap, IsMap: true,
-			KeyType: drKeyType(f == 1), DataType: addrType(f == 1), HasTimeout: true}
+		s := drFlowSet(d.opts.Table, f == 1)
 		for len(elems) > 0 {
 			n := min(len(elems), maxElemsPerMsg)
 			if err := c.SetAddElements(s, elems[:n]); err != nil {

@@ -77,13 +77,24 @@ type Dataplane struct {
 
 	stop chan struct{}
 	reap chan struct{} // a real server stopped taking new flows: collect now
-	// DR (dr.go, dr_stats.go): the flow maps' reader and what it saw.
-	drc    *nftables.Conn
-	drMu   sync.Mutex
-	drSeen map[string]flowCounters
-	drOK   error // why the kernel cannot do DR (probed at start), or nil
-	availN int   // destinations taking new flows, at the last apply
-	wg     sync.WaitGroup
+	// DR (dr.go, dr_stats.go, dr_dump.go): the flow maps' writer (drMu
+	// guards it), their reader and last dumps, and the counters the
+	// statistics saw with a spare map for the next read (drDumpMu guards
+	// those). Apart, so that a long dump of a large map does not hold up
+	// the installs of the sync's peers' flows. drDumpMu comes first when
+	// both are held.
+	drc        *nftables.Conn
+	drMu       sync.Mutex
+	drDumpMu   sync.Mutex
+	drd        *drDumper
+	drSnap     [2]drSnapshot
+	drSeen     map[drFlowKey]flowCounters
+	drSeenNext map[drFlowKey]flowCounters
+	drStatsGen [2]uint64     // the dumps the statistics last read
+	drDumps    atomic.Uint64 // dumps taken, for tests
+	drOK       error         // why the kernel cannot do DR (probed at start), or nil
+	availN     int           // destinations taking new flows, at the last apply
+	wg         sync.WaitGroup
 }
 
 // view is what the packet path and the statistics need, swapped whole on
@@ -519,6 +530,10 @@ func (d *Dataplane) Close() error {
 		d.drc.CloseLasting()
 	}
 	d.drMu.Unlock()
+	d.drDumpMu.Lock()
+	d.drd.close()
+	d.drd = nil
+	d.drDumpMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("removing nftables table inet %s: %w", d.opts.Table, err)
 	}
