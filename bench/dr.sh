@@ -460,7 +460,7 @@ declare -A VALS
 # and the time.
 snapshot() {
 	local own rtr rxpk
-	own=$(cat "/proc/$DIR_NAPI/schedstat" "/proc/$GOVS_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }')
+	own=$(cat "/proc/$DIR_NAPI/schedstat" "/proc/$GOVS_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }') # (mawk's %d stops at 2^31)
 	rxpk=$(awk '$1 == "eth0:" { print $3 }' "/proc/$GOVS_PID/net/dev") # after the bytes
 	rtr=$(awk '{ print $1 }' "/proc/$RTR_NAPI/schedstat")
 	echo "$(awk '$1 == "cpu0" || $1 == "cpu1" { b = $2 + $3 + $4 + $7 + $8 + $9; printf "%d %d ", b, b + $5 + $6 }' /proc/stat)$own $(awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs) $rxpk $rtr $(date +%s%N)"
