@@ -165,55 +165,16 @@ done
 # URL host part: IPv6 literals in brackets.
 uhost() { if [[ $FAMILY == 6 ]]; then echo "[$1]"; else echo "$1"; fi; }
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-TMP=$(mktemp -d /tmp/govs-drbench.XXXXXX)
-chmod 755 "$TMP"
-mkdir -p "$TMP/www" "$TMP/logs"
+bench_tmp govs-drbench
 P="govsdr-$$"
 NS_CLI=$P-cli NS_RTR=$P-rtr NS_DIR=$P-dir
 NS_RS=("$P-rs1" "$P-rs2")
-MY_NS=()
-PIDS=()
-cleanup() {
-	local rc=$? pid ns
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	for ns in "${MY_NS[@]}"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done # nginx we started
-		ip netns del "$ns" 2>/dev/null || log "could not delete $ns"
-	done
-	if [[ $KEEP_TMP == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# ---- build ---------------------------------------------------------------------
-GIT_REV=$(cd "$ROOT" && GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n ${GOVS_BIN:-} ]]; then
-	[[ -x $GOVS_BIN ]] || die "GOVS_BIN=$GOVS_BIN is not executable"
-	cp "$GOVS_BIN" "$TMP/govs"
-else
-	log "building govs"
-	mkdir -p "$HERE/out"
-	(cd "$ROOT" && go build -o "$HERE/out/govs" ./cmd/govs) || die "go build failed"
-	cp "$HERE/out/govs" "$TMP/govs"
-fi
+# ---- build -----------------------------------------------------------------------
+bench_govs
 
 # ---- topology --------------------------------------------------------------------
-for ns in "$NS_CLI" "$NS_RTR" "$NS_DIR" "${NS_RS[@]}"; do
-	ip netns add "$ns"
-	MY_NS+=("$ns")
-	in_ns "$ns" ip link set lo up
-done
+for ns in "$NS_CLI" "$NS_RTR" "$NS_DIR" "${NS_RS[@]}"; do mk_ns "$ns"; done
 ip link add eth0 netns "$NS_CLI" type veth peer name c0 netns "$NS_RTR"
 NA=()
 [[ $FAMILY == 6 ]] && NA=(nodad) # no duplicate address detection delay
@@ -363,35 +324,9 @@ done
 head -c $((BULK_MB * 1048576)) /dev/urandom >"$TMP/www/big.bin"
 for i in 0 1; do
 	d=$TMP/rs$((i + 1))
-	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-worker_rlimit_nofile 16000;
-pid $d/nginx.pid;
-error_log $TMP/logs/rs$((i + 1))-error.log warn;
-events { worker_connections 8000; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 80 backlog=4096;
-        listen [::]:80 backlog=4096;
-        root $TMP/www;
-        location = / { default_type text/plain; return 200 "ok\n"; }
-        location = /big.bin { }
-    }
-}
-EOF
-	in_ns "${NS_RS[$i]}" "${ON_REST[@]}" nginx -q -p "$d" -c "$d/nginx.conf" -e "$TMP/logs/rs$((i + 1))-start.log" || die "nginx failed"
+	nginx_conf "$d" 1 80 "[::]:80"
+	start_bg "$TMP/logs/rs$((i + 1)).log" ip netns exec "${NS_RS[$i]}" "${ON_REST[@]}" nginx -p "$d" -c "$d/nginx.conf" \
+		-e "$TMP/logs/rs$((i + 1))-start.log" -g 'daemon off;'
 done
 
 cat >"$TMP/govs.yaml" <<EOF
@@ -419,10 +354,9 @@ virtual_servers:
       - address: "$(uhost "${RS[0]}"):80"
       - address: "$(uhost "${RS[1]}"):80"
 EOF
-# ip netns exec and taskset exec: $! is govs itself.
-ip netns exec "$NS_DIR" "${ON_DIR[@]}" "$TMP/govs" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml" >"$TMP/logs/govs.log" 2>&1 &
-GOVS_PID=$!
-PIDS+=("$GOVS_PID")
+# ip netns exec, taskset and setsid exec: the PID is govs's own.
+start_bg "$TMP/logs/govs.log" ip netns exec "$NS_DIR" "${ON_DIR[@]}" "$GOVS_BIN" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml"
+GOVS_PID=$LAST_PID
 if ((PIN)); then
 	sleep 0.2
 	echo "$DIR_NICE" >"/proc/$GOVS_PID/autogroup" || die "autogroup nice of govs ($GOVS_PID)"
@@ -501,11 +435,7 @@ measure() { # TARGET FIGURE CMD...: VALS[TARGET,FIGURE] += CMD's output
 	((PIN)) && { s1=$(snapshot); observe "$t" "$f" "$s0" "$s1"; }
 	VALS[$t,$f]+="$v "
 }
-exec 9>/tmp/govs-bench.lock
-if ! flock -n 9; then
-	log "waiting for the bench lock /tmp/govs-bench.lock (up to ${LOCK_WAIT}s)"
-	flock -w "$LOCK_WAIT" 9 || die "bench lock busy"
-fi
+bench_lock
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 for ((r = 0; r < ROUNDS; r++)); do
