@@ -496,7 +496,7 @@ if ((COST_ROUNDS > 0)); then
 fi
 T1=$(date +%s)
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
-flock -u 9
+bench_unlock
 median() { tr ' ' '\n' | { grep -E '^[0-9.]+$' || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
 for t in "${TARGETS[@]}"; do

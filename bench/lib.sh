@@ -157,12 +157,16 @@ NGINX
 }
 
 # bench_lock: holds /tmp/govs-bench.lock on fd 9 (waits up to LOCK_WAIT
-# seconds) so that no two benchmarks measure at once; flock -u 9 frees it.
+# seconds) so that no two benchmarks measure at once; bench_unlock frees
+# it. BENCH_LOCK_HELD=1: the caller already holds it for several runs
+# (flock /tmp/govs-bench.lock env BENCH_LOCK_HELD=1 sh -c '...').
 BENCH_LOCK=/tmp/govs-bench.lock
 bench_lock() {
+	[[ ${BENCH_LOCK_HELD:-0} == 1 ]] && return 0
 	exec 9>"$BENCH_LOCK"
 	if ! flock -n 9; then
 		log "waiting for the bench lock $BENCH_LOCK (another benchmark runs; up to ${LOCK_WAIT}s)"
 		flock -w "$LOCK_WAIT" 9 || die "bench lock not free after ${LOCK_WAIT}s"
 	fi
 }
+bench_unlock() { [[ ${BENCH_LOCK_HELD:-0} == 1 ]] || flock -u 9; }

@@ -451,7 +451,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 ELAPSED=$((SECONDS - T0))
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-flock -u 9
+bench_unlock
 
 for i in 0 1; do kill -0 "${RS_PIDS[$i]}" 2>/dev/null || anomaly "real server $((i + 1)) nginx exited during the run"; done
 kill -0 "$HAPROXY_PID" 2>/dev/null || anomaly "haproxy exited during the run"
