@@ -79,6 +79,7 @@ FAMILY=${FAMILY:-4}
 EXPERIMENTS=${EXPERIMENTS:-0}
 PIN=${PIN:-0}
 DIR_NICE=${DIR_NICE:--20}
+RTR_RX=${RTR_RX:-napi}
 for a in "$@"; do
 	case $a in
 	-6) FAMILY=6 ;;
@@ -89,6 +90,7 @@ done
 [[ $FAMILY == 4 || $FAMILY == 6 ]] || { echo "dr.sh: FAMILY=$FAMILY: want 4 or 6" >&2; exit 2; }
 [[ $EXPERIMENTS == 0 || $EXPERIMENTS == 1 ]] || { echo "dr.sh: EXPERIMENTS=$EXPERIMENTS: want 0 or 1" >&2; exit 2; }
 [[ $PIN == 0 || $PIN == 1 ]] || { echo "dr.sh: PIN=$PIN: want 0 or 1" >&2; exit 2; }
+[[ $RTR_RX == napi || $RTR_RX == rps ]] || { echo "dr.sh: RTR_RX=$RTR_RX: want napi or rps" >&2; exit 2; }
 [[ $DIR_NICE =~ ^-?[0-9]+$ ]] && ((DIR_NICE >= -20 && DIR_NICE <= 19)) || { echo "dr.sh: DIR_NICE=$DIR_NICE: want -20..19" >&2; exit 2; }
 if [[ $QUICK == 1 ]]; then
 	: "${ROUNDS:=1}" "${DURATION:=2}" "${BULK_MB:=16}" "${BULK_COUNT:=2}"
@@ -265,9 +267,19 @@ if ((PIN)); then
 	# whatever else runs on CPU 1. They take only what they need; the rest
 	# of the network on CPU 0 keeps the normal priority.
 	renice -n "$DIR_NICE" -p "$DIR_NAPI" >/dev/null || die "renice $DIR_NAPI"
-	napi_thread "$NS_RTR" bd 0
-	RTR_NAPI=$NAPI_PID
-	log "pinned: napi/eth0 of the director (pid $DIR_NAPI) on CPU 1, napi/bd of the router (pid $RTR_NAPI) on CPU 0"
+	if [[ $RTR_RX == rps ]]; then
+		# RTR_RX=rps: bd keeps the softirq path (no NAPI thread), and RPS
+		# steers its receive to CPU 0's backlog (an IPI from the director's
+		# thread, no thread wake-up); TSO off still, for eth0's NAPI.
+		in_ns "$NS_RTR" ethtool -K bd tso off >/dev/null 2>&1 || die "ethtool -K bd in $NS_RTR failed"
+		in_ns "$NS_RTR" sh -c "echo 1 > /sys/class/net/bd/queues/rx-0/rps_cpus" || die "rps_cpus on bd failed"
+		RTR_NAPI="" # no thread: no figures of its own
+		log "pinned: napi/eth0 of the director (pid $DIR_NAPI) on CPU 1, bd's receive by RPS on CPU 0"
+	else
+		napi_thread "$NS_RTR" bd 0
+		RTR_NAPI=$NAPI_PID
+		log "pinned: napi/eth0 of the director (pid $DIR_NAPI) on CPU 1, napi/bd of the router (pid $RTR_NAPI) on CPU 0"
+	fi
 fi
 
 # The experiments' rules are always there (ONLY may name them); EXPERIMENTS=1
@@ -396,7 +408,8 @@ snapshot() {
 	local own rtr rxpk
 	own=$(cat "/proc/$DIR_NAPI/schedstat" "/proc/$GOVS_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }') # (mawk's %d stops at 2^31)
 	rxpk=$(awk '$1 == "eth0:" { print $3 }' "/proc/$GOVS_PID/net/dev") # after the bytes
-	rtr=$(awk '{ print $1 }' "/proc/$RTR_NAPI/schedstat")
+	rtr=0
+	[[ -n $RTR_NAPI ]] && rtr=$(awk '{ print $1 }' "/proc/$RTR_NAPI/schedstat")
 	echo "$(awk '$1 == "cpu0" || $1 == "cpu1" { b = $2 + $3 + $4 + $7 + $8 + $9; printf "%d %d ", b, b + $5 + $6 }' /proc/stat)$own $(awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs) $rxpk $rtr $(date +%s%N)"
 }
 # observe TARGET FIGURE S0 S1: records CPU 0's and CPU 1's busy share
@@ -416,7 +429,7 @@ observe() {
 # thread on CPU 0 (field 39 of /proc/PID/stat); counts where not.
 check_pin() {
 	local f cpu want
-	for f in "/proc/$DIR_NAPI/stat" "/proc/$GOVS_PID"/task/*/stat "/proc/$RTR_NAPI/stat"; do
+	for f in "/proc/$DIR_NAPI/stat" "/proc/$GOVS_PID"/task/*/stat ${RTR_NAPI:+"/proc/$RTR_NAPI/stat"}; do
 		want=1
 		[[ $f == "/proc/$RTR_NAPI/stat" ]] && want=0
 		cpu=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $37 }')
@@ -551,7 +564,7 @@ cpurow() { # LABEL FIGURE: "CPU 0 busy / CPU 1 busy / director's own threads" (%
 	echo
 	echo "Written by \`bench/dr.sh\`; do not edit between the markers (the next run replaces it)."
 	echo
-	echo "- Command: \`PIN=$PIN $( ((PIN)) && echo "DIR_NICE=$DIR_NICE ")FAMILY=$FAMILY EXPERIMENTS=$EXPERIMENTS ONLY='${ONLY:-}' QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT COST_ROUNDS=$COST_ROUNDS COST_PKTS=$COST_PKTS bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
+	echo "- Command: \`PIN=$PIN $( ((PIN)) && echo "DIR_NICE=$DIR_NICE RTR_RX=$RTR_RX ")FAMILY=$FAMILY EXPERIMENTS=$EXPERIMENTS ONLY='${ONLY:-}' QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT COST_ROUNDS=$COST_ROUNDS COST_PKTS=$COST_PKTS bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); machine: nproc $(nproc), kernel $(uname -r); load average at start $LOAD0, at end $LOAD1 (shared machine: figures are noisy); govs $GIT_REV"
 	if ((PIN)); then
 		echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file). **Pinned**: the client's, router's and real servers' processes and packet work on CPU 0; the director's (govs under \`taskset -c 1\` in an autogroup of its own, its eth0 receiving in a threaded NAPI kernel thread pinned to CPU 1; both at nice $DIR_NICE, so that other work on the shared machine yields CPU 1 to them) on CPU 1; the router's end of the director's link (bd) receives in a NAPI thread pinned to CPU 0 (GRO on and TSO off on both ends of that link). So routed runs on CPU 0 alone and hop, dr and nat on CPU 0 plus the director's CPU 1. Other work on the shared machine still runs on both CPUs. One govs process serves dr and nat. Targets:"
