@@ -62,7 +62,9 @@
 # CPU (/proc/softirqs) and checks after every visit that the threads ran
 # on their CPU (/proc/PID/stat). Its cost phase reports the director's CPU
 # per packet it received. Results in the sections bench/drpin, bench/drpin6.
-# DIR_NICE=-20: the nice of the director's threads (see napi_thread). Needs
+# DIR_NICE=-20: the nice of the director's threads (see napi_thread).
+# RTR_RX=napi|rps: how the router's end of the director's link receives (a NAPI
+# thread on CPU 0, or RPS to CPU 0's softirq). Needs
 # ethtool and taskset.
 #
 # Settings: FAMILY=4|6 PIN=0|1 EXPERIMENTS=0|1 ONLY='dr hop ...' (a subset) QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
