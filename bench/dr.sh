@@ -47,7 +47,27 @@
 # deleted. Holds /tmp/govs-bench.lock while measuring.
 #
 # COST_ROUNDS=5 COST_PKTS=200000: the CPU cost per packet (see cost()).
-# Settings: FAMILY=4|6 EXPERIMENTS=0|1 ONLY='dr hop ...' (a subset) QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
+#
+# PIN=1: the director as its own machine. Every process and all packet work
+# of the client, router and real servers run on CPU 0, the director's (its
+# govs process and its kernel receive path) on CPU 1: the director's veth
+# end (eth0) and the router's end facing it (bd) receive in threaded NAPI
+# kernel threads (GRO on, TSO off on both so veth takes its NAPI path),
+# pinned by PID to CPU 1 and CPU 0; the other veth ends deliver in their
+# sender's softirq, on the sender's CPU (0). So routed gets CPU 0 only, and
+# hop, dr and nat get CPU 0 plus the director's CPU 1, as a real deployment
+# gives the director a CPU of its own. Per visit it records the busy share
+# of both CPUs (/proc/stat), the CPU time of the director's own threads
+# (its NAPI thread and govs, /proc/PID/schedstat), the NET_RX softirqs per
+# CPU (/proc/softirqs) and checks after every visit that the threads ran
+# on their CPU (/proc/PID/stat). Its cost phase reports the director's CPU
+# per packet it received. Results in the sections bench/drpin, bench/drpin6.
+# DIR_NICE=-20: the nice of the director's threads (see napi_thread).
+# RTR_RX=napi|rps: how the router's end of the director's link receives (a NAPI
+# thread on CPU 0, or RPS to CPU 0's softirq). Needs
+# ethtool and taskset.
+#
+# Settings: FAMILY=4|6 PIN=0|1 EXPERIMENTS=0|1 ONLY='dr hop ...' (a subset) QUICK=1 (smoke), ROUNDS=3 DURATION=4 CONNS=50 THREADS=2 BULK_MB=64
 # BULK_COUNT=4 LOCK_WAIT=900 RESULTS=bench/RESULTS.md KEEP_TMP=1 GOVS_BIN=path
 set -euo pipefail
 
@@ -59,6 +79,9 @@ source "$HERE/lib.sh"
 QUICK=${QUICK:-0}
 FAMILY=${FAMILY:-4}
 EXPERIMENTS=${EXPERIMENTS:-0}
+PIN=${PIN:-0}
+DIR_NICE=${DIR_NICE:--20}
+RTR_RX=${RTR_RX:-napi}
 for a in "$@"; do
 	case $a in
 	-6) FAMILY=6 ;;
@@ -68,6 +91,9 @@ for a in "$@"; do
 done
 [[ $FAMILY == 4 || $FAMILY == 6 ]] || { echo "dr.sh: FAMILY=$FAMILY: want 4 or 6" >&2; exit 2; }
 [[ $EXPERIMENTS == 0 || $EXPERIMENTS == 1 ]] || { echo "dr.sh: EXPERIMENTS=$EXPERIMENTS: want 0 or 1" >&2; exit 2; }
+[[ $PIN == 0 || $PIN == 1 ]] || { echo "dr.sh: PIN=$PIN: want 0 or 1" >&2; exit 2; }
+[[ $RTR_RX == napi || $RTR_RX == rps ]] || { echo "dr.sh: RTR_RX=$RTR_RX: want napi or rps" >&2; exit 2; }
+[[ $DIR_NICE =~ ^-?[0-9]+$ ]] && ((DIR_NICE >= -20 && DIR_NICE <= 19)) || { echo "dr.sh: DIR_NICE=$DIR_NICE: want -20..19" >&2; exit 2; }
 if [[ $QUICK == 1 ]]; then
 	: "${ROUNDS:=1}" "${DURATION:=2}" "${BULK_MB:=16}" "${BULK_COUNT:=2}"
 fi
@@ -92,6 +118,18 @@ done
 for t in ip nginx wrk curl nft flock timeout awk go; do
 	command -v "$t" >/dev/null 2>&1 || { echo "dr.sh: missing $t (apt-get install -y iproute2 nginx wrk curl nftables)" >&2; exit 1; }
 done
+# ON_REST / ON_DIR prefix what runs on the rest of the network's CPU and on
+# the director's (empty unless PIN=1).
+ON_REST=() ON_DIR=()
+if ((PIN)); then
+	for t in ethtool taskset; do
+		command -v "$t" >/dev/null 2>&1 || { echo "dr.sh: PIN=1 needs $t (apt-get install -y ethtool util-linux)" >&2; exit 1; }
+	done
+	(($(nproc) >= 2)) || { echo "dr.sh: PIN=1 needs 2 CPUs (nproc $(nproc))" >&2; exit 1; }
+	# govs in a session of its own: its own autogroup, whose nice is set
+	# below (with autogroups, a process's nice only counts inside its group).
+	ON_REST=(taskset -c 0) ON_DIR=(taskset -c 1 setsid)
+fi
 
 TARGETS=(routed hop dr nat)
 ((EXPERIMENTS)) && TARGETS+=(pbr dupjh ndfwd ndmac ndmap)
@@ -131,55 +169,16 @@ done
 # URL host part: IPv6 literals in brackets.
 uhost() { if [[ $FAMILY == 6 ]]; then echo "[$1]"; else echo "$1"; fi; }
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-TMP=$(mktemp -d /tmp/govs-drbench.XXXXXX)
-chmod 755 "$TMP"
-mkdir -p "$TMP/www" "$TMP/logs"
+bench_tmp govs-drbench
 P="govsdr-$$"
 NS_CLI=$P-cli NS_RTR=$P-rtr NS_DIR=$P-dir
 NS_RS=("$P-rs1" "$P-rs2")
-MY_NS=()
-PIDS=()
-cleanup() {
-	local rc=$? pid ns
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	for ns in "${MY_NS[@]}"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done # nginx we started
-		ip netns del "$ns" 2>/dev/null || log "could not delete $ns"
-	done
-	if [[ $KEEP_TMP == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# ---- build ---------------------------------------------------------------------
-GIT_REV=$(cd "$ROOT" && GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n ${GOVS_BIN:-} ]]; then
-	[[ -x $GOVS_BIN ]] || die "GOVS_BIN=$GOVS_BIN is not executable"
-	cp "$GOVS_BIN" "$TMP/govs"
-else
-	log "building govs"
-	mkdir -p "$HERE/out"
-	(cd "$ROOT" && go build -o "$HERE/out/govs" ./cmd/govs) || die "go build failed"
-	cp "$HERE/out/govs" "$TMP/govs"
-fi
+# ---- build -----------------------------------------------------------------------
+bench_govs
 
 # ---- topology --------------------------------------------------------------------
-for ns in "$NS_CLI" "$NS_RTR" "$NS_DIR" "${NS_RS[@]}"; do
-	ip netns add "$ns"
-	MY_NS+=("$ns")
-	in_ns "$ns" ip link set lo up
-done
+for ns in "$NS_CLI" "$NS_RTR" "$NS_DIR" "${NS_RS[@]}"; do mk_ns "$ns"; done
 ip link add eth0 netns "$NS_CLI" type veth peer name c0 netns "$NS_RTR"
 NA=()
 [[ $FAMILY == 6 ]] && NA=(nodad) # no duplicate address detection delay
@@ -232,6 +231,59 @@ in_ns "$NS_DIR" sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.defa
 for k in all default br0; do
 	in_ns "$NS_RTR" sysctl -qw "net.ipv4.conf.$k.accept_redirects=0" "net.ipv6.conf.$k.accept_redirects=0"
 done
+# PIN=1: the director's receive path on CPU 1, the router's end of the
+# director's link on CPU 0 (see the top).
+napi_pids() { # DEV: PIDs of the kernel threads napi/DEV-* (names are global)
+	local c n
+	for c in /proc/[0-9]*/comm; do
+		read -r n 2>/dev/null <"$c" || continue
+		[[ $n == "napi/$1-"* ]] && { c=${c#/proc/}; echo "${c%/comm}"; }
+	done
+	return 0
+}
+napi_thread() { # NS DEV CPU: DEV receives in a NAPI thread pinned to CPU; sets NAPI_PID
+	local ns=$1 dev=$2 cpu=$3 before new p
+	before=" $(napi_pids "$dev" | tr '\n' ' ') "
+	# GRO gives a veth its NAPI; TSO off on the sending end makes veth
+	# take it for TCP (it hands a TSO sender's packets to NAPI only in
+	# special cases): both ends of the director's link are set alike.
+	in_ns "$ns" ethtool -K "$dev" tso off gro on >/dev/null 2>&1 || die "ethtool -K $dev in $ns failed"
+	# sysfs is the namespace's under ip netns exec.
+	in_ns "$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded" || die "threaded NAPI on $dev in $ns failed"
+	NAPI_PID=""
+	for _ in $(seq 50); do
+		new=()
+		for p in $(napi_pids "$dev"); do [[ $before == *" $p "* ]] || new+=("$p"); done
+		((${#new[@]} == 1)) && { NAPI_PID=${new[0]}; break; }
+		((${#new[@]} > 1)) && die "several new napi/$dev-* threads (${new[*]}): cannot tell ours"
+		sleep 0.1
+	done
+	[[ -n $NAPI_PID ]] || die "no napi/$dev-* thread appeared"
+	taskset -p -c "$cpu" "$NAPI_PID" >/dev/null || die "taskset $NAPI_PID"
+}
+if ((PIN)); then
+	napi_thread "$NS_DIR" eth0 1
+	DIR_NAPI=$NAPI_PID
+	# The director has CPU 1 to itself, as on its own machine: the machine
+	# is shared, so its threads get a high priority there (DIR_NICE) over
+	# whatever else runs on CPU 1. They take only what they need; the rest
+	# of the network on CPU 0 keeps the normal priority.
+	renice -n "$DIR_NICE" -p "$DIR_NAPI" >/dev/null || die "renice $DIR_NAPI"
+	if [[ $RTR_RX == rps ]]; then
+		# RTR_RX=rps: bd keeps the softirq path (no NAPI thread), and RPS
+		# steers its receive to CPU 0's backlog (an IPI from the director's
+		# thread, no thread wake-up); TSO off still, for eth0's NAPI.
+		in_ns "$NS_RTR" ethtool -K bd tso off >/dev/null 2>&1 || die "ethtool -K bd in $NS_RTR failed"
+		in_ns "$NS_RTR" sh -c "echo 1 > /sys/class/net/bd/queues/rx-0/rps_cpus" || die "rps_cpus on bd failed"
+		RTR_NAPI="" # no thread: no figures of its own
+		log "pinned: napi/eth0 of the director (pid $DIR_NAPI) on CPU 1, bd's receive by RPS on CPU 0"
+	else
+		napi_thread "$NS_RTR" bd 0
+		RTR_NAPI=$NAPI_PID
+		log "pinned: napi/eth0 of the director (pid $DIR_NAPI) on CPU 1, napi/bd of the router (pid $RTR_NAPI) on CPU 0"
+	fi
+fi
+
 # The experiments' rules are always there (ONLY may name them); EXPERIMENTS=1
 # measures them in a full run.
 {
@@ -286,35 +338,9 @@ done
 head -c $((BULK_MB * 1048576)) /dev/urandom >"$TMP/www/big.bin"
 for i in 0 1; do
 	d=$TMP/rs$((i + 1))
-	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-worker_rlimit_nofile 16000;
-pid $d/nginx.pid;
-error_log $TMP/logs/rs$((i + 1))-error.log warn;
-events { worker_connections 8000; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen 80 backlog=4096;
-        listen [::]:80 backlog=4096;
-        root $TMP/www;
-        location = / { default_type text/plain; return 200 "ok\n"; }
-        location = /big.bin { }
-    }
-}
-EOF
-	in_ns "${NS_RS[$i]}" nginx -q -p "$d" -c "$d/nginx.conf" -e "$TMP/logs/rs$((i + 1))-start.log" || die "nginx failed"
+	nginx_conf "$d" 1 80 "[::]:80"
+	start_bg "$TMP/logs/rs$((i + 1)).log" ip netns exec "${NS_RS[$i]}" "${ON_REST[@]}" nginx -p "$d" -c "$d/nginx.conf" \
+		-e "$TMP/logs/rs$((i + 1))-start.log" -g 'daemon off;'
 done
 
 cat >"$TMP/govs.yaml" <<EOF
@@ -342,8 +368,13 @@ virtual_servers:
       - address: "$(uhost "${RS[0]}"):80"
       - address: "$(uhost "${RS[1]}"):80"
 EOF
-in_ns "$NS_DIR" "$TMP/govs" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml" >"$TMP/logs/govs.log" 2>&1 &
-PIDS+=($!)
+# ip netns exec, taskset and setsid exec: the PID is govs's own.
+start_bg "$TMP/logs/govs.log" ip netns exec "$NS_DIR" "${ON_DIR[@]}" "$GOVS_BIN" --socket "$TMP/govs.sock" run -c "$TMP/govs.yaml"
+GOVS_PID=$LAST_PID
+if ((PIN)); then
+	sleep 0.2
+	echo "$DIR_NICE" >"/proc/$GOVS_PID/autogroup" || die "autogroup nice of govs ($GOVS_PID)"
+fi
 for t in "${TARGETS[@]}"; do
 	ok=0
 	for _ in $(seq 100); do
@@ -357,20 +388,69 @@ done
 wrk_rps() { # TARGET [close]
 	local hdr=()
 	[[ ${2:-} == close ]] && hdr=(-H 'Connection: close')
-	in_ns "$NS_CLI" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://$(uhost "${VIP[$1]}")/" |
+	in_ns "$NS_CLI" "${ON_REST[@]}" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "${hdr[@]}" "http://$(uhost "${VIP[$1]}")/" |
 		awk '/^Requests\/sec:/ { printf "%d", $2 }'
 }
 bulk() { # TARGET: MB/s over BULK_COUNT sequential downloads
 	local total=0 i s
 	for ((i = 0; i < BULK_COUNT; i++)); do
-		s=$(in_ns "$NS_CLI" timeout 120 curl -s -o /dev/null -w '%{speed_download}' "http://$(uhost "${VIP[$1]}")/big.bin")
+		s=$(in_ns "$NS_CLI" "${ON_REST[@]}" timeout 120 curl -s -o /dev/null -w '%{speed_download}' "http://$(uhost "${VIP[$1]}")/big.bin")
 		total=$(awk -v a="$total" -v b="$s" 'BEGIN { print a + b }')
 	done
 	awk -v t="$total" -v n="$BULK_COUNT" 'BEGIN { printf "%.0f", t / n / 1000000 }'
 }
 declare -A VALS
-exec 9>/tmp/govs-bench.lock
-flock -w "$LOCK_WAIT" 9 || die "bench lock busy"
+# PIN=1 observation. snapshot: "busy0 total0 busy1 total1 own rx0 rx1 rxpk
+# ns": the CPUs' busy and total clock ticks (/proc/stat), the ns of CPU the
+# director's own threads have had (its NAPI thread and govs's threads,
+# /proc/PID/schedstat), the NET_RX softirqs per CPU, the packets the
+# director's eth0 received (govs's /proc/PID/net/dev shows its namespace)
+# and the time.
+snapshot() {
+	local own rtr rxpk
+	own=$(cat "/proc/$DIR_NAPI/schedstat" "/proc/$GOVS_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }') # (mawk's %d stops at 2^31)
+	rxpk=$(awk '$1 == "eth0:" { print $3 }' "/proc/$GOVS_PID/net/dev") # after the bytes
+	rtr=0
+	[[ -n $RTR_NAPI ]] && rtr=$(awk '{ print $1 }' "/proc/$RTR_NAPI/schedstat")
+	echo "$(awk '$1 == "cpu0" || $1 == "cpu1" { b = $2 + $3 + $4 + $7 + $8 + $9; printf "%d %d ", b, b + $5 + $6 }' /proc/stat)$own $(awk '$1 == "NET_RX:" { print $2, $3 }' /proc/softirqs) $rxpk $rtr $(date +%s%N)"
+}
+# observe TARGET FIGURE S0 S1: records CPU 0's and CPU 1's busy share
+# (%), the director's own threads' share of one CPU (%) and the NET_RX
+# softirqs per CPU between two snapshots.
+observe() {
+	local t=$1 f=$2 a b
+	read -ra a <<<"$3"
+	read -ra b <<<"$4"
+	VALS[$t,${f}cpu0]+="$(awk -v b="$((b[0] - a[0]))" -v t="$((b[1] - a[1]))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }') "
+	VALS[$t,${f}cpu1]+="$(awk -v b="$((b[2] - a[2]))" -v t="$((b[3] - a[3]))" 'BEGIN { printf "%.0f", t ? 100 * b / t : 0 }') "
+	VALS[$t,${f}own]+="$(awk -v o="$((b[4] - a[4]))" -v w="$((b[9] - a[9]))" 'BEGIN { printf "%.0f", w ? 100 * o / w : 0 }') "
+	RX0[$t]=$((${RX0[$t]:-0} + b[5] - a[5]))
+	RX1[$t]=$((${RX1[$t]:-0} + b[6] - a[6]))
+}
+# check_pin: the director's threads last ran on CPU 1, the router's NAPI
+# thread on CPU 0 (field 39 of /proc/PID/stat); counts where not.
+check_pin() {
+	local f cpu want
+	for f in "/proc/$DIR_NAPI/stat" "/proc/$GOVS_PID"/task/*/stat ${RTR_NAPI:+"/proc/$RTR_NAPI/stat"}; do
+		want=1
+		[[ $f == "/proc/$RTR_NAPI/stat" ]] && want=0
+		cpu=$(sed 's/.*) //' "$f" 2>/dev/null | awk '{ print $37 }')
+		[[ -z $cpu ]] && continue # a govs thread gone
+		PINCHECKS=$((PINCHECKS + 1))
+		[[ $cpu == "$want" ]] || { PINBAD=$((PINBAD + 1)); log "PIN: $f last ran on CPU $cpu, not $want"; }
+	done
+}
+declare -A RX0 RX1
+PINCHECKS=0 PINBAD=0
+measure() { # TARGET FIGURE CMD...: VALS[TARGET,FIGURE] += CMD's output
+	local t=$1 f=$2 s0 s1 v
+	shift 2
+	((PIN)) && s0=$(snapshot)
+	v=$("$@")
+	((PIN)) && { s1=$(snapshot); observe "$t" "$f" "$s0" "$s1"; }
+	VALS[$t,$f]+="$v "
+}
+bench_lock
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s)
 for ((r = 0; r < ROUNDS; r++)); do
@@ -378,9 +458,10 @@ for ((r = 0; r < ROUNDS; r++)); do
 	order=("${TARGETS[@]:r % nt}" "${TARGETS[@]:0:r % nt}")
 	for t in "${order[@]}"; do
 		log "round $((r + 1)): $t"
-		VALS[$t,new]+="$(wrk_rps "$t" close) "
-		VALS[$t,ka]+="$(wrk_rps "$t") "
-		VALS[$t,bulk]+="$(bulk "$t") "
+		measure "$t" new wrk_rps "$t" close
+		measure "$t" ka wrk_rps "$t"
+		measure "$t" bulk bulk "$t"
+		((PIN)) && check_pin
 	done
 done
 # Cost per packet: the system CPU time the client's sender spends per UDP
@@ -389,7 +470,7 @@ done
 # server's drop), and unlike a throughput it does not fall when other
 # processes take the CPU. target - routed is what the director's path adds.
 cost() { # TARGET: ns of system time per packet, for COST_PKTS packets
-	in_ns "$NS_CLI" timeout 300 python3 - "${SRC[$1]}" "${VIP[$1]}" "$COST_PKTS" "$FAMILY" <<'PY'
+	in_ns "$NS_CLI" "${ON_REST[@]}" timeout 300 python3 - "${SRC[$1]}" "${VIP[$1]}" "$COST_PKTS" "$FAMILY" <<'PY'
 import os, socket, sys
 src, dst, n, fam = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 s = socket.socket(socket.AF_INET6 if fam == "6" else socket.AF_INET, socket.SOCK_DGRAM)
@@ -411,17 +492,32 @@ if ((COST_ROUNDS > 0)); then
 		for t in "${order[@]}"; do
 			[[ $t == nat ]] && continue # no UDP nat service here
 			log "cost round $((r + 1)): $t"
-			VALS[$t,cost]+="$(cost "$t") "
+			if ((PIN)); then
+				s0=$(snapshot)
+				VALS[$t,cost]+="$(cost "$t") "
+				s1=$(snapshot)
+				# The director's CPU per packet it received (routed: none),
+				# and the router's NAPI thread's (on CPU 0) per packet sent.
+				read -ra a <<<"$s0"
+				read -ra b <<<"$s1"
+				VALS[$t,dcost]+="$(awk -v o="$((b[4] - a[4]))" -v n="$((b[7] - a[7]))" 'BEGIN { if (n > 1000) printf "%d", o / n; else printf "n/a" }') "
+				VALS[$t,rcost]+="$(awk -v o="$((b[8] - a[8]))" -v n="$((COST_PKTS + 1000))" 'BEGIN { printf "%d", o / n }') "
+				check_pin
+			else
+				VALS[$t,cost]+="$(cost "$t") "
+			fi
 		done
 	done
 fi
 T1=$(date +%s)
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
-flock -u 9
-median() { tr ' ' '\n' | awk 'NF' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+bench_unlock
+median() { tr ' ' '\n' | { grep -E '^[0-9.]+$' || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
 for t in "${TARGETS[@]}"; do
-	for f in new ka bulk cost; do MED[$t,$f]=$(echo "${VALS[$t,$f]:-}" | median); done
+	for f in new ka bulk cost dcost rcost newcpu0 newcpu1 newown kacpu0 kacpu1 kaown bulkcpu0 bulkcpu1 bulkown; do
+		MED[$t,$f]=$(echo "${VALS[$t,$f]:-}" | median)
+	done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # pratio T F: the median over rounds of T's figure over routed's in the
@@ -437,7 +533,8 @@ pratio() {
 
 SEC=$TMP/section.md
 NAME=dr
-[[ $FAMILY == 6 ]] && NAME=dr6
+((PIN)) && NAME=drpin
+[[ $FAMILY == 6 ]] && NAME+=6
 declare -A DESC=(
 	[routed]="the router sends the VIP straight to the real servers (ECMP, L4 hash), no director"
 	[hop]="the router sends the VIP to the director, which routes it on to the real servers by plain kernel forwarding (ECMP, no nftables): the extra hop alone, the ceiling of any DR on this topology"
@@ -454,15 +551,28 @@ row() { # LABEL FIGURE
 	for t in "${TARGETS[@]}"; do out+=" ${MED[$t,$2]} |"; done
 	echo "$out"
 }
+cpurow() { # LABEL FIGURE: "CPU 0 busy / CPU 1 busy / director's own threads" (%)
+	local t out="| $1 |"
+	for t in "${TARGETS[@]}"; do out+=" ${MED[$t,${2}cpu0]} / ${MED[$t,${2}cpu1]} / ${MED[$t,${2}own]} |"; done
+	echo "$out"
+}
 {
 	echo "<!-- bench/$NAME begin -->"
-	echo "## Direct routing in namespaces (IPv$FAMILY): govs dr vs routed straight vs govs nat"
+	if ((PIN)); then
+		echo "## Direct routing with the director on its own CPU (PIN=1, IPv$FAMILY): govs dr vs routed straight vs govs nat"
+	else
+		echo "## Direct routing in namespaces (IPv$FAMILY): govs dr vs routed straight vs govs nat"
+	fi
 	echo
 	echo "Written by \`bench/dr.sh\`; do not edit between the markers (the next run replaces it)."
 	echo
-	echo "- Command: \`FAMILY=$FAMILY EXPERIMENTS=$EXPERIMENTS ONLY='${ONLY:-}' QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
+	echo "- Command: \`PIN=$PIN $( ((PIN)) && echo "DIR_NICE=$DIR_NICE RTR_RX=$RTR_RX ")FAMILY=$FAMILY EXPERIMENTS=$EXPERIMENTS ONLY='${ONLY:-}' QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT COST_ROUNDS=$COST_ROUNDS COST_PKTS=$COST_PKTS bench/dr.sh\` (measuring time $((T1 - T0))s, under \`flock /tmp/govs-bench.lock\`)"
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); machine: nproc $(nproc), kernel $(uname -r); load average at start $LOAD0, at end $LOAD1 (shared machine: figures are noisy); govs $GIT_REV"
-	echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file), all namespaces on the same cores. One govs process serves dr and nat. Targets:"
+	if ((PIN)); then
+		echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file). **Pinned**: the client's, router's and real servers' processes and packet work on CPU 0; the director's (govs under \`taskset -c 1\` in an autogroup of its own, its eth0 receiving in a threaded NAPI kernel thread pinned to CPU 1; both at nice $DIR_NICE, so that other work on the shared machine yields CPU 1 to them) on CPU 1; the router's end of the director's link (bd) receives in a NAPI thread pinned to CPU 0 (GRO on and TSO off on both ends of that link). So routed runs on CPU 0 alone and hop, dr and nat on CPU 0 plus the director's CPU 1. Other work on the shared machine still runs on both CPUs. One govs process serves dr and nat. Targets:"
+	else
+		echo "- Topology: client → router → bridge with the director and 2 real servers (nginx, 1 worker, \`return 200\`, a $BULK_MB MiB file), all namespaces on the same cores. One govs process serves dr and nat. Targets:"
+	fi
 	for t in "${TARGETS[@]}"; do echo "  - $t: ${DESC[$t]}."; done
 	echo "- Method: per visit wrk -t$THREADS -c$CONNS -d${DURATION}s with \`Connection: close\`, then keep-alive, then $BULK_COUNT sequential curl downloads; targets rotated each round; medians of $ROUNDS rounds."
 	echo
@@ -473,7 +583,18 @@ row() { # LABEL FIGURE
 	row "new connections/s ↑" new
 	row "requests/s, keep-alive ↑" ka
 	row "bulk MB/s ↑" bulk
-	((COST_ROUNDS > 0)) && row "ns of CPU per UDP packet, whole path ↓ (median of $COST_ROUNDS × $COST_PKTS)" cost
+	if ((PIN)); then
+		cpurow "busy %: CPU 0 / CPU 1 (director) / the director's own threads, new connections" new
+		cpurow "busy %: CPU 0 / CPU 1 / director's threads, keep-alive" ka
+		cpurow "busy %: CPU 0 / CPU 1 / director's threads, bulk" bulk
+		if ((COST_ROUNDS > 0)); then
+			row "ns of the director's CPU per packet it receives (NAPI thread + govs) ↓ (median of $COST_ROUNDS × $COST_PKTS UDP)" dcost
+			row "ns of the sender's system CPU per UDP packet (CPU 0) ↓" cost
+			row "ns of the router's bd NAPI thread per UDP packet (CPU 0) ↓" rcost
+		fi
+	else
+		((COST_ROUNDS > 0)) && row "ns of CPU per UDP packet, whole path ↓ (median of $COST_ROUNDS × $COST_PKTS)" cost
+	fi
 	echo
 	echo "| ratio | value | target |"
 	echo "| --- | ---: | ---: |"
@@ -487,7 +608,7 @@ row() { # LABEL FIGURE
 		echo "| $t | $(ratio "${MED[$t,new]}" "${MED[routed,new]}") / $(pratio "$t" new) | $(ratio "${MED[$t,ka]}" "${MED[routed,ka]}") / $(pratio "$t" ka) | $(ratio "${MED[$t,bulk]}" "${MED[routed,bulk]}") / $(pratio "$t" bulk) |"
 	done
 	echo
-	if ((COST_ROUNDS > 0)); then
+	if ((COST_ROUNDS > 0 && !PIN)); then
 		echo
 		echo "| CPU per packet added by the director's path, ns (target − routed, medians) ↓ | value |"
 		echo "| --- | ---: |"
@@ -499,11 +620,25 @@ row() { # LABEL FIGURE
 	echo
 	echo "Target: dr ≥ 0.95 of routed on all three, above nat on bulk."
 	echo
+	if ((PIN)); then
+		echo "Busy shares are of each CPU over the visit's measurement (/proc/stat: the whole machine's work on it, other helpers' too); \"the director's own threads\" is its NAPI thread's and govs's CPU time (/proc/PID/schedstat) over the same time, in % of one CPU."
+		echo
+		echo "Pinning check: $PINCHECKS samples of the last CPU of the director's NAPI thread and govs's threads (want 1) and the router's NAPI thread (want 0) after every visit (/proc/PID/stat field 39): $PINBAD elsewhere. NET_RX softirqs during each target's throughput runs, CPU 0 / CPU 1: $(for t in "${TARGETS[@]}"; do printf '%s %s / %s; ' "$t" "${RX0[$t]:-0}" "${RX1[$t]:-0}"; done)"
+		echo
+	fi
 	echo "Per-round values: $(for t in "${TARGETS[@]}"; do printf '%s new [%s] ka [%s] bulk [%s] cost [%s]; ' "$t" "${VALS[$t,new]% }" "${VALS[$t,ka]% }" "${VALS[$t,bulk]% }" "${VALS[$t,cost]:-}"; done)"
+	if ((PIN)); then
+		echo
+		echo "Per-round CPU 1 busy % (new ka bulk) and director's CPU per packet: $(for t in "${TARGETS[@]}"; do printf '%s [%s] [%s] [%s] dcost [%s]; ' "$t" "${VALS[$t,newcpu1]% }" "${VALS[$t,kacpu1]% }" "${VALS[$t,bulkcpu1]% }" "${VALS[$t,dcost]:-}"; done)"
+	fi
 	echo "<!-- bench/$NAME end -->"
 } >"$SEC"
 cat "$SEC"
-after=nat
-[[ $NAME == dr6 ]] && after=dr
+case $NAME in
+dr) after=nat ;;
+dr6) after=dr ;;
+drpin) after=dr6 ;;
+drpin6) after=drpin ;;
+esac
 write_section "$NAME" "$SEC" "$RESULTS" "$after"
 log "results written to $RESULTS"

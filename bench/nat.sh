@@ -78,7 +78,7 @@ BACKEND_WORKERS=${BACKEND_WORKERS:-1}
 LOCK_WAIT=${LOCK_WAIT:-900}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 KEEP_TMP=${KEEP_TMP:-0}
-LOCK=/tmp/govs-bench.lock
+LOCK=$BENCH_LOCK
 
 for v in ROUNDS DURATION WARMUP CONNS THREADS BULK_MB BULK_COUNT HAPROXY_THREADS BACKEND_WORKERS LOCK_WAIT; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "nat.sh: $v=${!v}: want a whole number" >&2; exit 2; }
@@ -119,9 +119,6 @@ declare -A CLIENT_SRC=([nat]=10.78.0.3 [wlc]=10.78.0.4 [fullnat]=10.78.0.5 [prox
 # and govs proxy connect from the director's addresses on the real servers' links.
 FULLNAT_LOCAL=10.78.9.1
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 missing=()
 for t in ip nginx haproxy wrk curl conntrack nft flock timeout awk go; do
 	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
@@ -132,91 +129,19 @@ if ((${#missing[@]})); then
 	exit 1
 fi
 
-# ---- temp dir, processes, namespaces, cleanup ---------------------------------
-TMP=$(mktemp -d /tmp/govs-natbench.XXXXXX)
-chmod 755 "$TMP"
+# ---- temp dir, processes, namespaces, cleanup (bench/lib.sh) -----------------
+bench_tmp govs-natbench
 RES=$TMP/res
-mkdir -p "$RES" "$TMP/www" "$TMP/logs" "$TMP/wrk"
+mkdir -p "$RES" "$TMP/wrk"
 NS_PREFIX="govsnat-$$"
 NS_CLI=$NS_PREFIX-cli
 NS_DIR=$NS_PREFIX-dir
 NS_RS=("$NS_PREFIX-rs1" "$NS_PREFIX-rs2")
-MY_NS=()
-PIDS=()
-
-forget_pid() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-	PIDS=("${keep[@]}")
-}
-stop_pid() { # PID: TERM, up to 10 s, then KILL; only processes started here
-	local pid=$1 i
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-	forget_pid "$pid"
-}
-
-cleanup() {
-	local rc=$? pid ns left
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	for ns in "${MY_NS[@]}"; do
-		# Anything still running in a namespace made here was started here
-		# (nginx workers of a killed master): report it, by PID.
-		left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-		[[ -n $left ]] && log "still running in $ns after stopping ours: $left"
-		ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"
-	done
-	if [[ $KEEP_TMP == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-LAST_PID=""
-start_bg() { # LOGFILE CMD...: background, PID in LAST_PID and PIDS
-	local logf=$1
-	shift
-	"$@" >"$logf" 2>&1 &
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # ---- build ---------------------------------------------------------------------
-mkdir -p "$HERE/out"
-GIT_REV=$(cd "$ROOT" && GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ $GIT_REV != unknown ]] && [[ -n $(cd "$ROOT" && GIT_OPTIONAL_LOCKS=0 git status --porcelain -uno 2>/dev/null) ]]; then
-	GIT_REV="$GIT_REV-dirty"
-fi
-if [[ -n ${GOVS_BIN:-} ]]; then
-	[[ -x $GOVS_BIN ]] || die "GOVS_BIN=$GOVS_BIN is not executable"
-else
-	log "building govs ($GIT_REV)"
-	(cd "$ROOT" && go build -ldflags "-X main.version=$GIT_REV" -o bench/out/govs ./cmd/govs) || die "govs build failed"
-	GOVS_BIN=$HERE/out/govs
-fi
-# Run a private copy: bench/out/govs is shared with other benchmarks, which
-# may rebuild it while this one runs.
-cp "$GOVS_BIN" "$TMP/govs"
-GOVS_BIN=$TMP/govs
-if go version -m "$GOVS_BIN" 2>/dev/null | grep -q -- '-race=true'; then
-	die "$GOVS_BIN is a -race build: not for measuring"
-fi
+bench_govs
 
 # ---- topology -------------------------------------------------------------------
-mk_ns() {
-	ip netns add "$1" || die "ip netns add $1"
-	MY_NS+=("$1")
-	ip -n "$1" link set lo up
-}
 link() { # NS_A DEV_A ADDR_A NS_B DEV_B ADDR_B
 	ip -n "$1" link add "$2" type veth peer name "$5" netns "$4"
 	ip -n "$1" addr add "$3" dev "$2"
@@ -264,34 +189,7 @@ BULK_BYTES=$((BULK_MB * 1048576))
 for i in 0 1; do
 	d=$TMP/rs$((i + 1))
 	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<EOF
-user root;
-worker_processes $BACKEND_WORKERS;
-worker_rlimit_nofile 16000;
-pid $d/nginx.pid;
-error_log $TMP/logs/rs$((i + 1))-error.log warn;
-events { worker_connections 8000; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    server {
-        listen ${RS_ADDR[$i]}:80 backlog=4096;
-        listen ${RS_ADDR2[$i]}:80 backlog=4096;
-        root $TMP/www;
-        location = / { default_type text/plain; return 200 "ok\n"; }
-        location = /big.bin { }
-    }
-}
-EOF
+	nginx_conf "$d" "$BACKEND_WORKERS" "${RS_ADDR[$i]}:80" "${RS_ADDR2[$i]}:80"
 	in_ns "${NS_RS[$i]}" nginx -t -q -p "$d" -c "$d/nginx.conf" -e "$TMP/logs/rs$((i + 1))-start.log" || die "nginx config rejected"
 done
 
@@ -539,11 +437,7 @@ rotated() {
 }
 
 # ---- run (under the bench lock) ------------------------------------------------------
-exec 9>"$LOCK"
-if ! flock -n 9; then
-	log "waiting for the bench lock $LOCK (another benchmark runs; up to ${LOCK_WAIT}s)"
-	flock -w "$LOCK_WAIT" 9 || die "bench lock not free after ${LOCK_WAIT}s"
-fi
+bench_lock
 START_DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$SECONDS
@@ -557,7 +451,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 ELAPSED=$((SECONDS - T0))
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-flock -u 9
+bench_unlock
 
 for i in 0 1; do kill -0 "${RS_PIDS[$i]}" 2>/dev/null || anomaly "real server $((i + 1)) nginx exited during the run"; done
 kill -0 "$HAPROXY_PID" 2>/dev/null || anomaly "haproxy exited during the run"
