@@ -20,8 +20,10 @@
 // times slower (see workEnd). GET /health is answered without a worker (but
 // not during a stall; the antagonist leaves it alone: it is hidden). A
 // server with agent=ADDR answers an HAProxy agent check there with "up
-// inflight:N", N its requests in flight (queued and in service, from every
-// director), which govs's prober passes to prequal and predict; the agent
+// inflight:N latency:D", N its requests in flight (queued and in service,
+// from every director) and D its estimate of a new request's latency
+// (latencyAt: what a Prequal server reports), which govs's prober passes to
+// prequal and predict (predict uses the count only); the agent
 // answers during a stall too, as a separate process on the host would. The
 // response body is the server's NAME, so the load generator can tell where
 // each request went. The process exits after -lifetime, or on SIGTERM.
@@ -108,6 +110,28 @@ type server struct {
 	start       time.Time
 	sigma       float64
 	served      atomic.Int64
+	mu          sync.Mutex
+	svcEWMA     time.Duration // recent service times (in a worker), for the agent's latency:
+}
+
+// observeService folds a request's time in a worker into the EWMA (1/16
+// per request, as the simulator's servers do).
+func (s *server) observeService(d time.Duration) {
+	s.mu.Lock()
+	s.svcEWMA += (d - s.svcEWMA) / 16
+	s.mu.Unlock()
+}
+
+// latencyAt is what the agent reports as latency: the server's estimate of
+// the latency of a request that finds rif requests in flight, as a Prequal
+// server computes it and as govs sim's probes answer: the recent service
+// time, stretched by the queue it would wait in when every worker is busy.
+func (s *server) latencyAt(rif int64) time.Duration {
+	s.mu.Lock()
+	e := s.svcEWMA
+	s.mu.Unlock()
+	c := int64(cap(s.slots))
+	return time.Duration(float64(e) * (1 + float64(max(rif+1-c, 0))/float64(c)))
 }
 
 // parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD][,antagonist=FACTORx/ON/OFF][,agent=ADDR].
@@ -333,7 +357,9 @@ func (s *server) handle(c net.Conn) {
 	} else {
 		s.inflight.Add(1)
 		s.slots <- struct{}{}
+		t0 := time.Now()
 		s.sleepWork(s.serviceTime())
+		s.observeService(time.Since(t0))
 		<-s.slots
 		s.inflight.Add(-1)
 		s.served.Add(1)
@@ -367,6 +393,7 @@ func backends(args []string) {
 		s.slots = make(chan struct{}, *slots)
 		s.start = start
 		s.sigma = *sigma
+		s.svcEWMA = s.mean
 		if s.antFactor > 0 {
 			s.episodes = antagonistEpisodes(*seed, s.antOn, s.antOff, *lifetime)
 		}
@@ -407,7 +434,8 @@ func backends(args []string) {
 						continue
 					}
 					c.SetDeadline(time.Now().Add(time.Second))
-					fmt.Fprintf(c, "up inflight:%d\n", s.inflight.Load())
+					rif := s.inflight.Load()
+					fmt.Fprintf(c, "up inflight:%d latency:%v\n", rif, s.latencyAt(rif).Round(time.Microsecond))
 					c.Close()
 				}
 			}()
