@@ -531,15 +531,25 @@ rounds_won() { # SCHED -> rounds where its p99 is below both wlc's and lc's
 	awk 'FILENAME==ARGV[1]{w[$1]=$2; next} FILENAME==ARGV[2]{l[$1]=$2; next} {n++; if ($2 < w[$1] && $2 < l[$1]) k++} END{printf "%d/%d", k, n}' \
 		"$RES/p99round.wlc" "$RES/p99round.lc" "$RES/p99round.$s"
 }
+rounds_below() { # SCHED FACTOR -> rounds where its p99 is below FACTOR x wlc's in the same round
+	local s=$1
+	[[ $s == wlc ]] && { echo "–"; return; }
+	[[ -s $RES/p99round.$s && -s $RES/p99round.wlc ]] || { echo n/a; return; }
+	awk -v f="$2" 'FILENAME==ARGV[1]{w[$1]=$2; next} {n++; if ($2 < f * w[$1]) k++} END{printf "%d/%d", k, n}' \
+		"$RES/p99round.wlc" "$RES/p99round.$s"
+}
 W99=$(median "$RES/p99_ms.wlc")
 L99=$(median "$RES/p99_ms.lc")
 table() {
 	local s m99
-	echo "| scheduler | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/wlc | p99/lc | p99 below wlc and lc (rounds) | requests > 100 ms | share s0 / s1 / ... (%) |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+	local below="" belowh="" belowa=""
+	if [[ $MODE == multi ]]; then belowh=" p99 below 0.6x wlc's (rounds) |" belowa=" ---: |"; fi
+	echo "| scheduler | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/wlc | p99/lc | p99 below wlc and lc (rounds) |$belowh requests > 100 ms | share s0 / s1 / ... (%) |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |$belowa ---: | --- |"
 	for s in "${SCHEDS[@]}"; do
 		m99=$(median "$RES/p99_ms.$s")
-		echo "| $s | $(fmt "$(median "$RES/p50_ms.$s")" 2) | $(fmt "$(median "$RES/p90_ms.$s")" 2) | $(fmt "$m99" 2) | $(fmt "$(median "$RES/p999_ms.$s")" 1) | $(ratio "$m99" "$W99") | $(ratio "$m99" "$L99") | $(rounds_won "$s") | $(fmt "$(median "$RES/over100ms.$s")" 0) | $(share "$s") |"
+		[[ $MODE == multi ]] && below=" $(rounds_below "$s" 0.6) |"
+		echo "| $s | $(fmt "$(median "$RES/p50_ms.$s")" 2) | $(fmt "$(median "$RES/p90_ms.$s")" 2) | $(fmt "$m99" 2) | $(fmt "$(median "$RES/p999_ms.$s")" 1) | $(ratio "$m99" "$W99") | $(ratio "$m99" "$L99") | $(rounds_won "$s") |$below $(fmt "$(median "$RES/over100ms.$s")" 0) | $(share "$s") |"
 	done
 }
 wrk_table() {
