@@ -152,3 +152,40 @@ func TestAntagonistLengths(t *testing.T) {
 		t.Error("exponential lengths never reached 1.5x the mean in 1000 draws")
 	}
 }
+
+// TestLiveTwin guards what docs/sim.md reports of bench/adaptive.sh's
+// multi-director antagonist setup as a scenario: three directors, four
+// equal servers, one slowed 8x by a hidden antagonist for about 4 s of
+// every 10 s, at 65% load: predict's p99 at most 0.6x wlc's, and the
+// oracle's below predict's (deterministic outcomes at a smaller scale).
+func TestLiveTwin(t *testing.T) {
+	if raceEnabled {
+		t.Skip("long under the race detector; the schedulers' races are tested in internal/sched")
+	}
+	sc, err := Parse("live-setup.yaml", []byte(`name: live-setup
+utilisation: 0.648
+directors: 3
+service: {distribution: lognormal, mean: 24ms, sigma: 0.5}
+capacity: 2
+servers:
+  - {count: 4}
+antagonists:
+  - {server: 3, share: 0.875, on: 4s, off: 6s, lengths: uniform}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p99 := map[string]float64{}
+	for _, s := range []string{"wlc", "predict", Oracle} {
+		r, err := Run(sc, s, RunOptions{Seed: 1, Requests: 200000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p99[s] = r.P99
+	}
+	t.Logf("p99 wlc %.1f ms, predict %.1f, oracle %.1f", p99["wlc"], p99["predict"], p99[Oracle])
+	if p99["predict"] > 0.6*p99["wlc"] || p99[Oracle] >= p99["predict"] {
+		t.Errorf("p99 wlc %.1f ms, predict %.1f, oracle %.1f: want predict at most 0.6x wlc, the oracle below it",
+			p99["wlc"], p99["predict"], p99[Oracle])
+	}
+}
