@@ -2,7 +2,8 @@
 # bench/adaptive.sh: the adaptive schedulers (pewma, prequal, adaptive-weights, predict)
 # against wlc, lc and twos, live on loopback: one govs proxy with one virtual
 # service per scheduler, in front of real servers of different speeds, one of
-# them freezing periodically (a noisy neighbour). Each service gets the same
+# them freezing periodically (STALL: a GC pause), or slowed for seconds at a
+# time by a hidden antagonist (ANTAGONIST: a co-located batch job). Each service gets the same
 # open-loop Poisson load of new connections (one request per connection, so
 # every request is a scheduling decision; bench/adaptive is the real servers
 # and the generator). The table shows medians over rounds of p50/p90/p99/p99.9
