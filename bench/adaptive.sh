@@ -565,7 +565,15 @@ wrk_table() {
 
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="MODE=$MODE$( ((DIRECTORS > 1)) && echo " DIRECTORS_N=$DIRECTORS")$( ((AGENTS == 1)) && echo " AGENTS=1") ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL$([[ -n $ANTAGONIST ]] && echo " ANTAGONIST=$ANTAGONIST") SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
+# Built step by step: under set -e, an assignment whose last command
+# substitution fails (such as $( ((AGENTS == 1)) && echo ...) with AGENTS=0)
+# ends the script, silently, after the measurements.
+env_cmd="MODE=$MODE"
+((DIRECTORS > 1)) && env_cmd+=" DIRECTORS_N=$DIRECTORS"
+((AGENTS == 1)) && env_cmd+=" AGENTS=1"
+env_cmd+=" ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL"
+[[ -n $ANTAGONIST ]] && env_cmd+=" ANTAGONIST=$ANTAGONIST"
+env_cmd+=" SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
 ((WRK == 1)) && env_cmd+=" WRK_CONNS=$WRK_CONNS WRK_ROUNDS=$WRK_ROUNDS WRK_DURATION=$WRK_DURATION"
 [[ $SCHEDULERS != "wlc lc twos pewma prequal adaptive-weights" ]] && env_cmd+=" SCHEDULERS=\"$SCHEDULERS\""
 nominal=$(awk -v list="$SERVICE" -v slots="$SLOTS" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 }
