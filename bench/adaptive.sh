@@ -484,8 +484,10 @@ if [[ $SIM == 1 ]]; then
 	simreq=$((RATE * 120))
 	SIM_SCHEDS=$(echo "${SCHEDS[*]}" | tr ' ' ',')
 	if [[ $MODE == multi ]]; then
-		simreq=1000000 # about an hour of the live setup's time: hundreds of antagonist episodes
 		SIM_SCHEDS+=",oracle"
+		# About an hour of the live setup's time: hundreds of antagonist
+		# episodes. (A stall is a list of events, written for 120 s only.)
+		[[ -n $ANTAGONIST ]] && simreq=1000000
 	fi
 	{
 		echo "name: live-setup"
@@ -658,7 +660,8 @@ fi
 		echo "This setup as a simulator scenario (same servers, rate$( ((DIRECTORS > 1)) && echo " and $DIRECTORS directors"); $([[ -n $ANTAGONIST ]] && echo "the antagonist as a share 1 - 1/${af%x} of the capacity taken from the requests that start while it is there" || echo "a stall approximated as a slowdown of the requests that start in it"); no connection or proxy overhead; probes see every director's requests, as the agents do; \`oracle\` knows each server's true queue and speed): \`govs sim --scenario live-setup.yaml --schedulers $SIM_SCHEDS --format table --seed 1 --requests $simreq\`, with live-setup.yaml:"
 		echo
 		echo '```yaml'
-		cat "$TMP/live-setup.yaml"
+		head -n 20 "$TMP/live-setup.yaml"
+		(($(wc -l <"$TMP/live-setup.yaml") > 20)) && echo "  # ... and so on, to 120 s"
 		echo '```'
 		echo
 		echo '```'
