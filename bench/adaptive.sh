@@ -2,7 +2,8 @@
 # bench/adaptive.sh: the adaptive schedulers (pewma, prequal, adaptive-weights, predict)
 # against wlc, lc and twos, live on loopback: one govs proxy with one virtual
 # service per scheduler, in front of real servers of different speeds, one of
-# them freezing periodically (a noisy neighbour). Each service gets the same
+# them freezing periodically (STALL: a GC pause), or slowed for seconds at a
+# time by a hidden antagonist (ANTAGONIST: a co-located batch job). Each service gets the same
 # open-loop Poisson load of new connections (one request per connection, so
 # every request is a scheduling decision; bench/adaptive is the real servers
 # and the generator). The table shows medians over rounds of p50/p90/p99/p99.9
@@ -17,8 +18,10 @@
 # MODE=multi: as parallel, but each scheduler runs in DIRECTORS govs
 # processes (default 3, each its own director with its own view) in front of
 # the scheduler's one set of real servers; each request of the generator goes
-# to one of the directors, drawn at random. The stalling server plays a
-# hidden antagonist that comes and goes. No wrk runs, no sim by default.
+# to one of the directors, drawn at random. The last server carries the
+# hidden trouble: its freezes (STALL), or an antagonist that takes most of
+# its CPU for seconds at a time (ANTAGONIST). No wrk runs; SIM=1 runs only
+# this setup's twin in govs sim, with the oracle.
 # MODE=interleaved: one set of real servers, the schedulers one after the
 # other, order rotated each round (bench/run.sh's style); on a busy 2-core
 # machine its noise (lc and wlc, the same rule here, 30% apart at p99) is
@@ -34,15 +37,23 @@
 #   QUICK=1          smoke run (<1 min): 1 round of 4 s, 2 s warm-up, wrk 4 s, no sim
 #   MODE=parallel    or interleaved, or multi (above); the defaults below are parallel's (and multi's), interleaved's in ()
 #   DIRECTORS_N=3    MODE=multi: govs processes (directors) per set of real servers
-#   AGENTS=0 (multi: 1)  each real server runs an HAProxy agent (BASE+400+i) answering "up inflight:N",
-#                    its requests in flight from every director; govs's prober passes it to prequal
-#                    and predict (needs HEALTH=1: the agent is asked after each http check)
+#   AGENTS=0 (multi: 1)  each real server runs an HAProxy agent (BASE+400+i) answering "up inflight:N latency:D",
+#                    its requests in flight from every director and its estimate of a new request's
+#                    latency (recent service time x the queue, as a Prequal server reports); govs's
+#                    prober passes them to prequal and predict (predict uses the count only)
+#                    (needs HEALTH=1: the agent is asked after each http check)
 #   ROUNDS=8 (5)     rounds (medians over them)
 #   DURATION=20 (6)  seconds of each load run (best a multiple of the stall period)
 #   WARMUP=6 (4)     seconds of load before the rounds (discarded)
 #   RATE=180 (550)   requests (new connections) per second per scheduler, Poisson arrivals
 #   SERVICE=12ms,12ms,36ms,12ms (4ms,4ms,12ms,4ms)   mean service time of each real server
-#   STALL=200ms/2s   the last real server freezes this long every period ("" for none)
+#   STALL=200ms/2s   the last real server freezes this long every period ("" for none;
+#                    default "" when ANTAGONIST is set): a GC pause, a frozen VM
+#   ANTAGONIST=""    FACTORx/ON/OFF, e.g. 8x/4s/6s: a hidden batch job on the last real
+#                    server's host, present ON and absent OFF on average (each length
+#                    uniform in [0.5, 1.5] x the mean, the same seeded schedule in every
+#                    set), taking all but 1/FACTOR of its CPU while present: the work of
+#                    every request there runs FACTOR times slower (bench/adaptive/main.go)
 #   SLOTS=1          workers per real server (a FIFO queue in front of them)
 #   SIGMA=0.5        lognormal sigma of service times (0: constant)
 #   SCHEDULERS="wlc lc twos pewma prequal adaptive-weights"
@@ -82,7 +93,8 @@ if ((PAR == 1)); then
 else
 	: "${ROUNDS:=5}" "${DURATION:=6}" "${WARMUP:=4}" "${RATE:=550}" "${SERVICE:=4ms,4ms,12ms,4ms}"
 fi
-STALL=${STALL-200ms/2s}
+ANTAGONIST=${ANTAGONIST:-}
+if [[ -n $ANTAGONIST ]]; then STALL=${STALL:-}; else STALL=${STALL-200ms/2s}; fi
 SLOTS=${SLOTS:-1}
 SIGMA=${SIGMA:-0.5}
 SCHEDULERS=${SCHEDULERS:-wlc lc twos pewma prequal adaptive-weights}
@@ -117,6 +129,8 @@ NSRV=${#SVC[@]}
 for s in "${SVC[@]}"; do
 	[[ $s =~ ^[0-9.]+(us|ms|s)$ ]] || { echo "adaptive.sh: SERVICE: $s: want a duration such as 2ms" >&2; exit 2; }
 done
+[[ -z $ANTAGONIST || $ANTAGONIST =~ ^[0-9.]+x/[0-9.]+(ms|s)/[0-9.]+(ms|s)$ ]] || { echo "adaptive.sh: ANTAGONIST=$ANTAGONIST: want FACTORx/ON/OFF such as 8x/4s/6s" >&2; exit 2; }
+[[ -z $ANTAGONIST || -z $STALL ]] || { echo "adaptive.sh: STALL and ANTAGONIST both on the last server: choose one (STALL=\"\")" >&2; exit 2; }
 [[ -z $STALL || $STALL =~ ^[0-9.]+(ms|s)/[0-9.]+(ms|s)$ ]] || { echo "adaptive.sh: STALL=$STALL: want LEN/PERIOD such as 200ms/2s" >&2; exit 2; }
 read -r -a SCHEDS <<<"$SCHEDULERS"
 ((${#SCHEDS[@]} >= 1 && ${#SCHEDS[@]} <= 12)) || { echo "adaptive.sh: SCHEDULERS: 1 to 12 names" >&2; exit 2; }
@@ -232,6 +246,11 @@ for ((k = 0; k < NSETS; k++)); do
 		if [[ -n $STALL ]] && ((i == NSRV - 1)); then
 			spec+=",stall=$STALL"
 			desc+=" + stall ${STALL%/*} every ${STALL#*/}"
+		fi
+		if [[ -n $ANTAGONIST ]] && ((i == NSRV - 1)); then
+			IFS=/ read -r af aon aoff <<<"$ANTAGONIST"
+			spec+=",antagonist=$ANTAGONIST"
+			desc+=" + antagonist (${af%x}x slower while present: $aon present, $aoff absent on average)"
 		fi
 		((AGENTS == 1)) && spec+=",agent=$HOST:${AGENT_PORTS[$((k * NSRV + i))]}"
 		SRV_ARGS+=(-server "$spec")
@@ -452,17 +471,29 @@ SERVED=$(awk '$1=="served"{c[$2]+=$3} END{for (k in c) print k, c[k]}' "$TMP/log
 SIM_OUT=""
 SIM_OWN=""
 if [[ $SIM == 1 ]]; then
-	log "govs sim (built-in scenarios, then this setup as a scenario)"
-	SIM_OUT=$("$GOVS_BIN" sim --format table --seed 1 2>&1) || anomaly "govs sim failed: $(echo "$SIM_OUT" | tail -n 1)"
+	if [[ $MODE == multi ]]; then
+		log "govs sim (this setup as a scenario, with the oracle)"
+	else
+		log "govs sim (built-in scenarios, then this setup as a scenario)"
+		SIM_OUT=$("$GOVS_BIN" sim --format table --seed 1 2>&1) || anomaly "govs sim failed: $(echo "$SIM_OUT" | tail -n 1)"
+	fi
 	# This setup as a scenario: a stall is a 100x-ish slowdown of what starts in it.
 	cap=$(awk -v list="$SERVICE" -v slots="$SLOTS" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 }
 		BEGIN{n=split(list,a,","); for(i=1;i<=n;i++) c+=slots*1000/ms(a[i]); printf "%.6f", c}')
 	util=$(awk -v r="$RATE" -v c="$cap" 'BEGIN{printf "%.4f", r/c}')
 	simreq=$((RATE * 120))
+	SIM_SCHEDS=$(echo "${SCHEDS[*]}" | tr ' ' ',')
+	if [[ $MODE == multi ]]; then
+		SIM_SCHEDS+=",oracle"
+		# About an hour of the live setup's time: hundreds of antagonist
+		# episodes. (A stall is a list of events, written for 120 s only.)
+		[[ -n $ANTAGONIST ]] && simreq=1000000
+	fi
 	{
 		echo "name: live-setup"
 		echo "description: bench/adaptive.sh's real servers at $RATE/s"
 		echo "utilisation: $util"
+		((DIRECTORS > 1)) && echo "directors: $DIRECTORS"
 		echo "service: {distribution: lognormal, mean: ${SVC[0]}, sigma: $SIGMA}"
 		echo "capacity: $SLOTS"
 		echo "servers:"
@@ -474,8 +505,13 @@ if [[ $SIM == 1 ]]; then
 				BEGIN{split(st,a,"/"); len=ms(a[1]); per=ms(a[2]); slow=len/ms(mean); if (slow>1000) slow=1000;
 					print "events:"; for (t=per/2; t < 120000; t+=per) printf "  - {at: %.0fms, for: %.0fms, server: %d, slowdown: %.1f}\n", t, len, srv, slow}'
 		fi
+		if [[ -n $ANTAGONIST ]]; then
+			# The same antagonist: share 1 - 1/FACTOR of the capacity, uniform lengths.
+			awk -v a="$ANTAGONIST" -v srv=$((NSRV - 1)) 'BEGIN{split(a,f,"/"); sub(/x$/,"",f[1]); sh=1-1/f[1]; if (sh>0.95) sh=0.95;
+				print "antagonists:"; printf "  - {server: %d, share: %.4f, on: %s, off: %s, lengths: uniform}\n", srv, sh, f[2], f[3]}'
+		fi
 	} >"$TMP/live-setup.yaml"
-	SIM_OWN=$("$GOVS_BIN" sim --scenario "$TMP/live-setup.yaml" --schedulers "$(echo "${SCHEDS[*]}" | tr ' ' ',')" --format table --seed 1 --requests "$simreq" 2>&1) ||
+	SIM_OWN=$("$GOVS_BIN" sim --scenario "$TMP/live-setup.yaml" --schedulers "$SIM_SCHEDS" --format table --seed 1 --requests "$simreq" 2>&1) ||
 		anomaly "govs sim (live setup) failed: $(echo "$SIM_OWN" | tail -n 1)"
 fi
 flock -u 9
@@ -498,15 +534,25 @@ rounds_won() { # SCHED -> rounds where its p99 is below both wlc's and lc's
 	awk 'FILENAME==ARGV[1]{w[$1]=$2; next} FILENAME==ARGV[2]{l[$1]=$2; next} {n++; if ($2 < w[$1] && $2 < l[$1]) k++} END{printf "%d/%d", k, n}' \
 		"$RES/p99round.wlc" "$RES/p99round.lc" "$RES/p99round.$s"
 }
+rounds_below() { # SCHED FACTOR -> rounds where its p99 is below FACTOR x wlc's in the same round
+	local s=$1
+	[[ $s == wlc ]] && { echo "–"; return; }
+	[[ -s $RES/p99round.$s && -s $RES/p99round.wlc ]] || { echo n/a; return; }
+	awk -v f="$2" 'FILENAME==ARGV[1]{w[$1]=$2; next} {n++; if ($2 < f * w[$1]) k++} END{printf "%d/%d", k, n}' \
+		"$RES/p99round.wlc" "$RES/p99round.$s"
+}
 W99=$(median "$RES/p99_ms.wlc")
 L99=$(median "$RES/p99_ms.lc")
 table() {
 	local s m99
-	echo "| scheduler | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/wlc | p99/lc | p99 below wlc and lc (rounds) | requests > 100 ms | share s0 / s1 / ... (%) |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+	local below="" belowh="" belowa=""
+	if [[ $MODE == multi ]]; then belowh=" p99 below 0.6x wlc's (rounds) |" belowa=" ---: |"; fi
+	echo "| scheduler | p50 ms | p90 ms | p99 ms | p99.9 ms | p99/wlc | p99/lc | p99 below wlc and lc (rounds) |$belowh requests > 100 ms | share s0 / s1 / ... (%) |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |$belowa ---: | --- |"
 	for s in "${SCHEDS[@]}"; do
 		m99=$(median "$RES/p99_ms.$s")
-		echo "| $s | $(fmt "$(median "$RES/p50_ms.$s")" 2) | $(fmt "$(median "$RES/p90_ms.$s")" 2) | $(fmt "$m99" 2) | $(fmt "$(median "$RES/p999_ms.$s")" 1) | $(ratio "$m99" "$W99") | $(ratio "$m99" "$L99") | $(rounds_won "$s") | $(fmt "$(median "$RES/over100ms.$s")" 0) | $(share "$s") |"
+		[[ $MODE == multi ]] && below=" $(rounds_below "$s" 0.6) |"
+		echo "| $s | $(fmt "$(median "$RES/p50_ms.$s")" 2) | $(fmt "$(median "$RES/p90_ms.$s")" 2) | $(fmt "$m99" 2) | $(fmt "$(median "$RES/p999_ms.$s")" 1) | $(ratio "$m99" "$W99") | $(ratio "$m99" "$L99") | $(rounds_won "$s") |$below $(fmt "$(median "$RES/over100ms.$s")" 0) | $(share "$s") |"
 	done
 }
 wrk_table() {
@@ -521,7 +567,15 @@ wrk_table() {
 
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-env_cmd="MODE=$MODE$( ((DIRECTORS > 1)) && echo " DIRECTORS_N=$DIRECTORS")$( ((AGENTS == 1)) && echo " AGENTS=1") ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
+# Built step by step: under set -e, an assignment whose last command
+# substitution fails (such as $( ((AGENTS == 1)) && echo ...) with AGENTS=0)
+# ends the script, silently, after the measurements.
+env_cmd="MODE=$MODE"
+((DIRECTORS > 1)) && env_cmd+=" DIRECTORS_N=$DIRECTORS"
+((AGENTS == 1)) && env_cmd+=" AGENTS=1"
+env_cmd+=" ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP RATE=$RATE SERVICE=$SERVICE STALL=$STALL"
+[[ -n $ANTAGONIST ]] && env_cmd+=" ANTAGONIST=$ANTAGONIST"
+env_cmd+=" SLOTS=$SLOTS SIGMA=$SIGMA HEALTH=$HEALTH WRK=$WRK"
 ((WRK == 1)) && env_cmd+=" WRK_CONNS=$WRK_CONNS WRK_ROUNDS=$WRK_ROUNDS WRK_DURATION=$WRK_DURATION"
 [[ $SCHEDULERS != "wlc lc twos pewma prequal adaptive-weights" ]] && env_cmd+=" SCHEDULERS=\"$SCHEDULERS\""
 nominal=$(awk -v list="$SERVICE" -v slots="$SLOTS" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 }
@@ -531,6 +585,10 @@ SECTION=$TMP/section.md
 MARK=adaptive.sh TITLE="Adaptive schedulers, live on loopback"
 if [[ $MODE == multi ]]; then
 	MARK="adaptive.sh multi" TITLE="Adaptive schedulers, $DIRECTORS directors sharing real servers, live on loopback"
+	if [[ -n $ANTAGONIST ]]; then
+		MARK+=" antagonist" TITLE="Adaptive schedulers, $DIRECTORS directors, a hidden antagonist, live on loopback"
+		((AGENTS == 0)) && MARK+=" no agents" TITLE+=", no agents"
+	fi
 fi
 {
 	echo "<!-- bench/$MARK begin -->"
@@ -543,6 +601,7 @@ fi
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	if [[ $MODE == multi ]]; then
 		setdesc="$NSETS identical sets of real servers, one per scheduler, started together (so their stalls fall at the same moments); the stalling server is the hidden antagonist, which no director is told of"
+		[[ -n $ANTAGONIST ]] && setdesc="$NSETS identical sets of real servers, one per scheduler, started together, their antagonists on the same schedule (seed 1), which no director is told of"
 		svcdesc="$DIRECTORS govs processes (directors), each with one virtual service per scheduler in front of that scheduler's set, so each set is shared by $DIRECTORS directors that each see only their own connections"
 		method="every scheduler runs at the same time, each with its own generator and the same arrival times (seed = round), each request sent to one of the $DIRECTORS directors drawn at random, for ${DURATION}s per round, after a ${WARMUP}s warm-up. The table shows medians over $ROUNDS rounds; the ratios are of medians; \"rounds\" counts the rounds in which the scheduler's p99 was below both wlc's and lc's in the same round."
 	elif [[ $MODE == parallel ]]; then
@@ -554,8 +613,8 @@ fi
 		svcdesc="one virtual service per scheduler, all in front of the same real servers"
 		method="each round runs every scheduler alone for ${DURATION}s with the same arrival times (seed = round), order rotated each round, after a ${WARMUP}s warm-up each; a run during which the generator itself lagged over $LAG_MAX ms at p99 (the machine was busy) is run again once. The table shows medians over $ROUNDS rounds; the ratios are of medians."
 	fi
-	echo "- Real servers (\`bench/adaptive backends\`, one process, $setdesc): $(IFS=';'; echo "${SRV_DESC[*]}" | sed 's/;/, /g'); $SLOTS worker(s) each behind a FIFO queue (the kernel accepts every connection; a request waits for a worker), lognormal service times (sigma $SIGMA); a stall freezes the server (requests in service or arriving wait until it ends). Nominal capacity $nominal req/s per set without the stalls. Listed in this order in every service (ties go to the first). Requests served: $SERVED."
-	echo "- govs: $( ((DIRECTORS == 1)) && echo "one proxy, ")$svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s")$( ((AGENTS == 1)) && echo "; each real server's HAProxy agent reports its requests in flight from every director (up inflight:N), which the directors' probes pass to prequal and predict" || echo " (no agents on these real servers: prequal's probes are all passive)")."
+	echo "- Real servers (\`bench/adaptive backends\`, one process, $setdesc): $(IFS=';'; echo "${SRV_DESC[*]}" | sed 's/;/, /g'); $SLOTS worker(s) each behind a FIFO queue (the kernel accepts every connection; a request waits for a worker), lognormal service times (sigma $SIGMA); $([[ -n $STALL ]] && echo "a stall freezes the server (requests in service or arriving wait until it ends)")$([[ -n $ANTAGONIST ]] && echo "the antagonist models a co-located batch job taking all but 1/${af%x} of the host's CPU: the work of every request in service there runs ${af%x} times slower while it is present (health checks are answered as usual: it is hidden)$(awk -F'[ =]' '$1=="antagonist"{printf "; it was present %.0f%% of the time (%d episode(s) while the servers ran)", 100*$6, $4; exit}' "$TMP/logs/backends.log")"). Nominal capacity $nominal req/s per set without the $([[ -n $ANTAGONIST ]] && echo "antagonist, $(awk -v n="$nominal" -v s1="${SVC[NSRV - 1]}" -v sl="$SLOTS" -v f="${af%x}" 'function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; return v*1000 } BEGIN{c=sl*1000/ms(s1); printf "%.0f", n-c+c/f}') req/s while it is present" || echo "stalls"). Listed in this order in every service (ties go to the first). Requests served: $SERVED."
+	echo "- govs: $( ((DIRECTORS == 1)) && echo "one proxy, ")$svcdesc, equal weights$( ((HEALTH == 1)) && echo ", http health check GET /health every 1 s")$( ((AGENTS == 1)) && echo "; each real server's HAProxy agent reports its requests in flight from every director and its estimate of a new request's latency, its recent service time stretched by the queue, as a Prequal server does (up inflight:N latency:D), which the directors' probes pass to prequal and predict (predict uses the count only)" || echo " (no agents on these real servers: prequal's probes are all passive)")."
 	echo "- Load (\`bench/adaptive load\`): open loop, Poisson arrivals at $RATE req/s per scheduler ($(awk -v r="$RATE" -v c="$nominal" 'BEGIN{printf "%.0f", 100*r/c}')% of nominal), one new TCP connection per request (\`Connection: close\`: every request is a scheduling decision); latency from the scheduled arrival to the end of the response, so a stall is not hidden by a client that waits (a closed loop such as wrk sends fewer requests while a stall holds its connections)."
 	echo "- Method: $method lc and wlc follow the same rule with equal weights: their difference is the noise of the run."
 	echo
@@ -580,7 +639,11 @@ fi
 		echo
 		sed 's/^/- /' "$ANOM"
 	else
-		echo "Anomalies: none (no failed or dropped requests, no generator lag over $LAG_MAX ms at p99, no WARN/ERROR in the govs log)."
+		if ((PAR == 1)); then
+			echo "Anomalies: none (no failed or dropped requests, no WARN/ERROR in the govs log; the generator's lag, which hits every scheduler of a round alike here, is in the per-run table)."
+		else
+			echo "Anomalies: none (no failed or dropped requests, no generator lag over $LAG_MAX ms at p99, no WARN/ERROR in the govs log)."
+		fi
 	fi
 	if [[ -n $SIM_OUT ]]; then
 		echo
@@ -594,7 +657,12 @@ fi
 	fi
 	if [[ -n $SIM_OWN ]]; then
 		echo
-		echo "This setup as a simulator scenario (same servers and rate; a stall approximated as a slowdown of the requests that start in it; no connection or proxy overhead): \`govs sim --scenario live-setup.yaml --schedulers $(echo "${SCHEDS[*]}" | tr ' ' ',') --format table --seed 1 --requests $simreq\`:"
+		echo "This setup as a simulator scenario (same servers, rate$( ((DIRECTORS > 1)) && echo " and $DIRECTORS directors"); $([[ -n $ANTAGONIST ]] && echo "the antagonist as a share 1 - 1/${af%x} of the capacity taken from the requests that start while it is there" || echo "a stall approximated as a slowdown of the requests that start in it"); no connection or proxy overhead; probes see every director's requests, as the agents do; \`oracle\` knows each server's true queue and speed): \`govs sim --scenario live-setup.yaml --schedulers $SIM_SCHEDS --format table --seed 1 --requests $simreq\`, with live-setup.yaml:"
+		echo
+		echo '```yaml'
+		head -n 20 "$TMP/live-setup.yaml"
+		(($(wc -l <"$TMP/live-setup.yaml") > 20)) && echo "  # ... and so on, to 120 s"
+		echo '```'
 		echo
 		echo '```'
 		echo "$SIM_OWN"

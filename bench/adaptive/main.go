@@ -2,7 +2,7 @@
 // different speeds (one with periodic stalls) and an open-loop load generator
 // with Poisson arrivals, both on loopback only.
 //
-//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD][,agent=127.0.0.1:PORT] ... [-slots 1] [-sigma 0.5] [-lifetime 10m]
+//	adaptive backends -server NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD][,antagonist=FACTORx/ON/OFF][,agent=127.0.0.1:PORT] ... [-slots 1] [-sigma 0.5] [-lifetime 10m] [-seed 1]
 //	adaptive load -addr 127.0.0.1:PORT[,127.0.0.1:PORT...] -rate 1000 -duration 10s [-seed 1] [-timeout 5s] [-max-inflight 2000]
 //
 // backends: every server has -slots workers and a FIFO queue in front of them
@@ -11,11 +11,19 @@
 // service time is lognormal with the server's mean and -sigma (0: constant).
 // A server with stall=LEN/PERIOD freezes for LEN every PERIOD (from its
 // start, offset by half a period): requests in service or arriving during a
-// stall wait until it ends, as on a host whose CPU a noisy neighbour takes.
-// GET /health is answered without a worker (but not during a stall). A
+// stall wait until it ends, as a process in a long GC pause or a frozen VM.
+// A server with antagonist=FACTORx/ON/OFF shares its host with a hidden
+// batch job that comes and goes (present for ON, absent for OFF on average,
+// each length uniform in [0.5, 1.5] x its mean, from -seed: the same
+// schedule on every such server) and, while present, takes all but
+// 1/FACTOR of the CPU: the work of every request in service runs FACTOR
+// times slower (see workEnd). GET /health is answered without a worker (but
+// not during a stall; the antagonist leaves it alone: it is hidden). A
 // server with agent=ADDR answers an HAProxy agent check there with "up
-// inflight:N", N its requests in flight (queued and in service, from every
-// director), which govs's prober passes to prequal and predict; the agent
+// inflight:N latency:D", N its requests in flight (queued and in service,
+// from every director) and D its estimate of a new request's latency
+// (latencyAt: what a Prequal server reports), which govs's prober passes to
+// prequal and predict (predict uses the count only); the agent
 // answers during a stall too, as a separate process on the host would. The
 // response body is the server's NAME, so the load generator can tell where
 // each request went. The process exits after -lifetime, or on SIGTERM.
@@ -92,55 +100,178 @@ type server struct {
 	mean        time.Duration
 	stall       time.Duration // 0: none
 	stallPeriod time.Duration
+	antFactor   float64        // 0: no antagonist; else service runs this many times slower during episodes
+	antOn       time.Duration  // its mean presence
+	antOff      time.Duration  // and absence
+	episodes    []episode      // its schedule
 	agent       netip.AddrPort // the agent's address; invalid: none
 	inflight    atomic.Int64
 	slots       chan struct{}
 	start       time.Time
 	sigma       float64
 	served      atomic.Int64
+	mu          sync.Mutex
+	svcEWMA     time.Duration // recent service times (in a worker), for the agent's latency:
 }
 
-// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR].
+// observeService folds a request's time in a worker into the EWMA (1/16
+// per request, as the simulator's servers do).
+func (s *server) observeService(d time.Duration) {
+	s.mu.Lock()
+	s.svcEWMA += (d - s.svcEWMA) / 16
+	s.mu.Unlock()
+}
+
+// latencyAt is what the agent reports as latency: the server's estimate of
+// the latency of a request that finds rif requests in flight, as a Prequal
+// server computes it and as govs sim's probes answer: the recent service
+// time, stretched by the queue it would wait in when every worker is busy.
+func (s *server) latencyAt(rif int64) time.Duration {
+	s.mu.Lock()
+	e := s.svcEWMA
+	s.mu.Unlock()
+	c := int64(cap(s.slots))
+	return time.Duration(float64(e) * (1 + float64(max(rif+1-c, 0))/float64(c)))
+}
+
+// parseServer reads NAME=ADDR,MEAN[,stall=LEN/PERIOD][,antagonist=FACTORx/ON/OFF][,agent=ADDR].
 func parseServer(s string) (*server, error) {
-	const want = "want NAME=ADDR,MEAN[,stall=LEN/PERIOD][,agent=ADDR]"
+	const want = "want NAME=ADDR,MEAN[,stall=LEN/PERIOD][,antagonist=FACTORx/ON/OFF][,agent=ADDR]"
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
 		return nil, errors.New(want)
 	}
 	parts := strings.Split(rest, ",")
-	if len(parts) < 2 || len(parts) > 4 {
+	if len(parts) < 2 {
 		return nil, errors.New(want)
 	}
-	var agent netip.AddrPort
-	if a, ok := strings.CutPrefix(parts[len(parts)-1], "agent="); ok && len(parts) > 2 {
-		agent = checkLoopback("agent", a)
-		parts = parts[:len(parts)-1]
-	}
-	if len(parts) > 3 {
-		return nil, errors.New(want)
-	}
-	sv := &server{name: name, addr: checkLoopback("-server", parts[0]), agent: agent}
+	sv := &server{name: name, addr: checkLoopback("-server", parts[0])}
 	var err error
 	if sv.mean, err = time.ParseDuration(parts[1]); err != nil || sv.mean < 0 {
 		return nil, fmt.Errorf("mean %q: want a duration", parts[1])
 	}
-	if len(parts) == 3 {
-		v, ok := strings.CutPrefix(parts[2], "stall=")
-		l, p, ok2 := strings.Cut(v, "/")
-		if !ok || !ok2 {
-			return nil, fmt.Errorf("%q: want stall=LEN/PERIOD", parts[2])
+	seen := map[string]bool{}
+	for _, opt := range parts[2:] {
+		key, v, ok := strings.Cut(opt, "=")
+		if !ok || seen[key] {
+			return nil, fmt.Errorf("%q: %s (each option once)", opt, want)
 		}
-		if sv.stall, err = time.ParseDuration(l); err != nil {
-			return nil, err
-		}
-		if sv.stallPeriod, err = time.ParseDuration(p); err != nil {
-			return nil, err
-		}
-		if sv.stall <= 0 || sv.stallPeriod <= sv.stall {
-			return nil, fmt.Errorf("stall %q: want 0 < LEN < PERIOD", v)
+		seen[key] = true
+		switch key {
+		case "agent":
+			sv.agent = checkLoopback("agent", v)
+		case "stall":
+			l, p, ok := strings.Cut(v, "/")
+			if !ok {
+				return nil, fmt.Errorf("%q: want stall=LEN/PERIOD", opt)
+			}
+			if sv.stall, err = time.ParseDuration(l); err != nil {
+				return nil, err
+			}
+			if sv.stallPeriod, err = time.ParseDuration(p); err != nil {
+				return nil, err
+			}
+			if sv.stall <= 0 || sv.stallPeriod <= sv.stall {
+				return nil, fmt.Errorf("stall %q: want 0 < LEN < PERIOD", v)
+			}
+		case "antagonist":
+			f, on, off, err := parseAntagonist(v)
+			if err != nil {
+				return nil, fmt.Errorf("antagonist %q: %w", v, err)
+			}
+			sv.antFactor, sv.antOn, sv.antOff = f, on, off
+		default:
+			return nil, fmt.Errorf("%q: unknown option; %s", opt, want)
 		}
 	}
+	if sv.stall > 0 && sv.antFactor > 0 {
+		return nil, fmt.Errorf("%s: stall and antagonist on one server: choose one", name)
+	}
 	return sv, nil
+}
+
+// parseAntagonist reads FACTORx/ON/OFF, such as 8x/4s/6s.
+func parseAntagonist(v string) (factor float64, on, off time.Duration, err error) {
+	f := strings.Split(v, "/")
+	if len(f) != 3 {
+		return 0, 0, 0, errors.New("want FACTORx/ON/OFF such as 8x/4s/6s")
+	}
+	factor, err = strconv.ParseFloat(strings.TrimSuffix(f[0], "x"), 64)
+	if err != nil || !(factor > 1 && factor <= 100) {
+		return 0, 0, 0, errors.New("factor: want a number above 1 and at most 100, such as 8x")
+	}
+	if on, err = time.ParseDuration(f[1]); err != nil || on < 10*time.Millisecond {
+		return 0, 0, 0, errors.New("ON: want a duration of at least 10ms")
+	}
+	if off, err = time.ParseDuration(f[2]); err != nil || off < 10*time.Millisecond {
+		return 0, 0, 0, errors.New("OFF: want a duration of at least 10ms")
+	}
+	return factor, on, off, nil
+}
+
+// episode is a span of an antagonist's presence, as offsets from the start.
+type episode struct{ from, to time.Duration }
+
+// antagonistEpisodes draws an antagonist's schedule for a lifetime: it is
+// absent first, then present and absent in turn, each length uniform in
+// [0.5, 1.5] x its mean (a batch job whose runs and pauses vary, but
+// neither vanish nor last for ever), from the seed alone: every server
+// given the same seed and means gets the same schedule, so that each
+// scheduler's set meets the same antagonist at the same moments.
+func antagonistEpisodes(seed uint64, on, off, lifetime time.Duration) []episode {
+	rng := rand.New(rand.NewPCG(seed, 0xa47a90a157))
+	draw := func(mean time.Duration) time.Duration {
+		return time.Duration(float64(mean) * (0.5 + rng.Float64()))
+	}
+	var eps []episode
+	for t := draw(off); t < lifetime; {
+		l := draw(on)
+		eps = append(eps, episode{t, t + l})
+		t += l + draw(off)
+	}
+	return eps
+}
+
+// workEnd returns when work w started at offset x ends: the server works at
+// full speed outside the episodes and at 1/factor of it during them (the
+// antagonist takes the rest of the CPU), so a request in service when the
+// antagonist comes slows down for the rest of its work, and one that
+// started during an episode speeds up when it ends.
+func workEnd(eps []episode, factor float64, x, w time.Duration) time.Duration {
+	i := sort.Search(len(eps), func(i int) bool { return eps[i].to > x })
+	for ; i < len(eps); i++ {
+		ep := eps[i]
+		if x < ep.from {
+			free := ep.from - x
+			if w <= free {
+				return x + w
+			}
+			w -= free
+			x = ep.from
+		}
+		span := ep.to - x
+		if slow := time.Duration(float64(w) * factor); slow <= span {
+			return x + slow
+		}
+		w -= time.Duration(float64(span) / factor)
+		x = ep.to
+	}
+	return x + w
+}
+
+// antagonistShare returns the share of [0, upto) during which the
+// antagonist is present, and the number of episodes that begin in it.
+func antagonistShare(eps []episode, upto time.Duration) (float64, int) {
+	var on time.Duration
+	n := 0
+	for _, ep := range eps {
+		if ep.from >= upto {
+			break
+		}
+		n++
+		on += min(ep.to, upto) - ep.from
+	}
+	return float64(on) / float64(upto), n
 }
 
 // stallEnd returns the end of the stall t falls in, or the zero time.
@@ -191,6 +322,10 @@ func (s *server) nextStall(t time.Time) time.Time {
 // sleepWork spends d of "work": time during a stall does not count, as a
 // frozen process makes no progress.
 func (s *server) sleepWork(d time.Duration) {
+	if s.antFactor > 0 {
+		time.Sleep(time.Until(s.start.Add(workEnd(s.episodes, s.antFactor, time.Since(s.start), d))))
+		return
+	}
 	s.waitStall()
 	end := time.Now().Add(d)
 	if s.stall > 0 && s.nextStall(time.Now()).Before(end) {
@@ -222,7 +357,9 @@ func (s *server) handle(c net.Conn) {
 	} else {
 		s.inflight.Add(1)
 		s.slots <- struct{}{}
+		t0 := time.Now()
 		s.sleepWork(s.serviceTime())
+		s.observeService(time.Since(t0))
 		<-s.slots
 		s.inflight.Add(-1)
 		s.served.Add(1)
@@ -234,7 +371,7 @@ func (s *server) handle(c net.Conn) {
 func backends(args []string) {
 	fs := flag.NewFlagSet("backends", flag.ExitOnError)
 	var servers []*server
-	fs.Func("server", "NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD] (repeat)", func(v string) error {
+	fs.Func("server", "NAME=127.0.0.1:PORT,MEAN[,stall=LEN/PERIOD][,antagonist=FACTORx/ON/OFF][,agent=127.0.0.1:PORT] (repeat)", func(v string) error {
 		s, err := parseServer(v)
 		if err == nil {
 			servers = append(servers, s)
@@ -244,6 +381,7 @@ func backends(args []string) {
 	slots := fs.Int("slots", 1, "workers per server")
 	sigma := fs.Float64("sigma", 0.5, "lognormal sigma of service times (0: constant)")
 	lifetime := fs.Duration("lifetime", 10*time.Minute, "exit after this long")
+	seed := fs.Uint64("seed", 1, "seed of the antagonists' schedule (the same for every server)")
 	fs.Parse(args)
 	if len(servers) == 0 || *slots < 1 || *sigma < 0 || *lifetime <= 0 {
 		fmt.Fprintln(os.Stderr, "adaptive backends: need at least one -server, -slots >= 1, -sigma >= 0, -lifetime > 0")
@@ -255,6 +393,10 @@ func backends(args []string) {
 		s.slots = make(chan struct{}, *slots)
 		s.start = start
 		s.sigma = *sigma
+		s.svcEWMA = s.mean
+		if s.antFactor > 0 {
+			s.episodes = antagonistEpisodes(*seed, s.antOn, s.antOff, *lifetime)
+		}
 		ln, err := net.Listen("tcp4", s.addr.String())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "adaptive backends: %v\n", err)
@@ -292,16 +434,20 @@ func backends(args []string) {
 						continue
 					}
 					c.SetDeadline(time.Now().Add(time.Second))
-					fmt.Fprintf(c, "up inflight:%d\n", s.inflight.Load())
+					rif := s.inflight.Load()
+					fmt.Fprintf(c, "up inflight:%d latency:%v\n", rif, s.latencyAt(rif).Round(time.Microsecond))
 					c.Close()
 				}
 			}()
 		}
-		stall := "none"
+		stall, ant := "none", "none"
 		if s.stall > 0 {
 			stall = fmt.Sprintf("%v every %v", s.stall, s.stallPeriod)
 		}
-		fmt.Printf("server %s %s mean=%v slots=%d sigma=%.2f stall=%s\n", s.name, s.addr, s.mean, *slots, *sigma, stall)
+		if s.antFactor > 0 {
+			ant = fmt.Sprintf("%gx for %v every %v on average", s.antFactor, s.antOn, s.antOn+s.antOff)
+		}
+		fmt.Printf("server %s %s mean=%v slots=%d sigma=%.2f stall=%s antagonist=%s\n", s.name, s.addr, s.mean, *slots, *sigma, stall, ant)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -314,6 +460,10 @@ func backends(args []string) {
 	}
 	for _, s := range servers {
 		fmt.Printf("served %s %d\n", s.name, s.served.Load())
+		if s.antFactor > 0 {
+			share, n := antagonistShare(s.episodes, time.Since(start))
+			fmt.Printf("antagonist %s episodes=%d share=%.3f\n", s.name, n, share)
+		}
 	}
 }
 

@@ -79,7 +79,8 @@ func (l *LoadProfile) factor(t, length float64) float64 {
 }
 
 // Antagonist is a hidden tenant on some real servers: it comes and goes
-// (exponential times of mean On and Off, starting off) and, while there,
+// (exponential times of mean On and Off, starting off; uniform in [0.5, 1.5]
+// times the mean with Uniform, as bench/adaptive's live antagonist) and, while there,
 // takes a share of the server's capacity drawn uniformly in [Min, Max] for
 // each episode, which stretches every service time that starts then by 1 /
 // (1 - share). Nothing tells the directors: they see only what the
@@ -88,6 +89,15 @@ type Antagonist struct {
 	Servers  []int
 	Min, Max float64
 	On, Off  float64
+	Uniform  bool
+}
+
+// length draws an episode's length (on or off) of the given mean.
+func (a *Antagonist) length(s *sim, mean float64) float64 {
+	if a.Uniform {
+		return mean * (0.5 + s.antag.Float64())
+	}
+	return s.antag.ExpFloat64() * mean
 }
 
 // slowAt is the server's service time multiplier at now: events, the
@@ -110,7 +120,7 @@ func (s *sim) startHard(length float64) {
 	for k, a := range s.sc.Antagonists {
 		for _, i := range a.Servers {
 			s.seq++
-			s.events.push(event{t: s.antag.ExpFloat64() * a.Off, seq: s.seq, kind: evAntagonist, a: int32(i), b: int32(k),
+			s.events.push(event{t: a.length(s, a.Off), seq: s.seq, kind: evAntagonist, a: int32(i), b: int32(k),
 				v: a.Min + (a.Max-a.Min)*s.antag.Float64()})
 		}
 	}
@@ -123,9 +133,9 @@ func (s *sim) antagonist(e event) {
 	s.servers[e.a].steal = e.v
 	next := event{seq: s.seq + 1, kind: evAntagonist, a: e.a, b: e.b}
 	if e.v > 0 {
-		next.t = s.now + s.antag.ExpFloat64()*a.On
+		next.t = s.now + a.length(s, a.On)
 	} else {
-		next.t = s.now + s.antag.ExpFloat64()*a.Off
+		next.t = s.now + a.length(s, a.Off)
 		next.v = a.Min + (a.Max-a.Min)*s.antag.Float64()
 	}
 	s.seq++
@@ -225,7 +235,7 @@ func (p *parser) antagonists(n *yaml.Node, servers int) []Antagonist {
 	}
 	var out []Antagonist
 	for _, an := range n.Content {
-		f := p.fields(an, "an antagonist", "server", "servers", "share", "on", "off")
+		f := p.fields(an, "an antagonist", "server", "servers", "share", "on", "off", "lengths")
 		a := Antagonist{Min: 0.5, Max: 0.5, On: 5, Off: 5}
 		if v := f["server"]; v != nil {
 			a.Servers = append(a.Servers, p.integer(v, "server", 0, servers-1))
@@ -260,6 +270,15 @@ func (p *parser) antagonists(n *yaml.Node, servers int) []Antagonist {
 		}
 		if v := f["off"]; v != nil {
 			a.Off = p.duration(v, "off", time.Millisecond)
+		}
+		if v := f["lengths"]; v != nil {
+			switch v.Value {
+			case "exponential":
+			case "uniform":
+				a.Uniform = true
+			default:
+				p.errorf(v, "lengths %q: want exponential or uniform", v.Value)
+			}
 		}
 		out = append(out, a)
 	}

@@ -88,6 +88,7 @@ func TestParseHardErrors(t *testing.T) {
 		{"servers:\n  - {count: 2}\nload: {ramp: {from: 0.5, upto: 2}}\n", `s.yaml:3:26: unknown field "upto" in ramp`},
 		{"servers:\n  - {count: 2}\nantagonists:\n  - {share: 0.5}\n", "s.yaml:4:5: an antagonist needs server or servers"},
 		{"servers:\n  - {count: 2}\nantagonists:\n  - {server: 0, share: [0.6, 0.2]}\n", "s.yaml:4:24: share: [min, max] with min at most max"},
+		{"servers:\n  - {count: 2}\nantagonists:\n  - {server: 0, lengths: fixed}\n", `s.yaml:4:26: lengths "fixed": want exponential or uniform`},
 		{"servers:\n  - {count: 2, warmup_slowdown: 2}\n", "s.yaml:2:33: warmup_slowdown needs warmup"},
 	} {
 		_, err := Parse("s.yaml", []byte(tc.src))
@@ -122,5 +123,69 @@ func TestPredictInTheSimulator(t *testing.T) {
 	}
 	if r := run("ramp", "predict"); r.FirstTimeoutLoad < 1 {
 		t.Errorf("ramp: predict's first timeout at %.2fx the capacity", r.FirstTimeoutLoad)
+	}
+}
+
+// TestAntagonistLengths: uniform lengths (the live bench's antagonist) stay
+// within [0.5, 1.5] x the mean, exponential ones (the default) do not.
+func TestAntagonistLengths(t *testing.T) {
+	sc, err := Parse("s.yaml", []byte("servers:\n  - {count: 2}\nantagonists:\n  - {server: 1, share: 0.8, on: 4s, off: 6s, lengths: uniform}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sc.Antagonists[0]
+	if !a.Uniform || a.On != 4 || a.Off != 6 {
+		t.Fatalf("parsed %+v", a)
+	}
+	s := &sim{antag: stream(1, "s", 6)}
+	for range 1000 {
+		if l := a.length(s, 4); l < 2 || l >= 6 {
+			t.Fatalf("uniform length %v outside [2, 6)", l)
+		}
+	}
+	a.Uniform = false
+	long := false
+	for range 1000 {
+		long = long || a.length(s, 4) >= 6
+	}
+	if !long {
+		t.Error("exponential lengths never reached 1.5x the mean in 1000 draws")
+	}
+}
+
+// TestLiveTwin guards what docs/sim.md reports of bench/adaptive.sh's
+// multi-director antagonist setup as a scenario: three directors, four
+// equal servers, one slowed 8x by a hidden antagonist for about 4 s of
+// every 10 s, at 65% load: predict's p99 at most 0.6x wlc's, and the
+// oracle's below predict's (deterministic outcomes at a smaller scale).
+func TestLiveTwin(t *testing.T) {
+	if raceEnabled {
+		t.Skip("long under the race detector; the schedulers' races are tested in internal/sched")
+	}
+	sc, err := Parse("live-setup.yaml", []byte(`name: live-setup
+utilisation: 0.648
+directors: 3
+service: {distribution: lognormal, mean: 24ms, sigma: 0.5}
+capacity: 2
+servers:
+  - {count: 4}
+antagonists:
+  - {server: 3, share: 0.875, on: 4s, off: 6s, lengths: uniform}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p99 := map[string]float64{}
+	for _, s := range []string{"wlc", "predict", Oracle} {
+		r, err := Run(sc, s, RunOptions{Seed: 1, Requests: 200000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p99[s] = r.P99
+	}
+	t.Logf("p99 wlc %.1f ms, predict %.1f, oracle %.1f", p99["wlc"], p99["predict"], p99[Oracle])
+	if p99["predict"] > 0.6*p99["wlc"] || p99[Oracle] >= p99["predict"] {
+		t.Errorf("p99 wlc %.1f ms, predict %.1f, oracle %.1f: want predict at most 0.6x wlc, the oracle below it",
+			p99["wlc"], p99["predict"], p99[Oracle])
 	}
 }
