@@ -363,6 +363,9 @@ func TestPrewarmLive(t *testing.T) {
 		if first.Before(lab.busy) {
 			t.Errorf("%s: the standby server served a connection at %s, before the busier minute", s.name, first.Format("15:04:05.000"))
 		}
+		if s.alertAt.Before(lab.busy) {
+			t.Errorf("%s: the capacity alert raised at %s, in a minute the servers carry", s.name, s.alertAt.Format("15:04:05.000"))
+		}
 		if s.alertAt.IsZero() || s.clearedAt.IsZero() || !s.alertAt.Before(lab.rushEnd) || !s.clearedAt.After(s.alertAt) {
 			t.Errorf("%s: the capacity alert was not raised before the busier rush and cleared after it", s.name)
 		}
