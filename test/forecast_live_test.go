@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -56,8 +57,9 @@ type pacedLoad struct {
 // pacedSample is one connection: when it was due, and how long it took
 // (-1: it failed).
 type pacedSample struct {
-	at  time.Time
-	lat time.Duration
+	at     time.Time
+	lat    time.Duration
+	server string // the real server that answered
 }
 
 func startPacedLoad(vip string, rate func(time.Time) float64) *pacedLoad {
@@ -79,7 +81,7 @@ func startPacedLoad(vip string, rate func(time.Time) float64) *pacedLoad {
 			l.wg.Add(1)
 			go func(due time.Time) {
 				defer l.wg.Done()
-				_, err := ask(vip)
+				name, err := ask(vip)
 				lat := time.Since(due)
 				l.mu.Lock()
 				defer l.mu.Unlock()
@@ -90,7 +92,7 @@ func startPacedLoad(vip string, rate func(time.Time) float64) *pacedLoad {
 				} else {
 					l.ok.Add(1)
 				}
-				l.samples = append(l.samples, pacedSample{due, lat})
+				l.samples = append(l.samples, pacedSample{due, lat, name})
 			}(next)
 			next = next.Add(time.Duration(float64(time.Second) / max(rate(next), 0.1)))
 		}
@@ -108,12 +110,14 @@ func (l *pacedLoad) end() {
 	l.wg.Wait()
 }
 
-// p99 is the 99th percentile latency of the connections due in [from,
-// to), a failed one counting as the slowest, and how many there were.
-func (l *pacedLoad) p99(from, to time.Time) (time.Duration, int) {
+// window is the latencies of the connections due in [from, to), sorted,
+// a failed one counting as the slowest (an hour), and how many each real
+// server answered.
+func (l *pacedLoad) window(from, to time.Time) ([]time.Duration, map[string]int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var lats []time.Duration
+	by := map[string]int{}
 	for _, s := range l.samples {
 		if !s.at.Before(from) && s.at.Before(to) {
 			lat := s.lat
@@ -121,13 +125,19 @@ func (l *pacedLoad) p99(from, to time.Time) (time.Duration, int) {
 				lat = time.Hour
 			}
 			lats = append(lats, lat)
+			by[s.server]++
 		}
 	}
-	if len(lats) == 0 {
-		return 0, 0
-	}
 	slices.Sort(lats)
-	return lats[min(len(lats)*99/100, len(lats)-1)], len(lats)
+	return lats, by
+}
+
+// quantile is the q-quantile of sorted latencies (0 if none).
+func quantile(lats []time.Duration, q float64) time.Duration {
+	if len(lats) == 0 {
+		return 0
+	}
+	return lats[min(int(float64(len(lats))*q), len(lats)-1)]
 }
 
 // firstServed is a line server (loopback.LineServer's protocol) that
@@ -249,8 +259,8 @@ func startPrewarmLab(tb testing.TB, scheduler string, capacity int, base, mult f
 		}
 		return liveCycle(now, base*mult)
 	}
-	tb.Logf("started %s; busier from %s, its ramp from %s, needing the standby server from %s",
-		lab.t0.Format("15:04:05"), lab.busy.Format("15:04:05"), lab.rampAt.Format("15:04:05"), lab.needAt.Format("15:04:05.0"))
+	tb.Logf("started %s (load average %s); busier from %s, its ramp from %s, needing the standby server from %s",
+		lab.t0.Format("15:04:05"), loadAverage(), lab.busy.Format("15:04:05"), lab.rampAt.Format("15:04:05"), lab.needAt.Format("15:04:05.0"))
 	for _, s := range lab.svcs {
 		s.load = startPacedLoad(s.vip, rate)
 		tb.Cleanup(s.load.end)
@@ -461,20 +471,36 @@ func BenchmarkPrewarmLive(b *testing.B) {
 			s.load.end()
 		}
 		pre, cold := lab.svcs[0], lab.svcs[1]
-		pp, pn := pre.load.p99(lab.rampAt, lab.rushEnd)
-		cp, cn := cold.load.p99(lab.rampAt, lab.rushEnd)
+		pl, pby := pre.load.window(lab.rampAt, lab.rushEnd)
+		cl, cby := cold.load.window(lab.rampAt, lab.rushEnd)
+		pp, cp := quantile(pl, 0.99), quantile(cl, 0.99)
 		phase := func(t time.Time) string {
 			if t.IsZero() {
 				return "never"
 			}
 			return t.Sub(lab.busy).Round(100 * time.Millisecond).String()
 		}
-		b.Logf("p99 of the ramp and rush: prewarm %v (%d connections, standby called at %s of the busier minute), cold %v (%d, called at %s); failed %d, %d",
-			pp.Round(time.Millisecond), pn, phase(pre.calledAt), cp.Round(time.Millisecond), cn, phase(cold.calledAt), pre.load.failed.Load(), cold.load.failed.Load())
+		ms := func(l []time.Duration) string {
+			return fmt.Sprintf("p50 %v p90 %v p99 %v max %v", quantile(l, 0.5).Round(time.Millisecond), quantile(l, 0.9).Round(time.Millisecond),
+				quantile(l, 0.99).Round(time.Millisecond), quantile(l, 1).Round(time.Millisecond))
+		}
+		b.Logf("ramp and rush: prewarm %s, %d connections %v, standby called at %s of the busier minute; cold %s, %d connections %v, called at %s; failed %d, %d; load average at the end %s",
+			ms(pl), len(pl), pby, phase(pre.calledAt), ms(cl), len(cl), cby, phase(cold.calledAt), pre.load.failed.Load(), cold.load.failed.Load(), loadAverage())
 		b.ReportMetric(float64(pp)/1e6, "p99-prewarm-ms")
+		b.ReportMetric(float64(quantile(pl, 0.9))/1e6, "p90-prewarm-ms")
+		b.ReportMetric(float64(quantile(cl, 0.9))/1e6, "p90-cold-ms")
 		b.ReportMetric(float64(cp)/1e6, "p99-cold-ms")
 		if pp > 0 {
 			b.ReportMetric(float64(cp)/float64(pp), "cold/prewarm")
 		}
 	}
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -27,21 +27,26 @@ func newForecastRig(t *testing.T, forecastBlock string) *forecastRig {
 	r.d.hc.now = func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now }
 	r.d.SetEventHook(func(ev HealthEvent) { r.mu.Lock(); r.hooked = append(r.hooked, ev); r.mu.Unlock() })
 	t.Cleanup(func() { r.d.Shutdown(time.Second) })
-	applyYAML(t, r.d, `
+	applyYAML(t, r.d, forecastRigYAML(forecastBlock))
+	r.vs = r.d.Service("tcp/127.0.0.1:80")
+	return r
+}
+
+// forecastRigYAML is the rig's configuration with forecastBlock.
+func forecastRigYAML(forecastBlock string) string {
+	return `
 virtual_servers:
   - name: web
     address: 127.0.0.1:80
     slow_start: 10m
-`+forecastBlock+`
+` + forecastBlock + `
     real_servers:
       - address: 127.0.0.1:9001
         weight: 10
       - address: 127.0.0.1:9002
         weight: 10
         standby: true
-`)
-	r.vs = r.d.Service("tcp/127.0.0.1:80")
-	return r
+`
 }
 
 func (r *forecastRig) standby() *RealServer { return realServer(r.vs, "127.0.0.1:9002") }
@@ -289,21 +294,7 @@ func TestForecastStepReload(t *testing.T) {
 	if rep.Observations < 38 || rep.Step != 2*time.Second {
 		t.Fatalf("before the reload: %+v", rep)
 	}
-	reload := func(block string) {
-		applyYAML(t, r.d, `
-virtual_servers:
-  - name: web
-    address: 127.0.0.1:80
-    slow_start: 10m
-`+block+`
-    real_servers:
-      - address: 127.0.0.1:9001
-        weight: 10
-      - address: 127.0.0.1:9002
-        weight: 10
-        standby: true
-`)
-	}
+	reload := func(block string) { applyYAML(t, r.d, forecastRigYAML(block)) }
 	reload("    forecast: {step: 2s, season: 1m, horizon: 10s}\n")
 	r.runEvery(2*time.Second, 1, cycleRate(2))
 	if rep, _ := r.d.ServiceForecast(r.vs, nil); rep.Observations < 39 {
