@@ -37,7 +37,7 @@ type abuseDaemon struct {
 // startAbuse runs govs on conf; nofile > 0 starts it with that open-file
 // limit (soft and hard, through prlimit, which execs govs: the PID is
 // govs's).
-func startAbuse(t *testing.T, conf string, nofile int) *abuseDaemon {
+func startAbuse(t testing.TB, conf string, nofile int) *abuseDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "govs.yaml")
@@ -80,7 +80,7 @@ func (d *abuseDaemon) serviceStats(proto, addr string) (api.Stats, error) {
 }
 
 // metrics reads /metrics on the control socket, within 5 s.
-func (d *abuseDaemon) metrics(t *testing.T) string {
+func (d *abuseDaemon) metrics(t testing.TB) string {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -27,9 +27,10 @@ var ForecastHorizons = []struct {
 type ServiceForecast struct {
 	Service string `json:"service"`
 	Key     string `json:"key"`
-	// Observations is how many steps (minutes) the model has seen; Ready
-	// that it has seen a whole season (a day): before, the forecasts are
-	// the recent level alone.
+	// Observations is how many steps (a minute unless forecast.step says)
+	// the model has seen; Ready that it has seen a whole season (a day
+	// unless forecast.season says): before, the forecasts are the recent
+	// level alone.
 	Observations int        `json:"observations"`
 	Ready        bool       `json:"ready"`
 	Step         string     `json:"step"`
@@ -136,7 +137,7 @@ var (
 	descStandby = prometheus.NewDesc("govs_service_standby_real_servers",
 		"The service's standby real servers, waiting or called by the pre-warming.", []string{"service", "state"}, nil)
 	descForecastReady = prometheus.NewDesc("govs_service_forecast_ready",
-		"1 once the service's model has seen a whole day, 0 before (its forecasts are then the recent level alone).",
+		"1 once the service's model has seen a whole season (a day unless forecast.season says), 0 before (its forecasts are then the recent level alone).",
 		[]string{"service"}, nil)
 )
 

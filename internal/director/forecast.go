@@ -105,10 +105,21 @@ func (d *Director) SampleForecasts(now time.Time) {
 		}
 		alive[&vs.Stats] = true
 		f := b.svc[&vs.Stats]
-		if f == nil {
-			se, _ := forecast.NewSeries(forecast.Config{}) // the defaults are valid
-			f = &svcForecast{series: se, capa: forecast.NewCapacity(forecast.CapacityConfig{}), pw: forecast.NewPrewarmer(forecast.PrewarmConfig{})}
-			b.svc[&vs.Stats] = f
+		mc := modelConfig(st.cfg.Forecast)
+		if f == nil || f.series.M.Config().Step != mc.Step || f.series.M.Config().Season != mc.Season {
+			// A new step or season (a reload) makes the old observations
+			// meaningless: the model starts afresh; the capacity learned
+			// and the servers called stay.
+			se, err := forecast.NewSeries(mc)
+			if err != nil { // config validated step and season: not reached
+				d.log.Error("forecast model", "service", st.cfg.Name, "err", err)
+				continue
+			}
+			if f == nil {
+				f = &svcForecast{capa: forecast.NewCapacity(forecast.CapacityConfig{}), pw: forecast.NewPrewarmer(forecast.PrewarmConfig{})}
+				b.svc[&vs.Stats] = f
+			}
+			f.series = se
 		}
 		evs, acts := f.sample(vs, st.cfg, now)
 		events = append(events, evs...)
@@ -136,6 +147,14 @@ func (d *Director) SampleForecasts(now time.Time) {
 		d.hc.record(ev)
 		d.emit(ev)
 	}
+}
+
+// modelConfig is the model's settings for a service's forecast block:
+// its step and season (config validated them), the smoothing weights the
+// defaults.
+func modelConfig(fc *config.Forecast) forecast.Config {
+	step := fc.StepOrDefault()
+	return forecast.Config{Step: step, Season: int(fc.SeasonOrDefault() / step)}
 }
 
 // sample is one service's step; called under the book's lock. It returns

@@ -27,21 +27,26 @@ func newForecastRig(t *testing.T, forecastBlock string) *forecastRig {
 	r.d.hc.now = func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now }
 	r.d.SetEventHook(func(ev HealthEvent) { r.mu.Lock(); r.hooked = append(r.hooked, ev); r.mu.Unlock() })
 	t.Cleanup(func() { r.d.Shutdown(time.Second) })
-	applyYAML(t, r.d, `
+	applyYAML(t, r.d, forecastRigYAML(forecastBlock))
+	r.vs = r.d.Service("tcp/127.0.0.1:80")
+	return r
+}
+
+// forecastRigYAML is the rig's configuration with forecastBlock.
+func forecastRigYAML(forecastBlock string) string {
+	return `
 virtual_servers:
   - name: web
     address: 127.0.0.1:80
     slow_start: 10m
-`+forecastBlock+`
+` + forecastBlock + `
     real_servers:
       - address: 127.0.0.1:9001
         weight: 10
       - address: 127.0.0.1:9002
         weight: 10
         standby: true
-`)
-	r.vs = r.d.Service("tcp/127.0.0.1:80")
-	return r
+`
 }
 
 func (r *forecastRig) standby() *RealServer { return realServer(r.vs, "127.0.0.1:9002") }
@@ -208,4 +213,96 @@ func TestCapacityLearned(t *testing.T) {
 		t.Fatalf("report %+v, want learned about 25/s a unit of weight", rep)
 	}
 	t.Logf("learned %.1f/s a unit of weight, %.0f/s for the service, from %d samples", rep.PerWeight, rep.Capacity, rep.CapacitySamples)
+}
+
+// cycleRate is a minute-long cycle with a rush: base/s, a ramp from 30 s
+// to 38 s to 6 times base, held to 46 s, then base again (the live test's
+// shape, test/forecast_live_test.go).
+func cycleRate(base float64) func(time.Time) float64 {
+	return func(t time.Time) float64 {
+		p := float64(t.UnixNano()%int64(time.Minute)) / 1e9
+		switch {
+		case p >= 30 && p < 38:
+			return base * (1 + 5*(p-30)/8)
+		case p >= 38 && p < 46:
+			return base * 6
+		}
+		return base
+	}
+}
+
+// runEvery advances the clock by step n times at rate(now) connections
+// per second, sampling after each step.
+func (r *forecastRig) runEvery(step time.Duration, n int, rate func(time.Time) float64) {
+	for range n {
+		r.mu.Lock()
+		r.now = r.now.Add(step)
+		now := r.now
+		r.mu.Unlock()
+		r.vs.Stats.Conns.Add(uint64(rate(now) * step.Seconds()))
+		r.d.SampleForecasts(now)
+	}
+}
+
+// TestPrewarmShortSeason: a service whose load recurs every minute sets
+// step 2s and season 1m; two quiet minutes with a rush the server in
+// service carries (12/s against 90% of 20/s), then a busier one (8/s,
+// 48/s in the rush). In prewarm mode the standby server is called before
+// the busier rush's ramp begins (at 30 s); in forecast-only mode once the
+// ramp is under way. The capacity alert (40/s with both servers) is raised
+// before the busier rush and cleared after it.
+func TestPrewarmShortSeason(t *testing.T) {
+	calledAt := map[string]time.Time{}
+	for _, mode := range []string{"forecast-only", "prewarm"} {
+		r := newForecastRig(t, "    forecast: {mode: "+mode+", capacity: 2, step: 2s, season: 1m, horizon: 20s}\n")
+		r.runEvery(2*time.Second, 60, cycleRate(2))
+		if w := r.standby().Dest.Weight(); w != 0 || len(r.events(CapacityAlertKind)) != 0 {
+			t.Fatalf("%s: called or alerted in the quiet minutes: %v %v", mode, r.events(""), r.events(CapacityAlertKind))
+		}
+		rep, _ := r.d.ServiceForecast(r.vs, nil)
+		if !rep.Ready || rep.Step != 2*time.Second || rep.Observations < 30 {
+			t.Fatalf("%s: after two minutes: %+v", mode, rep)
+		}
+		for range 30 {
+			r.runEvery(2*time.Second, 1, cycleRate(8))
+			if r.standby().Dest.Weight() > 0 && calledAt[mode].IsZero() {
+				calledAt[mode] = r.now
+			}
+		}
+		evs := r.events(CapacityAlertKind)
+		if len(evs) != 2 || !strings.HasPrefix(evs[0], "capacity ok>capacity exceeded") || !strings.HasPrefix(evs[1], "capacity exceeded>capacity ok") {
+			t.Errorf("%s: capacity events %v", mode, evs)
+		}
+		t.Logf("%s: called at %s; %v %v", mode, calledAt[mode].Format("15:04:05"), r.events(""), evs)
+	}
+	rampStart := time.Date(2026, 11, 2, 0, 2, 30, 0, time.UTC)
+	if c := calledAt["forecast-only"]; c.IsZero() || c.Before(rampStart) {
+		t.Errorf("forecast-only called the standby server at %s, want once the ramp from 00:02:30 is under way", c.Format("15:04:05"))
+	}
+	if c := calledAt["prewarm"]; c.IsZero() || !c.Before(rampStart) || c.Before(rampStart.Add(-20*time.Second)) {
+		t.Errorf("prewarm called the standby server at %s, want within the 20 s before 00:02:30", c.Format("15:04:05"))
+	}
+}
+
+// TestForecastStepReload: a reload that changes the step or the season
+// starts the model afresh (its observations are of another step); one
+// that keeps them keeps the model.
+func TestForecastStepReload(t *testing.T) {
+	r := newForecastRig(t, "    forecast: {step: 2s, season: 1m, horizon: 20s}\n")
+	r.runEvery(2*time.Second, 40, cycleRate(2))
+	rep, _ := r.d.ServiceForecast(r.vs, nil)
+	if rep.Observations < 38 || rep.Step != 2*time.Second {
+		t.Fatalf("before the reload: %+v", rep)
+	}
+	reload := func(block string) { applyYAML(t, r.d, forecastRigYAML(block)) }
+	reload("    forecast: {step: 2s, season: 1m, horizon: 10s}\n")
+	r.runEvery(2*time.Second, 1, cycleRate(2))
+	if rep, _ := r.d.ServiceForecast(r.vs, nil); rep.Observations < 39 {
+		t.Fatalf("a new horizon lost the model: %+v", rep)
+	}
+	reload("    forecast: {step: 4s, season: 1m, horizon: 10s}\n")
+	r.runEvery(4*time.Second, 3, cycleRate(2))
+	if rep, _ := r.d.ServiceForecast(r.vs, nil); rep.Observations > 3 || rep.Step != 4*time.Second {
+		t.Fatalf("a new step kept the old model: %+v", rep)
+	}
 }

@@ -205,6 +205,10 @@ type Series struct {
 	step     int64   // the open step
 	acc      float64 // its count so far
 	interval time.Duration
+	// from is when the count of the open step began, when after its
+	// start: the first sample (or the first after a counter reset) falls
+	// within a step, whose rate is then its count over the part covered.
+	from time.Time
 }
 
 // NewSeries returns a series feeding a new model.
@@ -225,7 +229,9 @@ func (s *Series) stepOf(t time.Time) int64 {
 func (s *Series) Sample(now time.Time, total uint64) {
 	if !s.have || total < s.lastVal || !now.After(s.lastAt) {
 		if !s.have || total < s.lastVal {
-			s.step, s.acc = s.stepOf(now), 0
+			// The open step is counted from now only: its rate will be
+			// its count over that part of it, not over the whole step.
+			s.step, s.acc, s.from = s.stepOf(now), 0, now
 		}
 		s.have, s.lastAt, s.lastVal = true, now, total
 		return
@@ -234,10 +240,10 @@ func (s *Series) Sample(now time.Time, total uint64) {
 	from, to := s.lastAt, now
 	span := to.Sub(from).Seconds()
 	cur := s.stepOf(to)
-	sec := s.interval.Seconds()
 	for s.step < cur {
 		// The part of the increase that fell in the open step.
-		end := time.Unix(0, (s.step+1)*int64(s.interval))
+		start := time.Unix(0, s.step*int64(s.interval))
+		end := start.Add(s.interval)
 		part := end.Sub(from).Seconds()
 		if part > 0 {
 			share := delta * part / span
@@ -246,11 +252,23 @@ func (s *Series) Sample(now time.Time, total uint64) {
 			span -= part
 			from = end
 		}
-		s.M.Observe(s.step, s.acc/sec)
+		covered := s.interval.Seconds()
+		if s.from.After(start) {
+			covered = end.Sub(s.from).Seconds()
+		}
+		if covered > 0 {
+			s.M.Observe(s.step, s.acc/covered)
+		}
 		s.step++
-		s.acc = 0
+		s.acc, s.from = 0, time.Time{}
 		if cur-s.step > int64(s.M.cfg.Season) {
-			s.step = cur // a gap longer than a season: skip it
+			// A gap longer than a season: skip it. The current step
+			// keeps its share of the increase, its part of the gap.
+			s.step = cur
+			cs := time.Unix(0, cur*int64(s.interval))
+			if span > 0 {
+				delta *= to.Sub(cs).Seconds() / span
+			}
 			break
 		}
 	}

@@ -172,3 +172,39 @@ func TestConfig(t *testing.T) {
 		t.Fatal("an empty model forecasts something")
 	}
 }
+
+// TestSeriesPartialSteps: the first sample falls within a step, which is
+// then a part of one: its rate is its count over that part, not over the
+// whole step (read as a quiet step, it made pre-warming's ratio of today
+// over yesterday explode a season later). A gap longer than a season
+// leaves the step after it its own share of the increase, not the gap's.
+func TestSeriesPartialSteps(t *testing.T) {
+	s, err := NewSeries(Config{Step: time.Minute, Season: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 45, 0, time.UTC) // 45 s into a step
+	total := uint64(0)
+	at := t0
+	sample := func(until time.Time) {
+		for ; !at.After(until); at = at.Add(2 * time.Second) {
+			s.Sample(at, total)
+			total += 20 // 10/s
+		}
+	}
+	sample(t0.Add(16 * time.Second))
+	if n := s.M.Observations(); n != 1 {
+		t.Fatalf("%d steps observed, want the first", n)
+	}
+	if f, _, _ := s.M.Forecast(1); math.Abs(f-10) > 0.01 {
+		t.Fatalf("the first (partial) step's rate %.3f, want 10", f)
+	}
+	sample(t0.Add(30 * time.Minute))
+	// 35 minutes without a sample, the counter growing 10/s.
+	at = at.Add(35 * time.Minute)
+	total += 35 * 60 * 10
+	sample(at.Add(3 * time.Minute))
+	if f, _, _ := s.M.Forecast(1); math.Abs(f-10) > 0.5 {
+		t.Fatalf("after a gap longer than a season: forecast %.3f, want 10", f)
+	}
+}

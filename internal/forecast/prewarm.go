@@ -125,28 +125,42 @@ func (p *Prewarmer) Decide(now time.Time, in PrewarmInput) PrewarmDecision {
 	return d
 }
 
+// seasonalWindow is how many steps Seasonal compares with the same steps
+// a season earlier: one step's rate is noisy (a quiet service's minute,
+// a moment of an outage yesterday), and a ratio of two noisy figures is
+// noisier still.
+const seasonalWindow = 5
+
 // Seasonal is the highest rate the last season says comes within h
-// steps, scaled to today: the last step's rate x[t] times the largest
-// x[t+j-S] / x[t-S], j from 1 to h (x[t] plus the difference when x[t-S]
-// is 0); 0 until the model has seen a season and a step. It is the
-// seasonal-naive forecast of the change, as a ratio so that a day busier
-// than yesterday expects a busier rush. Holt-Winters with the defaults (a
-// high alpha) follows a recurring jump (a rush hour) mostly with its
-// level, and learns it into its season over weeks: its forecast of the
-// jump is a fraction of it.
+// steps, scaled to today: the largest x[t+j-S], j from 1 to h, times
+// today's rate over the last season's at the same time (the means of the
+// last seasonalWindow steps, x[t-i] over x[t-i-S]); x[t] plus x[t+j-S]
+// when the last season's were 0. 0 until the model has seen a season and
+// a step. It is the seasonal-naive forecast of the change, as a ratio so
+// that a day busier than yesterday expects a busier rush. Holt-Winters
+// with the defaults (a high alpha) follows a recurring jump (a rush hour)
+// mostly with its level, and learns it into its season over weeks: its
+// forecast of the jump is a fraction of it.
 func (m *Model) Seasonal(h int) float64 {
 	if m.n <= m.cfg.Season {
 		return 0
 	}
 	k := m.slot(m.last)
-	now, base := m.hist[k], m.prev[k]
+	// The window: steps seen in this season and in the one before.
+	w := min(seasonalWindow, m.n-m.cfg.Season, m.cfg.Season)
+	var sumNow, sumBase float64
+	for j := range w {
+		i := (k - j + m.cfg.Season) % m.cfg.Season
+		sumNow += m.hist[i]
+		sumBase += m.prev[i]
+	}
 	var out float64
 	for j := 1; j <= min(max(h, 1), m.cfg.Season-1); j++ {
 		next := m.hist[(k+j)%m.cfg.Season]
-		if base > 0 {
-			out = max(out, now*next/base)
+		if sumBase > 0 {
+			out = max(out, next*sumNow/sumBase)
 		} else {
-			out = max(out, now+next)
+			out = max(out, m.hist[k]+next)
 		}
 	}
 	return out

@@ -135,3 +135,33 @@ func TestModelSeasonal(t *testing.T) {
 		t.Errorf("a young model expects %.1f, want 0", e)
 	}
 }
+
+// TestSeasonalNoisyBase: a moment of an outage yesterday (one step at 1/s
+// where it was 20/s) does not make today's ratio over yesterday explode:
+// the ratio is of the means of the last few steps.
+func TestSeasonalNoisyBase(t *testing.T) {
+	m, err := New(Config{Season: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := func(s int64) float64 {
+		base := 20.0
+		switch {
+		case s == 44:
+			return 1 // yesterday, a moment of an outage
+		case s >= 100:
+			base = 30
+		}
+		if s%100 >= 50 && s%100 < 60 {
+			return 4 * base
+		}
+		return base
+	}
+	for s := range int64(100 + 45) { // to slot 44 of the second day
+		m.Observe(s, rate(s))
+	}
+	// The truth is 120 (4 x 30); one step's ratio would say 30/1 x 80.
+	if r := m.Seasonal(6); r < 120 || r > 160 {
+		t.Fatalf("seasonal %.1f after yesterday's outage moment, want about 120 (at most 160)", r)
+	}
+}
