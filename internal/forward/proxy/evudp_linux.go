@@ -437,7 +437,7 @@ func (f *udpFlow) Event(_ int, ev uint32) {
 	}
 	b := udpBatchPool.Get().(*udpBatchBufs)
 	defer udpBatchPool.Put(b)
-	for f.ev.fd >= 0 {
+	for errs := 0; f.ev.fd >= 0 && errs < 8; {
 		n, err := b.recv(f.ev.fd)
 		switch err {
 		case nil:
@@ -447,6 +447,7 @@ func (f *udpFlow) Event(_ int, ev uint32) {
 			f.unreachable()
 			return
 		default:
+			errs++   // bounded: an error that would not go away must not hold the loop
 			continue // EINTR, or another ICMP error, which the read consumed
 		}
 		f.reply(b, n)
