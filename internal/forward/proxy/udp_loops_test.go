@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -354,6 +355,39 @@ func TestUDPStopEndsQuietFlow(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatal("the stop still waits for quiet UDP flows")
+		}
+	})
+}
+
+// TestUDPPersistence: with persistence, every flow of a client address goes
+// to one real server though rr alternates, from the client's several
+// ports (each a flow of its own, possibly on different loops); another
+// client address is scheduled apart.
+func TestUDPPersistence(t *testing.T) {
+	eachUDPMode(t, func(t *testing.T, mode string) {
+		a, b := startUDPBackend(t, "a"), startUDPBackend(t, "b")
+		vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
+		d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, scheduler: rr, persistence_timeout: 30s, real_servers: [{address: %s}, {address: %s}]}]", vip, a, b))
+		owner := func(src string) string {
+			c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(vip)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			name, _, _ := strings.Cut(udpAsk(t, c, "p"), ":")
+			return name
+		}
+		first := owner("127.0.0.1")
+		for i := range 8 {
+			if got := owner("127.0.0.1"); got != first {
+				t.Fatalf("flow %d of 127.0.0.1 on %s, want %s (persistence)", i, got, first)
+			}
+		}
+		if other := owner("127.0.0.2"); other == first {
+			t.Errorf("127.0.0.2 also on %s: rr should have chosen the other", first)
+		}
+		if c := d.Services()[0].Stats.Conns.Load(); c != 10 {
+			t.Errorf("%d flows, want 10", c)
 		}
 	})
 }
