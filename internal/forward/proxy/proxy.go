@@ -30,8 +30,8 @@ type Proxy struct {
 	dmu      sync.Mutex
 	draining map[string]*udpServer
 
-	// TCP event loops (evtcp_linux.go): nloops of them, started with the
-	// first TCP service; 0 for the goroutine data path (tcp.go).
+	// Event loops (evtcp_linux.go, evudp_linux.go): nloops of them, started
+	// with the first service; 0 for the goroutine data path (tcp.go, udp.go).
 	nloops int
 	ev     *evLoops
 
