@@ -111,18 +111,18 @@ func TestUDPIdleFlowsHoldNoGoroutine(t *testing.T) {
 }
 
 // TestUDPIdleTimeoutEndsFlows: idle flows end after idle_timeout, while a
-// flow with datagrams every 50 ms outlives it several times over in one
+// flow with datagrams every 50 ms outlives it twice over in one
 // flow. Catches a timer that never fires, and one that fires on a busy flow
 // (a client scheduled anew mid-conversation).
 func TestUDPIdleTimeoutEndsFlows(t *testing.T) {
 	eachUDPMode(t, func(t *testing.T, mode string) {
 		a := startUDPBackend(t, "a")
 		vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
-		d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, idle_timeout: 300ms, real_servers: [{address: %s}]}]", vip, a))
+		d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, idle_timeout: 600ms, real_servers: [{address: %s}]}]", vip, a))
 		vs := d.Services()[0]
 		udpClients(t, vip, 20)
 		busy := udpClients(t, vip, 1)[0]
-		for i := range 30 { // 1.5 s: five idle timeouts
+		for i := range 30 { // 1.5 s and more: over two idle timeouts
 			if got := udpAsk(t, busy, fmt.Sprint("b", i)); got != fmt.Sprint("a:b", i) {
 				t.Fatalf("busy flow: %q", got)
 			}
@@ -279,7 +279,9 @@ func TestUDPGraceEndsFlows(t *testing.T) {
 		vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 		tcpVIP := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
 		tcpSvc := fmt.Sprintf("{address: %s, real_servers: [{address: %s}]}", tcpVIP, loopback.Addr(t, "tcp"))
-		cfg := `grace_period: 400ms
+		// A grace of 1.5 s: the exchange during it must fit in it on a loaded
+		// machine.
+		cfg := `grace_period: 1500ms
 logging: {access_log: true}
 virtual_servers: [{name: t-ugrace, protocol: udp, address: %s, idle_timeout: 60s, real_servers: [{address: %s}]}, %s]`
 		d := startDirector(t, fmt.Sprintf(cfg, vip, a, tcpSvc))
@@ -296,7 +298,7 @@ virtual_servers: [{name: t-ugrace, protocol: udp, address: %s, idle_timeout: 60s
 		}
 		// The service goes: its flow on b lasts the grace period, then the
 		// VIP is free.
-		if err := apply(t, d, "grace_period: 400ms\nvirtual_servers: ["+tcpSvc+"]"); err != nil {
+		if err := apply(t, d, "grace_period: 1500ms\nvirtual_servers: ["+tcpSvc+"]"); err != nil {
 			t.Fatal(err)
 		}
 		if got := udpAsk(t, c, "removed"); got != "b:removed" {
