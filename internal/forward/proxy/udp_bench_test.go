@@ -20,7 +20,7 @@ func udpBenchBackend(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { c.Close() })
 	go func() {
-		buf := make([]byte, 2048)
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := c.ReadFrom(buf)
 			if err != nil {

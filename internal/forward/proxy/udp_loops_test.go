@@ -393,3 +393,31 @@ func TestUDPPersistence(t *testing.T) {
 		}
 	})
 }
+
+// TestUDPLargeDatagram: a datagram of 65,000 bytes crosses the proxy whole
+// both ways (the loops read into 64 KiB buffers).
+func TestUDPLargeDatagram(t *testing.T) {
+	eachUDPMode(t, func(t *testing.T, mode string) {
+		be := udpBenchBackend(t)
+		vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
+		startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, real_servers: [{address: %s}]}]", vip, be))
+		c, err := net.Dial("udp", vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 65000)
+		for i := range msg {
+			msg[i] = byte(i)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 70000)
+		n, err := c.Read(buf)
+		if err != nil || n != len(msg) || string(buf[:n]) != string(msg) {
+			t.Fatalf("answer of %d bytes (%v), want the %d bytes sent", n, err, len(msg))
+		}
+	})
+}
