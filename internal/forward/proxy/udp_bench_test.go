@@ -12,31 +12,11 @@ import (
 	"github.com/govs-lb/govs/test/loopback"
 )
 
-// udpBenchBackend echoes every datagram.
-func udpBenchBackend(tb testing.TB) string {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.WriteTo(buf[:n], from)
-		}
-	}()
-	return c.LocalAddr().String()
-}
-
 func udpBenchDirector(b *testing.B, mode string) string {
 	b.Setenv(loopsEnv, mode)
 	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(b, "udp"))
 	d := newDirectorFromText(b, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, idle_timeout: 60s, real_servers: [{address: %s}]}]",
-		vip, udpBenchBackend(b)))
+		vip, udpEcho(b, "")))
 	b.Cleanup(func() { d.Shutdown(0) })
 	return vip
 }

@@ -398,7 +398,7 @@ func TestUDPPersistence(t *testing.T) {
 // both ways (the loops read into 64 KiB buffers).
 func TestUDPLargeDatagram(t *testing.T) {
 	eachUDPMode(t, func(t *testing.T, mode string) {
-		be := udpBenchBackend(t)
+		be := udpEcho(t, "")
 		vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 		startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, real_servers: [{address: %s}]}]", vip, be))
 		c, err := net.Dial("udp", vip)
