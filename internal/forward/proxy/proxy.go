@@ -30,8 +30,8 @@ type Proxy struct {
 	dmu      sync.Mutex
 	draining map[string]*udpServer
 
-	// TCP event loops (evtcp_linux.go): nloops of them, started with the
-	// first TCP service; 0 for the goroutine data path (tcp.go).
+	// Event loops (evtcp_linux.go, evudp_linux.go): nloops of them, started
+	// with the first service; 0 for the goroutine data path (tcp.go, udp.go).
 	nloops int
 	ev     *evLoops
 
@@ -254,15 +254,18 @@ func (p *Proxy) listen(vs *director.VirtualService, want *desired.Service) (serv
 		go t.acceptLoop()
 		return t, nil
 	case desired.UDP:
-		pc, err := listenConfig.ListenPacket(context.Background(), "udp", vs.Address.String())
-		if err != nil {
-			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
-		}
 		if int64(want.MaxFlows) > fds.udpCeiling() {
 			p.log.Info("max_flows is above what the open-file limit allows: new flows are shed beyond max_udp_flows",
 				"service", want.Name, "max_flows", want.MaxFlows, "max_udp_flows", fds.udpCeiling())
 		}
-		u := newUDPServer(p, vs, pc.(*net.UDPConn))
+		if p.nloops > 0 {
+			return p.listenUDPEv(vs, want)
+		}
+		pc, err := listenConfig.ListenPacket(context.Background(), "udp", vs.Address.String())
+		if err != nil {
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+		u := newUDPServer(p, vs, pc.(*net.UDPConn), nil)
 		u.take(want)
 		p.loops.Add(2)
 		go u.readLoop()
@@ -307,8 +310,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 }
 
 // closeQuiet closes the TCP connections a stop need not wait for; UDP
-// flows expire in their servers' expire loops.
+// flows expire in their servers' expire loops, or on the event loops when
+// told here (their timers were armed for the idle timeout).
 func (p *Proxy) closeQuiet() {
+	for _, u := range p.udpServers() {
+		u.expireQuietEv()
+	}
 	var batch []proxied
 	for i := range p.tcp.shards {
 		sh := &p.tcp.shards[i]

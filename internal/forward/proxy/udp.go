@@ -22,11 +22,19 @@ import (
 // apart by the kernel; a flow ends after IdleTimeout without datagrams either
 // way (IPVS's UDP timeout), when its real server's grace ends, or when the
 // real server answers with ICMP port unreachable.
+//
+// On the goroutine data path (GOVS_PROXY_LOOPS=off) one socket is read by
+// readLoop, each flow's by its replyLoop, and expireLoop ends idle flows. On
+// the event loops (evudp_linux.go) the service has one SO_REUSEPORT socket
+// per loop instead (ls), a flow lives on the loop whose socket received its
+// first datagram, and its idle timeout is a timer of that loop: no goroutine
+// per flow or per service.
 type udpServer struct {
 	p    *Proxy
 	vs   *director.VirtualService
 	want atomic.Pointer[wanted] // the service as last committed (proxy.go)
-	conn *net.UDPConn
+	conn *net.UDPConn           // goroutine data path; nil on the loops
+	ls   []*udpListener         // event loops: one socket per loop
 
 	mu       sync.Mutex
 	flows    map[netip.AddrPort]*udpFlow
@@ -41,7 +49,8 @@ type udpFlow struct {
 	client netip.AddrPort
 	rs     *director.RealServer // nil with one-packet scheduling
 	bind   director.Binding
-	up     *net.UDPConn
+	up     *net.UDPConn // goroutine data path
+	ev     udpFlowEv    // event loops: the flow's socket, loop and timer
 	start  time.Time
 	last   atomic.Int64 // nanoseconds since start of the last datagram
 	once   sync.Once
@@ -52,8 +61,11 @@ type udpFlow struct {
 
 var udpBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-func newUDPServer(p *Proxy, vs *director.VirtualService, conn *net.UDPConn) *udpServer {
-	s := &udpServer{p: p, vs: vs, conn: conn, flows: map[netip.AddrPort]*udpFlow{}, clients: map[netip.Addr]int{}, done: make(chan struct{})}
+func newUDPServer(p *Proxy, vs *director.VirtualService, conn *net.UDPConn, ls []*udpListener) *udpServer {
+	s := &udpServer{p: p, vs: vs, conn: conn, ls: ls, flows: map[netip.AddrPort]*udpFlow{}, clients: map[netip.Addr]int{}, done: make(chan struct{})}
+	for _, a := range ls {
+		a.s = s
+	}
 	// Everything ends when the service's grace period is over.
 	context.AfterFunc(vs.Context(), s.closeSocket)
 	return s
@@ -82,7 +94,12 @@ func (s *udpServer) revive() bool {
 	return true
 }
 
-func (s *udpServer) closeSocket() {
+func (s *udpServer) closeSocket() { s.shut(nil) }
+
+// shut closes the service's sockets and ends its flows. from is the
+// listener whose loop runs the call (the last flow of a draining service
+// ended there), nil off the loops: a loop must not wait for itself.
+func (s *udpServer) shut(from *udpListener) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -95,9 +112,12 @@ func (s *udpServer) closeSocket() {
 	}
 	s.mu.Unlock()
 	close(s.done)
-	s.conn.Close()
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.closeListeners(from)
 	for _, f := range flows {
-		f.close(killed, "service closed")
+		f.end(killed, "service closed")
 	}
 	s.p.forget(s.vs.Key, s)
 }
@@ -116,7 +136,7 @@ func (s *udpServer) readLoop() {
 		}
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 		st := s.want.Load()
-		f := s.flow(client, st)
+		f := s.flow(client, st, nil)
 		if f == nil {
 			s.vs.Stats.Dropped.Add(1)
 			continue
@@ -150,10 +170,18 @@ func (s *udpServer) readLoop() {
 // flow returns the client's flow, creating it (and scheduling its real
 // server) for a new client. It returns nil when the datagram must be
 // dropped: draining, flow table full, or no real server available.
-func (s *udpServer) flow(client netip.AddrPort, st *wanted) *udpFlow {
+//
+// lst is the listener that received the datagram on the event loops (the
+// call runs on its loop), nil on the goroutine data path.
+func (s *udpServer) flow(client netip.AddrPort, st *wanted, lst *udpListener) *udpFlow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.flows[client]; f != nil {
+		if !f.on(lst) {
+			// Another loop's flow: SO_REUSEPORT sends a client's datagrams
+			// to one socket while the group stands, so this is not seen.
+			return nil
+		}
 		return f
 	}
 	if s.draining || s.closed {
@@ -177,7 +205,7 @@ func (s *udpServer) flow(client netip.AddrPort, st *wanted) *udpFlow {
 			"client", client.String(), "max_udp_flows", fds.udpCeiling())
 		return nil
 	}
-	f, err := s.newFlow(client, st)
+	f, err := s.newFlow(client, st, lst)
 	if f == nil {
 		fds.give(1)
 		if err != nil {
@@ -193,8 +221,12 @@ func (s *udpServer) flow(client netip.AddrPort, st *wanted) *udpFlow {
 	if f.rs != nil {
 		ctx = f.rs.Context()
 	}
-	f.stop = context.AfterFunc(ctx, func() { f.close(killed, "grace period over") })
-	go f.replyLoop()
+	f.stop = context.AfterFunc(ctx, func() { f.end(killed, "grace period over") })
+	if lst != nil {
+		f.startEv(st)
+	} else {
+		go f.replyLoop()
+	}
 	return f
 }
 
@@ -202,11 +234,15 @@ func (s *udpServer) flow(client netip.AddrPort, st *wanted) *udpFlow {
 // socket: connected to the real server, or, with one-packet scheduling,
 // unconnected (replies are checked to come from a real server). It returns
 // nil when there is none to be had.
-func (s *udpServer) newFlow(client netip.AddrPort, st *wanted) (*udpFlow, error) {
+func (s *udpServer) newFlow(client netip.AddrPort, st *wanted, lst *udpListener) (*udpFlow, error) {
 	f := &udpFlow{s: s, client: client, start: time.Now()}
 	var err error
 	if st.OnePacket {
-		f.up, err = net.ListenUDP("udp", nil)
+		if lst != nil {
+			err = f.openEv(lst, netip.AddrPort{})
+		} else {
+			f.up, err = net.ListenUDP("udp", nil)
+		}
 	} else {
 		var tried [8]*director.RealServer
 		n := 0
@@ -227,7 +263,11 @@ func (s *udpServer) newFlow(client netip.AddrPort, st *wanted) (*udpFlow, error)
 		if f.rs == nil {
 			return nil, nil
 		}
-		f.up, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(f.rs.Addr))
+		if lst != nil {
+			err = f.openEv(lst, f.rs.Addr)
+		} else {
+			f.up, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(f.rs.Addr))
+		}
 		if err != nil {
 			f.rs.Dest.Unbind(false)
 			s.vs.Release(f.bind)
@@ -243,6 +283,12 @@ func (s *udpServer) newFlow(client netip.AddrPort, st *wanted) (*udpFlow, error)
 }
 
 func (f *udpFlow) account(rs *director.RealServer, in bool, n int) {
+	f.count(rs, in, n)
+	f.last.Store(int64(time.Since(f.start)))
+}
+
+// count adds a datagram of n bytes to the counters; the caller records when.
+func (f *udpFlow) count(rs *director.RealServer, in bool, n int) {
 	if in {
 		rs.Stats.InPkts.Add(1)
 		rs.Stats.InBytes.Add(uint64(n))
@@ -256,7 +302,6 @@ func (f *udpFlow) account(rs *director.RealServer, in bool, n int) {
 		f.s.vs.Stats.OutBytes.Add(uint64(n))
 		f.out.Add(int64(n))
 	}
-	f.last.Store(int64(time.Since(f.start)))
 }
 
 // replyLoop returns the real server's datagrams to the client from the VIP.
@@ -302,16 +347,7 @@ func (f *udpFlow) replyLoop() {
 				udpBufPool.Put(bp)
 			}
 			if rerr == unix.ECONNREFUSED {
-				// ICMP port unreachable: the real server is not listening. End
-				// the flow so the client's next datagram is scheduled anew.
-				f.rs.Stats.ConnectErrors.Add(1)
-				f.s.vs.Stats.ConnectErrors.Add(1)
-				f.s.vs.ConnectFailed(f.rs, unix.ECONNREFUSED) // passive health
-				code := accesslog.Termination{accesslog.ByServer, accesslog.InData}
-				if f.out.Load() == 0 {
-					code[1] = accesslog.InConnect // never answered: refused
-				}
-				f.close(code, "real server unreachable")
+				f.unreachable()
 				return
 			}
 			continue
@@ -338,6 +374,23 @@ func (f *udpFlow) replyLoop() {
 	}
 }
 
+// unreachable ends a flow whose real server answered with ICMP port
+// unreachable (it is not listening), so that the client's next datagram is
+// scheduled anew; it counts as a failed connect (passive health).
+func (f *udpFlow) unreachable() {
+	if f.rs == nil {
+		return // one-packet sockets are not connected: no error reaches them
+	}
+	f.rs.Stats.ConnectErrors.Add(1)
+	f.s.vs.Stats.ConnectErrors.Add(1)
+	f.s.vs.ConnectFailed(f.rs, unix.ECONNREFUSED) // passive health
+	code := accesslog.Termination{accesslog.ByServer, accesslog.InData}
+	if f.out.Load() == 0 {
+		code[1] = accesslog.InConnect // never answered: refused
+	}
+	f.close(code, "real server unreachable")
+}
+
 // realServerAt finds the real server a one-packet-scheduled reply came
 // from, among those in service and those a reload is retiring; nil if the
 // sender is none of them.
@@ -346,6 +399,10 @@ func (s *udpServer) realServerAt(sa unix.Sockaddr) *director.RealServer {
 	if !ok {
 		return nil
 	}
+	return s.realServerAddr(addr)
+}
+
+func (s *udpServer) realServerAddr(addr netip.AddrPort) *director.RealServer {
 	for _, rs := range s.vs.RealServers() {
 		if rs.Addr == addr {
 			return rs
@@ -380,11 +437,25 @@ func sockaddrString(sa unix.Sockaddr) string {
 // period over), or whose service stops.
 var killed = accesslog.Termination{accesslog.ByKilled, accesslog.InData}
 
+// end closes f from any goroutine: on the event loops the close runs on the
+// flow's loop, which owns its socket and timer.
+func (f *udpFlow) end(code accesslog.Termination, reason string) {
+	if f.ev.lst != nil {
+		f.endEv(code, reason)
+		return
+	}
+	f.close(code, reason)
+}
+
+// close ends f: on the flow's loop for the event loops (end posts it there).
 func (f *udpFlow) close(code accesslog.Termination, reason string) {
 	f.once.Do(func() {
 		s := f.s
 		f.stop()
-		f.up.Close()
+		if f.up != nil {
+			f.up.Close()
+		}
+		f.closeEv()
 		if f.rs != nil {
 			f.rs.Dest.Unbind(false)
 			s.vs.Release(f.bind)
@@ -393,6 +464,7 @@ func (f *udpFlow) close(code accesslog.Termination, reason string) {
 		s.mu.Lock()
 		if s.flows[f.client] == f {
 			delete(s.flows, f.client)
+			f.forgetEv()
 			s.vs.Flows.Add(-1)
 			a := f.client.Addr()
 			if n := s.clients[a]; n <= 1 {
@@ -424,7 +496,7 @@ func (f *udpFlow) close(code accesslog.Termination, reason string) {
 		}
 		s.p.conns.Done()
 		if last {
-			s.closeSocket()
+			s.shut(f.ev.lst)
 		}
 	})
 }
@@ -460,5 +532,9 @@ func (s *udpServer) expireLoop() {
 
 // take implements server.
 func (s *udpServer) take(want *desired.Service) {
-	s.want.Store(newWanted(want, s.want.Load()))
+	prev := s.want.Load()
+	s.want.Store(newWanted(want, prev))
+	if prev != nil && want.IdleTimeout < prev.IdleTimeout {
+		s.retimeEv() // the loops' flow timers were armed for the longer timeout
+	}
 }

@@ -11,21 +11,29 @@ import (
 )
 
 // startUDPBackend answers each datagram with "NAME:payload".
-func startUDPBackend(t *testing.T, name string) string {
-	t.Helper()
+func startUDPBackend(t *testing.T, name string) string { return udpEcho(t, name+":") }
+
+// udpEcho is a UDP real server that answers each datagram with prefix and
+// the datagram.
+func udpEcho(tb testing.TB, prefix string) string {
+	tb.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() { c.Close() })
 	go func() {
-		buf := make([]byte, 2048)
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := c.ReadFrom(buf)
 			if err != nil {
 				return
 			}
-			c.WriteTo([]byte(name+":"+string(buf[:n])), from)
+			if prefix == "" {
+				c.WriteTo(buf[:n], from) // benchmarks: no allocation
+				continue
+			}
+			c.WriteTo(append([]byte(prefix), buf[:n]...), from)
 		}
 	}()
 	return c.LocalAddr().String()
