@@ -170,7 +170,7 @@ func (c *evConn) connected(ev uint32) {
 		hdr := appendProxyHeader(buf[:0], pp, c.clientAP, vip)
 		// The socket has just connected: its send buffer is empty and
 		// takes the header whole.
-		if n, err := unix.Write(c.bfd, hdr); err != nil || n != len(hdr) {
+		if n, err := rawWrite(c.bfd, hdr); err != nil || n != len(hdr) {
 			if err == nil {
 				err = unix.EAGAIN
 			}
@@ -213,7 +213,7 @@ func (c *evConn) pump(up bool) {
 				other = &c.up
 			}
 			if !other.done {
-				unix.Shutdown(dfd, unix.SHUT_WR)
+				rawShutdown(dfd, unix.SHUT_WR)
 			}
 			d.done = true
 			c.finDir(up)
@@ -439,9 +439,8 @@ func (c *evConn) abort(code accesslog.Termination, reason string) {
 		return
 	}
 	c.reason, c.code = reason, code
-	linger := &unix.Linger{Onoff: 1, Linger: 0}
-	unix.SetsockoptLinger(c.cfd, unix.SOL_SOCKET, unix.SO_LINGER, linger)
-	unix.SetsockoptLinger(c.bfd, unix.SOL_SOCKET, unix.SO_LINGER, linger)
+	rawLinger0(c.cfd)
+	rawLinger0(c.bfd)
 	c.finish()
 }
 
@@ -527,7 +526,7 @@ func (c *evConn) finish() {
 	for _, fd := range [2]*int{&c.cfd, &c.bfd} {
 		if *fd >= 0 {
 			c.l.Forget(*fd)
-			unix.Close(*fd)
+			rawClose(*fd)
 			*fd = -1
 		}
 	}

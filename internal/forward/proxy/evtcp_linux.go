@@ -123,7 +123,7 @@ func (a *evListener) close() {
 	}
 	if a.fd >= 0 {
 		a.l.Forget(a.fd)
-		unix.Close(a.fd)
+		rawClose(a.fd)
 		a.fd = -1
 	}
 }
@@ -230,7 +230,7 @@ func (c *evConn) connectNext() {
 		if err == nil {
 			c.bfd = fd
 			if err = c.l.Register(fd, c); err != nil {
-				unix.Close(fd)
+				rawClose(fd)
 				c.bfd = -1
 			}
 		}
@@ -278,7 +278,7 @@ func (c *evConn) connectFailed(err error) {
 	c.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(loop.Clock() - c.boundNs)})
 	if c.bfd >= 0 {
 		c.l.Forget(c.bfd)
-		unix.Close(c.bfd)
+		rawClose(c.bfd)
 		c.bfd = -1
 	}
 	c.stopTimer()
@@ -297,7 +297,7 @@ func (c *evConn) connectFailed(err error) {
 func (c *evConn) connectDone(ev uint32) {
 	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		err := error(unix.ECONNREFUSED)
-		if v, gerr := unix.GetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 {
+		if v, gerr := rawGetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 {
 			err = syscall.Errno(v)
 		}
 		c.connectFailed(os.NewSyscallError("connect", err))
@@ -345,14 +345,14 @@ func dialNonblock(ap netip.AddrPort) (int, error) {
 	if ap.Addr().Is4() {
 		fam = unix.AF_INET
 	}
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = unix.Connect(fd, addrPortSockaddr(ap))
+	rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = rawConnect(fd, ap)
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
-		unix.Close(fd)
+		rawClose(fd)
 		return -1, os.NewSyscallError("connect", err)
 	}
 	return fd, nil
@@ -360,8 +360,8 @@ func dialNonblock(ap netip.AddrPort) (int, error) {
 
 // resetClose closes fd with a reset (SO_LINGER 0), as a refusal does.
 func resetClose(fd int) {
-	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	unix.Close(fd)
+	rawLinger0(fd)
+	rawClose(fd)
 }
 
 // sockAddr is sockaddrAddrPort's address, the zero AddrPort if none.

@@ -111,9 +111,12 @@ func (l *Loop) Register(fd int, h Handler) error {
 	l.gen++
 	l.slots[fd] = slot{h: h, gen: l.gen}
 	ev := unix.EpollEvent{Events: registered, Fd: int32(fd), Pad: int32(l.gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	// Raw, as the loop's other calls: epoll_ctl never blocks, and
+	// x/sys/unix's wrapper would tell the scheduler it might.
+	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_ADD, uintptr(fd),
+		uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
 		l.slots[fd] = slot{}
-		return fmt.Errorf("epoll_ctl add: %w", err)
+		return fmt.Errorf("epoll_ctl add: %w", e)
 	}
 	return nil
 }
@@ -138,7 +141,8 @@ func (l *Loop) Post(fn func()) bool {
 	l.mu.Unlock()
 	if l.woken.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
-		unix.Write(l.evfd, one[:]) // EAGAIN only when the counter is huge: a wakeup is pending anyway
+		// EAGAIN only when the counter is huge: a wakeup is pending anyway.
+		unix.RawSyscall(unix.SYS_WRITE, uintptr(l.evfd), uintptr(unsafe.Pointer(&one[0])), 8)
 	}
 	return true
 }
@@ -251,7 +255,7 @@ func (l *Loop) runTimers() {
 
 func (l *Loop) runTasks() {
 	var buf [8]byte
-	unix.Read(l.evfd, buf[:])
+	unix.RawSyscall(unix.SYS_READ, uintptr(l.evfd), uintptr(unsafe.Pointer(&buf[0])), 8)
 	// Cleared before the queue is taken: a Post after this point writes
 	// the eventfd again, so no task waits for an unrelated wakeup.
 	l.woken.Store(false)
