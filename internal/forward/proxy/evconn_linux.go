@@ -40,10 +40,14 @@ type evConn struct {
 	cs, bs   sockFlags
 	up, down evDir // upstream: client to real server
 	attempts int
-	tried    []*director.RealServer // while connecting only
+	tried    []*director.RealServer // while connecting only, on triedBuf
+	triedBuf [2]*director.RealServer
 	failed   connectFailure
-	timer    *loop.Timer // the connect timeout, then the idle timeout
-	stopCtx  func() bool
+	timer    loop.Timer // the connect timeout, then the idle timeout
+	ls       *evLoopState
+	watching *rsWatch // the list of c.rs's connections on this loop c is in
+	wprev    *evConn
+	wnext    *evConn
 	reason   string
 	code     accesslog.Termination
 	inErr    error
@@ -154,7 +158,7 @@ func (c *evConn) connected(ev uint32) {
 	rs, vs := c.rs, c.vs
 	vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(now - c.boundNs)})
 	c.connect = time.Duration(now - c.startNs)
-	c.tried = nil
+	c.tried, c.triedBuf = nil, [2]*director.RealServer{}
 	c.state = established
 	c.bs.update(ev) // the real server may have spoken first: its bytes' edge is this event
 	rs.Dest.Activate()
@@ -444,21 +448,12 @@ func (c *evConn) abort(code accesslog.Termination, reason string) {
 	c.finish()
 }
 
-func (c *evConn) armTimer(d int64) {
-	if c.timer == nil {
-		c.timer = c.l.AfterFunc(d, c.onTimer)
-		return
-	}
-	c.timer.Reset(d)
-}
+func (c *evConn) armTimer(d int64) { c.timer.Reset(d) }
 
-func (c *evConn) stopTimer() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-}
+func (c *evConn) stopTimer() { c.timer.Stop() }
 
-func (c *evConn) onTimer() {
+// OnTimer implements loop.TimerHandler: the connect or the idle timeout.
+func (c *evConn) OnTimer() {
 	switch c.state {
 	case connecting:
 		c.connectFailed(errConnectTimeout)
@@ -518,9 +513,7 @@ func (c *evConn) phase(by byte) accesslog.Termination {
 func (c *evConn) finish() {
 	c.state = closed
 	c.stopTimer()
-	if c.stopCtx != nil {
-		c.stopCtx()
-	}
+	c.unwatch()
 	c.up.release()
 	c.down.release()
 	for _, fd := range [2]*int{&c.cfd, &c.bfd} {

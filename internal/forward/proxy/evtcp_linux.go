@@ -29,6 +29,25 @@ const eventLoopSupported = true
 // lives on the loop that accepted it, both its sockets with it.
 type evLoops struct {
 	loops []*loop.Loop
+	state []*evLoopState // by loop, as loops
+}
+
+// evLoopState is what the proxy keeps per loop, touched by that loop's
+// goroutine only.
+type evLoopState struct {
+	l *loop.Loop
+	// watches: the loop's connections by real server, each list ended
+	// together when its real server's context ends (removed and its
+	// grace period over, or a stop's): one context.AfterFunc per real
+	// server and loop, not one per connection (its allocations, the
+	// context's lock and map insert and delete on every connection).
+	watches map[*director.RealServer]*rsWatch
+}
+
+// rsWatch is one real server's connections on one loop: a list through
+// the connections themselves (evConn.wprev, wnext).
+type rsWatch struct {
+	head *evConn
 }
 
 func newEvLoops(n int) (*evLoops, error) {
@@ -40,6 +59,7 @@ func newEvLoops(n int) (*evLoops, error) {
 			return nil, err
 		}
 		e.loops = append(e.loops, l)
+		e.state = append(e.state, &evLoopState{l: l, watches: map[*director.RealServer]*rsWatch{}})
 		go l.Run()
 	}
 	return e, nil
@@ -49,7 +69,7 @@ func (e *evLoops) stop() {
 	for _, l := range e.loops {
 		l.Stop()
 	}
-	e.loops = nil
+	e.loops, e.state = nil, nil
 }
 
 // evServer is a TCP virtual service served by the event loops.
@@ -66,6 +86,7 @@ type evServer struct {
 type evListener struct {
 	s       *evServer
 	l       *loop.Loop
+	ls      *evLoopState
 	fd      int // -1 once closed
 	retry   *loop.Timer
 	backoff time.Duration
@@ -86,7 +107,7 @@ func (p *Proxy) listenEv(vs *director.VirtualService, want *desired.Service) (se
 	s := &evServer{p: p, vs: vs}
 	s.take(want)
 	for i, l := range p.ev.loops {
-		a := &evListener{s: s, l: l, fd: fds[i]}
+		a := &evListener{s: s, l: l, ls: p.ev.state[i], fd: fds[i]}
 		s.ls = append(s.ls, a)
 	}
 	for _, a := range s.ls {
@@ -158,7 +179,7 @@ func (a *evListener) accept() {
 		}
 		a.backoff = 0
 		a.s.p.conns.Add(1)
-		a.s.serve(a.l, nfd, client)
+		a.s.serve(a.ls, nfd, client)
 	}
 }
 
@@ -173,7 +194,8 @@ func (a *evListener) retryIn(d time.Duration) {
 
 // serve takes an accepted connection: the per-client limit, then a connect
 // to a real server, all on the loop.
-func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
+func (s *evServer) serve(ls *evLoopState, cfd int, clientAP netip.AddrPort) {
+	l := ls.l
 	accepted := time.Now()
 	vs := s.vs
 	st := s.want.Load()
@@ -188,8 +210,10 @@ func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
 		s.p.refused(st, accepted, clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect})
 		return
 	}
-	c := &evConn{l: l, p: s.p, srv: s, vs: vs, st: st, counted: limit > 0, clientAP: clientAP,
+	c := &evConn{l: l, ls: ls, p: s.p, srv: s, vs: vs, st: st, counted: limit > 0, clientAP: clientAP,
 		start: accepted, startNs: loop.Clock(), cfd: cfd, bfd: -1}
+	c.tried = c.triedBuf[:0]
+	c.timer.Init(l, c)
 	c.failed = connectFailure{code: accesslog.Termination{accesslog.ByServer, accesslog.InConnect}}
 	if err := l.Register(cfd, c); err != nil {
 		c.failed = connectFailure{code: accesslog.Termination{accesslog.ByResource, accesslog.InConnect}}
@@ -249,13 +273,57 @@ func (c *evConn) connectNext() {
 }
 
 // watch ends the connection (or its connect) when rs's context ends: an
-// operator removed it and its grace period is over, or a stop's is.
+// operator removed it and its grace period is over, or a stop's is. The
+// loop watches each real server's context once (rsWatch).
 func (c *evConn) watch(rs *director.RealServer) {
-	if c.stopCtx != nil {
-		c.stopCtx()
+	c.unwatch()
+	ls := c.ls
+	w := ls.watches[rs]
+	if w == nil {
+		w = &rsWatch{}
+		ls.watches[rs] = w
+		l := ls.l
+		// Never stopped: the entry lives as long as its real server's
+		// context, which ends when the real server goes (after its grace
+		// period) or the proxy stops; a context already ended calls this
+		// at once.
+		context.AfterFunc(rs.Context(), func() { l.Post(func() { ls.killAll(rs, w) }) })
 	}
-	l := c.l
-	c.stopCtx = context.AfterFunc(rs.Context(), func() { l.Post(func() { c.killed(rs) }) })
+	c.watching = w
+	c.wnext = w.head
+	if w.head != nil {
+		w.head.wprev = c
+	}
+	w.head = c
+}
+
+// unwatch takes c off its real server's list.
+func (c *evConn) unwatch() {
+	w := c.watching
+	if w == nil {
+		return
+	}
+	if c.wprev != nil {
+		c.wprev.wnext = c.wnext
+	} else {
+		w.head = c.wnext
+	}
+	if c.wnext != nil {
+		c.wnext.wprev = c.wprev
+	}
+	c.watching, c.wprev, c.wnext = nil, nil, nil
+}
+
+// killAll ends the connections of the loop to rs, whose context has ended.
+func (ls *evLoopState) killAll(rs *director.RealServer, w *rsWatch) {
+	if ls.watches[rs] == w {
+		delete(ls.watches, rs)
+	}
+	for w.head != nil {
+		c := w.head
+		c.unwatch()
+		c.killed(rs)
+	}
 }
 
 func (c *evConn) killed(rs *director.RealServer) {
@@ -275,6 +343,7 @@ func (c *evConn) killed(rs *director.RealServer) {
 // signal, passive health) and closes its socket.
 func (c *evConn) connectFailed(err error) {
 	rs := c.rs
+	c.unwatch()
 	c.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(loop.Clock() - c.boundNs)})
 	if c.bfd >= 0 {
 		c.l.Forget(c.bfd)
@@ -312,9 +381,7 @@ func (c *evConn) connectDone(ev uint32) {
 
 // refuse ends a connection no real server took: reset, counted, logged.
 func (c *evConn) refuse() {
-	if c.stopCtx != nil {
-		c.stopCtx()
-	}
+	c.unwatch()
 	c.stopTimer()
 	st := c.st
 	c.p.refused(st, c.start, c.clientAP, c.failed.rs, c.failed.code)

@@ -249,7 +249,11 @@ func (l *Loop) runTimers() {
 	for len(l.timers) > 0 && l.timers[0].when <= l.now {
 		t := l.timers[0]
 		l.timers.remove(0)
-		t.fn()
+		if t.h != nil {
+			t.h.OnTimer()
+		} else {
+			t.fn()
+		}
 	}
 }
 
