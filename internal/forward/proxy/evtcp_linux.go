@@ -24,6 +24,9 @@ import (
 // eventLoopSupported: Linux has epoll.
 const eventLoopSupported = true
 
+// baseProcs is GOMAXPROCS without the Ps that running loops hold.
+func baseProcs() int { return loop.Procs() }
+
 // evLoops are the proxy's event loops, one per core it may use: every TCP
 // virtual service has one SO_REUSEPORT listener in each, and a connection
 // lives on the loop that accepted it, both its sockets with it.

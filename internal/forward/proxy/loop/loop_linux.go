@@ -47,7 +47,8 @@ type Loop struct {
 	woken  atomic.Bool // an eventfd write is pending
 	closed atomic.Bool // Stop has run: Post refuses
 
-	f        *os.File // epfd, for Go's poller to watch
+	blocking bool     // waits in epoll_wait itself (wait.go), not on Go's poller
+	f        *os.File // epfd, for Go's poller to watch (not blocking)
 	timers   timerHeap
 	deadline int64 // of the park, loop clock; -1 for none
 	now      int64 // loop clock: nanoseconds since base, read once per wakeup
@@ -65,7 +66,10 @@ var base = time.Now()
 func Clock() int64 { return int64(time.Since(base)) }
 
 // New creates a loop: an epoll instance and an eventfd to wake it.
-func New() (*Loop, error) {
+func New() (*Loop, error) { return newLoopWaiting(waitDefault) }
+
+// newLoopWaiting is New with the wait given (wait.go).
+func newLoopWaiting(wait int) (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -75,13 +79,19 @@ func New() (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	// Non-blocking, so that os.NewFile hands it to Go's poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("epoll: %w", err)
+	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1,
+		blocking: wait == waitBlocking}
+	// Parking on Go's poller: non-blocking, so that os.NewFile hands it to
+	// the poller. A blocking loop keeps its epoll descriptor away from the
+	// poller: watched there, every event of the loop's sockets would also
+	// wake the thread blocked in the poller, for nothing.
+	if !l.blocking {
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			unix.Close(epfd)
+			unix.Close(evfd)
+			return nil, fmt.Errorf("epoll: %w", err)
+		}
 	}
-	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1}
 	// Edge-triggered as everything else: once all is, an epoll_wait that
 	// returned fewer events than it could take left none behind, and Go's
 	// poller hears of every new one.
@@ -91,7 +101,9 @@ func New() (*Loop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	l.f = os.NewFile(uintptr(epfd), "epoll")
+	if !l.blocking {
+		l.f = os.NewFile(uintptr(epfd), "epoll")
+	}
 	return l, nil
 }
 
@@ -150,6 +162,9 @@ func (l *Loop) Post(fn func()) bool {
 // Run waits for events and serves them until Stop. It returns when the loop
 // has stopped; descriptors still registered are left to their owners.
 //
+// By default the loop blocks in epoll_wait itself, holding a P of its own
+// (wait.go). With GOVS_LOOP_WAIT=poller it parks on Go's poller instead:
+//
 // The loop does not block in epoll_wait: a goroutine blocked in a syscall
 // keeps its P until sysmon takes it back (up to 10 ms when the process is
 // quiet), which on a small machine starves every other goroutine, the
@@ -158,6 +173,10 @@ func (l *Loop) Post(fn func()) bool {
 // 0, raw: no scheduler hand-off) and parks like any goroutine waiting for
 // a socket when it is empty; its timers are the park's deadline.
 func (l *Loop) Run() {
+	if l.blocking {
+		l.runBlocking()
+		return
+	}
 	defer close(l.done)
 	defer l.f.Close()
 	rc, err := l.f.SyscallConn()
@@ -207,24 +226,29 @@ func (l *Loop) poll(uintptr) bool {
 			l.parked = false
 			runtime.Gosched()
 		}
-		l.now = Clock()
-		for i := 0; i < n; i++ {
-			ev := &l.events[i]
-			fd := int(ev.Fd)
-			if fd == l.evfd {
-				l.runTasks()
-				continue
-			}
-			if fd < len(l.slots) {
-				if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
-					s.h.Event(fd, ev.Events)
-				}
-			}
-		}
-		if n == len(l.events) && n < 4096 {
-			l.events = make([]unix.EpollEvent, 2*n)
-		}
+		l.serve(n)
 		return true
+	}
+}
+
+// serve calls the handlers of the n events in l.events.
+func (l *Loop) serve(n int) {
+	l.now = Clock()
+	for i := 0; i < n; i++ {
+		ev := &l.events[i]
+		fd := int(ev.Fd)
+		if fd == l.evfd {
+			l.runTasks()
+			continue
+		}
+		if fd < len(l.slots) {
+			if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
+				s.h.Event(fd, ev.Events)
+			}
+		}
+	}
+	if n == len(l.events) && n < 4096 {
+		l.events = make([]unix.EpollEvent, 2*n)
 	}
 }
 
