@@ -45,6 +45,9 @@ type evLoopState struct {
 	// server and loop, not one per connection (its allocations, the
 	// context's lock and map insert and delete on every connection).
 	watches map[*director.RealServer]*rsWatch
+	// early counts the connects confirmed by the write of the client's
+	// first bytes (sendEarly), for tests.
+	early int
 }
 
 // rsWatch is one real server's connections on one loop: a list through
@@ -223,7 +226,71 @@ func (s *evServer) serve(ls *evLoopState, cfd int, clientAP netip.AddrPort) {
 		c.refuse()
 		return
 	}
+	if !c.earlyRead() {
+		return
+	}
 	c.connectNext()
+}
+
+// earlyRead reads what the client sent with its connection before the
+// connect to a real server, as HAProxy does: most clients speak first
+// (HTTP, TLS) and their first bytes are usually in by the time the
+// connection is accepted. Held, they go out right after the connect
+// (sendEarly), and that write tells whether the connect has completed,
+// without a round of the loop for the socket's first event. Nothing there
+// yet costs one read, whose EAGAIN clears the flag until the client's
+// bytes raise an edge (cfd was registered before the read: no edge is
+// lost). A client that reset its connection already is let go without a
+// connect (false).
+func (c *evConn) earlyRead() bool {
+	c.cs.readable = true
+	c.fill(&c.up, &c.cs, c.cfd, true)
+	if c.inErr == nil {
+		return true
+	}
+	c.l.Forget(c.cfd)
+	rawClose(c.cfd)
+	c.cfd = -1
+	c.state = closed
+	c.stopTimer()
+	c.p.refused(c.st, c.start, c.clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByClient, accesslog.InConnect})
+	if c.counted {
+		c.srv.clients.remove(c.clientAP.Addr())
+	}
+	fds.give(2)
+	c.p.conns.Done()
+	return false
+}
+
+// sendEarly writes the client's bytes read by earlyRead as soon as the
+// connect has started: a write that goes through means the real server
+// took the connection (on loopback and on a fast network the handshake
+// is done by now); EAGAIN that it is still in progress (its event will
+// come, as without the bytes); an error that it failed, and the next real
+// server is tried with the same bytes. Not with a PROXY header to send
+// first (connected writes it).
+func (c *evConn) sendEarly() {
+	d := &c.up
+	if d.pending() == 0 || d.p != nil || c.st.sendProxy[c.rs.Addr] != desired.ProxyNone {
+		return
+	}
+	n, err := rawWrite(c.bfd, (*d.buf)[d.off:d.n])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		c.connectFailed(os.NewSyscallError("connect", err))
+		c.connectNext()
+		return
+	}
+	d.off += n
+	c.ls.early++
+	c.count(true, n)
+	if d.pending() == 0 {
+		copyBufPool.Put(d.buf) // an idle connection holds no buffer
+		d.buf = nil
+	}
+	c.connected(unix.EPOLLOUT)
 }
 
 // connectNext schedules a real server and starts a non-blocking connect to
@@ -270,6 +337,7 @@ func (c *evConn) connectNext() {
 			c.armTimer(int64(st.ConnectTimeout))
 		}
 		c.watch(rs)
+		c.sendEarly()
 		return
 	}
 	c.refuse()
@@ -393,6 +461,7 @@ func (c *evConn) refuse() {
 	c.l.Forget(c.cfd)
 	resetClose(c.cfd)
 	c.cfd = -1
+	c.up.release() // the client's bytes read before the connect
 	c.state = closed
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -5,9 +7,12 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/test/loopback"
 )
 
@@ -79,4 +84,98 @@ virtual_servers: [{name: t-watch, address: %s, scheduler: rr, real_servers: [%s]
 	if got, err := ask(t, vip); err != nil || got != "b" {
 		t.Errorf("a new connection after the removal: %q, %v; want b", got, err)
 	}
+}
+
+// earlyConnects is how many connects of p's loops the client's first bytes
+// confirmed (sendEarly).
+func earlyConnects(t *testing.T, p *Proxy) int {
+	t.Helper()
+	n := 0
+	p.mu.Lock()
+	e := p.ev
+	p.mu.Unlock()
+	if e == nil {
+		return 0
+	}
+	for i, l := range e.loops {
+		done := make(chan int, 1)
+		if !l.Post(func() { done <- e.state[i].early }) {
+			t.Fatal("loop stopped")
+		}
+		n += <-done
+	}
+	return n
+}
+
+// TestEarlyBytesRetried: a client's first bytes read with its connection,
+// before the connect (earlyRead), reach the real server whole and once,
+// also when the first real server tried refuses the connect and the next
+// one takes it (the early write is what sees the refusal); and the early
+// write confirms connects on loopback (the path is taken, not skipped).
+func TestEarlyBytesRetried(t *testing.T) {
+	good := startBackend(t, "good")
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	p := New(testLog())
+	d := startDirectorWith(t, p, fmt.Sprintf(`
+virtual_servers:
+  - address: %s
+    scheduler: rr
+    retries: 2
+    real_servers: [{address: %s}, {address: %s}]
+`, vip, loopback.Addr(t, "tcp"), good.addr))
+	for i := range 40 {
+		// Every other connection: the loops held busy while the client
+		// connects and writes, so that its bytes are in before the proxy
+		// accepts (without that they often come after).
+		var held sync.WaitGroup
+		if i%2 == 0 {
+			p.mu.Lock()
+			for _, l := range p.ev.loops {
+				held.Add(1)
+				l.Post(func() { time.Sleep(30 * time.Millisecond); held.Done() })
+			}
+			p.mu.Unlock()
+		}
+		c := dial(t, vip)
+		// Three lines in one write.
+		fmt.Fprintf(c, "one\ntwo\nthree\n")
+		held.Wait()
+		r := bufio.NewReader(c)
+		for _, want := range []string{"good one\n", "good two\n", "good three\n"} {
+			if line, err := r.ReadString('\n'); err != nil || line != want {
+				t.Fatalf("connection %d: %q, %v; want %q", i, line, err, want)
+			}
+		}
+		c.Close()
+	}
+	s := d.Services()[0].Stats.Snapshot()
+	if s.ConnectErrors == 0 || s.Refused != 0 || s.Conns != 40 {
+		t.Errorf("stats = %+v, want connect errors, no refusals, 40 conns", s)
+	}
+	// The 20 whose bytes were in before the accept, less those whose first
+	// real server refused (their retry is confirmed by the early write too).
+	if n := earlyConnects(t, p); n < 20 {
+		t.Errorf("%d connects of 40 were confirmed by the client's first bytes, want at least 20", n)
+	} else {
+		t.Logf("%d of 40 connects confirmed by the client's first bytes", n)
+	}
+}
+
+// startDirectorWith is startDirector on a proxy the test holds.
+func startDirectorWith(t *testing.T, p *Proxy, yaml string) *director.Director {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	d := director.New(testLog(), p)
+	if err := d.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Shutdown(time.Second); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return d
 }
