@@ -162,16 +162,16 @@ func (l *Loop) Post(fn func()) bool {
 // Run waits for events and serves them until Stop. It returns when the loop
 // has stopped; descriptors still registered are left to their owners.
 //
-// By default the loop blocks in epoll_wait itself, holding a P of its own
-// (wait.go). With GOVS_LOOP_WAIT=poller it parks on Go's poller instead:
-//
-// The loop does not block in epoll_wait: a goroutine blocked in a syscall
-// keeps its P until sysmon takes it back (up to 10 ms when the process is
-// quiet), which on a small machine starves every other goroutine, the
-// other loops included. Its epoll descriptor is instead itself watched by
-// Go's poller: the loop polls it without waiting (epoll_wait with timeout
-// 0, raw: no scheduler hand-off) and parks like any goroutine waiting for
-// a socket when it is empty; its timers are the park's deadline.
+// By default the loop blocks in epoll_wait itself, in a raw call, holding
+// a P of its own (wait.go). With GOVS_LOOP_WAIT=poller it parks on Go's
+// poller instead, sharing the process's Ps: it does not block in
+// epoll_wait (a goroutine blocked in an ordinary syscall keeps its P until
+// sysmon takes it back, up to 10 ms when the process is quiet, which on a
+// small machine starves every other goroutine, the other loops included);
+// its epoll descriptor is itself watched by Go's poller: the loop polls it
+// without waiting (epoll_wait with timeout 0, raw: no scheduler hand-off)
+// and parks like any goroutine waiting for a socket when it is empty; its
+// timers are the park's deadline.
 func (l *Loop) Run() {
 	if l.blocking {
 		l.runBlocking()
