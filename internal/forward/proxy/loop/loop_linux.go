@@ -48,6 +48,7 @@ type Loop struct {
 	closed atomic.Bool // Stop has run: Post refuses
 
 	blocking bool     // waits in epoll_wait itself (wait.go), not on Go's poller
+	waits    int      // epoll_waits that returned (blocking; tests)
 	f        *os.File // epfd, for Go's poller to watch (not blocking)
 	timers   timerHeap
 	deadline int64 // of the park, loop clock; -1 for none

@@ -41,12 +41,17 @@ var waitDefault = func() int {
 	return waitBlocking
 }()
 
-// maxWait bounds one epoll_wait (milliseconds). A loop with nothing to do
-// is woken by Go's preemption signal when the runtime needs every P to
-// stop (a garbage collection's stop-the-world), whose EINTR brings it to a
-// safe point; the bound covers GODEBUG=asyncpreemptoff=1, where no signal
-// comes. Ten wakeups a second of an idle loop cost nothing measurable.
-const maxWait = 100
+// rawWait bounds a raw epoll_wait (milliseconds). A loop waiting in a raw
+// call looks to the runtime like a goroutine running for ever: its monitor
+// interrupts it every 10 ms (a signal, EINTR, a yield), and a
+// stop-the-world must interrupt it too. That is nothing next to a busy
+// loop's work, but two idle loops cost 0.4% of a core that way (300
+// context switches a second). So a loop whose raw wait of rawWait found
+// nothing waits in an ordinary system call until its next event: the
+// runtime leaves it alone there (the monitor hands its P to the idle list
+// after 10 ms; the loop takes an idle P back when the wait ends, the Ps
+// added for the loops being there for that).
+const rawWait = 5
 
 // procs counts the Ps the blocking loops hold.
 var procs struct {
@@ -92,9 +97,21 @@ func (l *Loop) runBlocking() {
 	defer unix.Close(l.epfd)
 	holdP()
 	defer releaseP()
+	idle := false
 	for !l.stopped {
-		r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
-			uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(l.waitMs()), 0, 0)
+		var r uintptr
+		var errno unix.Errno
+		wait := l.waitMs()
+		if idle {
+			r, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
+		} else {
+			if wait < 0 || wait > rawWait {
+				wait = rawWait
+			}
+			r, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
+		}
 		if errno == unix.EINTR {
 			// Most likely the runtime's preemption signal: yield, so that a
 			// stop-the-world or another goroutine queued on this P gets it
@@ -106,7 +123,11 @@ func (l *Loop) runBlocking() {
 			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
 			panic(fmt.Sprintf("loop: epoll_wait: %v", errno))
 		}
-		if n := int(r); n > 0 {
+		l.waits++
+		n := int(r)
+		// Idle from a raw wait that ran its course to the first event.
+		idle = n == 0 && (idle || wait == rawWait)
+		if n > 0 {
 			l.serve(n)
 		} else {
 			l.now = Clock()
@@ -116,14 +137,14 @@ func (l *Loop) runBlocking() {
 }
 
 // waitMs is how long epoll_wait may wait: until the next timer, rounded up
-// to a millisecond, at most maxWait.
+// to a millisecond; -1 (no limit) without one.
 func (l *Loop) waitMs() int {
 	if len(l.timers) == 0 {
-		return maxWait
+		return -1
 	}
 	d := l.timers[0].when - Clock()
 	if d <= 0 {
 		return 0
 	}
-	return int(min((d+999_999)/1_000_000, maxWait))
+	return int(min((d+999_999)/1_000_000, 1<<30))
 }
