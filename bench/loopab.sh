@@ -7,6 +7,9 @@
 #
 #   bench/loopab.sh ROUNDS NAME=ENV[,ENV...] ...     ("-" for no setting)
 #   e.g. bench/loopab.sh 5 loops=- go=GOVS_PROXY_LOOPS=off loops4=GOVS_PROXY_LOOPS=4
+#   BIN=path among a variant's settings runs that govs binary: old=BIN=/tmp/govs.old new=-
+#   A variant named haproxy runs haproxy (mode tcp, nbthread 2, no splice, as
+#   bench/run.sh) instead of govs: bench/loopab.sh 5 govs=- haproxy=-
 #
 # MODES="ka close bulk" (default "ka bulk"), DUR=3 (seconds of each wrk run),
 # BIN=path (default: build bench/out/govs). Backend: nginx, 1 worker, port 28080;
@@ -21,6 +24,7 @@ if [[ -z ${BIN:-} ]]; then
   (cd "$HERE/.." && go build -o bench/out/govs ./cmd/govs) || exit 1
   BIN=$HERE/out/govs
 fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 D=$(mktemp -d)
 mkdir -p $D/www $D/be
 head -c $((64*1048576)) /dev/urandom > $D/www/big.bin
@@ -55,7 +59,15 @@ virtual_servers:
     real_servers: [{address: 127.0.0.1:$BP}]
 C
   if [[ $envs == - ]]; then envs=""; fi
-  env ${envs//,/ } $BIN run --socket $D/$name.sock -c $D/$name.yaml > $D/$name.log 2>&1 & PID[$name]=$!; PIDS+=($!)
+  if [[ $name == haproxy ]]; then
+    printf 'global\n    maxconn 9200\n    nbthread 2\ndefaults\n    mode tcp\n    maxconn 9200\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\nlisten bench\n    bind 127.0.0.1:%s backlog 4096\n    server backend 127.0.0.1:%s\n' $port $BP > $D/haproxy.cfg
+    haproxy -db -f $D/haproxy.cfg > $D/$name.log 2>&1 & PID[$name]=$!; PIDS+=($!)
+    i=$((i+1)); continue
+  fi
+  # BIN=path among a variant's settings runs that binary (an A/B of builds).
+  vbin=$BIN; venv=()
+  for e in ${envs//,/ }; do [[ $e == BIN=* ]] && vbin=${e#BIN=} || venv+=("$e"); done
+  env "${venv[@]}" $vbin run --socket $D/$name.sock -c $D/$name.yaml > $D/$name.log 2>&1 & PID[$name]=$!; PIDS+=($!)
   i=$((i+1))
 done
 sleep 2

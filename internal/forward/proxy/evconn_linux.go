@@ -40,10 +40,14 @@ type evConn struct {
 	cs, bs   sockFlags
 	up, down evDir // upstream: client to real server
 	attempts int
-	tried    []*director.RealServer // while connecting only
+	tried    []*director.RealServer // while connecting only, on triedBuf
+	triedBuf [2]*director.RealServer
 	failed   connectFailure
-	timer    *loop.Timer // the connect timeout, then the idle timeout
-	stopCtx  func() bool
+	timer    loop.Timer // the connect timeout, then the idle timeout
+	ls       *evLoopState
+	watching *rsWatch // the list of c.rs's connections on this loop c is in
+	wprev    *evConn
+	wnext    *evConn
 	reason   string
 	code     accesslog.Termination
 	inErr    error
@@ -154,7 +158,7 @@ func (c *evConn) connected(ev uint32) {
 	rs, vs := c.rs, c.vs
 	vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(now - c.boundNs)})
 	c.connect = time.Duration(now - c.startNs)
-	c.tried = nil
+	c.tried, c.triedBuf = nil, [2]*director.RealServer{}
 	c.state = established
 	c.bs.update(ev) // the real server may have spoken first: its bytes' edge is this event
 	rs.Dest.Activate()
@@ -170,7 +174,7 @@ func (c *evConn) connected(ev uint32) {
 		hdr := appendProxyHeader(buf[:0], pp, c.clientAP, vip)
 		// The socket has just connected: its send buffer is empty and
 		// takes the header whole.
-		if n, err := unix.Write(c.bfd, hdr); err != nil || n != len(hdr) {
+		if n, err := rawWrite(c.bfd, hdr); err != nil || n != len(hdr) {
 			if err == nil {
 				err = unix.EAGAIN
 			}
@@ -213,7 +217,7 @@ func (c *evConn) pump(up bool) {
 				other = &c.up
 			}
 			if !other.done {
-				unix.Shutdown(dfd, unix.SHUT_WR)
+				rawShutdown(dfd, unix.SHUT_WR)
 			}
 			d.done = true
 			c.finDir(up)
@@ -439,27 +443,17 @@ func (c *evConn) abort(code accesslog.Termination, reason string) {
 		return
 	}
 	c.reason, c.code = reason, code
-	linger := &unix.Linger{Onoff: 1, Linger: 0}
-	unix.SetsockoptLinger(c.cfd, unix.SOL_SOCKET, unix.SO_LINGER, linger)
-	unix.SetsockoptLinger(c.bfd, unix.SOL_SOCKET, unix.SO_LINGER, linger)
+	rawLinger0(c.cfd)
+	rawLinger0(c.bfd)
 	c.finish()
 }
 
-func (c *evConn) armTimer(d int64) {
-	if c.timer == nil {
-		c.timer = c.l.AfterFunc(d, c.onTimer)
-		return
-	}
-	c.timer.Reset(d)
-}
+func (c *evConn) armTimer(d int64) { c.timer.Reset(d) }
 
-func (c *evConn) stopTimer() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-}
+func (c *evConn) stopTimer() { c.timer.Stop() }
 
-func (c *evConn) onTimer() {
+// OnTimer implements loop.TimerHandler: the connect or the idle timeout.
+func (c *evConn) OnTimer() {
 	switch c.state {
 	case connecting:
 		c.connectFailed(errConnectTimeout)
@@ -519,15 +513,13 @@ func (c *evConn) phase(by byte) accesslog.Termination {
 func (c *evConn) finish() {
 	c.state = closed
 	c.stopTimer()
-	if c.stopCtx != nil {
-		c.stopCtx()
-	}
+	c.unwatch()
 	c.up.release()
 	c.down.release()
 	for _, fd := range [2]*int{&c.cfd, &c.bfd} {
 		if *fd >= 0 {
 			c.l.Forget(*fd)
-			unix.Close(*fd)
+			rawClose(*fd)
 			*fd = -1
 		}
 	}

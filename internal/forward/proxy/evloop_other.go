@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"errors"
+	"runtime"
 
 	"github.com/govs-lb/govs/internal/director"
 )
@@ -21,3 +22,6 @@ func (e *evLoops) stop() {}
 func (p *Proxy) listenEv(vs *director.VirtualService) (server, error) {
 	return nil, errors.New("event loops need Linux")
 }
+
+// baseProcs is GOMAXPROCS: no loops here.
+func baseProcs() int { return runtime.GOMAXPROCS(0) }

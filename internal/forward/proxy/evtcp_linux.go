@@ -24,11 +24,36 @@ import (
 // eventLoopSupported: Linux has epoll.
 const eventLoopSupported = true
 
+// baseProcs is GOMAXPROCS without the Ps that running loops hold.
+func baseProcs() int { return loop.Procs() }
+
 // evLoops are the proxy's event loops, one per core it may use: every TCP
 // virtual service has one SO_REUSEPORT listener in each, and a connection
 // lives on the loop that accepted it, both its sockets with it.
 type evLoops struct {
 	loops []*loop.Loop
+	state []*evLoopState // by loop, as loops
+}
+
+// evLoopState is what the proxy keeps per loop, touched by that loop's
+// goroutine only.
+type evLoopState struct {
+	l *loop.Loop
+	// watches: the loop's connections by real server, each list ended
+	// together when its real server's context ends (removed and its
+	// grace period over, or a stop's): one context.AfterFunc per real
+	// server and loop, not one per connection (its allocations, the
+	// context's lock and map insert and delete on every connection).
+	watches map[*director.RealServer]*rsWatch
+	// early counts the connects confirmed by the write of the client's
+	// first bytes (sendEarly), for tests.
+	early int
+}
+
+// rsWatch is one real server's connections on one loop: a list through
+// the connections themselves (evConn.wprev, wnext).
+type rsWatch struct {
+	head *evConn
 }
 
 func newEvLoops(n int) (*evLoops, error) {
@@ -40,6 +65,7 @@ func newEvLoops(n int) (*evLoops, error) {
 			return nil, err
 		}
 		e.loops = append(e.loops, l)
+		e.state = append(e.state, &evLoopState{l: l, watches: map[*director.RealServer]*rsWatch{}})
 		go l.Run()
 	}
 	return e, nil
@@ -49,7 +75,7 @@ func (e *evLoops) stop() {
 	for _, l := range e.loops {
 		l.Stop()
 	}
-	e.loops = nil
+	e.loops, e.state = nil, nil
 }
 
 // evServer is a TCP virtual service served by the event loops.
@@ -66,6 +92,7 @@ type evServer struct {
 type evListener struct {
 	s       *evServer
 	l       *loop.Loop
+	ls      *evLoopState
 	fd      int // -1 once closed
 	retry   *loop.Timer
 	backoff time.Duration
@@ -86,7 +113,7 @@ func (p *Proxy) listenEv(vs *director.VirtualService, want *desired.Service) (se
 	s := &evServer{p: p, vs: vs}
 	s.take(want)
 	for i, l := range p.ev.loops {
-		a := &evListener{s: s, l: l, fd: fds[i]}
+		a := &evListener{s: s, l: l, ls: p.ev.state[i], fd: fds[i]}
 		s.ls = append(s.ls, a)
 	}
 	for _, a := range s.ls {
@@ -123,7 +150,7 @@ func (a *evListener) close() {
 	}
 	if a.fd >= 0 {
 		a.l.Forget(a.fd)
-		unix.Close(a.fd)
+		rawClose(a.fd)
 		a.fd = -1
 	}
 }
@@ -158,7 +185,7 @@ func (a *evListener) accept() {
 		}
 		a.backoff = 0
 		a.s.p.conns.Add(1)
-		a.s.serve(a.l, nfd, client)
+		a.s.serve(a.ls, nfd, client)
 	}
 }
 
@@ -173,7 +200,8 @@ func (a *evListener) retryIn(d time.Duration) {
 
 // serve takes an accepted connection: the per-client limit, then a connect
 // to a real server, all on the loop.
-func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
+func (s *evServer) serve(ls *evLoopState, cfd int, clientAP netip.AddrPort) {
+	l := ls.l
 	accepted := time.Now()
 	vs := s.vs
 	st := s.want.Load()
@@ -188,15 +216,81 @@ func (s *evServer) serve(l *loop.Loop, cfd int, clientAP netip.AddrPort) {
 		s.p.refused(st, accepted, clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect})
 		return
 	}
-	c := &evConn{l: l, p: s.p, srv: s, vs: vs, st: st, counted: limit > 0, clientAP: clientAP,
+	c := &evConn{l: l, ls: ls, p: s.p, srv: s, vs: vs, st: st, counted: limit > 0, clientAP: clientAP,
 		start: accepted, startNs: loop.Clock(), cfd: cfd, bfd: -1}
+	c.tried = c.triedBuf[:0]
+	c.timer.Init(l, c)
 	c.failed = connectFailure{code: accesslog.Termination{accesslog.ByServer, accesslog.InConnect}}
 	if err := l.Register(cfd, c); err != nil {
 		c.failed = connectFailure{code: accesslog.Termination{accesslog.ByResource, accesslog.InConnect}}
 		c.refuse()
 		return
 	}
+	if !c.earlyRead() {
+		return
+	}
 	c.connectNext()
+}
+
+// earlyRead reads what the client sent with its connection before the
+// connect to a real server, as HAProxy does: most clients speak first
+// (HTTP, TLS) and their first bytes are usually in by the time the
+// connection is accepted. Held, they go out right after the connect
+// (sendEarly), and that write tells whether the connect has completed,
+// without a round of the loop for the socket's first event. Nothing there
+// yet costs one read, whose EAGAIN clears the flag until the client's
+// bytes raise an edge (cfd was registered before the read: no edge is
+// lost). A client that reset its connection already is let go without a
+// connect (false).
+func (c *evConn) earlyRead() bool {
+	c.cs.readable = true
+	c.fill(&c.up, &c.cs, c.cfd, true)
+	if c.inErr == nil {
+		return true
+	}
+	c.l.Forget(c.cfd)
+	rawClose(c.cfd)
+	c.cfd = -1
+	c.state = closed
+	c.stopTimer()
+	c.p.refused(c.st, c.start, c.clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByClient, accesslog.InConnect})
+	if c.counted {
+		c.srv.clients.remove(c.clientAP.Addr())
+	}
+	fds.give(2)
+	c.p.conns.Done()
+	return false
+}
+
+// sendEarly writes the client's bytes read by earlyRead as soon as the
+// connect has started: a write that goes through means the real server
+// took the connection (on loopback and on a fast network the handshake
+// is done by now); EAGAIN that it is still in progress (its event will
+// come, as without the bytes); an error that it failed, and the next real
+// server is tried with the same bytes. Not with a PROXY header to send
+// first (connected writes it).
+func (c *evConn) sendEarly() {
+	d := &c.up
+	if d.pending() == 0 || d.p != nil || c.st.sendProxy[c.rs.Addr] != desired.ProxyNone {
+		return
+	}
+	n, err := rawWrite(c.bfd, (*d.buf)[d.off:d.n])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		c.connectFailed(os.NewSyscallError("connect", err))
+		c.connectNext()
+		return
+	}
+	d.off += n
+	c.ls.early++
+	c.count(true, n)
+	if d.pending() == 0 {
+		copyBufPool.Put(d.buf) // an idle connection holds no buffer
+		d.buf = nil
+	}
+	c.connected(unix.EPOLLOUT)
 }
 
 // connectNext schedules a real server and starts a non-blocking connect to
@@ -230,7 +324,7 @@ func (c *evConn) connectNext() {
 		if err == nil {
 			c.bfd = fd
 			if err = c.l.Register(fd, c); err != nil {
-				unix.Close(fd)
+				rawClose(fd)
 				c.bfd = -1
 			}
 		}
@@ -243,19 +337,64 @@ func (c *evConn) connectNext() {
 			c.armTimer(int64(st.ConnectTimeout))
 		}
 		c.watch(rs)
+		c.sendEarly()
 		return
 	}
 	c.refuse()
 }
 
 // watch ends the connection (or its connect) when rs's context ends: an
-// operator removed it and its grace period is over, or a stop's is.
+// operator removed it and its grace period is over, or a stop's is. The
+// loop watches each real server's context once (rsWatch).
 func (c *evConn) watch(rs *director.RealServer) {
-	if c.stopCtx != nil {
-		c.stopCtx()
+	c.unwatch()
+	ls := c.ls
+	w := ls.watches[rs]
+	if w == nil {
+		w = &rsWatch{}
+		ls.watches[rs] = w
+		l := ls.l
+		// Never stopped: the entry lives as long as its real server's
+		// context, which ends when the real server goes (after its grace
+		// period) or the proxy stops; a context already ended calls this
+		// at once.
+		context.AfterFunc(rs.Context(), func() { l.Post(func() { ls.killAll(rs, w) }) })
 	}
-	l := c.l
-	c.stopCtx = context.AfterFunc(rs.Context(), func() { l.Post(func() { c.killed(rs) }) })
+	c.watching = w
+	c.wnext = w.head
+	if w.head != nil {
+		w.head.wprev = c
+	}
+	w.head = c
+}
+
+// unwatch takes c off its real server's list.
+func (c *evConn) unwatch() {
+	w := c.watching
+	if w == nil {
+		return
+	}
+	if c.wprev != nil {
+		c.wprev.wnext = c.wnext
+	} else {
+		w.head = c.wnext
+	}
+	if c.wnext != nil {
+		c.wnext.wprev = c.wprev
+	}
+	c.watching, c.wprev, c.wnext = nil, nil, nil
+}
+
+// killAll ends the connections of the loop to rs, whose context has ended.
+func (ls *evLoopState) killAll(rs *director.RealServer, w *rsWatch) {
+	if ls.watches[rs] == w {
+		delete(ls.watches, rs)
+	}
+	for w.head != nil {
+		c := w.head
+		c.unwatch()
+		c.killed(rs)
+	}
 }
 
 func (c *evConn) killed(rs *director.RealServer) {
@@ -275,10 +414,11 @@ func (c *evConn) killed(rs *director.RealServer) {
 // signal, passive health) and closes its socket.
 func (c *evConn) connectFailed(err error) {
 	rs := c.rs
+	c.unwatch()
 	c.vs.Observe(rs, sched.Signal{Kind: sched.ConnectTime, Latency: time.Duration(loop.Clock() - c.boundNs)})
 	if c.bfd >= 0 {
 		c.l.Forget(c.bfd)
-		unix.Close(c.bfd)
+		rawClose(c.bfd)
 		c.bfd = -1
 	}
 	c.stopTimer()
@@ -297,7 +437,7 @@ func (c *evConn) connectFailed(err error) {
 func (c *evConn) connectDone(ev uint32) {
 	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		err := error(unix.ECONNREFUSED)
-		if v, gerr := unix.GetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 {
+		if v, gerr := rawGetsockoptInt(c.bfd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && v != 0 {
 			err = syscall.Errno(v)
 		}
 		c.connectFailed(os.NewSyscallError("connect", err))
@@ -312,9 +452,7 @@ func (c *evConn) connectDone(ev uint32) {
 
 // refuse ends a connection no real server took: reset, counted, logged.
 func (c *evConn) refuse() {
-	if c.stopCtx != nil {
-		c.stopCtx()
-	}
+	c.unwatch()
 	c.stopTimer()
 	st := c.st
 	c.p.refused(st, c.start, c.clientAP, c.failed.rs, c.failed.code)
@@ -323,6 +461,7 @@ func (c *evConn) refuse() {
 	c.l.Forget(c.cfd)
 	resetClose(c.cfd)
 	c.cfd = -1
+	c.up.release() // the client's bytes read before the connect
 	c.state = closed
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())
@@ -345,14 +484,14 @@ func dialNonblock(ap netip.AddrPort) (int, error) {
 	if ap.Addr().Is4() {
 		fam = unix.AF_INET
 	}
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = unix.Connect(fd, addrPortSockaddr(ap))
+	rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = rawConnect(fd, ap)
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
-		unix.Close(fd)
+		rawClose(fd)
 		return -1, os.NewSyscallError("connect", err)
 	}
 	return fd, nil
@@ -360,8 +499,8 @@ func dialNonblock(ap netip.AddrPort) (int, error) {
 
 // resetClose closes fd with a reset (SO_LINGER 0), as a refusal does.
 func resetClose(fd int) {
-	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	unix.Close(fd)
+	rawLinger0(fd)
+	rawClose(fd)
 }
 
 // sockAddr is sockaddrAddrPort's address, the zero AddrPort if none.

@@ -79,3 +79,67 @@ func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// The calls below are a connection's other calls on the loops. They are raw
+// for a second reason: a connect or a close on loopback runs the peer's
+// side of the handshake or the FIN inline and takes tens of microseconds,
+// long enough for the runtime's monitor (sysmon) to take the P of a
+// goroutine in syscall.Syscall, start a thread to run it, and leave the
+// loop to find a P again when the call returns: with both loops busy,
+// nearly every connection paid that hand-off (futex wakes, a spinning
+// thread, nanosleeps). The descriptors are non-blocking and a close never
+// lingers (SO_LINGER is only ever set to 0), so no call here blocks.
+
+func rawClose(fd int) {
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
+func rawShutdown(fd, how int) {
+	unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+}
+
+func rawSetsockoptInt(fd, level, opt, value int) error {
+	v := int32(value)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errnoErr(e)
+}
+
+func rawGetsockoptInt(fd, level, opt int) (int, error) {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	return int(v), errnoErr(e)
+}
+
+// rawLinger0 makes fd's close send a reset: SO_LINGER {on, 0 s}.
+func rawLinger0(fd int) {
+	l := unix.Linger{Onoff: 1, Linger: 0}
+	unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,
+		uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
+}
+
+func rawSocket(family, typ int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), uintptr(typ), 0)
+	if e != 0 {
+		return -1, errnoErr(e)
+	}
+	return int(r), nil
+}
+
+// rawConnect starts a connect to ap (unmapped) with the address built on
+// the stack: unix.Connect allocates a Sockaddr per call.
+func rawConnect(fd int, ap netip.AddrPort) error {
+	var e syscall.Errno
+	if ap.Addr().Is4() {
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+		_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	} else {
+		sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ap.Addr().As16()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+		_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	}
+	return errnoErr(e)
+}

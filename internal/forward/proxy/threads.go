@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -44,7 +43,11 @@ func configuredLoops() (int, error) {
 	if !eventLoopSupported {
 		return 0, nil
 	}
-	procs := runtime.GOMAXPROCS(0)
+	// The Ps of the process without those running loops hold (a loop
+	// waits in epoll_wait holding one: internal/forward/proxy/loop's
+	// wait.go), so that a second proxy in the process (tests) does not
+	// count the first one's.
+	procs := baseProcs()
 	if os.Getenv("GOMAXPROCS") == "" {
 		// Go never sizes GOMAXPROCS below 2 from a quota; the loops follow
 		// the quota itself. A GOMAXPROCS the operator set is taken as is.

@@ -47,7 +47,9 @@ type Loop struct {
 	woken  atomic.Bool // an eventfd write is pending
 	closed atomic.Bool // Stop has run: Post refuses
 
-	f        *os.File // epfd, for Go's poller to watch
+	blocking bool     // waits in epoll_wait itself (wait.go), not on Go's poller
+	waits    int      // epoll_waits that returned (blocking; tests)
+	f        *os.File // epfd, for Go's poller to watch (not blocking)
 	timers   timerHeap
 	deadline int64 // of the park, loop clock; -1 for none
 	now      int64 // loop clock: nanoseconds since base, read once per wakeup
@@ -65,7 +67,10 @@ var base = time.Now()
 func Clock() int64 { return int64(time.Since(base)) }
 
 // New creates a loop: an epoll instance and an eventfd to wake it.
-func New() (*Loop, error) {
+func New() (*Loop, error) { return newLoopWaiting(waitDefault) }
+
+// newLoopWaiting is New with the wait given (wait.go).
+func newLoopWaiting(wait int) (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -75,13 +80,19 @@ func New() (*Loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	// Non-blocking, so that os.NewFile hands it to Go's poller.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("epoll: %w", err)
+	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1,
+		blocking: wait == waitBlocking}
+	// Parking on Go's poller: non-blocking, so that os.NewFile hands it to
+	// the poller. A blocking loop keeps its epoll descriptor away from the
+	// poller: watched there, every event of the loop's sockets would also
+	// wake the thread blocked in the poller, for nothing.
+	if !l.blocking {
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			unix.Close(epfd)
+			unix.Close(evfd)
+			return nil, fmt.Errorf("epoll: %w", err)
+		}
 	}
-	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1}
 	// Edge-triggered as everything else: once all is, an epoll_wait that
 	// returned fewer events than it could take left none behind, and Go's
 	// poller hears of every new one.
@@ -91,7 +102,9 @@ func New() (*Loop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
 	}
-	l.f = os.NewFile(uintptr(epfd), "epoll")
+	if !l.blocking {
+		l.f = os.NewFile(uintptr(epfd), "epoll")
+	}
 	return l, nil
 }
 
@@ -111,9 +124,12 @@ func (l *Loop) Register(fd int, h Handler) error {
 	l.gen++
 	l.slots[fd] = slot{h: h, gen: l.gen}
 	ev := unix.EpollEvent{Events: registered, Fd: int32(fd), Pad: int32(l.gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	// Raw, as the loop's other calls: epoll_ctl never blocks, and
+	// x/sys/unix's wrapper would tell the scheduler it might.
+	if _, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.epfd), unix.EPOLL_CTL_ADD, uintptr(fd),
+		uintptr(unsafe.Pointer(&ev)), 0, 0); e != 0 {
 		l.slots[fd] = slot{}
-		return fmt.Errorf("epoll_ctl add: %w", err)
+		return fmt.Errorf("epoll_ctl add: %w", e)
 	}
 	return nil
 }
@@ -138,7 +154,8 @@ func (l *Loop) Post(fn func()) bool {
 	l.mu.Unlock()
 	if l.woken.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
-		unix.Write(l.evfd, one[:]) // EAGAIN only when the counter is huge: a wakeup is pending anyway
+		// EAGAIN only when the counter is huge: a wakeup is pending anyway.
+		unix.RawSyscall(unix.SYS_WRITE, uintptr(l.evfd), uintptr(unsafe.Pointer(&one[0])), 8)
 	}
 	return true
 }
@@ -146,14 +163,21 @@ func (l *Loop) Post(fn func()) bool {
 // Run waits for events and serves them until Stop. It returns when the loop
 // has stopped; descriptors still registered are left to their owners.
 //
-// The loop does not block in epoll_wait: a goroutine blocked in a syscall
-// keeps its P until sysmon takes it back (up to 10 ms when the process is
-// quiet), which on a small machine starves every other goroutine, the
-// other loops included. Its epoll descriptor is instead itself watched by
-// Go's poller: the loop polls it without waiting (epoll_wait with timeout
-// 0, raw: no scheduler hand-off) and parks like any goroutine waiting for
-// a socket when it is empty; its timers are the park's deadline.
+// By default the loop blocks in epoll_wait itself, in a raw call, holding
+// a P of its own (wait.go). With GOVS_LOOP_WAIT=poller it parks on Go's
+// poller instead, sharing the process's Ps: it does not block in
+// epoll_wait (a goroutine blocked in an ordinary syscall keeps its P until
+// sysmon takes it back, up to 10 ms when the process is quiet, which on a
+// small machine starves every other goroutine, the other loops included);
+// its epoll descriptor is itself watched by Go's poller: the loop polls it
+// without waiting (epoll_wait with timeout 0, raw: no scheduler hand-off)
+// and parks like any goroutine waiting for a socket when it is empty; its
+// timers are the park's deadline.
 func (l *Loop) Run() {
+	if l.blocking {
+		l.runBlocking()
+		return
+	}
 	defer close(l.done)
 	defer l.f.Close()
 	rc, err := l.f.SyscallConn()
@@ -203,24 +227,29 @@ func (l *Loop) poll(uintptr) bool {
 			l.parked = false
 			runtime.Gosched()
 		}
-		l.now = Clock()
-		for i := 0; i < n; i++ {
-			ev := &l.events[i]
-			fd := int(ev.Fd)
-			if fd == l.evfd {
-				l.runTasks()
-				continue
-			}
-			if fd < len(l.slots) {
-				if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
-					s.h.Event(fd, ev.Events)
-				}
-			}
-		}
-		if n == len(l.events) && n < 4096 {
-			l.events = make([]unix.EpollEvent, 2*n)
-		}
+		l.serve(n)
 		return true
+	}
+}
+
+// serve calls the handlers of the n events in l.events.
+func (l *Loop) serve(n int) {
+	l.now = Clock()
+	for i := 0; i < n; i++ {
+		ev := &l.events[i]
+		fd := int(ev.Fd)
+		if fd == l.evfd {
+			l.runTasks()
+			continue
+		}
+		if fd < len(l.slots) {
+			if s := l.slots[fd]; s.h != nil && s.gen == uint32(ev.Pad) {
+				s.h.Event(fd, ev.Events)
+			}
+		}
+	}
+	if n == len(l.events) && n < 4096 {
+		l.events = make([]unix.EpollEvent, 2*n)
 	}
 }
 
@@ -245,13 +274,17 @@ func (l *Loop) runTimers() {
 	for len(l.timers) > 0 && l.timers[0].when <= l.now {
 		t := l.timers[0]
 		l.timers.remove(0)
-		t.fn()
+		if t.h != nil {
+			t.h.OnTimer()
+		} else {
+			t.fn()
+		}
 	}
 }
 
 func (l *Loop) runTasks() {
 	var buf [8]byte
-	unix.Read(l.evfd, buf[:])
+	unix.RawSyscall(unix.SYS_READ, uintptr(l.evfd), uintptr(unsafe.Pointer(&buf[0])), 8)
 	// Cleared before the queue is taken: a Post after this point writes
 	// the eventfd again, so no task waits for an unrelated wakeup.
 	l.woken.Store(false)

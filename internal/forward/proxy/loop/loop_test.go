@@ -107,6 +107,59 @@ func TestTimers(t *testing.T) {
 	}
 }
 
+type owner struct {
+	tm    Timer
+	fired chan string
+	name  string
+}
+
+func (o *owner) OnTimer() { o.fired <- o.name }
+
+// A timer embedded in its owner (Init) fires its OnTimer among closure
+// timers in time order; a zero Timer's Stop is a no-op that leaves the
+// heap alone (it must not remove whatever timer sits at index 0).
+func TestEmbeddedTimer(t *testing.T) {
+	l := newLoop(t)
+	fired := make(chan string, 10)
+	a := &owner{fired: fired, name: "a"}
+	b := &owner{fired: fired, name: "b"}
+	var zero Timer
+	on(t, l, func() {
+		l.AfterFunc(int64(30*time.Millisecond), func() { fired <- "fn" })
+		a.tm.Init(l, a)
+		a.tm.Reset(int64(10 * time.Millisecond))
+		b.tm.Init(l, b)
+		b.tm.Reset(int64(time.Hour))
+		b.tm.Reset(int64(50 * time.Millisecond))
+		if zero.Stop() {
+			t.Error("Stop of a zero Timer reported true")
+		}
+	})
+	var order []string
+	for len(order) < 3 {
+		select {
+		case s := <-fired:
+			order = append(order, s)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timers fired %v, want 3", order)
+		}
+	}
+	if want := []string{"a", "fn", "b"}; !slices.Equal(order, want) {
+		t.Errorf("timers fired in order %v, want %v", order, want)
+	}
+	on(t, l, func() {
+		a.tm.Reset(int64(5 * time.Millisecond))
+		if !a.tm.Stop() || a.tm.Stop() {
+			t.Error("Stop of a pending embedded timer: want true, then false")
+		}
+	})
+	select {
+	case s := <-fired:
+		t.Errorf("stopped timer %s fired", s)
+	case <-time.After(30 * time.Millisecond):
+	}
+}
+
 // The heap stays a heap through random pushes, resets and removals.
 func TestTimerHeap(t *testing.T) {
 	l := &Loop{}

@@ -8,8 +8,24 @@ package loop
 type Timer struct {
 	when int64 // loop clock, nanoseconds
 	fn   func()
-	idx  int // in the heap; -1 when not scheduled
+	h    TimerHandler // instead of fn (Init)
+	idx  int          // in the heap; -1 when not scheduled
 	l    *Loop
+}
+
+// TimerHandler is the owner of a timer that is a field of it (Timer.Init):
+// the loop calls its OnTimer, so neither the timer nor a closure is
+// allocated on its own (a proxied connection's timer costs nothing more
+// than the connection's struct).
+type TimerHandler interface {
+	OnTimer()
+}
+
+// Init makes t, a zero Timer (typically a field of h), a timer of l that
+// calls h.OnTimer when it fires, on the loop's goroutine. It is not
+// scheduled until Reset. Loop goroutine only, as Reset and Stop.
+func (t *Timer) Init(l *Loop, h TimerHandler) {
+	*t = Timer{h: h, idx: -1, l: l}
 }
 
 // AfterFunc returns a timer that calls fn d nanoseconds of the loop clock
@@ -33,7 +49,7 @@ func (t *Timer) Reset(d int64) {
 
 // Stop keeps t from firing; it reports whether t was pending.
 func (t *Timer) Stop() bool {
-	if t.idx < 0 {
+	if t.idx < 0 || t.l == nil { // not scheduled, or a zero Timer never Init
 		return false
 	}
 	t.l.timers.remove(t.idx)

@@ -62,11 +62,11 @@ func (h *timerHandler) arm(t *testing.T, after time.Duration) {
 // come from the kernel, as a client's bytes do, with no goroutine of the
 // process woken by them. It returns b's delays and how many times b was
 // served while a was still busy.
-func crossLoopDelays(t *testing.T, wake bool, tries int) ([]time.Duration, int) {
+func crossLoopDelays(t *testing.T, wait int, wake bool, tries int) ([]time.Duration, int) {
 	var a, b *Loop
 	for _, l := range []**Loop{&a, &b} {
 		var err error
-		if *l, err = New(); err != nil {
+		if *l, err = newLoopWaiting(wait); err != nil {
 			t.Fatal(err)
 		}
 		(*l).noWake = !wake
@@ -108,12 +108,35 @@ func TestCrossLoopWake(t *testing.T) {
 		t.Skip("needs GOMAXPROCS >= 2: with one P the loops take turns by design")
 	}
 	const tries = 20
-	for _, wake := range []bool{false, true} {
-		delays, during := crossLoopDelays(t, wake, tries)
-		t.Logf("wake after park %v: idle loop's event served after median %v, max %v; during the busy loop's batch %d of %d",
-			wake, delays[len(delays)/2], delays[len(delays)-1], during, tries)
-		if wake && during == 0 {
-			t.Errorf("with the wake, the idle loop's event waited for the busy loop's batch in all %d tries", tries)
+	for _, c := range []struct {
+		name string
+		wait int
+		wake bool
+	}{{"parked on Go's poller, no wake", waitPoller, false}, {"parked on Go's poller, wake after park", waitPoller, true}, {"blocking in epoll_wait", waitBlocking, false}} {
+		delays, during := crossLoopDelays(t, c.wait, c.wake, tries)
+		t.Logf("%s: idle loop's event served after median %v, max %v; during the busy loop's batch %d of %d",
+			c.name, delays[len(delays)/2], delays[len(delays)-1], during, tries)
+		if (c.wake || c.wait == waitBlocking) && during == 0 {
+			t.Errorf("%s: the idle loop's event waited for the busy loop's batch in all %d tries", c.name, tries)
 		}
 	}
+}
+
+// An idle blocking loop sleeps: after its first raw wait (rawWait) it waits
+// in an ordinary system call, which the runtime's monitor does not
+// interrupt every 10 ms as it does a raw one (that cost two idle loops 0.4%
+// of a core); so over 300 ms it returns from epoll_wait a handful of times,
+// not 30 (every 10 ms) or 60 (every rawWait).
+func TestIdleLoopSleeps(t *testing.T) {
+	l, err := newLoopWaiting(waitBlocking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Run()
+	time.Sleep(300 * time.Millisecond)
+	l.Stop() // after Run has returned: l.waits is ours to read
+	if l.waits > 10 {
+		t.Errorf("an idle loop returned from epoll_wait %d times in 300 ms, want a few", l.waits)
+	}
+	t.Logf("%d returns from epoll_wait in 300 ms idle", l.waits)
 }

@@ -1,0 +1,150 @@
+//go:build linux
+
+package loop
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// How a loop waits for events when it has none.
+const (
+	// waitBlocking: in epoll_wait on its own descriptor, in a raw system
+	// call, as HAProxy's threads do. The goroutine keeps its P (Go's
+	// processor slot) while it waits, so the process runs with one P more
+	// per loop (holdP): the loops' Ps are theirs, the others run everything
+	// else. The kernel wakes the loop's thread itself when an event comes:
+	// no poller in between, no thread woken for an event of a busy loop, no
+	// poll that finds nothing before each wait.
+	waitBlocking = iota
+	// waitPoller: the loop's epoll descriptor is watched by Go's poller and
+	// the loop parks there (Run's comment): the loops share the process's
+	// Ps with every other goroutine, at the price of the poller's work
+	// around each park.
+	waitPoller
+)
+
+// waitEnv chooses the wait for the loops created after the process starts:
+// unset or "epoll", waitBlocking; "poller", waitPoller.
+const waitEnv = "GOVS_LOOP_WAIT"
+
+var waitDefault = func() int {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv(waitEnv)), "poller") {
+		return waitPoller
+	}
+	return waitBlocking
+}()
+
+// rawWait bounds a raw epoll_wait (milliseconds). A loop waiting in a raw
+// call looks to the runtime like a goroutine running for ever: its monitor
+// interrupts it every 10 ms (a signal, EINTR, a yield), and a
+// stop-the-world must interrupt it too. That is nothing next to a busy
+// loop's work, but two idle loops cost 0.4% of a core that way (300
+// context switches a second). So a loop whose raw wait of rawWait found
+// nothing waits in an ordinary system call until its next event: the
+// runtime leaves it alone there (the monitor hands its P to the idle list
+// after 10 ms; the loop takes an idle P back when the wait ends, the Ps
+// added for the loops being there for that).
+const rawWait = 5
+
+// procs counts the Ps the blocking loops hold.
+var procs struct {
+	sync.Mutex
+	held int // loops running in blocking mode
+	base int // GOMAXPROCS before the first of them started
+}
+
+// holdP adds a P for a blocking loop that starts: with GOMAXPROCS loops
+// each holding one, nothing else would run.
+func holdP() {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.held == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.held++
+	runtime.GOMAXPROCS(procs.base + procs.held)
+}
+
+// releaseP gives back a stopped loop's P.
+func releaseP() {
+	procs.Lock()
+	defer procs.Unlock()
+	procs.held--
+	runtime.GOMAXPROCS(procs.base + procs.held)
+}
+
+// Procs is GOMAXPROCS without the Ps that running loops hold: the Ps of the
+// rest of the process, from which a caller sizes its loops.
+func Procs() int {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.held == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return procs.base
+}
+
+// runBlocking is Run for a blocking loop.
+func (l *Loop) runBlocking() {
+	defer close(l.done)
+	defer unix.Close(l.epfd)
+	holdP()
+	defer releaseP()
+	idle := false
+	for !l.stopped {
+		var r uintptr
+		var errno unix.Errno
+		wait := l.waitMs()
+		if idle {
+			r, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
+		} else {
+			if wait < 0 || wait > rawWait {
+				wait = rawWait
+			}
+			r, _, errno = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
+		}
+		if errno == unix.EINTR {
+			// Most likely the runtime's preemption signal: yield, so that a
+			// stop-the-world or another goroutine queued on this P gets it
+			// (the raw call above has no preemption check of its own).
+			runtime.Gosched()
+			continue
+		}
+		if errno != 0 {
+			// Only EBADF/EFAULT/EINVAL, none of which a retry fixes.
+			panic(fmt.Sprintf("loop: epoll_wait: %v", errno))
+		}
+		l.waits++
+		n := int(r)
+		// Idle from a raw wait that ran its course to the first event.
+		idle = n == 0 && (idle || wait == rawWait)
+		if n > 0 {
+			l.serve(n)
+		} else {
+			l.now = Clock()
+		}
+		l.runTimers()
+	}
+}
+
+// waitMs is how long epoll_wait may wait: until the next timer, rounded up
+// to a millisecond; -1 (no limit) without one.
+func (l *Loop) waitMs() int {
+	if len(l.timers) == 0 {
+		return -1
+	}
+	d := l.timers[0].when - Clock()
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+999_999)/1_000_000, 1<<30))
+}
