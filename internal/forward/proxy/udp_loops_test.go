@@ -99,8 +99,10 @@ func TestUDPIdleFlowsHoldNoGoroutine(t *testing.T) {
 		}
 		grew := runtime.NumGoroutine() - before
 		if mode == "off" {
-			if grew < n {
-				t.Errorf("goroutine path: %d flows added %d goroutines, want one each (the count is off)", n, grew)
+			// A control arm, not the product's check: transient goroutines
+			// of the start (a pool's, a timer's) may have ended meanwhile.
+			if grew < n-10 {
+				t.Errorf("goroutine path: %d flows added %d goroutines, want about one each (the count is off)", n, grew)
 			}
 			return
 		}
