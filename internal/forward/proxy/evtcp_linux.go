@@ -522,12 +522,21 @@ func addrPortSockaddr(ap netip.AddrPort) unix.Sockaddr {
 // would otherwise join the group and take half the connections). A
 // wildcard address is dual-stack, as Go's listeners are.
 func listenReusePort(ap netip.AddrPort, n int) ([]int, error) {
+	return bindReusePort(ap, n, unix.SOCK_STREAM, listenSocket, func(fd int) error {
+		return os.NewSyscallError("listen", unix.Listen(fd, listenBacklog()))
+	})
+}
+
+// bindReusePort binds n sockets of sotype, each made by open, to ap with
+// SO_REUSEPORT after a probe bind without it; ready (nil: none) finishes
+// each. A wildcard address is dual-stack where the kernel has IPv6.
+func bindReusePort(ap netip.AddrPort, n, sotype int, open func(fam int, dual bool, addr netip.AddrPort, reuseport bool) (int, error), ready func(fd int) error) ([]int, error) {
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	fam, dual := unix.AF_INET, false
 	switch {
 	case ap.Addr().IsUnspecified():
 		fam, dual = unix.AF_INET6, true
-		if fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		if fd, err := unix.Socket(unix.AF_INET6, sotype|unix.SOCK_CLOEXEC, 0); err != nil {
 			fam, dual = unix.AF_INET, false // no IPv6 here
 			ap = netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port())
 		} else {
@@ -541,19 +550,22 @@ func listenReusePort(ap netip.AddrPort, n int) ([]int, error) {
 		addr = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
 	}
 	if ap.Port() != 0 {
-		probe, err := listenSocket(fam, dual, addr, false)
+		probe, err := open(fam, dual, addr, false)
 		if err != nil {
 			return nil, err
 		}
 		unix.Close(probe)
 	}
 	var out []int
+	closeAll := func() {
+		for _, f := range out {
+			unix.Close(f)
+		}
+	}
 	for range n {
-		fd, err := listenSocket(fam, dual, addr, true)
+		fd, err := open(fam, dual, addr, true)
 		if err != nil {
-			for _, f := range out {
-				unix.Close(f)
-			}
+			closeAll()
 			return nil, err
 		}
 		if addr.Port() == 0 { // the others join the port the first got
@@ -561,12 +573,12 @@ func listenReusePort(ap netip.AddrPort, n int) ([]int, error) {
 				addr = netip.AddrPortFrom(addr.Addr(), sockAddr(sa).Port())
 			}
 		}
-		if err := unix.Listen(fd, listenBacklog()); err != nil {
-			unix.Close(fd)
-			for _, f := range out {
-				unix.Close(f)
+		if ready != nil {
+			if err := ready(fd); err != nil {
+				unix.Close(fd)
+				closeAll()
+				return nil, err
 			}
-			return nil, os.NewSyscallError("listen", err)
 		}
 		out = append(out, fd)
 	}

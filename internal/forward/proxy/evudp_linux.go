@@ -175,48 +175,7 @@ func (p *Proxy) listenUDPEv(vs *director.VirtualService, want *desired.Service) 
 // else holds the address; a wildcard address is dual-stack. No
 // SO_REUSEADDR: for UDP it would let another socket share the port.
 func listenUDPReusePort(ap netip.AddrPort, n int) ([]int, error) {
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	fam, dual := unix.AF_INET, false
-	switch {
-	case ap.Addr().IsUnspecified():
-		fam, dual = unix.AF_INET6, true
-		if fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			fam, dual = unix.AF_INET, false // no IPv6 here
-			ap = netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port())
-		} else {
-			unix.Close(fd)
-		}
-	case ap.Addr().Is6():
-		fam = unix.AF_INET6
-	}
-	addr := ap
-	if dual {
-		addr = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
-	}
-	if ap.Port() != 0 {
-		probe, err := udpListenSocket(fam, dual, addr, false)
-		if err != nil {
-			return nil, err
-		}
-		unix.Close(probe)
-	}
-	var out []int
-	for range n {
-		fd, err := udpListenSocket(fam, dual, addr, true)
-		if err != nil {
-			for _, f := range out {
-				unix.Close(f)
-			}
-			return nil, err
-		}
-		if addr.Port() == 0 { // the others join the port the first got
-			if sa, err := unix.Getsockname(fd); err == nil {
-				addr = netip.AddrPortFrom(addr.Addr(), sockAddr(sa).Port())
-			}
-		}
-		out = append(out, fd)
-	}
-	return out, nil
+	return bindReusePort(ap, n, unix.SOCK_DGRAM, udpListenSocket, nil)
 }
 
 func udpListenSocket(fam int, dual bool, addr netip.AddrPort, reuseport bool) (int, error) {
