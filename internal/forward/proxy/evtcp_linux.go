@@ -99,16 +99,9 @@ type evListener struct {
 }
 
 func (p *Proxy) listenEv(vs *director.VirtualService, want *desired.Service) (server, error) {
-	if p.ev == nil {
-		e, err := newEvLoops(p.nloops)
-		if err != nil {
-			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
-		}
-		p.ev = e
-	}
-	fds, err := listenReusePort(vs.Address, len(p.ev.loops))
+	fds, err := p.bindOnLoops(vs, "tcp", listenReusePort)
 	if err != nil {
-		return nil, fmt.Errorf("virtual service %s: listen tcp %s: %w", vs.Key, vs.Address, err)
+		return nil, err
 	}
 	s := &evServer{p: p, vs: vs}
 	s.take(want)
@@ -514,6 +507,23 @@ func addrPortSockaddr(ap netip.AddrPort) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// bindOnLoops starts the loops with the first service, TCP or UDP, and
+// binds one reuseport socket of vs's address per loop with bind.
+func (p *Proxy) bindOnLoops(vs *director.VirtualService, proto string, bind func(netip.AddrPort, int) ([]int, error)) ([]int, error) {
+	if p.ev == nil {
+		e, err := newEvLoops(p.nloops)
+		if err != nil {
+			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
+		}
+		p.ev = e
+	}
+	fds, err := bind(vs.Address, len(p.ev.loops))
+	if err != nil {
+		return nil, fmt.Errorf("virtual service %s: listen %s %s: %w", vs.Key, proto, vs.Address, err)
+	}
+	return fds, nil
 }
 
 // listenReusePort binds n listeners to ap with SO_REUSEPORT, so that the

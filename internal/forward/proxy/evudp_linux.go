@@ -140,16 +140,9 @@ func putRawSockaddr(sa *unix.RawSockaddrInet6, ap netip.AddrPort, fam int) uint3
 }
 
 func (p *Proxy) listenUDPEv(vs *director.VirtualService, want *desired.Service) (server, error) {
-	if p.ev == nil {
-		e, err := newEvLoops(p.nloops)
-		if err != nil {
-			return nil, fmt.Errorf("virtual service %s: %w", vs.Key, err)
-		}
-		p.ev = e
-	}
-	fds, err := listenUDPReusePort(vs.Address, len(p.ev.loops))
+	fds, err := p.bindOnLoops(vs, "udp", listenUDPReusePort)
 	if err != nil {
-		return nil, fmt.Errorf("virtual service %s: listen udp %s: %w", vs.Key, vs.Address, err)
+		return nil, err
 	}
 	ls := make([]*udpListener, len(p.ev.loops))
 	for i, l := range p.ev.loops {
