@@ -35,16 +35,8 @@ for t in strace go ss; do
 	command -v "$t" >/dev/null || { echo "udp.sh: missing $t (apt-get install -y strace iproute2)" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/govs-udp.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-start_bg() { local logf=$1; shift; "$@" >"$logf" 2>&1 & LAST_PID=$!; PIDS+=("$LAST_PID"); }
+BENCH=udp.sh
+bench_tmp govs-udp
 wait_udp() {
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -55,11 +47,8 @@ wait_udp() {
 	return 1
 }
 
+bench_govs
 mkdir -p "$HERE/out"
-if [[ -z ${GOVS_BIN:-} ]]; then
-	(cd "$ROOT" && go build -o bench/out/govs ./cmd/govs)
-	GOVS_BIN=$HERE/out/govs
-fi
 (cd "$ROOT" && go build -o bench/out/udpload ./bench/udpload)
 LOAD=$HERE/out/udpload
 P_BACKEND=$BASE_PORT
