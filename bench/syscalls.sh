@@ -29,16 +29,8 @@ for t in haproxy nginx wrk strace go; do
 	command -v "$t" >/dev/null || { echo "syscalls.sh: missing $t (apt-get install -y haproxy nginx wrk strace)" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/govs-syscalls.XXXXXX)
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-start_bg() { local logf=$1; shift; "$@" >"$logf" 2>&1 & LAST_PID=$!; PIDS+=("$LAST_PID"); }
+BENCH=syscalls.sh
+bench_tmp govs-syscalls
 wait_listen() {
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -49,10 +41,7 @@ wait_listen() {
 	return 1
 }
 
-if [[ -z ${GOVS_BIN:-} ]]; then
-	(cd "$ROOT" && go build -o bench/out/govs ./cmd/govs)
-	GOVS_BIN=$HERE/out/govs
-fi
+bench_govs
 P_BACKEND=$BASE_PORT
 declare -A PORT=([govs]=$((BASE_PORT + 1)) [govsgo]=$((BASE_PORT + 2)) [haproxy]=$((BASE_PORT + 3)))
 NGINX_USER=""
