@@ -15,7 +15,9 @@ import (
 
 // importLineImage builds, offline, an image whose /reply answers each line
 // with "$NAME line" (the test's line protocol) on port 8080, from the
-// static busybox.
+// static busybox. Its /serve stops as a real server behind a load balancer
+// does: on TERM it serves on for a while (the balancer takes it out), then
+// stops listening and lets the answers in flight finish.
 func (d *dockerd) importLineImage(t *testing.T) string {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
@@ -34,10 +36,14 @@ func (d *dockerd) importLineImage(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, app := range []string{"sh", "nc", "echo"} {
+	for _, app := range []string{"sh", "nc", "echo", "sleep", "kill"} {
 		os.Symlink("busybox", filepath.Join(rootfs, "bin", app))
 	}
 	if err := os.WriteFile(filepath.Join(rootfs, "reply"), []byte("#!/bin/sh\nwhile read l; do echo \"$NAME $l\"; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	serve := "#!/bin/sh\nnc -ll -p 8080 -e /reply &\nnc=$!\ntrap 'sleep 3; kill $nc; sleep 1; exit 0' TERM\nwait\n"
+	if err := os.WriteFile(filepath.Join(rootfs, "serve"), []byte(serve), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	tarOut, err := exec.Command("tar", "-C", rootfs, "-c", ".").Output()
@@ -56,7 +62,7 @@ func (d *dockerd) importLineImage(t *testing.T) string {
 func (d *dockerd) run(t *testing.T, image, name string) {
 	t.Helper()
 	d.must(t, "run", "-d", "--pull=never", "--init", "--name", "disc-"+name, "--label", "govs.test=web", "--label", "govs.port=8080",
-		"-e", "NAME="+name, image, "/bin/nc", "-ll", "-p", "8080", "-e", "/reply")
+		"-e", "NAME="+name, image, "/serve")
 }
 
 // TestDiscoveryDocker: containers selected by label join the pool as they
@@ -116,14 +122,29 @@ virtual_servers:
 	waitFor(t, "traffic on c", func() bool { return l.lastSeen("c").After(started) })
 	t.Logf("started container served %v after docker run began", time.Since(started).Round(time.Millisecond))
 
-	// A stopped one leaves; connect failures to it in the moment between
-	// its exit and the event are retried by the proxy on another server.
-	d.must(t, "stop", "-t", "5", "disc-b")
+	// A stopped one leaves when it is told to stop (docker stop's TERM),
+	// while it still serves: it drains instead of taking connections until
+	// it exits.
+	stopErr := make(chan error, 1)
+	go func() {
+		out, err := d.docker("stop", "-t", "10", "disc-b") // returns once b has exited
+		if err != nil {
+			err = fmt.Errorf("docker stop: %v: %s", err, out)
+		}
+		stopErr <- err
+	}()
 	waitFor(t, "b to leave", func() bool { return len(r.pool(t)) == 2 })
-	stopped := time.Now()
-	time.Sleep(time.Second)
-	if l.lastSeen("b").After(stopped) {
-		t.Fatal("b answered after it left")
+	left := time.Now()
+	if out := d.must(t, "inspect", "-f", "{{.State.Running}}", "disc-b"); out != "true" {
+		t.Fatalf("b left the pool only once it had exited (running: %q): not on docker stop's signal", out)
+	}
+	if err := <-stopErr; err != nil {
+		t.Fatal(err)
+	}
+	// b served on for 3 s after the signal: an answer from it well after it
+	// left the pool is a connection sent to a draining server.
+	if seen := l.lastSeen("b"); seen.After(left.Add(500 * time.Millisecond)) {
+		t.Fatalf("b answered %v after it left the pool", seen.Sub(left).Round(time.Millisecond))
 	}
 
 	// The engine's outage keeps the pool; it recovers when the engine is back.

@@ -4,17 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/govs-lb/govs/internal/config"
 )
@@ -27,7 +30,11 @@ import (
 // while healthy. The source lists the containers at start, again on each
 // container event of the label (start, die, stop, kill, pause, unpause,
 // health_status, destroy) and every interval (an engine that went away is
-// noticed even when no event comes).
+// noticed even when no event comes). A container sent a signal that stops
+// it (docker stop's, or TERM, INT, QUIT, KILL) leaves the pool at once,
+// while it still runs: its real server drains, as a Kubernetes endpoint
+// does when it starts terminating, instead of taking new connections
+// until the process exits and resets them.
 type dockerSource struct {
 	host     string
 	label    string
@@ -36,13 +43,14 @@ type dockerSource struct {
 	timeout  time.Duration
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	warned map[string]string // container ID: the problem logged
+	mu       sync.Mutex
+	warned   map[string]string // container ID: the problem logged
+	stopping map[string]bool   // container IDs sent a stopping signal, until they are gone or start
 }
 
 func newDockerSource(dc *config.Discovery, log *slog.Logger) (Source, error) {
 	return &dockerSource{host: dc.Host, label: dc.Label, port: dc.PortNumber(), interval: dc.Interval.D(),
-		timeout: dc.Timeout.D(), log: log, warned: map[string]string{}}, nil
+		timeout: dc.Timeout.D(), log: log, warned: map[string]string{}, stopping: map[string]bool{}}, nil
 }
 
 func (s *dockerSource) Run(ctx context.Context, report func(Update)) {
@@ -90,6 +98,7 @@ func (s *dockerSource) session(ctx context.Context, cli *client.Client, report f
 			}
 			return
 		case m := <-msgs:
+			s.follow(ctx, cli, m)
 			switch {
 			case m.Action == events.ActionStart, m.Action == events.ActionDie, m.Action == events.ActionStop,
 				m.Action == events.ActionKill, m.Action == events.ActionPause, m.Action == events.ActionUnPause,
@@ -106,6 +115,62 @@ func (s *dockerSource) session(ctx context.Context, cli *client.Client, report f
 	}
 }
 
+// follow keeps the set of containers that are stopping: a kill event with
+// a stopping signal adds one; its start (docker restart) ends it, and so
+// does a list without it (it stopped). Not its die event: the engine's
+// list can still show a container running just after that.
+func (s *dockerSource) follow(ctx context.Context, cli *client.Client, m events.Message) {
+	id := m.Actor.ID
+	switch m.Action {
+	case events.ActionKill:
+		sig := m.Actor.Attributes["signal"]
+		stops := stoppingSignal(sig, "")
+		if !stops {
+			// Not one of the usual ones: the image's own stop signal
+			// (httpd's is WINCH)?
+			ictx, cancel := context.WithTimeout(ctx, s.timeout)
+			c, err := cli.ContainerInspect(ictx, id)
+			cancel()
+			stops = err == nil && c.Config != nil && stoppingSignal(sig, c.Config.StopSignal)
+		}
+		if stops {
+			s.mu.Lock()
+			s.stopping[id] = true
+			s.mu.Unlock()
+		}
+	case events.ActionStart:
+		s.mu.Lock()
+		delete(s.stopping, id)
+		s.mu.Unlock()
+	}
+}
+
+// stoppingSignal says whether the kill event's signal (its number, as the
+// engine gives it) stops the container: TERM, INT, QUIT and KILL do, and
+// so does the container's configured stop signal (a name, SIGNAME or NAME,
+// or a number). Others (HUP, USR1: a reload, a log reopen) do not.
+func stoppingSignal(event, stopSignal string) bool {
+	n, err := strconv.Atoi(event)
+	if err != nil || n <= 0 {
+		return false
+	}
+	switch syscall.Signal(n) {
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL:
+		return true
+	}
+	if stopSignal == "" {
+		return false
+	}
+	if k, err := strconv.Atoi(stopSignal); err == nil {
+		return k == n
+	}
+	name := strings.ToUpper(stopSignal)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	return unix.SignalNum(name) == syscall.Signal(n)
+}
+
 func (s *dockerSource) list(ctx context.Context, cli *client.Client) ([]Server, error) {
 	lctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -115,7 +180,22 @@ func (s *dockerSource) list(ctx context.Context, cli *client.Client) ([]Server, 
 		return nil, fmt.Errorf("docker list of containers labelled %s: %w", s.label, err)
 	}
 	out := make([]Server, 0, len(cs))
+	s.mu.Lock()
+	running := make(map[string]bool, len(cs))
 	for _, c := range cs {
+		running[c.ID] = true
+	}
+	for id := range s.stopping {
+		if !running[id] { // stopped
+			delete(s.stopping, id)
+		}
+	}
+	stopping := maps.Clone(s.stopping)
+	s.mu.Unlock()
+	for _, c := range cs {
+		if stopping[c.ID] {
+			continue // draining: it was told to stop
+		}
 		if strings.Contains(c.Status, "(unhealthy)") || strings.Contains(c.Status, "(health: starting)") {
 			continue // serves once healthy
 		}
