@@ -218,17 +218,21 @@ func drKey(v6 bool) []expr.Any {
 
 // drForward is the tail of every forwarding rule: the key is in place and
 // the chosen real server's address in the data register. The flow is
-// recorded (or refreshed) with timeout, looked up again (two first packets
-// racing: the map keeps the first one's choice, and both go there), copied
-// to its real server and the original dropped. A new flow (isNew: the
-// rules that schedule) is recorded in the fresh map too, with the real
-// server it got.
+// recorded (or refreshed) with timeout, copied to its real server and the
+// original dropped. A new flow (isNew: the rules that schedule) is looked
+// up again after its record (two first packets racing: the map keeps the
+// first one's choice, and both go there) and recorded in the fresh map
+// too, with the real server it got. A pinned flow's data register already
+// holds the map's value (an update keeps an element's data): no second
+// lookup per packet.
 func drForward(d *drFam, timeout time.Duration, isNew bool) []expr.Any {
 	_, data := drRegs(d.v6)
 	e := []expr.Any{
 		&expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.flows.Name, Operation: unix.NFT_DYNSET_OP_UPDATE,
 			Timeout: timeout},
-		&expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name},
+	}
+	if isNew {
+		e = append(e, &expr.Lookup{SourceRegister: reg32, DestRegister: data, IsDestRegSet: true, SetName: d.flows.Name})
 	}
 	if isNew && d.fresh != nil {
 		e = append(e, &expr.Dynset{SrcRegKey: reg32, SrcRegData: data, SetName: d.fresh.Name,

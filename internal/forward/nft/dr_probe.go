@@ -35,7 +35,7 @@ func probeDR(c *nftables.Conn, r *Report) {
 		d := &drFam{flows: s}
 		_, data := drRegs(false)
 		e := append(drKey(false), &expr.Immediate{Register: data, Data: []byte{192, 0, 2, 1}})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(e, drForward(d, time.Minute, false)...)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(e, drForward(d, time.Minute, true)...)})
 		c.DelTable(t)
 		err = c.Flush()
 	}
