@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -174,7 +175,7 @@ func (c *evConn) connected(ev uint32) {
 		hdr := appendProxyHeader(buf[:0], pp, c.clientAP, vip)
 		// The socket has just connected: its send buffer is empty and
 		// takes the header whole.
-		if n, err := rawWrite(c.bfd, hdr); err != nil || n != len(hdr) {
+		if n, err := rawSend(c.bfd, hdr); err != nil || n != len(hdr) {
 			if err == nil {
 				err = unix.EAGAIN
 			}
@@ -241,7 +242,7 @@ func (c *evConn) flush(d *evDir, dst *sockFlags, dfd int, up bool) bool {
 		if d.p != nil {
 			n, err = rawSplice(d.p.r, dfd, d.inPipe)
 		} else {
-			n, err = rawWrite(dfd, (*d.buf)[d.off:d.n])
+			n, err = rawSend(dfd, (*d.buf)[d.off:d.n])
 		}
 		switch {
 		case err == unix.EINTR:
@@ -329,7 +330,7 @@ func (c *evConn) fill(d *evDir, src *sockFlags, sfd int, up bool) bool {
 		d.buf = copyBufPool.Get().(*[]byte)
 	}
 	for {
-		n, err := rawRead(sfd, *d.buf)
+		n, err := rawRecv(sfd, *d.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -567,4 +568,28 @@ func (c *evConn) closeQuiet() {
 		c.code = accesslog.Termination{accesslog.ByProxy, accesslog.InData}
 		c.finish()
 	})
+}
+
+// rawRecv and rawSend are a TCP connection's reads and writes: recvfrom and
+// sendto, not read and write, which on a socket go through the file layer
+// first (the position lock, permission and notification hooks) before the
+// same socket call: about 0.1 µs less per call on loopback (HAProxy's
+// calls too). MSG_NOSIGNAL: a write to a reset connection returns EPIPE
+// without raising SIGPIPE for the runtime to ignore.
+func rawRecv(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		0, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(r), nil
+}
+
+func rawSend(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(r), nil
 }
