@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -568,28 +567,4 @@ func (c *evConn) closeQuiet() {
 		c.code = accesslog.Termination{accesslog.ByProxy, accesslog.InData}
 		c.finish()
 	})
-}
-
-// rawRecv and rawSend are a TCP connection's reads and writes: recvfrom and
-// sendto, not read and write, which on a socket go through the file layer
-// first (the position lock, permission and notification hooks) before the
-// same socket call: about 0.1 µs less per call on loopback (HAProxy's
-// calls too). MSG_NOSIGNAL: a write to a reset connection returns EPIPE
-// without raising SIGPIPE for the runtime to ignore.
-func rawRecv(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
-		0, 0, 0)
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
-}
-
-func rawSend(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
-		unix.MSG_NOSIGNAL, 0, 0)
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
 }
