@@ -17,8 +17,12 @@
 # event (waits=, empty=),
 # BIN=path (default: build bench/out/govs). Backend: nginx, 1 worker, port 28080;
 # variants on 28081 and up; all on 127.0.0.1; one line per run, medians are
-# left to the reader (grep/sort). On a shared machine, `nice -n -10` around it
-# takes the other work out of the comparison (each variant equally).
+# left to the reader (grep/sort). On a shared machine other sessions' work
+# swings the rates 2x between rounds; `nice` does not take it out where the
+# kernel groups processes by session (autogroup, /proc/sys/kernel/
+# sched_autogroup_enabled = 1: a task's nice counts only inside its group).
+# Raising the group's weight does: setsid bash -c 'echo -10 >
+# /proc/self/autogroup; bench/loopab.sh ...' (each variant equally).
 set -uo pipefail
 [[ $# -ge 2 && $1 =~ ^[0-9]+$ && $1 -ge 1 && $1 -le 20 ]] || { echo "usage: $0 ROUNDS(1-20) NAME=ENV ..." >&2; exit 2; }
 ROUNDS=$1; shift

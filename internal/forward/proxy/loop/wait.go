@@ -60,8 +60,9 @@ const rawWait = 5
 // (0.21 voluntary context switches per request against 0.11), and on a
 // busy machine each wakeup waits in the run queue. Polling a few times
 // first (about 2 µs) catches the events that come right after a batch
-// (0.17 switches per request, 1.13x the keep-alive rate in A/Bs:
-// bench/RESULTS.md) for about one empty poll per request. Only after a
+// (0.15-0.19 switches per request) for about one empty poll per request
+// at the same CPU per request; the keep-alive rate gained 1.01-1.13x in
+// three A/Bs of four (bench/RESULTS.md). Only after a
 // batch: an idle loop does not poll (TestSpinBounded). GOVS_LOOP_SPIN
 // sets it (0 to 64; 0: sleep at once).
 const spinEnv = "GOVS_LOOP_SPIN"
