@@ -57,21 +57,22 @@ const rawWait = 5
 // spinPolls is how many times a loop that has just served events polls
 // again (epoll_wait with timeout 0) before it sleeps: a loop sleeps and is
 // woken about twice as often per keep-alive request as HAProxy's threads
-// (0.21 voluntary context switches per request against 0.11), and on a
-// busy machine each wakeup waits in the run queue. Polling a few times
-// first (about 2 µs) catches the events that come right after a batch
-// (0.15-0.19 switches per request) for about one empty poll per request
-// at the same CPU per request; the keep-alive rate gained 1.01-1.13x in
-// three A/Bs of four (bench/RESULTS.md). Only after a
-// batch: an idle loop does not poll (TestSpinBounded). GOVS_LOOP_SPIN
-// sets it (0 to 64; 0: sleep at once).
+// (0.21 voluntary context switches per request against 0.11), and each
+// wakeup costs its round trip, more so on a busy machine where it waits in
+// the run queue. Polling first (16 polls, about 5-8 µs) catches the events
+// that come right after a batch: 0.11-0.12 switches per request, HAProxy's,
+// at 3 empty polls per request and no more CPU per request than 4 polls
+// (both below HAProxy's); keep-alive rate 1.00-1.05x 4 polls' and
+// 1.00-1.01x HAProxy's (bench/RESULTS.md). Only after a batch: an idle loop
+// does not poll (TestSpinBounded). GOVS_LOOP_SPIN sets it (0 to 64; 0:
+// sleep at once).
 const spinEnv = "GOVS_LOOP_SPIN"
 
 var spinPolls = func() int {
 	if n, err := strconv.Atoi(strings.TrimSpace(os.Getenv(spinEnv))); err == nil && n >= 0 && n <= 64 {
 		return n
 	}
-	return 4
+	return 16
 }()
 
 // procs counts the Ps the blocking loops hold.
