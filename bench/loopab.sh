@@ -12,10 +12,17 @@
 #   bench/run.sh) instead of govs: bench/loopab.sh 5 govs=- haproxy=-
 #
 # MODES="ka close bulk" (default "ka bulk"), DUR=3 (seconds of each wrk run),
+# PERF=1 adds, per request, the proxy's epoll waits (epoll_wait and
+# epoll_pwait, from perf's syscall tracepoints) and those that returned no
+# event (waits=, empty=),
 # BIN=path (default: build bench/out/govs). Backend: nginx, 1 worker, port 28080;
 # variants on 28081 and up; all on 127.0.0.1; one line per run, medians are
-# left to the reader (grep/sort). On a shared machine, `nice -n -10` around it
-# takes the other work out of the comparison (each variant equally).
+# left to the reader (grep/sort). On a shared machine other sessions' work
+# swings the rates 2x between rounds; `nice` does not take it out where the
+# kernel groups processes by session (autogroup, /proc/sys/kernel/
+# sched_autogroup_enabled = 1: a task's nice counts only inside its group).
+# Raising the group's weight does: setsid bash -c 'echo -10 >
+# /proc/self/autogroup; bench/loopab.sh ...' (each variant equally).
 set -uo pipefail
 [[ $# -ge 2 && $1 =~ ^[0-9]+$ && $1 -ge 1 && $1 -le 20 ]] || { echo "usage: $0 ROUNDS(1-20) NAME=ENV ..." >&2; exit 2; }
 ROUNDS=$1; shift
@@ -72,6 +79,8 @@ C
 done
 sleep 2
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+# The backend's CPU (ticks): nginx's master and its workers.
+becpu() { local q s=0; for q in $NGPID $(cat /proc/$NGPID/task/*/children 2>/dev/null); do s=$((s + $(awk '{print $14+$15}' /proc/$q/stat 2>/dev/null || echo 0))); done; echo $s; }
 sched() { cat /proc/$1/task/*/schedstat | awk '{w+=$2; n+=$3} END{printf "%.0f %.0f", w, n}'; }
 ctx() { cat /proc/$1/task/*/status | awk '/^voluntary/{v+=$2} /^nonvoluntary/{n+=$2} END{printf "%d %d", v, n}'; }
 for r in $(seq 1 $ROUNDS); do
@@ -82,9 +91,20 @@ for r in $(seq 1 $ROUNDS); do
     p=${PID[$n]}
     for mode in ${MODES:-ka bulk}; do
       c0=$(cpu $p); read w0 s0 <<<"$(sched $p)"; read v0 nv0 <<<"$(ctx $p)"; t0=$(date +%s.%N); la=$(cut -d' ' -f1 /proc/loadavg)
+      perfpid=""; extra=""
+      if [[ ${PERF:-0} == 1 ]]; then
+        perf stat -x, -o $D/perf.$n.$mode -p $p -e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait \
+          -e syscalls:sys_exit_epoll_pwait --filter 'ret == 0' -e syscalls:sys_exit_epoll_wait --filter 'ret == 0' 2>/dev/null & perfpid=$!
+        sleep 0.2
+      fi
       if [[ $mode == ka || $mode == close ]]; then
         hdr=(); [[ $mode == close ]] && hdr=(-H 'Connection: close')
-        out=$(wrk -t1 -c50 -d${DUR:-3}s --latency "${hdr[@]}" http://127.0.0.1:${PORT[$n]}/ 2>&1)
+        b0=$(becpu)
+        out=$( { TIMEFORMAT='wrkcpu %U %S'; time wrk -t1 -c50 -d${DUR:-3}s --latency "${hdr[@]}" http://127.0.0.1:${PORT[$n]}/; } 2>&1)
+        # The whole pipeline's CPU per request (client, proxy and backend):
+        # what the proxy makes the others spend too (its wakeups are their
+        # system calls' work), in µs.
+        allcpu=$(awk -v b=$(( $(becpu) - b0 )) '/^wrkcpu/ {print ($2+$3)*100 + b}' <<<"$out")
         rate=$(awk '/Requests\/sec/{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
         reqs=$(awk '/requests in/{print $1}' <<<"$out")
       else
@@ -94,10 +114,14 @@ for r in $(seq 1 $ROUNDS); do
       fi
       t1=$(date +%s.%N)
       c1=$(cpu $p); read w1 s1 <<<"$(sched $p)"; read v1 nv1 <<<"$(ctx $p)"
+      if [[ -n $perfpid ]]; then
+        kill -INT $perfpid 2>/dev/null; wait $perfpid 2>/dev/null
+        extra+=$(awk -F, -v r=$reqs '$3 ~ /sys_enter/ {w+=$1} $3 ~ /sys_exit/ {e+=$1} END {printf " waits=%.3f empty=%.3f", w/r, e/r}' $D/perf.$n.$mode)
+      fi
       # cpu ticks are 10ms; per request in us (ka) or ms per GB (bulk)
-      if [[ $mode != bulk ]]; then cpur=$(echo "($c1-$c0)*10000/$reqs" | bc -l); else cpur=$(echo "($c1-$c0)*10*1000000000/$reqs" | bc -l); fi
-      printf "%s r%d %-10s %-4s rate=%9.1f p99=%-8s cpu/unit=%6.1f cpu%%=%5.1f rqwait_ms=%7.1f slices=%6d vcs=%6d ivcs=%6d load=%s\n" \
-        "$(date -u +%H:%M:%S)" $r $n $mode $rate $p99 $cpur $(echo "($c1-$c0)/($t1-$t0)" | bc -l) $(echo "($w1-$w0)/1000000" | bc -l) $((s1-s0)) $((v1-v0)) $((nv1-nv0)) $la
+      if [[ $mode != bulk ]]; then cpur=$(echo "($c1-$c0)*10000/$reqs" | bc -l); extra+=$(printf ' all/unit=%.1f' $(echo "(${allcpu:-0}+$c1-$c0)*10000/$reqs" | bc -l)); else cpur=$(echo "($c1-$c0)*10*1000000000/$reqs" | bc -l); fi
+      printf "%s r%d %-10s %-4s rate=%9.1f p99=%-8s cpu/unit=%6.1f cpu%%=%5.1f rqwait_ms=%7.1f slices=%6d vcs=%6d ivcs=%6d vcs/req=%.3f load=%s%s\n" \
+        "$(date -u +%H:%M:%S)" $r $n $mode $rate $p99 $cpur $(echo "($c1-$c0)/($t1-$t0)" | bc -l) $(echo "($w1-$w0)/1000000" | bc -l) $((s1-s0)) $((v1-v0)) $((nv1-nv0)) $(echo "($v1-$v0)/$reqs" | bc -l) $la "$extra"
     done
   done
 done

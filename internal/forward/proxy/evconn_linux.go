@@ -174,7 +174,7 @@ func (c *evConn) connected(ev uint32) {
 		hdr := appendProxyHeader(buf[:0], pp, c.clientAP, vip)
 		// The socket has just connected: its send buffer is empty and
 		// takes the header whole.
-		if n, err := rawWrite(c.bfd, hdr); err != nil || n != len(hdr) {
+		if n, err := rawSend(c.bfd, hdr); err != nil || n != len(hdr) {
 			if err == nil {
 				err = unix.EAGAIN
 			}
@@ -241,7 +241,7 @@ func (c *evConn) flush(d *evDir, dst *sockFlags, dfd int, up bool) bool {
 		if d.p != nil {
 			n, err = rawSplice(d.p.r, dfd, d.inPipe)
 		} else {
-			n, err = rawWrite(dfd, (*d.buf)[d.off:d.n])
+			n, err = rawSend(dfd, (*d.buf)[d.off:d.n])
 		}
 		switch {
 		case err == unix.EINTR:
@@ -329,7 +329,7 @@ func (c *evConn) fill(d *evDir, src *sockFlags, sfd int, up bool) bool {
 		d.buf = copyBufPool.Get().(*[]byte)
 	}
 	for {
-		n, err := rawRead(sfd, *d.buf)
+		n, err := rawRecv(sfd, *d.buf)
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -267,7 +267,7 @@ func (c *evConn) sendEarly() {
 	if d.pending() == 0 || d.p != nil || c.st.sendProxy[c.rs.Addr] != desired.ProxyNone {
 		return
 	}
-	n, err := rawWrite(c.bfd, (*d.buf)[d.off:d.n])
+	n, err := rawSend(c.bfd, (*d.buf)[d.off:d.n])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return

@@ -27,14 +27,31 @@ func errnoErr(e syscall.Errno) error {
 	return e
 }
 
-func rawRead(fd int, p []byte) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+// rawRecv and rawSend are a TCP connection's reads and writes: recvfrom and
+// sendto, not read and write, which on a socket go through the file layer
+// first (fdget_pos, vfs_read/vfs_write's checks and notification hooks)
+// before the same socket call: about 0.1 µs less per call on loopback
+// (HAProxy's calls too). MSG_NOSIGNAL: a write to a reset connection returns EPIPE
+// without raising SIGPIPE for the runtime to ignore.
+func rawRecv(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		0, 0, 0)
 	if e != 0 {
 		return 0, errnoErr(e)
 	}
 	return int(r), nil
 }
 
+func rawSend(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, errnoErr(e)
+	}
+	return int(r), nil
+}
+
+// rawWrite: a UDP flow's datagram on its connected socket.
 func rawWrite(fd int, p []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if e != 0 {

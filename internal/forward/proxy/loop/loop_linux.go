@@ -47,16 +47,18 @@ type Loop struct {
 	woken  atomic.Bool // an eventfd write is pending
 	closed atomic.Bool // Stop has run: Post refuses
 
-	blocking bool     // waits in epoll_wait itself (wait.go), not on Go's poller
-	waits    int      // epoll_waits that returned (blocking; tests)
-	f        *os.File // epfd, for Go's poller to watch (not blocking)
-	timers   timerHeap
-	deadline int64 // of the park, loop clock; -1 for none
-	now      int64 // loop clock: nanoseconds since base, read once per wakeup
-	stopped  bool
-	parked   bool // the last poll found nothing: the loop parked on Go's poller
-	noWake   bool // tests: leave out the wake after a park, to measure it
-	done     chan struct{}
+	blocking  bool     // waits in epoll_wait itself (wait.go), not on Go's poller
+	waits     int      // epoll_waits that returned (blocking; tests)
+	spins     int      // of them, polls after a batch (spinPolls; tests)
+	spinPolls int      // spinPolls, per loop for tests
+	f         *os.File // epfd, for Go's poller to watch (not blocking)
+	timers    timerHeap
+	deadline  int64 // of the park, loop clock; -1 for none
+	now       int64 // loop clock: nanoseconds since base, read once per wakeup
+	stopped   bool
+	parked    bool // the last poll found nothing: the loop parked on Go's poller
+	noWake    bool // tests: leave out the wake after a park, to measure it
+	done      chan struct{}
 }
 
 // base is the origin of every loop's clock, so that values from different
@@ -81,7 +83,7 @@ func newLoopWaiting(wait int) (*Loop, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	l := &Loop{epfd: epfd, evfd: evfd, events: make([]unix.EpollEvent, 256), done: make(chan struct{}), now: Clock(), deadline: -1,
-		blocking: wait == waitBlocking}
+		blocking: wait == waitBlocking, spinPolls: spinPolls}
 	// Parking on Go's poller: non-blocking, so that os.NewFile hands it to
 	// the poller. A blocking loop keeps its epoll descriptor away from the
 	// poller: watched there, every event of the loop's sockets would also

@@ -140,3 +140,45 @@ func TestIdleLoopSleeps(t *testing.T) {
 	}
 	t.Logf("%d returns from epoll_wait in 300 ms idle", l.waits)
 }
+
+// A loop polls again a few times after a batch of events before it sleeps
+// (spinPolls), and never more: each batch is followed by at most spinPolls
+// empty polls, and an idle loop does not poll at all (its CPU is its
+// wakeups', none: the polls are counted, not timed).
+func TestSpinBounded(t *testing.T) {
+	l, err := newLoopWaiting(waitBlocking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.spinPolls = 4
+	go l.Run()
+	t.Cleanup(l.Stop)
+	h := newTimer(t, l, 0)
+	const events = 20
+	for i := range events {
+		h.arm(t, time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); h.got.Load() == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("event %d not served in 10 s", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var waits, spins, spinsBefore int
+	on(t, l, func() { spinsBefore = l.spins })
+	time.Sleep(300 * time.Millisecond)
+	on(t, l, func() { waits, spins = l.waits, l.spins })
+	if spins == 0 {
+		t.Error("the loop never polled after a batch")
+	}
+	// Every other return of epoll_wait is a blocking wait that ended with
+	// events or a timer (a batch) or ran its course.
+	if batches := waits - spins; spins > l.spinPolls*batches {
+		t.Errorf("%d polls after %d batches: more than %d each", spins, batches, l.spinPolls)
+	}
+	// Idle for 300 ms: only the polls after the first read's own batch.
+	if idle := spins - spinsBefore; idle > l.spinPolls {
+		t.Errorf("%d polls in 300 ms idle, want at most %d (after the read's batch)", idle, l.spinPolls)
+	}
+	t.Logf("%d epoll_wait returns, %d of them polls after a batch, over %d events and 300 ms idle", waits, spins, events)
+}
