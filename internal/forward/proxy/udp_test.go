@@ -169,9 +169,7 @@ func TestUDPReloadKeepsFlows(t *testing.T) {
 
 func TestUDPRealServerUnreachable(t *testing.T) {
 	a := startUDPBackend(t, "a")
-	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
-	dead := pc.LocalAddr().String()
-	pc.Close()
+	dead := loopback.Addr(t, "udp") // nothing listens there, nor will
 	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "udp"))
 	d := startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, protocol: udp, scheduler: rr, real_servers: [{address: %s}, {address: %s}]}]", vip, dead, a))
 	c, _ := net.Dial("udp", vip)
