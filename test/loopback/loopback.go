@@ -220,10 +220,13 @@ func EchoServer(t testing.TB, idle time.Duration) string {
 	})
 }
 
-// WaitFor polls cond every 5 ms until it holds, failing the test after 10 s.
+// WaitFor polls cond every 5 ms until it holds, failing the test after
+// 30 s: generous, since the whole suite runs on two loaded cores (a -race
+// daemon starting there has taken seconds); a wait that ends in time costs
+// nothing more.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
