@@ -357,6 +357,11 @@ func TestTCPReloadUnderLoad(t *testing.T) {
 	}
 	for i := 1; i <= 8; i++ {
 		time.Sleep(50 * time.Millisecond)
+		// And 13 connections since the last reload, whatever the pace a
+		// loaded machine allows: each reload runs under traffic, and the
+		// 100 asserted below are there by construction.
+		since := ok.Load() + failed.Load()
+		loopback.WaitFor(t, "connections between reloads", func() bool { return ok.Load()+failed.Load() >= since+13 })
 		if err := apply(t, d, grace+configs[i%len(configs)]); err != nil {
 			t.Fatal(err)
 		}
