@@ -463,6 +463,7 @@ virtual_servers:
 // owes its client nothing with a FIN, and waits for one whose answer is on
 // its way.
 func TestAbuseStopIdleKeepAlive(t *testing.T) {
+	gotSlow := make(chan struct{}, 1)
 	slow := loopback.Serve(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
@@ -471,6 +472,10 @@ func TestAbuseStopIdleKeepAlive(t *testing.T) {
 				return
 			}
 			if strings.HasPrefix(l, "slow") {
+				select {
+				case gotSlow <- struct{}{}:
+				default:
+				}
 				time.Sleep(2 * time.Second)
 			}
 			io.WriteString(c, "re "+l)
@@ -507,7 +512,13 @@ virtual_servers:
 		conns, err := d.client().Connections(context.Background())
 		return err == nil && len(conns) == 2
 	})
-	time.Sleep(100 * time.Millisecond) // the request has reached the real server
+	// The request has reached the real server (waited for, not a pause a
+	// loaded machine could outlast before govs forwarded it).
+	select {
+	case <-gotSlow:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow request did not reach the real server")
+	}
 
 	start := time.Now()
 	d.signal(t, syscall.SIGTERM)

@@ -73,12 +73,12 @@ func startAgent(t *testing.T, args ...string) string {
 
 func askAgent(t *testing.T, addr string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c, err := net.DialTimeout("tcp", addr, clientDialWait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.SetDeadline(time.Now().Add(clientAskWait))
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	return line
 }

@@ -359,7 +359,7 @@ func TestDiscoveryFile(t *testing.T) {
 // waitFor polls cond until it holds, failing the test after a minute: the
 // discovery tests start daemons (named, etcd, dockerd) and wait for
 // outages to be noticed, which take longer on a loaded machine than
-// loopback.WaitFor's 10 s allow. Outcomes are asserted, not timings.
+// loopback.WaitFor's 30 s allow. Outcomes are asserted, not timings.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)

@@ -119,8 +119,17 @@ func (d *daemon) signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
+// Deadlines of the test clients that count failed connections: generous,
+// since the whole suite runs on two loaded cores, where a -race govs (or
+// the SYN it queues) can wait seconds for a core. A connection refused or
+// reset still fails at once; these only stop slowness counting as a loss.
+const (
+	clientDialWait = 10 * time.Second
+	clientAskWait  = 15 * time.Second
+)
+
 func ask(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c, err := net.DialTimeout("tcp", addr, clientDialWait)
 	if err != nil {
 		return "", err
 	}
@@ -131,7 +140,7 @@ func ask(addr string) (string, error) {
 // returns the name of the server that answered.
 func askOn(c net.Conn) (string, error) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(clientAskWait))
 	io.WriteString(c, "hi\n")
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/bits"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,14 +326,25 @@ func TestNATMaglevPortFallback(t *testing.T) {
 	vs := l.d.Services()[0]
 	os.Remove(filepath.Join(dir, "up-"+l.RealAddrs[2].String()))
 	loopback.WaitFor(t, "rs3 at weight 0", func() bool { return vs.RealServers()[2].Dest.Weight() == 0 })
-	time.Sleep(200 * time.Millisecond) // the kernel map follows within the poll interval
-	checkMoves(t, before, mapping(), nil, "rs3")
+	// The kernel map follows the weight after the health decision, not at
+	// once: wait for it to take rs3's ports away (a loaded machine may
+	// take longer than any fixed pause), then check no other port moved.
+	var after map[string]string
+	waitFor(t, "the kernel map to move rs3's ports", func() bool {
+		after = mapping()
+		return !slices.Contains(slices.Collect(maps.Values(after)), "rs3")
+	})
+	checkMoves(t, before, after, nil, "rs3")
 
 	// rs3 is back: every port is where it was.
 	writeFile(t, filepath.Join(dir, "up-"+l.RealAddrs[2].String()), "")
 	loopback.WaitFor(t, "rs3 back", func() bool { return vs.RealServers()[2].Dest.Weight() == 1 })
-	time.Sleep(200 * time.Millisecond)
-	if back := mapping(); fmt.Sprint(back) != fmt.Sprint(before) {
+	var back map[string]string
+	deadline := time.Now().Add(time.Minute)
+	for back = mapping(); fmt.Sprint(back) != fmt.Sprint(before) && time.Now().Before(deadline); back = mapping() {
+		time.Sleep(100 * time.Millisecond) // the kernel map follows the weight
+	}
+	if fmt.Sprint(back) != fmt.Sprint(before) {
 		t.Fatalf("ports did not come back to their servers:\n%v\n%v", before, back)
 	}
 	if n := l.dp.QueuedPackets(); n != 0 {

@@ -143,7 +143,7 @@ type clientConn struct {
 func (l *natLab) dial(port int) (*clientConn, error) {
 	var c net.Conn
 	err := l.Client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, uint16(port)).String(), 3*time.Second)
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(l.VIP, uint16(port)).String(), clientDialWait)
 		return err
 	})
 	if err != nil {
@@ -155,7 +155,13 @@ func (l *natLab) dial(port int) (*clientConn, error) {
 // ask sends a line and returns the answering real server and the peer
 // address it saw.
 func (cc *clientConn) ask() (name, peer string, err error) {
-	cc.c.SetDeadline(time.Now().Add(3 * time.Second))
+	return cc.askWithin(clientAskWait)
+}
+
+// askWithin is ask waiting at most d for the answer: a short d for a test
+// that expects none (a generous one would only make it slower).
+func (cc *clientConn) askWithin(d time.Duration) (name, peer string, err error) {
+	cc.c.SetDeadline(time.Now().Add(d))
 	if _, err := io.WriteString(cc.c, "hi\n"); err != nil {
 		return "", "", err
 	}
@@ -350,7 +356,7 @@ func TestNATExpireNodestConn(t *testing.T) {
 	l.apply(natConfig("nat", "rr", l.vip(8084), "tcp", []netip.Addr{keep}, nil, extra))
 	// The conntrack entry is gone: the next segment is no longer
 	// translated, so the connection does not answer any more.
-	if name, _, err := cc.ask(); err == nil {
+	if name, _, err := cc.askWithin(3 * time.Second); err == nil {
 		t.Fatalf("connection to the removed %s still answered by %s", first, name)
 	}
 }

@@ -100,12 +100,27 @@ func TestRunReloadAndShutdownUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Each reload comes once the clients made progress since the last one
+	// and once govs has read the file the last one wrote: on a loaded
+	// machine a fixed pace could overwrite the rejected file before govs
+	// read it, or reload faster than the clients connect.
+	outcomes := func() int {
+		l := d.log()
+		return strings.Count(l, "configuration reloaded") + strings.Count(l, "reload rejected, running configuration kept")
+	}
+	progress := func(since int64) {
+		t.Helper()
+		waitFor(t, "client connections between reloads", func() bool { return ok.Load()+failed.Load() >= since+20 })
+	}
 	for i := 1; i <= 10; i++ {
 		time.Sleep(100 * time.Millisecond)
+		progress(ok.Load() + failed.Load())
 		writeFile(t, file, configs[i%len(configs)])
 		d.signal(t, syscall.SIGHUP)
+		waitFor(t, fmt.Sprintf("reload %d's outcome in the log", i), func() bool { return outcomes() >= i })
 	}
 	time.Sleep(100 * time.Millisecond)
+	progress(ok.Load() + failed.Load())
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 || ok.Load() < 200 {

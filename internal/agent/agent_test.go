@@ -209,7 +209,7 @@ func TestServerStateFileAndAllow(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[State]string{StateDrain: " drain", StateMaint: " maint", StateUp: " ready"}[st]
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second) // generous: a loaded machine
 		for !strings.Contains(ask(t, addr), want) {
 			if time.Now().After(deadline) {
 				t.Fatalf("state %s not answered: %q", st, ask(t, addr))

@@ -23,6 +23,7 @@ import (
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/internal/vrrp"
 	"github.com/govs-lb/govs/internal/vrrp/vrrpd"
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // fakeDP is a dataplane that serves nothing and can be told to refuse.
@@ -713,12 +714,7 @@ func TestHealthState(t *testing.T) {
 			c.Close()
 		}
 	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedAddr := loopback.Addr(t, "tcp") // not a port the kernel hands out meanwhile
 	h := newHarness(t, fmt.Sprintf(`
 virtual_servers:
   - name: checked

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 
 	"github.com/govs-lb/govs/internal/config"
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 // services is a director stand-in: each service's quorum, set by the test.
@@ -40,14 +40,12 @@ func (s *services) set(name string, up bool) {
 	s.mu.Unlock()
 }
 
+// freePort is a port for a peer to listen on later: below the kernel's
+// ephemeral range, so that no connect() of a test run in parallel takes it
+// meanwhile (loopback.FreePort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return loopback.FreePort(t, "tcp")
 }
 
 // routerPeer is a second, independent gobgp server on 127.0.0.1 standing

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -50,12 +49,7 @@ func TestDemo(t *testing.T) {
 
 // The demo serves the dashboard and the API it reads, read-only.
 func TestDemoDashboard(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := loopback.Addr(t, "tcp") // not a port the kernel hands out meanwhile
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), io.Discard, Options{

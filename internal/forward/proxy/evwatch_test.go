@@ -14,6 +14,7 @@ import (
 	"github.com/govs-lb/govs/internal/config"
 	"github.com/govs-lb/govs/internal/director"
 	"github.com/govs-lb/govs/test/loopback"
+	"golang.org/x/sys/unix"
 )
 
 // TestRemovedRealServerEndsItsConnections: a reload removes one of two real
@@ -125,20 +126,27 @@ virtual_servers:
 `, vip, loopback.Addr(t, "tcp"), good.addr))
 	for i := range 40 {
 		// Every other connection: the loops held busy while the client
-		// connects and writes, so that its bytes are in before the proxy
-		// accepts (without that they often come after).
+		// connects and writes, until the proxy's side has acknowledged
+		// the bytes, so that they are in before the proxy accepts
+		// (without that they often come after). Held until then, not
+		// for a time: a loaded machine may take longer to connect.
 		var held sync.WaitGroup
+		release := make(chan struct{})
 		if i%2 == 0 {
 			p.mu.Lock()
 			for _, l := range p.ev.loops {
 				held.Add(1)
-				l.Post(func() { time.Sleep(30 * time.Millisecond); held.Done() })
+				l.Post(func() { <-release; held.Done() })
 			}
 			p.mu.Unlock()
 		}
 		c := dial(t, vip)
 		// Three lines in one write.
 		fmt.Fprintf(c, "one\ntwo\nthree\n")
+		if i%2 == 0 {
+			waitAcked(t, c)
+		}
+		close(release)
 		held.Wait()
 		r := bufio.NewReader(c)
 		for _, want := range []string{"good one\n", "good two\n", "good three\n"} {
@@ -159,6 +167,28 @@ virtual_servers:
 	} else {
 		t.Logf("%d of 40 connects confirmed by the client's first bytes", n)
 	}
+}
+
+// waitAcked waits until the peer of c has acknowledged every byte c sent:
+// they are in its socket's receive queue (on loopback, the accepted side's
+// even before accept).
+func waitAcked(t *testing.T, c *net.TCPConn) {
+	t.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loopback.WaitFor(t, "the client's bytes to be acknowledged", func() bool {
+		var info *unix.TCPInfo
+		var ierr error
+		if err := raw.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO) }); err != nil {
+			t.Fatal(err)
+		}
+		if ierr != nil {
+			t.Fatal(ierr)
+		}
+		return info.Unacked == 0
+	})
 }
 
 // startDirectorWith is startDirector on a proxy the test holds.

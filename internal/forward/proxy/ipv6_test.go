@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/govs-lb/govs/test/loopback"
 )
 
 func listenIPv6(t *testing.T) {
@@ -57,9 +59,8 @@ func TestIPv6(t *testing.T) {
 			up.WriteTo(append([]byte("v6:"), buf[:n]...), from)
 		}
 	}()
-	l6, _ := net.Listen("tcp6", "[::1]:0")
-	vipPort := l6.Addr().(*net.TCPAddr).Port
-	l6.Close()
+	// Below the ephemeral range, so that no connect() takes it meanwhile.
+	vipPort := loopback.FreePort(t, "tcp")
 	vip := fmt.Sprintf("[::1]:%d", vipPort)
 	startDirector(t, fmt.Sprintf(`
 virtual_servers:

@@ -33,8 +33,11 @@ func askFrom(t *testing.T, src, vip string) string {
 func TestPersistence(t *testing.T) {
 	a, b, c := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c")
 	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	// Templates live 1 s: the client's pauses between connections (and a
+	// reload) on a loaded machine must not outlast them, as 300 ms could.
+	const timeout = time.Second
 	conf := func(netmask, weightA string, reals ...*backend) string {
-		s := fmt.Sprintf("virtual_servers:\n  - address: %s\n    scheduler: rr\n    persistence_timeout: 300ms\n", vip)
+		s := fmt.Sprintf("virtual_servers:\n  - address: %s\n    scheduler: rr\n    persistence_timeout: %v\n", vip, timeout)
 		if netmask != "" {
 			s += "    persistence_netmask: " + netmask + "\n"
 		}
@@ -98,13 +101,14 @@ func TestPersistence(t *testing.T) {
 		}
 	}
 	// Once the template has expired, rr decides again.
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(timeout + 100*time.Millisecond)
 	moved := false
 	for range 3 {
 		if askFrom(t, "127.0.0.10", vip) != group {
 			moved = true
+			break
 		}
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(timeout + 100*time.Millisecond)
 	}
 	if !moved {
 		t.Errorf("client stayed on %s after its template expired", group)
