@@ -697,10 +697,18 @@ func TestBGPBFD(t *testing.T) {
 	// FRR restarts its BFD session when the BGP session first comes up,
 	// which gobgp takes for a failure: one reset, then it is steady.
 	l.waitNexthops("steady", 30*time.Second, d1, d2)
-	time.Sleep(time.Second)
-	if st := d2.status(); st.Peers[0].HoldTime != 30 || st.Peers[0].BFD != "up" {
-		t.Fatalf("d2 peer: %+v", st.Peers[0])
-	}
+	// Steady: BFD up in ten reads 100 ms apart (the reset may come late on
+	// a loaded machine; a fixed pause then saw it down).
+	upFor := 0
+	loopback.WaitFor(t, "BFD up on d2 for a second", func() bool {
+		if st := d2.status(); st.Peers[0].HoldTime == 30 && st.Peers[0].BFD == "up" {
+			upFor++
+		} else {
+			upFor = 0
+		}
+		time.Sleep(100 * time.Millisecond)
+		return upFor >= 10
+	})
 	t0 := time.Now()
 	d2.ns.IP("link", "set", "eth0", "down")
 	d2.govs.cmd.Process.Kill()

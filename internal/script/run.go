@@ -114,6 +114,15 @@ func Run(ctx context.Context, p Policy, c Cmd) (code int, output string, err err
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return -1, output, fmt.Errorf("killed by signal %v", ws.Signal())
 		}
+		// A file removed (or made unusable) between the check and the
+		// exec fails in the shell with its own words ("cannot open"):
+		// checked again, the failure reads as the check before a run
+		// would have put it, the same on every run.
+		for _, pr := range Check(c.Line, c.Shell, id) {
+			if !pr.Insecure {
+				return -1, output, &Refused{pr}
+			}
+		}
 		return ee.ExitCode(), output, nil
 	}
 	if err != nil && !errors.Is(err, exec.ErrWaitDelay) {

@@ -250,6 +250,27 @@ func TestRunRefuses(t *testing.T) {
 	}
 }
 
+// A script that fails because its file went away after the check (removed
+// by an operator mid-run: the shell then says "cannot open") reads as not
+// found, the same as when the check sees it gone; a script that fails with
+// its file in place keeps its exit code.
+func TestRunFileGoneMeanwhile(t *testing.T) {
+	requireRoot(t)
+	dir := openDir(t)
+	s := filepath.Join(dir, "gone.sh")
+	writeScript(t, s, `rm -f "$0"; exit 3`, 0o755)
+	code, _, err := Run(context.Background(), Policy{User: "root"}, Cmd{Line: s, Shell: true})
+	var ref *Refused
+	if !errors.As(err, &ref) || ref.Problem.Msg != "not found" || code != -1 {
+		t.Fatalf("script gone during its run: %d %v, want not found", code, err)
+	}
+	stay := filepath.Join(dir, "stay.sh")
+	writeScript(t, stay, "exit 3", 0o755)
+	if code, _, err := Run(context.Background(), Policy{User: "root"}, Cmd{Line: stay, Shell: true}); code != 3 || err != nil {
+		t.Fatalf("failing script: %d %v, want exit 3", code, err)
+	}
+}
+
 // processesWith lists the processes whose command line has marker.
 func processesWith(marker string) []string {
 	var found []string
