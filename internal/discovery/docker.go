@@ -168,7 +168,41 @@ func stoppingSignal(event, stopSignal string) bool {
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
+	if rt, ok := realtimeSignal(name); ok {
+		return rt == n
+	}
 	return unix.SignalNum(name) == syscall.Signal(n)
+}
+
+// realtimeSignal reads a real-time signal's name as the engine does (its
+// table: RTMIN is 34, RTMAX 64, RTMIN+k and RTMAX-k between):
+// systemd-in-container images stop with SIGRTMIN+3.
+func realtimeSignal(name string) (int, bool) {
+	const rtmin, rtmax = 34, 64
+	base, sign, rest := 0, 1, ""
+	switch {
+	case strings.HasPrefix(name, "SIGRTMIN"):
+		base, rest = rtmin, strings.TrimPrefix(name, "SIGRTMIN")
+	case strings.HasPrefix(name, "SIGRTMAX"):
+		base, sign, rest = rtmax, -1, strings.TrimPrefix(name, "SIGRTMAX")
+	default:
+		return 0, false
+	}
+	if rest == "" {
+		return base, true
+	}
+	op := "+"
+	if sign < 0 {
+		op = "-"
+	}
+	k, err := strconv.Atoi(strings.TrimPrefix(rest, op))
+	if !strings.HasPrefix(rest, op) || err != nil || k <= 0 {
+		return 0, false
+	}
+	if n := base + sign*k; n >= rtmin && n <= rtmax {
+		return n, true
+	}
+	return 0, false
 }
 
 func (s *dockerSource) list(ctx context.Context, cli *client.Client) ([]Server, error) {

@@ -22,6 +22,15 @@ func TestDockerStoppingSignal(t *testing.T) {
 		{"", "", false},
 		{"TERM", "", false}, // the engine gives numbers
 		{"-15", "", false},
+		{"37", "SIGRTMIN+3", true}, // systemd in a container
+		{"37", "RTMIN+3", true},
+		{"34", "SIGRTMIN", true},
+		{"64", "SIGRTMAX", true},
+		{"62", "SIGRTMAX-2", true},
+		{"37", "SIGRTMIN+4", false},
+		{"37", "SIGRTMIN-3", false},
+		{"37", "SIGRTMIN+x", false},
+		{"65", "SIGRTMIN+31", false}, // beyond RTMAX
 	} {
 		if got := stoppingSignal(c.event, c.stop); got != c.want {
 			t.Errorf("stoppingSignal(%q, %q) = %v, want %v", c.event, c.stop, got, c.want)
