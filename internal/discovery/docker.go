@@ -17,7 +17,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
-	"golang.org/x/sys/unix"
+	"github.com/moby/sys/signal"
 
 	"github.com/govs-lb/govs/internal/config"
 )
@@ -147,8 +147,9 @@ func (s *dockerSource) follow(ctx context.Context, cli *client.Client, m events.
 
 // stoppingSignal says whether the kill event's signal (its number, as the
 // engine gives it) stops the container: TERM, INT, QUIT and KILL do, and
-// so does the container's configured stop signal (a name, SIGNAME or NAME,
-// or a number). Others (HUP, USR1: a reload, a log reopen) do not.
+// so does the container's configured stop signal, read as the engine reads
+// it (moby/sys/signal: a number, NAME or SIGNAME, RTMIN+3 for systemd
+// images). Others (HUP, USR1: a reload, a log reopen) do not.
 func stoppingSignal(event, stopSignal string) bool {
 	n, err := strconv.Atoi(event)
 	if err != nil || n <= 0 {
@@ -161,48 +162,8 @@ func stoppingSignal(event, stopSignal string) bool {
 	if stopSignal == "" {
 		return false
 	}
-	if k, err := strconv.Atoi(stopSignal); err == nil {
-		return k == n
-	}
-	name := strings.ToUpper(stopSignal)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if rt, ok := realtimeSignal(name); ok {
-		return rt == n
-	}
-	return unix.SignalNum(name) == syscall.Signal(n)
-}
-
-// realtimeSignal reads a real-time signal's name as the engine does (its
-// table: RTMIN is 34, RTMAX 64, RTMIN+k and RTMAX-k between):
-// systemd-in-container images stop with SIGRTMIN+3.
-func realtimeSignal(name string) (int, bool) {
-	const rtmin, rtmax = 34, 64
-	base, sign, rest := 0, 1, ""
-	switch {
-	case strings.HasPrefix(name, "SIGRTMIN"):
-		base, rest = rtmin, strings.TrimPrefix(name, "SIGRTMIN")
-	case strings.HasPrefix(name, "SIGRTMAX"):
-		base, sign, rest = rtmax, -1, strings.TrimPrefix(name, "SIGRTMAX")
-	default:
-		return 0, false
-	}
-	if rest == "" {
-		return base, true
-	}
-	op := "+"
-	if sign < 0 {
-		op = "-"
-	}
-	k, err := strconv.Atoi(strings.TrimPrefix(rest, op))
-	if !strings.HasPrefix(rest, op) || err != nil || k <= 0 {
-		return 0, false
-	}
-	if n := base + sign*k; n >= rtmin && n <= rtmax {
-		return n, true
-	}
-	return 0, false
+	sig, err := signal.ParseSignal(stopSignal)
+	return err == nil && sig == syscall.Signal(n)
 }
 
 func (s *dockerSource) list(ctx context.Context, cli *client.Client) ([]Server, error) {
