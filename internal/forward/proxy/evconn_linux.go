@@ -531,8 +531,7 @@ func (c *evConn) finish() {
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())
 	}
-	fds.give(2)
-	c.p.conns.Done()
+	c.ls.ended(c.p)
 }
 
 // Other goroutines: listing and stops.

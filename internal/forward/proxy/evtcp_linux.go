@@ -29,7 +29,8 @@ func baseProcs() int { return loop.Procs() }
 
 // evLoops are the proxy's event loops, one per core it may use: every TCP
 // virtual service has one SO_REUSEPORT listener in each, and a connection
-// lives on the loop that accepted it, both its sockets with it.
+// lives on one loop, both its sockets with it: the loop that accepted it,
+// or the one with fewer connections it was handed to (evServer.pick).
 type evLoops struct {
 	loops []*loop.Loop
 	state []*evLoopState // by loop, as loops
@@ -48,6 +49,18 @@ type evLoopState struct {
 	// early counts the connects confirmed by the write of the client's
 	// first bytes (sendEarly), for tests.
 	early int
+	// conns counts the TCP connections living on this loop, from their
+	// accept (or their hand-off to it) to their end: the other loops read
+	// it to choose where a connection they accept lives (evServer.pick).
+	conns atomic.Int64
+}
+
+// ended gives back what a connection held on its loop: its two descriptors,
+// its place in the proxy's drain count and in the loop's.
+func (ls *evLoopState) ended(p *Proxy) {
+	fds.give(2)
+	p.conns.Done()
+	ls.conns.Add(-1)
 }
 
 // rsWatch is one real server's connections on one loop: a list through
@@ -178,8 +191,39 @@ func (a *evListener) accept() {
 		}
 		a.backoff = 0
 		a.s.p.conns.Add(1)
-		a.s.serve(a.ls, nfd, client)
+		to := a.s.pick(a.ls)
+		if to != a.ls {
+			s := a.s
+			if to.l.Post(func() { s.serve(to, nfd, client) }) {
+				continue
+			}
+			// That loop is stopping: the connection stays here.
+			to.conns.Add(-1)
+			a.ls.conns.Add(1)
+			to = a.ls
+		}
+		a.s.serve(to, nfd, client)
 	}
+}
+
+// pick chooses the loop where a connection accepted on ls lives and counts
+// it there: ls, unless another loop has fewer connections (the first of the
+// fewest). The kernel spreads connections over the listeners by a hash of
+// their addresses, so that a few long-lived ones (keep-alive clients, a
+// pool) are split unevenly: 28 and 22 of 50 is common, and the loop with
+// more makes its clients wait longer, which shows in the p99 (HAProxy
+// hands each accepted connection to its least loaded thread for that).
+// The counts are read without a lock: two loops that accept at once may
+// both pick a third, which the next accepts even out.
+func (s *evServer) pick(ls *evLoopState) *evLoopState {
+	best, n := ls, ls.conns.Load()
+	for _, a := range s.ls {
+		if m := a.ls.conns.Load(); m < n {
+			best, n = a.ls, m
+		}
+	}
+	best.conns.Add(1)
+	return best
 }
 
 func (a *evListener) retryIn(d time.Duration) {
@@ -204,8 +248,7 @@ func (s *evServer) serve(ls *evLoopState, cfd int, clientAP netip.AddrPort) {
 		s.p.log.Warn("client at its connection limit, connection refused", "service", st.Name,
 			"client", clientAP.Addr().String(), "max_connections_per_client", limit)
 		resetClose(cfd)
-		fds.give(2)
-		s.p.conns.Done()
+		ls.ended(s.p)
 		s.p.refused(st, accepted, clientAP, netip.AddrPort{}, accesslog.Termination{accesslog.ByProxy, accesslog.InConnect})
 		return
 	}
@@ -250,8 +293,7 @@ func (c *evConn) earlyRead() bool {
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())
 	}
-	fds.give(2)
-	c.p.conns.Done()
+	c.ls.ended(c.p)
 	return false
 }
 
@@ -459,8 +501,7 @@ func (c *evConn) refuse() {
 	if c.counted {
 		c.srv.clients.remove(c.clientAP.Addr())
 	}
-	fds.give(2)
-	c.p.conns.Done()
+	c.ls.ended(c.p)
 }
 
 // overloaded is tcpServer.overloaded for the loop's servers.
