@@ -59,20 +59,21 @@ const rawWait = 5
 // woken about twice as often per keep-alive request as HAProxy's threads
 // (0.21 voluntary context switches per request against 0.11), and each
 // wakeup costs its round trip, more so on a busy machine where it waits in
-// the run queue. Polling first (16 polls, about 5-8 µs) catches the events
-// that come right after a batch: 0.11-0.12 switches per request, HAProxy's,
-// at 3 empty polls per request and no more CPU per request than 4 polls
-// (both below HAProxy's); keep-alive rate 1.00-1.05x 4 polls' and
-// 1.00-1.01x HAProxy's (bench/RESULTS.md). Only after a batch: an idle loop
-// does not poll (TestSpinBounded). GOVS_LOOP_SPIN sets it (0 to 64; 0:
-// sleep at once).
+// the run queue. Polling first (8 polls, a few µs) catches the events
+// that come right after a batch: HAProxy's switches per request. 16 polls
+// were best while the kernel's hash alone spread the connections over the
+// loops (the busier loop's batches were larger); with the loops balanced
+// (evServer.pick), 8 polls cost 4% less CPU per keep-alive request than
+// 16 for a 1.5-3% higher rate, 4 polls about the same as 8 (bench/
+// RESULTS.md). Only after a batch: an idle loop does not poll
+// (TestSpinBounded). GOVS_LOOP_SPIN sets it (0 to 64; 0: sleep at once).
 const spinEnv = "GOVS_LOOP_SPIN"
 
 var spinPolls = func() int {
 	if n, err := strconv.Atoi(strings.TrimSpace(os.Getenv(spinEnv))); err == nil && n >= 0 && n <= 64 {
 		return n
 	}
-	return 16
+	return 8
 }()
 
 // procs counts the Ps the blocking loops hold.
