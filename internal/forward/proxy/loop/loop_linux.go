@@ -51,6 +51,8 @@ type Loop struct {
 	waits     int      // epoll_waits that returned (blocking; tests)
 	spins     int      // of them, polls after a batch (spinPolls; tests)
 	spinPolls int      // spinPolls, per loop for tests
+	eintrs    int      // epoll_waits interrupted by a signal (blocking; tests)
+	yielded   int64    // loop clock of the last yield (blocking; yieldEvery)
 	f         *os.File // epfd, for Go's poller to watch (not blocking)
 	timers    timerHeap
 	deadline  int64 // of the park, loop clock; -1 for none

@@ -76,6 +76,25 @@ var spinPolls = func() int {
 	return 8
 }()
 
+// yieldEvery is how often a blocking loop yields to the runtime (loop
+// clock, ns): half the 10 ms after which Go's monitor preempts a goroutine
+// that has not been through the scheduler. Preempted, a loop goroutine went
+// to the global run queue and the runtime woke a thread for the idle Ps
+// (goschedImpl, wakep), which took it one time in five: the loop resumed on
+// another thread 0.05-1 ms later on a busy machine, about 20 times a second
+// (bench/RESULTS.md "The keep-alive tail, a second look"). goyield puts it
+// on its own P's queue instead, wakes no one, and its thread takes it back
+// at once; the monitor, seeing the loop scheduled, leaves it alone.
+const yieldEvery = 5_000_000
+
+// goyield is the runtime's yield to the current P's own run queue. The
+// runtime keeps it reachable by linkname for code outside it that needs
+// exactly this (go.dev/issue/67401: "Do not remove or change the type
+// signature"); runtime.Gosched would queue the goroutine globally.
+//
+//go:linkname goyield runtime.goyield
+func goyield()
+
 // procs counts the Ps the blocking loops hold.
 var procs struct {
 	sync.Mutex
@@ -142,10 +161,13 @@ func (l *Loop) runBlocking() {
 				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
 		}
 		if errno == unix.EINTR {
-			// Most likely the runtime's preemption signal: yield, so that a
+			// Most likely the runtime's preemption signal (a stop-the-world,
+			// or a wait longer than yieldEvery): yield, so that the
 			// stop-the-world or another goroutine queued on this P gets it
 			// (the raw call above has no preemption check of its own).
-			runtime.Gosched()
+			l.eintrs++
+			l.yielded = Clock()
+			goyield()
 			continue
 		}
 		if errno != 0 {
@@ -163,6 +185,10 @@ func (l *Loop) runBlocking() {
 			l.now = Clock()
 		}
 		l.runTimers()
+		if l.now-l.yielded >= yieldEvery {
+			l.yielded = l.now
+			goyield()
+		}
 	}
 }
 

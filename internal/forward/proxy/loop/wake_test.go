@@ -4,6 +4,7 @@ package loop
 
 import (
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -181,4 +182,51 @@ func TestSpinBounded(t *testing.T) {
 		t.Errorf("%d polls in 300 ms idle, want at most %d (after the read's batch)", idle, l.spinPolls)
 	}
 	t.Logf("%d epoll_wait returns, %d of them polls after a batch, over %d events and 300 ms idle", waits, spins, events)
+}
+
+// A busy blocking loop yields to the runtime on its own P before Go's
+// monitor preempts it (yieldEvery): no preemption signal interrupts its
+// waits, and it stays on its thread. Preempted, it went to the global run
+// queue and a thread woken for the idle Ps often took it (~20 thread
+// changes a second under load). The loop here waits 1 ms at a time for
+// 300 ms (a repeating timer: never idle, so always in raw waits, which the
+// runtime sees as running); before the yield, about one wait in twenty
+// ended in EINTR.
+func TestBusyLoopYields(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection's stop-the-world signals the loop too
+	runtime.GC()
+	l, err := newLoopWaiting(waitBlocking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Run()
+	t.Cleanup(l.Stop)
+	tids := map[int]int{}
+	var ticks int
+	done := make(chan struct{})
+	var tick func()
+	tick = func() {
+		tids[unix.Gettid()]++
+		if ticks++; ticks < 300 {
+			l.AfterFunc(int64(time.Millisecond), tick)
+			return
+		}
+		close(done)
+	}
+	var start int
+	on(t, l, func() { start = l.eintrs; l.AfterFunc(int64(time.Millisecond), tick) })
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the timers did not run 300 times in 30 s")
+	}
+	var eintrs, waits int
+	on(t, l, func() { eintrs, waits = l.eintrs-start, l.waits })
+	if eintrs > 0 {
+		t.Errorf("%d of %d waits interrupted by a signal in %d ticks of 1 ms: the runtime preempted the loop", eintrs, waits, ticks)
+	}
+	if len(tids) > 1 {
+		t.Errorf("the loop ran on %d threads (%v), want 1", len(tids), tids)
+	}
+	t.Logf("%d ticks, %d waits, %d interrupted, threads %v", ticks, waits, eintrs, tids)
 }
