@@ -166,8 +166,7 @@ func (l *Loop) runBlocking() {
 			// stop-the-world or another goroutine queued on this P gets it
 			// (the raw call above has no preemption check of its own).
 			l.eintrs++
-			l.yielded = Clock()
-			goyield()
+			l.yield(Clock())
 			continue
 		}
 		if errno != 0 {
@@ -186,10 +185,16 @@ func (l *Loop) runBlocking() {
 		}
 		l.runTimers()
 		if l.now-l.yielded >= yieldEvery {
-			l.yielded = l.now
-			goyield()
+			l.yield(l.now)
 		}
 	}
+}
+
+// yield gives the runtime its turn on the loop's own P (goyield) and
+// restarts the yieldEvery count from now.
+func (l *Loop) yield(now int64) {
+	l.yielded = now
+	goyield()
 }
 
 // waitMs is how long epoll_wait may wait: until the next timer, rounded up
