@@ -44,7 +44,7 @@ func TestSyncSideBySideConntrackd(t *testing.T) {
 		l.waitMaster(d1, 8*time.Second)
 		l.start(d2, 100)
 		loopback.WaitFor(t, "d2's resync from d1", func() bool { return d2.syncState(t).Resync.Result == "complete" })
-		govsOK = l.sideBySide(func(conns []*longConn) { l.waitSynced(d2, conns, 10*time.Second) },
+		govsOK = l.sideBySide(func(conns []*longConn) { l.waitSynced(d2, conns, nil, 10*time.Second) },
 			func() { l.crash(d1) }, d2,
 			func() { l.reboot(d1); l.start(d1, 150) }, d1)
 		if govsOK != [2]int{200, 200} {

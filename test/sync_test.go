@@ -185,6 +185,7 @@ func serveCounter(t testing.TB, ns *netns.NS, addr, name string) net.Listener {
 // real server; a datagram may be lost during a failover, but every answer
 // must come from the same real server.
 type udpFlow struct {
+	port    string // the client's port
 	server  atomic.Pointer[string]
 	lastOK  atomic.Int64
 	err     atomic.Pointer[error]
@@ -199,7 +200,7 @@ func (l *syncLab) openUDP(n int, every time.Duration, stop <-chan struct{}, wg *
 		if err := l.client.Do(func() (err error) { c, err = net.Dial("udp", syncVIP+":53"); return err }); err != nil {
 			t.Fatal(err)
 		}
-		f := &udpFlow{}
+		f := &udpFlow{port: strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)}
 		flows[i] = f
 		wg.Add(1)
 		go func() {
@@ -577,13 +578,16 @@ func (l *syncLab) waitShort(lastOK *atomic.Int64, since time.Time, within time.D
 }
 
 // waitSynced waits until d's conntrack holds every long connection as
-// ESTABLISHED (installed by the sync), and returns how long that took.
-func (l *syncLab) waitSynced(d *syncDirector, conns []*longConn, within time.Duration) time.Duration {
+// ESTABLISHED and every UDP flow (installed by the sync), and returns how
+// long that took. The UDP flows start after the connections, so their
+// entries come later in the sync's sequence: the connections' arrival says
+// nothing of theirs.
+func (l *syncLab) waitSynced(d *syncDirector, conns []*longConn, udp []*udpFlow, within time.Duration) time.Duration {
 	l.t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
-	for {
-		out, err := d.ns.Exec("conntrack", "-L", "-p", "tcp", "--dport", "80", "--state", "ESTABLISHED")
+	ports := func(args ...string) map[string]bool {
+		out, err := d.ns.Exec("conntrack", append([]string{"-L"}, args...)...)
 		if err != nil {
 			l.t.Fatalf("conntrack -L in %s: %v %s", d.name, err, out)
 		}
@@ -594,17 +598,31 @@ func (l *syncLab) waitSynced(d *syncDirector, conns []*longConn, within time.Dur
 				have[port] = true
 			}
 		}
+		return have
+	}
+	for {
+		tcp := ports("-p", "tcp", "--dport", "80", "--state", "ESTABLISHED")
 		missing := 0
 		for _, c := range conns {
-			if !have[c.port] {
+			if !tcp[c.port] {
 				missing++
 			}
 		}
-		if missing == 0 {
+		missingUDP := 0
+		if len(udp) > 0 {
+			have := ports("-p", "udp", "--dport", "53")
+			for _, f := range udp {
+				if !have[f.port] {
+					missingUDP++
+				}
+			}
+		}
+		if missing == 0 && missingUDP == 0 {
 			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: %d of %d connections not ESTABLISHED in conntrack after %v: %+v", d.name, missing, len(conns), within, d.syncState(l.t))
+			l.t.Fatalf("%s: %d of %d connections not ESTABLISHED and %d of %d UDP flows missing in conntrack after %v: %+v",
+				d.name, missing, len(conns), missingUDP, len(udp), within, d.syncState(l.t))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -653,7 +671,7 @@ func (l *syncLab) run() {
 	l.waitLong(conns, time.Now(), 10*time.Second, "before failover")
 	l.waitUDP(udp, time.Now(), 10*time.Second, "before failover")
 	// The sync's lag is what a failover loses; wait for it, and report it.
-	t.Logf("d2 had all %d flows ESTABLISHED %v after the last connection was checked", n, l.waitSynced(d2, conns, 10*time.Second).Round(time.Millisecond))
+	t.Logf("d2 had all %d connections ESTABLISHED and all %d UDP flows %v after the last ones were checked", n, len(udp), l.waitSynced(d2, conns, udp, 10*time.Second).Round(time.Millisecond))
 
 	// The master dies.
 	crashed := time.Now()
@@ -692,7 +710,7 @@ func (l *syncLab) run() {
 	if st.Resync.Result != "complete" {
 		t.Fatalf("d1 preempted with resync %q", st.Resync.Result)
 	}
-	l.waitSynced(d1, conns, time.Second) // no waiting: it had them before it preempted
+	l.waitSynced(d1, conns, udp, time.Second) // no waiting: it had them before it preempted
 	if !strings.Contains(d1.govs.log(), "peers' flows installed, may take MASTER") {
 		t.Errorf("d1's log does not say the resync released VRRP")
 	}
