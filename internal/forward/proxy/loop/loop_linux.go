@@ -47,13 +47,17 @@ type Loop struct {
 	woken  atomic.Bool // an eventfd write is pending
 	closed atomic.Bool // Stop has run: Post refuses
 
-	blocking  bool     // waits in epoll_wait itself (wait.go), not on Go's poller
-	waits     int      // epoll_waits that returned (blocking; tests)
-	spins     int      // of them, polls after a batch (spinPolls; tests)
-	spinPolls int      // spinPolls, per loop for tests
-	eintrs    int      // epoll_waits interrupted by a signal (blocking; tests)
-	yielded   int64    // loop clock of the last yield (blocking; yieldEvery)
-	f         *os.File // epfd, for Go's poller to watch (not blocking)
+	blocking  bool         // waits in epoll_wait itself (wait.go), not on Go's poller
+	waits     int          // epoll_waits that returned (blocking; tests)
+	spins     int          // of them, polls after a batch (spinPolls; tests)
+	spinPolls int          // spinPolls, per loop for tests
+	eintrs    int          // epoll_waits interrupted by a signal (blocking; tests)
+	yielded   int64        // loop clock of the last yield (blocking; yieldEvery)
+	rested    int64        // loop clock of the last wake or share (blocking; shareEvery)
+	cpu       atomic.Int32 // CPU noted by share; -1 after an offer to sleep
+	cpuNow    uint32       // getcpu's answer
+	cpuYields int          // CPUs yielded to another loop (blocking; tests)
+	f         *os.File     // epfd, for Go's poller to watch (not blocking)
 	timers    timerHeap
 	deadline  int64 // of the park, loop clock; -1 for none
 	now       int64 // loop clock: nanoseconds since base, read once per wakeup

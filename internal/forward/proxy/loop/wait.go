@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -95,6 +96,83 @@ const yieldEvery = 5_000_000
 //go:linkname goyield runtime.goyield
 func goyield()
 
+// shareEvery is how often (loop clock, ns) a blocking loop that has served
+// without once offering to sleep since it woke looks whether another loop
+// of the process waits for its CPU, and if one does, lets it run
+// (sched_yield). Two loops that never sleep (each finds events every time
+// it looks) can end up on one CPU while the other CPU runs the rest: the
+// kernel balances counts of runnable tasks, not whose they are, and places
+// a task anew only when it wakes. Sharing a CPU without sleeping, they took
+// turns only at the scheduler's tick (4 ms at HZ=250), and every
+// connection of the waiting loop waited that long: the 4-6 ms keep-alive
+// p99 of bench/run.sh's disturbed rounds (bench/RESULTS.md "Two loops on
+// one CPU"). Yielding, they take turns every shareEvery. The check is one
+// getcpu a millisecond of serving; the loop yields only when one of its
+// own loops is noted on its CPU (the kernel serves other tasks by waking
+// them, or at its tick). GOVS_LOOP_SHARE sets it in µs (0: never; 100 to
+// 100000).
+const shareEnv = "GOVS_LOOP_SHARE"
+
+var shareEvery = func() int64 {
+	v := strings.TrimSpace(os.Getenv(shareEnv))
+	if n, err := strconv.Atoi(v); err == nil && (n == 0 || n >= 100 && n <= 100_000) {
+		return int64(n) * 1000
+	}
+	return 1_000_000
+}()
+
+// sharing holds the running blocking loops, for share: a copy made on each
+// change, read without a lock.
+var sharing struct {
+	sync.Mutex
+	loops atomic.Pointer[[]*Loop]
+}
+
+func startSharing(l *Loop) {
+	sharing.Lock()
+	defer sharing.Unlock()
+	var loops []*Loop
+	if p := sharing.loops.Load(); p != nil {
+		loops = append(loops, *p...)
+	}
+	loops = append(loops, l)
+	sharing.loops.Store(&loops)
+}
+
+func stopSharing(l *Loop) {
+	sharing.Lock()
+	defer sharing.Unlock()
+	var loops []*Loop
+	for _, o := range *sharing.loops.Load() {
+		if o != l {
+			loops = append(loops, o)
+		}
+	}
+	sharing.loops.Store(&loops)
+}
+
+// share notes the CPU the loop runs on, and yields it if another loop last
+// noted the same one without having offered to sleep since: that loop is
+// waiting in this CPU's run queue.
+func (l *Loop) share() {
+	l.rested = l.now
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&l.cpuNow)), 0, 0); errno != 0 {
+		return
+	}
+	cpu := int32(l.cpuNow)
+	l.cpu.Store(cpu)
+	for _, o := range *sharing.loops.Load() {
+		if o != l && o.cpu.Load() == cpu {
+			l.cpuYields++
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			// Its millisecond counts from when it has the CPU again:
+			// counted from the yield, it would hand it back at once.
+			l.rested = Clock()
+			return
+		}
+	}
+}
+
 // procs counts the Ps the blocking loops hold.
 var procs struct {
 	sync.Mutex
@@ -139,6 +217,10 @@ func (l *Loop) runBlocking() {
 	defer unix.Close(l.epfd)
 	holdP()
 	defer releaseP()
+	l.cpu.Store(-1)
+	l.rested = Clock()
+	startSharing(l)
+	defer stopSharing(l)
 	idle := false
 	spin := 0 // polls left before sleeping (spinPolls)
 	for !l.stopped {
@@ -149,6 +231,11 @@ func (l *Loop) runBlocking() {
 			spin--
 			wait = 0
 			l.spins++
+		}
+		// Offers to sleep: if it has nothing, the kernel runs the others.
+		offered := wait != 0
+		if offered {
+			l.cpu.Store(-1)
 		}
 		if idle {
 			r, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
@@ -183,9 +270,15 @@ func (l *Loop) runBlocking() {
 		} else {
 			l.now = Clock()
 		}
+		if offered {
+			l.rested = l.now // its time on the CPU counts from the wake
+		}
 		l.runTimers()
 		if l.now-l.yielded >= yieldEvery {
 			l.yield(l.now)
+		}
+		if shareEvery > 0 && l.now-l.rested >= shareEvery {
+			l.share()
 		}
 	}
 }
