@@ -28,6 +28,13 @@
 #   GOVSGO=1       also run "govsgo": the same govs binary with GOVS_PROXY_LOOPS=off
 #                  (the goroutine-per-connection data path), port BASE+4, as a
 #                  before/after in the same run; GOVSGO=0 leaves it out
+#   GOVSGO_ENV="GOVS_PROXY_LOOPS=off"  environment of the govsgo target: another
+#                  setting of the same binary as a B in the same run, e.g.
+#                  GOVSGO_ENV=GOVS_LOOP_SHARE=0 (the table still calls it govsgo)
+#   PERF_SCHED=1   record the scheduler's switches and wakeups system-wide
+#                  (perf record -a) during the keep-alive runs of govs, govsgo
+#                  and haproxy into TMP/perf/TARGET.rN.data (use with KEEP_TMP=1;
+#                  bench/offcpu.py reads them)
 #   GOVS_LOOPS=    GOVS_PROXY_LOOPS for the "govs" target (default: unset, one loop per GOMAXPROCS)
 #   RESULTS=path   default bench/RESULTS.md;  KEEP_TMP=1 keep the temp dir (configs, logs)
 set -euo pipefail
@@ -56,6 +63,8 @@ PROXY_WORKERS=${PROXY_WORKERS:-2}
 BACKEND_WORKERS=${BACKEND_WORKERS:-1}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 GOVSGO=${GOVSGO:-1}
+GOVSGO_ENV=${GOVSGO_ENV:-GOVS_PROXY_LOOPS=off}
+PERF_SCHED=${PERF_SCHED:-0}
 GOVS_LOOPS=${GOVS_LOOPS:-}
 KEEP_TMP=${KEEP_TMP:-0}
 HOST=127.0.0.1 # never anything else: loopback only
@@ -87,10 +96,11 @@ missing=()
 for t in haproxy nginx wrk curl ss go awk pgrep timeout; do
 	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
+[[ ${PERF_SCHED:-0} == 1 ]] && ! command -v perf >/dev/null 2>&1 && missing+=(perf)
 if ((${#missing[@]})); then
 	echo "run.sh: missing: ${missing[*]}" >&2
 	echo "  install with: apt-get install -y haproxy nginx libnginx-mod-stream wrk curl iproute2 procps" >&2
-	echo "  (and Go from https://go.dev/dl/ for the govs build)" >&2
+	echo "  (and Go from https://go.dev/dl/ for the govs build; perf for PERF_SCHED=1: apt-get install -y linux-perf)" >&2
 	exit 1
 fi
 NGINX_STREAM_LOAD=""
@@ -214,6 +224,15 @@ cpu_ticks() {
 	echo "$total"
 }
 CLK_TCK=$(getconf CLK_TCK)
+
+# Scheduler figures of PID and its children: "run_ns wait_ns timeslices"
+# summed over their threads (/proc/PID/task/TID/schedstat).
+schedsum() {
+	[[ -n ${1:-} ]] || { echo "0 0 0"; return; }
+	local p
+	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+		awk '{r += $1; w += $2; n += $3} END {printf "%.0f %.0f %.0f", r, w, n}'
+}
 
 # RSS in KiB of PID plus its children (nginx workers)
 rss_kib() {
@@ -347,7 +366,7 @@ start_target() { # NAME
 	# Each govs on a control socket of its own: the default one may be
 	# another govs's on this machine.
 	govs) start_bg "$TMP/logs/govs.log" env ${GOVS_LOOPS:+GOVS_PROXY_LOOPS=$GOVS_LOOPS} "$GOVS_BIN" run --socket "$TMP/govs.sock" -c "$TMP/govs.yaml" ;;
-	govsgo) start_bg "$TMP/logs/govsgo.log" env GOVS_PROXY_LOOPS=off "$GOVS_BIN" run --socket "$TMP/govsgo.sock" -c "$TMP/govsgo.yaml" ;;
+	govsgo) start_bg "$TMP/logs/govsgo.log" env $GOVSGO_ENV "$GOVS_BIN" run --socket "$TMP/govsgo.sock" -c "$TMP/govsgo.yaml" ;;
 	haproxy) start_bg "$TMP/logs/haproxy.log" haproxy -db -f "$TMP/haproxy.cfg" ;;
 	nginx) start_bg "$TMP/logs/nginx.log" nginx -p "$TMP/nginxproxy" -c "$TMP/nginxproxy/nginx.conf" \
 		-e "$TMP/logs/nginx-start.log" -g 'daemon off;' ;;
@@ -381,10 +400,20 @@ run_wrk() {
 	out=$TMP/wrk/$target.$mode.$tag.txt
 	args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency)
 	[[ $mode == close ]] && args+=(-H 'Connection: close')
-	local c0 c1 reqs
+	local c0 c1 reqs s0 s1 perfpid=""
+	if [[ $PERF_SCHED == 1 && $mode == ka && $tag != warmup && $target =~ ^(govs|govsgo|haproxy)$ ]]; then
+		mkdir -p "$TMP/perf"
+		perf record -q -a -e sched:sched_switch -e sched:sched_wakeup -o "$TMP/perf/$target.$tag.data" \
+			-- sleep $((secs + 1)) >/dev/null 2>&1 &
+		perfpid=$!
+		sleep 0.3
+	fi
 	c0=$(cpu_ticks "${PPID_OF[$target]:-}")
+	s0=$(schedsum "${PPID_OF[$target]:-}")
 	timeout $((secs + 30)) wrk "${args[@]}" "http://$HOST:${PORT[$target]}/" >"$out" 2>&1 || echo "wrk exit status $?" >>"$out"
 	c1=$(cpu_ticks "${PPID_OF[$target]:-}")
+	s1=$(schedsum "${PPID_OF[$target]:-}")
+	[[ -n $perfpid ]] && { wait "$perfpid" || true; }
 	reqs=$(awk '/requests in/{print $1}' "$out")
 	rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
 	p99=$(awk '$1=="99%"{print $2}' "$out")
@@ -393,6 +422,11 @@ run_wrk() {
 		anomaly "$target $mode ($tag): $(echo "$errs" | tr '\n' ';' | sed 's/;$//') [of $(awk '/requests in/{print $1}' "$out") requests]"
 	fi
 	[[ $tag == warmup ]] && return 0
+	# The proxy's threads over the run: CPU time, run-queue wait, time slices.
+	awk -v t="$target" -v m="$mode" -v g="$tag" -v p="$p99" -v a="$s0" -v b="$s1" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); n = y[3] - x[3]
+		printf "%s %s %s p99=%s run_ms=%.0f wait_ms=%.0f slices=%d wait_us_per_slice=%.1f\n", t, m, g, p,
+			(y[1] - x[1]) / 1e6, (y[2] - x[2]) / 1e6, n, (n > 0 ? (y[2] - x[2]) / 1e3 / n : 0) }' >>"$RES/sched.log"
 	if [[ -z $rps ]]; then
 		anomaly "$target $mode ($tag): wrk printed no Requests/sec: $(tail -n 3 "$out" | tr '\n' ' ')"
 		return 0
@@ -611,6 +645,7 @@ ver_curl=$(curl --version | awk 'NR==1{print $2}')
 ver_govs=$("$GOVS_BIN" version 2>/dev/null | awk '{print $2}')
 cpu_model=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 env_cmd="QUICK=$QUICK ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS BULK_MB=$BULK_MB BULK_COUNT=$BULK_COUNT IDLE_N=$IDLE_N IDLE_ROUNDS=$IDLE_ROUNDS HAPROXY_SPLICE=$HAPROXY_SPLICE PROXY_WORKERS=$PROXY_WORKERS BACKEND_WORKERS=$BACKEND_WORKERS GOVSGO=$GOVSGO GOVS_LOOPS=$GOVS_LOOPS"
+[[ $GOVSGO == 1 && $GOVSGO_ENV != GOVS_PROXY_LOOPS=off ]] && env_cmd+=" GOVSGO_ENV=\"$GOVSGO_ENV\""
 
 SECTION=$TMP/section.md
 {
@@ -623,7 +658,7 @@ SECTION=$TMP/section.md
 	echo "- Date: $START_DATE"
 	echo "- Machine: nproc $(nproc), CPU \"$cpu_model\", kernel $(uname -r); load average at start $LOAD_START, at end $LOAD_END (shared machine: figures are noisy)"
 	echo "- Versions: govs $ver_govs, haproxy $ver_haproxy, nginx $ver_nginx, wrk $ver_wrk, curl $ver_curl"
-	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)), event loops (GOVS_PROXY_LOOPS=${GOVS_LOOPS:-unset: one per GOMAXPROCS}).$([[ $GOVSGO == 1 ]] && echo " govsgo: the same binary with GOVS_PROXY_LOOPS=off (a goroutine per connection direction, the data path before the event loops).") haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
+	echo "- Setup: all on $HOST. Backend: nginx ($BACKEND_WORKERS worker) returning \`ok\\n\` on \`/\` and a ${BULK_MB} MiB file. govs: proxy forwarding, rr, default connect_timeout/idle_timeout, GOMAXPROCS default ($(nproc)), event loops (GOVS_PROXY_LOOPS=${GOVS_LOOPS:-unset: one per GOMAXPROCS}).$([[ $GOVSGO == 1 ]] && if [[ $GOVSGO_ENV == GOVS_PROXY_LOOPS=off ]]; then echo " govsgo: the same binary with GOVS_PROXY_LOOPS=off (a goroutine per connection direction, the data path before the event loops)."; else echo " govsgo: the same binary with $GOVSGO_ENV."; fi) haproxy: \`mode tcp\`, nbthread $PROXY_WORKERS, maxconn $HAPROXY_MAXCONN, timeout connect 5s, client/server 60s, $HAPROXY_DESC. nginx: \`stream\` proxy_pass, $PROXY_WORKERS workers, proxy_connect_timeout 5s, proxy_timeout 60s. No CPU pinning."
 	echo "- Method: wrk -t$THREADS -c$CONNS -d${DURATION}s (--latency; new connections with \`-H 'Connection: close'\`); bulk: curl, $BULK_COUNT sequential transfers per round, total bytes / total time. Warm-up ${WARMUP}s per target and mode, then $ROUNDS interleaved rounds, target order rotated each round; the table shows medians. CPU figures: the proxy process's utime+stime (nginx: master + workers, /proc/PID/stat) over each wrk or curl run, per request completed or per GB moved: what a proxy spends, much less sensitive than rates to other work on a shared machine."
 	echo "- Memory: $IDLE_N idle connections held through a freshly started proxy (bench/idleconns), (RSS after - RSS before) / connections that reached the backend, RSS from /proc/PID/status VmRSS (nginx: master + workers); median of $IDLE_ROUNDS round(s). N is bounded by the open-file hard limit ($HARD_NOFILE, not raisable here): one proxy process holds the client and the backend side of each connection. Memory preallocated at start (nginx connection array, haproxy fd table) is in \"before\", so not counted.${IDLE_NOTE:+ $IDLE_NOTE}"
 	echo
@@ -645,6 +680,12 @@ SECTION=$TMP/section.md
 		done
 	done
 	[[ -s $RES/mem.detail ]] && { echo; sed 's/^/- /' "$RES/mem.detail"; }
+	if [[ -s $RES/sched.log ]]; then
+		echo
+		echo "The proxies' threads in each keep-alive run (/proc/PID/task/*/schedstat: CPU time, run-queue wait, time slices):"
+		echo
+		grep -E '^(govs|govsgo|haproxy) ka ' "$RES/sched.log" | sed 's/^/- /'
+	fi
 	echo
 	echo "</details>"
 	echo
