@@ -118,8 +118,9 @@ func TestLoopsShareACPU(t *testing.T) {
 		on(t, l, func() {}) // running: registered for share
 	}
 	// Past the polls after that batch, asleep: the idle loop has offered to
-	// sleep (were it still polling, it would be waiting for the CPU).
-	time.Sleep(20 * time.Millisecond)
+	// sleep (were it still polling, it would be waiting for the CPU). A few
+	// µs of polls; 100 ms leaves room for a loaded machine.
+	time.Sleep(100 * time.Millisecond)
 	a := startBusy(t, loops[0])
 	time.Sleep(100 * time.Millisecond)
 	a.end(t)
