@@ -55,7 +55,6 @@ type Loop struct {
 	yielded   int64        // loop clock of the last yield (blocking; yieldEvery)
 	rested    int64        // loop clock of the last wake or share (blocking; shareEvery)
 	cpu       atomic.Int32 // CPU noted by share; -1 after an offer to sleep
-	cpuNow    uint32       // getcpu's answer
 	cpuYields int          // CPUs yielded to another loop (blocking; tests)
 	f         *os.File     // epfd, for Go's poller to watch (not blocking)
 	timers    timerHeap

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,47 +122,18 @@ var shareEvery = func() int64 {
 	return 1_000_000
 }()
 
-// sharing holds the running blocking loops, for share: a copy made on each
-// change, read without a lock.
-var sharing struct {
-	sync.Mutex
-	loops atomic.Pointer[[]*Loop]
-}
-
-func startSharing(l *Loop) {
-	sharing.Lock()
-	defer sharing.Unlock()
-	var loops []*Loop
-	if p := sharing.loops.Load(); p != nil {
-		loops = append(loops, *p...)
-	}
-	loops = append(loops, l)
-	sharing.loops.Store(&loops)
-}
-
-func stopSharing(l *Loop) {
-	sharing.Lock()
-	defer sharing.Unlock()
-	var loops []*Loop
-	for _, o := range *sharing.loops.Load() {
-		if o != l {
-			loops = append(loops, o)
-		}
-	}
-	sharing.loops.Store(&loops)
-}
-
 // share notes the CPU the loop runs on, and yields it if another loop last
 // noted the same one without having offered to sleep since: that loop is
 // waiting in this CPU's run queue.
 func (l *Loop) share() {
 	l.rested = l.now
-	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&l.cpuNow)), 0, 0); errno != 0 {
+	var got uint32
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&got)), 0, 0); errno != 0 {
 		return
 	}
-	cpu := int32(l.cpuNow)
+	cpu := int32(got)
 	l.cpu.Store(cpu)
-	for _, o := range *sharing.loops.Load() {
+	for _, o := range running() {
 		if o != l && o.cpu.Load() == cpu {
 			l.cpuYields++
 			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
@@ -173,31 +145,49 @@ func (l *Loop) share() {
 	}
 }
 
-// procs counts the Ps the blocking loops hold.
+// procs holds the running blocking loops, each with a P of its own (holdP),
+// and GOMAXPROCS before the first of them started. The list is a copy made
+// on each change, read without the lock by share.
 var procs struct {
 	sync.Mutex
-	held int // loops running in blocking mode
-	base int // GOMAXPROCS before the first of them started
+	loops atomic.Pointer[[]*Loop]
+	base  int
 }
 
-// holdP adds a P for a blocking loop that starts: with GOMAXPROCS loops
+// running is the list of running blocking loops (nil before the first).
+func running() []*Loop {
+	if p := procs.loops.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// holdP adds l to the running loops and a P for it: with GOMAXPROCS loops
 // each holding one, nothing else would run.
-func holdP() {
+func holdP(l *Loop) {
 	procs.Lock()
 	defer procs.Unlock()
-	if procs.held == 0 {
+	loops := running()
+	if len(loops) == 0 {
 		procs.base = runtime.GOMAXPROCS(0)
 	}
-	procs.held++
-	runtime.GOMAXPROCS(procs.base + procs.held)
+	loops = append(slices.Clip(loops), l)
+	procs.loops.Store(&loops)
+	runtime.GOMAXPROCS(procs.base + len(loops))
 }
 
-// releaseP gives back a stopped loop's P.
-func releaseP() {
+// releaseP takes a stopped loop and its P away.
+func releaseP(l *Loop) {
 	procs.Lock()
 	defer procs.Unlock()
-	procs.held--
-	runtime.GOMAXPROCS(procs.base + procs.held)
+	var loops []*Loop
+	for _, o := range running() {
+		if o != l {
+			loops = append(loops, o)
+		}
+	}
+	procs.loops.Store(&loops)
+	runtime.GOMAXPROCS(procs.base + len(loops))
 }
 
 // Procs is GOMAXPROCS without the Ps that running loops hold: the Ps of the
@@ -205,7 +195,7 @@ func releaseP() {
 func Procs() int {
 	procs.Lock()
 	defer procs.Unlock()
-	if procs.held == 0 {
+	if len(running()) == 0 {
 		return runtime.GOMAXPROCS(0)
 	}
 	return procs.base
@@ -215,12 +205,10 @@ func Procs() int {
 func (l *Loop) runBlocking() {
 	defer close(l.done)
 	defer unix.Close(l.epfd)
-	holdP()
-	defer releaseP()
-	l.cpu.Store(-1)
+	l.cpu.Store(-1) // before holdP makes it visible to the others' share
 	l.rested = Clock()
-	startSharing(l)
-	defer stopSharing(l)
+	holdP(l)
+	defer releaseP(l)
 	idle := false
 	spin := 0 // polls left before sleeping (spinPolls)
 	for !l.stopped {
