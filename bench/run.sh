@@ -212,12 +212,15 @@ wait_listen() { # PORT PID LOG: wait up to 10 s
 
 backend_established() { ss -Htn state established "( sport = :$P_BACKEND )" 2>/dev/null | wc -l; }
 
+# family PID: PID and its children (nginx's workers), what a proxy's figures sum over.
+family() { echo "$1" $(pgrep -P "$1" 2>/dev/null || true); }
+
 # CPU time (utime + stime, clock ticks) of PID plus its children (nginx
 # workers): what a proxy spent, whatever else ran on the machine.
 cpu_ticks() {
 	local total=0 p v
 	[[ -n ${1:-} ]] || { echo 0; return; }
-	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+	for p in $(family "$1"); do
 		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true)
 		total=$((total + ${v:-0}))
 	done
@@ -230,14 +233,14 @@ CLK_TCK=$(getconf CLK_TCK)
 schedsum() {
 	[[ -n ${1:-} ]] || { echo "0 0 0"; return; }
 	local p
-	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+	for p in $(family "$1"); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
 		awk '{r += $1; w += $2; n += $3} END {printf "%.0f %.0f %.0f", r, w, n}'
 }
 
 # RSS in KiB of PID plus its children (nginx workers)
 rss_kib() {
 	local total=0 p v
-	for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+	for p in $(family "$1"); do
 		v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || true)
 		total=$((total + ${v:-0}))
 	done
