@@ -55,6 +55,9 @@ type Loop struct {
 	yielded   int64        // loop clock of the last yield (blocking; yieldEvery)
 	rested    int64        // loop clock of the last wake or share (blocking; shareEvery)
 	cpu       atomic.Int32 // CPU noted by share; -1 after an offer to sleep
+	tid       atomic.Int32 // the thread running the loop (blocking; share's peek)
+	peeks     []peek       // other loops' stat files this loop reads (share)
+	turn      int          // which sleeper share peeks at next
 	cpuYields int          // CPUs yielded to another loop (blocking; tests)
 	f         *os.File     // epfd, for Go's poller to watch (not blocking)
 	timers    timerHeap

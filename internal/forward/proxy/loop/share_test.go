@@ -4,9 +4,13 @@ package loop
 
 import (
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,4 +148,120 @@ func TestLoopsShareACPU(t *testing.T) {
 		// The gaps depend on the machine's other load: reported, not asserted.
 		t.Logf("loop %d: %d turns, %d yields, longest gap between turns %v", i, b.turns, b.yielded-y0[i], time.Duration(b.maxGap))
 	}
+}
+
+func TestTaskState(t *testing.T) {
+	line := "15925 (a) b) c) R 15884 15874 15186 0 -1 4194304 256 0 0 0 0 0 0 0 20 0 7 0 7601008 1291497472 883 18446744073709551615 4194304 5506129 140722719730928 0 0 0 0 0 2143420159 1 0 0 17 13 0 0 0 0 0 7032832\n"
+	if s, cpu, ok := taskState([]byte(line)); !ok || s != 'R' || cpu != 13 {
+		t.Errorf("taskState = %c %d %v, want R 13 true", s, cpu, ok)
+	}
+	for _, bad := range []string{"", "1 (x", "1 (x) S 2 3", "1 (x) S" + strings.Repeat(" 0", 35) + " ", "1 (x) S" + strings.Repeat(" 0", 35) + " 99999999999"} {
+		if _, _, ok := taskState([]byte(bad)); ok {
+			t.Errorf("taskState(%q) ok", bad)
+		}
+	}
+	// The running thread itself: runnable, on the CPU getcpu names.
+	var got uint32
+	unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&got)), 0, 0)
+	b, err := os.ReadFile("/proc/thread-self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _, ok := taskState(b); !ok || s != 'R' {
+		t.Errorf("own stat %q: state %c ok %v, want R", b, s, ok)
+	}
+}
+
+func FuzzTaskState(f *testing.F) {
+	f.Add([]byte("1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1 1 1 1 1 1 0 0 0 0 0 0 1 0 0 17 1 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, cpu, ok := taskState(b); ok && cpu < 0 {
+			t.Errorf("negative CPU %d", cpu)
+		}
+	})
+}
+
+// A loop woken from a sleep onto a busy loop's CPU has no note there (it
+// offered to sleep, and cannot note anything before it runs): the busy loop
+// finds it waiting by asking the kernel (waitsOn), and yields. The loops
+// share one CPU, woken from another; the sleeper's thread under SCHED_IDLE,
+// which the kernel never lets preempt the busy loop when it wakes, waits in
+// the run queue every time.
+func TestLoopsShareWithAWokenLoop(t *testing.T) {
+	if shareEvery == 0 || peekOff {
+		t.Skip(shareEnv + "=0 or " + peekEnv + "=0: loops do not look for woken loops")
+	}
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Count() < 2 {
+		t.Skip("one CPU: the waker would share it")
+	}
+	cpu := pinProcess(t)
+	var loops [2]*Loop
+	for i := range loops {
+		l, err := newLoopWaiting(waitBlocking)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go l.Run()
+		t.Cleanup(l.Stop)
+		loops[i] = l
+	}
+	sleeper := loops[1]
+	// The sleeper's thread may change after a long sleep (the runtime hands
+	// a P away from a goroutine in a system call): each wakeup puts the
+	// thread it runs on under SCHED_IDLE, for the next.
+	const schedIdle, schedOther = 5, 0 // SCHED_IDLE, SCHED_OTHER
+	var mu sync.Mutex
+	idled := map[int]bool{}
+	idle := func() {
+		tid := unix.Gettid()
+		mu.Lock()
+		defer mu.Unlock()
+		if !idled[tid] {
+			if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: schedIdle}, 0); err != nil {
+				t.Errorf("sched_setattr SCHED_IDLE: %v", err)
+			}
+			idled[tid] = true
+		}
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for tid := range idled {
+			unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: schedOther}, 0)
+		}
+	})
+	on(t, sleeper, idle)
+	time.Sleep(100 * time.Millisecond) // past its polls: asleep
+
+	b := startBusy(t, loops[0])
+	// The waker: a thread of its own on another CPU, waking the sleeper
+	// every 2 ms.
+	woke := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		other := all
+		other.Clear(cpu)
+		if err := unix.SchedSetaffinity(0, &other); err != nil {
+			t.Errorf("sched_setaffinity: %v", err)
+		}
+		n := 0
+		for range 100 {
+			sleeper.Post(idle)
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+		woke <- n
+	}()
+	woken := <-woke
+	b.end(t)
+	if b.yielded == 0 {
+		t.Errorf("a busy loop on CPU %d never yielded to a loop woken %d times onto it", cpu, woken)
+	}
+	t.Logf("CPU %d: sleeper woken %d times; the busy loop yielded %d times, %d turns, longest gap %v",
+		cpu, woken, b.yielded, b.turns, time.Duration(b.maxGap))
 }

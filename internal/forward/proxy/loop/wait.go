@@ -3,6 +3,7 @@
 package loop
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"runtime"
@@ -107,11 +108,10 @@ func goyield()
 // turns only at the scheduler's tick (4 ms at HZ=250), and every
 // connection of the waiting loop waited that long: the 4-6 ms keep-alive
 // p99 of bench/run.sh's disturbed rounds (bench/RESULTS.md "Two loops on
-// one CPU"). Yielding, they take turns every shareEvery. The check is one
-// getcpu a millisecond of serving; the loop yields only when one of its
-// own loops is noted on its CPU (the kernel serves other tasks by waking
-// them, or at its tick). GOVS_LOOP_SHARE sets it in µs (0: never; 100 to
-// 100000).
+// one CPU"). Yielding, they take turns every shareEvery. The loop yields
+// only to one of its own loops waiting on its CPU (the kernel serves other
+// tasks by waking them, or at its tick). GOVS_LOOP_SHARE sets it in µs (0:
+// never; 100 to 100000).
 const shareEnv = "GOVS_LOOP_SHARE"
 
 var shareEvery = func() int64 {
@@ -122,9 +122,22 @@ var shareEvery = func() int64 {
 	return 1_000_000
 }()
 
-// share notes the CPU the loop runs on, and yields it if another loop last
-// noted the same one without having offered to sleep since: that loop is
-// waiting in this CPU's run queue.
+// peekEnv set to 0 leaves out share's look at a loop that slept (peekAt),
+// for an A/B of what it buys.
+const peekEnv = "GOVS_LOOP_PEEK"
+
+var peekOff = strings.TrimSpace(os.Getenv(peekEnv)) == "0"
+
+// share notes the CPU the loop runs on, and yields it to another loop
+// waiting there. A loop that noted the same CPU without having offered to
+// sleep since is waiting in its run queue: it has not run for a check of
+// its own. A loop that offered to sleep since its note may have been woken
+// onto this CPU and be waiting there too, and then no note says so (it
+// cannot write one before it runs): on 2 cores under run.sh's load, such
+// woken loops waited 2-5 ms for a busy loop's tick 52-82 times per 5 s
+// round. So share also asks the kernel about one such loop a check (its
+// thread's state and CPU in /proc, one pread of 2.6 µs), taking them in
+// turn: on 2 cores the one other loop, at most 0.3% of a busy loop's time.
 func (l *Loop) share() {
 	l.rested = l.now
 	var got uint32
@@ -133,16 +146,132 @@ func (l *Loop) share() {
 	}
 	cpu := int32(got)
 	l.cpu.Store(cpu)
-	for _, o := range running() {
-		if o != l && o.cpu.Load() == cpu {
-			l.cpuYields++
-			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-			// Its millisecond counts from when it has the CPU again:
-			// counted from the yield, it would hand it back at once.
-			l.rested = Clock()
+	loops := running()
+	var slept *Loop
+	for i := range loops {
+		o := loops[(l.turn+i)%len(loops)]
+		if o == l {
+			continue
+		}
+		switch o.cpu.Load() {
+		case cpu:
+			l.giveWay()
 			return
+		case -1:
+			if slept == nil {
+				slept = o
+			}
 		}
 	}
+	if slept != nil && !peekOff {
+		l.turn++
+		if l.waitsOn(slept, cpu) {
+			l.giveWay()
+		}
+	}
+}
+
+// giveWay yields the CPU to a loop waiting for it.
+func (l *Loop) giveWay() {
+	l.cpuYields++
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	// Its millisecond counts from when it has the CPU again: counted from
+	// the yield, it would hand it back at once.
+	l.rested = Clock()
+}
+
+// peek is an open /proc stat file of another loop's thread.
+type peek struct {
+	tid int32
+	fd  int
+}
+
+// waitsOn tells whether o's thread is runnable on cpu, as the kernel has it
+// now: the caller runs on cpu, so o waits for it.
+func (l *Loop) waitsOn(o *Loop, cpu int32) bool {
+	tid := o.tid.Load()
+	if tid == 0 {
+		return false
+	}
+	fd := -1
+	for _, p := range l.peeks {
+		if p.tid == tid {
+			fd = p.fd
+			break
+		}
+	}
+	if fd < 0 {
+		var err error
+		fd, err = unix.Open("/proc/self/task/"+strconv.Itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false // the thread has just gone; the loop will say which runs it now
+		}
+		l.prunePeeks()
+		l.peeks = append(l.peeks, peek{tid: tid, fd: fd})
+	}
+	var buf [512]byte
+	n, err := unix.Pread(fd, buf[:], 0)
+	if err != nil {
+		return false
+	}
+	state, at, ok := taskState(buf[:n])
+	return ok && state == 'R' && at == cpu
+}
+
+// prunePeeks closes the stat files of threads no running loop is on.
+func (l *Loop) prunePeeks() {
+	loops := running()
+	kept := l.peeks[:0]
+	for _, p := range l.peeks {
+		if slices.ContainsFunc(loops, func(o *Loop) bool { return o.tid.Load() == p.tid }) {
+			kept = append(kept, p)
+		} else {
+			unix.Close(p.fd)
+		}
+	}
+	l.peeks = kept
+}
+
+// closePeeks closes every stat file the loop holds (it stops).
+func (l *Loop) closePeeks() {
+	for _, p := range l.peeks {
+		unix.Close(p.fd)
+	}
+	l.peeks = nil
+}
+
+// taskState reads a /proc/PID/stat line: the state (field 3) and the CPU
+// the task last ran or waits on (field 39, "processor"). The command name
+// (field 2) may hold spaces and parentheses: fields count from the last ')'.
+func taskState(b []byte) (state byte, cpu int32, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, 0, false
+	}
+	state = b[i+2]
+	field := 3
+	for j := i + 3; j < len(b); j++ {
+		if b[j] != ' ' {
+			continue
+		}
+		field++
+		if field < 39 {
+			continue
+		}
+		v := int32(0)
+		k := j + 1
+		for ; k < len(b) && b[k] >= '0' && b[k] <= '9'; k++ {
+			v = v*10 + int32(b[k]-'0')
+			if v > 1<<20 {
+				return 0, 0, false
+			}
+		}
+		if k == j+1 {
+			return 0, 0, false
+		}
+		return state, v, true
+	}
+	return 0, 0, false
 }
 
 // procs holds the running blocking loops, each with a P of its own (holdP),
@@ -206,9 +335,11 @@ func (l *Loop) runBlocking() {
 	defer close(l.done)
 	defer unix.Close(l.epfd)
 	l.cpu.Store(-1) // before holdP makes it visible to the others' share
+	l.tid.Store(int32(unix.Gettid()))
 	l.rested = Clock()
 	holdP(l)
 	defer releaseP(l)
+	defer l.closePeeks()
 	idle := false
 	spin := 0 // polls left before sleeping (spinPolls)
 	for !l.stopped {
@@ -228,6 +359,9 @@ func (l *Loop) runBlocking() {
 		if idle {
 			r, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
 				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(wait), 0, 0)
+			// Back from an ordinary system call, the loop may run on
+			// another thread (the runtime may have handed its P on).
+			l.tid.Store(int32(unix.Gettid()))
 		} else {
 			if wait < 0 || wait > rawWait {
 				wait = rawWait
@@ -276,6 +410,8 @@ func (l *Loop) runBlocking() {
 func (l *Loop) yield(now int64) {
 	l.yielded = now
 	goyield()
+	// Another thread may have taken the goroutine from its P's queue.
+	l.tid.Store(int32(unix.Gettid()))
 }
 
 // waitMs is how long epoll_wait may wait: until the next timer, rounded up
