@@ -98,6 +98,64 @@ func TestTCPHalfClose(t *testing.T) {
 	loopback.WaitFor(t, "counters to clear", func() bool { return rs.Dest.ActiveConns() == 0 && rs.Dest.InactiveConns() == 0 })
 }
 
+// A real server's last bytes and its FIN, queued together, reach the client
+// whole and in order (the loop takes the FIN from the event with a short
+// read, without reading on to it), and the client's direction stays open:
+// the real server still reads what the client sends after it.
+func TestTCPDataThenFIN(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answer := bytes.Repeat([]byte("0123456789abcdef"), 10_000) // 160 kB: full reads, then a short one
+	got := make(chan string, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				c.Write(answer)
+				c.(*net.TCPConn).CloseWrite()
+				rest, _ := io.ReadAll(c)
+				select {
+				case got <- string(rest):
+				default:
+				}
+			}()
+		}
+	}()
+	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
+	startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, ln.Addr()))
+	for i := range 50 {
+		c, err := net.Dial("tcp", vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := io.ReadAll(c) // to the real server's FIN
+		if err != nil || !bytes.Equal(resp, answer) {
+			c.Close()
+			t.Fatalf("connection %d: %d bytes (err %v), want the %d sent, in order", i, len(resp), err, len(answer))
+		}
+		io.WriteString(c, "after your FIN")
+		c.(*net.TCPConn).CloseWrite()
+		select {
+		case rest := <-got:
+			if rest != "after your FIN" {
+				t.Fatalf("connection %d: the real server read %q after its FIN", i, rest)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d: the real server never read the client's last bytes", i)
+		}
+		c.Close()
+	}
+}
+
 // IPVS counts an established connection active, and one that has started to
 // close inactive.
 func TestTCPActiveInactive(t *testing.T) {
