@@ -180,7 +180,8 @@ func (l *Loop) giveWay() {
 	l.rested = Clock()
 }
 
-// peek is an open /proc stat file of another loop's thread.
+// peek is an open /proc stat file of another loop's thread (fd -1: it
+// could not be opened).
 type peek struct {
 	tid int32
 	fd  int
@@ -194,20 +195,26 @@ func (l *Loop) waitsOn(o *Loop, cpu int32) bool {
 		return false
 	}
 	fd := -1
+	found := false
 	for _, p := range l.peeks {
 		if p.tid == tid {
-			fd = p.fd
+			fd, found = p.fd, true
 			break
 		}
 	}
-	if fd < 0 {
+	if !found {
+		// A failed open is kept too (fd -1), not retried each check: no
+		// /proc here, or the thread has just gone (the loop then says
+		// which thread runs it now).
 		var err error
-		fd, err = unix.Open("/proc/self/task/"+strconv.Itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return false // the thread has just gone; the loop will say which runs it now
+		if fd, err = unix.Open("/proc/self/task/"+strconv.Itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			fd = -1
 		}
 		l.prunePeeks()
 		l.peeks = append(l.peeks, peek{tid: tid, fd: fd})
+	}
+	if fd < 0 {
+		return false
 	}
 	var buf [512]byte
 	n, err := unix.Pread(fd, buf[:], 0)
@@ -225,7 +232,7 @@ func (l *Loop) prunePeeks() {
 	for _, p := range l.peeks {
 		if slices.ContainsFunc(loops, func(o *Loop) bool { return o.tid.Load() == p.tid }) {
 			kept = append(kept, p)
-		} else {
+		} else if p.fd >= 0 {
 			unix.Close(p.fd)
 		}
 	}
@@ -235,7 +242,9 @@ func (l *Loop) prunePeeks() {
 // closePeeks closes every stat file the loop holds (it stops).
 func (l *Loop) closePeeks() {
 	for _, p := range l.peeks {
-		unix.Close(p.fd)
+		if p.fd >= 0 {
+			unix.Close(p.fd)
+		}
 	}
 	l.peeks = nil
 }
