@@ -103,34 +103,20 @@ func TestTCPHalfClose(t *testing.T) {
 // read, without reading on to it), and the client's direction stays open:
 // the real server still reads what the client sends after it.
 func TestTCPDataThenFIN(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	answer := bytes.Repeat([]byte("0123456789abcdef"), 10_000) // 160 kB: full reads, then a short one
 	got := make(chan string, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				c.Write(answer)
-				c.(*net.TCPConn).CloseWrite()
-				rest, _ := io.ReadAll(c)
-				select {
-				case got <- string(rest):
-				default:
-				}
-			}()
+	rs := loopback.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(answer)
+		c.(*net.TCPConn).CloseWrite()
+		rest, _ := io.ReadAll(c)
+		select {
+		case got <- string(rest):
+		default:
 		}
-	}()
+	})
 	vip := fmt.Sprintf("127.0.0.1:%d", loopback.FreePort(t, "tcp"))
-	startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, ln.Addr()))
+	startDirector(t, fmt.Sprintf("virtual_servers: [{address: %s, real_servers: [{address: %s}]}]", vip, rs))
 	for i := range 50 {
 		c, err := net.Dial("tcp", vip)
 		if err != nil {

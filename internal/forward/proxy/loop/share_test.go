@@ -49,6 +49,22 @@ func pinProcess(t *testing.T) int {
 	return cpu
 }
 
+// startTwo starts two blocking loops, stopped when the test ends.
+func startTwo(t *testing.T) [2]*Loop {
+	t.Helper()
+	var loops [2]*Loop
+	for i := range loops {
+		l, err := newLoopWaiting(waitBlocking)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go l.Run()
+		t.Cleanup(l.Stop)
+		loops[i] = l
+	}
+	return loops
+}
+
 // busy keeps l serving without ever offering to sleep (a task that posts
 // itself again: the next poll after the batch finds it) until stop is
 // closed, and counts its turns and the longest time between two.
@@ -106,16 +122,7 @@ func TestLoopsShareACPU(t *testing.T) {
 		t.Skip(shareEnv + "=0: loops never yield their CPU")
 	}
 	cpu := pinProcess(t)
-	var loops [2]*Loop
-	for i := range loops {
-		l, err := newLoopWaiting(waitBlocking)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go l.Run()
-		t.Cleanup(l.Stop)
-		loops[i] = l
-	}
+	loops := startTwo(t)
 
 	// Alone: the other loop idles.
 	for _, l := range loops {
@@ -199,16 +206,7 @@ func TestLoopsShareWithAWokenLoop(t *testing.T) {
 		t.Skip("one CPU: the waker would share it")
 	}
 	cpu := pinProcess(t)
-	var loops [2]*Loop
-	for i := range loops {
-		l, err := newLoopWaiting(waitBlocking)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go l.Run()
-		t.Cleanup(l.Stop)
-		loops[i] = l
-	}
+	loops := startTwo(t)
 	sleeper := loops[1]
 	// The sleeper's thread may change after a long sleep (the runtime hands
 	// a P away from a goroutine in a system call): each wakeup puts the
