@@ -167,15 +167,30 @@ func TestTaskState(t *testing.T) {
 			t.Errorf("taskState(%q) ok", bad)
 		}
 	}
-	// The running thread itself: runnable, on the CPU getcpu names.
+	// The running thread itself, held on one CPU: runnable, on that CPU
+	// (the kernel's own line: field 39 is where the parser looks).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var was unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &was); err != nil {
+		t.Fatal(err)
+	}
 	var got uint32
-	unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&got)), 0, 0)
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&got)), 0, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	var one unix.CPUSet
+	one.Set(int(got))
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &was)
 	b, err := os.ReadFile("/proc/thread-self/stat")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _, ok := taskState(b); !ok || s != 'R' {
-		t.Errorf("own stat %q: state %c ok %v, want R", b, s, ok)
+	if s, cpu, ok := taskState(b); !ok || s != 'R' || cpu != int32(got) {
+		t.Errorf("own stat %q: state %c CPU %d ok %v, want R %d true", b, s, cpu, ok, got)
 	}
 }
 

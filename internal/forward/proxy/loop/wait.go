@@ -194,25 +194,20 @@ func (l *Loop) waitsOn(o *Loop, cpu int32) bool {
 	if tid == 0 {
 		return false
 	}
-	fd := -1
-	found := false
-	for _, p := range l.peeks {
-		if p.tid == tid {
-			fd, found = p.fd, true
-			break
-		}
-	}
-	if !found {
+	i := slices.IndexFunc(l.peeks, func(p peek) bool { return p.tid == tid })
+	if i < 0 {
 		// A failed open is kept too (fd -1), not retried each check: no
 		// /proc here, or the thread has just gone (the loop then says
 		// which thread runs it now).
-		var err error
-		if fd, err = unix.Open("/proc/self/task/"+strconv.Itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		fd, err := unix.Open("/proc/self/task/"+strconv.Itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
 			fd = -1
 		}
 		l.prunePeeks()
 		l.peeks = append(l.peeks, peek{tid: tid, fd: fd})
+		i = len(l.peeks) - 1
 	}
+	fd := l.peeks[i].fd
 	if fd < 0 {
 		return false
 	}
