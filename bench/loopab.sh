@@ -21,6 +21,10 @@
 # swings the rates 2x between rounds; `nice` does not take it out where the
 # kernel groups processes by session (autogroup, /proc/sys/kernel/
 # sched_autogroup_enabled = 1: a task's nice counts only inside its group).
+# PIN=1 puts every proxy's threads on CPU 0 and the backend and wrk on CPU 1
+# (after start, so that GOMAXPROCS and the loops are sized as unpinned): the
+# "stacked" case of bench/run.sh's disturbed rounds (its threads share one
+# CPU), made to happen every time.
 # Raising the group's weight does: setsid bash -c 'echo -10 >
 # /proc/self/autogroup; bench/loopab.sh ...' (each variant equally).
 set -uo pipefail
@@ -78,6 +82,12 @@ C
   i=$((i+1))
 done
 sleep 2
+WRK=(wrk)
+if [[ ${PIN:-0} == 1 ]]; then
+  for n in "${NAMES[@]}"; do taskset -a -p -c 0 ${PID[$n]} >/dev/null; done
+  for q in $NGPID $(cat /proc/$NGPID/task/*/children 2>/dev/null); do taskset -a -p -c 1 $q >/dev/null; done
+  WRK=(taskset -c 1 wrk)
+fi
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 # The backend's CPU (ticks): nginx's master and its workers.
 becpu() { local q s=0; for q in $NGPID $(cat /proc/$NGPID/task/*/children 2>/dev/null); do s=$((s + $(awk '{print $14+$15}' /proc/$q/stat 2>/dev/null || echo 0))); done; echo $s; }
@@ -100,7 +110,7 @@ for r in $(seq 1 $ROUNDS); do
       if [[ $mode == ka || $mode == close ]]; then
         hdr=(); [[ $mode == close ]] && hdr=(-H 'Connection: close')
         b0=$(becpu)
-        out=$( { TIMEFORMAT='wrkcpu %U %S'; time wrk -t1 -c50 -d${DUR:-3}s --latency "${hdr[@]}" http://127.0.0.1:${PORT[$n]}/; } 2>&1)
+        out=$( { TIMEFORMAT='wrkcpu %U %S'; time "${WRK[@]}" -t1 -c50 -d${DUR:-3}s --latency "${hdr[@]}" http://127.0.0.1:${PORT[$n]}/; } 2>&1)
         # The whole pipeline's CPU per request (client, proxy and backend):
         # what the proxy makes the others spend too (its wakeups are their
         # system calls' work), in µs.

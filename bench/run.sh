@@ -641,6 +641,39 @@ table() { # median|best
 	done
 }
 
+# paired A B FIG: the ratio A/B of each round (the two ran a few seconds
+# apart, under about the same other load), as "median (better in W of N)":
+# on a shared machine the rounds' conditions swing the figures more than the
+# proxies differ, and a ratio of medians can pair a calm round of one with a
+# busy round of the other.
+paired() {
+	local a=$RES/$3.$1 b=$RES/$3.$2
+	[[ -s $a && -s $b ]] || { echo n/a; return; }
+	# A round without a figure (its anomaly is listed) would shift the pairs.
+	[[ $(wc -l <"$a") == "$(wc -l <"$b")" ]] || { echo "n/a (a round is missing)"; return; }
+	paste "$a" "$b" | awk -v dir="${FIG_DIR[$3]}" '
+		$1 != "" && $2 != "" && $2 != 0 { r[++n] = $1 / $2; if ((dir == "up" && $1 > $2) || (dir == "down" && $1 < $2)) w++ }
+		END {
+			if (!n) { print "n/a"; exit }
+			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+			m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+			printf "%.2f (better in %d of %d)\n", m, w, n
+		}'
+}
+pairedtable() {
+	local f row
+	local head="| figure | govs/haproxy" rule="| --- | ---:"
+	[[ $GOVSGO == 1 ]] && { head+=" | govs/govsgo | govsgo/haproxy"; rule+=" | ---: | ---:"; }
+	echo "$head |"
+	echo "$rule |"
+	for f in "${FIGS[@]}"; do
+		[[ $f == mem ]] && continue # measured in its own rounds, fresh proxies
+		row="| ${FIG_NAME[$f]} | $(paired govs haproxy "$f")"
+		[[ $GOVSGO == 1 ]] && row+=" | $(paired govs govsgo "$f") | $(paired govsgo haproxy "$f")"
+		echo "$row |"
+	done
+}
+
 ver_haproxy=$(haproxy -v 2>/dev/null | awk 'NR==1{print $3}')
 ver_nginx=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 ver_wrk=$( (wrk -v 2>&1 || true) | awk 'NR==1{print $2}')
@@ -672,6 +705,10 @@ SECTION=$TMP/section.md
 	echo "Best round of each target (highest ↑, lowest ↓): the least disturbed by other load on a shared machine."
 	echo
 	table best
+	echo
+	echo "Paired by round: the median of each round's ratio, and in how many rounds the first was the better (targets of a round ran seconds apart, in rotated order)."
+	echo
+	pairedtable
 	echo
 	echo "<details><summary>Per-round values (run order)</summary>"
 	echo
