@@ -117,7 +117,13 @@ func (b *busy) end(t *testing.T) {
 // at the scheduler's tick (4 ms at HZ=250): each yields. One busy loop
 // beside an idle one yields nothing: the idle loop offered to sleep, and
 // the kernel wakes it on its own.
-func TestLoopsShareACPU(t *testing.T) {
+func TestLoopsShareACPU(t *testing.T) { testLoopsShareACPU(t, spinPolls) }
+
+// Loops that sleep at once after a batch (GOVS_LOOP_SPIN=0) offer to sleep
+// at every wait; busy, they never do sleep, and take turns all the same.
+func TestLoopsShareACPUWithoutPolls(t *testing.T) { testLoopsShareACPU(t, 0) }
+
+func testLoopsShareACPU(t *testing.T, polls int) {
 	if shareEvery == 0 {
 		t.Skip(shareEnv + "=0: loops never yield their CPU")
 	}
@@ -126,7 +132,7 @@ func TestLoopsShareACPU(t *testing.T) {
 
 	// Alone: the other loop idles.
 	for _, l := range loops {
-		on(t, l, func() {}) // running: registered for share
+		on(t, l, func() { l.spinPolls = polls }) // running: registered for share
 	}
 	// Past the polls after that batch, asleep: the idle loop has offered to
 	// sleep (were it still polling, it would be waiting for the CPU). A few

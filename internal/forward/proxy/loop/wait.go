@@ -122,6 +122,15 @@ var shareEvery = func() int64 {
 	return 1_000_000
 }()
 
+// slept is how long a wait that offered to sleep must have lasted for the
+// loop to have let go of its CPU: one that found events at once (a few µs)
+// did not, and its turn goes on. Counted from every offer, the turn of a
+// loop that never polls after a batch (GOVS_LOOP_SPIN=0: each wait offers,
+// and under load each finds events) never reached shareEvery, and two such
+// loops on one CPU took turns at the tick again: 2-5 ms, 250-480 times per
+// 5 s keep-alive round of bench/run.sh (p99 up to 6.3 ms).
+const slept = 50_000
+
 // peekEnv set to 0 leaves out share's look at a loop that slept (waitsOn),
 // for an A/B of what it buys.
 const peekEnv = "GOVS_LOOP_PEEK"
@@ -360,8 +369,10 @@ func (l *Loop) runBlocking() {
 		}
 		// Offers to sleep: if it has nothing, the kernel runs the others.
 		offered := wait != 0
+		var asked int64
 		if offered {
 			l.cpu.Store(-1)
+			asked = Clock()
 		}
 		if idle {
 			r, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
@@ -399,7 +410,7 @@ func (l *Loop) runBlocking() {
 		} else {
 			l.now = Clock()
 		}
-		if offered {
+		if offered && l.now-asked >= slept {
 			l.rested = l.now // its time on the CPU counts from the wake
 		}
 		l.runTimers()
