@@ -110,8 +110,12 @@ func goyield()
 // p99 of bench/run.sh's disturbed rounds (bench/RESULTS.md "Two loops on
 // one CPU"). Yielding, they take turns every shareEvery. The loop yields
 // only to one of its own loops waiting on its CPU (the kernel serves other
-// tasks by waking them, or at its tick). GOVS_LOOP_SHARE sets it in µs (0:
-// never; 100 to 100000).
+// tasks by waking them, or at its tick). Turns of 0.5 ms rather than 1: on
+// a machine slow enough that the loops share a CPU most of the time,
+// keep-alive p99 0.79x that of 1 ms turns (better in 7 of 8 paired rounds
+// of bench/loopab.sh), the same otherwise; 0.25 and 0.1 ms cost 3% more CPU
+// per request for a longer p99. GOVS_LOOP_SHARE sets it in µs (0: never;
+// 100 to 100000).
 const shareEnv = "GOVS_LOOP_SHARE"
 
 var shareEvery = func() int64 {
@@ -119,7 +123,7 @@ var shareEvery = func() int64 {
 	if n, err := strconv.Atoi(v); err == nil && (n == 0 || n >= 100 && n <= 100_000) {
 		return int64(n) * 1000
 	}
-	return 1_000_000
+	return 500_000
 }()
 
 // slept is how long a wait that offered to sleep must have lasted for the
@@ -146,7 +150,7 @@ var peekOff = strings.TrimSpace(os.Getenv(peekEnv)) == "0"
 // woken loops waited 2-5 ms for a busy loop's tick 52-82 times per 5 s
 // round. So share also asks the kernel about one such loop a check (its
 // thread's state and CPU in /proc, one pread of 2.6 µs), taking them in
-// turn: on 2 cores the one other loop, at most 0.3% of a busy loop's time.
+// turn: on 2 cores the one other loop, at most 0.5% of a busy loop's time.
 func (l *Loop) share() {
 	l.rested = l.now
 	var got uint32
