@@ -21,12 +21,12 @@
 # swings the rates 2x between rounds; `nice` does not take it out where the
 # kernel groups processes by session (autogroup, /proc/sys/kernel/
 # sched_autogroup_enabled = 1: a task's nice counts only inside its group).
-# PIN=1 puts every proxy's threads on CPU 0 and the backend and wrk on CPU 1
-# (after start, so that GOMAXPROCS and the loops are sized as unpinned): the
-# "stacked" case of bench/run.sh's disturbed rounds (its threads share one
-# CPU), made to happen every time.
 # Raising the group's weight does: setsid bash -c 'echo -10 >
 # /proc/self/autogroup; bench/loopab.sh ...' (each variant equally).
+# PIN=1 puts every proxy's threads on CPU 0 and the backend and wrk on CPU 1
+# (after start, so that GOMAXPROCS and the loops are sized as unpinned): a
+# proxy's threads always share one CPU, as in bench/run.sh's stacked rounds,
+# but with that CPU to themselves.
 set -uo pipefail
 [[ $# -ge 2 && $1 =~ ^[0-9]+$ && $1 -ge 1 && $1 -le 20 ]] || { echo "usage: $0 ROUNDS(1-20) NAME=ENV ..." >&2; exit 2; }
 ROUNDS=$1; shift
