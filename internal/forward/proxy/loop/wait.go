@@ -131,7 +131,7 @@ var shareEvery = func() int64 {
 // did not, and its turn goes on. Counted from every offer, the turn of a
 // loop that never polls after a batch (GOVS_LOOP_SPIN=0: each wait offers,
 // and under load each finds events) never reached shareEvery, and two such
-// loops on one CPU took turns at the tick again: 2-5 ms, 250-480 times per
+// loops on one CPU took turns at the tick again: 2-5 ms, 250-490 times per
 // 5 s keep-alive round of bench/run.sh (p99 up to 6.3 ms).
 const slept = 50_000
 
