@@ -651,14 +651,13 @@ paired() {
 	[[ -s $a && -s $b ]] || { echo n/a; return; }
 	# A round without a figure (its anomaly is listed) would shift the pairs.
 	[[ $(wc -l <"$a") == "$(wc -l <"$b")" ]] || { echo "n/a (a round is missing)"; return; }
-	paste "$a" "$b" | awk -v dir="${FIG_DIR[$3]}" '
-		$1 != "" && $2 != "" && $2 != 0 { r[++n] = $1 / $2; if ((dir == "up" && $1 > $2) || (dir == "down" && $1 < $2)) w++ }
-		END {
-			if (!n) { print "n/a"; exit }
-			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-			m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
-			printf "%.2f (better in %d of %d)\n", m, w, n
-		}'
+	local ratios=$TMP/paired.ratios w n
+	paste "$a" "$b" | awk '$1 != "" && $2 != "" && $2 != 0 { print $1 / $2 }' >"$ratios"
+	n=$(wc -l <"$ratios")
+	((n > 0)) || { echo n/a; return; }
+	# Better: a higher ratio for ↑ figures, a lower one for ↓.
+	if [[ ${FIG_DIR[$3]} == up ]]; then w=$(awk '$1 > 1' "$ratios" | wc -l); else w=$(awk '$1 < 1' "$ratios" | wc -l); fi
+	echo "$(fmt "$(median "$ratios")" 2) (better in $w of $n)"
 }
 pairedtable() {
 	local f row
